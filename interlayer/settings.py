@@ -1,0 +1,196 @@
+"""Interlayer settings: everything comes from the environment.
+
+Development runs with no configuration at all (SQLite, the ORM queue broker, throwaway
+secrets). With INTERLAYER_ENV=production every secret must be given explicitly, and
+start-up stops with one clear message naming what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str) -> bool:
+    value = os.getenv(name, default).strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+    return value in {"true", "1", "yes"}
+
+
+def envint(name: str, default: str) -> int:
+    value = os.getenv(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+ENVIRONMENT = os.getenv("INTERLAYER_ENV", "development")
+if ENVIRONMENT not in {"development", "production"}:
+    raise ImproperlyConfigured("INTERLAYER_ENV must be 'development' or 'production'")
+PRODUCTION = ENVIRONMENT == "production"
+
+# Secrets that production must be given; development gets obviously fake stand-ins so a
+# fresh checkout runs. Listing them all at once beats failing on one at a time.
+_REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "SHOPIFY_API_KEY",
+    "SHOPIFY_API_SECRET",
+    "SHOPIFY_APP_URL",
+    "INTERLAYER_ENCRYPTION_KEYS",
+    "DATABASE_URL",
+)
+if PRODUCTION:
+    _missing = [name for name in _REQUIRED_IN_PRODUCTION if not os.getenv(name)]
+    if _missing:
+        raise ImproperlyConfigured(
+            "Interlayer cannot start in production without: " + ", ".join(_missing)
+        )
+
+SECRET_KEY = os.getenv("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+DEBUG = envbool("DEBUG", "false" if PRODUCTION else "true")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "*")
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "django_q",
+    "stores",
+    "recommender",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# The embedded admin frames our pages; frame-ancestors (set per shop) is the control that
+# matters, and X-Frame-Options would contradict it.
+X_FRAME_OPTIONS = "ALLOWALL"
+
+ROOT_URLCONF = "interlayer.urls"
+WSGI_APPLICATION = "interlayer.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "interlayer.context_processors.shopify",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'interlayer.sqlite3'}"),
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0"),
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several processes (web, worker, demo) share one SQLite file: wait for locks rather
+    # than fail, and let readers proceed while a writer works.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(2 * 1024 * 1024))
+
+# --- Shopify ---------------------------------------------------------------------------
+SHOPIFY_API_KEY = os.getenv("SHOPIFY_API_KEY", "interlayer-dev-api-key")
+SHOPIFY_API_SECRET = os.getenv("SHOPIFY_API_SECRET", "interlayer-dev-api-secret-not-for-production")
+# The previous secret during a rotation; requests signed with either are accepted.
+SHOPIFY_API_SECRET_OLD = os.getenv("SHOPIFY_API_SECRET_OLD") or None
+# The one pinned Admin API version. shopify.app.toml pins the same version for webhooks.
+SHOPIFY_API_VERSION = "2026-10"
+SHOPIFY_SCOPES = envlist("SHOPIFY_SCOPES", "read_products,read_themes")
+SHOPIFY_APP_URL = os.getenv("SHOPIFY_APP_URL", "http://127.0.0.1:8000").rstrip("/")
+SHOPIFY_APP_HANDLE = os.getenv("SHOPIFY_APP_HANDLE", "interlayer")
+# When set, every request for https://{shop} goes to this local simulator instead; the
+# code path (shopifyapp / ShopifyAPI over httpx) is unchanged.
+SHOPIFY_SIMULATOR_URL = os.getenv("SHOPIFY_SIMULATOR_URL", "").rstrip("/")
+# Where the embedded pages load App Bridge from, and which origins may frame them.
+SHOPIFY_APP_BRIDGE_URL = os.getenv(
+    "SHOPIFY_APP_BRIDGE_URL",
+    f"{SHOPIFY_SIMULATOR_URL}/cdn/app-bridge.js"
+    if SHOPIFY_SIMULATOR_URL
+    else "https://cdn.shopify.com/shopifycloud/app-bridge.js",
+)
+SHOPIFY_ADMIN_ORIGINS = envlist(
+    "SHOPIFY_ADMIN_ORIGINS",
+    "https://admin.shopify.com" + (f",{SHOPIFY_SIMULATOR_URL}" if SHOPIFY_SIMULATOR_URL else ""),
+)
+SHOPIFY_HTTP_TIMEOUT = float(os.getenv("SHOPIFY_HTTP_TIMEOUT", "10"))
+# How far a signed install link's timestamp may be from now (seconds).
+SHOPIFY_HMAC_TIMESTAMP_TOLERANCE = envint("SHOPIFY_HMAC_TIMESTAMP_TOLERANCE", "90")
+# How long an OAuth state nonce stays usable (seconds).
+SHOPIFY_OAUTH_STATE_TTL = envint("SHOPIFY_OAUTH_STATE_TTL", "600")
+# Refresh access tokens this long before they expire (seconds).
+SHOPIFY_TOKEN_REFRESH_MARGIN = envint("SHOPIFY_TOKEN_REFRESH_MARGIN", "300")
+
+# Fernet keys for tokens at rest, newest first (rotation: prepend a new key, re-encrypt).
+INTERLAYER_ENCRYPTION_KEYS = envlist("INTERLAYER_ENCRYPTION_KEYS")
+
+# --- Background work -------------------------------------------------------------------
+REDIS_URL = os.getenv("REDIS_URL", "")
+Q_CLUSTER = {
+    "name": "interlayer",
+    "workers": envint("Q_WORKERS", "1"),
+    "timeout": envint("Q_TIMEOUT", "1800"),
+    "retry": envint("Q_RETRY", "1900"),
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "label": "Tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = float(os.getenv("Q_POLL", "0.5"))
+# Run tasks inline (tests of task bodies); the worker is the normal path.
+Q_CLUSTER["sync"] = envbool("Q_SYNC", "false")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # httpx logs every request URL at INFO; keep it quiet.
+        "httpx": {"level": "WARNING"},
+        "django_q": {"level": "WARNING"},
+    },
+}

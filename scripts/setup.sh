@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything Interlayer needs on a Debian machine; safe to run again.
+#   scripts/setup.sh            Python environment (.venv) with the pinned requirements
+#   scripts/setup.sh --system   also the Debian packages (PostgreSQL, Chromium) when missing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_system=0
+for arg in "$@"; do [[ "$arg" == "--system" ]] && want_system=1; done
+
+if [[ $want_system == 1 ]]; then
+  missing=()
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  if ((${#missing[@]})); then
+    echo "==> installing Debian packages: ${missing[*]}"
+    if [[ $(id -u) == 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+if [[ ! -x .venv/bin/python ]]; then
+  echo "==> creating .venv with $("$PYTHON" --version)"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.requirements.sha256
+wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
+  echo "==> installing Python requirements (first run takes a few minutes)"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -c "import django, faiss, sentence_transformers, shopify_app" \
+    || { echo "Python requirements failed to install" >&2; exit 1; }
+  echo "$wanted" > "$stamp"
+fi

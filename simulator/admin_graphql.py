@@ -1,0 +1,367 @@
+"""The part of the Admin GraphQL API the app uses, executed by graphql-core.
+
+Queries are parsed and validated against a real schema (so a typo in the app's query
+fails here as it would at Shopify), costed the way Shopify documents (objects 1, scalars
+0, connections 2 + first x node cost, mutations 10) and charged to the shop's leaky bucket.
+https://shopify.dev/docs/api/usage/limits#cost-calculation
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from decimal import Decimal
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    build_schema,
+    get_named_type,
+    graphql_sync,
+    is_leaf_type,
+    parse,
+    validate,
+)
+from graphql.error import GraphQLError
+
+from simulator.state import Shop, World
+
+SDL = """
+scalar DateTime
+scalar URL
+scalar Decimal
+
+enum ProductStatus { ACTIVE ARCHIVED DRAFT }
+enum CurrencyCode { USD EUR GBP CAD AUD JPY }
+enum BulkOperationStatus { CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }
+enum BulkOperationType { QUERY MUTATION }
+
+type Query {
+  shop: Shop!
+  currentAppInstallation: AppInstallation!
+  products(first: Int, after: String, query: String): ProductConnection!
+  product(id: ID!): Product
+}
+
+type Shop {
+  id: ID!
+  name: String!
+  myshopifyDomain: String!
+  currencyCode: CurrencyCode!
+  primaryDomain: Domain!
+  plan: ShopPlan!
+}
+type Domain { url: URL! host: String! }
+type ShopPlan { displayName: String! partnerDevelopment: Boolean! shopifyPlus: Boolean! }
+type AppInstallation { accessScopes: [AccessScope!]! }
+type AccessScope { handle: String! }
+
+type PageInfo { hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String endCursor: String }
+type ProductConnection { edges: [ProductEdge!]! nodes: [Product!]! pageInfo: PageInfo! }
+type ProductEdge { cursor: String! node: Product! }
+
+type Product {
+  id: ID!
+  legacyResourceId: String!
+  handle: String!
+  title: String!
+  description(truncateAt: Int): String!
+  descriptionHtml: String!
+  vendor: String!
+  productType: String!
+  tags: [String!]!
+  status: ProductStatus!
+  isGiftCard: Boolean!
+  onlineStoreUrl: URL
+  totalInventory: Int!
+  tracksInventory: Boolean!
+  category: TaxonomyCategory
+  priceRangeV2: ProductPriceRangeV2!
+  featuredMedia: Media
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  publishedAt: DateTime
+}
+type TaxonomyCategory { id: ID! name: String! fullName: String! }
+type ProductPriceRangeV2 { minVariantPrice: MoneyV2! maxVariantPrice: MoneyV2! }
+type MoneyV2 { amount: Decimal! currencyCode: CurrencyCode! }
+type Media { id: ID! alt: String preview: MediaPreviewImage }
+type MediaPreviewImage { image: Image }
+type Image { url: URL! altText: String width: Int height: Int }
+"""
+
+SCHEMA = build_schema(SDL)
+MUTATION_COST = 10
+
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def _strip_html(value: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(_TAG_RE.sub(" ", value or ""))).strip()
+
+
+def product_gid(product_id: int) -> str:
+    return f"gid://shopify/Product/{product_id}"
+
+
+def _cursor(product_id: int) -> str:
+    return base64.urlsafe_b64encode(f"product:{product_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)[1])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise GraphQLError("Invalid cursor") from None
+
+
+def _tags(product: dict[str, Any]) -> list[str]:
+    tags = product.get("tags") or []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return [tag.strip() for tag in tags if tag.strip()]
+
+
+def _prices(product: dict[str, Any]) -> list[Decimal]:
+    prices = [Decimal(str(v.get("price") or "0")) for v in product.get("variants") or []]
+    return prices or [Decimal("0")]
+
+
+def _inventory(product: dict[str, Any]) -> int:
+    total = 0
+    for variant in product.get("variants") or []:
+        if "inventory_quantity" in variant:
+            total += int(variant["inventory_quantity"] or 0)
+        elif variant.get("available", True):
+            total += 10
+    return total
+
+
+def product_node(world: World, shop: Shop, product: dict[str, Any]) -> dict[str, Any]:
+    """A products.json product as the Admin API's Product object."""
+    status = str(product.get("status", "active")).upper()
+    published = bool(product.get("published_at")) and product.get("published", True)
+    online_url = (
+        f"{world.storefront_url(shop)}/products/{product['handle']}"
+        if status == "ACTIVE" and published
+        else None
+    )
+    prices = _prices(product)
+    images = product.get("images") or []
+    image = images[0] if images else None
+    category = product.get("category")
+    return {
+        "id": product_gid(product["id"]),
+        "legacyResourceId": str(product["id"]),
+        "handle": product.get("handle") or "",
+        "title": product.get("title") or "",
+        "description": _strip_html(product.get("body_html") or ""),
+        "descriptionHtml": product.get("body_html") or "",
+        "vendor": product.get("vendor") or "",
+        "productType": product.get("product_type") or "",
+        "tags": _tags(product),
+        "status": status,
+        "isGiftCard": bool(product.get("is_gift_card")),
+        "onlineStoreUrl": online_url,
+        "totalInventory": _inventory(product),
+        "tracksInventory": True,
+        "category": (
+            {
+                "id": category.get("id", ""),
+                "name": category.get("name", ""),
+                "fullName": category.get("full_name") or category.get("fullName", ""),
+            }
+            if isinstance(category, dict)
+            else None
+        ),
+        "priceRangeV2": {
+            "minVariantPrice": {"amount": str(min(prices)), "currencyCode": shop.currency},
+            "maxVariantPrice": {"amount": str(max(prices)), "currencyCode": shop.currency},
+        },
+        "featuredMedia": (
+            {
+                "id": f"gid://shopify/MediaImage/{image.get('id', product['id'])}",
+                "alt": image.get("alt"),
+                "preview": {"image": {"url": image.get("src"), "altText": image.get("alt")}},
+            }
+            if image and image.get("src")
+            else None
+        ),
+        "createdAt": product.get("created_at"),
+        "updatedAt": product.get("updated_at"),
+        "publishedAt": product.get("published_at"),
+    }
+
+
+def _resolve_products(root: dict[str, Any], info, first: int | None = None, after=None, query=None):
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    if first is None or first < 1 or first > 250:
+        raise GraphQLError("`first` must be between 1 and 250 for products.")
+    start_after = _decode_cursor(after) if after else None
+    with world.lock:
+        ids = sorted(shop.products)
+        if start_after is not None:
+            ids = [pid for pid in ids if pid > start_after]
+        page = ids[:first]
+        rows = [shop.products[pid] for pid in page]
+    nodes = [product_node(world, shop, product) for product in rows]
+    edges = [{"cursor": _cursor(p["id"]), "node": n} for p, n in zip(rows, nodes, strict=True)]
+    return {
+        "edges": edges,
+        "nodes": nodes,
+        "pageInfo": {
+            "hasNextPage": len(ids) > first,
+            "hasPreviousPage": start_after is not None,
+            "startCursor": edges[0]["cursor"] if edges else None,
+            "endCursor": edges[-1]["cursor"] if edges else None,
+        },
+    }
+
+
+def _resolve_product(root, info, id: str):  # noqa: A002 - the GraphQL argument name
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    try:
+        product_id = int(str(id).rsplit("/", 1)[-1])
+    except ValueError:
+        return None
+    product = shop.products.get(product_id)
+    return product_node(world, shop, product) if product else None
+
+
+def _resolve_shop(root, info):
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    url = world.storefront_url(shop)
+    return {
+        "id": f"gid://shopify/Shop/{abs(hash(shop.handle)) % 10**9}",
+        "name": shop.name,
+        "myshopifyDomain": shop.domain,
+        "currencyCode": shop.currency,
+        "primaryDomain": {"url": url, "host": url.split("://", 1)[1]},
+        "plan": {"displayName": shop.plan, "partnerDevelopment": False, "shopifyPlus": False},
+    }
+
+
+def _resolve_installation(root, info):
+    shop: Shop = info.context["shop"]
+    return {"accessScopes": [{"handle": scope} for scope in shop.granted_scopes]}
+
+
+SCHEMA.query_type.fields["products"].resolve = _resolve_products
+SCHEMA.query_type.fields["product"].resolve = _resolve_product
+SCHEMA.query_type.fields["shop"].resolve = _resolve_shop
+SCHEMA.query_type.fields["currentAppInstallation"].resolve = _resolve_installation
+
+
+def _selection_cost(selection_set, parent: GraphQLObjectType, variables: dict[str, Any]) -> int:
+    total = 0
+    for selection in selection_set.selections if selection_set else []:
+        if isinstance(selection, InlineFragmentNode):
+            total += _selection_cost(selection.selection_set, parent, variables)
+            continue
+        if not isinstance(selection, FieldNode) or selection.name.value.startswith("__"):
+            continue
+        field = parent.fields.get(selection.name.value)
+        if field is None:
+            continue
+        named = get_named_type(field.type)
+        if is_leaf_type(named):
+            continue
+        child = _selection_cost(selection.selection_set, named, variables)
+        first = _argument(selection, "first", variables)
+        if first is not None:
+            total += 2 + int(first) * max(child, 1)
+        else:
+            total += 1 + child
+    return total
+
+
+def _argument(node: FieldNode, name: str, variables: dict[str, Any]) -> Any:
+    for argument in node.arguments or []:
+        if argument.name.value == name:
+            value = argument.value
+            if value.kind == "variable":
+                return variables.get(value.name.value)
+            return getattr(value, "value", None)
+    return None
+
+
+def query_cost(document, variables: dict[str, Any]) -> int:
+    cost = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            if definition.operation.value == "mutation":
+                cost += MUTATION_COST
+            else:
+                cost += _selection_cost(definition.selection_set, SCHEMA.query_type, variables)
+    return cost
+
+
+def execute(world: World, shop: Shop, body: dict[str, Any]) -> dict[str, Any]:
+    """Run one request body; returns the JSON response (always HTTP 200, like Shopify)."""
+    query = body.get("query")
+    variables = body.get("variables") or {}
+    if not isinstance(query, str) or not isinstance(variables, dict):
+        return {"errors": [{"message": "Parameter Missing or Invalid"}]}
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        return {"errors": [{"message": error.message}]}
+    problems = validate(SCHEMA, document)
+    if problems:
+        return {"errors": [{"message": problem.message} for problem in problems]}
+    cost = query_cost(document, variables)
+    if cost > world.bucket_size:
+        return {
+            "errors": [
+                {
+                    "message": f"Query cost is {cost}, which exceeds the single query max cost "
+                    f"limit ({int(world.bucket_size)}).",
+                    "extensions": {"code": "MAX_COST_EXCEEDED", "cost": cost},
+                }
+            ]
+        }
+    allowed, throttle = world.take_points(shop, cost)
+    if not allowed:
+        return throttled_response(cost, throttle)
+    result = graphql_sync(
+        SCHEMA, query, variable_values=variables, context_value={"world": world, "shop": shop}
+    )
+    response: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        response["errors"] = [{"message": error.message} for error in result.errors]
+    response["extensions"] = {
+        "cost": {
+            "requestedQueryCost": cost,
+            "actualQueryCost": cost,
+            "throttleStatus": throttle,
+        }
+    }
+    return response
+
+
+def throttled_response(cost: int, throttle: dict[str, float]) -> dict[str, Any]:
+    return {
+        "errors": [
+            {
+                "message": "Throttled",
+                "extensions": {
+                    "code": "THROTTLED",
+                    "documentation": "https://shopify.dev/api/usage/rate-limits",
+                },
+            }
+        ],
+        "extensions": {
+            "cost": {
+                "requestedQueryCost": cost,
+                "actualQueryCost": None,
+                "throttleStatus": throttle,
+            }
+        },
+    }

@@ -1,0 +1,253 @@
+"""The simulator's world: shops, their catalogs, app installs, tokens and injected faults.
+
+All state lives in one ``World`` guarded by one lock; the HTTP layer and the tests read and
+change it through methods here, so what the simulator did can always be inspected.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCESS_TOKEN_TTL = 3600  # Shopify: expiring offline access tokens live one hour
+REFRESH_TOKEN_TTL = 90 * 24 * 3600  # and their refresh tokens 90 days
+ID_TOKEN_TTL = 60
+BUCKET_SIZE = 2000.0
+RESTORE_RATE = 100.0
+
+
+@dataclass
+class AppConfig:
+    """What Shopify knows about the app (from shopify.app.toml and the partner dashboard)."""
+
+    api_key: str
+    api_secret: str
+    app_url: str
+    handle: str = "interlayer"
+    scopes: list[str] = field(default_factory=lambda: ["read_products", "read_themes"])
+    redirect_paths: list[str] = field(default_factory=lambda: ["/auth/callback"])
+    webhook_api_version: str = "2026-10"
+    webhook_subscriptions: list[tuple[str, str]] = field(default_factory=list)
+    proxy_prefix: str = "apps"
+    proxy_subpath: str = "interlayer"
+    proxy_path: str = "/proxy"
+
+    @classmethod
+    def from_toml(cls, path: Path, *, api_key: str, api_secret: str, app_url: str) -> AppConfig:
+        import tomllib
+
+        data = tomllib.loads(path.read_text())
+        subscriptions = []
+        for sub in data.get("webhooks", {}).get("subscriptions", []):
+            topics = list(sub.get("topics", [])) + list(sub.get("compliance_topics", []))
+            subscriptions.extend((topic, sub["uri"]) for topic in topics)
+        proxy = data.get("app_proxy", {})
+        redirects = data.get("auth", {}).get("redirect_urls", [])
+        from urllib.parse import urlparse
+
+        return cls(
+            api_key=api_key,
+            api_secret=api_secret,
+            app_url=app_url.rstrip("/"),
+            handle=data.get("handle", "interlayer"),
+            scopes=[s.strip() for s in data["access_scopes"]["scopes"].split(",") if s.strip()],
+            redirect_paths=[urlparse(url).path for url in redirects] or ["/auth/callback"],
+            webhook_api_version=data.get("webhooks", {}).get("api_version", "2026-10"),
+            webhook_subscriptions=subscriptions,
+            proxy_prefix=proxy.get("prefix", "apps"),
+            proxy_subpath=proxy.get("subpath", "interlayer"),
+            proxy_path=urlparse(proxy.get("url", "/proxy")).path or "/proxy",
+        )
+
+
+@dataclass
+class Faults:
+    """Queued failures per channel ("graphql", "token"): each entry fails one request."""
+
+    queues: dict[str, deque] = field(default_factory=dict)
+
+    def push(self, channel: str, mode: str, count: int = 1) -> None:
+        self.queues.setdefault(channel, deque()).extend([mode] * count)
+
+    def pop(self, channel: str) -> str | None:
+        queue = self.queues.get(channel)
+        return queue.popleft() if queue else None
+
+
+@dataclass
+class Shop:
+    handle: str
+    name: str
+    currency: str = "USD"
+    plan: str = "Basic"
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    installed: bool = False
+    granted_scopes: list[str] = field(default_factory=list)
+    access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry
+    refresh_tokens: dict[str, float] = field(default_factory=dict)
+    codes: dict[str, float] = field(default_factory=dict)  # authorization code -> expiry
+    faults: Faults = field(default_factory=Faults)
+    bucket_available: float = BUCKET_SIZE
+    bucket_updated: float = field(default_factory=time.monotonic)
+    graphql_requests: int = 0
+    token_requests: list[str] = field(default_factory=list)  # grant types, in order
+
+    @property
+    def domain(self) -> str:
+        return f"{self.handle}.myshopify.com"
+
+
+def _new_token(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+class World:
+    def __init__(self, app: AppConfig, *, public_url: str):
+        self.app = app
+        self.public_url = public_url.rstrip("/")
+        self.shops: dict[str, Shop] = {}
+        self.lock = threading.RLock()
+        self.access_token_ttl = ACCESS_TOKEN_TTL
+        self.bucket_size = BUCKET_SIZE
+        self.restore_rate = RESTORE_RATE
+        self.timeout_delay = 3.0  # how long a "timeout" fault stalls a response
+        self._next_id = 7_000_000_000_000
+
+    # --- shops and catalogs -------------------------------------------------------------
+    def add_shop(self, handle: str, payload: dict[str, Any]) -> Shop:
+        meta = payload.get("shop") or {}
+        shop = Shop(
+            handle=handle,
+            name=meta.get("name") or handle.replace("-", " ").title(),
+            currency=meta.get("currency", "USD"),
+            plan=meta.get("plan", "Basic"),
+        )
+        for product in payload.get("products", []):
+            self._store_product(shop, product)
+        with self.lock:
+            self.shops[handle] = shop
+        return shop
+
+    def load_dir(self, directory: Path) -> None:
+        for path in sorted(directory.glob("*.json")):
+            self.add_shop(path.stem, json.loads(path.read_text()))
+
+    def shop(self, handle_or_domain: str) -> Shop | None:
+        return self.shops.get(handle_or_domain.removesuffix(".myshopify.com"))
+
+    def storefront_url(self, shop: Shop) -> str:
+        scheme, _, host = self.public_url.partition("://")
+        port = host.rpartition(":")[2] if ":" in host else ""
+        return f"{scheme}://{shop.handle}.localhost" + (f":{port}" if port else "")
+
+    def new_id(self) -> int:
+        with self.lock:
+            self._next_id += 1
+            return self._next_id
+
+    def _store_product(self, shop: Shop, product: dict[str, Any]) -> dict[str, Any]:
+        product = dict(product)
+        product.setdefault("id", self.new_id())
+        product["id"] = int(product["id"])
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        product.setdefault("updated_at", now)
+        product.setdefault("created_at", now)
+        product.setdefault("published_at", now)
+        product.setdefault("status", "active")
+        shop.products[product["id"]] = product
+        return product
+
+    def upsert_product(self, handle: str, product: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            shop = self.shops[handle]
+            existing = shop.products.get(int(product.get("id", 0) or 0), {})
+            merged = {**existing, **product}
+            merged["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            return self._store_product(shop, merged)
+
+    def delete_product(self, handle: str, product_id: int) -> dict[str, Any] | None:
+        with self.lock:
+            return self.shops[handle].products.pop(int(product_id), None)
+
+    # --- install and tokens ---------------------------------------------------------------
+    def install(self, shop: Shop) -> None:
+        with self.lock:
+            shop.installed = True
+            shop.granted_scopes = list(self.app.scopes)
+
+    def uninstall(self, shop: Shop) -> None:
+        with self.lock:
+            shop.installed = False
+            shop.access_tokens.clear()
+            shop.refresh_tokens.clear()
+
+    def issue_code(self, shop: Shop) -> str:
+        code = secrets.token_hex(16)
+        with self.lock:
+            shop.codes[code] = time.time() + 60
+        return code
+
+    def redeem_code(self, shop: Shop, code: str) -> bool:
+        with self.lock:
+            expiry = shop.codes.pop(code, None)
+        return expiry is not None and expiry > time.time()
+
+    def issue_tokens(self, shop: Shop, *, expiring: bool) -> dict[str, Any]:
+        access = _new_token("shpat")
+        now = time.time()
+        payload: dict[str, Any] = {"access_token": access, "scope": ",".join(shop.granted_scopes)}
+        with self.lock:
+            if expiring:
+                refresh = _new_token("shprt")
+                shop.access_tokens[access] = now + self.access_token_ttl
+                shop.refresh_tokens[refresh] = now + REFRESH_TOKEN_TTL
+                payload.update(
+                    expires_in=self.access_token_ttl,
+                    refresh_token=refresh,
+                    refresh_token_expires_in=REFRESH_TOKEN_TTL,
+                )
+            else:
+                shop.access_tokens[access] = float("inf")
+        return payload
+
+    def rotate_refresh_token(self, shop: Shop, refresh_token: str) -> dict[str, Any] | None:
+        with self.lock:
+            expiry = shop.refresh_tokens.pop(refresh_token, None)
+            if expiry is None or expiry <= time.time():
+                return None
+            return self.issue_tokens(shop, expiring=True)
+
+    def token_valid(self, shop: Shop, token: str) -> bool:
+        with self.lock:
+            expiry = shop.access_tokens.get(token)
+        return shop.installed and expiry is not None and expiry > time.time()
+
+    def expire_access_tokens(self, shop: Shop) -> None:
+        """Make every access token of ``shop`` expire now (tests of the refresh path)."""
+        with self.lock:
+            for token in shop.access_tokens:
+                shop.access_tokens[token] = time.time() - 1
+
+    # --- cost-based rate limiting -----------------------------------------------------
+    def take_points(self, shop: Shop, cost: float) -> tuple[bool, dict[str, float]]:
+        """Leaky bucket: spend ``cost`` points if available; report the throttle status."""
+        with self.lock:
+            now = time.monotonic()
+            restored = (now - shop.bucket_updated) * self.restore_rate
+            shop.bucket_available = min(self.bucket_size, shop.bucket_available + restored)
+            shop.bucket_updated = now
+            allowed = cost <= shop.bucket_available
+            if allowed:
+                shop.bucket_available -= cost
+            status = {
+                "maximumAvailable": self.bucket_size,
+                "currentlyAvailable": round(shop.bucket_available, 1),
+                "restoreRate": self.restore_rate,
+            }
+        return allowed, status

@@ -1,0 +1,154 @@
+"""Verifying who is talking to us: shop domains, signed install links, ID tokens.
+
+The checks are Shopify's packages' (ShopifyAPI for the shop domain and the query HMAC,
+shopifyapp for ID tokens); this module adds what they leave to the app: a strict timestamp
+window on install links, and ``iss``/``dest`` agreement and shop validation on ID tokens.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import shopify
+from django.conf import settings
+from django.http import HttpRequest
+from shopify.utils.shop_url import sanitize_shop_domain
+
+from stores import shopify as shopify_client
+
+# The one definition of a valid shop value (PRODUCT.md): checked before a shop is used.
+SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]\.myshopify\.com$")
+_MAX_SHOP_DOMAIN_LENGTH = 255
+
+
+class AuthError(Exception):
+    """A request failed verification; ``status`` and ``message`` are safe to return."""
+
+    def __init__(self, message: str, *, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def valid_shop_domain(value: Any) -> str | None:
+    """The shop's myshopify domain if ``value`` is exactly one, else None."""
+    if not isinstance(value, str) or not value or len(value) > _MAX_SHOP_DOMAIN_LENGTH:
+        return None
+    candidate = value.strip().lower()
+    if candidate != value.lower() or not SHOP_DOMAIN_RE.match(candidate):
+        return None
+    # ShopifyAPI's own check must agree (it rejects ports, paths and user-info tricks).
+    if sanitize_shop_domain(candidate) != candidate:
+        return None
+    return candidate
+
+
+def require_shop_domain(value: Any) -> str:
+    shop = valid_shop_domain(value)
+    if shop is None:
+        raise AuthError("Invalid shop domain.", status=400)
+    return shop
+
+
+def frame_ancestors_csp(shop_domain: str) -> str:
+    """The per-shop CSP every embedded HTML response carries."""
+    origins = " ".join([f"https://{shop_domain}", *settings.SHOPIFY_ADMIN_ORIGINS])
+    return f"frame-ancestors {origins};"
+
+
+def _session_class(secret: str) -> type[shopify.Session]:
+    # ShopifyAPI keeps the secret on the class; a subclass per secret lets us verify with
+    # the current and the previous secret (rotation) without mutating shared state.
+    return type("InterlayerSession", (shopify.Session,), {"secret": secret})
+
+
+def verify_signed_query(params: dict[str, str]) -> str:
+    """Verify a query Shopify signed with ``hmac`` (install link, OAuth callback).
+
+    Returns the shop domain. https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant#step-1-verify-the-installation-request
+    """
+    shop = require_shop_domain(params.get("shop"))
+    if not params.get("hmac"):
+        raise AuthError("Missing HMAC.", status=400)
+    secrets = [settings.SHOPIFY_API_SECRET]
+    if settings.SHOPIFY_API_SECRET_OLD:
+        secrets.append(settings.SHOPIFY_API_SECRET_OLD)
+    if not any(_session_class(secret).validate_hmac(params) for secret in secrets):
+        raise AuthError("HMAC verification failed.", status=401)
+    try:
+        timestamp = int(params.get("timestamp", ""))
+    except ValueError:
+        raise AuthError("Missing or invalid timestamp.", status=400) from None
+    if abs(time.time() - timestamp) > settings.SHOPIFY_HMAC_TIMESTAMP_TOLERANCE:
+        raise AuthError("Request timestamp is too old.", status=401)
+    return shop
+
+
+@dataclass(frozen=True)
+class EmbeddedSession:
+    """A verified App Bridge ID token and the shop it speaks for."""
+
+    shop_domain: str
+    user_id: str | None
+    id_token: Any  # shopify_app.IdTokenDetails, exchangeable
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What to answer a request that failed ID-token verification."""
+
+    status: int
+    headers: dict[str, str]
+    body: str = ""
+
+
+def request_input(request: HttpRequest) -> dict[str, Any]:
+    """The request in the shape shopifyapp's verifiers take."""
+    headers = dict(request.headers.items())
+    return {
+        "method": request.method or "GET",
+        "headers": headers,
+        "url": request.build_absolute_uri(),
+        "body": request.body.decode("utf-8", errors="replace") if request.body else "",
+    }
+
+
+def verify_embedded_request(
+    request: HttpRequest, *, patch_path: str
+) -> EmbeddedSession | Rejection:
+    """Verify an embedded admin request: a document load (``id_token`` in the query) or a
+    fetch (``Authorization: Bearer``). Failed document loads get the bounce page redirect,
+    failed fetches 401 with ``X-Shopify-Retry-Invalid-Session-Request: 1``.
+
+    https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens
+    """
+    result = shopify_client.app().verify_app_home_req(request_input(request), patch_path)
+    is_fetch = bool(request.headers.get("Authorization"))
+    if not result.ok:
+        if result.response.status == 302 and not _patch_redirect_is_safe(request):
+            return Rejection(status=400, headers={}, body="Invalid shop domain.")
+        return Rejection(status=result.response.status, headers=dict(result.response.headers))
+    claims = result.id_token.claims
+    shop = _shop_from_claims(claims)
+    if shop is None:
+        retry = {"X-Shopify-Retry-Invalid-Session-Request": "1"} if is_fetch else {}
+        return Rejection(status=401, headers=retry, body="Unauthorized")
+    return EmbeddedSession(shop_domain=shop, user_id=result.user_id, id_token=result.id_token)
+
+
+def _patch_redirect_is_safe(request: HttpRequest) -> bool:
+    # The bounce page is only for a valid shop; an invalid one gets a plain 400 instead.
+    return valid_shop_domain(request.GET.get("shop")) is not None
+
+
+def _shop_from_claims(claims: dict[str, Any]) -> str | None:
+    """``dest`` is the shop; ``iss`` is its admin. Both must name the same valid shop."""
+    dest_host = urlparse(str(claims.get("dest", ""))).hostname
+    iss = urlparse(str(claims.get("iss", "")))
+    if iss.path.rstrip("/") != "/admin" or not dest_host or iss.hostname != dest_host:
+        return None
+    return valid_shop_domain(dest_host)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from stores.crypto import EncryptedTextField
+
+
+class Store(models.Model):
+    """One Shopify shop that installed Interlayer (kept across uninstall and reinstall)."""
+
+    class Status(models.TextChoices):
+        INSTALLING = "installing", "Installing"
+        ACTIVE = "active", "Active"
+        NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
+        UNINSTALLED = "uninstalled", "Uninstalled"
+
+    shop_domain = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.INSTALLING)
+
+    name = models.CharField(max_length=255, blank=True)
+    primary_domain = models.CharField(max_length=255, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    plan_name = models.CharField(max_length=100, blank=True)
+
+    # Expiring offline token pair (access 1 h, refresh 90 days), encrypted at rest.
+    access_token = EncryptedTextField(blank=True)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token = EncryptedTextField(blank=True)
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.CharField(max_length=500, blank=True)
+
+    installed_at = models.DateTimeField(null=True, blank=True)
+    uninstalled_at = models.DateTimeField(null=True, blank=True)
+    details_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shop_domain"]
+
+    def __str__(self) -> str:
+        return self.shop_domain
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def shop_name(self) -> str:
+        """The shop's handle, as the shopifyapp package addresses shops."""
+        return self.shop_domain.removesuffix(".myshopify.com")
+
+
+class OAuthState(models.Model):
+    """A one-time nonce for the authorization-code grant (guards against CSRF and replay)."""
+
+    nonce = models.CharField(max_length=64, unique=True)
+    shop_domain = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.shop_domain}:{self.nonce[:8]}"

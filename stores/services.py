@@ -1,0 +1,246 @@
+"""Store lifecycle services: install, OAuth state, tokens, authenticated Admin API calls."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from shopify import ApiAccess
+
+from stores import shopify
+from stores.auth import AuthError, require_shop_domain, verify_signed_query
+from stores.models import OAuthState, Store
+from stores.signals import store_installed
+
+log = logging.getLogger(__name__)
+
+OAUTH_CALLBACK_PATH = "/auth/callback"
+
+
+def missing_scopes(granted: str) -> list[str]:
+    """Required scopes the grant does not cover (write_x implies read_x)."""
+    access = ApiAccess(granted or "")
+    return [s for s in settings.SHOPIFY_SCOPES if not access.covers(ApiAccess([s]))]
+
+
+def install_store(*, shop_domain: str, grant: shopify.TokenGrant) -> Store:
+    """Record a working install: the store becomes active with the new token pair.
+
+    The same record is reused across uninstall and reinstall, so its ledger and history
+    stay attached to it. Shop details and the catalog sync follow in the background.
+    """
+    shop_domain = require_shop_domain(shop_domain)
+    lacking = missing_scopes(grant.scopes)
+    if lacking:
+        raise AuthError(
+            "Interlayer needs these permissions to work: " + ", ".join(lacking), status=403
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        store, _ = Store.objects.select_for_update().get_or_create(shop_domain=shop_domain)
+        first_activation = store.status != Store.Status.ACTIVE
+        _apply_grant(store, grant)
+        store.status = Store.Status.ACTIVE
+        if first_activation:
+            store.installed_at = now
+            store.uninstalled_at = None
+        store.save()
+        if first_activation:
+            transaction.on_commit(lambda: _enqueue_after_install(store.pk))
+    log.info("store installed shop=%s", shop_domain)
+    return store
+
+
+def _enqueue_after_install(store_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("stores.tasks.after_install", store_id, task_name=f"after_install:{store_id}")
+
+
+def _apply_grant(store: Store, grant: shopify.TokenGrant) -> None:
+    store.access_token = grant.access_token
+    store.access_token_expires_at = grant.expires_at
+    store.refresh_token = grant.refresh_token
+    store.refresh_token_expires_at = grant.refresh_token_expires_at
+    store.scopes = grant.scopes
+
+
+def begin_authorization(*, shop_domain: str) -> str:
+    """Start the authorization-code grant: a fresh ``state`` nonce and the authorize URL."""
+    shop_domain = require_shop_domain(shop_domain)
+    nonce = secrets.token_urlsafe(32)
+    OAuthState.objects.create(nonce=nonce, shop_domain=shop_domain)
+    return shopify.authorization_url(
+        shop_domain=shop_domain,
+        redirect_uri=settings.SHOPIFY_APP_URL + OAUTH_CALLBACK_PATH,
+        state=nonce,
+    )
+
+
+def complete_authorization(*, params: dict[str, str]) -> Store:
+    """The OAuth callback: HMAC, shop and one-time state, then the code exchange.
+
+    Nothing is written to the store unless the exchange succeeded and granted the scopes
+    we need, so a failure never leaves a half-installed store.
+    """
+    shop_domain = verify_signed_query(params)
+    _consume_state(params.get("state", ""), shop_domain)
+    code = params.get("code", "")
+    if not code:
+        raise AuthError("Missing authorization code.", status=400)
+    grant = shopify.exchange_authorization_code(shop_domain=shop_domain, code=code)
+    return install_store(shop_domain=shop_domain, grant=grant)
+
+
+def _consume_state(nonce: str, shop_domain: str) -> None:
+    if not nonce:
+        raise AuthError("Missing state.", status=400)
+    oldest = timezone.now() - timedelta(seconds=settings.SHOPIFY_OAUTH_STATE_TTL)
+    # One atomic UPDATE: a replayed or concurrent callback finds nothing left to consume.
+    consumed = OAuthState.objects.filter(
+        nonce=nonce, shop_domain=shop_domain, consumed_at__isnull=True, created_at__gte=oldest
+    ).update(consumed_at=timezone.now())
+    if consumed != 1:
+        raise AuthError("Invalid or already used state.", status=403)
+
+
+def exchange_session_token(*, shop_domain: str, id_token: Any) -> Store:
+    """Managed install and re-exchange: trade a verified ID token for an offline token."""
+    grant = shopify.exchange_id_token(id_token)
+    return install_store(shop_domain=shop_domain, grant=grant)
+
+
+def needs_token_exchange(store: Store | None) -> bool:
+    """Whether an embedded load must (re-)exchange its ID token for a new offline token."""
+    if store is None or store.status != Store.Status.ACTIVE or not store.access_token:
+        return True
+    expired = store.refresh_token_expires_at and store.refresh_token_expires_at <= timezone.now()
+    return bool(expired)
+
+
+def mark_needs_reauth(store: Store, *, reason: str) -> None:
+    Store.objects.filter(pk=store.pk, status=Store.Status.ACTIVE).update(
+        status=Store.Status.NEEDS_REAUTH, updated_at=timezone.now()
+    )
+    store.status = Store.Status.NEEDS_REAUTH
+    log.warning("store needs re-auth shop=%s reason=%s", store.shop_domain, reason)
+
+
+def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
+    """A usable access token, refreshing it first when it is about to expire.
+
+    Refresh tokens rotate on use, so two processes must never refresh at once: the row is
+    locked, re-read, and the new pair is saved in the same transaction.
+    """
+    margin = timedelta(seconds=settings.SHOPIFY_TOKEN_REFRESH_MARGIN)
+    if not force_refresh and not _expiring(store, margin):
+        return store.access_token
+    with transaction.atomic():
+        locked = Store.objects.select_for_update().get(pk=store.pk)
+        if locked.status != Store.Status.ACTIVE or not locked.refresh_token:
+            raise shopify.ShopifyAuthError("store has no usable credentials")
+        token_changed = locked.access_token != store.access_token
+        if token_changed or (not force_refresh and not _expiring(locked, margin)):
+            # Another process refreshed while we waited for the lock.
+            _copy_tokens(locked, store)
+            return locked.access_token
+        grant = shopify.refresh_access_token(
+            shop_domain=locked.shop_domain,
+            refresh_token=locked.refresh_token,
+            expires_at=locked.access_token_expires_at,
+        )
+        _apply_grant(locked, grant)
+        locked.save(
+            update_fields=[
+                "access_token",
+                "access_token_expires_at",
+                "refresh_token",
+                "refresh_token_expires_at",
+                "scopes",
+                "updated_at",
+            ]
+        )
+    _copy_tokens(locked, store)
+    log.info("access token refreshed shop=%s", store.shop_domain)
+    return store.access_token
+
+
+def _expiring(store: Store, margin: timedelta) -> bool:
+    expires = store.access_token_expires_at
+    return expires is not None and expires <= timezone.now() + margin
+
+
+def _copy_tokens(source: Store, target: Store) -> None:
+    for field in ("access_token", "access_token_expires_at", "refresh_token"):
+        setattr(target, field, getattr(source, field))
+    target.refresh_token_expires_at = source.refresh_token_expires_at
+
+
+def admin_graphql(
+    store: Store, query: str, variables: dict[str, Any] | None = None
+) -> shopify.GraphQLResponse:
+    """An Admin GraphQL call for ``store`` with a fresh token.
+
+    A 401 gets one forced refresh and retry (the token may have been revoked early); if
+    Shopify still refuses, the store is marked as needing re-auth, which the next embedded
+    load repairs with a token exchange.
+    """
+    try:
+        token = access_token_for(store)
+        try:
+            return shopify.graphql(
+                shop_domain=store.shop_domain, access_token=token, query=query, variables=variables
+            )
+        except shopify.ShopifyAuthError:
+            token = access_token_for(store, force_refresh=True)
+            return shopify.graphql(
+                shop_domain=store.shop_domain, access_token=token, query=query, variables=variables
+            )
+    except shopify.ShopifyAuthError as error:
+        mark_needs_reauth(store, reason=error.detail)
+        raise
+
+
+SHOP_DETAILS_QUERY = """
+query ShopDetails {
+  shop {
+    name
+    myshopifyDomain
+    currencyCode
+    primaryDomain { url host }
+    plan { displayName }
+  }
+}
+"""
+
+
+def sync_store_details(store: Store) -> Store:
+    """Record the shop's name, primary storefront domain, currency and plan."""
+    shop = admin_graphql(store, SHOP_DETAILS_QUERY).data.get("shop") or {}
+    store.name = (shop.get("name") or "")[:255]
+    store.primary_domain = ((shop.get("primaryDomain") or {}).get("url") or "")[:255]
+    store.currency = (shop.get("currencyCode") or "")[:3]
+    store.plan_name = ((shop.get("plan") or {}).get("displayName") or "")[:100]
+    store.details_synced_at = timezone.now()
+    store.save(
+        update_fields=[
+            "name",
+            "primary_domain",
+            "currency",
+            "plan_name",
+            "details_synced_at",
+            "updated_at",
+        ]
+    )
+    return store
+
+
+def after_install(store: Store) -> None:
+    """What follows a (re)install: shop details, then the hook that starts catalog sync."""
+    sync_store_details(store)
+    store_installed.send(sender=Store, store=store)

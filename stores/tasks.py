@@ -1,0 +1,18 @@
+"""Background tasks: take an id, fetch, log and return if gone, then delegate."""
+
+from __future__ import annotations
+
+import logging
+
+from stores import services
+from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+
+def after_install(store_id: int) -> None:
+    store = Store.objects.filter(pk=store_id, status=Store.Status.ACTIVE).first()
+    if store is None:
+        log.info("after_install skipped: store %s is gone or inactive", store_id)
+        return
+    services.after_install(store)

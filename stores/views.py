@@ -1,0 +1,145 @@
+"""Install, OAuth and embedded-admin entry points. Views verify, call one service, answer."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from stores import auth, services, shopify
+from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+RETRY_HEADER = {"X-Shopify-Retry-Invalid-Session-Request": "1"}
+
+
+def embedded_app_url(shop_domain: str) -> str:
+    """Where the merchant lands after an install: the app inside their admin."""
+    return f"https://{shop_domain}/admin/apps/{settings.SHOPIFY_APP_HANDLE}"
+
+
+def _error_page(request: HttpRequest, message: str, status: int, shop: str | None = None):
+    response = render(request, "stores/error.html", {"message": message}, status=status)
+    if shop:
+        response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
+    return response
+
+
+def _rejection_response(rejection: auth.Rejection) -> HttpResponse:
+    response = HttpResponse(rejection.body or "Unauthorized", status=rejection.status)
+    for name, value in rejection.headers.items():
+        response[name] = value
+    return response
+
+
+@require_GET
+def app_home(request: HttpRequest) -> HttpResponse:
+    """The application_url: an install link, or the embedded app loading in the admin."""
+    if "hmac" in request.GET and "id_token" not in request.GET:
+        return _install_link(request)
+    if not request.GET:
+        return render(request, "stores/landing.html")
+    verified = auth.verify_embedded_request(request, patch_path=reverse("stores:session-token"))
+    if isinstance(verified, auth.Rejection):
+        return _rejection_response(verified)
+    shop = verified.shop_domain
+    store = Store.objects.filter(shop_domain=shop).first()
+    if services.needs_token_exchange(store):
+        try:
+            store = services.exchange_session_token(shop_domain=shop, id_token=verified.id_token)
+        except auth.AuthError as error:
+            return _error_page(request, error.message, error.status, shop)
+        except shopify.ShopifyAuthError:
+            return _error_page(request, "Shopify did not accept this session.", 401, shop)
+        except shopify.ShopifyError as error:
+            log.warning("token exchange failed shop=%s detail=%s", shop, error.detail)
+            return _error_page(request, "Shopify is not reachable right now.", 503, shop)
+    response = render(request, "stores/app_home.html", {"store": store})
+    response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
+    return response
+
+
+def _install_link(request: HttpRequest) -> HttpResponse:
+    try:
+        shop = auth.verify_signed_query(request.GET.dict())
+    except auth.AuthError as error:
+        return _error_page(request, error.message, error.status)
+    store = Store.objects.filter(shop_domain=shop, status=Store.Status.ACTIVE).first()
+    if store is not None and store.access_token:
+        return HttpResponseRedirect(embedded_app_url(shop))
+    return HttpResponseRedirect(services.begin_authorization(shop_domain=shop))
+
+
+@require_GET
+def oauth_callback(request: HttpRequest) -> HttpResponse:
+    try:
+        store = services.complete_authorization(params=request.GET.dict())
+    except auth.AuthError as error:
+        return _error_page(request, error.message, error.status)
+    except shopify.ShopifyThrottled:
+        return _error_page(request, "Shopify is busy; please install again in a minute.", 503)
+    except shopify.ShopifyAuthError:
+        return _error_page(request, "Shopify refused the install; please try again.", 403)
+    except shopify.ShopifyError as error:
+        log.warning("code exchange failed detail=%s", error.detail)
+        return _error_page(request, "Shopify is not reachable; please install again.", 502)
+    return HttpResponseRedirect(embedded_app_url(store.shop_domain))
+
+
+@require_GET
+def session_token_bounce(request: HttpRequest) -> HttpResponse:
+    """The bounce page: App Bridge fetches a fresh ID token and reloads the original URL."""
+    shop = auth.valid_shop_domain(request.GET.get("shop"))
+    reload_path = request.GET.get("shopify-reload", "")
+    if shop is None or not reload_path.startswith("/") or reload_path.startswith("//"):
+        return HttpResponse("Bad request.", status=400)
+    response = render(request, "stores/session_token.html")
+    response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
+    return response
+
+
+def embedded_api(view: Callable) -> Callable:
+    """For fetch requests from the embedded page: a verified ``Authorization: Bearer`` ID
+    token for an installed store, else 401 with the header App Bridge retries on."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return JsonResponse(
+                {"error": "missing session token"}, status=401, headers=RETRY_HEADER
+            )
+        verified = auth.verify_embedded_request(request, patch_path=reverse("stores:session-token"))
+        if isinstance(verified, auth.Rejection):
+            return JsonResponse(
+                {"error": "invalid session token"}, status=401, headers=RETRY_HEADER
+            )
+        store = Store.objects.filter(shop_domain=verified.shop_domain).first()
+        if store is None or store.status == Store.Status.UNINSTALLED:
+            return JsonResponse({"error": "store not installed"}, status=401, headers=RETRY_HEADER)
+        request.store = store
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+@embedded_api
+def session_state(request: HttpRequest) -> JsonResponse:
+    store: Store = request.store
+    return JsonResponse(
+        {
+            "shop": store.shop_domain,
+            "status": store.status,
+            "name": store.name,
+            "primary_domain": store.primary_domain,
+            "currency": store.currency,
+            "plan": store.plan_name,
+        }
+    )
