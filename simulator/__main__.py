@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +32,14 @@ def _serve(args: argparse.Namespace) -> int:
         world.load_dir(Path(args.shops))
     else:
         demo_shops.load_into(world)
+    state_file = Path(args.state) if args.state else None
+    if state_file and state_file.exists():
+        world.restore(json.loads(state_file.read_text()))
+        print(f"Restored simulator state from {state_file}", flush=True)
     server = make_server(world, args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if state_file:
+        _save_periodically(world, state_file)
     print(f"Shopify simulator on {public_url} with {len(world.shops)} shops", flush=True)
     try:
         server.serve_forever()
@@ -38,7 +47,18 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        if state_file:
+            world.save(state_file)
     return 0
+
+
+def _save_periodically(world, path: Path, every: float = 3.0) -> None:
+    def loop() -> None:
+        while True:
+            time.sleep(every)
+            world.save(path)
+
+    threading.Thread(target=loop, name="state-saver", daemon=True).start()
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -67,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--app-url", default=os.getenv("SHOPIFY_APP_URL", "http://127.0.0.1:8000"))
     serve.add_argument("--app-config", default=str(ROOT / "shopify.app.toml"))
     serve.add_argument("--public-url", help="the URL browsers reach the simulator at")
+    serve.add_argument("--state", help="a JSON file to keep installs, tokens and catalogs in")
     serve.set_defaults(func=_serve)
 
     install = commands.add_parser("install", help="install the app into a shop as a merchant")

@@ -234,6 +234,42 @@ class World:
             for token in shop.access_tokens:
                 shop.access_tokens[token] = time.time() - 1
 
+    # --- persistence (so a restarted demo finds its installs and tokens again) -------------
+    _PERSISTED = ("installed", "granted_scopes", "access_tokens", "refresh_tokens", "products")
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "next_id": self._next_id,
+                "app_url": self.app.app_url,
+                "shops": {
+                    handle: {
+                        "name": shop.name,
+                        "currency": shop.currency,
+                        **{key: getattr(shop, key) for key in self._PERSISTED},
+                        "products": list(shop.products.values()),
+                    }
+                    for handle, shop in self.shops.items()
+                },
+            }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            self._next_id = max(self._next_id, int(data.get("next_id", 0)))
+            self.app.app_url = data.get("app_url") or self.app.app_url
+            for handle, saved in data.get("shops", {}).items():
+                shop = self.shops.get(handle) or self.add_shop(handle, {"shop": saved})
+                shop.installed = saved["installed"]
+                shop.granted_scopes = saved["granted_scopes"]
+                shop.access_tokens = {k: float(v) for k, v in saved["access_tokens"].items()}
+                shop.refresh_tokens = {k: float(v) for k, v in saved["refresh_tokens"].items()}
+                shop.products = {int(p["id"]): p for p in saved["products"]}
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.snapshot()))
+        temporary.replace(path)
+
     # --- cost-based rate limiting -----------------------------------------------------
     def take_points(self, shop: Shop, cost: float) -> tuple[bool, dict[str, float]]:
         """Leaky bucket: spend ``cost`` points if available; report the throttle status."""

@@ -276,7 +276,10 @@ def graphql(
             http_client=client,
         )
     if result.ok:
-        return GraphQLResponse(data=result.data or {}, extensions=result.extensions or {})
+        if result.data is None:
+            # shopifyapp reads an unparsable 200 body as an empty success; it is not.
+            raise ShopifyUnavailable("Admin API returned malformed JSON", status=200)
+        return GraphQLResponse(data=result.data, extensions=result.extensions or {})
     status = result.response.status
     if status == 401:
         raise ShopifyAuthError("Admin API rejected the access token", status=401)

@@ -1,0 +1,16 @@
+.PHONY: setup demo test lint format
+
+setup:          ## install everything (Debian packages, .venv) — safe to run again
+	scripts/setup.sh --system
+
+demo:           ## the whole exchange: simulator, app, worker, demo stores installed
+	scripts/demo.sh
+
+test:           ## set up and run the tests against PostgreSQL
+	scripts/test.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

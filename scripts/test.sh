@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: set up what is missing, start PostgreSQL if no DATABASE_URL is given,
+# and run the whole suite against it. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --system
+if [[ -z ${DATABASE_URL:-} ]]; then
+  DATABASE_URL=$(scripts/pg.sh start)
+  export DATABASE_URL
+fi
+echo "==> tests against ${DATABASE_URL%%@*}@…"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,30 @@
+"""Create or update the periodic background jobs; safe to run on every deploy."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.db.models import Q
+from django_q.models import Schedule
+
+# name -> (task function, minutes between runs)
+SCHEDULES: dict[str, tuple[str, int]] = {}
+
+
+class Command(BaseCommand):
+    help = "Create or update the periodic background jobs (idempotent)."
+
+    def handle(self, *args, **options) -> None:
+        for name, (func, minutes) in SCHEDULES.items():
+            _, created = Schedule.objects.update_or_create(
+                name=name,
+                defaults={
+                    "func": func,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": minutes,
+                    "repeats": -1,
+                },
+            )
+            self.stdout.write(f"{'created' if created else 'updated'} schedule {name}")
+        # Our own schedules that are no longer wanted (renamed or removed) go away.
+        ours = Q(func__startswith="stores.") | Q(func__startswith="recommender.")
+        Schedule.objects.filter(ours).exclude(name__in=list(SCHEDULES)).delete()

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real simulator on a real port, and stores installed through it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from simulator.server import mint_id_token, serve_in_thread, sign_query
+from simulator.state import AppConfig, Shop, World
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_URL = "http://testserver"
+
+
+def small_catalog(prefix: str, titles: list[str]) -> dict:
+    return {
+        "shop": {"name": prefix.replace("-", " ").title(), "currency": "USD"},
+        "products": [
+            {
+                "id": 1000 + index,
+                "title": title,
+                "handle": title.lower().replace(" ", "-"),
+                "body_html": f"<p>{title}, a fine product.</p>",
+                "vendor": prefix,
+                "product_type": "Things",
+                "tags": ["demo"],
+                "variants": [{"price": "20.00", "inventory_quantity": 5}],
+            }
+            for index, title in enumerate(titles)
+        ],
+    }
+
+
+@dataclass
+class Simulator:
+    world: World
+    url: str
+
+    def shop(self, handle: str) -> Shop:
+        shop = self.world.shop(handle)
+        assert shop is not None
+        return shop
+
+    def control(self, handle: str, action: str, **payload) -> dict:
+        response = httpx.post(f"{self.url}/_sim/shops/{handle}/{action}", json=payload, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self, handle: str, channel: str, mode: str, count: int = 1) -> None:
+        self.control(handle, "faults", channel=channel, mode=mode, count=count)
+
+    def id_token(self, handle: str, **overrides) -> str:
+        return mint_id_token(self.world, self.shop(handle), **overrides)
+
+    def embedded_query(self, handle: str, **token_overrides) -> dict[str, str]:
+        """The query the admin appends when it loads the app in its frame."""
+        shop = self.shop(handle)
+        params = {
+            "embedded": "1",
+            "host": "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvZGVtbw",
+            "id_token": self.id_token(handle, **token_overrides),
+            "shop": shop.domain,
+            "timestamp": str(int(time.time())),
+        }
+        params["hmac"] = sign_query(params, self.world.app.api_secret)
+        return params
+
+    def install_link(self, handle: str, *, secret: str | None = None, age: int = 0) -> str:
+        params = {"shop": self.shop(handle).domain, "timestamp": str(int(time.time()) - age)}
+        params["hmac"] = sign_query(params, secret or self.world.app.api_secret)
+        return "/?" + urlencode(params)
+
+
+@pytest.fixture
+def simulator(settings) -> Simulator:
+    app = AppConfig.from_toml(
+        ROOT / "shopify.app.toml",
+        api_key=settings.SHOPIFY_API_KEY,
+        api_secret=settings.SHOPIFY_API_SECRET,
+        app_url=APP_URL,
+    )
+    world = World(app, public_url="http://127.0.0.1:1")
+    world.timeout_delay = 1.5
+    world.add_shop("alpha", small_catalog("alpha", ["Burr Grinder", "Pour Over Kettle"]))
+    world.add_shop("beta", small_catalog("beta", ["Green Tea", "Teapot"]))
+    server, url = serve_in_thread(world)
+    world.public_url = url
+    settings.SHOPIFY_SIMULATOR_URL = url
+    settings.SHOPIFY_APP_URL = APP_URL
+    settings.SHOPIFY_HTTP_TIMEOUT = 1.0
+    settings.SHOPIFY_ADMIN_ORIGINS = ["https://admin.shopify.com", url]
+    yield Simulator(world=world, url=url)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def install(client, simulator):
+    """Install the app into a simulator shop through the managed flow (token exchange)."""
+    from stores.models import Store
+
+    def do_install(handle: str = "alpha") -> Store:
+        simulator.world.install(simulator.shop(handle))
+        response = client.get("/", simulator.embedded_query(handle))
+        assert response.status_code == 200, response.content[:300]
+        return Store.objects.get(shop_domain=f"{handle}.myshopify.com")
+
+    return do_install
