@@ -91,21 +91,45 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         step("Preparing the database")
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+        )
         subprocess.run([PYTHON, "manage.py", "setup_schedules"], cwd=ROOT, env=env, check=True)
 
         step(f"Starting the Shopify simulator on {SIM_URL}")
         processes.start(
             "simulator",
-            [PYTHON, "-m", "simulator", "serve", "--port", str(SIM_PORT), "--app-url", APP_URL,
-             "--state", str(VAR / "simulator-state.json")],
+            [
+                PYTHON,
+                "-m",
+                "simulator",
+                "serve",
+                "--port",
+                str(SIM_PORT),
+                "--app-url",
+                APP_URL,
+                "--state",
+                str(VAR / "simulator-state.json"),
+            ],
             env,
         )
         step(f"Starting the app on {APP_URL} and a background worker")
         processes.start(
             "web",
-            [PYTHON, "-m", "gunicorn", "interlayer.wsgi", "--bind", f"127.0.0.1:{APP_PORT}",
-             "--workers", "2", "--access-logfile", "-", "--access-logformat", '%(m)s %(U)s %(s)s'],
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "interlayer.wsgi",
+                "--bind",
+                f"127.0.0.1:{APP_PORT}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
+                "--access-logformat",
+                "%(m)s %(U)s %(s)s",
+            ],
             env,
         )
         processes.start("worker", [PYTHON, "manage.py", "qcluster"], env)
@@ -117,9 +141,23 @@ def main() -> int:
         for index, handle in enumerate(handles):
             flow = "oauth" if index % 4 == 3 else "managed"  # both install paths, for real
             result = subprocess.run(
-                [PYTHON, "-m", "simulator", "install", f"{handle}.myshopify.com", "--app", APP_URL,
-                 "--simulator", SIM_URL, "--flow", flow],
-                cwd=ROOT, env=env, capture_output=True, text=True,
+                [
+                    PYTHON,
+                    "-m",
+                    "simulator",
+                    "install",
+                    f"{handle}.myshopify.com",
+                    "--app",
+                    APP_URL,
+                    "--simulator",
+                    SIM_URL,
+                    "--flow",
+                    flow,
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
             )
             mark = "ok" if result.returncode == 0 else "FAILED"
             print(f"    {handle:<18} {flow:<8} {mark}  {result.stdout.strip().split(': ', 1)[-1]}")
@@ -128,14 +166,17 @@ def main() -> int:
 
         first = handles[0]
         step("Interlayer is running")
-        print(f"""
+        print(
+            f"""
     Embedded settings page (in the simulated Shopify admin):
         {SIM_URL}/store/{first}/admin/apps/interlayer
     All demo stores:
         {SIM_URL}/
     Logs: {VAR}/{{simulator,web,worker}}.log
 
-    Press Ctrl-C to stop.""", flush=True)
+    Press Ctrl-C to stop.""",
+            flush=True,
+        )
         while True:
             processes.check()
             time.sleep(1)

@@ -179,6 +179,28 @@ class Handler(BaseHTTPRequestHandler):
         if action == "expire-tokens":
             self.world.expire_access_tokens(shop)
             return self._json(200, {"ok": True})
+        if action == "uninstall":
+            event_id = self.world.uninstall(shop)
+            redact_id = self.world.redact(shop) if data.get("redact") else None
+            return self._json(200, {"event_id": event_id, "redact_event_id": redact_id})
+        if action == "redact":
+            return self._json(200, {"event_id": self.world.redact(shop)})
+        if action == "webhook":
+            event_id = self.world.webhooks.deliver(
+                shop,
+                data["topic"],
+                data.get("payload") or {},
+                event_id=data.get("event_id"),
+                triggered_at=data.get("triggered_at"),
+                copies=int(data.get("copies", 1)),
+            )
+            return self._json(200, {"event_id": event_id})
+        if action == "redeliver":
+            return self._json(200, {"ok": self.world.webhooks.redeliver(data["event_id"])})
+        if action == "products":
+            return self._json(200, self.world.save_product(shop.handle, data))
+        if action == "delete-product":
+            return self._json(200, {"ok": self.world.remove_product(shop.handle, data["id"])})
         if action == "id-token":
             ttl = int(data.pop("ttl", ID_TOKEN_TTL))
             return self._json(200, {"id_token": mint_id_token(self.world, shop, ttl=ttl, **data)})
@@ -188,6 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.world.lock:
             return {
                 "app_url": self.world.app.app_url,
+                "webhooks": list(self.world.webhooks.log[-200:]),
                 "shops": {
                     shop.handle: {
                         "domain": shop.domain,

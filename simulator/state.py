@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.webhooks import WebhookSender, product_payload, shop_payload
+
 ACCESS_TOKEN_TTL = 3600  # Shopify: expiring offline access tokens live one hour
 REFRESH_TOKEN_TTL = 90 * 24 * 3600  # and their refresh tokens 90 days
 ID_TOKEN_TTL = 60
@@ -118,6 +120,7 @@ class World:
         self.restore_rate = RESTORE_RATE
         self.timeout_delay = 3.0  # how long a "timeout" fault stalls a response
         self._next_id = 7_000_000_000_000
+        self.webhooks = WebhookSender(self)
 
     # --- shops and catalogs -------------------------------------------------------------
     def add_shop(self, handle: str, payload: dict[str, Any]) -> Shop:
@@ -181,11 +184,32 @@ class World:
             shop.installed = True
             shop.granted_scopes = list(self.app.scopes)
 
-    def uninstall(self, shop: Shop) -> None:
+    def uninstall(self, shop: Shop) -> str | None:
+        """The merchant removes the app: tokens are revoked, app/uninstalled is sent."""
         with self.lock:
             shop.installed = False
             shop.access_tokens.clear()
             shop.refresh_tokens.clear()
+        return self.webhooks.deliver(shop, "app/uninstalled", shop_payload(shop))
+
+    def redact(self, shop: Shop) -> str | None:
+        """48 hours after an uninstall Shopify asks for the shop's data to be erased."""
+        payload = {"shop_id": shop_payload(shop)["id"], "shop_domain": shop.domain}
+        return self.webhooks.deliver(shop, "shop/redact", payload)
+
+    def save_product(self, handle: str, product: dict[str, Any]) -> dict[str, Any]:
+        """Create or update a product as the merchant would; the webhook follows."""
+        is_new = int(product.get("id", 0) or 0) not in self.shops[handle].products
+        saved = self.upsert_product(handle, product)
+        topic = "products/create" if is_new else "products/update"
+        self.webhooks.deliver(self.shops[handle], topic, product_payload(saved))
+        return saved
+
+    def remove_product(self, handle: str, product_id: int) -> bool:
+        removed = self.delete_product(handle, product_id)
+        if removed is not None:
+            self.webhooks.deliver(self.shops[handle], "products/delete", {"id": int(product_id)})
+        return removed is not None
 
     def issue_code(self, shop: Shop) -> str:
         code = secrets.token_hex(16)

@@ -14,6 +14,8 @@ class Store(models.Model):
         ACTIVE = "active", "Active"
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
         UNINSTALLED = "uninstalled", "Uninstalled"
+        # After shop/redact: only the domain is left, for partners' ledger audit.
+        REDACTED = "redacted", "Redacted"
 
     shop_domain = models.CharField(max_length=255, unique=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.INSTALLING)
@@ -32,6 +34,7 @@ class Store(models.Model):
 
     installed_at = models.DateTimeField(null=True, blank=True)
     uninstalled_at = models.DateTimeField(null=True, blank=True)
+    redacted_at = models.DateTimeField(null=True, blank=True)
     details_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -62,3 +65,37 @@ class OAuthState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.shop_domain}:{self.nonce[:8]}"
+
+
+class WebhookDelivery(models.Model):
+    """One webhook event as Shopify delivered it; the unique event id makes redelivery a no-op."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed (will retry)"
+        DEAD = "dead", "Failed (gave up)"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    webhook_id = models.CharField(max_length=255, blank=True)
+    topic = models.CharField(max_length=100)
+    shop_domain = models.CharField(max_length=255, db_index=True)
+    api_version = models.CharField(max_length=20, blank=True)
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        ordering = ["received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.shop_domain} {self.event_id}"

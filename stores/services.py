@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from shopify import ApiAccess
 
 from stores import shopify
 from stores.auth import AuthError, require_shop_domain, verify_signed_query
-from stores.models import OAuthState, Store
+from stores.models import OAuthState, Store, WebhookDelivery
 from stores.signals import store_installed
 
 log = logging.getLogger(__name__)
@@ -244,3 +244,104 @@ def after_install(store: Store) -> None:
     """What follows a (re)install: shop details, then the hook that starts catalog sync."""
     sync_store_details(store)
     store_installed.send(sender=Store, store=store)
+
+
+def uninstall_store(*, shop_domain: str, triggered_at: datetime | None) -> str:
+    """app/uninstalled: the store goes inactive at once and its tokens are deleted.
+
+    The record, and the ledger attached to it, stay for audit; a reinstall reactivates
+    the same record. An uninstall older than the latest install is stale and ignored.
+    """
+    with transaction.atomic():
+        store = Store.objects.select_for_update().filter(shop_domain=shop_domain).first()
+        if store is None:
+            return "unknown shop"
+        if _older_than_install(store, triggered_at):
+            return "stale: the store was installed again after this event"
+        if store.status in (Store.Status.UNINSTALLED, Store.Status.REDACTED):
+            return "already uninstalled"
+        store.status = Store.Status.UNINSTALLED
+        store.uninstalled_at = triggered_at or timezone.now()
+        _clear_tokens(store)
+        store.save(update_fields=[*_TOKEN_FIELDS, "status", "uninstalled_at", "updated_at"])
+    log.info("store uninstalled shop=%s", shop_domain)
+    return "uninstalled"
+
+
+def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_delivery_id: int) -> str:
+    """shop/redact (48 h after uninstall): purge everything of the shop.
+
+    What partners need to audit the exchange (ledger entries) stays, attached to a store
+    record reduced to its domain. https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
+    """
+    from recommender.services import purge_store_data
+
+    with transaction.atomic():
+        store = Store.objects.select_for_update().filter(shop_domain=shop_domain).first()
+        if store is not None and store.status == Store.Status.ACTIVE:
+            return "stale: the store is installed again"
+        if store is not None and _older_than_install(store, triggered_at):
+            return "stale: the store was installed again after this event"
+        WebhookDelivery.objects.filter(shop_domain=shop_domain).exclude(
+            pk=keep_delivery_id
+        ).delete()
+        WebhookDelivery.objects.filter(pk=keep_delivery_id).update(payload={})
+        OAuthState.objects.filter(shop_domain=shop_domain).delete()
+        if store is None:
+            return "never installed: nothing stored"
+        purge_store_data(store)
+        _clear_tokens(store)
+        for field in ("name", "primary_domain", "currency", "plan_name"):
+            setattr(store, field, "")
+        store.status = Store.Status.REDACTED
+        store.redacted_at = timezone.now()
+        store.save()
+    log.info("store redacted shop=%s", shop_domain)
+    return "redacted"
+
+
+_TOKEN_FIELDS = [
+    "access_token",
+    "access_token_expires_at",
+    "refresh_token",
+    "refresh_token_expires_at",
+    "scopes",
+]
+
+
+def _clear_tokens(store: Store) -> None:
+    store.access_token = ""
+    store.refresh_token = ""
+    store.access_token_expires_at = None
+    store.refresh_token_expires_at = None
+    store.scopes = ""
+
+
+def _older_than_install(store: Store, triggered_at: datetime | None) -> bool:
+    return bool(triggered_at and store.installed_at and triggered_at < store.installed_at)
+
+
+INSTALLATION_QUERY = "query Installation { currentAppInstallation { accessScopes { handle } } }"
+
+
+def reconcile_installs(*, limit: int = 500) -> int:
+    """Ask Shopify whether each active store still has us installed with our scopes.
+
+    A store whose credentials Shopify refuses becomes "needs re-auth" (admin_graphql does
+    that), which takes its products out of the exchange until the merchant opens the app.
+    """
+    checked = 0
+    for store in Store.objects.filter(status=Store.Status.ACTIVE).order_by("updated_at")[:limit]:
+        try:
+            data = admin_graphql(store, INSTALLATION_QUERY).data
+        except shopify.ShopifyAuthError:
+            checked += 1
+            continue
+        except shopify.ShopifyError as error:
+            log.warning("reconcile skipped shop=%s detail=%s", store.shop_domain, error.detail)
+            continue
+        checked += 1
+        scopes = ",".join(s["handle"] for s in data["currentAppInstallation"]["accessScopes"])
+        if missing_scopes(scopes):
+            mark_needs_reauth(store, reason="scopes revoked: " + ",".join(missing_scopes(scopes)))
+    return checked

@@ -16,3 +16,18 @@ def after_install(store_id: int) -> None:
         log.info("after_install skipped: store %s is gone or inactive", store_id)
         return
     services.after_install(store)
+
+
+def process_webhook(delivery_id: int) -> None:
+    from stores import webhooks
+
+    webhooks.process(delivery_id)
+
+
+def reconcile() -> None:
+    """The safety net for missed webhooks: retry failed deliveries, check install state."""
+    from stores import webhooks
+
+    retried = webhooks.retry_due()
+    checked = services.reconcile_installs()
+    log.info("reconcile retried=%s deliveries checked=%s stores", retried, checked)

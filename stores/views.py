@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from stores import auth, services, shopify
+from stores import auth, services, shopify, webhooks
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -143,3 +143,25 @@ def session_state(request: HttpRequest) -> JsonResponse:
             "plan": store.plan_name,
         }
     )
+
+
+def webhook(request: HttpRequest) -> HttpResponse:
+    """Every webhook topic arrives here (shopify.app.toml); HMAC first, work later."""
+    try:
+        received = webhooks.receive(
+            method=request.method or "",
+            headers=dict(request.headers.items()),
+            url=request.build_absolute_uri(),
+            body=_bounded_body(request),
+        )
+    except webhooks.WebhookRejected as rejected:
+        return JsonResponse({"error": rejected.message}, status=rejected.status)
+    return JsonResponse({"ok": True, "duplicate": received.duplicate})
+
+
+def _bounded_body(request: HttpRequest) -> bytes:
+    """The raw body, read no further than the webhook limit (+1 byte to detect excess)."""
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > webhooks.MAX_WEBHOOK_BYTES:
+        return b"x" * (webhooks.MAX_WEBHOOK_BYTES + 1)
+    return request.read(webhooks.MAX_WEBHOOK_BYTES + 1)

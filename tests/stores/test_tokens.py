@@ -102,7 +102,7 @@ def test_concurrent_refreshes_spend_the_refresh_token_once(simulator, install):
         try:
             own = Store.objects.get(pk=store.pk)
             results.append(services.access_token_for(own))
-        except Exception as error:  # noqa: BLE001 - collected for the assertion
+        except Exception as error:  # collected for the assertion
             errors.append(error)
         finally:
             connections.close_all()

@@ -7,7 +7,9 @@ from django.db.models import Q
 from django_q.models import Schedule
 
 # name -> (task function, minutes between runs)
-SCHEDULES: dict[str, tuple[str, int]] = {}
+SCHEDULES: dict[str, tuple[str, int]] = {
+    "reconcile": ("stores.tasks.reconcile", 5),
+}
 
 
 class Command(BaseCommand):

@@ -1,0 +1,9 @@
+"""Recommender services: what writes catalog, vector and exchange state."""
+
+from __future__ import annotations
+
+from stores.models import Store
+
+
+def purge_store_data(store: Store) -> None:
+    """Delete everything of a redacted store but its partners' ledger entries."""

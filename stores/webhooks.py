@@ -1,0 +1,241 @@
+"""Webhooks: verify, record once, acknowledge fast; process in the background.
+
+https://shopify.dev/docs/apps/build/webhooks/subscribe/https — the HMAC is checked on the
+raw body before anything is parsed, the answer comes well within Shopify's time limit, and
+Shopify's retries and duplicates are absorbed by the unique ``X-Shopify-Event-Id``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from stores import services
+from stores import shopify as shopify_client
+from stores.auth import valid_shop_domain
+from stores.models import WebhookDelivery
+
+log = logging.getLogger(__name__)
+
+# Product payloads with many variants and images run to a few hundred KB; nothing Shopify
+# sends us comes near this.
+MAX_WEBHOOK_BYTES = 1024 * 1024
+MAX_ATTEMPTS = 8
+# customers/* payloads carry personal data we must not keep; these keys are all we store.
+_COMPLIANCE_KEYS = ("shop_id", "shop_domain")
+
+
+class WebhookRejected(Exception):
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Received:
+    delivery: WebhookDelivery
+    duplicate: bool
+
+
+def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> Received:
+    """Verify and record one delivery; raises WebhookRejected with the status to answer."""
+    if method != "POST":
+        raise WebhookRejected("Method not allowed", 405)
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise WebhookRejected("Payload too large", 400)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected("Body is not UTF-8", 400) from None
+    verified = shopify_client.app().verify_webhook_req(
+        {"method": method, "headers": headers, "url": url, "body": text}
+    )
+    if not verified.ok:
+        # Missing and wrong HMACs alike: the sender is not Shopify.
+        raise WebhookRejected("HMAC verification failed", 401)
+    lower = {key.lower(): value for key, value in headers.items()}
+    shop = valid_shop_domain(lower.get("x-shopify-shop-domain"))
+    topic = lower.get("x-shopify-topic", "")
+    event_id = lower.get("x-shopify-event-id") or lower.get("x-shopify-webhook-id") or ""
+    if shop is None or not topic or not event_id:
+        raise WebhookRejected("Missing or invalid Shopify headers", 400)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise WebhookRejected("Body is not JSON", 400) from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("Body is not a JSON object", 400)
+    if topic.startswith("customers/"):
+        payload = {key: payload.get(key) for key in _COMPLIANCE_KEYS}
+    return _record(
+        event_id=event_id[:255],
+        webhook_id=lower.get("x-shopify-webhook-id", "")[:255],
+        topic=topic[:100],
+        shop_domain=shop,
+        api_version=lower.get("x-shopify-api-version", "")[:20],
+        triggered_at=_parse_time(lower.get("x-shopify-triggered-at")),
+        payload=payload,
+    )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _record(**fields: Any) -> Received:
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(**fields)
+    except IntegrityError:
+        # A redelivery or a concurrent duplicate: the first one recorded does the work.
+        existing = WebhookDelivery.objects.get(event_id=fields["event_id"])
+        return Received(delivery=existing, duplicate=True)
+    if fields["topic"] in HANDLERS:
+        transaction.on_commit(lambda: enqueue(delivery.pk))
+    else:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.IGNORED, outcome="unknown topic"
+        )
+        log.warning(
+            "webhook with unknown topic=%s shop=%s acknowledged",
+            fields["topic"],
+            fields["shop_domain"],
+        )
+    return Received(delivery=delivery, duplicate=False)
+
+
+def enqueue(delivery_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("stores.tasks.process_webhook", delivery_id, task_name=f"webhook:{delivery_id}")
+
+
+def process(delivery_id: int) -> WebhookDelivery | None:
+    """Run one delivery's handler, at most once at a time (claimed by an atomic UPDATE)."""
+    claimable = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED]
+    claimed = WebhookDelivery.objects.filter(pk=delivery_id, status__in=claimable).update(
+        status=WebhookDelivery.Status.PROCESSING, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    handler = HANDLERS.get(delivery.topic)
+    try:
+        outcome = handler(delivery) if handler else "unknown topic"
+    except Exception as error:  # any failure is recorded for operators and retried
+        _fail(delivery, error)
+        return delivery
+    delivery.status = WebhookDelivery.Status.DONE
+    delivery.outcome = (outcome or "")[:255]
+    delivery.processed_at = timezone.now()
+    delivery.last_error = ""
+    delivery.next_attempt_at = None
+    # shop/redact may have deleted every delivery of the shop, this one included.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=delivery.status,
+        outcome=delivery.outcome,
+        processed_at=delivery.processed_at,
+        last_error="",
+        next_attempt_at=None,
+    )
+    return delivery
+
+
+def _fail(delivery: WebhookDelivery, error: Exception) -> None:
+    delivery.refresh_from_db(fields=["attempts"])
+    dead = delivery.attempts >= MAX_ATTEMPTS
+    delay = min(timedelta(minutes=2**delivery.attempts), timedelta(hours=6))
+    delivery.status = WebhookDelivery.Status.DEAD if dead else WebhookDelivery.Status.FAILED
+    delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
+    delivery.next_attempt_at = None if dead else timezone.now() + delay
+    delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+    log.warning(
+        "webhook failed topic=%s shop=%s attempt=%s error=%s",
+        delivery.topic,
+        delivery.shop_domain,
+        delivery.attempts,
+        delivery.last_error,
+    )
+
+
+def retry_due() -> int:
+    """Re-enqueue failed deliveries whose backoff has passed (the reconciliation job)."""
+    due = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.FAILED, next_attempt_at__lte=timezone.now()
+    ).values_list("pk", flat=True)
+    count = 0
+    for delivery_id in due:
+        enqueue(delivery_id)
+        count += 1
+    return count
+
+
+def process_pending() -> int:
+    """Process every pending delivery in this process (tests, operators)."""
+    ids = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).values_list(
+        "pk", flat=True
+    )
+    return sum(1 for delivery_id in list(ids) if process(delivery_id) is not None)
+
+
+# --- handlers: one small function per topic ---------------------------------------------
+
+
+def _on_app_uninstalled(delivery: WebhookDelivery) -> str:
+    return services.uninstall_store(
+        shop_domain=delivery.shop_domain, triggered_at=delivery.triggered_at
+    )
+
+
+def _on_shop_redact(delivery: WebhookDelivery) -> str:
+    return services.redact_shop(
+        shop_domain=delivery.shop_domain,
+        triggered_at=delivery.triggered_at,
+        keep_delivery_id=delivery.pk,
+    )
+
+
+def _on_customers(delivery: WebhookDelivery) -> str:
+    # Shoppers are only ever salted, rotating hashes here: nothing links to a customer id
+    # or email, so there is nothing to export or erase. The delivery is the record.
+    return "no customer data is stored"
+
+
+def _on_product(delivery: WebhookDelivery) -> str:
+    from recommender import catalog
+
+    return catalog.apply_product_webhook(
+        shop_domain=delivery.shop_domain,
+        topic=delivery.topic,
+        payload=delivery.payload,
+        triggered_at=delivery.triggered_at,
+    )
+
+
+HANDLERS: dict[str, Callable[[WebhookDelivery], str]] = {
+    "app/uninstalled": _on_app_uninstalled,
+    "shop/redact": _on_shop_redact,
+    "customers/redact": _on_customers,
+    "customers/data_request": _on_customers,
+    "products/create": _on_product,
+    "products/update": _on_product,
+    "products/delete": _on_product,
+}

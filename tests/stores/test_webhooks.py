@@ -1,0 +1,358 @@
+"""Webhooks: verification before parsing, exactly-once effects, and the store lifecycle."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.test import Client
+from django.utils import timezone
+from django_q.models import Schedule
+
+from simulator.webhooks import sign_body
+from stores import webhooks
+from stores.models import OAuthState, Store, WebhookDelivery
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
+
+
+def captured(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def post_webhook(
+    client: Client,
+    topic: str,
+    payload: dict | None = None,
+    *,
+    body: bytes | None = None,
+    shop: str = "alpha.myshopify.com",
+    event_id: str = "evt-1",
+    secret: str | None = None,
+    triggered_at: str | None = None,
+    omit: tuple[str, ...] = (),
+):
+    from django.conf import settings
+
+    raw = body if body is not None else json.dumps(payload or {}).encode()
+    headers = {
+        "HTTP_X_SHOPIFY_TOPIC": topic,
+        "HTTP_X_SHOPIFY_HMAC_SHA256": sign_body(raw, secret or settings.SHOPIFY_API_SECRET),
+        "HTTP_X_SHOPIFY_SHOP_DOMAIN": shop,
+        "HTTP_X_SHOPIFY_API_VERSION": "2026-10",
+        "HTTP_X_SHOPIFY_WEBHOOK_ID": f"wh-{event_id}",
+        "HTTP_X_SHOPIFY_EVENT_ID": event_id,
+        "HTTP_X_SHOPIFY_TRIGGERED_AT": triggered_at or timezone.now().isoformat(),
+    }
+    for name in omit:
+        headers.pop(name)
+    return client.post("/webhooks", data=raw, content_type="application/json", **headers)
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_signed_webhook_is_recorded_and_acknowledged(client):
+    response = post_webhook(client, "app/uninstalled", captured("app_uninstalled"))
+
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "duplicate": False}
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.topic, delivery.shop_domain, delivery.event_id) == (
+        "app/uninstalled",
+        "alpha.myshopify.com",
+        "evt-1",
+    )
+    assert delivery.status == WebhookDelivery.Status.PENDING
+
+
+@pytest.mark.django_db
+def test_bad_hmac_is_401_and_nothing_recorded(client):
+    raw = json.dumps(captured("app_uninstalled")).encode()
+    response = client.post(
+        "/webhooks",
+        data=raw,
+        content_type="application/json",
+        HTTP_X_SHOPIFY_TOPIC="app/uninstalled",
+        HTTP_X_SHOPIFY_HMAC_SHA256="bm90IHRoZSByaWdodCBobWFj",
+        HTTP_X_SHOPIFY_SHOP_DOMAIN="alpha.myshopify.com",
+        HTTP_X_SHOPIFY_EVENT_ID="evt-1",
+    )
+
+    assert response.status_code == 401
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_hmac_computed_with_another_secret_is_401(client):
+    response = post_webhook(client, "app/uninstalled", {}, secret="another-apps-secret-entirely")
+
+    assert response.status_code == 401
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_missing_hmac_header_is_401(client):
+    response = post_webhook(client, "app/uninstalled", {}, omit=("HTTP_X_SHOPIFY_HMAC_SHA256",))
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "header", ["HTTP_X_SHOPIFY_TOPIC", "HTTP_X_SHOPIFY_SHOP_DOMAIN", "HTTP_X_SHOPIFY_EVENT_ID"]
+)
+def test_missing_shopify_headers_are_400(client, header):
+    omit = (header, "HTTP_X_SHOPIFY_WEBHOOK_ID") if "EVENT" in header else (header,)
+
+    response = post_webhook(client, "app/uninstalled", {}, omit=omit)
+
+    assert response.status_code == 400
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_webhook_id_stands_in_for_a_missing_event_id(client):
+    response = post_webhook(client, "app/uninstalled", {}, omit=("HTTP_X_SHOPIFY_EVENT_ID",))
+
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().event_id == "wh-evt-1"
+
+
+@pytest.mark.django_db
+def test_bad_shop_header_is_400_even_when_signed(client):
+    response = post_webhook(client, "app/uninstalled", {}, shop="evil.com")
+
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_signed_non_json_body_is_400(client):
+    response = post_webhook(client, "products/update", body=b"this is { not json")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "Body is not JSON"
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_ten_megabyte_body_is_400_and_not_recorded(client):
+    huge = b'{"title": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+
+    response = post_webhook(client, "products/update", body=huge)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "Payload too large"
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_non_post_is_405(client):
+    assert client.get("/webhooks").status_code == 405
+
+
+@pytest.mark.django_db
+def test_unknown_topic_is_acknowledged_and_ignored(client):
+    response = post_webhook(client, "orders/create", {"id": 1})
+
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().status == WebhookDelivery.Status.IGNORED
+
+
+# --- exactly once -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_redelivery_is_acknowledged_and_does_nothing_twice(client, simulator, install):
+    store = install("alpha")
+    post_webhook(client, "app/uninstalled", captured("app_uninstalled"))
+    assert webhooks.process_pending() == 1
+    Store.objects.filter(pk=store.pk).update(status=Store.Status.ACTIVE)  # say it came back
+
+    again = post_webhook(client, "app/uninstalled", captured("app_uninstalled"))
+
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert webhooks.process_pending() == 0
+    assert WebhookDelivery.objects.count() == 1
+    assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_deliveries_do_the_work_once(simulator, install):
+    store = install("alpha")
+    payload = captured("app_uninstalled")
+    statuses: list[int] = []
+
+    def deliver() -> None:
+        try:
+            statuses.append(post_webhook(Client(), "app/uninstalled", payload).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    delivery = WebhookDelivery.objects.get()
+    processors = [
+        threading.Thread(target=lambda: (webhooks.process(delivery.pk), connections.close_all()))
+        for _ in range(4)
+    ]
+    for thread in processors:
+        thread.start()
+    for thread in processors:
+        thread.join()
+
+    assert statuses == [200] * 6
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1
+    assert delivery.status == WebhookDelivery.Status.DONE
+    assert Store.objects.get(pk=store.pk).status == Store.Status.UNINSTALLED
+
+
+# --- the lifecycle ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_uninstall_deactivates_at_once_and_deletes_tokens(client, simulator, install):
+    store = install("alpha")
+
+    post_webhook(client, "app/uninstalled", captured("app_uninstalled"))
+    webhooks.process_pending()
+
+    store.refresh_from_db()
+    assert store.status == Store.Status.UNINSTALLED
+    assert store.access_token == store.refresh_token == ""
+    assert store.uninstalled_at is not None
+    assert WebhookDelivery.objects.get().outcome == "uninstalled"
+
+
+@pytest.mark.django_db
+def test_uninstall_for_an_unknown_shop_is_acknowledged_and_harmless(client):
+    post_webhook(client, "app/uninstalled", {}, shop="never-seen.myshopify.com")
+
+    webhooks.process_pending()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.DONE
+    assert delivery.outcome == "unknown shop"
+    assert not Store.objects.exists()
+
+
+@pytest.mark.django_db
+def test_uninstall_older_than_the_latest_install_is_stale(client, simulator, install):
+    store = install("alpha")
+    before_install = (store.installed_at - timedelta(minutes=5)).isoformat()
+
+    post_webhook(client, "app/uninstalled", {}, triggered_at=before_install)
+    webhooks.process_pending()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
+    assert WebhookDelivery.objects.get().outcome.startswith("stale")
+
+
+@pytest.mark.django_db
+def test_shop_redact_purges_the_shop_but_keeps_its_domain(client, simulator, install):
+    store = install("alpha")
+    OAuthState.objects.create(nonce="n", shop_domain=store.shop_domain)
+    post_webhook(client, "app/uninstalled", captured("app_uninstalled"), event_id="evt-1")
+    post_webhook(client, "shop/redact", captured("shop_redact"), event_id="evt-2")
+
+    webhooks.process_pending()
+
+    store.refresh_from_db()
+    assert store.status == Store.Status.REDACTED
+    assert (store.name, store.primary_domain, store.access_token) == ("", "", "")
+    assert store.shop_domain == "alpha.myshopify.com"
+    remaining = WebhookDelivery.objects.get()
+    assert (remaining.event_id, remaining.payload) == ("evt-2", {})
+    assert not OAuthState.objects.exists()
+
+
+@pytest.mark.django_db
+def test_shop_redact_for_a_shop_that_never_installed_is_done(client):
+    post_webhook(
+        client,
+        "shop/redact",
+        {"shop_id": 1, "shop_domain": "ghost.myshopify.com"},
+        shop="ghost.myshopify.com",
+    )
+
+    webhooks.process_pending()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.DONE
+    assert delivery.outcome == "never installed: nothing stored"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("topic", ["customers/redact", "customers/data_request"])
+def test_customer_compliance_requests_are_answered_without_keeping_personal_data(client, topic):
+    response = post_webhook(client, topic, captured(topic.replace("/", "_")))
+
+    webhooks.process_pending()
+
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.DONE
+    assert delivery.payload == {"shop_id": 548380009, "shop_domain": "alpha.myshopify.com"}
+    assert "shopper@example.net" not in json.dumps(delivery.payload)
+
+
+@pytest.mark.django_db
+def test_failed_processing_is_retried_with_backoff_then_given_up(client, monkeypatch):
+    def broken(delivery):
+        raise RuntimeError("catalog database unavailable")
+
+    monkeypatch.setitem(webhooks.HANDLERS, "customers/redact", broken)
+    post_webhook(client, "customers/redact", captured("customers_redact"))
+    delivery = WebhookDelivery.objects.get()
+
+    webhooks.process(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert delivery.last_error == "RuntimeError: catalog database unavailable"
+    assert delivery.next_attempt_at > timezone.now()
+    assert webhooks.retry_due() == 0  # not due yet
+
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert webhooks.retry_due() == 1
+    for _ in range(webhooks.MAX_ATTEMPTS):
+        webhooks.process(delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.attempts == webhooks.MAX_ATTEMPTS
+
+
+@pytest.mark.django_db
+def test_schedules_are_created_idempotently():
+    from django.core.management import call_command
+
+    call_command("setup_schedules")
+    call_command("setup_schedules")
+
+    schedule = Schedule.objects.get(name="reconcile")
+    assert schedule.func == "stores.tasks.reconcile"
+    assert Schedule.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_reconcile_catches_an_uninstall_whose_webhook_was_lost(simulator, install):
+    from stores import services
+
+    store = install("alpha")
+    simulator.world.app.app_url = "http://127.0.0.1:9"  # the webhook goes nowhere
+    simulator.world.webhooks.retries = 0
+    simulator.world.uninstall(simulator.shop("alpha"))
+    assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
+
+    services.reconcile_installs()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.NEEDS_REAUTH
