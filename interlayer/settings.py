@@ -162,6 +162,17 @@ SHOPIFY_TOKEN_REFRESH_MARGIN = envint("SHOPIFY_TOKEN_REFRESH_MARGIN", "300")
 # Fernet keys for tokens at rest, newest first (rotation: prepend a new key, re-encrypt).
 INTERLAYER_ENCRYPTION_KEYS = envlist("INTERLAYER_ENCRYPTION_KEYS")
 
+# --- Recommender ---------------------------------------------------------------------
+# "onnx" (int8 ONNX Runtime, the fast path), "sentence-transformers" (the fp32 reference)
+# or "hash" (a deterministic stand-in for unit tests).
+RECOMMENDER_EMBEDDER = os.getenv("RECOMMENDER_EMBEDDER", "onnx")
+RECOMMENDER_MODEL_DIR = Path(os.getenv("RECOMMENDER_MODEL_DIR", str(BASE_DIR / "var" / "models")))
+RECOMMENDER_EMBED_THREADS = envint("RECOMMENDER_EMBED_THREADS", "2")
+RECOMMENDER_EMBED_QUIET_SECONDS = float(os.getenv("RECOMMENDER_EMBED_QUIET_SECONDS", "2"))
+# Catalogs larger than this are read with one bulk operation instead of page by page.
+RECOMMENDER_BULK_THRESHOLD = envint("RECOMMENDER_BULK_THRESHOLD", "2000")
+RECOMMENDER_PAGE_SIZE = envint("RECOMMENDER_PAGE_SIZE", "100")
+
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")
 Q_CLUSTER = {

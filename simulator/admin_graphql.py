@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
+import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +48,27 @@ type Query {
   currentAppInstallation: AppInstallation!
   products(first: Int, after: String, query: String): ProductConnection!
   product(id: ID!): Product
+  productsCount(query: String): Count
+  currentBulkOperation(type: BulkOperationType): BulkOperation
+  bulkOperation(id: ID!): BulkOperation
 }
+
+type Mutation {
+  bulkOperationRunQuery(query: String!): BulkOperationRunQueryPayload
+}
+type BulkOperationRunQueryPayload { bulkOperation: BulkOperation userErrors: [UserError!]! }
+type UserError { field: [String!] message: String! }
+type BulkOperation {
+  id: ID!
+  status: BulkOperationStatus!
+  errorCode: String
+  objectCount: String!
+  url: URL
+  partialDataUrl: URL
+  createdAt: DateTime!
+  completedAt: DateTime
+}
+type Count { count: Int! precision: String! }
 
 type Shop {
   id: ID!
@@ -200,7 +223,9 @@ def product_node(world: World, shop: Shop, product: dict[str, Any]) -> dict[str,
 def _resolve_products(root: dict[str, Any], info, first: int | None = None, after=None, query=None):
     world: World = info.context["world"]
     shop: Shop = info.context["shop"]
-    if first is None or first < 1 or first > 250:
+    if info.context.get("bulk"):
+        first = 10**9  # a bulk operation reads the whole connection
+    elif first is None or first < 1 or first > 250:
         raise GraphQLError("`first` must be between 1 and 250 for products.")
     start_after = _decode_cursor(after) if after else None
     with world.lock:
@@ -253,6 +278,94 @@ def _resolve_installation(root, info):
     return {"accessScopes": [{"handle": scope} for scope in shop.granted_scopes]}
 
 
+def _resolve_count(root, info, query=None):
+    return {"count": len(info.context["shop"].products), "precision": "EXACT"}
+
+
+def _bulk_node(world: World, shop: Shop, operation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": operation["id"],
+        "status": operation["status"],
+        "errorCode": operation.get("errorCode"),
+        "objectCount": str(operation.get("objectCount", 0)),
+        "url": f"https://{shop.domain}/_sim/bulk/{operation['key']}.jsonl"
+        if operation["status"] == "COMPLETED"
+        else None,
+        "partialDataUrl": None,
+        "createdAt": operation["createdAt"],
+        "completedAt": operation.get("completedAt"),
+    }
+
+
+def _resolve_current_bulk(root, info, type=None):  # noqa: A002 - the GraphQL argument name
+    shop: Shop = info.context["shop"]
+    operation = shop.bulk_operations[-1] if shop.bulk_operations else None
+    return _bulk_node(info.context["world"], shop, operation) if operation else None
+
+
+def _resolve_bulk(root, info, id: str):  # noqa: A002 - the GraphQL argument name
+    shop: Shop = info.context["shop"]
+    for operation in shop.bulk_operations:
+        if operation["id"] == id:
+            return _bulk_node(info.context["world"], shop, operation)
+    return None
+
+
+def _resolve_bulk_run(root, info, query: str):
+    """Run the inner query over the whole catalog in the background; one JSONL line per
+    node of its top-level connection, like Shopify's bulk export."""
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    running = shop.bulk_operations and shop.bulk_operations[-1]["status"] == "RUNNING"
+    if running:
+        message = "A bulk query operation for this app and shop is already in progress"
+        return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": message}]}
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        return {
+            "bulkOperation": None,
+            "userErrors": [{"field": ["query"], "message": error.message}],
+        }
+    problems = validate(SCHEMA, document)
+    if problems:
+        return {
+            "bulkOperation": None,
+            "userErrors": [{"field": ["query"], "message": problems[0].message}],
+        }
+    key = f"{len(shop.bulk_operations) + 1}-{abs(hash(query)) % 10**8}"
+    operation = {
+        "id": f"gid://shopify/BulkOperation/{world.new_id()}",
+        "key": key,
+        "status": "RUNNING",
+        "objectCount": 0,
+        "createdAt": _now(),
+    }
+    shop.bulk_operations.append(operation)
+
+    def run() -> None:
+        result = graphql_sync(
+            SCHEMA, query, context_value={"world": world, "shop": shop, "bulk": True}
+        )
+        lines = []
+        for connection in (result.data or {}).values():
+            for edge in (connection or {}).get("edges", []):
+                lines.append(json.dumps(edge["node"]))
+        shop.bulk_results[key] = ("\n".join(lines) + "\n").encode() if lines else b""
+        operation.update(status="COMPLETED", objectCount=len(lines), completedAt=_now())
+
+    threading.Thread(target=run, daemon=True).start()
+    return {"bulkOperation": _bulk_node(world, shop, operation), "userErrors": []}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+SCHEMA.query_type.fields["productsCount"].resolve = _resolve_count
+SCHEMA.query_type.fields["currentBulkOperation"].resolve = _resolve_current_bulk
+SCHEMA.query_type.fields["bulkOperation"].resolve = _resolve_bulk
+SCHEMA.mutation_type.fields["bulkOperationRunQuery"].resolve = _resolve_bulk_run
 SCHEMA.query_type.fields["products"].resolve = _resolve_products
 SCHEMA.query_type.fields["product"].resolve = _resolve_product
 SCHEMA.query_type.fields["shop"].resolve = _resolve_shop

@@ -251,6 +251,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._install(shop)
         if path.startswith(app_path):
             return self._admin_app_page(shop, path.removeprefix(app_path))
+        bulk = re.match(r"^/_sim/bulk/([0-9a-z-]+)\.jsonl$", path)
+        if bulk:
+            data = shop.bulk_results.get(bulk.group(1))
+            if data is None:
+                return self._json(404, {"errors": "Not Found"})
+            return self._send(200, data, {"Content-Type": "application/jsonl"})
         if path == "/_sim/id-token":
             if not shop.installed:
                 return self._json(403, {"errors": "app not installed"})

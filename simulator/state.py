@@ -97,6 +97,8 @@ class Shop:
     faults: Faults = field(default_factory=Faults)
     bucket_available: float = BUCKET_SIZE
     bucket_updated: float = field(default_factory=time.monotonic)
+    bulk_operations: list[dict[str, Any]] = field(default_factory=list)
+    bulk_results: dict[str, bytes] = field(default_factory=dict)
     graphql_requests: int = 0
     token_requests: list[str] = field(default_factory=list)  # grant types, in order
 

@@ -316,6 +316,14 @@ def _raise_for_graphql_errors(body: str) -> GraphQLResponse:
     raise ShopifyError(f"Admin API query failed: {messages[:300]}", status=200)
 
 
+def download_lines(url: str):
+    """Stream a bulk operation's JSONL result line by line (it can be large)."""
+    with http_client(timeout=120) as client, client.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise ShopifyUnavailable(f"bulk result download failed ({response.status_code})")
+        yield from response.iter_lines()
+
+
 def throttle_wait(cost: dict[str, Any], *, next_cost: float | None = None) -> float:
     """Seconds until the leaky bucket holds enough points for the next query."""
     status = cost.get("throttleStatus") or {}

@@ -1,0 +1,30 @@
+"""Background tasks: take an id, fetch, log and return if gone, then delegate."""
+
+from __future__ import annotations
+
+import logging
+
+from recommender import catalog
+from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+
+def _active_store(store_id: int) -> Store | None:
+    store = Store.objects.filter(pk=store_id, status=Store.Status.ACTIVE).first()
+    if store is None:
+        log.info("task skipped: store %s is gone or inactive", store_id)
+    return store
+
+
+def sync_catalog(store_id: int) -> None:
+    store = _active_store(store_id)
+    if store is not None:
+        catalog.sync_catalog(store)
+
+
+def embed_store(store_id: int) -> None:
+    store = _active_store(store_id)
+    if store is not None:
+        catalog.wait_for_quiet(store)
+        catalog.embed_store(store)

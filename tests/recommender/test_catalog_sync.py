@@ -1,0 +1,360 @@
+"""Catalog sync against the simulator: pages, bulk, resume, eligibility, webhooks, bad data."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender import catalog, tasks
+from recommender.models import CatalogSync, Product
+from stores import webhooks
+from stores.models import Store
+from tests.stores.test_webhooks import post_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def hash_embedder(settings):
+    settings.RECOMMENDER_EMBEDDER = "hash"
+    settings.RECOMMENDER_EMBED_QUIET_SECONDS = 0
+
+
+def add_products(simulator, handle: str, count: int, **extra) -> list[dict]:
+    return [
+        simulator.world.upsert_product(
+            handle,
+            {
+                "title": f"Product {index}",
+                "handle": f"product-{index}",
+                "body_html": f"<p>Number {index}</p>",
+                "variants": [{"price": "10.00", "inventory_quantity": 3}],
+                **extra,
+            },
+        )
+        for index in range(count)
+    ]
+
+
+def test_install_leads_to_every_product_stored_and_embedded(
+    simulator, install, django_capture_on_commit_callbacks
+):
+    from stores import tasks as store_tasks
+
+    add_products(simulator, "alpha", 30)
+    store = install("alpha")
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        store_tasks.after_install(store.pk)  # fires the install hook → sync requested
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.QUEUED
+    assert len(queued) == 1
+
+    tasks.sync_catalog(store.pk)
+
+    sync = CatalogSync.objects.get(store=store)
+    assert sync.state == CatalogSync.State.DONE
+    assert sync.products_seen == 32
+    assert Product.objects.filter(store=store).count() == 32
+    assert not Product.objects.filter(store=store, eligible=True, vector__isnull=True).exists()
+    assert sync.embeddings_total == 32
+
+
+def test_page_sync_reads_in_pages_within_the_cost_budget(simulator, install, settings):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 45)
+    store = install("alpha")
+
+    sync = catalog.sync_catalog(store)
+
+    assert sync.mode == "pages"
+    assert Product.objects.filter(store=store).count() == 47
+    # productsCount + 5 pages + shop details untouched: no request was throttled
+    assert simulator.shop("alpha").graphql_requests == 1 + 5
+
+
+def test_large_catalog_uses_a_bulk_operation(simulator, install, settings):
+    settings.RECOMMENDER_BULK_THRESHOLD = 20
+    add_products(simulator, "alpha", 40)
+    store = install("alpha")
+
+    sync = catalog.sync_catalog(store)
+
+    assert sync.mode == "bulk"
+    assert sync.state == CatalogSync.State.DONE
+    assert sync.bulk_operation_id.startswith("gid://shopify/BulkOperation/")
+    assert Product.objects.filter(store=store).count() == 42
+
+
+def test_resync_of_an_unchanged_catalog_embeds_nothing(simulator, install):
+    add_products(simulator, "alpha", 10)
+    store = install("alpha")
+    catalog.sync_catalog(store)
+    vectors = dict(Product.objects.values_list("pk", "vector"))
+
+    catalog.sync_catalog(store)
+
+    sync = CatalogSync.objects.get(store=store)
+    assert sync.embeddings_total == 12
+    assert dict(Product.objects.values_list("pk", "vector")) == vectors
+
+
+def test_ineligible_products_are_kept_and_marked_not_embedded(simulator, install):
+    world = simulator.world
+    cases = {
+        "draft": {"status": "draft"},
+        "archived": {"status": "archived"},
+        "unpublished": {"published": False},
+        "gift card": {"is_gift_card": True},
+        "free": {"variants": [{"price": "0.00", "inventory_quantity": 5}]},
+        "out of stock": {"variants": [{"price": "9.00", "inventory_quantity": 0}]},
+    }
+    for reason, change in cases.items():
+        world.upsert_product(
+            "alpha",
+            {
+                "title": f"Case {reason}",
+                "handle": reason.replace(" ", "-"),
+                "variants": [{"price": "5.00", "inventory_quantity": 2}],
+                **change,
+            },
+        )
+    store = install("alpha")
+
+    catalog.sync_catalog(store)
+
+    reasons = dict(
+        Product.objects.filter(store=store, eligible=False).values_list(
+            "title", "ineligible_reason"
+        )
+    )
+    assert reasons == {f"Case {reason}": reason for reason in cases}
+    assert not Product.objects.filter(eligible=False, vector__isnull=False).exists()
+
+
+def test_awkward_products_are_stored_safely(simulator, install):
+    world = simulator.world
+    world.upsert_product(
+        "alpha",
+        {"title": "", "handle": "untitled", "body_html": "", "variants": [{"price": "3.00"}]},
+    )
+    world.upsert_product(
+        "alpha",
+        {
+            "title": "Long one",
+            "handle": "long",
+            "body_html": "<p>" + "word " * 20000 + "</p>",
+            "variants": [{"price": "3.00"}],
+        },
+    )
+    world.upsert_product(
+        "alpha",
+        {
+            "title": '<img src=x onerror="alert(1)">Grinder',
+            "handle": "xss",
+            "body_html": "<script>alert(1)</script><b>Bold</b> claims",
+            "variants": [{"price": "3.00"}],
+        },
+    )
+    world.upsert_product(
+        "alpha",
+        {"title": "抹茶 ☕️ Matcha über café", "handle": "matcha", "variants": [{"price": "3.00"}]},
+    )
+    world.upsert_product(
+        "alpha", {"title": "Twin A", "handle": "twin", "variants": [{"price": "3.00"}]}
+    )
+    world.upsert_product(
+        "alpha", {"title": "Twin B", "handle": "twin", "variants": [{"price": "3.00"}]}
+    )
+    store = install("alpha")
+
+    sync = catalog.sync_catalog(store)
+
+    assert sync.state == CatalogSync.State.DONE
+    products = {p.handle + ":" + p.title: p for p in Product.objects.filter(store=store)}
+    untitled = products["untitled:"]
+    assert (untitled.eligible, untitled.ineligible_reason) == (False, "no title")
+    long_one = products["long:Long one"]
+    assert len(long_one.description) <= 5000
+    xss = products['xss:<img src=x onerror="alert(1)">Grinder']
+    assert "<script>" not in xss.description and "alert(1) Bold claims" in xss.description
+    assert products["matcha:抹茶 ☕️ Matcha über café"].eligible
+    assert {"twin:Twin A", "twin:Twin B"} <= set(products)
+
+
+def test_malformed_json_fails_the_sync_and_the_next_run_resumes_from_the_cursor(
+    simulator, install, settings, monkeypatch
+):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    monkeypatch.setattr(catalog, "MAX_SHOPIFY_RETRIES", 0)
+    add_products(simulator, "alpha", 28)
+    store = install("alpha")
+    original = catalog._upsert
+    pages = []
+
+    def fail_after_two_pages(store_, sync_, nodes):
+        pages.append(len(nodes))
+        if len(pages) == 2:
+            simulator.fault("alpha", "graphql", "malformed")
+        return original(store_, sync_, nodes)
+
+    monkeypatch.setattr(catalog, "_upsert", fail_after_two_pages)
+    failed = catalog.sync_catalog(store)
+    assert failed.state == CatalogSync.State.FAILED
+    assert "malformed" in failed.last_error
+    assert failed.cursor and failed.products_seen == 20
+
+    resumed = catalog.sync_catalog(store)
+
+    assert resumed.state == CatalogSync.State.DONE
+    assert resumed.products_seen == 30
+    assert pages == [10, 10, 10]  # the third page, not the first again
+    assert Product.objects.filter(store=store).count() == 30
+
+
+def test_throttling_and_outage_mid_sync_are_waited_out(simulator, install, settings):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 18)
+    store = install("alpha")
+    simulator.fault("alpha", "graphql", "throttled")
+    simulator.fault("alpha", "graphql", "502")
+
+    sync = catalog.sync_catalog(store)
+
+    assert sync.state == CatalogSync.State.DONE
+    assert Product.objects.filter(store=store).count() == 20
+
+
+def test_token_expiring_mid_sync_is_refreshed_and_the_sync_continues(
+    simulator, install, settings, monkeypatch
+):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 18)
+    store = install("alpha")
+    original = catalog._upsert
+
+    def expire_after_first_page(store_, sync_, nodes):
+        simulator.control("alpha", "expire-tokens")
+        return original(store_, sync_, nodes)
+
+    monkeypatch.setattr(catalog, "_upsert", expire_after_first_page)
+    sync = catalog.sync_catalog(store)
+
+    assert sync.state == CatalogSync.State.DONE
+    assert "refresh_token" in simulator.shop("alpha").token_requests
+    assert Product.objects.filter(store=store).count() == 20
+
+
+def test_shop_uninstalled_mid_sync_stops_the_sync(simulator, install, settings, monkeypatch):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 28)
+    store = install("alpha")
+    original = catalog._upsert
+
+    def uninstall_after_first_page(store_, sync_, nodes):
+        Store.objects.filter(pk=store_.pk).update(status=Store.Status.UNINSTALLED)
+        return original(store_, sync_, nodes)
+
+    monkeypatch.setattr(catalog, "_upsert", uninstall_after_first_page)
+    sync = catalog.sync_catalog(store)
+
+    assert sync.state == CatalogSync.State.FAILED
+    assert "uninstalled" in sync.last_error
+    assert Product.objects.filter(store=store).count() == 10
+
+
+def test_product_deleted_mid_sync_is_removed_by_the_next_full_sync(simulator, install):
+    products = add_products(simulator, "alpha", 5)
+    store = install("alpha")
+    catalog.sync_catalog(store)
+    simulator.world.delete_product("alpha", products[0]["id"])  # its webhook was lost
+
+    catalog.sync_catalog(store)
+
+    assert not Product.objects.filter(shopify_id=products[0]["id"]).exists()
+    assert Product.objects.filter(store=store).count() == 6
+
+
+# --- product webhooks -------------------------------------------------------------------
+
+
+def product_webhook(client, simulator, topic, product, event_id, triggered_at=None):
+    from simulator.webhooks import product_payload
+
+    return post_webhook(
+        client,
+        topic,
+        product_payload(product) if "title" in product else product,
+        event_id=event_id,
+        triggered_at=triggered_at,
+    )
+
+
+def test_product_update_webhook_refreshes_the_product(client, simulator, install):
+    store = install("alpha")
+    catalog.sync_catalog(store)
+    product = simulator.world.upsert_product("alpha", {"id": 1000, "title": "Burr Grinder Deluxe"})
+
+    product_webhook(client, simulator, "products/update", product, "e1")
+    webhooks.process_pending()
+    catalog.embed_store(store)
+
+    stored = Product.objects.get(store=store, shopify_id=1000)
+    assert stored.title == "Burr Grinder Deluxe"
+    assert stored.embedded_hash == stored.content_hash
+
+
+def test_product_create_and_delete_webhooks(client, simulator, install):
+    store = install("alpha")
+    created = simulator.world.upsert_product(
+        "alpha", {"title": "New Kettle", "handle": "kettle", "variants": [{"price": "30.00"}]}
+    )
+    product_webhook(client, simulator, "products/create", created, "c1")
+    webhooks.process_pending()
+    assert Product.objects.filter(store=store, shopify_id=created["id"]).exists()
+
+    simulator.world.delete_product("alpha", created["id"])
+    product_webhook(client, simulator, "products/delete", {"id": created["id"]}, "d1")
+    webhooks.process_pending()
+
+    assert not Product.objects.filter(store=store, shopify_id=created["id"]).exists()
+
+
+def test_burst_of_updates_queues_one_embedding(
+    client, simulator, install, django_capture_on_commit_callbacks, monkeypatch
+):
+    store = install("alpha")
+    catalog.sync_catalog(store)
+    before = CatalogSync.objects.get(store=store).embeddings_total
+    enqueued = []
+    monkeypatch.setattr(catalog, "_enqueue", lambda func, store_id, label: enqueued.append(func))
+    with django_capture_on_commit_callbacks(execute=True):
+        for version in range(5):
+            product = simulator.world.upsert_product(
+                "alpha", {"id": 1000, "title": f"Grinder v{version}"}
+            )
+            product_webhook(client, simulator, "products/update", product, f"burst-{version}")
+            webhooks.process_pending()
+
+    tasks.embed_store(store.pk)
+
+    assert enqueued == ["recommender.tasks.embed_store"]
+    assert CatalogSync.objects.get(store=store).embeddings_total == before + 1
+    assert Product.objects.get(store=store, shopify_id=1000).title == "Grinder v4"
+
+
+def test_out_of_order_delete_then_update_does_not_resurrect(client, simulator, install):
+    store = install("alpha")
+    catalog.sync_catalog(store)
+    product = simulator.world.shops["alpha"].products[1000]
+    simulator.world.delete_product("alpha", 1000)
+
+    product_webhook(client, simulator, "products/delete", {"id": 1000}, "late-delete")
+    product_webhook(
+        client,
+        simulator,
+        "products/update",
+        product,
+        "early-update",
+        triggered_at="2020-01-01T00:00:00Z",
+    )
+    webhooks.process_pending()
+
+    assert not Product.objects.filter(store=store, shopify_id=1000).exists()

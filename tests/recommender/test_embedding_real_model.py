@@ -1,0 +1,118 @@
+"""The real all-MiniLM-L6-v2, offline: the fast ONNX path against the sentence-transformers
+reference, and real similarity between real product texts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from recommender import embedding
+from simulator.demo_shops import NICHES, catalog
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder():
+    return embedding.load_embedder("onnx", str(settings.RECOMMENDER_MODEL_DIR), 2)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return embedding.load_embedder("sentence-transformers", "", 2)
+
+
+def demo_texts(limit_per_store: int = 8) -> list[str]:
+    texts = []
+    for niche in NICHES:
+        for product in catalog(niche)[:limit_per_store]:
+            texts.append(
+                embedding.product_text(
+                    title=product["title"],
+                    product_type=product["product_type"],
+                    category=product["category"]["full_name"],
+                    tags=product["tags"],
+                    vendor=product["vendor"],
+                    description=product["body_html"],
+                )
+            )
+    return texts
+
+
+@pytest.mark.parametrize("which", ["onnx_embedder", "reference"])
+def test_two_coffee_grinders_are_closer_to_each_other_than_to_a_dress(request, which):
+    embedder = request.getfixturevalue(which)
+    grinder_a, grinder_b, dress = embedder.encode(
+        [
+            embedding.product_text(
+                title="Hand Burr Grinder",
+                product_type="Coffee Grinders",
+                description="Stainless conical burrs for pour-over and espresso.",
+            ),
+            embedding.product_text(
+                title="Electric Coffee Mill",
+                product_type="Coffee Grinders",
+                description="Grinds beans evenly for drip coffee.",
+            ),
+            embedding.product_text(
+                title="Linen Midi Dress",
+                product_type="Dresses",
+                description="A breathable summer dress in sage green.",
+            ),
+        ]
+    )
+
+    assert grinder_a @ grinder_b > grinder_a @ dress + 0.2
+    assert grinder_a @ grinder_b > grinder_b @ dress + 0.2
+    assert np.allclose(np.linalg.norm([grinder_a, grinder_b, dress], axis=1), 1.0, atol=1e-3)
+
+
+def test_onnx_fast_path_matches_the_reference_within_cosine_0_99(onnx_embedder, reference):
+    texts = demo_texts()
+
+    fast = onnx_embedder.encode(texts)
+    ref = reference.encode(texts)
+
+    cosines = (fast * ref).sum(axis=1)
+    assert fast.shape == ref.shape == (len(texts), embedding.DIMENSIONS)
+    assert cosines.mean() >= 0.99
+    assert cosines.min() >= 0.97
+
+
+def test_onnx_keeps_input_order_with_length_sorted_batches(onnx_embedder):
+    texts = ["a much longer product text about a cast iron skillet " * 4, "tea", "dog bed"]
+
+    together = onnx_embedder.encode(texts)
+    alone = np.vstack([onnx_embedder.encode([text]) for text in texts])
+
+    # Dynamic int8 quantisation scales activations per batch, so a vector moves a little
+    # with its batch-mates; each must still be its own text's vector, not a neighbour's.
+    similarity = together @ alone.T
+    assert list(similarity.argmax(axis=1)) == [0, 1, 2]
+    assert np.diag(similarity).min() > 0.98
+
+
+def test_web_process_and_fast_embedder_never_import_torch():
+    code = (
+        "import os, sys, django;"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'interlayer.settings');"
+        "django.setup();"
+        "import interlayer.urls, interlayer.wsgi, recommender.catalog;"
+        "from django.test import Client; Client().get('/');"
+        "from recommender import catalog; catalog.get_embedder().encode(['kettle']);"
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    env = {**os.environ, "RECOMMENDER_EMBEDDER": "onnx"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False False"
