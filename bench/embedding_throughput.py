@@ -1,0 +1,79 @@
+"""Embedding throughput on this machine: the int8 ONNX fast path against the reference,
+sentence-transformers fp32 ``encode``, on the same product texts in the same run.
+
+    .venv/bin/python bench/embedding_throughput.py [--texts 512] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from recommender import embedding  # noqa: E402
+from simulator.demo_shops import NICHES, catalog  # noqa: E402
+
+
+def product_texts(limit: int) -> list[str]:
+    texts = []
+    for niche in NICHES:
+        for product in catalog(niche):
+            texts.append(
+                embedding.product_text(
+                    title=product["title"],
+                    product_type=product["product_type"],
+                    category=product["category"]["full_name"],
+                    tags=product["tags"],
+                    vendor=product["vendor"],
+                    description=product["body_html"],
+                )
+            )
+    return (texts * (limit // len(texts) + 1))[:limit]
+
+
+def timed(embedder, texts, repeats=3):
+    embedder.encode(texts[:32])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        vectors = embedder.encode(texts)
+        best = min(best, time.perf_counter() - started)
+    return vectors, len(texts) / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--texts", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    texts = product_texts(args.texts)
+    model_dir = ROOT / "var" / "models"
+
+    started = time.perf_counter()
+    reference = embedding.SentenceTransformerEmbedder(threads=args.threads)
+    reference_load = time.perf_counter() - started
+    started = time.perf_counter()
+    fast = embedding.OnnxEmbedder(
+        embedding.build_onnx_model(model_dir / embedding.ONNX_FILENAME), threads=args.threads
+    )
+    fast_load = time.perf_counter() - started
+
+    ref_vectors, ref_rate = timed(reference, texts)
+    fast_vectors, fast_rate = timed(fast, texts)
+    cosines = (ref_vectors * fast_vectors).sum(axis=1)
+
+    print(f"texts: {len(texts)} product texts, batch {embedding.BATCH_SIZE}, {args.threads} threads")
+    print(f"reference (sentence-transformers fp32): {ref_rate:7.1f} texts/s, load {reference_load:.2f}s")
+    print(f"fast path (ONNX Runtime int8):          {fast_rate:7.1f} texts/s, load {fast_load:.2f}s")
+    print(f"speed-up: {fast_rate / ref_rate:.2f}x")
+    print(f"agreement: mean cosine {cosines.mean():.4f}, min {cosines.min():.4f}")
+
+
+if __name__ == "__main__":
+    main()
