@@ -109,8 +109,12 @@ def run(args, workdir: Path, simulator_url: str) -> None:
         f"{simulator_url}/store/bench-store/admin/apps/interlayer/install",
         params={"flow": "managed"},
     )
-    token = httpx.post(f"{simulator_url}/_sim/shops/bench-store/id-token", json={}).json()["id_token"]
-    claims = jwt.decode(token, settings.SHOPIFY_API_SECRET, algorithms=["HS256"], audience=settings.SHOPIFY_API_KEY)
+    token = httpx.post(f"{simulator_url}/_sim/shops/bench-store/id-token", json={}).json()[
+        "id_token"
+    ]
+    claims = jwt.decode(
+        token, settings.SHOPIFY_API_SECRET, algorithms=["HS256"], audience=settings.SHOPIFY_API_KEY
+    )
     store = services.exchange_session_token(
         shop_domain=shop, id_token={"exchangeable": True, "token": token, "claims": claims}
     )

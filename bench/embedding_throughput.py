@@ -68,9 +68,15 @@ def main() -> None:
     fast_vectors, fast_rate = timed(fast, texts)
     cosines = (ref_vectors * fast_vectors).sum(axis=1)
 
-    print(f"texts: {len(texts)} product texts, batch {embedding.BATCH_SIZE}, {args.threads} threads")
-    print(f"reference (sentence-transformers fp32): {ref_rate:7.1f} texts/s, load {reference_load:.2f}s")
-    print(f"fast path (ONNX Runtime int8):          {fast_rate:7.1f} texts/s, load {fast_load:.2f}s")
+    print(
+        f"texts: {len(texts)} product texts, batch {embedding.BATCH_SIZE}, {args.threads} threads"
+    )
+    print(
+        f"reference (sentence-transformers fp32): {ref_rate:7.1f} texts/s, load {reference_load:.2f}s"
+    )
+    print(
+        f"fast path (ONNX Runtime int8):          {fast_rate:7.1f} texts/s, load {fast_load:.2f}s"
+    )
     print(f"speed-up: {fast_rate / ref_rate:.2f}x")
     print(f"agreement: mean cosine {cosines.mean():.4f}, min {cosines.min():.4f}")
 

@@ -172,6 +172,12 @@ RECOMMENDER_EMBED_QUIET_SECONDS = float(os.getenv("RECOMMENDER_EMBED_QUIET_SECON
 # Catalogs larger than this are read with one bulk operation instead of page by page.
 RECOMMENDER_BULK_THRESHOLD = envint("RECOMMENDER_BULK_THRESHOLD", "2000")
 RECOMMENDER_PAGE_SIZE = envint("RECOMMENDER_PAGE_SIZE", "100")
+# Where the published index versions live (shared by every web process on a machine).
+RECOMMENDER_INDEX_DIR = Path(os.getenv("RECOMMENDER_INDEX_DIR", str(BASE_DIR / "var" / "index")))
+RECOMMENDER_INDEX_POLL_SECONDS = float(os.getenv("RECOMMENDER_INDEX_POLL_SECONDS", "2"))
+RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", "50000")
+# Cosine similarity below which a partner product is not shown at all.
+RECOMMENDER_RELEVANCE_FLOOR = float(os.getenv("RECOMMENDER_RELEVANCE_FLOOR", "0.35"))
 
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")
@@ -206,5 +212,7 @@ LOGGING = {
         # httpx logs every request URL at INFO; keep it quiet.
         "httpx": {"level": "WARNING"},
         "django_q": {"level": "WARNING"},
+        # faiss logs its CPU-feature probing (missing AVX variants) at INFO.
+        "faiss.loader": {"level": "WARNING"},
     },
 }

@@ -24,8 +24,8 @@ from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from recommender import embedding
-from recommender.models import CatalogSync, Product
+from recommender import embedding, services
+from recommender.models import CatalogSync, IndexEvent, Product
 from stores import services as store_services
 from stores import shopify
 from stores.models import Store
@@ -346,6 +346,7 @@ def _upsert(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]) -> int
     }
     existing_hashes = {pid: p.content_hash for pid, p in existing.items()}
     to_create, to_update = [], []
+    index_changes: list[tuple[str, int]] = []
     now = timezone.now()
     for product_id, fields in incoming.items():
         product = existing.get(product_id)
@@ -356,6 +357,13 @@ def _upsert(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]) -> int
                 )
             )
         elif any(getattr(product, name) != value for name, value in fields.items()):
+            if product.eligible != fields["eligible"]:
+                # Out of the index at once; back in when its (current) vector is there.
+                current = product.embedded_hash == fields["content_hash"]
+                if not fields["eligible"]:
+                    index_changes.append((IndexEvent.Kind.REMOVE, product.pk))
+                elif current:
+                    index_changes.append((IndexEvent.Kind.UPSERT, product.pk))
             for name, value in fields.items():
                 setattr(product, name, value)
             product.sync_generation = sync.generation
@@ -371,6 +379,10 @@ def _upsert(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]) -> int
         Product.objects.filter(store=store, shopify_id__in=list(incoming)).exclude(
             sync_generation=sync.generation
         ).update(sync_generation=sync.generation)
+        for kind in (IndexEvent.Kind.REMOVE, IndexEvent.Kind.UPSERT):
+            services.emit_index_events(
+                kind, [(pk, store.pk) for k, pk in index_changes if k == kind]
+            )
     return len(to_create) + sum(
         1 for p in to_update if p.content_hash != existing_hashes.get(p.shopify_id)
     )
@@ -388,12 +400,11 @@ _FIELD_NAMES = [
 def _delete_unseen(store: Store, sync: CatalogSync) -> int:
     """Products the full read did not see are gone from Shopify (their webhook was missed),
     unless a webhook touched them after the sync started."""
-    deleted, _ = (
-        Product.objects.filter(store=store, sync_generation__lt=sync.generation)
-        .filter(updated_at__lt=sync.started_at)
-        .delete()
+    return services.delete_products(
+        Product.objects.filter(store=store, sync_generation__lt=sync.generation).filter(
+            updated_at__lt=sync.started_at
+        )
     )
-    return deleted
 
 
 # --- webhooks ---------------------------------------------------------------------------
@@ -413,7 +424,9 @@ def apply_product_webhook(
     except (KeyError, TypeError, ValueError):
         return "payload without a product id"
     if topic == "products/delete":
-        deleted, _ = Product.objects.filter(store=store, shopify_id=product_id).delete()
+        deleted = services.delete_products(
+            Product.objects.filter(store=store, shopify_id=product_id)
+        )
         return "deleted" if deleted else "already gone"
     stored = Product.objects.filter(store=store, shopify_id=product_id).first()
     if (
@@ -429,7 +442,7 @@ def apply_product_webhook(
         .data.get("product")
     )
     if node is None:
-        Product.objects.filter(store=store, shopify_id=product_id).delete()
+        services.delete_products(Product.objects.filter(store=store, shopify_id=product_id))
         return "product no longer exists"
     sync, _ = CatalogSync.objects.get_or_create(store=store)
     changed = _upsert(store, sync, [node])
@@ -499,6 +512,7 @@ def embed_store(store: Store, *, batch: int = 256) -> int:
         texts = [embedding_text(product.__dict__) for product in products]
         vectors = embedder.encode(texts)
         _save_vectors(products, vectors)
+        services.emit_index_events(IndexEvent.Kind.UPSERT, [(p.pk, p.store_id) for p in products])
         done += len(products)
     if done:
         CatalogSync.objects.filter(store=store).update(

@@ -91,3 +91,123 @@ class CatalogSync(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store_id}: {self.state}"
+
+
+class IndexEvent(models.Model):
+    """Append-only log of vector changes; every web process applies new ones to its index,
+    so a change is searchable everywhere within seconds without a rebuild."""
+
+    class Kind(models.TextChoices):
+        UPSERT = "upsert", "Upsert"
+        REMOVE = "remove", "Remove"
+
+    product_id = models.BigIntegerField()  # Product.pk (the product may be gone)
+    store_id = models.BigIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.product_id}"
+
+
+class WidgetSettings(models.Model):
+    """The merchant's controls for the storefront widget and the exchange."""
+
+    class Placement(models.TextChoices):
+        PRODUCT = "product", "Product pages"
+        ALL = "all", "Product, collection, cart and home pages"
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="widget_settings")
+    enabled = models.BooleanField(default=True)
+    title = models.CharField(max_length=80, default="You may also like")
+    items = models.PositiveSmallIntegerField(default=4)
+    own_share = models.PositiveSmallIntegerField(default=25)  # percent of the widget
+    placement = models.CharField(max_length=10, choices=Placement.choices, default=Placement.ALL)
+    accent_color = models.CharField(max_length=7, default="#1a1a1a")
+    text_color = models.CharField(max_length=7, default="#1a1a1a")
+    background_color = models.CharField(max_length=7, default="#ffffff")
+    avoid_competitors = models.BooleanField(default=True)
+    blocked_stores = models.ManyToManyField(Store, blank=True, related_name="blocked_by")
+    excluded_categories = models.JSONField(default=list, blank=True)  # taxonomy ids
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"widget settings of {self.store_id}"
+
+
+class LedgerEntry(models.Model):
+    """One credit movement. Append-only: balances are sums, never stored."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", "Starter grant"
+        EARN = "earn", "Earned (click sent)"
+        SPEND = "spend", "Spent (click received)"
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    counterparty = models.ForeignKey(
+        Store, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    click = models.ForeignKey("Click", on_delete=models.PROTECT, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store"], condition=models.Q(kind="grant"), name="one_starter_grant"
+            )
+        ]
+        indexes = [models.Index(fields=["store", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.store_id} {self.kind} {self.amount}"
+
+
+class Click(models.Model):
+    """Every click through the widget (raw); ``billable`` when it passed the rules."""
+
+    source_store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="clicks_sent")
+    target_store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="clicks_received"
+    )
+    target_product_id = models.BigIntegerField()  # Shopify product id
+    impression_id = models.CharField(max_length=64)
+    token_id = models.CharField(max_length=64)
+    visitor_hash = models.CharField(max_length=64)
+    billable = models.BooleanField(default=False)
+    # Set only on the billable click of a token: a replayed token cannot bill twice.
+    billed_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    reason = models.CharField(max_length=40)  # why it is (not) billable
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["visitor_hash", "target_product_id", "created_at"]),
+            models.Index(fields=["source_store", "created_at"]),
+            models.Index(fields=["target_store", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"click {self.source_store_id}->{self.target_store_id} {self.reason}"
+
+
+class Impression(models.Model):
+    """A widget that was actually seen (half visible for a second), per slot shown."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="impressions")
+    impression_id = models.CharField(max_length=64)
+    visitor_hash = models.CharField(max_length=64)
+    items = models.PositiveSmallIntegerField(default=0)
+    partner_items = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["impression_id"], name="one_view_per_impression")
+        ]
+        indexes = [models.Index(fields=["store", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"impression {self.impression_id}"

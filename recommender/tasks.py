@@ -28,3 +28,9 @@ def embed_store(store_id: int) -> None:
     if store is not None:
         catalog.wait_for_quiet(store)
         catalog.embed_store(store)
+
+
+def rebuild_index() -> None:
+    from recommender import services
+
+    services.rebuild_index()

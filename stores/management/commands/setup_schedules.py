@@ -9,6 +9,8 @@ from django_q.models import Schedule
 # name -> (task function, minutes between runs)
 SCHEDULES: dict[str, tuple[str, int]] = {
     "reconcile": ("stores.tasks.reconcile", 5),
+    # Folds incremental changes back into compact per-store ranges.
+    "rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60),
 }
 
 

@@ -1,0 +1,272 @@
+"""The cross-store vector index: FAISS, plain NumPy, no Django.
+
+Labels are FAISS's own sequential ids. A build inserts products grouped by store, so each
+store owns one contiguous label range; excluding the host and blocked stores is then a
+handful of ``IDSelectorRange``s checked during the search (cheap, and recall holds because
+exclusions remove little). Products added after the build go to a tail whose labels are
+listed per store; changed or removed products are marked dead and skipped the same way.
+A periodic rebuild folds the tail back into ranges.
+
+Exact search (``IndexFlatIP``) while the network is small; HNSW (M=32) beyond
+``EXACT_LIMIT`` vectors, where exact search would miss the latency budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+EXACT_LIMIT = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 64
+
+
+@dataclass(frozen=True)
+class Hit:
+    product_id: int
+    store_id: int
+    score: float
+
+
+class VectorIndex:
+    def __init__(
+        self,
+        faiss_index,
+        product_ids: np.ndarray,
+        store_ids: np.ndarray,
+        *,
+        kind: str,
+        built_at: float,
+        watermark: int = 0,
+    ):
+        self._index = faiss_index
+        self.kind = kind
+        self.built_at = built_at
+        # The highest index-event id folded in: later events are applied on top.
+        self.watermark = watermark
+        self._products = list(product_ids.astype(np.int64))
+        self._stores = list(store_ids.astype(np.int64))
+        self._ranges: dict[int, tuple[int, int]] = {}
+        for store in np.unique(store_ids):
+            labels = np.flatnonzero(store_ids == store)
+            self._ranges[int(store)] = (int(labels[0]), int(labels[-1]) + 1)
+        self._label_of: dict[int, int] = {int(p): i for i, p in enumerate(product_ids)}
+        self._tail: dict[int, list[int]] = {}  # store -> labels added after the build
+        self._dead: set[int] = set()
+        self._lock = threading.RLock()
+
+    # --- building ---------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        product_ids: Sequence[int],
+        store_ids: Sequence[int],
+        *,
+        exact_limit: int = EXACT_LIMIT,
+        watermark: int = 0,
+    ) -> VectorIndex:
+        import faiss
+
+        products = np.asarray(product_ids, dtype=np.int64)
+        stores = np.asarray(store_ids, dtype=np.int64)
+        order = np.lexsort((products, stores))  # group by store, stable inside
+        vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
+        dimensions = vectors.shape[1] if vectors.size else 384
+        if len(vectors) <= exact_limit:
+            index, kind = faiss.IndexFlatIP(dimensions), "exact"
+        else:
+            index = faiss.IndexHNSWFlat(dimensions, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+            kind = "hnsw"
+        if len(vectors):
+            index.add(vectors)
+        return cls(
+            index,
+            products[order],
+            stores[order],
+            kind=kind,
+            built_at=time.time(),
+            watermark=watermark,
+        )
+
+    def __len__(self) -> int:
+        return len(self._label_of)
+
+    @property
+    def memory_bytes(self) -> int:
+        import faiss
+
+        return int(faiss.serialize_index(self._index).nbytes) if self._index.ntotal else 0
+
+    # --- incremental changes ------------------------------------------------------------
+    def upsert(self, vectors: np.ndarray, product_ids: Sequence[int], store_ids: Sequence[int]):
+        """Add or replace products: a replaced product's old label is marked dead."""
+        if not len(product_ids):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._lock:
+            start = self._index.ntotal
+            self._index.add(vectors)
+            for offset, (product, store) in enumerate(zip(product_ids, store_ids, strict=True)):
+                old = self._label_of.get(int(product))
+                if old is not None:
+                    self._dead.add(old)
+                label = start + offset
+                self._label_of[int(product)] = label
+                self._products.append(int(product))
+                self._stores.append(int(store))
+                self._tail.setdefault(int(store), []).append(label)
+
+    def remove(self, product_ids: Iterable[int]) -> None:
+        with self._lock:
+            for product in product_ids:
+                label = self._label_of.pop(int(product), None)
+                if label is not None:
+                    self._dead.add(label)
+
+    def vector(self, product_id: int) -> np.ndarray | None:
+        label = self._label_of.get(int(product_id))
+        return None if label is None else self._index.reconstruct(label)
+
+    def store_ids(self) -> set[int]:
+        return set(self._ranges) | set(self._tail)
+
+    def store_vectors(self, store_id: int) -> tuple[list[int], np.ndarray]:
+        """The live products of one store and their vectors (for profiles, own products)."""
+        with self._lock:
+            labels = list(range(*self._ranges.get(store_id, (0, 0))))
+            labels += self._tail.get(store_id, [])
+            labels = [label for label in labels if label not in self._dead]
+            if not labels:
+                return [], np.zeros((0, self._index.d), dtype=np.float32)
+            matrix = np.vstack([self._index.reconstruct(label) for label in labels])
+            return [int(self._products[label]) for label in labels], matrix
+
+    # --- search -------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, *, exclude_stores: Iterable[int] = ()) -> list[Hit]:
+        """The k nearest live products, skipping every product of ``exclude_stores``."""
+        import faiss
+
+        if self._index.ntotal == 0 or k <= 0:
+            return []
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        with self._lock:
+            selector, keep = self._exclusion(set(exclude_stores))
+            if self.kind == "hnsw":
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, labels = self._index.search(query, k, params=params)
+            del keep  # the selectors had to outlive the search
+            products, stores = self._products, self._stores
+            return [
+                Hit(int(products[label]), int(stores[label]), float(score))
+                for score, label in zip(scores[0], labels[0], strict=True)
+                if label >= 0
+            ]
+
+    def _exclusion(self, stores: set[int]):
+        import faiss
+
+        parts = []
+        for store in stores:
+            if store in self._ranges:
+                parts.append(faiss.IDSelectorRange(*self._ranges[store]))
+        banned = set(self._dead)
+        for store in stores:
+            banned.update(self._tail.get(store, ()))
+        if banned:
+            parts.append(faiss.IDSelectorBatch(np.fromiter(banned, dtype=np.int64)))
+        if not parts:
+            return None, parts
+        combined = parts[0]
+        keep = list(parts)
+        for part in parts[1:]:
+            combined = faiss.IDSelectorOr(combined, part)
+            keep.append(combined)
+        selector = faiss.IDSelectorNot(combined)
+        keep.append(selector)
+        return selector, keep
+
+    # --- persistence --------------------------------------------------------------------
+    def save(self, root: Path) -> Path:
+        """Write a new version beside the old ones and point CURRENT at it atomically."""
+        import faiss
+
+        root.mkdir(parents=True, exist_ok=True)
+        version = f"v{int(time.time() * 1000)}-{os.getpid()}"
+        staging = root / f".{version}"
+        staging.mkdir()
+        with self._lock:
+            faiss.write_index(self._index, str(staging / "index.faiss"))
+            np.savez(
+                staging / "labels.npz",
+                products=np.asarray(self._products, dtype=np.int64),
+                stores=np.asarray(self._stores, dtype=np.int64),
+                dead=np.fromiter(self._dead, dtype=np.int64),
+            )
+            meta = {"kind": self.kind, "built_at": self.built_at, "watermark": self.watermark}
+        (staging / "meta.json").write_text(json.dumps(meta))
+        staging.rename(root / version)
+        pointer = root / ".CURRENT.tmp"
+        pointer.write_text(version)
+        pointer.replace(root / "CURRENT")
+        _prune(root, keep=version)
+        return root / version
+
+    @classmethod
+    def load(cls, root: Path) -> VectorIndex | None:
+        import faiss
+
+        try:
+            version = (root / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        directory = root / version
+        meta = json.loads((directory / "meta.json").read_text())
+        labels = np.load(directory / "labels.npz")
+        index = faiss.read_index(str(directory / "index.faiss"))
+        if meta["kind"] == "hnsw":
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        loaded = cls(
+            index,
+            labels["products"],
+            labels["stores"],
+            kind=meta["kind"],
+            built_at=meta["built_at"],
+            watermark=meta["watermark"],
+        )
+        loaded._dead = {int(label) for label in labels["dead"]}
+        for label in loaded._dead:
+            product = loaded._products[label]
+            if loaded._label_of.get(product) == label:
+                loaded._label_of.pop(product)
+        return loaded
+
+
+def current_version(root: Path) -> str | None:
+    try:
+        return (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _prune(root: Path, *, keep: str, spare: int = 2) -> None:
+    """Drop old versions, leaving a couple for processes still loading them."""
+    versions = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep),
+        key=lambda p: p.stat().st_mtime,
+    )
+    for old in versions[:-spare] if spare else versions:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""Small factories for rows the tests need directly (installs go through the simulator)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from recommender import embedding
+from recommender.models import Product, WidgetSettings
+from stores.models import Store
+
+_ids = itertools.count(1)
+_rng = np.random.default_rng(1234)
+TOPICS = {name: _rng.normal(size=384) for name in ("coffee", "tea", "dogs", "books", "dresses")}
+
+
+def topic_vector(topic: str, *, noise: float = 0.35, seed: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    vector = TOPICS[topic] + noise * rng.normal(size=384)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def mixed_vector(*parts: tuple[str, float], noise: float = 0.3, seed: int | None = None):
+    """A product between topics, e.g. a coffee-table book: (("coffee", 0.7), ("books", 0.7))."""
+    rng = np.random.default_rng(seed)
+    vector = sum(weight * TOPICS[topic] for topic, weight in parts) + noise * rng.normal(size=384)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def make_store(handle: str, *, status: str = Store.Status.ACTIVE, **fields) -> Store:
+    store = Store.objects.create(
+        shop_domain=f"{handle}.myshopify.com",
+        status=status,
+        name=fields.pop("name", handle.title()),
+        **fields,
+    )
+    WidgetSettings.objects.create(store=store)
+    return store
+
+
+def make_product(store: Store, title: str, vector: np.ndarray | None = None, **fields) -> Product:
+    number = next(_ids)
+    text_hash = embedding.content_hash(title + str(number))
+    values = {
+        "shopify_id": 9_000_000 + number,
+        "handle": f"p-{number}",
+        "title": title,
+        "status": "ACTIVE",
+        "published": True,
+        "available": True,
+        "eligible": True,
+        "price_min": 10,
+        "price_max": 10,
+        "currency": "USD",
+        "url": f"https://{store.shop_domain.split('.')[0]}.example/products/p-{number}",
+        "content_hash": text_hash,
+        "embedded_hash": text_hash if vector is not None else "",
+        "vector": vector.astype(np.float32).tobytes() if vector is not None else None,
+    }
+    values.update(fields)
+    return Product.objects.create(store=store, **values)

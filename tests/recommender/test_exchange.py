@@ -1,0 +1,218 @@
+"""The credit exchange: the published rules, append-only ledger, and real concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import signing
+from django.db import connections
+from django.utils import timezone
+
+from recommender import exchange
+from recommender.models import Click, LedgerEntry
+from tests.factories import make_store
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"
+
+
+@pytest.fixture
+def pair(db):
+    sender, receiver = make_store("sender"), make_store("receiver")
+    exchange.grant_starter_credits(sender)
+    exchange.grant_starter_credits(receiver)
+    return sender, receiver
+
+
+def token_for(sender, receiver, product_id=555, impression="imp-1"):
+    signed = exchange.issue_click_token(
+        impression_id=impression,
+        source_store_id=sender.pk,
+        target_store_id=receiver.pk,
+        target_product_id=product_id,
+    )
+    return exchange.read_click_token(signed)
+
+
+def test_starter_grant_is_given_once(pair):
+    sender, _ = pair
+
+    assert exchange.grant_starter_credits(sender) is False
+    assert exchange.balance(sender) == exchange.STARTER_GRANT
+
+
+def test_billable_click_earns_the_sender_and_charges_the_receiver(pair):
+    sender, receiver = pair
+
+    click = exchange.record_click(
+        token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
+    )
+
+    assert click.billable and click.reason == "billable"
+    assert exchange.balance(sender) == exchange.STARTER_GRANT + exchange.EARN_PER_CLICK
+    assert exchange.balance(receiver) == exchange.STARTER_GRANT - exchange.SPEND_PER_CLICK
+    assert exchange.EARN_PER_CLICK < exchange.SPEND_PER_CLICK  # the network cannot inflate
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "reason"),
+    [
+        ("Googlebot/2.1 (+http://www.google.com/bot.html)", "bot"),
+        ("python-httpx/0.28", "bot"),
+        ("", "bot"),
+    ],
+)
+def test_bot_clicks_are_recorded_but_not_billed(pair, user_agent, reason):
+    sender, receiver = pair
+
+    click = exchange.record_click(
+        token=token_for(sender, receiver), ip="203.0.113.9", user_agent=user_agent
+    )
+
+    assert (click.billable, click.reason) == (False, reason)
+    assert Click.objects.count() == 1
+    assert LedgerEntry.objects.exclude(kind=LedgerEntry.Kind.GRANT).count() == 0
+
+
+def test_same_visitor_same_product_bills_once_per_24_hours(pair):
+    sender, receiver = pair
+    first = exchange.record_click(
+        token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
+    )
+    second = exchange.record_click(
+        token=token_for(sender, receiver, impression="imp-2"), ip="203.0.113.9", user_agent=BROWSER
+    )
+    assert (first.billable, second.billable, second.reason) == (True, False, "repeat within 24h")
+
+    Click.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    third = exchange.record_click(
+        token=token_for(sender, receiver, impression="imp-3"), ip="203.0.113.9", user_agent=BROWSER
+    )
+
+    assert third.billable
+
+
+def test_own_store_click_is_never_billable(pair):
+    sender, _ = pair
+
+    click = exchange.record_click(
+        token=token_for(sender, sender), ip="203.0.113.9", user_agent=BROWSER
+    )
+
+    assert (click.billable, click.reason) == (False, "own store")
+
+
+def test_replayed_token_bills_once_even_from_another_visitor(pair):
+    sender, receiver = pair
+    token = token_for(sender, receiver)
+
+    first = exchange.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    replay = exchange.record_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
+
+    assert first.billable and not replay.billable
+    assert replay.reason == "token already billed"
+
+
+def test_tampered_and_forged_tokens_are_rejected(pair):
+    sender, receiver = pair
+    signed = exchange.issue_click_token(
+        impression_id="i",
+        source_store_id=sender.pk,
+        target_store_id=receiver.pk,
+        target_product_id=1,
+    )
+    payload, signature = signed.rsplit(":", 1)
+    forged = signing.dumps(
+        {"t": "x", "i": "i", "s": sender.pk, "d": receiver.pk, "p": 2},
+        key="not-our-secret",
+        salt="interlayer.click",
+    )
+
+    with pytest.raises(exchange.InvalidClickToken, match="tampered"):
+        exchange.read_click_token(payload + ":" + signature[::-1])
+    with pytest.raises(exchange.InvalidClickToken, match="tampered"):
+        exchange.read_click_token(forged)
+
+
+def test_expired_token_is_rejected(pair, monkeypatch):
+    sender, receiver = pair
+    signed = exchange.issue_click_token(
+        impression_id="i",
+        source_store_id=sender.pk,
+        target_store_id=receiver.pk,
+        target_product_id=1,
+    )
+
+    monkeypatch.setattr(exchange, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
+
+    with pytest.raises(exchange.InvalidClickToken, match="expired"):
+        exchange.read_click_token(signed)
+
+
+def test_visitor_hash_is_salted_and_rotates(pair):
+    now = timezone.now()
+
+    current, previous = exchange.visitor_hashes(ip="203.0.113.9", user_agent=BROWSER, now=now)
+    tomorrow, today = exchange.visitor_hashes(
+        ip="203.0.113.9", user_agent=BROWSER, now=now + exchange.VISITOR_SALT_PERIOD
+    )
+
+    assert current != previous and today == current and tomorrow != current
+    assert "203.0.113.9" not in current
+
+
+def test_partner_ledger_shows_sent_and_received_per_partner(pair):
+    sender, receiver = pair
+    for n in range(3):
+        exchange.record_click(
+            token=token_for(sender, receiver, product_id=n), ip="203.0.113.9", user_agent=BROWSER
+        )
+    exchange.record_click(
+        token=token_for(receiver, sender, product_id=9), ip="203.0.113.9", user_agent=BROWSER
+    )
+
+    (row,) = exchange.partner_ledger(sender)
+
+    assert (row["shop_domain"], row["clicks_sent"], row["clicks_received"]) == (
+        "receiver.myshopify.com",
+        3,
+        1,
+    )
+    assert row["net"] == 3 * exchange.EARN_PER_CLICK - exchange.SPEND_PER_CLICK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_clicks_never_lose_or_double_count_credits():
+    sender, receiver = make_store("sender"), make_store("receiver")
+    exchange.grant_starter_credits(sender)
+    exchange.grant_starter_credits(receiver)
+    barrier = threading.Barrier(16)
+    errors = []
+
+    def click(ip: str, product_id: int) -> None:
+        try:
+            token = token_for(sender, receiver, product_id=product_id, impression=ip)
+            barrier.wait()
+            exchange.record_click(token=token, ip=ip, user_agent=BROWSER)
+        except Exception as error:  # collected for the assertion
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    # 8 distinct visitors, and one visitor hammering the same product 8 times at once.
+    threads = [threading.Thread(target=click, args=(f"198.51.100.{n}", 1)) for n in range(8)]
+    threads += [threading.Thread(target=click, args=("203.0.113.77", 2)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Click.objects.count() == 16
+    assert Click.objects.filter(billable=True).count() == 9
+    assert exchange.balance(sender) == exchange.STARTER_GRANT + 9 * exchange.EARN_PER_CLICK
+    assert exchange.balance(receiver) == exchange.STARTER_GRANT - 9 * exchange.SPEND_PER_CLICK
+    earned = sum(e.amount for e in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EARN))
+    assert earned == Decimal("0.80") * 9

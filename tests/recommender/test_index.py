@@ -1,0 +1,118 @@
+"""The FAISS index on its own: exclusion by store, incremental changes, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.index import VectorIndex
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    vectors = unit(rng.normal(size=(300, 384)))
+    products = np.arange(1000, 1300)
+    stores = np.repeat(np.arange(1, 11), 30)
+    rng.shuffle(stores)  # stores interleaved in insertion order: the build must group them
+    return vectors, products, stores
+
+
+def brute(vectors, products, stores, query, k, exclude):
+    keep = ~np.isin(stores, list(exclude))
+    scores = vectors[keep] @ query
+    order = np.argsort(-scores)[:k]
+    return list(products[keep][order])
+
+
+def test_search_matches_exact_search_with_stores_excluded(data):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores)
+    query = vectors[7]
+
+    hits = index.search(query, 10, exclude_stores={3, 5, int(stores[7])})
+
+    assert [h.product_id for h in hits] == brute(
+        vectors, products, stores, query, 10, {3, 5, int(stores[7])}
+    )
+    assert not {h.store_id for h in hits} & {3, 5, int(stores[7])}
+    assert index.kind == "exact"
+
+
+def test_hnsw_is_used_above_the_exact_limit_with_high_recall(data):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores, exact_limit=100)
+
+    recalls = []
+    for row in range(0, 300, 30):
+        exclude = {int(stores[row]), 2}
+        got = {h.product_id for h in index.search(vectors[row], 10, exclude_stores=exclude)}
+        recalls.append(
+            len(got & set(brute(vectors, products, stores, vectors[row], 10, exclude))) / 10
+        )
+
+    assert index.kind == "hnsw"
+    assert np.mean(recalls) >= 0.95
+
+
+def test_upsert_makes_a_new_product_searchable_and_replaces_an_old_vector(data):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores)
+    fresh = unit(np.ones((1, 384)))
+
+    index.upsert(fresh, [5000], [4])
+    index.upsert(fresh, [1000], [int(stores[0])])  # product 1000 changed its vector
+
+    hits = index.search(fresh[0], 2)
+    assert {h.product_id for h in hits} == {5000, 1000}
+    assert all(h.score == pytest.approx(1.0, abs=1e-5) for h in hits)
+    assert len(index) == 301
+    assert next(h.product_id for h in index.search(fresh[0], 5, exclude_stores={4})) == 1000
+
+
+def test_removed_products_are_never_returned(data):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores)
+
+    index.remove([1007])
+
+    assert 1007 not in {h.product_id for h in index.search(vectors[7], 20)}
+    assert index.vector(1007) is None
+
+
+def test_save_and_load_round_trip_and_current_points_to_a_complete_version(data, tmp_path):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores, watermark=42)
+    index.upsert(unit(np.ones((1, 384))), [5000], [4])
+    index.remove([1003])
+
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+
+    assert loaded.watermark == 42
+    assert len(loaded) == len(index)
+    assert [h.product_id for h in loaded.search(vectors[9], 10, exclude_stores={1})] == [
+        h.product_id for h in index.search(vectors[9], 10, exclude_stores={1})
+    ]
+    version = (tmp_path / "CURRENT").read_text()
+    assert {p.name for p in (tmp_path / version).iterdir()} == {
+        "index.faiss",
+        "labels.npz",
+        "meta.json",
+    }
+
+
+def test_store_vectors_returns_live_products_of_one_store(data):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores)
+    some = int(products[stores == 2][0])
+    index.remove([some])
+
+    ids, matrix = index.store_vectors(2)
+
+    assert sorted(ids) == sorted(int(p) for p in products[stores == 2] if p != some)
+    assert matrix.shape == (29, 384)

@@ -1,0 +1,280 @@
+"""Every control of the recommendation, one test each, on a real FAISS index."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from recommender import exchange, live_index, selectors, services
+from recommender.models import IndexEvent, LedgerEntry, WidgetSettings
+from stores.models import Store
+from tests.factories import make_product, make_store, mixed_vector, topic_vector
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def isolated_index(settings, tmp_path):
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
+    selectors.reset_cache()
+    yield
+    selectors.reset_cache()
+
+
+@pytest.fixture
+def network():
+    """A coffee host, two coffee-adjacent partners, a dog store and a dress store."""
+    host = make_store("host")
+    roastery = make_store("roastery")
+    teahouse = make_store("teahouse")
+    dogs = make_store("dogs")
+    dresses = make_store("dresses")
+    for store in (host, roastery, teahouse, dogs, dresses):
+        exchange.grant_starter_credits(store)
+    viewed = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
+    for seed in range(2, 6):
+        make_product(host, f"House Coffee {seed}", topic_vector("coffee", seed=seed))
+    # Coffee-adjacent, not the same niche: books about coffee.
+    make_product(
+        roastery, "The Roaster's Handbook", mixed_vector(("coffee", 0.8), ("books", 0.6), seed=10)
+    )
+    make_product(
+        roastery, "Espresso at Home", mixed_vector(("coffee", 0.8), ("books", 0.6), seed=11)
+    )
+    make_product(
+        teahouse,
+        "Sencha",
+        topic_vector("tea", seed=20, noise=0.9),
+        category_id="gid://shopify/TaxonomyCategory/fb-2-6-1",
+    )
+    make_product(
+        teahouse,
+        "Coffee-ish Tea Blend",
+        mixed_vector(("tea", 0.8), ("coffee", 0.5), seed=21),
+        category_id="gid://shopify/TaxonomyCategory/fb-2-6-1",
+    )
+    make_product(dogs, "Dog Bed", topic_vector("dogs", seed=30))
+    make_product(dresses, "Linen Dress", topic_vector("dresses", seed=40))
+    services.rebuild_index()
+    return {"host": host, "roastery": roastery, "teahouse": teahouse, "dogs": dogs,
+            "dresses": dresses, "viewed": viewed}  # fmt: skip
+
+
+def recommend(store, product=None, **kwargs):
+    live_index.current(refresh=True)
+    selectors.reset_cache()
+    product_id = product.shopify_id if product is not None else None
+    return selectors.recommendations_for(store, product_id=product_id, **kwargs)
+
+
+def partner_shops(items) -> list[str]:
+    return [i.product.store.shop_domain.split(".")[0] for i in items if i.slot == "partner"]
+
+
+def configure(store, **fields):
+    WidgetSettings.objects.filter(store=store).update(**fields)
+
+
+def test_product_page_shows_related_partner_products_and_never_the_host(network):
+    services.rebuild_index()
+
+    items = recommend(network["host"], network["viewed"], limit=4)
+
+    partners = [i for i in items if i.slot == "partner"]
+    assert partner_shops(items)[0] == "roastery"
+    assert all(i.product.store != network["host"] for i in partners)
+    assert "dresses" not in partner_shops(items) and "dogs" not in partner_shops(items)
+
+
+def test_at_most_one_slot_per_partner_store(network):
+    configure(network["host"], own_share=0)
+
+    items = recommend(network["host"], network["viewed"], limit=4, raw=False)
+
+    shops = partner_shops(items)
+    assert len(shops) == len(set(shops))
+
+
+def test_relevance_floor_shows_nothing_rather_than_something_irrelevant(network, settings):
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.99
+
+    assert recommend(network["host"], network["viewed"], limit=4) == []
+
+
+def test_uninstalled_partner_disappears_at_once_without_a_rebuild(network):
+    services.rebuild_index()
+    assert "roastery" in partner_shops(recommend(network["host"], network["viewed"]))
+
+    Store.objects.filter(pk=network["roastery"].pk).update(status=Store.Status.UNINSTALLED)
+
+    assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+
+
+def test_partner_with_widget_disabled_is_not_shown(network):
+    configure(network["roastery"], enabled=False)
+
+    assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+
+
+def test_partner_without_credits_is_not_shown_but_still_gets_partners(network):
+    LedgerEntry.objects.create(
+        store=network["roastery"],
+        kind=LedgerEntry.Kind.SPEND,
+        amount=-exchange.STARTER_GRANT,
+        counterparty=network["dogs"],
+    )
+
+    assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+    assert "host" in partner_shops(recommend(network["roastery"], limit=4))
+
+
+def test_host_blocked_partner_is_not_shown(network):
+    WidgetSettings.objects.get(store=network["host"]).blocked_stores.add(network["roastery"])
+
+    assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+
+
+def test_partner_that_blocked_the_host_is_not_shown(network):
+    WidgetSettings.objects.get(store=network["roastery"]).blocked_stores.add(network["host"])
+
+    assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+
+
+def test_excluded_category_and_its_subcategories_are_not_shown(network):
+    configure(
+        network["host"], own_share=0, excluded_categories=["gid://shopify/TaxonomyCategory/fb-2"]
+    )
+
+    assert "teahouse" not in partner_shops(recommend(network["host"], network["viewed"], limit=6))
+
+
+def test_opted_out_and_ineligible_products_leave_the_index_through_events(network):
+    services.rebuild_index()
+    beans = list(network["roastery"].products.all())
+    beans[0].opted_out = True
+    beans[0].save()
+    beans[1].eligible = False
+    beans[1].save()
+    services.emit_index_events(IndexEvent.Kind.UPSERT, [(b.pk, b.store_id) for b in beans])
+
+    assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+
+
+def test_new_product_is_searchable_after_its_event_without_a_rebuild(network):
+    services.rebuild_index()
+    newcomer = make_store("newcomer")
+    exchange.grant_starter_credits(newcomer)
+    product = make_product(
+        newcomer,
+        "Grinder Cleaning Tablets",
+        mixed_vector(("coffee", 1.0), ("dogs", 0.7), seed=1, noise=0.05),
+    )
+
+    services.emit_index_events(IndexEvent.Kind.UPSERT, [(product.pk, newcomer.pk)])
+
+    assert partner_shops(recommend(network["host"], network["viewed"]))[0] == "newcomer"
+
+
+def test_competitor_avoidance_hides_the_same_item_sold_elsewhere(network):
+    twin = make_store("twin")
+    exchange.grant_starter_credits(twin)
+    make_product(twin, "Hand Burr Grinder", mixed_vector(("coffee", 1.0), ("dogs", 0.8), seed=1))
+    services.rebuild_index()
+
+    assert "twin" not in partner_shops(recommend(network["host"], network["viewed"]))
+    configure(network["host"], avoid_competitors=False)
+    assert partner_shops(recommend(network["host"], network["viewed"]))[0] == "twin"
+
+
+def test_same_item_matching_uses_model_numbers_not_just_similarity(network):
+    from recommender.models import Product
+
+    def product(title, vendor=""):
+        return Product(title=title, vendor=vendor)
+
+    assert selectors.same_item(product("Comandante C40 MK4 Grinder"), product("C40 mk4 hand mill"))
+    assert selectors.same_item(product("Hand Burr Grinder"), product("Hand Burr Grinder - Black"))
+    assert not selectors.same_item(product("Hand Burr Grinder"), product("Electric Kettle"))
+
+
+def test_same_niche_partner_store_is_avoided(network):
+    twin_store = make_store("twin-roastery")
+    exchange.grant_starter_credits(twin_store)
+    for seed in range(2, 6):  # the same catalog profile as the host
+        make_product(twin_store, f"Roast {seed}", topic_vector("coffee", seed=seed + 100))
+    services.rebuild_index()
+
+    shops = partner_shops(recommend(network["host"], limit=4))
+
+    assert "twin-roastery" not in shops
+
+
+def test_own_products_share_fills_the_rest_from_the_host_but_not_the_viewed_product(network):
+    configure(network["host"], own_share=50)
+
+    items = recommend(network["host"], network["viewed"], limit=4)
+
+    own = [i for i in items if i.slot == "own"]
+    assert len(own) == 2
+    assert all(i.product.store == network["host"] for i in own)
+    assert network["viewed"].pk not in {i.product.pk for i in own}
+
+
+def test_ranking_is_stable_and_rewards_stores_that_send_traffic(network):
+    equal = mixed_vector(("coffee", 0.8), ("dresses", 0.6), seed=77)
+    giver, taker = make_store("giver"), make_store("taker")
+    for store in (giver, taker):
+        exchange.grant_starter_credits(store)
+        make_product(store, f"Grinder Brush from {store.name}", equal)
+    LedgerEntry.objects.create(
+        store=giver, kind=LedgerEntry.Kind.EARN, amount=40, counterparty=taker
+    )
+    services.rebuild_index()
+    configure(network["host"], own_share=0, avoid_competitors=False)
+
+    first = partner_shops(recommend(network["host"], network["viewed"], limit=6))
+    again = partner_shops(recommend(network["host"], network["viewed"], limit=6))
+
+    assert first == again
+    assert first.index("giver") < first.index("taker")
+
+
+def test_raw_mode_keeps_only_the_hard_filters(network):
+    WidgetSettings.objects.get(store=network["host"]).blocked_stores.add(network["dogs"])
+
+    items = recommend(network["host"], network["viewed"], limit=20, raw=True)
+
+    shops = partner_shops(items)
+    assert shops.count("roastery") == 2  # no one-slot rule
+    assert "dogs" not in shops and "host" not in shops
+    assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
+
+
+def test_unknown_or_foreign_product_id_gives_nothing(network):
+    foreign = network["roastery"].products.first()
+
+    assert recommend(network["host"], foreign) == []
+
+
+def test_recommend_command_prints_json(network):
+    out = StringIO()
+
+    call_command(
+        "recommend",
+        "host.myshopify.com",
+        "--product",
+        str(network["viewed"].shopify_id),
+        "--limit",
+        "3",
+        "--json",
+        stdout=out,
+    )
+
+    items = json.loads(out.getvalue())
+    assert items and {"shop", "product_id", "title", "score", "slot", "reason"} <= set(items[0])
+    assert items[0]["shop"] == "roastery.myshopify.com"
