@@ -7,13 +7,18 @@ exclusions remove little). Products added after the build go to a tail whose lab
 listed per store; changed or removed products are marked dead and skipped the same way.
 A periodic rebuild folds the tail back into ranges.
 
-Exact search (``IndexFlatIP``) while the network is small; HNSW (M=32) beyond
-``EXACT_LIMIT`` vectors, where exact search would miss the latency budget.
+Exact search (``IndexFlatIP``) while the network is small; an inverted-file index
+(``IndexIVFFlat``, nlist = 4 sqrt(n), nprobe 32) beyond ``EXACT_LIMIT`` vectors. IVF rather
+than HNSW because of what the exclusion does here: the host store's products are the
+query's nearest neighbours, and HNSW's bounded candidate list fills with those excluded
+nodes (measured: recall@10 0.78 at 100k with efSearch 64, 0.87 at 400), while IVF scans
+whole lists and skips excluded ids without losing the rest (0.975 at nprobe 32).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import threading
@@ -25,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 EXACT_LIMIT = 50_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 64
+IVF_NPROBE = 32
+IVF_TRAINING_POINTS_PER_LIST = 40
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,10 @@ class VectorIndex:
         dimensions = vectors.shape[1] if vectors.size else 384
         if len(vectors) <= exact_limit:
             index, kind = faiss.IndexFlatIP(dimensions), "exact"
+            if len(vectors):
+                index.add(vectors)
         else:
-            index = faiss.IndexHNSWFlat(dimensions, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = HNSW_EF_SEARCH
-            kind = "hnsw"
-        if len(vectors):
-            index.add(vectors)
+            index, kind = _build_ivf(vectors), "ivf"
         return cls(
             index,
             products[order],
@@ -163,8 +164,8 @@ class VectorIndex:
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         with self._lock:
             selector, keep = self._exclusion(set(exclude_stores))
-            if self.kind == "hnsw":
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+            if self.kind == "ivf":
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=IVF_NPROBE)
             else:
                 params = faiss.SearchParameters(sel=selector)
             scores, labels = self._index.search(query, k, params=params)
@@ -237,8 +238,8 @@ class VectorIndex:
         meta = json.loads((directory / "meta.json").read_text())
         labels = np.load(directory / "labels.npz")
         index = faiss.read_index(str(directory / "index.faiss"))
-        if meta["kind"] == "hnsw":
-            index.hnsw.efSearch = HNSW_EF_SEARCH
+        if meta["kind"] == "ivf":
+            index.make_direct_map()  # reconstruct() for store profiles
         loaded = cls(
             index,
             labels["products"],
@@ -253,6 +254,23 @@ class VectorIndex:
             if loaded._label_of.get(product) == label:
                 loaded._label_of.pop(product)
         return loaded
+
+
+def _build_ivf(vectors: np.ndarray):
+    import faiss
+
+    count, dimensions = vectors.shape
+    lists = int(4 * math.sqrt(count))
+    quantizer = faiss.IndexFlatIP(dimensions)
+    index = faiss.IndexIVFFlat(quantizer, dimensions, lists, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = rng.choice(count, size=min(count, lists * IVF_TRAINING_POINTS_PER_LIST), replace=False)
+    index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    index.nprobe = IVF_NPROBE
+    index.make_direct_map()
+    index.referenced_objects = [quantizer]  # the index points into it; keep it alive
+    return index
 
 
 def current_version(root: Path) -> str | None:

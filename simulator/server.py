@@ -73,6 +73,7 @@ def mint_id_token(world: World, shop: Shop, *, ttl: int = ID_TOKEN_TTL, **overri
 class Handler(BaseHTTPRequestHandler):
     server_version = "ShopifySimulator/1.0"
     world: World  # set on the subclass made by make_server
+    storefront: Any  # simulator.storefront.Storefront, likewise
 
     # --- plumbing ---------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -149,6 +150,23 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- global (control API, CDN) ------------------------------------------------------
     def _global_route(self, path: str):
+        asset = re.match(r"^/cdn/extensions/interlayer-widget/assets/([\w.-]+)$", path)
+        if asset:
+            content = self.storefront.asset(asset.group(1))
+            if content is None:
+                return self._json(404, {"errors": "Not Found"})
+            kind = "application/javascript" if asset.group(1).endswith(".js") else "text/plain"
+            return self._send(
+                200, content, {"Content-Type": kind, "Cache-Control": "public, max-age=300"}
+            )
+        image = re.match(r"^/cdn/img/([0-9a-f]{6})/([\w-]+)\.svg$", path)
+        if image:
+            svg = self.storefront.placeholder_image(image.group(1), image.group(2))
+            return self._send(
+                200,
+                svg,
+                {"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
+            )
         if path == "/cdn/app-bridge.js":
             body = (STATIC_DIR / "app-bridge.js").read_bytes()
             return self._send(200, body, {"Content-Type": "application/javascript"})
@@ -201,6 +219,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, self.world.save_product(shop.handle, data))
         if action == "delete-product":
             return self._json(200, {"ok": self.world.remove_product(shop.handle, data["id"])})
+        if action == "theme-embed":
+            if "enabled" in data:
+                self.storefront.embed_enabled[shop.handle] = bool(data["enabled"])
+            if "settings" in data:
+                self.storefront.embed_settings[shop.handle] = dict(data["settings"])
+            return self._json(
+                200, {"enabled": self.storefront.embed_enabled.get(shop.handle, True)}
+            )
         if action == "id-token":
             ttl = int(data.pop("ttl", ID_TOKEN_TTL))
             return self._json(200, {"id_token": mint_id_token(self.world, shop, ttl=ttl, **data)})
@@ -268,7 +294,22 @@ class Handler(BaseHTTPRequestHandler):
             with self.world.lock:
                 products = list(shop.products.values())
             return self._json(200, {"products": products})
-        return self._json(404, {"errors": "Not Found"})
+        prefix = f"/{self.world.app.proxy_prefix}/{self.world.app.proxy_subpath}"
+        if path == prefix or path.startswith(prefix + "/"):
+            body = self._body() if self.command == "POST" else b""
+            status, content, headers = self.storefront.proxy(
+                shop,
+                path.removeprefix(prefix),
+                self.query_pairs,
+                method=self.command,
+                body=body,
+                client_ip=self.client_address[0],
+                user_agent=self.headers.get("User-Agent", ""),
+                content_type=self.headers.get("Content-Type", ""),
+            )
+            return self._send(status, content, {"Content-Type": "text/plain", **headers})
+        status, page = self.storefront.page(shop, path)
+        return self._html(status, page)
 
     def _install(self, shop: Shop):
         """What the app store's Install button does, in either install flow."""
@@ -447,7 +488,9 @@ def _origin(url: str) -> str:
 
 
 def make_server(world: World, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"world": world})
+    from simulator.storefront import Storefront
+
+    handler = type("BoundHandler", (Handler,), {"world": world, "storefront": Storefront(world)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

@@ -152,3 +152,20 @@ def _shop_from_claims(claims: dict[str, Any]) -> str | None:
     if iss.path.rstrip("/") != "/admin" or not dest_host or iss.hostname != dest_host:
         return None
     return valid_shop_domain(dest_host)
+
+
+def verify_proxy_request(request: HttpRequest) -> str:
+    """An app-proxy request forwarded by Shopify: signature (HMAC-SHA256 of the sorted
+    ``k=v`` pairs) and a timestamp within 90 s, checked by shopifyapp. Returns the shop.
+    https://shopify.dev/docs/apps/build/online-store/app-proxies/authenticate-app-proxies
+    """
+    result = shopify_client.app().verify_app_proxy_req(request_input(request))
+    if not result.ok:
+        raise AuthError("Invalid app proxy signature.", status=401)
+    return require_shop_domain(f"{result.shop}.myshopify.com")
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The shopper's address: Shopify's proxy puts it first in X-Forwarded-For."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR", "")

@@ -1,0 +1,132 @@
+/* Interlayer storefront widget: a row of partner products in a Shadow DOM.
+   No framework. Product data is inserted as text, never HTML. The row's height is
+   reserved before data arrives and kept while it renders, so nothing on the page moves;
+   when there is nothing relevant the slot is removed and leaves no gap. An impression is
+   counted once, when at least half the row has been visible for a second. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__interlayerLoaded) return;
+  window.__interlayerLoaded = true;
+  var data = script.dataset;
+  var proxy = (data.proxy || "/apps/interlayer").replace(/\/$/, "");
+  var HEIGHT = 330;
+
+  var slot = document.querySelector("[data-interlayer-slot]");
+  if (slot) {
+    HEIGHT = parseInt(slot.style.minHeight, 10) || HEIGHT;
+  } else {
+    var anchor = find(data.anchor) || document.querySelector("main");
+    if (!anchor || !anchor.parentNode) return;
+    slot = document.createElement("div");
+    slot.style.minHeight = HEIGHT + "px";
+    anchor.parentNode.insertBefore(slot, anchor.nextSibling);
+  }
+
+  var query = new URLSearchParams({ page_type: data.pageType || "" });
+  if (data.productId) query.set("product_id", data.productId);
+  fetch(proxy + "/recommendations?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (body) {
+      if (body && body.items && body.items.length) render(body); else gone();
+    })
+    .catch(gone);
+
+  function find(selector) {
+    try { return selector ? document.querySelector(selector) : null; } catch (e) { return null; }
+  }
+
+  function gone() { slot.remove(); }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    for (var name in attrs || {}) node.setAttribute(name, attrs[name]);
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  function colour(value, fallback) {
+    return /^#[0-9a-f]{6}$/i.test(value || "") ? value : fallback;
+  }
+
+  function render(body) {
+    var root = slot.attachShadow({ mode: "open" });
+    var style = el("style");
+    style.textContent =
+      ":host{display:block;height:" + HEIGHT + "px;overflow:hidden;contain:layout paint;" +
+      "--fg:" + colour(body.text_color, "#1a1a1a") + ";--bg:" + colour(body.background_color, "#fff") +
+      ";--ac:" + colour(body.accent_color, "#1a1a1a") + "}" +
+      "section{box-sizing:border-box;height:100%;padding:12px 16px;background:var(--bg);color:var(--fg);font:inherit}" +
+      ".top{display:flex;align-items:center;justify-content:space-between;height:32px}" +
+      "h2{font-size:1.1em;margin:0;color:var(--fg)}" +
+      "ul{list-style:none;margin:8px 0 0;padding:0;display:grid;grid-auto-flow:column;" +
+      "grid-auto-columns:minmax(150px,1fr);gap:12px;overflow-x:auto;scroll-snap-type:x mandatory;scrollbar-width:none}" +
+      "li{scroll-snap-align:start}" +
+      "a{display:block;color:var(--fg);text-decoration:none;border-radius:8px;outline-offset:2px}" +
+      "a:focus-visible{outline:2px solid var(--ac)}" +
+      "img,.ph{display:block;width:100%;height:170px;object-fit:cover;border-radius:8px;background:#f2f2f2}" +
+      ".t{display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;margin-top:6px;font-weight:600;line-height:1.3;height:2.6em}" +
+      ".m{font-size:.85em;opacity:.75;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
+      "button{border:1px solid var(--ac);background:var(--bg);color:var(--ac);border-radius:50%;width:32px;height:32px;cursor:pointer;margin-left:6px}" +
+      "@media(min-width:750px){.nav{display:none}}";
+    var labelId = "il-title";
+    var section = el("section", { "aria-labelledby": labelId });
+    var top = el("div", { "class": "top" });
+    top.appendChild(el("h2", { id: labelId }, body.title || "You may also like"));
+    var list = el("ul", { role: "list" });
+    var nav = el("div", { "class": "nav" });
+    var prev = el("button", { type: "button", "aria-label": "Previous products" }, "\u2039");
+    var next = el("button", { type: "button", "aria-label": "Next products" }, "\u203a");
+    prev.onclick = function () { list.scrollBy({ left: -list.clientWidth, behavior: "smooth" }); };
+    next.onclick = function () { list.scrollBy({ left: list.clientWidth, behavior: "smooth" }); };
+    nav.appendChild(prev);
+    nav.appendChild(next);
+    top.appendChild(nav);
+    body.items.forEach(function (item) {
+      var href = item.token ? proxy + "/click?t=" + encodeURIComponent(item.token) : item.url;
+      var link = el("a", { href: href, "data-slot": item.slot });
+      link.appendChild(item.image_url
+        ? el("img", { src: item.image_url, alt: "", loading: "lazy", decoding: "async", width: "170", height: "170" })
+        : el("span", { "class": "ph", "aria-hidden": "true" }));
+      link.appendChild(el("span", { "class": "t" }, item.title));
+      link.appendChild(el("span", { "class": "m" }, item.price + (item.store_name ? " \u00b7 " + item.store_name : "")));
+      var li = el("li");
+      li.appendChild(link);
+      list.appendChild(li);
+    });
+    list.addEventListener("keydown", function (event) {
+      var links = list.querySelectorAll("a");
+      var at = Array.prototype.indexOf.call(links, root.activeElement);
+      var step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+      if (!step || at < 0) return;
+      event.preventDefault();
+      var target = links[Math.max(0, Math.min(links.length - 1, at + step))];
+      target.focus();
+      target.scrollIntoView({ block: "nearest", inline: "nearest" });
+    });
+    section.appendChild(top);
+    section.appendChild(list);
+    root.appendChild(style);
+    root.appendChild(section);
+    watch(body.impression);
+  }
+
+  function watch(impression) {
+    if (!impression || !("IntersectionObserver" in window)) return;
+    var timer = null;
+    var observer = new IntersectionObserver(function (entries) {
+      var visible = entries[0].intersectionRatio >= 0.5;
+      if (visible && !timer) {
+        timer = setTimeout(function () {
+          observer.disconnect();
+          var sent = navigator.sendBeacon && navigator.sendBeacon(proxy + "/impression", impression);
+          if (!sent) fetch(proxy + "/impression", { method: "POST", body: impression, keepalive: true });
+        }, 1000);
+      } else if (!visible && timer) {
+        clearTimeout(timer);
+        timer = null;
+      }
+    }, { threshold: [0, 0.5, 1] });
+    observer.observe(slot);
+  }
+})();
