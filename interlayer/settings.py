@@ -176,6 +176,9 @@ RECOMMENDER_PAGE_SIZE = envint("RECOMMENDER_PAGE_SIZE", "100")
 RECOMMENDER_INDEX_DIR = Path(os.getenv("RECOMMENDER_INDEX_DIR", str(BASE_DIR / "var" / "index")))
 RECOMMENDER_INDEX_POLL_SECONDS = float(os.getenv("RECOMMENDER_INDEX_POLL_SECONDS", "2"))
 RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", "50000")
+# How long a process reuses the network's state (blocks, credits, enabled widgets):
+# merchants' changes reach the storefront within this many seconds.
+RECOMMENDER_STATE_TTL_SECONDS = float(os.getenv("RECOMMENDER_STATE_TTL_SECONDS", "10"))
 # Cosine similarity below which a partner product is not shown at all.
 RECOMMENDER_RELEVANCE_FLOOR = float(os.getenv("RECOMMENDER_RELEVANCE_FLOOR", "0.35"))
 

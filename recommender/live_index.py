@@ -32,6 +32,7 @@ class _Holder:
         self.loaded_at = 0.0
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.stopped = threading.Event()
 
     def refresh(self) -> None:
         with self.lock:
@@ -56,8 +57,7 @@ class _Holder:
         interval = settings.RECOMMENDER_INDEX_POLL_SECONDS
 
         def loop() -> None:
-            while True:
-                time.sleep(interval)
+            while not self.stopped.wait(interval):
                 try:
                     self.refresh()
                 except Exception:  # keep serving the index we have; log why it did not move
@@ -67,6 +67,14 @@ class _Holder:
 
         self.thread = threading.Thread(target=loop, name="index-refresh", daemon=True)
         self.thread.start()
+
+
+def reset() -> None:
+    """Forget every loaded index and stop polling (tests; a forked worker's fresh start)."""
+    with _holders_lock:
+        for holder in _holders.values():
+            holder.stopped.set()
+        _holders.clear()
 
 
 def _holder() -> _Holder:

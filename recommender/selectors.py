@@ -32,7 +32,6 @@ FAIRNESS_WEIGHT = 0.05
 SAME_ITEM_TITLE_SIMILARITY = 0.6
 SAME_NICHE_PROFILE_SIMILARITY = 0.9
 CANDIDATES_PER_SLOT = 12
-STATE_TTL_SECONDS = 10.0
 
 _MODEL_TOKEN = re.compile(r"\b(?=[a-z-]*\d)(?=[\d-]*[a-z])[a-z0-9-]{3,}\b")
 
@@ -82,7 +81,8 @@ _state: NetworkState | None = None
 def network_state(*, fresh: bool = False) -> NetworkState:
     global _state
     with _state_lock:
-        if fresh or _state is None or time.monotonic() - _state.loaded_at > STATE_TTL_SECONDS:
+        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
+        if fresh or _state is None or time.monotonic() - _state.loaded_at > ttl:
             _state = _load_state()
         return _state
 

@@ -77,17 +77,22 @@ class ClickOutcome:
     reason: str
 
 
-def follow_click(*, raw_token: str, ip: str, user_agent: str) -> ClickOutcome:
-    """Record a click and say where it goes: only ever the product the token names."""
+def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> ClickOutcome:
+    """Record a click and say where it goes: only ever the product the token names, and
+    only from the storefront whose widget issued the token."""
     try:
         token = exchange.read_click_token(raw_token)
     except exchange.InvalidClickToken as error:
         if error.reason != "expired":
             return ClickOutcome(None, False, error.reason)
         token = exchange.read_click_token_unchecked_age(raw_token)
+        if token.source_store_id != host.pk:
+            return ClickOutcome(None, False, "issued for another store")
         product = _target(token.target_store_id, token.target_product_id)
         # An old link still takes the shopper to the product; it just earns nothing.
         return ClickOutcome(_with_utm(product, token) if product else None, False, "expired")
+    if token.source_store_id != host.pk:
+        return ClickOutcome(None, False, "issued for another store")
     product = _target(token.target_store_id, token.target_product_id)
     if product is None:
         return ClickOutcome(None, False, "product gone")

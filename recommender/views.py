@@ -49,6 +49,7 @@ def click(request: HttpRequest) -> HttpResponse:
     if isinstance(store, JsonResponse):
         return store
     outcome = storefront.follow_click(
+        host=store,
         raw_token=request.GET.get("t", "")[:2000],
         ip=auth.client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),

@@ -76,6 +76,16 @@ class Simulator:
         return "/?" + urlencode(params)
 
 
+@pytest.fixture(autouse=True)
+def fresh_index_state():
+    """Each test starts without a loaded index, network cache or polling thread."""
+    from recommender import live_index, selectors
+
+    yield
+    live_index.reset()
+    selectors.reset_cache()
+
+
 @pytest.fixture
 def simulator(settings) -> Simulator:
     app = AppConfig.from_toml(

@@ -1,0 +1,249 @@
+"""The app-proxy endpoints the widget calls: signatures, tokens, clicks and impressions."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+from django.conf import settings as django_settings
+
+from recommender import exchange, selectors, services
+from recommender.models import Click, Impression, WidgetSettings
+from simulator.server import sign_proxy_query
+from tests.factories import make_product, make_store, mixed_vector, topic_vector
+
+pytestmark = pytest.mark.django_db
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"
+
+
+@pytest.fixture(autouse=True)
+def index(settings, tmp_path):
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
+    selectors.reset_cache()
+
+
+@pytest.fixture
+def shops():
+    host, partner = make_store("host"), make_store("partner")
+    for store in (host, partner):
+        exchange.grant_starter_credits(store)
+    viewed = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
+    target = make_product(
+        partner,
+        '<img src=x onerror="alert(1)">Coffee Book',
+        mixed_vector(("coffee", 0.8), ("books", 0.6), seed=2),
+        url="https://partner.example/products/coffee-book?variant=7",
+    )
+    services.rebuild_index()
+    return host, partner, viewed, target
+
+
+def proxied(path: str, shop: str = "host.myshopify.com", *, age: int = 0, secret=None, **params):
+    pairs = [(k, str(v)) for k, v in params.items()]
+    pairs += [("shop", shop), ("logged_in_customer_id", ""), ("path_prefix", "/apps/interlayer"),
+              ("timestamp", str(int(time.time()) - age))]  # fmt: skip
+    pairs.append(
+        ("signature", sign_proxy_query(pairs, secret or django_settings.SHOPIFY_API_SECRET))
+    )
+    return f"/proxy/{path}?{urlencode(pairs)}"
+
+
+def widget(client, viewed, **extra):
+    response = client.get(
+        proxied("recommendations", product_id=viewed.shopify_id, page_type="product", **extra)
+    )
+    assert response.status_code == 200
+    return response
+
+
+def test_recommendations_carry_signed_click_tokens_and_are_privately_cacheable(client, shops):
+    host, partner, viewed, target = shops
+
+    response = widget(client, viewed)
+
+    body = response.json()
+    (item,) = [i for i in body["items"] if i["slot"] == "partner"]
+    assert (
+        item["title"] == '<img src=x onerror="alert(1)">Coffee Book'
+    )  # text; the widget never parses it
+    assert item["store_name"] == "Partner"
+    token = exchange.read_click_token(item["token"])
+    assert (token.source_store_id, token.target_store_id, token.target_product_id) == (
+        host.pk, partner.pk, target.shopify_id)  # fmt: skip
+    assert response["Cache-Control"] == "private, max-age=60"
+    assert body["impression"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [("missing", 401), ("forged", 401), ("stale", 401), ("other-secret", 401)],
+)
+def test_bad_proxy_signatures_are_rejected(client, shops, change, status):
+    _, _, viewed, _ = shops
+    url = proxied("recommendations", product_id=viewed.shopify_id,
+                  age=120 if change == "stale" else 0,
+                  secret="someone-elses-secret-entirely" if change == "other-secret" else None)  # fmt: skip
+    if change == "missing":
+        url = url.split("&signature=")[0]
+    if change == "forged":
+        url = url.replace("product_id=", "product_id=1")
+
+    response = client.get(url)
+
+    assert response.status_code == status
+    assert "items" not in response.json()
+
+
+def test_unknown_shop_is_404(client, shops):
+    response = client.get(proxied("recommendations", shop="nobody.myshopify.com"))
+
+    assert response.status_code == 404
+
+
+def test_unknown_or_foreign_product_gives_an_empty_widget(client, shops):
+    _, _, _, target = shops
+
+    unknown = client.get(proxied("recommendations", product_id=123456789, page_type="product"))
+    foreign = client.get(
+        proxied("recommendations", product_id=target.shopify_id, page_type="product")
+    )
+    garbage = client.get(proxied("recommendations", product_id="1;DROP", page_type="product"))
+
+    assert unknown.json() == foreign.json() == {"items": []}
+    assert garbage.status_code == 400
+
+
+def test_disabled_widget_and_product_only_placement(client, shops):
+    host, _, viewed, _ = shops
+    WidgetSettings.objects.filter(store=host).update(placement=WidgetSettings.Placement.PRODUCT)
+    home = client.get(proxied("recommendations", page_type="index"))
+    WidgetSettings.objects.filter(store=host).update(enabled=False)
+
+    assert home.json() == {"items": []}
+    assert widget(client, viewed).json() == {"items": []}
+
+
+def click(client, token, *, user_agent=BROWSER, shop="host.myshopify.com", ip="203.0.113.5"):
+    return client.get(
+        proxied("click", shop=shop, t=token), HTTP_USER_AGENT=user_agent, HTTP_X_FORWARDED_FOR=ip
+    )
+
+
+def partner_token(client, viewed) -> str:
+    return next(
+        i["token"] for i in widget(client, viewed).json()["items"] if i["slot"] == "partner"
+    )
+
+
+def test_click_redirects_to_the_tokens_product_with_utm_and_moves_credits_once(client, shops):
+    host, partner, viewed, _ = shops
+    token = partner_token(client, viewed)
+
+    first = click(client, token)
+    replay = click(client, token, ip="198.51.100.9")
+
+    location = urlparse(first["Location"])
+    assert first.status_code == 302
+    assert (location.netloc, location.path) == ("partner.example", "/products/coffee-book")
+    assert parse_qs(location.query) == {
+        "variant": ["7"],
+        "utm_source": ["interlayer"],
+        "utm_medium": ["referral"],
+        "utm_campaign": ["host"],
+    }
+    assert replay.status_code == 302
+    assert exchange.balance(host) == exchange.STARTER_GRANT + exchange.EARN_PER_CLICK
+    assert exchange.balance(partner) == exchange.STARTER_GRANT - exchange.SPEND_PER_CLICK
+    assert list(Click.objects.order_by("pk").values_list("billable", flat=True)) == [True, False]
+
+
+def test_tampered_token_is_400_and_never_redirects(client, shops):
+    _, _, viewed, _ = shops
+    token = partner_token(client, viewed)
+
+    response = click(client, token[:-3] + "AAA")
+
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert not Click.objects.exists()
+
+
+def test_expired_token_still_reaches_the_product_but_earns_nothing(client, shops, monkeypatch):
+    host, _, viewed, _ = shops
+    token = partner_token(client, viewed)
+    monkeypatch.setattr(exchange, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
+
+    response = click(client, token)
+
+    assert response.status_code == 302
+    assert exchange.balance(host) == exchange.STARTER_GRANT
+
+
+def test_token_used_through_another_stores_proxy_is_rejected(client, shops):
+    _, partner, viewed, _ = shops
+    token = partner_token(client, viewed)
+
+    response = click(client, token, shop=partner.shop_domain)
+
+    assert response.status_code == 400
+    assert not Click.objects.exists()
+
+
+def test_bot_click_redirects_but_is_not_billed(client, shops):
+    host, _, viewed, _ = shops
+
+    response = click(
+        client, partner_token(client, viewed), user_agent="Mozilla/5.0 (compatible; bingbot/2.0)"
+    )
+
+    assert response.status_code == 302
+    assert Click.objects.get().reason == "bot"
+    assert exchange.balance(host) == exchange.STARTER_GRANT
+
+
+def impression(client, raw, *, ip="203.0.113.5", shop="host.myshopify.com"):
+    return client.post(
+        proxied("impression", shop=shop),
+        data=raw,
+        content_type="text/plain",
+        HTTP_USER_AGENT=BROWSER,
+        HTTP_X_FORWARDED_FOR=ip,
+    )
+
+
+def test_impression_is_counted_once(client, shops):
+    _, _, viewed, _ = shops
+    raw = widget(client, viewed).json()["impression"]
+
+    first, again = impression(client, raw), impression(client, raw)
+
+    assert (first.json()["result"], again.json()["result"]) == ("counted", "duplicate")
+    assert Impression.objects.get().partner_items == 1
+
+
+def test_forged_or_foreign_impression_is_rejected(client, shops):
+    _, partner, viewed, _ = shops
+    raw = widget(client, viewed).json()["impression"]
+
+    assert impression(client, raw + "x").status_code == 400
+    assert impression(client, raw, shop=partner.shop_domain).status_code == 400
+    assert not Impression.objects.exists()
+
+
+def test_impression_flood_from_one_visitor_is_capped(client, shops):
+    from django.core.cache import cache
+
+    cache.clear()
+    _, _, viewed, _ = shops
+    raws = [widget(client, viewed).json()["impression"] for _ in range(40)]
+
+    results = [impression(client, raw, ip="192.0.2.66").json()["result"] for raw in raws]
+
+    assert results.count("counted") == 30
+    assert results[-1] == "rate limited"
+    assert Impression.objects.count() == 30
