@@ -95,11 +95,15 @@ def test_after_install_records_shop_details_and_fires_the_install_hook(simulator
 
     store = install("alpha")
     received = []
-    store_installed.connect(lambda sender, store, **_: received.append(store.pk), weak=False)
+
+    def receiver(sender, store, **kwargs):
+        received.append(store.pk)
+
+    store_installed.connect(receiver, weak=False)
     try:
         tasks.after_install(store.pk)
     finally:
-        store_installed.receivers.clear()
+        store_installed.disconnect(receiver)
 
     store.refresh_from_db()
     assert store.name == "Alpha"
