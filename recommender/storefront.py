@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 
@@ -19,21 +23,91 @@ _IMPRESSION_SALT = "interlayer.impression"
 IMPRESSIONS_PER_VISITOR_PER_10_MIN = 30
 
 
+class _TTLCache:
+    """A small per-process cache whose entries live RECOMMENDER_STATE_TTL_SECONDS: the
+    same freshness promise the network state makes (merchant changes show within it)."""
+
+    def __init__(self, size: int = 20_000):
+        self._entries: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key, compute):
+        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
+        if ttl <= 0:
+            return compute()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] > now:
+                self._entries.move_to_end(key)
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._entries[key] = (now + ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_stores = _TTLCache()
+_widgets = _TTLCache()
+
+
+def active_store(shop_domain: str) -> Store | None:
+    return _stores.get_or_compute(
+        shop_domain,
+        lambda: Store.objects.filter(shop_domain=shop_domain, status=Store.Status.ACTIVE).first(),
+    )
+
+
 def widget_payload(host: Store, *, product_id: int | None, page_type: str) -> dict:
     """The JSON the widget renders: settings, items (with signed click tokens for partner
-    items) and a signed impression to send back when the row is actually seen."""
-    widget = WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
-    empty = {"items": []}
-    if not widget.enabled or host.status != Store.Status.ACTIVE:
-        return empty
-    if widget.placement == WidgetSettings.Placement.PRODUCT and page_type != "product":
-        return empty
-    items = selectors.recommendations_for(host, product_id=product_id, widget=widget)
-    if not items:
-        return empty
+    items) and a signed impression to send back when the row is actually seen.
+
+    What to show is computed once per page and process within the freshness window; the
+    tokens and the impression are minted for every response."""
+    shown = _widgets.get_or_compute(
+        (host.pk, product_id, page_type), lambda: _widget_items(host, product_id, page_type)
+    )
+    if not shown["items"]:
+        return {"items": []}
     impression_id = secrets.token_hex(12)
     rendered = []
-    for item in items:
+    for item in shown["items"]:
+        entry = dict(item)
+        target = entry.pop("target", None)
+        if target is not None:
+            entry["token"] = exchange.issue_click_token(
+                impression_id=impression_id,
+                source_store_id=host.pk,
+                target_store_id=target[0],
+                target_product_id=target[1],
+            )
+        rendered.append(entry)
+    partners = sum(1 for item in shown["items"] if item["slot"] == "partner")
+    impression = {"s": host.pk, "i": impression_id, "n": len(rendered), "p": partners}
+    return {
+        **shown["style"],
+        "items": rendered,
+        "impression": signing.dumps(impression, salt=_IMPRESSION_SALT),
+    }
+
+
+def _widget_items(host: Store, product_id: int | None, page_type: str) -> dict:
+    widget = WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
+    nothing = {"items": [], "style": {}}
+    if not widget.enabled or host.status != Store.Status.ACTIVE:
+        return nothing
+    if widget.placement == WidgetSettings.Placement.PRODUCT and page_type != "product":
+        return nothing
+    items = []
+    for item in selectors.recommendations_for(host, product_id=product_id, widget=widget):
         entry = {
             "slot": item.slot,
             "title": item.product.title,
@@ -42,27 +116,22 @@ def widget_payload(host: Store, *, product_id: int | None, page_type: str) -> di
             "store_name": item.product.store.name if item.slot == "partner" else "",
         }
         if item.slot == "partner":
-            entry["token"] = exchange.issue_click_token(
-                impression_id=impression_id,
-                source_store_id=host.pk,
-                target_store_id=item.product.store_id,
-                target_product_id=item.product.shopify_id,
-            )
+            entry["target"] = (item.product.store_id, item.product.shopify_id)
         else:
             entry["url"] = item.product.url  # own products: a plain, free link
-        rendered.append(entry)
-    partners = sum(1 for item in items if item.slot == "partner")
-    return {
+        items.append(entry)
+    style = {
         "title": widget.title,
         "accent_color": widget.accent_color,
         "text_color": widget.text_color,
         "background_color": widget.background_color,
-        "items": rendered,
-        "impression": signing.dumps(
-            {"s": host.pk, "i": impression_id, "n": len(items), "p": partners},
-            salt=_IMPRESSION_SALT,
-        ),
     }
+    return {"items": items, "style": style}
+
+
+def reset_cache() -> None:
+    _stores.clear()
+    _widgets.clear()
 
 
 def format_price(amount: Decimal, currency: str) -> str:

@@ -19,7 +19,7 @@ def _proxied_store(request: HttpRequest) -> Store | JsonResponse:
         shop = auth.verify_proxy_request(request)
     except auth.AuthError as error:
         return JsonResponse({"error": error.message}, status=error.status)
-    store = Store.objects.filter(shop_domain=shop, status=Store.Status.ACTIVE).first()
+    store = storefront.active_store(shop)
     if store is None:
         return JsonResponse({"error": "unknown shop"}, status=404)
     return store

@@ -13,6 +13,7 @@ if [[ $want_system == 1 ]]; then
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the storefront load benchmark
   if ((${#missing[@]})); then
     echo "==> installing Debian packages: ${missing[*]}"
     if [[ $(id -u) == 0 ]]; then SUDO=""; else SUDO="sudo"; fi

@@ -79,11 +79,12 @@ class Simulator:
 @pytest.fixture(autouse=True)
 def fresh_index_state():
     """Each test starts without a loaded index, network cache or polling thread."""
-    from recommender import live_index, selectors
+    from recommender import live_index, selectors, storefront
 
     yield
     live_index.reset()
     selectors.reset_cache()
+    storefront.reset_cache()
 
 
 @pytest.fixture

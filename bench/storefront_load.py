@@ -1,0 +1,175 @@
+"""The storefront endpoints through the full stack: gunicorn, PostgreSQL, the real index.
+
+Sets up the eight demo stores in a simulator, installs the app into each through the real
+flow, syncs and embeds their catalogs, builds the index, then drives three endpoints with
+wrk on loopback (64 connections): a trivial JSON endpoint (the baseline), the widget's
+recommendations and the click redirect. Also prints the widget script's gzipped size and
+the time from page load to the widget rendered in Chromium.
+
+    DATABASE_URL=postgres://.../interlayer_bench .venv/bin/python bench/storefront_load.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SCRIPT = ROOT / "extensions" / "interlayer-widget" / "assets" / "interlayer.js"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str) -> None:
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def wrk(url: str, seconds: int = 15) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rate, "p50": percentile("50"), "p99": percentile("99"),
+            "non_2xx_3xx": int(errors.group(1)) if errors else 0}  # fmt: skip
+
+
+def signed(app_url: str, path: str, shop: str, secret: str, **params) -> str:
+    sys.path.insert(0, str(ROOT))
+    from simulator.server import sign_proxy_query
+
+    pairs = [(k, str(v)) for k, v in params.items()]
+    pairs += [("shop", shop), ("logged_in_customer_id", ""), ("path_prefix", "/apps/interlayer"),
+              ("timestamp", str(int(time.time())))]  # fmt: skip
+    pairs.append(("signature", sign_proxy_query(pairs, secret)))
+    return f"{app_url}/proxy/{path}?{urlencode(pairs)}"
+
+
+def main() -> None:
+    if "DATABASE_URL" not in os.environ:
+        raise SystemExit("set DATABASE_URL to an empty PostgreSQL database (see scripts/pg.sh)")
+    work = Path(tempfile.mkdtemp(prefix="interlayer-storefront-"))
+    sim_port, app_port = free_port(), free_port()
+    sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
+    env = {
+        **os.environ,
+        "SHOPIFY_SIMULATOR_URL": sim_url,
+        "SHOPIFY_APP_URL": app_url,
+        "RECOMMENDER_INDEX_DIR": str(work / "index"),
+        "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    secret = env.get("SHOPIFY_API_SECRET", "interlayer-dev-api-secret-not-for-production")
+    manage = [PYTHON, "manage.py"]
+
+    def run(*args):
+        return subprocess.run([*args], cwd=ROOT, env=env, check=True, capture_output=True)
+
+    run(*manage, "migrate", "--noinput")
+    run(*manage, "flush", "--noinput")
+    procs = [
+        subprocess.Popen([PYTHON, "-m", "simulator", "serve", "--port", str(sim_port), "--app-url", app_url],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([PYTHON, "-m", "gunicorn", "interlayer.wsgi", "--bind", f"127.0.0.1:{app_port}",
+                          "--workers", "4",
+                          "--log-level", "warning"],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]  # fmt: skip
+    try:
+        wait_for(sim_url + "/_sim/state")
+        wait_for(app_url + "/ping")
+        shops = sorted(httpx.get(sim_url + "/_sim/state").json()["shops"])
+        for handle in shops:
+            run(PYTHON, "-m", "simulator", "install", f"{handle}.myshopify.com", "--app", app_url,
+                "--simulator", sim_url)  # fmt: skip
+            run(*manage, "sync_catalog", f"{handle}.myshopify.com", "--now")
+        run(*manage, "shell", "-c",
+            "from stores.models import Store; from recommender import exchange, services;"
+            "[exchange.grant_starter_credits(s) or services.widget_settings_for(s) for s in Store.objects.all()]")  # fmt: skip
+        run(*manage, "rebuild_index")
+        time.sleep(3)  # serving processes pick up the published index
+        product = httpx.get(f"{sim_url}/store/coffee-corner/products.json").json()["products"][5]
+        shop = "coffee-corner.myshopify.com"
+        widget_url = signed(
+            app_url, "recommendations", shop, secret, product_id=product["id"], page_type="product"
+        )
+        payload = httpx.get(widget_url).json()
+        token = next(i["token"] for i in payload["items"] if i.get("token"))
+        print(
+            f"network: {len(shops)} stores; widget for one product: {len(payload['items'])} items"
+        )
+        results = {
+            "trivial JSON (/ping)": wrk(app_url + "/ping"),
+            "recommendations": wrk(signed(app_url, "recommendations", shop, secret,
+                                          product_id=product["id"], page_type="product")),
+            "click redirect": wrk(signed(app_url, "click", shop, secret, t=token)),
+        }  # fmt: skip
+        base = results["trivial JSON (/ping)"]["rps"]
+        for name, r in results.items():
+            print(f"{name:<22} {r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:7.2f} ms  "
+                  f"ratio to trivial {r['rps'] / base:.2f}  (non-2xx/3xx: {r['non_2xx_3xx']})")  # fmt: skip
+        script_gz = len(gzip.compress(SCRIPT.read_bytes(), 9))
+        print(f"widget script: {SCRIPT.stat().st_size} bytes, {script_gz} bytes gzipped")
+        page = f"http://coffee-corner.localhost:{sim_port}/products/{product['handle']}"
+        print(
+            f"page load to widget rendered (Chromium, median of 10): {time_to_widget(page):.0f} ms"
+        )
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+def time_to_widget(url: str) -> float:
+    sys.path.insert(0, str(ROOT))
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.chromium import CHROMIUM_FLAGS
+
+    timings = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
+        )
+        for _ in range(10):
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("[data-interlayer-slot] a")
+            timings.append(page.evaluate("performance.now()"))
+            page.close()
+        browser.close()
+    return statistics.median(timings)
+
+
+if __name__ == "__main__":
+    main()
