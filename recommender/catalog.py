@@ -14,13 +14,13 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -200,6 +200,38 @@ def request_sync(store: Store) -> None:
         state=CatalogSync.State.QUEUED
     )
     transaction.on_commit(lambda: _enqueue("recommender.tasks.sync_catalog", store.pk, "sync"))
+
+
+def resume_stalled_syncs(*, older_than: timedelta) -> int:
+    """Re-request syncs that never finished: queued or running tasks lost with a worker,
+    failed ones after a pause, and active stores that were never synced."""
+    cutoff = timezone.now() - older_than
+    unfinished = [
+        CatalogSync.State.IDLE, CatalogSync.State.QUEUED,
+        CatalogSync.State.RUNNING, CatalogSync.State.FAILED,
+    ]  # fmt: skip
+    stalled = Store.objects.filter(status=Store.Status.ACTIVE).filter(
+        Q(catalog_sync__isnull=True)
+        | Q(catalog_sync__state__in=unfinished, catalog_sync__updated_at__lte=cutoff)
+    )
+    count = 0
+    for store in stalled:
+        CatalogSync.objects.filter(store=store).update(updated_at=timezone.now())
+        request_sync(store)
+        count += 1
+    # Synced, but the embedding pass was cut short (a worker stopped mid-way).
+    unembedded = (
+        Product.objects.filter(store__status=Store.Status.ACTIVE, eligible=True)
+        .exclude(embedded_hash=F("content_hash"))
+        .exclude(store__in=stalled)
+        .values_list("store_id", flat=True)
+        .distinct()
+    )
+    for store in Store.objects.filter(pk__in=list(unembedded)):
+        CatalogSync.objects.filter(store=store).update(embed_queued=False)
+        request_embedding(store)
+        count += 1
+    return count
 
 
 def _enqueue(func: str, store_id: int, label: str) -> None:

@@ -31,6 +31,8 @@ def step(message: str) -> None:
 def app_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", f"sqlite:///{VAR / 'interlayer.sqlite3'}")
+    # The index belongs with its database (its ids are the database's product ids).
+    env.setdefault("RECOMMENDER_INDEX_DIR", str(VAR / "index"))
     env.update(
         SHOPIFY_SIMULATOR_URL=SIM_URL,
         SHOPIFY_APP_URL=APP_URL,
@@ -79,6 +81,44 @@ class Processes:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def wait_for_catalogs(env: dict[str, str], processes: Processes, *, expected: int) -> None:
+    """Show progress until every store's catalog is synced and embedded."""
+    deadline = time.monotonic() + 900
+    last = ""
+    while time.monotonic() < deadline:
+        processes.check()
+        state = json.loads(manage(env, "network_status", "--json"))
+        syncs, products = state["catalog_syncs"], state["products"]
+        finished = syncs.get("done", 0) + syncs.get("failed", 0)
+        line = (
+            f"    {finished}/{expected} catalogs synced, {products['embedded']}/"
+            f"{products['eligible']} eligible products embedded"
+        )
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if finished >= expected and products["embedded"] >= products["eligible"]:
+            if syncs.get("failed"):
+                print(f"    {syncs['failed']} sync(s) failed; see {VAR}/worker.log", flush=True)
+            return
+        time.sleep(2)
+    raise SystemExit("catalogs did not finish syncing within 15 minutes; see the worker log")
+
+
+def product_page(handle: str) -> str:
+    url = f"{SIM_URL}/store/{handle}/products.json"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+        products = [p for p in json.load(response)["products"] if p.get("status") == "active"]
+    return f"http://{handle}.localhost:{SIM_PORT}/products/{products[0]['handle']}"
+
+
 def shops() -> dict:
     with urllib.request.urlopen(f"{SIM_URL}/_sim/state", timeout=5) as response:  # noqa: S310
         return json.load(response)["shops"]
@@ -95,6 +135,8 @@ def main() -> int:
             [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
         )
         subprocess.run([PYTHON, "manage.py", "setup_schedules"], cwd=ROOT, env=env, check=True)
+        # A previous run stopped mid-sync leaves work to pick up (before the worker starts).
+        manage(env, "sync_catalog", "--stalled")
 
         step(f"Starting the Shopify simulator on {SIM_URL}")
         processes.start(
@@ -164,14 +206,22 @@ def main() -> int:
             if result.returncode != 0:
                 raise SystemExit(result.stdout + result.stderr)
 
-        first = handles[0]
+        step("Reading and embedding every catalog in the background worker")
+        wait_for_catalogs(env, processes, expected=len(handles))
+        step("Building the cross-store index")
+        manage(env, "rebuild_index")
+
+        first = "coffee-corner" if "coffee-corner" in handles else handles[0]
         step("Interlayer is running")
         print(
             f"""
-    Embedded settings page (in the simulated Shopify admin):
+    A storefront product page with the widget:
+        {product_page(first)}
+    The embedded settings page (in the simulated Shopify admin):
         {SIM_URL}/store/{first}/admin/apps/interlayer
-    All demo stores:
+    All demo stores and their storefronts:
         {SIM_URL}/
+    Network state: DATABASE_URL={env["DATABASE_URL"]} .venv/bin/python manage.py network_status
     Logs: {VAR}/{{simulator,web,worker}}.log
 
     Press Ctrl-C to stop.""",

@@ -26,8 +26,15 @@ def process_webhook(delivery_id: int) -> None:
 
 def reconcile() -> None:
     """The safety net for missed webhooks: retry failed deliveries, check install state."""
+    from datetime import timedelta
+
+    from recommender import catalog
     from stores import webhooks
 
     retried = webhooks.retry_due()
     checked = services.reconcile_installs()
-    log.info("reconcile retried=%s deliveries checked=%s stores", retried, checked)
+    resumed = catalog.resume_stalled_syncs(older_than=timedelta(minutes=30))
+    log.info(
+        "reconcile retried=%s deliveries checked=%s stores resumed=%s syncs",
+        retried, checked, resumed,
+    )  # fmt: skip

@@ -358,3 +358,46 @@ def test_out_of_order_delete_then_update_does_not_resurrect(client, simulator, i
     webhooks.process_pending()
 
     assert not Product.objects.filter(store=store, shopify_id=1000).exists()
+
+
+def test_reconcile_resumes_lost_syncs_and_unfinished_embeddings(
+    simulator, install, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    never_synced = install("alpha")
+    lost = install("beta")
+    catalog.sync_catalog(lost)
+    CatalogSync.objects.filter(store=lost).update(state=CatalogSync.State.QUEUED)
+    CatalogSync.objects.filter(store=lost).update(updated_at=timezone.now() - timedelta(hours=1))
+    requested = []
+    monkeypatch.setattr(
+        catalog, "_enqueue", lambda func, store_id, label: requested.append((label, store_id))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resumed = catalog.resume_stalled_syncs(older_than=timedelta(minutes=30))
+
+    assert resumed == 2
+    assert sorted(requested) == sorted([("sync", never_synced.pk), ("sync", lost.pk)])
+
+
+def test_reconcile_requests_embedding_when_a_pass_was_cut_short(
+    simulator, install, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    store = install("alpha")
+    catalog.sync_catalog(store)
+    Product.objects.filter(store=store).update(embedded_hash="")  # the worker died mid-pass
+    requested = []
+    monkeypatch.setattr(
+        catalog, "_enqueue", lambda func, store_id, label: requested.append((label, store_id))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog.resume_stalled_syncs(older_than=timedelta(minutes=30))
+
+    assert requested == [("embed", store.pk)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError
 
 from recommender import catalog
@@ -13,10 +15,21 @@ class Command(BaseCommand):
     help = "Sync a store's catalog (queued for the worker, or --now in this process)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("shop", help="e.g. coffee-corner.myshopify.com")
+        parser.add_argument("shop", nargs="?", help="e.g. coffee-corner.myshopify.com")
         parser.add_argument("--now", action="store_true", help="run here instead of queueing")
+        parser.add_argument(
+            "--stalled",
+            action="store_true",
+            help="queue a sync for every active store whose last sync did not finish",
+        )
 
-    def handle(self, *args, shop: str, now: bool, **options) -> None:
+    def handle(self, *args, shop: str | None, now: bool, stalled: bool, **options) -> None:
+        if stalled:
+            count = catalog.resume_stalled_syncs(older_than=timedelta(0))
+            self.stdout.write(f"{count} stalled sync(s) queued")
+            return
+        if not shop:
+            raise CommandError("name a shop, or use --stalled")
         domain = valid_shop_domain(shop)
         store = Store.objects.filter(shop_domain=domain, status=Store.Status.ACTIVE).first()
         if store is None:
