@@ -211,3 +211,18 @@ class Impression(models.Model):
 
     def __str__(self) -> str:
         return f"impression {self.impression_id}"
+
+
+class SettingsChange(models.Model):
+    """Audit trail: who changed what in a store's Interlayer settings, and when."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="settings_changes")
+    actor = models.CharField(max_length=100, blank=True)  # the admin user (ID token "sub")
+    changes = models.JSONField(default=dict)  # field -> [old, new]
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.store_id} {sorted(self.changes)}"

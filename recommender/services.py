@@ -74,3 +74,54 @@ def rebuild_index(*, exact_limit: int | None = None) -> VectorIndex:
     index.save(settings.RECOMMENDER_INDEX_DIR)
     log.info("index rebuilt size=%s kind=%s watermark=%s", len(index), index.kind, watermark)
     return index
+
+
+def update_widget_settings(*, store: Store, actor: str, cleaned: dict) -> WidgetSettings:
+    """Apply a validated settings form and record what changed, by whom."""
+    from recommender.models import SettingsChange
+
+    with transaction.atomic():
+        widget = WidgetSettings.objects.select_for_update().get_or_create(store=store)[0]
+        changes: dict[str, list] = {}
+        for field in ("enabled", "title", "items", "own_share", "placement", "accent_color",
+                      "text_color", "background_color", "avoid_competitors", "excluded_categories"):  # fmt: skip
+            old, new = getattr(widget, field), cleaned[field]
+            if old != new:
+                changes[field] = [old, new]
+                setattr(widget, field, new)
+        blocked_before = set(widget.blocked_stores.values_list("shop_domain", flat=True))
+        blocked_after = {s.shop_domain for s in cleaned["blocked_stores"]}
+        if blocked_before != blocked_after:
+            widget.blocked_stores.set(cleaned["blocked_stores"])
+            changes["blocked_stores"] = [
+                sorted(blocked_before - blocked_after),
+                sorted(blocked_after - blocked_before),
+            ]
+        if changes:
+            widget.save()
+            SettingsChange.objects.create(store=store, actor=actor, changes=changes)
+    return widget
+
+
+def set_products_opted_out(
+    *, store: Store, actor: str, shopify_ids: list[int], opted_out: bool
+) -> int:
+    """Take products out of the network (or back in); the index follows at once."""
+    from recommender.models import SettingsChange
+
+    with transaction.atomic():
+        products = Product.objects.filter(store=store, shopify_id__in=shopify_ids).exclude(
+            opted_out=opted_out
+        )
+        changed = list(products.values_list("pk", "shopify_id"))
+        if not changed:
+            return 0
+        Product.objects.filter(pk__in=[pk for pk, _ in changed]).update(opted_out=opted_out)
+        kind = IndexEvent.Kind.REMOVE if opted_out else IndexEvent.Kind.UPSERT
+        emit_index_events(kind, [(pk, store.pk) for pk, _ in changed])
+        SettingsChange.objects.create(
+            store=store,
+            actor=actor,
+            changes={"opted_out" if opted_out else "opted_in": sorted(sid for _, sid in changed)},
+        )
+    return len(changed)

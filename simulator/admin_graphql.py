@@ -50,6 +50,7 @@ type Query {
   product(id: ID!): Product
   productsCount(query: String): Count
   currentBulkOperation(type: BulkOperationType): BulkOperation
+  themes(first: Int, roles: [ThemeRole!]): OnlineStoreThemeConnection
   bulkOperation(id: ID!): BulkOperation
 }
 
@@ -69,6 +70,20 @@ type BulkOperation {
   completedAt: DateTime
 }
 type Count { count: Int! precision: String! }
+
+enum ThemeRole { MAIN UNPUBLISHED DEVELOPMENT DEMO ARCHIVED LOCKED }
+type OnlineStoreThemeConnection { nodes: [OnlineStoreTheme!]! }
+type OnlineStoreTheme {
+  id: ID!
+  name: String!
+  role: ThemeRole!
+  files(filenames: [String!], first: Int): OnlineStoreThemeFileConnection
+}
+type OnlineStoreThemeFileConnection { nodes: [OnlineStoreThemeFile!]! }
+type OnlineStoreThemeFile { filename: String! body: OnlineStoreThemeFileBody! }
+union OnlineStoreThemeFileBody = OnlineStoreThemeFileBodyText | OnlineStoreThemeFileBodyUrl
+type OnlineStoreThemeFileBodyText { content: String! }
+type OnlineStoreThemeFileBodyUrl { url: URL! }
 
 type Shop {
   id: ID!
@@ -362,6 +377,34 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _resolve_themes(root, info, first=None, roles=None):
+    """The live theme, whose config/settings_data.json lists app embeds as Shopify does
+    (type shopify://apps/<app>/blocks/<block>/<extension uuid>, "disabled")."""
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    enabled = world.theme_embed_enabled.get(shop.handle, True)
+    settings_data = {
+        "current": {
+            "blocks": {
+                "1740000000000000000": {
+                    "type": "shopify://apps/interlayer/blocks/app-embed/0b7c1e4e-interlayer-widget",
+                    "disabled": not enabled,
+                    "settings": world.theme_embed_settings.get(shop.handle, {}),
+                }
+            }
+        }
+    }
+    content = "/*\n * IMPORTANT: The contents of this file are auto-generated.\n */\n" + json.dumps(
+        settings_data
+    )
+    file = {"filename": "config/settings_data.json",
+            "body": {"__typename": "OnlineStoreThemeFileBodyText", "content": content}}  # fmt: skip
+    theme = {"id": "gid://shopify/OnlineStoreTheme/1", "name": "Dawn", "role": "MAIN",
+             "files": {"nodes": [file]}}  # fmt: skip
+    return {"nodes": [theme]}
+
+
+SCHEMA.query_type.fields["themes"].resolve = _resolve_themes
 SCHEMA.query_type.fields["productsCount"].resolve = _resolve_count
 SCHEMA.query_type.fields["currentBulkOperation"].resolve = _resolve_current_bulk
 SCHEMA.query_type.fields["bulkOperation"].resolve = _resolve_bulk

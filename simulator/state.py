@@ -123,6 +123,9 @@ class World:
         self.timeout_delay = 3.0  # how long a "timeout" fault stalls a response
         self._next_id = 7_000_000_000_000
         self.webhooks = WebhookSender(self)
+        # The merchant's theme editor: is the app embed switched on, with which settings.
+        self.theme_embed_enabled: dict[str, bool] = {}
+        self.theme_embed_settings: dict[str, dict[str, Any]] = {}
 
     # --- shops and catalogs -------------------------------------------------------------
     def add_shop(self, handle: str, payload: dict[str, Any]) -> Shop:

@@ -44,9 +44,6 @@ class Storefront:
         self.liquid.filters["asset_url"] = lambda name: (
             f"{world.public_url}/cdn/extensions/interlayer-widget/assets/{name}"
         )
-        # The merchant's theme-editor choices for the app embed (per shop; on by default).
-        self.embed_enabled: dict[str, bool] = {}
-        self.embed_settings: dict[str, dict[str, Any]] = {}
 
     # --- pages ----------------------------------------------------------------------------
     def page(self, shop: Shop, path: str) -> tuple[int, str]:
@@ -129,10 +126,10 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         return f"<h1>{heading}</h1><div class='grid'>{''.join(cards)}</div>"
 
     def _render_embed(self, shop: Shop, page_type: str, product: dict | None) -> str:
-        if not shop.installed or not self.embed_enabled.get(shop.handle, True):
+        if not shop.installed or not self.world.theme_embed_enabled.get(shop.handle, True):
             return ""
         block, defaults = _block_source("app-embed")
-        settings = {**defaults, **self.embed_settings.get(shop.handle, {})}
+        settings = {**defaults, **self.world.theme_embed_settings.get(shop.handle, {})}
         return self.liquid.from_string(block).render(
             block={"settings": settings},
             shop={"permanent_domain": shop.domain},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -345,3 +347,49 @@ def reconcile_installs(*, limit: int = 500) -> int:
         if missing_scopes(scopes):
             mark_needs_reauth(store, reason="scopes revoked: " + ",".join(missing_scopes(scopes)))
     return checked
+
+
+THEME_EMBED_QUERY = """
+query ThemeEmbed {
+  themes(first: 1, roles: [MAIN]) {
+    nodes {
+      name
+      files(filenames: ["config/settings_data.json"]) {
+        nodes { body { ... on OnlineStoreThemeFileBodyText { content } } }
+      }
+    }
+  }
+}"""
+_LEADING_COMMENT = re.compile(r"^\s*/\*.*?\*/", re.DOTALL)
+
+
+def app_embed_status(store: Store) -> dict[str, Any]:
+    """Whether the Interlayer app embed is switched on in the live theme, and the theme
+    editor link that switches it on. https://shopify.dev/docs/apps/build/online-store/theme-app-extensions/configuration#detecting-app-embeds"""
+    link = (
+        f"https://{store.shop_domain}/admin/themes/current/editor"
+        f"?context=apps&activateAppId={settings.SHOPIFY_API_KEY}/app-embed"
+    )
+    try:
+        data = admin_graphql(store, THEME_EMBED_QUERY).data
+        themes = (data.get("themes") or {}).get("nodes") or []
+        files = (themes[0].get("files") or {}).get("nodes") or [] if themes else []
+        content = (files[0].get("body") or {}).get("content", "") if files else ""
+        blocks = (
+            json.loads(_LEADING_COMMENT.sub("", content) or "{}")
+            .get("current", {})
+            .get("blocks", {})
+        )
+    except (shopify.ShopifyError, ValueError, AttributeError):
+        return {"enabled": None, "theme": None, "activate_url": link}
+    ours = [
+        block
+        for block in blocks.values()
+        if isinstance(block, dict)
+        and f"/apps/{settings.SHOPIFY_APP_HANDLE}/blocks/app-embed/" in str(block.get("type", ""))
+    ]
+    return {
+        "enabled": any(not block.get("disabled", False) for block in ours),
+        "theme": themes[0].get("name") if themes else None,
+        "activate_url": link,
+    }

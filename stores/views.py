@@ -61,7 +61,9 @@ def app_home(request: HttpRequest) -> HttpResponse:
         except shopify.ShopifyError as error:
             log.warning("token exchange failed shop=%s detail=%s", shop, error.detail)
             return _error_page(request, "Shopify is not reachable right now.", 503, shop)
-    response = render(request, "stores/app_home.html", {"store": store})
+    from recommender.settings_views import settings_page
+
+    response = settings_page(request, store)
     response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
     return response
 
@@ -124,6 +126,7 @@ def embedded_api(view: Callable) -> Callable:
         if store is None or store.status == Store.Status.UNINSTALLED:
             return JsonResponse({"error": "store not installed"}, status=401, headers=RETRY_HEADER)
         request.store = store
+        request.actor = str(verified.user_id or "")
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -1,0 +1,74 @@
+"""Validation of what merchants send from the settings page."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+
+from recommender.models import WidgetSettings
+from stores.models import Store
+
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_BLOCKED = 5000
+MAX_EXCLUDED_CATEGORIES = 200
+
+
+class ListField(forms.Field):
+    """A JSON list of strings (the page posts JSON)."""
+
+    def __init__(self, *, max_items: int, **kwargs):
+        self.max_items = max_items
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise forms.ValidationError("Expected a list of names.")
+        if len(value) > self.max_items:
+            raise forms.ValidationError(f"At most {self.max_items} entries.")
+        return list(dict.fromkeys(v.strip() for v in value if v.strip()))
+
+
+class WidgetSettingsForm(forms.Form):
+    enabled = forms.BooleanField(required=False)
+    title = forms.CharField(min_length=1, max_length=80, strip=True)
+    items = forms.IntegerField(min_value=1, max_value=12)
+    own_share = forms.IntegerField(min_value=0, max_value=100)
+    placement = forms.ChoiceField(choices=WidgetSettings.Placement.choices)
+    accent_color = forms.RegexField(
+        COLOUR, error_messages={"invalid": "Use a colour like #1a1a1a."}
+    )
+    text_color = forms.RegexField(COLOUR, error_messages={"invalid": "Use a colour like #1a1a1a."})
+    background_color = forms.RegexField(
+        COLOUR, error_messages={"invalid": "Use a colour like #ffffff."}
+    )
+    avoid_competitors = forms.BooleanField(required=False)
+    blocked_stores = ListField(max_items=MAX_BLOCKED, required=False)
+    excluded_categories = ListField(max_items=MAX_EXCLUDED_CATEGORIES, required=False)
+
+    def __init__(self, *args, store: Store, known_categories: dict[str, str], **kwargs):
+        self.store = store
+        self.known_categories = known_categories  # full name -> taxonomy id
+        super().__init__(*args, **kwargs)
+
+    def clean_blocked_stores(self) -> list[Store]:
+        domains = self.cleaned_data["blocked_stores"]
+        if self.store.shop_domain in domains:
+            raise forms.ValidationError("A store cannot block itself.")
+        found = list(Store.objects.filter(shop_domain__in=domains).only("id", "shop_domain"))
+        unknown = sorted(set(domains) - {s.shop_domain for s in found})
+        if unknown:
+            raise forms.ValidationError(
+                f"Unknown partner stores: {', '.join(unknown[:10])}"
+                + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+            )
+        return found
+
+    def clean_excluded_categories(self) -> list[str]:
+        names = self.cleaned_data["excluded_categories"]
+        unknown = [name for name in names if name not in self.known_categories]
+        if unknown:
+            raise forms.ValidationError(f"Unknown categories: {', '.join(unknown[:10])}")
+        return [self.known_categories[name] for name in names]

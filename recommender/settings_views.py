@@ -1,0 +1,161 @@
+"""The merchant's settings page inside the Shopify admin, and the JSON API it calls.
+
+The page itself is verified by its ``id_token`` (stores.views.app_home); every API call
+carries a fresh ID token as ``Authorization: Bearer`` (App Bridge adds it), so there are
+no cookies and a cross-site form cannot act for a merchant. The shop is always the
+token's: no request parameter can name another store.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from recommender import catalog, exchange, selectors, services, stats
+from recommender.forms import WidgetSettingsForm
+from recommender.models import SettingsChange
+from stores import services as store_services
+from stores.models import Store
+from stores.views import embedded_api
+
+MAX_JSON_BYTES = 512 * 1024
+
+
+def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
+    widget = services.widget_settings_for(store)
+    return render(
+        request,
+        "recommender/settings.html",
+        {
+            "store": store,
+            "widget": widget,
+            "blocked": list(widget.blocked_stores.values_list("shop_domain", flat=True)),
+            "excluded": stats.category_names(widget.excluded_categories),
+            "rules": exchange.RULES_IN_WORDS,
+            "changes": SettingsChange.objects.filter(store=store)[:5],
+        },
+    )
+
+
+def _json_body(request: HttpRequest) -> dict | JsonResponse:
+    if len(request.body) > MAX_JSON_BYTES:
+        return JsonResponse({"error": "request too large"}, status=413)
+    if request.content_type != "application/json":
+        return JsonResponse({"error": "send JSON"}, status=415)
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"error": "invalid JSON"}, status=400)
+    return (
+        body
+        if isinstance(body, dict)
+        else JsonResponse({"error": "expected an object"}, status=400)
+    )
+
+
+@require_GET
+@embedded_api
+def overview(request: HttpRequest) -> JsonResponse:
+    store: Store = request.store
+    return JsonResponse(
+        {
+            "catalog": stats.catalog_overview(store),
+            "app_embed": store_services.app_embed_status(store),
+            "balance": float(exchange.balance(store)),
+        }
+    )
+
+
+@require_GET
+@embedded_api
+def store_stats(request: HttpRequest) -> JsonResponse:
+    try:
+        days = int(request.GET.get("days", "30"))
+    except ValueError:
+        return JsonResponse({"error": "days must be a number"}, status=400)
+    if not 1 <= days <= stats.MAX_DAYS:
+        return JsonResponse({"error": f"days must be between 1 and {stats.MAX_DAYS}"}, status=400)
+    return JsonResponse(stats.store_stats(request.store, days=days))
+
+
+@require_POST
+@embedded_api
+def save_settings(request: HttpRequest) -> JsonResponse:
+    body = _json_body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    form = WidgetSettingsForm(body, store=request.store, known_categories=stats.known_categories())
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    widget = services.update_widget_settings(
+        store=request.store, actor=request.actor, cleaned=form.cleaned_data
+    )
+    return JsonResponse({"ok": True, "updated_at": widget.updated_at.isoformat()})
+
+
+@require_GET
+@embedded_api
+def partners(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {"partners": stats.partner_search(request.store, request.GET.get("q", "")[:100])}
+    )
+
+
+@require_GET
+@embedded_api
+def categories(request: HttpRequest) -> JsonResponse:
+    query = request.GET.get("q", "").lower()[:100]
+    names = sorted(name for name in stats.known_categories() if query in name.lower())
+    return JsonResponse({"categories": names[:50]})
+
+
+@require_GET
+@embedded_api
+def products(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {"products": stats.product_search(request.store, request.GET.get("q", "")[:100])}
+    )
+
+
+@require_POST
+@embedded_api
+def opt_out(request: HttpRequest) -> JsonResponse:
+    body = _json_body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    ids = body.get("product_ids")
+    if (
+        not isinstance(ids, list)
+        or not 0 < len(ids) <= 500
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        or not isinstance(body.get("opted_out"), bool)
+    ):
+        return JsonResponse(
+            {"error": "send product_ids (1-500 numbers) and opted_out (true/false)"}, status=400
+        )
+    changed = services.set_products_opted_out(
+        store=request.store, actor=request.actor, shopify_ids=ids, opted_out=body["opted_out"]
+    )
+    return JsonResponse({"changed": changed})
+
+
+@require_GET
+@embedded_api
+def preview(request: HttpRequest) -> JsonResponse:
+    raw = request.GET.get("product_id", "")
+    try:
+        product_id = int(raw) if raw else None
+    except ValueError:
+        return JsonResponse({"error": "invalid product id"}, status=400)
+    items = selectors.recommendations_for(request.store, product_id=product_id)
+    return JsonResponse({"items": [item.as_dict() for item in items]})
+
+
+@require_POST
+@embedded_api
+def sync_now(request: HttpRequest) -> JsonResponse:
+    catalog.request_sync(request.store)
+    return JsonResponse({"queued": True})
