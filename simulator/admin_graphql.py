@@ -419,11 +419,13 @@ def _selection_cost(selection_set, parent: GraphQLObjectType, variables: dict[st
     total = 0
     for selection in selection_set.selections if selection_set else []:
         if isinstance(selection, InlineFragmentNode):
-            total += _selection_cost(selection.selection_set, parent, variables)
+            condition = selection.type_condition
+            target = SCHEMA.get_type(condition.name.value) if condition else parent
+            total += _selection_cost(selection.selection_set, target, variables)
             continue
         if not isinstance(selection, FieldNode) or selection.name.value.startswith("__"):
             continue
-        field = parent.fields.get(selection.name.value)
+        field = getattr(parent, "fields", {}).get(selection.name.value)
         if field is None:
             continue
         named = get_named_type(field.type)

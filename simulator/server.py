@@ -137,6 +137,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"errors": f"bad request: {error}"})
         except (BrokenPipeError, ConnectionResetError):
             return None
+        except Exception:  # answer like Shopify would, and keep the trace for the developer
+            log.exception("simulator error on %s %s", self.command, self.path)
+            return self._json(500, {"errors": "Internal error"})
 
     def _resolve_shop(self, path: str) -> tuple[Shop | None, str]:
         match = _SHOP_PATH_RE.match(path)
@@ -221,11 +224,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": self.world.remove_product(shop.handle, data["id"])})
         if action == "theme-embed":
             if "enabled" in data:
-                self.storefront.embed_enabled[shop.handle] = bool(data["enabled"])
+                self.world.theme_embed_enabled[shop.handle] = bool(data["enabled"])
             if "settings" in data:
-                self.storefront.embed_settings[shop.handle] = dict(data["settings"])
+                self.world.theme_embed_settings[shop.handle] = dict(data["settings"])
             return self._json(
-                200, {"enabled": self.storefront.embed_enabled.get(shop.handle, True)}
+                200, {"enabled": self.world.theme_embed_enabled.get(shop.handle, True)}
             )
         if action == "id-token":
             ttl = int(data.pop("ttl", ID_TOKEN_TTL))

@@ -1,0 +1,291 @@
+"""The settings page's API: ID-token auth on every call, validation, audit, bounded stats."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.utils import timezone
+from django.utils.html import escape
+
+from recommender import exchange, live_index, selectors, services, storefront
+from recommender.models import (
+    Click,
+    Impression,
+    LedgerEntry,
+    Product,
+    SettingsChange,
+    WidgetSettings,
+)
+from stores.models import Store
+from tests.factories import make_store
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def quick_state(settings, tmp_path):
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    settings.RECOMMENDER_EMBEDDER = "hash"
+
+
+@pytest.fixture
+def merchant(client, simulator, install):
+    """An installed store with a synced catalog, and a way to call the API as its admin."""
+    from recommender import catalog
+    from stores import tasks
+
+    store = install("alpha")
+    tasks.after_install(store.pk)
+    catalog.sync_catalog(store)
+
+    def call(method: str, path: str, body=None, *, token: str | None = None, **extra):
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token or simulator.id_token('alpha')}"}
+        if method == "get":
+            return client.get(path, **headers, **extra)
+        return client.post(
+            path, data=json.dumps(body or {}), content_type="application/json", **headers, **extra
+        )
+
+    call.store = store
+    return call
+
+
+def settings_body(**changes) -> dict:
+    body = {
+        "enabled": True, "title": "Partners we love", "items": 5, "own_share": 20,
+        "placement": "product", "accent_color": "#005bd3", "text_color": "#1a1a1a",
+        "background_color": "#ffffff", "avoid_competitors": True,
+        "blocked_stores": [], "excluded_categories": [],
+    }  # fmt: skip
+    body.update(changes)
+    return body
+
+
+def test_settings_page_renders_controls_and_the_rules(client, simulator, install):
+    install("alpha")
+
+    response = client.get("/", simulator.embedded_query("alpha"))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="settings-form"' in html and 'name="own_share"' in html
+    for rule in exchange.RULES_IN_WORDS:
+        assert escape(rule) in html
+
+
+def test_overview_reports_catalog_and_the_theme_app_embed(merchant, simulator):
+    simulator.control("alpha", "theme-embed", enabled=False)
+
+    body = merchant("get", "/api/overview").json()
+
+    assert body["catalog"]["synced"] == 2 and body["catalog"]["eligible"] == 2
+    assert body["catalog"]["state"] == "Synced"
+    assert body["app_embed"]["enabled"] is False
+    assert body["app_embed"]["activate_url"] == (
+        "https://alpha.myshopify.com/admin/themes/current/editor"
+        "?context=apps&activateAppId=interlayer-dev-api-key/app-embed"
+    )
+    simulator.control("alpha", "theme-embed", enabled=True)
+    assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is True
+
+
+def test_saving_settings_applies_them_and_records_who_changed_what(merchant, simulator):
+    response = merchant("post", "/api/settings", settings_body())
+
+    assert response.status_code == 200
+    widget = WidgetSettings.objects.get(store=merchant.store)
+    assert (widget.title, widget.items, widget.own_share, widget.placement) == (
+        "Partners we love", 5, 20, "product")  # fmt: skip
+    change = SettingsChange.objects.get(store=merchant.store)
+    assert change.actor == "1"  # the ID token's "sub"
+    assert change.changes["title"] == ["You may also like", "Partners we love"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("items", 0), ("items", 99), ("own_share", 150), ("own_share", -1), ("accent_color", "red"),
+     ("placement", "everywhere"), ("title", ""), ("title", "x" * 200)],
+)  # fmt: skip
+def test_out_of_range_values_are_400_with_the_field_named_and_nothing_saved(merchant, field, value):
+    response = merchant("post", "/api/settings", settings_body(**{field: value}))
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert not SettingsChange.objects.exists()
+
+
+def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_ids(merchant):
+    Product.objects.filter(store=merchant.store).update(
+        category_id="gid://shopify/TaxonomyCategory/hg-11-1",
+        category_full_name="Home & Garden > Kitchen & Dining > Kitchen Appliances",
+    )
+
+    bad = merchant("post", "/api/settings", settings_body(excluded_categories=["Spaceships"]))
+    good = merchant(
+        "post",
+        "/api/settings",
+        settings_body(excluded_categories=["Home & Garden > Kitchen & Dining"]),
+    )
+
+    assert bad.status_code == 400 and "Spaceships" in json.dumps(bad.json())
+    assert good.status_code == 200
+    assert WidgetSettings.objects.get(store=merchant.store).excluded_categories == [
+        "gid://shopify/TaxonomyCategory/hg-11"
+    ]
+
+
+def test_a_blocked_partner_list_of_thousands_is_validated_in_bounded_queries(
+    merchant, django_assert_max_num_queries
+):
+    Store.objects.bulk_create(
+        [Store(shop_domain=f"partner-{n}.myshopify.com", status="active") for n in range(3000)]
+    )
+    domains = [f"partner-{n}.myshopify.com" for n in range(3000)]
+
+    with django_assert_max_num_queries(40):
+        ok = merchant("post", "/api/settings", settings_body(blocked_stores=domains))
+    too_many = merchant("post", "/api/settings", settings_body(blocked_stores=domains * 2))
+    unknown = merchant(
+        "post", "/api/settings", settings_body(blocked_stores=["ghost.myshopify.com"])
+    )
+
+    assert ok.status_code == 200
+    assert WidgetSettings.objects.get(store=merchant.store).blocked_stores.count() == 3000
+    assert too_many.status_code == 400 and "At most" in json.dumps(too_many.json())
+    assert unknown.status_code == 400 and "ghost.myshopify.com" in json.dumps(unknown.json())
+
+
+def test_a_token_for_shop_a_cannot_change_shop_b(merchant, simulator, install):
+    other = install("beta")
+    services.widget_settings_for(other)
+
+    response = merchant("post", "/api/settings?shop=beta.myshopify.com",
+                        {**settings_body(title="Hijacked"), "shop": "beta.myshopify.com"})  # fmt: skip
+
+    assert response.status_code == 200
+    assert WidgetSettings.objects.get(store=other).title == "You may also like"
+    assert WidgetSettings.objects.get(store=merchant.store).title == "Hijacked"
+
+
+def test_requests_without_or_with_an_expired_token_get_401_and_the_retry_header(
+    client, merchant, simulator
+):
+    expired = simulator.id_token("alpha", exp=int(time.time()) - 120)
+
+    missing = client.post(
+        "/api/settings", data=json.dumps(settings_body()), content_type="application/json"
+    )
+    stale = merchant("post", "/api/settings", settings_body(), token=expired)
+
+    for response in (missing, stale):
+        assert response.status_code == 401
+        assert response["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+    assert not SettingsChange.objects.exists()
+
+
+def test_cross_site_form_posts_cannot_change_settings(client, merchant, simulator):
+    # A cross-site form can send neither an Authorization header nor a JSON body.
+    no_token = client.post(
+        "/api/settings", data={"title": "pwned"}, HTTP_ORIGIN="https://evil.example"
+    )
+    as_form = client.post("/api/settings", data={"title": "pwned"},
+                          HTTP_AUTHORIZATION=f"Bearer {simulator.id_token('alpha')}")  # fmt: skip
+
+    assert no_token.status_code == 401
+    assert as_form.status_code == 415
+    assert not SettingsChange.objects.exists()
+
+
+def test_opting_a_product_out_takes_it_off_partner_widgets(merchant):
+    product = Product.objects.filter(store=merchant.store).first()
+    services.rebuild_index()
+
+    response = merchant(
+        "post", "/api/products/opt-out", {"product_ids": [product.shopify_id], "opted_out": True}
+    )
+    bad = merchant("post", "/api/products/opt-out", {"product_ids": "all", "opted_out": "yes"})
+
+    assert response.json() == {"changed": 1}
+    assert bad.status_code == 400
+    product.refresh_from_db()
+    assert product.opted_out
+    hits = live_index.current(refresh=True).search(
+        np.frombuffer(product.vector, dtype=np.float32), 10
+    )
+    assert product.pk not in {hit.product_id for hit in hits}
+
+
+def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(
+    merchant, django_assert_num_queries
+):
+    store = merchant.store
+    partner = make_store("partner")
+    now = timezone.now()
+    clicks, impressions, ledger = [], [], []
+    for day in range(365):
+        at = now - timedelta(days=day)
+        for n in range(6):
+            clicks.append(Click(source_store=store, target_store=partner, target_product_id=n,
+                                impression_id=f"i{day}-{n}", token_id=f"t{day}-{n}", visitor_hash="v",
+                                billable=n < 4, reason="billable" if n < 4 else "bot", created_at=at))  # fmt: skip
+            impressions.append(Impression(store=store, impression_id=f"imp-{day}-{n}", visitor_hash="v",
+                                          items=4, partner_items=3, created_at=at))  # fmt: skip
+        ledger.append(
+            LedgerEntry(
+                store=store,
+                kind="earn",
+                amount=Decimal("3.20"),
+                counterparty=partner,
+                created_at=at,
+            )
+        )
+    Click.objects.bulk_create(clicks)
+    Impression.objects.bulk_create(impressions)
+    LedgerEntry.objects.bulk_create(ledger)
+
+    with django_assert_num_queries(7):  # the store, 4 series, the partner ledger, the balance
+        response = merchant("get", "/api/stats?days=365")
+
+    body = response.json()
+    assert len(body["days"]) == 365
+    assert body["totals"]["sent"] == 365 * 6 and body["totals"]["sent_billable"] == 365 * 4
+    assert body["totals"]["impressions"] == 365 * 6
+    assert body["totals"]["ctr"] == 1.0
+    assert body["partners"][0]["clicks_sent"] == 4 * 365
+
+
+def test_stats_period_is_bounded(merchant):
+    assert merchant("get", "/api/stats?days=5000").status_code == 400
+    assert merchant("get", "/api/stats?days=abc").status_code == 400
+
+
+def test_preview_explains_each_item(merchant, simulator, install):
+    from recommender import catalog
+
+    other = install("beta")
+    exchange.grant_starter_credits(other)
+    catalog.sync_catalog(other)
+    services.rebuild_index()
+    selectors.reset_cache()
+    storefront.reset_cache()
+
+    body = merchant("get", "/api/preview").json()
+
+    assert all({"slot", "reason", "score", "title"} <= set(item) for item in body["items"])
+
+
+def test_partner_and_category_search(merchant, install):
+    install("beta")
+
+    partners = merchant("get", "/api/partners?q=bet").json()["partners"]
+    themselves = merchant("get", "/api/partners?q=alpha").json()["partners"]
+
+    assert [p["shop"] for p in partners] == ["beta.myshopify.com"]
+    assert themselves == []
