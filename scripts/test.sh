@@ -10,4 +10,6 @@ if [[ -z ${DATABASE_URL:-} ]]; then
 fi
 echo "==> tests against ${DATABASE_URL%%@*}@…"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Live-server threads would otherwise keep connections to the test database open.
+export DATABASE_CONN_MAX_AGE=0
 exec .venv/bin/python -m pytest "$@"

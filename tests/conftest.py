@@ -105,6 +105,7 @@ def simulator(settings) -> Simulator:
     settings.SHOPIFY_APP_URL = APP_URL
     settings.SHOPIFY_HTTP_TIMEOUT = 1.0
     settings.SHOPIFY_ADMIN_ORIGINS = ["https://admin.shopify.com", url]
+    settings.SHOPIFY_APP_BRIDGE_URL = f"{url}/cdn/app-bridge.js"
     yield Simulator(world=world, url=url)
     server.shutdown()
     server.server_close()
