@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "interlayer.logs.RequestShopMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -206,13 +207,22 @@ else:
 # Run tasks inline (tests of task bodies); the worker is the normal path.
 Q_CLUSTER["sync"] = envbool("Q_SYNC", "false")
 
+LOG_FORMAT = os.getenv("LOG_FORMAT", "plain")  # "plain" or "json" (one object per line)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"shop": {"()": "interlayer.logs.ShopFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s shop=%(shop)s %(message)s"},
+        "json": {"()": "interlayer.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["shop"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {
         # httpx logs every request URL at INFO; keep it quiet.

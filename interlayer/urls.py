@@ -1,9 +1,11 @@
 from django.urls import include, path
 
+from interlayer.health import health
 from stores import views as store_views
 
 urlpatterns = [
     path("", store_views.app_home, name="app-home"),
+    path("health", health, name="health"),
     path("", include("stores.urls")),
     path("", include("recommender.urls")),
 ]

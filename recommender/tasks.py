@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from interlayer.logs import bind_shop
 from recommender import catalog
 from stores.models import Store
 
@@ -14,6 +15,7 @@ def _active_store(store_id: int) -> Store | None:
     store = Store.objects.filter(pk=store_id, status=Store.Status.ACTIVE).first()
     if store is None:
         log.info("task skipped: store %s is gone or inactive", store_id)
+    bind_shop(store.shop_domain if store else None)
     return store
 
 

@@ -14,6 +14,7 @@ if [[ $want_system == 1 ]]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the storefront load benchmark
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the multi-process check
   if ((${#missing[@]})); then
     echo "==> installing Debian packages: ${missing[*]}"
     if [[ $(id -u) == 0 ]]; then SUDO=""; else SUDO="sudo"; fi

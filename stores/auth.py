@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from shopify.utils.shop_url import sanitize_shop_domain
 
+from interlayer.logs import bind_shop
 from stores import shopify as shopify_client
 
 # The one definition of a valid shop value (PRODUCT.md): checked before a shop is used.
@@ -85,6 +86,7 @@ def verify_signed_query(params: dict[str, str]) -> str:
         raise AuthError("Missing or invalid timestamp.", status=400) from None
     if abs(time.time() - timestamp) > settings.SHOPIFY_HMAC_TIMESTAMP_TOLERANCE:
         raise AuthError("Request timestamp is too old.", status=401)
+    bind_shop(shop)
     return shop
 
 
@@ -137,6 +139,7 @@ def verify_embedded_request(
     if shop is None:
         retry = {"X-Shopify-Retry-Invalid-Session-Request": "1"} if is_fetch else {}
         return Rejection(status=401, headers=retry, body="Unauthorized")
+    bind_shop(shop)
     return EmbeddedSession(shop_domain=shop, user_id=result.user_id, id_token=result.id_token)
 
 
@@ -162,7 +165,9 @@ def verify_proxy_request(request: HttpRequest) -> str:
     result = shopify_client.app().verify_app_proxy_req(request_input(request))
     if not result.ok:
         raise AuthError("Invalid app proxy signature.", status=401)
-    return require_shop_domain(f"{result.shop}.myshopify.com")
+    shop = require_shop_domain(f"{result.shop}.myshopify.com")
+    bind_shop(shop)
+    return shop
 
 
 def client_ip(request: HttpRequest) -> str:

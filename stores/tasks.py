@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from interlayer.logs import bind_shop
 from stores import services
 from stores.models import Store
 
@@ -15,6 +16,7 @@ def after_install(store_id: int) -> None:
     if store is None:
         log.info("after_install skipped: store %s is gone or inactive", store_id)
         return
+    bind_shop(store.shop_domain)
     services.after_install(store)
 
 

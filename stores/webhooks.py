@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from interlayer.logs import bind_shop
 from stores import services
 from stores import shopify as shopify_client
 from stores.auth import valid_shop_domain
@@ -69,6 +70,7 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
     event_id = lower.get("x-shopify-event-id") or lower.get("x-shopify-webhook-id") or ""
     if shop is None or not topic or not event_id:
         raise WebhookRejected("Missing or invalid Shopify headers", 400)
+    bind_shop(shop)
     try:
         payload = json.loads(text)
     except ValueError:
@@ -137,6 +139,7 @@ def process(delivery_id: int) -> WebhookDelivery | None:
     if not claimed:
         return None
     delivery = WebhookDelivery.objects.get(pk=delivery_id)
+    bind_shop(delivery.shop_domain)
     handler = HANDLERS.get(delivery.topic)
     try:
         outcome = handler(delivery) if handler else "unknown topic"

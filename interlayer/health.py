@@ -1,0 +1,39 @@
+"""GET /health: what a load balancer and an operator need to know about this process."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    from django_q.brokers import get_broker
+
+    from recommender import live_index
+
+    checks: dict[str, dict] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = {"ok": True, "vendor": connection.vendor}
+    except Exception as error:  # reported, not raised: this endpoint must answer
+        checks["database"] = {"ok": False, "error": type(error).__name__}
+    try:
+        broker = get_broker()
+        checks["broker"] = {"ok": bool(broker.ping()), "kind": type(broker).__name__}
+    except Exception as error:  # likewise
+        checks["broker"] = {"ok": False, "error": type(error).__name__}
+    index = live_index.current()
+    status = live_index.status()
+    checks["index"] = {
+        "ok": index is not None,
+        "version": status["version"],
+        "size": status["size"],
+        "kind": status["kind"],
+        "age_seconds": round(time.time() - status["built_at"]) if status["version"] else None,
+        "changes_applied_up_to": status["watermark"],
+    }
+    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
+    return JsonResponse({"ok": healthy, "checks": checks}, status=200 if healthy else 503)

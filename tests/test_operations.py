@@ -1,0 +1,216 @@
+"""Running Interlayer: health, structured logs, the operator's view, and the multi-process
+deployment (two web processes, two workers, one PostgreSQL, Redis as the broker)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from interlayer.logs import JsonFormatter, ShopFilter
+from simulator.install import install as merchant_installs
+from simulator.server import sign_proxy_query
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_health_reports_database_broker_and_index(client, settings, tmp_path):
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+
+    response = client.get("/health")
+
+    body = response.json()
+    assert response.status_code == 200 and body["ok"] is True
+    assert body["checks"]["database"] == {"ok": True, "vendor": connection.vendor}
+    assert body["checks"]["broker"]["ok"] is True
+    assert body["checks"]["index"]["version"] is None  # nothing published yet
+
+
+@pytest.mark.django_db
+def test_log_lines_name_the_shop(client, simulator, install):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ShopFilter())
+    handler.setFormatter(logging.Formatter("shop=%(shop)s %(name)s %(message)s"))
+    logger = logging.getLogger("stores")
+    logger.addHandler(handler)
+    try:
+        install("alpha")
+    finally:
+        logger.removeHandler(handler)
+
+    lines = [line for line in stream.getvalue().splitlines() if "store installed" in line]
+    assert lines == [
+        "shop=alpha.myshopify.com stores.services store installed shop=alpha.myshopify.com"
+    ]
+
+
+def test_json_log_format_is_one_object_per_line():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "synced %s", ("9 products",), None)
+    record.shop = "alpha.myshopify.com"
+
+    entry = json.loads(JsonFormatter().format(record))
+
+    assert entry["shop"] == "alpha.myshopify.com" and entry["message"] == "synced 9 products"
+
+
+@pytest.mark.django_db
+def test_network_status_command_prints_the_networks_state(simulator, install, settings, tmp_path):
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_EMBEDDER = "hash"
+    from recommender import catalog
+
+    catalog.sync_catalog(install("alpha"))
+    out = io.StringIO()
+
+    call_command("network_status", "--json", stdout=out)
+
+    state = json.loads(out.getvalue())
+    assert state["stores"] == {"active": 1}
+    assert state["products"] == {"total": 2, "eligible": 2, "embedded": 2}
+    assert state["catalog_syncs"] == {"done": 1}
+    assert {"queue_depth", "failed_tasks", "failed_webhooks", "index"} <= set(state)
+
+
+# --- two web processes, two workers, PostgreSQL and Redis ---------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, *, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def widget_titles(web_url: str, shop: str, product_id: int, secret: str) -> list[str]:
+    pairs = [("product_id", str(product_id)), ("page_type", "product"), ("shop", shop),
+             ("logged_in_customer_id", ""), ("path_prefix", "/apps/interlayer"),
+             ("timestamp", str(int(time.time())))]  # fmt: skip
+    pairs.append(("signature", sign_proxy_query(pairs, secret)))
+    response = httpx.get(f"{web_url}/proxy/recommendations?{urlencode(pairs)}", timeout=10)
+    return [item["title"] for item in response.json().get("items", [])]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_change_reaches_recommendations_in_both_web_processes(
+    simulator, settings, tmp_path
+):
+    if connection.vendor != "postgresql" or shutil.which("redis-server") is None:
+        pytest.fail(
+            "the multi-process check needs PostgreSQL and redis-server (scripts/setup.sh --system)"
+        )
+    from recommender.models import CatalogSync, Product
+
+    redis_port, port_a, port_b = free_port(), free_port(), free_port()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_CONN_MAX_AGE": "0",
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SHOPIFY_SIMULATOR_URL": simulator.url,
+        "SHOPIFY_APP_URL": f"http://127.0.0.1:{port_a}",
+        "RECOMMENDER_INDEX_DIR": str(tmp_path / "index"),
+        "RECOMMENDER_INDEX_POLL_SECONDS": "0.5",
+        "RECOMMENDER_STATE_TTL_SECONDS": "0",
+        "RECOMMENDER_EMBEDDER": "onnx",
+        "RECOMMENDER_EMBED_QUIET_SECONDS": "0.5",
+        "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str, *args: str) -> subprocess.Popen:
+        out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    gunicorn = [sys.executable, "-m", "gunicorn", "interlayer.wsgi", "--workers", "1"]
+    processes = [
+        start(
+            "redis", "redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"
+        ),
+        start("web-a", *gunicorn, "--bind", f"127.0.0.1:{port_a}"),
+        start("web-b", *gunicorn, "--bind", f"127.0.0.1:{port_b}"),
+        start("worker-1", sys.executable, "manage.py", "qcluster"),
+        start("worker-2", sys.executable, "manage.py", "qcluster"),
+    ]
+    try:
+        webs = [f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"]
+        for web in webs:
+            wait_until(lambda web=web: _up(web), timeout=60, what=f"{web} to start")
+        health = httpx.get(webs[1] + "/health").json()
+        assert health["checks"]["broker"] == {"ok": True, "kind": "Redis"}
+        simulator.world.app.app_url = webs[0]
+        for handle in ("alpha", "beta"):
+            assert merchant_installs(handle, app_url=webs[0], simulator_url=simulator.url).ok
+        wait_until(
+            lambda: (
+                CatalogSync.objects.filter(state="done").count() == 2
+                and not Product.objects.filter(eligible=True, vector__isnull=True).exists()
+            ),
+            timeout=120,
+            what="both catalogs to be synced and embedded by the workers",
+        )
+        call_command("rebuild_index")
+        grinder = Product.objects.get(
+            store__shop_domain="alpha.myshopify.com", title="Burr Grinder"
+        )
+        secret = settings.SHOPIFY_API_SECRET
+
+        simulator.world.save_product("beta", {
+            "title": "Espresso Burr Grinder Cleaning Brush", "handle": "grinder-brush",
+            "body_html": "<p>Cleans the burrs of any coffee grinder.</p>", "product_type": "Coffee Accessories",
+            "variants": [{"price": "12.00", "inventory_quantity": 20}],
+        })  # fmt: skip
+
+        for web in webs:
+            titles = wait_until(
+                lambda web=web: (
+                    (t := widget_titles(web, "alpha.myshopify.com", grinder.shopify_id, secret))
+                    and "Espresso Burr Grinder Cleaning Brush" in t
+                    and t
+                ),
+                timeout=90,
+                what=f"the new product in recommendations served by {web}",
+            )
+            assert "Espresso Burr Grinder Cleaning Brush" in titles
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/ping", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
