@@ -368,6 +368,18 @@ NICHES: list[dict[str, Any]] = [
                 ["Wool Scarf", "Leather Belt", "Canvas Tote Bag", "Silk Bandana", "Knit Beanie"],
                 (19, 120),
             ),
+            (
+                "Trousers",
+                "aa-1-12",
+                "Apparel & Accessories > Clothing > Pants",
+                [
+                    "Wide-Leg Linen Trousers",
+                    "Pleated Wool Trousers",
+                    "Cotton Chinos",
+                    "Drawstring Pants",
+                ],
+                (49, 180),
+            ),
         ],
         "qualifiers": ["", "Sage", "Black", "Oatmeal", "Navy", "Rust"],
         "phrases": [
