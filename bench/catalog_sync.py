@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,11 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench.local_servers import free_port, wait_for  # noqa: E402
 
 
 def write_catalog(directory: Path, count: int) -> None:
@@ -43,18 +38,6 @@ def write_catalog(directory: Path, count: int) -> None:
         product["status"] = "active"
         products.append(product)
     (directory / "bench-store.json").write_text(json.dumps({"products": products}))
-
-
-def wait_for(url: str) -> None:
-    import httpx
-
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def main() -> None:

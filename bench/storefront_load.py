@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,24 +25,12 @@ from urllib.parse import urlencode
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.local_servers import free_port, wait_for  # noqa: E402
+
 PYTHON = sys.executable
 SCRIPT = ROOT / "extensions" / "interlayer-widget" / "assets" / "interlayer.js"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str) -> None:
-    for _ in range(300):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def wrk(url: str, seconds: int = 15) -> dict:
@@ -63,7 +50,6 @@ def wrk(url: str, seconds: int = 15) -> dict:
 
 
 def signed(app_url: str, path: str, shop: str, secret: str, **params) -> str:
-    sys.path.insert(0, str(ROOT))
     from simulator.server import sign_proxy_query
 
     pairs = [(k, str(v)) for k, v in params.items()]
@@ -151,7 +137,6 @@ def main() -> None:
 
 
 def time_to_widget(url: str) -> float:
-    sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
     from tests.browser.chromium import CHROMIUM_FLAGS
