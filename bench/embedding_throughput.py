@@ -17,23 +17,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from recommender import embedding  # noqa: E402
-from simulator.demo_shops import NICHES, catalog  # noqa: E402
+from tests.demo_texts import demo_product_texts  # noqa: E402
 
 
 def product_texts(limit: int) -> list[str]:
-    texts = []
-    for niche in NICHES:
-        for product in catalog(niche):
-            texts.append(
-                embedding.product_text(
-                    title=product["title"],
-                    product_type=product["product_type"],
-                    category=product["category"]["full_name"],
-                    tags=product["tags"],
-                    vendor=product["vendor"],
-                    description=product["body_html"],
-                )
-            )
+    texts = demo_product_texts()
     return (texts * (limit // len(texts) + 1))[:limit]
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 
 from recommender import embedding
-from simulator.demo_shops import NICHES, catalog
+from tests.demo_texts import demo_product_texts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -27,23 +27,6 @@ def onnx_embedder():
 @pytest.fixture(scope="module")
 def reference():
     return embedding.load_embedder("sentence-transformers", "", 2)
-
-
-def demo_texts(limit_per_store: int = 8) -> list[str]:
-    texts = []
-    for niche in NICHES:
-        for product in catalog(niche)[:limit_per_store]:
-            texts.append(
-                embedding.product_text(
-                    title=product["title"],
-                    product_type=product["product_type"],
-                    category=product["category"]["full_name"],
-                    tags=product["tags"],
-                    vendor=product["vendor"],
-                    description=product["body_html"],
-                )
-            )
-    return texts
 
 
 @pytest.mark.parametrize("which", ["onnx_embedder", "reference"])
@@ -75,7 +58,7 @@ def test_two_coffee_grinders_are_closer_to_each_other_than_to_a_dress(request, w
 
 
 def test_onnx_fast_path_matches_the_reference_within_cosine_0_99(onnx_embedder, reference):
-    texts = demo_texts()
+    texts = demo_product_texts(per_store=8)
 
     fast = onnx_embedder.encode(texts)
     ref = reference.encode(texts)
