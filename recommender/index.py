@@ -66,6 +66,8 @@ class VectorIndex:
         self._label_of: dict[int, int] = {int(p): i for i, p in enumerate(product_ids)}
         self._tail: dict[int, list[int]] = {}  # store -> labels added after the build
         self._dead: set[int] = set()
+        # Store centroids, computed on first use and dropped when the store's vectors change.
+        self._profiles: dict[int, np.ndarray | None] = {}
         self._lock = threading.RLock()
 
     # --- building ---------------------------------------------------------------------
@@ -120,6 +122,7 @@ class VectorIndex:
             start = self._index.ntotal
             self._index.add(vectors)
             for offset, (product, store) in enumerate(zip(product_ids, store_ids, strict=True)):
+                self._profiles.pop(int(store), None)
                 old = self._label_of.get(int(product))
                 if old is not None:
                     self._dead.add(old)
@@ -135,6 +138,7 @@ class VectorIndex:
                 label = self._label_of.pop(int(product), None)
                 if label is not None:
                     self._dead.add(label)
+                    self._profiles.pop(int(self._stores[label]), None)
 
     def vector(self, product_id: int) -> np.ndarray | None:
         label = self._label_of.get(int(product_id))
@@ -146,13 +150,34 @@ class VectorIndex:
     def store_vectors(self, store_id: int) -> tuple[list[int], np.ndarray]:
         """The live products of one store and their vectors (for profiles, own products)."""
         with self._lock:
-            labels = list(range(*self._ranges.get(store_id, (0, 0))))
-            labels += self._tail.get(store_id, [])
-            labels = [label for label in labels if label not in self._dead]
+            start, end = self._ranges.get(store_id, (0, 0))
+            # The build range comes back in one call; the (small) tail label by label.
+            blocks = [self._index.reconstruct_n(start, end - start)] if end > start else []
+            labels = list(range(start, end))
+            for label in self._tail.get(store_id, []):
+                blocks.append(self._index.reconstruct(label).reshape(1, -1))
+                labels.append(label)
             if not labels:
                 return [], np.zeros((0, self._index.d), dtype=np.float32)
-            matrix = np.vstack([self._index.reconstruct(label) for label in labels])
-            return [int(self._products[label]) for label in labels], matrix
+            matrix = np.vstack(blocks)
+            live = np.array([label not in self._dead for label in labels], dtype=bool)
+            kept = [
+                int(self._products[label]) for label, ok in zip(labels, live, strict=True) if ok
+            ]
+            return kept, matrix[live]
+
+    def store_profile(self, store_id: int) -> np.ndarray | None:
+        """The normalised centroid of a store's live vectors: what the store is about."""
+        with self._lock:
+            if store_id not in self._profiles:
+                _, vectors = self.store_vectors(store_id)
+                centroid = vectors.mean(axis=0) if len(vectors) else None
+                self._profiles[store_id] = (
+                    None
+                    if centroid is None
+                    else (centroid / max(np.linalg.norm(centroid), 1e-12)).astype(np.float32)
+                )
+            return self._profiles[store_id]
 
     # --- search -------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, *, exclude_stores: Iterable[int] = ()) -> list[Hit]:

@@ -13,7 +13,7 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -71,7 +71,6 @@ class NetworkState:
     blocks: dict[int, set[int]]  # store -> stores it blocked
     fairness: dict[int, float]
     catalog_sizes: dict[int, int]
-    profiles: dict[tuple[str | None, int], np.ndarray] = field(default_factory=dict)
 
 
 _state_lock = threading.Lock()
@@ -149,7 +148,7 @@ def recommendations_for(
     limit = limit or widget.items
     index = live_index.current()
     state = network_state()
-    query, viewed = _query_vector(index, state, host, product_id)
+    query, viewed = _query_vector(index, host, product_id)
     if query is None:
         return []
     partners_allowed = _partner_stores(index, state, host)
@@ -164,26 +163,14 @@ def recommendations_for(
     return partners + own
 
 
-def _query_vector(index: VectorIndex, state: NetworkState, host: Store, product_id: int | None):
+def _query_vector(index: VectorIndex, host: Store, product_id: int | None):
     if product_id is not None:
         viewed = Product.objects.filter(store=host, shopify_id=product_id).first()
         if viewed is not None and viewed.vector:
             return np.frombuffer(viewed.vector, dtype=np.float32), viewed
         if viewed is None:
             return None, None  # not this store's product: nothing to relate to
-    return store_profile(index, state, host.pk), None
-
-
-def store_profile(index: VectorIndex, state: NetworkState, store_id: int) -> np.ndarray | None:
-    """The centroid of a store's catalog: what the store is about."""
-    key = (live_index.status()["version"], store_id)
-    if key not in state.profiles:
-        _, vectors = index.store_vectors(store_id)
-        if not len(vectors):
-            return None
-        centroid = vectors.mean(axis=0)
-        state.profiles[key] = (centroid / max(np.linalg.norm(centroid), 1e-12)).astype(np.float32)
-    return state.profiles[key]
+    return index.store_profile(host.pk), None
 
 
 def _partner_stores(index: VectorIndex, state: NetworkState, host: Store) -> set[int]:
@@ -196,7 +183,7 @@ def _partner_items(index, state, host, widget, query, viewed, exclude, slots):
     if slots <= 0:
         return []
     if widget.avoid_competitors:
-        exclude = exclude | _same_niche_stores(index, state, host)
+        exclude = exclude | _same_niche_stores(index, host)
     hits = index.search(query, slots * CANDIDATES_PER_SLOT, exclude_stores=exclude)
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
     hits = [hit for hit in hits if hit.score >= floor]
@@ -289,13 +276,13 @@ def same_item(a: Product, b: Product) -> bool:
     return overlap >= SAME_ITEM_TITLE_SIMILARITY or (bool(same_brand) and overlap >= 0.4)
 
 
-def _same_niche_stores(index: VectorIndex, state: NetworkState, host: Store) -> set[int]:
-    mine = store_profile(index, state, host.pk)
+def _same_niche_stores(index: VectorIndex, host: Store) -> set[int]:
+    mine = index.store_profile(host.pk)
     if mine is None:
         return set()
     same = set()
     for store_id in index.store_ids() - {host.pk}:
-        theirs = store_profile(index, state, store_id)
+        theirs = index.store_profile(store_id)
         if theirs is not None and float(mine @ theirs) >= SAME_NICHE_PROFILE_SIMILARITY:
             same.add(store_id)
     return same
