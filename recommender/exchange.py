@@ -24,7 +24,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DecimalField, Q, Sum, When
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from recommender.models import Click, LedgerEntry
@@ -93,22 +93,15 @@ def grant_starter_credits(store: Store) -> bool:
 
 
 def partner_ledger(store: Store) -> list[dict]:
-    """Per partner: clicks sent to them, received from them, and net credits."""
-    amount = DecimalField(max_digits=12, decimal_places=2)
+    """Per partner: billable clicks sent to them, received from them, and net credits."""
+    earn, spend = Q(kind=LedgerEntry.Kind.EARN), Q(kind=LedgerEntry.Kind.SPEND)
     rows = (
         LedgerEntry.objects.filter(store=store, counterparty__isnull=False)
         .values("counterparty_id", "counterparty__shop_domain", "counterparty__name")
         .annotate(
-            earned=Sum(
-                Case(
-                    When(kind=LedgerEntry.Kind.EARN, then="amount"), default=0, output_field=amount
-                )
-            ),
-            spent=Sum(
-                Case(
-                    When(kind=LedgerEntry.Kind.SPEND, then="amount"), default=0, output_field=amount
-                )
-            ),
+            clicks_sent=Count("id", filter=earn),
+            clicks_received=Count("id", filter=spend),
+            net=Sum("amount"),
         )
         .order_by("counterparty__shop_domain")
     )
@@ -117,9 +110,9 @@ def partner_ledger(store: Store) -> list[dict]:
             "store_id": row["counterparty_id"],
             "shop_domain": row["counterparty__shop_domain"],
             "name": row["counterparty__name"] or row["counterparty__shop_domain"],
-            "clicks_sent": int(row["earned"] / EARN_PER_CLICK),
-            "clicks_received": int(-row["spent"] / SPEND_PER_CLICK),
-            "net": row["earned"] + row["spent"],
+            "clicks_sent": row["clicks_sent"],
+            "clicks_received": row["clicks_received"],
+            "net": row["net"],
         }
         for row in rows
     ]

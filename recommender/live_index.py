@@ -132,7 +132,8 @@ def apply_events(index: VectorIndex, *, batch: int = 5000) -> int:
         to_add = [
             pid for pid, kind in final.items() if kind == IndexEvent.Kind.UPSERT and pid in found
         ]
-        to_remove = [pid for pid in final if pid not in to_add]
+        adding = set(to_add)
+        to_remove = [pid for pid in final if pid not in adding]
         if to_add:
             vectors = np.vstack([np.frombuffer(found[pid][1], dtype=np.float32) for pid in to_add])
             index.upsert(vectors, to_add, [found[pid][0] for pid in to_add])

@@ -154,7 +154,6 @@ def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
         grant = shopify.refresh_access_token(
             shop_domain=locked.shop_domain,
             refresh_token=locked.refresh_token,
-            expires_at=locked.access_token_expires_at,
         )
         _apply_grant(locked, grant)
         locked.save(

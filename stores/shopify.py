@@ -152,9 +152,7 @@ def exchange_id_token(id_token: Any) -> TokenGrant:
     return _grant_from_result(result, "token exchange")
 
 
-def refresh_access_token(
-    *, shop_domain: str, refresh_token: str, expires_at: datetime | None
-) -> TokenGrant:
+def refresh_access_token(*, shop_domain: str, refresh_token: str) -> TokenGrant:
     """Refresh an expiring offline token; Shopify rotates the refresh token too.
 
     https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/offline-access-tokens

@@ -237,15 +237,16 @@ def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(
                                 billable=n < 4, reason="billable" if n < 4 else "bot", created_at=at))  # fmt: skip
             impressions.append(Impression(store=store, impression_id=f"imp-{day}-{n}", visitor_hash="v",
                                           items=4, partner_items=3, created_at=at))  # fmt: skip
-        ledger.append(
+        ledger += [  # one entry per billable click, as record_click writes them
             LedgerEntry(
                 store=store,
                 kind="earn",
-                amount=Decimal("3.20"),
+                amount=Decimal("0.80"),
                 counterparty=partner,
                 created_at=at,
             )
-        )
+            for _ in range(4)
+        ]
     Click.objects.bulk_create(clicks)
     Impression.objects.bulk_create(impressions)
     LedgerEntry.objects.bulk_create(ledger)
