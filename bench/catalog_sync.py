@@ -83,7 +83,8 @@ def run(args, workdir: Path, simulator_url: str) -> None:
     import jwt
     from django.conf import settings
 
-    from recommender import catalog
+    from recommender.catalog import embedding_pass
+    from recommender.catalog import sync as catalog_sync
     from recommender.models import Product
     from stores import services
 
@@ -102,7 +103,7 @@ def run(args, workdir: Path, simulator_url: str) -> None:
         shop_domain=shop, id_token={"exchangeable": True, "token": token, "claims": claims}
     )
 
-    embedder = catalog.get_embedder()
+    embedder = embedding_pass.get_embedder()
     spent = {"embedding": 0.0, "texts": 0}
     original = embedder.encode
 
@@ -116,13 +117,13 @@ def run(args, workdir: Path, simulator_url: str) -> None:
     embedder.encode = measured
 
     started = time.perf_counter()
-    first = catalog.sync_catalog(store)
+    first = catalog_sync.sync_catalog(store)
     first_seconds = time.perf_counter() - started
     embedded = spent["texts"]
     embed_seconds = spent["embedding"]
 
     started = time.perf_counter()
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     resync_seconds = time.perf_counter() - started
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

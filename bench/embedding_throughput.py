@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from recommender import embedding  # noqa: E402
+from recommender.ranking import embedding  # noqa: E402
 from tests.demo_texts import demo_product_texts  # noqa: E402
 
 

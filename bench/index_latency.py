@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from recommender.index import VectorIndex
+from recommender.ranking.index import VectorIndex
 
 DIMENSIONS = 384
 PRODUCTS_PER_STORE = 1000

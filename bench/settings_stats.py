@@ -30,9 +30,9 @@ def main() -> None:
     from django.test import RequestFactory
     from django.utils import timezone
 
-    from recommender import stats
     from recommender.models import Click, Impression, LedgerEntry
-    from recommender.settings_views import settings_page
+    from recommender.web import stats
+    from recommender.web.settings_page import settings_page
     from stores.models import Store
 
     call_command("migrate", verbosity=0)

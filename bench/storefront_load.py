@@ -74,6 +74,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
+        "INTERLAYER_URLCONF": "interlayer.diagnostics_urls",  # the /ping baseline
     }
     secret = env.get("SHOPIFY_API_SECRET", "interlayer-dev-api-secret-not-for-production")
     manage = [PYTHON, "manage.py"]
@@ -100,8 +101,8 @@ def main() -> None:
                 "--simulator", sim_url)  # fmt: skip
             run(*manage, "sync_catalog", f"{handle}.myshopify.com", "--now")
         run(*manage, "shell", "-c",
-            "from stores.models import Store; from recommender import exchange, services;"
-            "[exchange.grant_starter_credits(s) or services.widget_settings_for(s) for s in Store.objects.all()]")  # fmt: skip
+            "from stores.models import Store; from recommender import controls; from recommender.exchange import ledger;"
+            "[ledger.grant_starter_credits(s) or controls.widget_settings_for(s) for s in Store.objects.all()]")  # fmt: skip
         run(*manage, "rebuild_index")
         time.sleep(3)  # serving processes pick up the published index
         product = httpx.get(f"{sim_url}/store/coffee-corner/products.json").json()["products"][5]

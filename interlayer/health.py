@@ -6,13 +6,12 @@ import time
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django_q.brokers import get_broker
+
+from recommender.ranking import live_index
 
 
 def health(request: HttpRequest) -> JsonResponse:
-    from django_q.brokers import get_broker
-
-    from recommender import live_index
-
     checks: dict[str, dict] = {}
     try:
         with connection.cursor() as cursor:

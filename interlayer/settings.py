@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from recommender.ranking.index import EXACT_LIMIT
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -29,6 +31,14 @@ def envint(name: str, default: str) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def envfloat(name: str, default: str) -> float:
+    value = os.getenv(name, default)
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
 
 
 def envlist(name: str, default: str = "") -> list[str]:
@@ -81,7 +91,10 @@ MIDDLEWARE = [
 # matters, and X-Frame-Options would contradict it.
 X_FRAME_OPTIONS = "ALLOWALL"
 
-ROOT_URLCONF = "interlayer.urls"
+# interlayer.diagnostics_urls adds the routes tests and benchmarks use; never in production.
+ROOT_URLCONF = os.getenv("INTERLAYER_URLCONF", "interlayer.urls")
+if PRODUCTION and ROOT_URLCONF != "interlayer.urls":
+    raise ImproperlyConfigured("INTERLAYER_URLCONF is for tests and benchmarks, not production")
 WSGI_APPLICATION = "interlayer.wsgi.application"
 
 TEMPLATES = [
@@ -155,7 +168,7 @@ SHOPIFY_ADMIN_ORIGINS = envlist(
     "SHOPIFY_ADMIN_ORIGINS",
     "https://admin.shopify.com" + (f",{SHOPIFY_SIMULATOR_URL}" if SHOPIFY_SIMULATOR_URL else ""),
 )
-SHOPIFY_HTTP_TIMEOUT = float(os.getenv("SHOPIFY_HTTP_TIMEOUT", "10"))
+SHOPIFY_HTTP_TIMEOUT = envfloat("SHOPIFY_HTTP_TIMEOUT", "10")
 # How far a signed install link's timestamp may be from now (seconds).
 SHOPIFY_HMAC_TIMESTAMP_TOLERANCE = envint("SHOPIFY_HMAC_TIMESTAMP_TOLERANCE", "90")
 # How long an OAuth state nonce stays usable (seconds).
@@ -172,19 +185,19 @@ INTERLAYER_ENCRYPTION_KEYS = envlist("INTERLAYER_ENCRYPTION_KEYS")
 RECOMMENDER_EMBEDDER = os.getenv("RECOMMENDER_EMBEDDER", "onnx")
 RECOMMENDER_MODEL_DIR = Path(os.getenv("RECOMMENDER_MODEL_DIR", str(BASE_DIR / "var" / "models")))
 RECOMMENDER_EMBED_THREADS = envint("RECOMMENDER_EMBED_THREADS", "2")
-RECOMMENDER_EMBED_QUIET_SECONDS = float(os.getenv("RECOMMENDER_EMBED_QUIET_SECONDS", "2"))
+RECOMMENDER_EMBED_QUIET_SECONDS = envfloat("RECOMMENDER_EMBED_QUIET_SECONDS", "2")
 # Catalogs larger than this are read with one bulk operation instead of page by page.
 RECOMMENDER_BULK_THRESHOLD = envint("RECOMMENDER_BULK_THRESHOLD", "2000")
 RECOMMENDER_PAGE_SIZE = envint("RECOMMENDER_PAGE_SIZE", "100")
 # Where the published index versions live (shared by every web process on a machine).
 RECOMMENDER_INDEX_DIR = Path(os.getenv("RECOMMENDER_INDEX_DIR", str(BASE_DIR / "var" / "index")))
-RECOMMENDER_INDEX_POLL_SECONDS = float(os.getenv("RECOMMENDER_INDEX_POLL_SECONDS", "2"))
-RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", "50000")
+RECOMMENDER_INDEX_POLL_SECONDS = envfloat("RECOMMENDER_INDEX_POLL_SECONDS", "2")
+RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", str(EXACT_LIMIT))
 # How long a process reuses the network's state (blocks, credits, enabled widgets):
 # merchants' changes reach the storefront within this many seconds.
-RECOMMENDER_STATE_TTL_SECONDS = float(os.getenv("RECOMMENDER_STATE_TTL_SECONDS", "10"))
+RECOMMENDER_STATE_TTL_SECONDS = envfloat("RECOMMENDER_STATE_TTL_SECONDS", "10")
 # Cosine similarity below which a partner product is not shown at all.
-RECOMMENDER_RELEVANCE_FLOOR = float(os.getenv("RECOMMENDER_RELEVANCE_FLOOR", "0.35"))
+RECOMMENDER_RELEVANCE_FLOOR = envfloat("RECOMMENDER_RELEVANCE_FLOOR", "0.35")
 
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")
@@ -203,7 +216,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = float(os.getenv("Q_POLL", "0.5"))
+    Q_CLUSTER["poll"] = envfloat("Q_POLL", "0.5")
 # Run tasks inline (tests of task bodies); the worker is the normal path.
 Q_CLUSTER["sync"] = envbool("Q_SYNC", "false")
 

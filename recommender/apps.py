@@ -4,22 +4,27 @@ from django.apps import AppConfig
 class RecommenderConfig(AppConfig):
     name = "recommender"
     default_auto_field = "django.db.models.BigAutoField"
+    # name -> (task, minutes between runs); created by ``manage.py setup_schedules``.
+    # The nightly rebuild folds incremental changes back into compact per-store ranges.
+    schedules = {"rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60)}
 
     def ready(self) -> None:
-        from stores.signals import store_installed
+        # Connecting needs the models loaded, which is what ready() is for.
+        from recommender import lifecycle  # noqa: PLC0415 -- needs the app registry
+        from recommender.catalog.product_webhooks import (  # noqa: PLC0415 -- likewise
+            handle_product_webhook,
+        )
+        from recommender.web.settings_page import settings_page  # noqa: PLC0415 -- likewise
+        from stores import hooks, webhooks  # noqa: PLC0415 -- likewise
 
-        store_installed.connect(_welcome, dispatch_uid="recommender-welcome")
-        store_installed.connect(_start_catalog_sync, dispatch_uid="recommender-catalog-sync")
-
-
-def _start_catalog_sync(sender, store, **kwargs) -> None:
-    from recommender import catalog
-
-    catalog.request_sync(store)
-
-
-def _welcome(sender, store, **kwargs) -> None:
-    from recommender import exchange, services
-
-    services.widget_settings_for(store)
-    exchange.grant_starter_credits(store)
+        hooks.store_installed.connect(lifecycle.welcome, dispatch_uid="recommender-welcome")
+        hooks.store_installed.connect(
+            lifecycle.start_catalog_sync, dispatch_uid="recommender-catalog-sync"
+        )
+        hooks.store_redacted.connect(lifecycle.purge_store_data, dispatch_uid="recommender-purge")
+        hooks.reconciliation_due.connect(
+            lifecycle.resume_stalled_work, dispatch_uid="recommender-resume"
+        )
+        hooks.register_home_page(settings_page)
+        for topic in ("products/create", "products/update", "products/delete"):
+            webhooks.register_handler(topic, handle_product_webhook)

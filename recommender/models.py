@@ -111,18 +111,14 @@ class IndexEvent(models.Model):
 
 
 class WidgetSettings(models.Model):
-    """The merchant's controls for the storefront widget and the exchange."""
-
-    class Placement(models.TextChoices):
-        PRODUCT = "product", "Product pages"
-        ALL = "all", "Product, collection, cart and home pages"
+    """The merchant's controls for the storefront widget and the exchange. Where the widget
+    appears is chosen in the theme editor (the app embed's and app block's settings)."""
 
     store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="widget_settings")
     enabled = models.BooleanField(default=True)
     title = models.CharField(max_length=80, default="You may also like")
     items = models.PositiveSmallIntegerField(default=4)
     own_share = models.PositiveSmallIntegerField(default=25)  # percent of the widget
-    placement = models.CharField(max_length=10, choices=Placement.choices, default=Placement.ALL)
     accent_color = models.CharField(max_length=7, default="#1a1a1a")
     text_color = models.CharField(max_length=7, default="#1a1a1a")
     background_color = models.CharField(max_length=7, default="#ffffff")
@@ -130,6 +126,12 @@ class WidgetSettings(models.Model):
     blocked_stores = models.ManyToManyField(Store, blank=True, related_name="blocked_by")
     excluded_categories = models.JSONField(default=list, blank=True)  # taxonomy ids
     updated_at = models.DateTimeField(auto_now=True)
+
+    # The fields the settings page edits (blocked stores aside: a relation).
+    MERCHANT_FIELDS = (
+        "enabled", "title", "items", "own_share", "accent_color", "text_color",
+        "background_color", "avoid_competitors", "excluded_categories",
+    )  # fmt: skip
 
     def __str__(self) -> str:
         return f"widget settings of {self.store_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from interlayer.logs import bind_shop
-from recommender import catalog
+from recommender.catalog import embedding_pass, index_events, sync
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -22,17 +22,15 @@ def _active_store(store_id: int) -> Store | None:
 def sync_catalog(store_id: int) -> None:
     store = _active_store(store_id)
     if store is not None:
-        catalog.sync_catalog(store)
+        sync.sync_catalog(store)
 
 
 def embed_store(store_id: int) -> None:
     store = _active_store(store_id)
     if store is not None:
-        catalog.wait_for_quiet(store)
-        catalog.embed_store(store)
+        embedding_pass.wait_for_quiet(store)
+        embedding_pass.embed_store(store)
 
 
 def rebuild_index() -> None:
-    from recommender import services
-
-    services.rebuild_index()
+    index_events.rebuild_index()

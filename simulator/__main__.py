@@ -12,14 +12,15 @@ import threading
 import time
 from pathlib import Path
 
+from simulator import demo_shops
+from simulator.install import install
+from simulator.server import make_server
+from simulator.state import AppConfig, World
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from simulator import demo_shops
-    from simulator.server import make_server
-    from simulator.state import AppConfig, World
-
     app = AppConfig.from_toml(
         Path(args.app_config),
         api_key=os.getenv("SHOPIFY_API_KEY", "interlayer-dev-api-key"),
@@ -62,8 +63,6 @@ def _save_periodically(world, path: Path, every: float = 3.0) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from simulator.install import install
-
     result = install(
         args.shop,
         app_url=args.app.rstrip("/"),

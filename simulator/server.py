@@ -195,7 +195,12 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, shop: Shop, action: str):
         data = self._json_body()
         if action == "faults":
-            shop.faults.push(data["channel"], str(data["mode"]), int(data.get("count", 1)))
+            shop.faults.push(
+                data["channel"],
+                str(data["mode"]),
+                int(data.get("count", 1)),
+                after=int(data.get("after", 0)),
+            )
             return self._json(200, {"ok": True})
         if action == "expire-tokens":
             self.world.expire_access_tokens(shop)
@@ -351,7 +356,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fault_response(self, shop: Shop, channel: str) -> bool:
         mode = shop.faults.pop(channel)
-        if mode is None:
+        if mode is None or mode == "pass":
             return False
         if mode == "timeout":
             time.sleep(self.world.timeout_delay)
@@ -447,6 +452,11 @@ class Handler(BaseHTTPRequestHandler):
         token = self.headers.get("X-Shopify-Access-Token", "")
         with self.world.lock:
             shop.graphql_requests += 1
+        event = shop.faults.pop_shop_event("graphql")
+        if event == "expire-tokens":
+            self.world.expire_access_tokens(shop)
+        elif event == "uninstall":
+            self.world.uninstall(shop)
         if not self.world.token_valid(shop, token):
             return self._json(
                 401,
@@ -491,7 +501,7 @@ def _origin(url: str) -> str:
 
 
 def make_server(world: World, host: str, port: int) -> ThreadingHTTPServer:
-    from simulator.storefront import Storefront
+    from simulator.storefront import Storefront  # noqa: PLC0415 -- it imports this module
 
     handler = type("BoundHandler", (Handler,), {"world": world, "storefront": Storefront(world)})
     server = ThreadingHTTPServer((host, port), handler)

@@ -10,10 +10,12 @@ import json
 import secrets
 import threading
 import time
+import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from simulator.webhooks import WebhookSender, product_payload, shop_payload
 
@@ -42,8 +44,6 @@ class AppConfig:
 
     @classmethod
     def from_toml(cls, path: Path, *, api_key: str, api_secret: str, app_url: str) -> AppConfig:
-        import tomllib
-
         data = tomllib.loads(path.read_text())
         subscriptions = []
         for sub in data.get("webhooks", {}).get("subscriptions", []):
@@ -51,8 +51,6 @@ class AppConfig:
             subscriptions.extend((topic, sub["uri"]) for topic in topics)
         proxy = data.get("app_proxy", {})
         redirects = data.get("auth", {}).get("redirect_urls", [])
-        from urllib.parse import urlparse
-
         return cls(
             api_key=api_key,
             api_secret=api_secret,
@@ -70,16 +68,28 @@ class AppConfig:
 
 @dataclass
 class Faults:
-    """Queued failures per channel ("graphql", "token"): each entry fails one request."""
+    """Queued failures per channel ("graphql", "token"): each entry fails one request.
+
+    ``after`` lets that many requests through first ("pass" entries), so a fault can land
+    mid-way through a sync. Most modes answer the request with a failure; the shop events
+    ("expire-tokens", "uninstall") happen to the shop just before the request is served."""
 
     queues: dict[str, deque] = field(default_factory=dict)
 
-    def push(self, channel: str, mode: str, count: int = 1) -> None:
-        self.queues.setdefault(channel, deque()).extend([mode] * count)
+    SHOP_EVENTS = frozenset({"expire-tokens", "uninstall"})
+
+    def push(self, channel: str, mode: str, count: int = 1, *, after: int = 0) -> None:
+        self.queues.setdefault(channel, deque()).extend(["pass"] * after + [mode] * count)
 
     def pop(self, channel: str) -> str | None:
         queue = self.queues.get(channel)
         return queue.popleft() if queue else None
+
+    def pop_shop_event(self, channel: str) -> str | None:
+        queue = self.queues.get(channel)
+        if queue and queue[0] in self.SHOP_EVENTS:
+            return queue.popleft()
+        return None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -166,7 +167,7 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         self, shop: Shop, subpath: str, query_pairs: list[tuple[str, str]], *, method: str,
         body: bytes, client_ip: str, user_agent: str, content_type: str,
     ) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
-        from simulator.server import sign_proxy_query
+        from simulator.server import sign_proxy_query  # noqa: PLC0415 -- server imports us
 
         app = self.world.app
         params = [(k, v) for k, v in query_pairs if k != "signature"]
@@ -190,6 +191,4 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 
 
 def _text(value: str) -> str:
-    import re
-
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", value)).strip()

@@ -153,7 +153,6 @@
       title: form.title.value,
       items: Number(form.items.value),
       own_share: Number(form.own_share.value),
-      placement: form.placement.value,
       accent_color: form.accent_color.value,
       text_color: form.text_color.value,
       background_color: form.background_color.value,

@@ -7,19 +7,23 @@ window on install links, and ``iss``/``dest`` agreement and shop validation on I
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import shopify
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from shopify.utils.shop_url import sanitize_shop_domain
 
 from interlayer.logs import bind_shop
 from stores import shopify as shopify_client
+from stores.models import Store
 
 # The one definition of a valid shop value (PRODUCT.md): checked before a shop is used.
 SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]\.myshopify\.com$")
@@ -155,6 +159,42 @@ def _shop_from_claims(claims: dict[str, Any]) -> str | None:
     if iss.path.rstrip("/") != "/admin" or not dest_host or iss.hostname != dest_host:
         return None
     return valid_shop_domain(dest_host)
+
+
+RETRY_HEADER = {"X-Shopify-Retry-Invalid-Session-Request": "1"}
+
+
+class EmbeddedRequest(HttpRequest):
+    """A request from the embedded admin page whose ID token was verified."""
+
+    store: Store
+    actor: str  # the admin user (the ID token's ``sub``), for the audit trail
+
+
+def embedded_api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For fetch requests from the embedded page: a verified ``Authorization: Bearer`` ID
+    token for an installed store, else 401 with the header App Bridge retries on.
+    https://shopify.dev/docs/apps/build/authentication-authorization/session-tokens/set-up-session-tokens"""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return JsonResponse(
+                {"error": "missing session token"}, status=401, headers=RETRY_HEADER
+            )
+        verified = verify_embedded_request(request, patch_path=reverse("stores:session-token"))
+        if isinstance(verified, Rejection):
+            return JsonResponse(
+                {"error": "invalid session token"}, status=401, headers=RETRY_HEADER
+            )
+        store = Store.objects.filter(shop_domain=verified.shop_domain).first()
+        if store is None or store.status == Store.Status.UNINSTALLED:
+            return JsonResponse({"error": "store not installed"}, status=401, headers=RETRY_HEADER)
+        request.store = store
+        request.actor = str(verified.user_id or "")
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def verify_proxy_request(request: HttpRequest) -> str:

@@ -39,6 +39,16 @@ class Store(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The one list of each group of fields that change together.
+    TOKEN_FIELDS = (
+        "access_token",
+        "access_token_expires_at",
+        "refresh_token",
+        "refresh_token_expires_at",
+        "scopes",
+    )
+    DETAIL_FIELDS = ("name", "primary_domain", "currency", "plan_name")
+
     class Meta:
         ordering = ["shop_domain"]
 

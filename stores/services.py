@@ -14,10 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 from shopify import ApiAccess
 
+from interlayer.queue import enqueue
 from stores import shopify
 from stores.auth import AuthError, require_shop_domain, verify_signed_query
+from stores.hooks import store_installed, store_redacted
 from stores.models import OAuthState, Store, WebhookDelivery
-from stores.signals import store_installed
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ def install_store(*, shop_domain: str, grant: shopify.TokenGrant) -> Store:
         if first_activation:
             store.installed_at = now
             store.uninstalled_at = None
-        store.save()
+        store.save(
+            update_fields=[*Store.TOKEN_FIELDS, "status", "installed_at", "uninstalled_at",
+                           "updated_at"]
+        )  # fmt: skip
         if first_activation:
             transaction.on_commit(lambda: _enqueue_after_install(store.pk))
     log.info("store installed shop=%s", shop_domain)
@@ -59,12 +63,11 @@ def install_store(*, shop_domain: str, grant: shopify.TokenGrant) -> Store:
 
 
 def _enqueue_after_install(store_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("stores.tasks.after_install", store_id, task_name=f"after_install:{store_id}")
+    enqueue("stores.tasks.after_install", store_id, task_name=f"after_install:{store_id}")
 
 
 def _apply_grant(store: Store, grant: shopify.TokenGrant) -> None:
+    """The new token pair onto ``store`` (its fields are ``Store.TOKEN_FIELDS``)."""
     store.access_token = grant.access_token
     store.access_token_expires_at = grant.expires_at
     store.refresh_token = grant.refresh_token
@@ -156,16 +159,7 @@ def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
             refresh_token=locked.refresh_token,
         )
         _apply_grant(locked, grant)
-        locked.save(
-            update_fields=[
-                "access_token",
-                "access_token_expires_at",
-                "refresh_token",
-                "refresh_token_expires_at",
-                "scopes",
-                "updated_at",
-            ]
-        )
+        locked.save(update_fields=[*Store.TOKEN_FIELDS, "updated_at"])
     _copy_tokens(locked, store)
     log.info("access token refreshed shop=%s", store.shop_domain)
     return store.access_token
@@ -177,9 +171,8 @@ def _expiring(store: Store, margin: timedelta) -> bool:
 
 
 def _copy_tokens(source: Store, target: Store) -> None:
-    for field in ("access_token", "access_token_expires_at", "refresh_token"):
+    for field in Store.TOKEN_FIELDS:
         setattr(target, field, getattr(source, field))
-    target.refresh_token_expires_at = source.refresh_token_expires_at
 
 
 def admin_graphql(
@@ -228,16 +221,7 @@ def sync_store_details(store: Store) -> Store:
     store.currency = (shop.get("currencyCode") or "")[:3]
     store.plan_name = ((shop.get("plan") or {}).get("displayName") or "")[:100]
     store.details_synced_at = timezone.now()
-    store.save(
-        update_fields=[
-            "name",
-            "primary_domain",
-            "currency",
-            "plan_name",
-            "details_synced_at",
-            "updated_at",
-        ]
-    )
+    store.save(update_fields=[*Store.DETAIL_FIELDS, "details_synced_at", "updated_at"])
     return store
 
 
@@ -264,7 +248,7 @@ def uninstall_store(*, shop_domain: str, triggered_at: datetime | None) -> str:
         store.status = Store.Status.UNINSTALLED
         store.uninstalled_at = triggered_at or timezone.now()
         _clear_tokens(store)
-        store.save(update_fields=[*_TOKEN_FIELDS, "status", "uninstalled_at", "updated_at"])
+        store.save(update_fields=[*Store.TOKEN_FIELDS, "status", "uninstalled_at", "updated_at"])
     log.info("store uninstalled shop=%s", shop_domain)
     return "uninstalled"
 
@@ -273,10 +257,9 @@ def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_deliver
     """shop/redact (48 h after uninstall): purge everything of the shop.
 
     What partners need to audit the exchange (ledger entries) stays, attached to a store
-    record reduced to its domain. https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
+    record reduced to its domain; the apps built on stores/ delete theirs on
+    ``store_redacted``. https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
     """
-    from recommender.services import purge_store_data
-
     with transaction.atomic():
         store = Store.objects.select_for_update().filter(shop_domain=shop_domain).first()
         if store is not None and store.status == Store.Status.ACTIVE:
@@ -290,24 +273,18 @@ def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_deliver
         OAuthState.objects.filter(shop_domain=shop_domain).delete()
         if store is None:
             return "never installed: nothing stored"
-        purge_store_data(store)
+        store_redacted.send(sender=Store, store=store)
         _clear_tokens(store)
-        for field in ("name", "primary_domain", "currency", "plan_name"):
+        for field in Store.DETAIL_FIELDS:
             setattr(store, field, "")
         store.status = Store.Status.REDACTED
         store.redacted_at = timezone.now()
-        store.save()
+        store.save(
+            update_fields=[*Store.TOKEN_FIELDS, *Store.DETAIL_FIELDS, "status", "redacted_at",
+                           "updated_at"]
+        )  # fmt: skip
     log.info("store redacted shop=%s", shop_domain)
     return "redacted"
-
-
-_TOKEN_FIELDS = [
-    "access_token",
-    "access_token_expires_at",
-    "refresh_token",
-    "refresh_token_expires_at",
-    "scopes",
-]
 
 
 def _clear_tokens(store: Store) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from interlayer.logs import bind_shop
-from stores import services
+from stores import services, webhooks
+from stores.hooks import reconciliation_due
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -21,22 +22,16 @@ def after_install(store_id: int) -> None:
 
 
 def process_webhook(delivery_id: int) -> None:
-    from stores import webhooks
-
     webhooks.process(delivery_id)
 
 
 def reconcile() -> None:
-    """The safety net for missed webhooks: retry failed deliveries, check install state."""
-    from datetime import timedelta
-
-    from recommender import catalog
-    from stores import webhooks
-
+    """The safety net for missed webhooks: retry failed deliveries, check install state,
+    then let the apps built on stores/ repair what they own."""
     retried = webhooks.retry_due()
     checked = services.reconcile_installs()
-    resumed = catalog.resume_stalled_syncs(older_than=timedelta(minutes=30))
+    summaries = [str(summary) for _, summary in reconciliation_due.send(sender=Store) if summary]
     log.info(
-        "reconcile retried=%s deliveries checked=%s stores resumed=%s syncs",
-        retried, checked, resumed,
+        "reconcile retried=%s deliveries checked=%s stores %s",
+        retried, checked, " ".join(summaries),
     )  # fmt: skip

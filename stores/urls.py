@@ -7,6 +7,5 @@ app_name = "stores"
 urlpatterns = [
     path("auth/callback", views.oauth_callback, name="oauth-callback"),
     path("auth/session-token", views.session_token_bounce, name="session-token"),
-    path("api/session", views.session_state, name="session-state"),
     path("webhooks", views.webhook, name="webhooks"),
 ]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -12,12 +10,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from stores import auth, services, shopify, webhooks
+from stores import auth, hooks, services, shopify, webhooks
 from stores.models import Store
 
 log = logging.getLogger(__name__)
-
-RETRY_HEADER = {"X-Shopify-Retry-Invalid-Session-Request": "1"}
 
 
 def embedded_app_url(shop_domain: str) -> str:
@@ -61,9 +57,7 @@ def app_home(request: HttpRequest) -> HttpResponse:
         except shopify.ShopifyError as error:
             log.warning("token exchange failed shop=%s detail=%s", shop, error.detail)
             return _error_page(request, "Shopify is not reachable right now.", 503, shop)
-    from recommender.settings_views import settings_page
-
-    response = settings_page(request, store)
+    response = hooks.home_page()(request, store)
     response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
     return response
 
@@ -107,35 +101,11 @@ def session_token_bounce(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def embedded_api(view: Callable) -> Callable:
-    """For fetch requests from the embedded page: a verified ``Authorization: Bearer`` ID
-    token for an installed store, else 401 with the header App Bridge retries on."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
-            return JsonResponse(
-                {"error": "missing session token"}, status=401, headers=RETRY_HEADER
-            )
-        verified = auth.verify_embedded_request(request, patch_path=reverse("stores:session-token"))
-        if isinstance(verified, auth.Rejection):
-            return JsonResponse(
-                {"error": "invalid session token"}, status=401, headers=RETRY_HEADER
-            )
-        store = Store.objects.filter(shop_domain=verified.shop_domain).first()
-        if store is None or store.status == Store.Status.UNINSTALLED:
-            return JsonResponse({"error": "store not installed"}, status=401, headers=RETRY_HEADER)
-        request.store = store
-        request.actor = str(verified.user_id or "")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 @require_GET
-@embedded_api
-def session_state(request: HttpRequest) -> JsonResponse:
-    store: Store = request.store
+@auth.embedded_api
+def session_state(request: auth.EmbeddedRequest) -> JsonResponse:
+    """Who the embedded session is (the diagnostics URLconf; not routed in production)."""
+    store = request.store
     return JsonResponse(
         {
             "shop": store.shop_domain,

@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from interlayer import queue
 from interlayer.logs import bind_shop
 from stores import services
 from stores import shopify as shopify_client
@@ -125,9 +126,7 @@ def _record(**fields: Any) -> Received:
 
 
 def enqueue(delivery_id: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("stores.tasks.process_webhook", delivery_id, task_name=f"webhook:{delivery_id}")
+    queue.enqueue("stores.tasks.process_webhook", delivery_id, task_name=f"webhook:{delivery_id}")
 
 
 def process(delivery_id: int) -> WebhookDelivery | None:
@@ -222,23 +221,20 @@ def _on_customers(delivery: WebhookDelivery) -> str:
     return "no customer data is stored"
 
 
-def _on_product(delivery: WebhookDelivery) -> str:
-    from recommender import catalog
+Handler = Callable[[WebhookDelivery], str]
 
-    return catalog.apply_product_webhook(
-        shop_domain=delivery.shop_domain,
-        topic=delivery.topic,
-        payload=delivery.payload,
-        triggered_at=delivery.triggered_at,
-    )
-
-
-HANDLERS: dict[str, Callable[[WebhookDelivery], str]] = {
+# Topic -> handler. The lifecycle and compliance topics are handled here; the apps built on
+# stores/ add theirs (products/*) with ``register_handler`` in their AppConfig.ready().
+HANDLERS: dict[str, Handler] = {
     "app/uninstalled": _on_app_uninstalled,
     "shop/redact": _on_shop_redact,
     "customers/redact": _on_customers,
     "customers/data_request": _on_customers,
-    "products/create": _on_product,
-    "products/update": _on_product,
-    "products/delete": _on_product,
 }
+
+
+def register_handler(topic: str, handler: Handler) -> None:
+    """Handle ``topic`` (it must also be subscribed in shopify.app.toml)."""
+    if topic in HANDLERS and HANDLERS[topic] is not handler:
+        raise ValueError(f"webhook topic {topic} already has a handler")
+    HANDLERS[topic] = handler

@@ -9,9 +9,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from django.db.models import Max
+from django_q.models import OrmQ
 
+from recommender import runtime
 from simulator.server import mint_id_token, serve_in_thread, sign_query
 from simulator.state import AppConfig, Shop, World
+from stores.models import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_URL = "http://testserver"
@@ -51,8 +55,9 @@ class Simulator:
         response.raise_for_status()
         return response.json()
 
-    def fault(self, handle: str, channel: str, mode: str, count: int = 1) -> None:
-        self.control(handle, "faults", channel=channel, mode=mode, count=count)
+    def fault(self, handle: str, channel: str, mode: str, count: int = 1, after: int = 0) -> None:
+        """Queue ``count`` failures after ``after`` good requests (see simulator Faults)."""
+        self.control(handle, "faults", channel=channel, mode=mode, count=count, after=after)
 
     def id_token(self, handle: str, **overrides) -> str:
         return mint_id_token(self.world, self.shop(handle), **overrides)
@@ -79,12 +84,33 @@ class Simulator:
 @pytest.fixture(autouse=True)
 def fresh_index_state():
     """Each test starts without a loaded index, network cache or polling thread."""
-    from recommender import live_index, selectors, storefront
 
     yield
-    live_index.reset()
-    selectors.reset_cache()
-    storefront.reset_cache()
+    runtime.reset()
+    runtime.reset()
+    runtime.reset()
+
+
+class TaskQueue:
+    """What the app put on the background queue (the ORM broker the tests run with)."""
+
+    def __init__(self) -> None:
+        self._seen = 0
+
+    def mark(self) -> None:
+        """Forget what is queued so far: ``new()`` lists only what comes after."""
+        self._seen = OrmQ.objects.aggregate(last=Max("id"))["last"] or 0
+
+    def new(self) -> list[tuple[str, tuple]]:
+        queued = OrmQ.objects.filter(id__gt=self._seen).order_by("id")
+        return [(task["func"], tuple(task["args"])) for task in (q.task for q in queued)]
+
+
+@pytest.fixture
+def task_queue() -> TaskQueue:
+    queue = TaskQueue()
+    queue.mark()
+    return queue
 
 
 @pytest.fixture
@@ -114,7 +140,6 @@ def simulator(settings) -> Simulator:
 @pytest.fixture
 def install(client, simulator):
     """Install the app into a simulator shop through the managed flow (token exchange)."""
-    from stores.models import Store
 
     def do_install(handle: str = "alpha") -> Store:
         simulator.world.install(simulator.shop(handle))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recommender import embedding
+from recommender.ranking import embedding
 from simulator.demo_shops import NICHES, catalog
 
 

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 
-from recommender import embedding
 from recommender.models import Product, WidgetSettings
+from recommender.ranking import embedding
 from stores.models import Store
 
 _ids = itertools.count(1)

@@ -21,6 +21,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from interlayer.logs import JsonFormatter, ShopFilter
+from recommender.catalog import sync as catalog_sync
+from recommender.models import CatalogSync, Product
 from simulator.install import install as merchant_installs
 from simulator.server import sign_proxy_query
 
@@ -72,9 +74,8 @@ def test_json_log_format_is_one_object_per_line():
 def test_network_status_command_prints_the_networks_state(simulator, install, settings, tmp_path):
     settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
     settings.RECOMMENDER_EMBEDDER = "hash"
-    from recommender import catalog
 
-    catalog.sync_catalog(install("alpha"))
+    catalog_sync.sync_catalog(install("alpha"))
     out = io.StringIO()
 
     call_command("network_status", "--json", stdout=out)
@@ -123,8 +124,6 @@ def test_a_webhook_change_reaches_recommendations_in_both_web_processes(
         pytest.fail(
             "the multi-process check needs PostgreSQL and redis-server (scripts/setup.sh --system)"
         )
-    from recommender.models import CatalogSync, Product
-
     redis_port, port_a, port_b = free_port(), free_port(), free_port()
     db = connection.settings_dict
     env = {
@@ -141,6 +140,7 @@ def test_a_webhook_change_reaches_recommendations_in_both_web_processes(
         "RECOMMENDER_EMBED_QUIET_SECONDS": "0.5",
         "HF_HUB_OFFLINE": "1",
         "LOG_LEVEL": "WARNING",
+        "INTERLAYER_URLCONF": "interlayer.diagnostics_urls",  # /ping
     }
     logs = tmp_path / "logs"
     logs.mkdir()

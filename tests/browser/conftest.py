@@ -9,9 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from recommender import catalog, selectors
+from recommender import runtime
+from recommender.catalog import sync as catalog_sync
 from simulator.install import install as merchant_installs
+from stores import tasks as store_tasks
 from stores.models import Store
 from tests.browser.chromium import CHROMIUM_FLAGS
 
@@ -26,8 +29,6 @@ def browser():
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("Debian's chromium is not installed (scripts/setup.sh --system installs it)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         # A non-persistent context gets a fresh, empty profile directory of its own.
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
@@ -67,7 +68,7 @@ def live_exchange(simulator, live_server, settings, tmp_path, transactional_db):
     settings.RECOMMENDER_INDEX_POLL_SECONDS = 0.2
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
-    selectors.reset_cache()
+    runtime.reset()
     world = simulator.world
     world.app.app_url = live_server.url
     world.add_shop("grinders", _catalog("Grinders", [
@@ -87,10 +88,8 @@ def live_exchange(simulator, live_server, settings, tmp_path, transactional_db):
     for handle in ("grinders", "brewers", "dresses"):
         assert merchant_installs(handle, app_url=live_server.url, simulator_url=simulator.url).ok
         store = Store.objects.get(shop_domain=f"{handle}.myshopify.com")
-        from stores import tasks as store_tasks
-
         store_tasks.after_install(store.pk)  # details, starter grant, widget settings
-        catalog.sync_catalog(store)
+        catalog_sync.sync_catalog(store)
         stores[handle] = store
     return stores
 

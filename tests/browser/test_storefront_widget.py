@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from recommender import exchange
+from recommender.exchange import ledger, rules
 from recommender.models import Click, Impression, WidgetSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -82,8 +82,8 @@ def test_click_lands_on_the_partner_product_with_utm_and_moves_credits_once(
     assert shopper.locator("h1.product-title").count() == 1
     assert Click.objects.count() == 2
     assert Click.objects.filter(billable=True).count() == 1
-    assert exchange.balance(grinders) == exchange.STARTER_GRANT + exchange.EARN_PER_CLICK
-    assert exchange.balance(brewers) == exchange.STARTER_GRANT - exchange.SPEND_PER_CLICK
+    assert ledger.balance(grinders) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(brewers) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
 def test_script_in_a_product_title_shows_as_text(shopper, simulator, live_exchange, screenshot):

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from recommender import catalog, tasks
+import pytest
+from django.utils import timezone
+
+from recommender import tasks
+from recommender.catalog import embedding_pass, pacer
+from recommender.catalog import sync as catalog_sync
 from recommender.models import CatalogSync, Product
+from simulator.webhooks import product_payload
+from stores import tasks as store_tasks
 from stores import webhooks
 from stores.models import Store
 from tests.stores.test_webhooks import post_webhook
@@ -38,8 +45,6 @@ def add_products(simulator, handle: str, count: int, **extra) -> list[dict]:
 def test_install_leads_to_every_product_stored_and_embedded(
     simulator, install, django_capture_on_commit_callbacks
 ):
-    from stores import tasks as store_tasks
-
     add_products(simulator, "alpha", 30)
     store = install("alpha")
     with django_capture_on_commit_callbacks(execute=False) as queued:
@@ -62,7 +67,7 @@ def test_page_sync_reads_in_pages_within_the_cost_budget(simulator, install, set
     add_products(simulator, "alpha", 45)
     store = install("alpha")
 
-    sync = catalog.sync_catalog(store)
+    sync = catalog_sync.sync_catalog(store)
 
     assert sync.mode == "pages"
     assert Product.objects.filter(store=store).count() == 47
@@ -75,7 +80,7 @@ def test_large_catalog_uses_a_bulk_operation(simulator, install, settings):
     add_products(simulator, "alpha", 40)
     store = install("alpha")
 
-    sync = catalog.sync_catalog(store)
+    sync = catalog_sync.sync_catalog(store)
 
     assert sync.mode == "bulk"
     assert sync.state == CatalogSync.State.DONE
@@ -86,10 +91,10 @@ def test_large_catalog_uses_a_bulk_operation(simulator, install, settings):
 def test_resync_of_an_unchanged_catalog_embeds_nothing(simulator, install):
     add_products(simulator, "alpha", 10)
     store = install("alpha")
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     vectors = dict(Product.objects.values_list("pk", "vector"))
 
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
 
     sync = CatalogSync.objects.get(store=store)
     assert sync.embeddings_total == 12
@@ -118,7 +123,7 @@ def test_ineligible_products_are_kept_and_marked_not_embedded(simulator, install
         )
     store = install("alpha")
 
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
 
     reasons = dict(
         Product.objects.filter(store=store, eligible=False).values_list(
@@ -165,7 +170,7 @@ def test_awkward_products_are_stored_safely(simulator, install):
     )
     store = install("alpha")
 
-    sync = catalog.sync_catalog(store)
+    sync = catalog_sync.sync_catalog(store)
 
     assert sync.state == CatalogSync.State.DONE
     products = {p.handle + ":" + p.title: p for p in Product.objects.filter(store=store)}
@@ -183,29 +188,23 @@ def test_malformed_json_fails_the_sync_and_the_next_run_resumes_from_the_cursor(
     simulator, install, settings, monkeypatch
 ):
     settings.RECOMMENDER_PAGE_SIZE = 10
-    monkeypatch.setattr(catalog, "MAX_SHOPIFY_RETRIES", 0)
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
     add_products(simulator, "alpha", 28)
     store = install("alpha")
-    original = catalog._upsert
-    pages = []
-
-    def fail_after_two_pages(store_, sync_, nodes):
-        pages.append(len(nodes))
-        if len(pages) == 2:
-            simulator.fault("alpha", "graphql", "malformed")
-        return original(store_, sync_, nodes)
-
-    monkeypatch.setattr(catalog, "_upsert", fail_after_two_pages)
-    failed = catalog.sync_catalog(store)
+    # The count query and two pages go through; the third page comes back malformed.
+    simulator.fault("alpha", "graphql", "malformed", after=3)
+    failed = catalog_sync.sync_catalog(store)
     assert failed.state == CatalogSync.State.FAILED
     assert "malformed" in failed.last_error
     assert failed.cursor and failed.products_seen == 20
+    requests_before = simulator.shop("alpha").graphql_requests
 
-    resumed = catalog.sync_catalog(store)
+    resumed = catalog_sync.sync_catalog(store)
 
     assert resumed.state == CatalogSync.State.DONE
     assert resumed.products_seen == 30
-    assert pages == [10, 10, 10]  # the third page, not the first again
+    # The count query and the third page only, not the first pages again.
+    assert simulator.shop("alpha").graphql_requests - requests_before == 2
     assert Product.objects.filter(store=store).count() == 30
 
 
@@ -216,57 +215,62 @@ def test_throttling_and_outage_mid_sync_are_waited_out(simulator, install, setti
     simulator.fault("alpha", "graphql", "throttled")
     simulator.fault("alpha", "graphql", "502")
 
-    sync = catalog.sync_catalog(store)
+    sync = catalog_sync.sync_catalog(store)
 
     assert sync.state == CatalogSync.State.DONE
     assert Product.objects.filter(store=store).count() == 20
 
 
-def test_token_expiring_mid_sync_is_refreshed_and_the_sync_continues(
-    simulator, install, settings, monkeypatch
-):
+def test_token_expiring_mid_sync_is_refreshed_and_the_sync_continues(simulator, install, settings):
     settings.RECOMMENDER_PAGE_SIZE = 10
     add_products(simulator, "alpha", 18)
     store = install("alpha")
-    original = catalog._upsert
+    simulator.fault("alpha", "graphql", "expire-tokens", after=2)  # after the first page
 
-    def expire_after_first_page(store_, sync_, nodes):
-        simulator.control("alpha", "expire-tokens")
-        return original(store_, sync_, nodes)
-
-    monkeypatch.setattr(catalog, "_upsert", expire_after_first_page)
-    sync = catalog.sync_catalog(store)
+    sync = catalog_sync.sync_catalog(store)
 
     assert sync.state == CatalogSync.State.DONE
     assert "refresh_token" in simulator.shop("alpha").token_requests
     assert Product.objects.filter(store=store).count() == 20
 
 
-def test_shop_uninstalled_mid_sync_stops_the_sync(simulator, install, settings, monkeypatch):
+def test_shop_uninstalled_mid_sync_stops_the_sync(simulator, install, settings):
     settings.RECOMMENDER_PAGE_SIZE = 10
     add_products(simulator, "alpha", 28)
     store = install("alpha")
-    original = catalog._upsert
+    simulator.fault("alpha", "graphql", "uninstall", after=2)  # after the first page
 
-    def uninstall_after_first_page(store_, sync_, nodes):
-        Store.objects.filter(pk=store_.pk).update(status=Store.Status.UNINSTALLED)
-        return original(store_, sync_, nodes)
+    sync = catalog_sync.sync_catalog(store)
 
-    monkeypatch.setattr(catalog, "_upsert", uninstall_after_first_page)
-    sync = catalog.sync_catalog(store)
+    assert sync.state == CatalogSync.State.FAILED
+    assert sync.last_error
+    # Shopify revoked the tokens: the store leaves the exchange until the merchant is back.
+    assert Store.objects.get(pk=store.pk).status == Store.Status.NEEDS_REAUTH
+    assert Product.objects.filter(store=store).count() == 10
+
+
+def test_store_uninstalled_while_its_sync_waits_stops_before_the_next_page(
+    simulator, install, settings
+):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 28)
+    store = install("alpha")
+    Store.objects.filter(pk=store.pk).update(status=Store.Status.UNINSTALLED)
+
+    sync = catalog_sync.sync_catalog(store)
 
     assert sync.state == CatalogSync.State.FAILED
     assert "uninstalled" in sync.last_error
-    assert Product.objects.filter(store=store).count() == 10
+    assert Product.objects.filter(store=store).count() == 0
 
 
 def test_product_deleted_mid_sync_is_removed_by_the_next_full_sync(simulator, install):
     products = add_products(simulator, "alpha", 5)
     store = install("alpha")
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     simulator.world.delete_product("alpha", products[0]["id"])  # its webhook was lost
 
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
 
     assert not Product.objects.filter(shopify_id=products[0]["id"]).exists()
     assert Product.objects.filter(store=store).count() == 6
@@ -276,8 +280,6 @@ def test_product_deleted_mid_sync_is_removed_by_the_next_full_sync(simulator, in
 
 
 def product_webhook(client, simulator, topic, product, event_id, triggered_at=None):
-    from simulator.webhooks import product_payload
-
     return post_webhook(
         client,
         topic,
@@ -289,12 +291,12 @@ def product_webhook(client, simulator, topic, product, event_id, triggered_at=No
 
 def test_product_update_webhook_refreshes_the_product(client, simulator, install):
     store = install("alpha")
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     product = simulator.world.upsert_product("alpha", {"id": 1000, "title": "Burr Grinder Deluxe"})
 
     product_webhook(client, simulator, "products/update", product, "e1")
     webhooks.process_pending()
-    catalog.embed_store(store)
+    embedding_pass.embed_store(store)
 
     stored = Product.objects.get(store=store, shopify_id=1000)
     assert stored.title == "Burr Grinder Deluxe"
@@ -318,13 +320,12 @@ def test_product_create_and_delete_webhooks(client, simulator, install):
 
 
 def test_burst_of_updates_queues_one_embedding(
-    client, simulator, install, django_capture_on_commit_callbacks, monkeypatch
+    client, simulator, install, django_capture_on_commit_callbacks, task_queue
 ):
     store = install("alpha")
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     before = CatalogSync.objects.get(store=store).embeddings_total
-    enqueued = []
-    monkeypatch.setattr(catalog, "_enqueue", lambda func, store_id, label: enqueued.append(func))
+    task_queue.mark()
     with django_capture_on_commit_callbacks(execute=True):
         for version in range(5):
             product = simulator.world.upsert_product(
@@ -335,14 +336,15 @@ def test_burst_of_updates_queues_one_embedding(
 
     tasks.embed_store(store.pk)
 
-    assert enqueued == ["recommender.tasks.embed_store"]
+    embeddings = [func for func, _ in task_queue.new() if func.startswith("recommender.")]
+    assert embeddings == ["recommender.tasks.embed_store"]
     assert CatalogSync.objects.get(store=store).embeddings_total == before + 1
     assert Product.objects.get(store=store, shopify_id=1000).title == "Grinder v4"
 
 
 def test_out_of_order_delete_then_update_does_not_resurrect(client, simulator, install):
     store = install("alpha")
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     product = simulator.world.shops["alpha"].products[1000]
     simulator.world.delete_product("alpha", 1000)
 
@@ -361,43 +363,36 @@ def test_out_of_order_delete_then_update_does_not_resurrect(client, simulator, i
 
 
 def test_reconcile_resumes_lost_syncs_and_unfinished_embeddings(
-    simulator, install, monkeypatch, django_capture_on_commit_callbacks
+    simulator, install, task_queue, django_capture_on_commit_callbacks
 ):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     never_synced = install("alpha")
     lost = install("beta")
-    catalog.sync_catalog(lost)
+    catalog_sync.sync_catalog(lost)
     CatalogSync.objects.filter(store=lost).update(state=CatalogSync.State.QUEUED)
     CatalogSync.objects.filter(store=lost).update(updated_at=timezone.now() - timedelta(hours=1))
-    requested = []
-    monkeypatch.setattr(
-        catalog, "_enqueue", lambda func, store_id, label: requested.append((label, store_id))
-    )
+    task_queue.mark()
 
     with django_capture_on_commit_callbacks(execute=True):
-        resumed = catalog.resume_stalled_syncs(older_than=timedelta(minutes=30))
+        resumed = catalog_sync.resume_stalled_syncs(older_than=timedelta(minutes=30))
 
     assert resumed == 2
-    assert sorted(requested) == sorted([("sync", never_synced.pk), ("sync", lost.pk)])
+    assert sorted(task_queue.new()) == sorted(
+        [
+            ("recommender.tasks.sync_catalog", (never_synced.pk,)),
+            ("recommender.tasks.sync_catalog", (lost.pk,)),
+        ]
+    )
 
 
 def test_reconcile_requests_embedding_when_a_pass_was_cut_short(
-    simulator, install, monkeypatch, django_capture_on_commit_callbacks
+    simulator, install, task_queue, django_capture_on_commit_callbacks
 ):
-    from datetime import timedelta
-
     store = install("alpha")
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
     Product.objects.filter(store=store).update(embedded_hash="")  # the worker died mid-pass
-    requested = []
-    monkeypatch.setattr(
-        catalog, "_enqueue", lambda func, store_id, label: requested.append((label, store_id))
-    )
+    task_queue.mark()
 
     with django_capture_on_commit_callbacks(execute=True):
-        catalog.resume_stalled_syncs(older_than=timedelta(minutes=30))
+        catalog_sync.resume_stalled_syncs(older_than=timedelta(minutes=30))
 
-    assert requested == [("embed", store.pk)]
+    assert task_queue.new() == [("recommender.tasks.embed_store", (store.pk,))]

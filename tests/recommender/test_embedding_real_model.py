@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from recommender import embedding
+from recommender.ranking import embedding
 from tests.demo_texts import demo_product_texts
 
 pytestmark = pytest.mark.integration
@@ -87,9 +87,10 @@ def test_web_process_and_fast_embedder_never_import_torch():
         "import os, sys, django;"
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'interlayer.settings');"
         "django.setup();"
-        "import interlayer.urls, interlayer.wsgi, recommender.catalog;"
+        "import interlayer.urls, interlayer.wsgi, recommender.catalog.sync;"
         "from django.test import Client; Client().get('/');"
-        "from recommender import catalog; catalog.get_embedder().encode(['kettle']);"
+        "from recommender.catalog import embedding_pass;"
+        "embedding_pass.get_embedder().encode(['kettle']);"
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
     env = {**os.environ, "RECOMMENDER_EMBEDDER": "onnx"}

@@ -11,7 +11,7 @@ from django.core import signing
 from django.db import connections
 from django.utils import timezone
 
-from recommender import exchange
+from recommender.exchange import clicks, ledger, rules, tokens
 from recommender.models import Click, LedgerEntry
 from tests.factories import make_store
 
@@ -21,39 +21,39 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safar
 @pytest.fixture
 def pair(db):
     sender, receiver = make_store("sender"), make_store("receiver")
-    exchange.grant_starter_credits(sender)
-    exchange.grant_starter_credits(receiver)
+    ledger.grant_starter_credits(sender)
+    ledger.grant_starter_credits(receiver)
     return sender, receiver
 
 
 def token_for(sender, receiver, product_id=555, impression="imp-1"):
-    signed = exchange.issue_click_token(
+    signed = tokens.issue_click_token(
         impression_id=impression,
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=product_id,
     )
-    return exchange.read_click_token(signed)
+    return tokens.read_click_token(signed)
 
 
 def test_starter_grant_is_given_once(pair):
     sender, _ = pair
 
-    assert exchange.grant_starter_credits(sender) is False
-    assert exchange.balance(sender) == exchange.STARTER_GRANT
+    assert ledger.grant_starter_credits(sender) is False
+    assert ledger.balance(sender) == rules.STARTER_GRANT
 
 
 def test_billable_click_earns_the_sender_and_charges_the_receiver(pair):
     sender, receiver = pair
 
-    click = exchange.record_click(
+    click = clicks.record_click(
         token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
     )
 
     assert click.billable and click.reason == "billable"
-    assert exchange.balance(sender) == exchange.STARTER_GRANT + exchange.EARN_PER_CLICK
-    assert exchange.balance(receiver) == exchange.STARTER_GRANT - exchange.SPEND_PER_CLICK
-    assert exchange.EARN_PER_CLICK < exchange.SPEND_PER_CLICK  # the network cannot inflate
+    assert ledger.balance(sender) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(receiver) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+    assert rules.EARN_PER_CLICK < rules.SPEND_PER_CLICK  # the network cannot inflate
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_billable_click_earns_the_sender_and_charges_the_receiver(pair):
 def test_bot_clicks_are_recorded_but_not_billed(pair, user_agent, reason):
     sender, receiver = pair
 
-    click = exchange.record_click(
+    click = clicks.record_click(
         token=token_for(sender, receiver), ip="203.0.113.9", user_agent=user_agent
     )
 
@@ -78,16 +78,16 @@ def test_bot_clicks_are_recorded_but_not_billed(pair, user_agent, reason):
 
 def test_same_visitor_same_product_bills_once_per_24_hours(pair):
     sender, receiver = pair
-    first = exchange.record_click(
+    first = clicks.record_click(
         token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
     )
-    second = exchange.record_click(
+    second = clicks.record_click(
         token=token_for(sender, receiver, impression="imp-2"), ip="203.0.113.9", user_agent=BROWSER
     )
     assert (first.billable, second.billable, second.reason) == (True, False, "repeat within 24h")
 
     Click.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(hours=25))
-    third = exchange.record_click(
+    third = clicks.record_click(
         token=token_for(sender, receiver, impression="imp-3"), ip="203.0.113.9", user_agent=BROWSER
     )
 
@@ -97,7 +97,7 @@ def test_same_visitor_same_product_bills_once_per_24_hours(pair):
 def test_own_store_click_is_never_billable(pair):
     sender, _ = pair
 
-    click = exchange.record_click(
+    click = clicks.record_click(
         token=token_for(sender, sender), ip="203.0.113.9", user_agent=BROWSER
     )
 
@@ -108,8 +108,8 @@ def test_replayed_token_bills_once_even_from_another_visitor(pair):
     sender, receiver = pair
     token = token_for(sender, receiver)
 
-    first = exchange.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
-    replay = exchange.record_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
+    first = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    replay = clicks.record_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
 
     assert first.billable and not replay.billable
     assert replay.reason == "token already billed"
@@ -117,7 +117,7 @@ def test_replayed_token_bills_once_even_from_another_visitor(pair):
 
 def test_tampered_and_forged_tokens_are_rejected(pair):
     sender, receiver = pair
-    signed = exchange.issue_click_token(
+    signed = tokens.issue_click_token(
         impression_id="i",
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
@@ -130,33 +130,33 @@ def test_tampered_and_forged_tokens_are_rejected(pair):
         salt="interlayer.click",
     )
 
-    with pytest.raises(exchange.InvalidClickToken, match="tampered"):
-        exchange.read_click_token(payload + ":" + signature[::-1])
-    with pytest.raises(exchange.InvalidClickToken, match="tampered"):
-        exchange.read_click_token(forged)
+    with pytest.raises(tokens.InvalidClickToken, match="tampered"):
+        tokens.read_click_token(payload + ":" + signature[::-1])
+    with pytest.raises(tokens.InvalidClickToken, match="tampered"):
+        tokens.read_click_token(forged)
 
 
 def test_expired_token_is_rejected(pair, monkeypatch):
     sender, receiver = pair
-    signed = exchange.issue_click_token(
+    signed = tokens.issue_click_token(
         impression_id="i",
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=1,
     )
 
-    monkeypatch.setattr(exchange, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
+    monkeypatch.setattr(rules, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
 
-    with pytest.raises(exchange.InvalidClickToken, match="expired"):
-        exchange.read_click_token(signed)
+    with pytest.raises(tokens.InvalidClickToken, match="expired"):
+        tokens.read_click_token(signed)
 
 
 def test_visitor_hash_is_salted_and_rotates(pair):
     now = timezone.now()
 
-    current, previous = exchange.visitor_hashes(ip="203.0.113.9", user_agent=BROWSER, now=now)
-    tomorrow, today = exchange.visitor_hashes(
-        ip="203.0.113.9", user_agent=BROWSER, now=now + exchange.VISITOR_SALT_PERIOD
+    current, previous = rules.visitor_hashes(ip="203.0.113.9", user_agent=BROWSER, now=now)
+    tomorrow, today = rules.visitor_hashes(
+        ip="203.0.113.9", user_agent=BROWSER, now=now + rules.VISITOR_SALT_PERIOD
     )
 
     assert current != previous and today == current and tomorrow != current
@@ -166,28 +166,28 @@ def test_visitor_hash_is_salted_and_rotates(pair):
 def test_partner_ledger_shows_sent_and_received_per_partner(pair):
     sender, receiver = pair
     for n in range(3):
-        exchange.record_click(
+        clicks.record_click(
             token=token_for(sender, receiver, product_id=n), ip="203.0.113.9", user_agent=BROWSER
         )
-    exchange.record_click(
+    clicks.record_click(
         token=token_for(receiver, sender, product_id=9), ip="203.0.113.9", user_agent=BROWSER
     )
 
-    (row,) = exchange.partner_ledger(sender)
+    (row,) = ledger.partner_ledger(sender)
 
     assert (row["shop_domain"], row["clicks_sent"], row["clicks_received"]) == (
         "receiver.myshopify.com",
         3,
         1,
     )
-    assert row["net"] == 3 * exchange.EARN_PER_CLICK - exchange.SPEND_PER_CLICK
+    assert row["net"] == 3 * rules.EARN_PER_CLICK - rules.SPEND_PER_CLICK
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_clicks_never_lose_or_double_count_credits():
     sender, receiver = make_store("sender"), make_store("receiver")
-    exchange.grant_starter_credits(sender)
-    exchange.grant_starter_credits(receiver)
+    ledger.grant_starter_credits(sender)
+    ledger.grant_starter_credits(receiver)
     barrier = threading.Barrier(16)
     errors = []
 
@@ -195,7 +195,7 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
         try:
             token = token_for(sender, receiver, product_id=product_id, impression=ip)
             barrier.wait()
-            exchange.record_click(token=token, ip=ip, user_agent=BROWSER)
+            clicks.record_click(token=token, ip=ip, user_agent=BROWSER)
         except Exception as error:  # collected for the assertion
             errors.append(error)
         finally:
@@ -212,7 +212,7 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
     assert errors == []
     assert Click.objects.count() == 16
     assert Click.objects.filter(billable=True).count() == 9
-    assert exchange.balance(sender) == exchange.STARTER_GRANT + 9 * exchange.EARN_PER_CLICK
-    assert exchange.balance(receiver) == exchange.STARTER_GRANT - 9 * exchange.SPEND_PER_CLICK
+    assert ledger.balance(sender) == rules.STARTER_GRANT + 9 * rules.EARN_PER_CLICK
+    assert ledger.balance(receiver) == rules.STARTER_GRANT - 9 * rules.SPEND_PER_CLICK
     earned = sum(e.amount for e in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EARN))
     assert earned == Decimal("0.80") * 9

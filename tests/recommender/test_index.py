@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.index import VectorIndex
+from recommender.ranking.index import VectorIndex
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

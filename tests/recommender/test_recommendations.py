@@ -8,8 +8,11 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from recommender import exchange, live_index, selectors, services
-from recommender.models import IndexEvent, LedgerEntry, WidgetSettings
+from recommender import runtime
+from recommender.catalog import index_events
+from recommender.exchange import ledger, rules
+from recommender.models import IndexEvent, LedgerEntry, Product, WidgetSettings
+from recommender.ranking import competitors, live_index, recommendations
 from stores.models import Store
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
 
@@ -21,9 +24,9 @@ def isolated_index(settings, tmp_path):
     settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
     settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
-    selectors.reset_cache()
+    runtime.reset()
     yield
-    selectors.reset_cache()
+    runtime.reset()
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def network():
     dogs = make_store("dogs")
     dresses = make_store("dresses")
     for store in (host, roastery, teahouse, dogs, dresses):
-        exchange.grant_starter_credits(store)
+        ledger.grant_starter_credits(store)
     viewed = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
     for seed in range(2, 6):
         make_product(host, f"House Coffee {seed}", topic_vector("coffee", seed=seed))
@@ -60,16 +63,16 @@ def network():
     )
     make_product(dogs, "Dog Bed", topic_vector("dogs", seed=30))
     make_product(dresses, "Linen Dress", topic_vector("dresses", seed=40))
-    services.rebuild_index()
+    index_events.rebuild_index()
     return {"host": host, "roastery": roastery, "teahouse": teahouse, "dogs": dogs,
             "dresses": dresses, "viewed": viewed}  # fmt: skip
 
 
 def recommend(store, product=None, **kwargs):
     live_index.current(refresh=True)
-    selectors.reset_cache()
+    runtime.reset()
     product_id = product.shopify_id if product is not None else None
-    return selectors.recommendations_for(store, product_id=product_id, **kwargs)
+    return recommendations.recommendations_for(store, product_id=product_id, **kwargs)
 
 
 def partner_shops(items) -> list[str]:
@@ -81,7 +84,7 @@ def configure(store, **fields):
 
 
 def test_product_page_shows_related_partner_products_and_never_the_host(network):
-    services.rebuild_index()
+    index_events.rebuild_index()
 
     items = recommend(network["host"], network["viewed"], limit=4)
 
@@ -107,7 +110,7 @@ def test_relevance_floor_shows_nothing_rather_than_something_irrelevant(network,
 
 
 def test_uninstalled_partner_disappears_at_once_without_a_rebuild(network):
-    services.rebuild_index()
+    index_events.rebuild_index()
     assert "roastery" in partner_shops(recommend(network["host"], network["viewed"]))
 
     Store.objects.filter(pk=network["roastery"].pk).update(status=Store.Status.UNINSTALLED)
@@ -125,7 +128,7 @@ def test_partner_without_credits_is_not_shown_but_still_gets_partners(network):
     LedgerEntry.objects.create(
         store=network["roastery"],
         kind=LedgerEntry.Kind.SPEND,
-        amount=-exchange.STARTER_GRANT,
+        amount=-rules.STARTER_GRANT,
         counterparty=network["dogs"],
     )
 
@@ -154,37 +157,37 @@ def test_excluded_category_and_its_subcategories_are_not_shown(network):
 
 
 def test_opted_out_and_ineligible_products_leave_the_index_through_events(network):
-    services.rebuild_index()
+    index_events.rebuild_index()
     beans = list(network["roastery"].products.all())
     beans[0].opted_out = True
     beans[0].save()
     beans[1].eligible = False
     beans[1].save()
-    services.emit_index_events(IndexEvent.Kind.UPSERT, [(b.pk, b.store_id) for b in beans])
+    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(b.pk, b.store_id) for b in beans])
 
     assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
 
 
 def test_new_product_is_searchable_after_its_event_without_a_rebuild(network):
-    services.rebuild_index()
+    index_events.rebuild_index()
     newcomer = make_store("newcomer")
-    exchange.grant_starter_credits(newcomer)
+    ledger.grant_starter_credits(newcomer)
     product = make_product(
         newcomer,
         "Grinder Cleaning Tablets",
         mixed_vector(("coffee", 1.0), ("dogs", 0.7), seed=1, noise=0.05),
     )
 
-    services.emit_index_events(IndexEvent.Kind.UPSERT, [(product.pk, newcomer.pk)])
+    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(product.pk, newcomer.pk)])
 
     assert partner_shops(recommend(network["host"], network["viewed"]))[0] == "newcomer"
 
 
 def test_competitor_avoidance_hides_the_same_item_sold_elsewhere(network):
     twin = make_store("twin")
-    exchange.grant_starter_credits(twin)
+    ledger.grant_starter_credits(twin)
     make_product(twin, "Hand Burr Grinder", mixed_vector(("coffee", 1.0), ("dogs", 0.8), seed=1))
-    services.rebuild_index()
+    index_events.rebuild_index()
 
     assert "twin" not in partner_shops(recommend(network["host"], network["viewed"]))
     configure(network["host"], avoid_competitors=False)
@@ -192,22 +195,22 @@ def test_competitor_avoidance_hides_the_same_item_sold_elsewhere(network):
 
 
 def test_same_item_matching_uses_model_numbers_not_just_similarity(network):
-    from recommender.models import Product
-
     def product(title, vendor=""):
         return Product(title=title, vendor=vendor)
 
-    assert selectors.same_item(product("Comandante C40 MK4 Grinder"), product("C40 mk4 hand mill"))
-    assert selectors.same_item(product("Hand Burr Grinder"), product("Hand Burr Grinder - Black"))
-    assert not selectors.same_item(product("Hand Burr Grinder"), product("Electric Kettle"))
+    assert competitors.same_item(
+        product("Comandante C40 MK4 Grinder"), product("C40 mk4 hand mill")
+    )
+    assert competitors.same_item(product("Hand Burr Grinder"), product("Hand Burr Grinder - Black"))
+    assert not competitors.same_item(product("Hand Burr Grinder"), product("Electric Kettle"))
 
 
 def test_same_niche_partner_store_is_avoided(network):
     twin_store = make_store("twin-roastery")
-    exchange.grant_starter_credits(twin_store)
+    ledger.grant_starter_credits(twin_store)
     for seed in range(2, 6):  # the same catalog profile as the host
         make_product(twin_store, f"Roast {seed}", topic_vector("coffee", seed=seed + 100))
-    services.rebuild_index()
+    index_events.rebuild_index()
 
     shops = partner_shops(recommend(network["host"], limit=4))
 
@@ -229,12 +232,12 @@ def test_ranking_is_stable_and_rewards_stores_that_send_traffic(network):
     equal = mixed_vector(("coffee", 0.8), ("dresses", 0.6), seed=77)
     giver, taker = make_store("giver"), make_store("taker")
     for store in (giver, taker):
-        exchange.grant_starter_credits(store)
+        ledger.grant_starter_credits(store)
         make_product(store, f"Grinder Brush from {store.name}", equal)
     LedgerEntry.objects.create(
         store=giver, kind=LedgerEntry.Kind.EARN, amount=40, counterparty=taker
     )
-    services.rebuild_index()
+    index_events.rebuild_index()
     configure(network["host"], own_share=0, avoid_competitors=False)
 
     first = partner_shops(recommend(network["host"], network["viewed"], limit=6))

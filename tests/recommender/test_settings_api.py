@@ -12,7 +12,10 @@ import pytest
 from django.utils import timezone
 from django.utils.html import escape
 
-from recommender import exchange, live_index, selectors, services, storefront
+from recommender import controls, runtime
+from recommender.catalog import index_events
+from recommender.catalog import sync as catalog_sync
+from recommender.exchange import ledger, rules
 from recommender.models import (
     Click,
     Impression,
@@ -21,6 +24,8 @@ from recommender.models import (
     SettingsChange,
     WidgetSettings,
 )
+from recommender.ranking import live_index
+from stores import tasks
 from stores.models import Store
 from tests.factories import make_store
 
@@ -38,12 +43,9 @@ def quick_state(settings, tmp_path):
 @pytest.fixture
 def merchant(client, simulator, install):
     """An installed store with a synced catalog, and a way to call the API as its admin."""
-    from recommender import catalog
-    from stores import tasks
-
     store = install("alpha")
     tasks.after_install(store.pk)
-    catalog.sync_catalog(store)
+    catalog_sync.sync_catalog(store)
 
     def call(method: str, path: str, body=None, *, token: str | None = None, **extra):
         headers = {"HTTP_AUTHORIZATION": f"Bearer {token or simulator.id_token('alpha')}"}
@@ -60,7 +62,7 @@ def merchant(client, simulator, install):
 def settings_body(**changes) -> dict:
     body = {
         "enabled": True, "title": "Partners we love", "items": 5, "own_share": 20,
-        "placement": "product", "accent_color": "#005bd3", "text_color": "#1a1a1a",
+        "accent_color": "#005bd3", "text_color": "#1a1a1a",
         "background_color": "#ffffff", "avoid_competitors": True,
         "blocked_stores": [], "excluded_categories": [],
     }  # fmt: skip
@@ -76,7 +78,7 @@ def test_settings_page_renders_controls_and_the_rules(client, simulator, install
     html = response.content.decode()
     assert response.status_code == 200
     assert 'id="settings-form"' in html and 'name="own_share"' in html
-    for rule in exchange.RULES_IN_WORDS:
+    for rule in rules.RULES_IN_WORDS:
         assert escape(rule) in html
 
 
@@ -101,8 +103,7 @@ def test_saving_settings_applies_them_and_records_who_changed_what(merchant, sim
 
     assert response.status_code == 200
     widget = WidgetSettings.objects.get(store=merchant.store)
-    assert (widget.title, widget.items, widget.own_share, widget.placement) == (
-        "Partners we love", 5, 20, "product")  # fmt: skip
+    assert (widget.title, widget.items, widget.own_share) == ("Partners we love", 5, 20)
     change = SettingsChange.objects.get(store=merchant.store)
     assert change.actor == "1"  # the ID token's "sub"
     assert change.changes["title"] == ["You may also like", "Partners we love"]
@@ -111,7 +112,7 @@ def test_saving_settings_applies_them_and_records_who_changed_what(merchant, sim
 @pytest.mark.parametrize(
     ("field", "value"),
     [("items", 0), ("items", 99), ("own_share", 150), ("own_share", -1), ("accent_color", "red"),
-     ("placement", "everywhere"), ("title", ""), ("title", "x" * 200)],
+     ("title", ""), ("title", "x" * 200)],
 )  # fmt: skip
 def test_out_of_range_values_are_400_with_the_field_named_and_nothing_saved(merchant, field, value):
     response = merchant("post", "/api/settings", settings_body(**{field: value}))
@@ -164,7 +165,7 @@ def test_a_blocked_partner_list_of_thousands_is_validated_in_bounded_queries(
 
 def test_a_token_for_shop_a_cannot_change_shop_b(merchant, simulator, install):
     other = install("beta")
-    services.widget_settings_for(other)
+    controls.widget_settings_for(other)
 
     response = merchant("post", "/api/settings?shop=beta.myshopify.com",
                         {**settings_body(title="Hijacked"), "shop": "beta.myshopify.com"})  # fmt: skip
@@ -205,7 +206,7 @@ def test_cross_site_form_posts_cannot_change_settings(client, merchant, simulato
 
 def test_opting_a_product_out_takes_it_off_partner_widgets(merchant):
     product = Product.objects.filter(store=merchant.store).first()
-    services.rebuild_index()
+    index_events.rebuild_index()
 
     response = merchant(
         "post", "/api/products/opt-out", {"product_ids": [product.shopify_id], "opted_out": True}
@@ -268,14 +269,13 @@ def test_stats_period_is_bounded(merchant):
 
 
 def test_preview_explains_each_item(merchant, simulator, install):
-    from recommender import catalog
 
     other = install("beta")
-    exchange.grant_starter_credits(other)
-    catalog.sync_catalog(other)
-    services.rebuild_index()
-    selectors.reset_cache()
-    storefront.reset_cache()
+    ledger.grant_starter_credits(other)
+    catalog_sync.sync_catalog(other)
+    index_events.rebuild_index()
+    runtime.reset()
+    runtime.reset()
 
     body = merchant("get", "/api/preview").json()
 

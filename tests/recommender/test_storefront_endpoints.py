@@ -8,10 +8,14 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 
-from recommender import exchange, selectors, services
+from recommender import runtime
+from recommender.catalog import index_events
+from recommender.exchange import ledger, rules, tokens
 from recommender.models import Click, Impression, WidgetSettings
 from simulator.server import sign_proxy_query
+from simulator.storefront import Storefront
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
 
 pytestmark = pytest.mark.django_db
@@ -24,14 +28,14 @@ def index(settings, tmp_path):
     settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
-    selectors.reset_cache()
+    runtime.reset()
 
 
 @pytest.fixture
 def shops():
     host, partner = make_store("host"), make_store("partner")
     for store in (host, partner):
-        exchange.grant_starter_credits(store)
+        ledger.grant_starter_credits(store)
     viewed = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
     target = make_product(
         partner,
@@ -39,7 +43,7 @@ def shops():
         mixed_vector(("coffee", 0.8), ("books", 0.6), seed=2),
         url="https://partner.example/products/coffee-book?variant=7",
     )
-    services.rebuild_index()
+    index_events.rebuild_index()
     return host, partner, viewed, target
 
 
@@ -72,7 +76,7 @@ def test_recommendations_carry_signed_click_tokens_and_are_privately_cacheable(c
         item["title"] == '<img src=x onerror="alert(1)">Coffee Book'
     )  # text; the widget never parses it
     assert item["store_name"] == "Partner"
-    token = exchange.read_click_token(item["token"])
+    token = tokens.read_click_token(item["token"])
     assert (token.source_store_id, token.target_store_id, token.target_product_id) == (
         host.pk, partner.pk, target.shopify_id)  # fmt: skip
     assert response["Cache-Control"] == "private, max-age=60"
@@ -118,14 +122,30 @@ def test_unknown_or_foreign_product_gives_an_empty_widget(client, shops):
     assert garbage.status_code == 400
 
 
-def test_disabled_widget_and_product_only_placement(client, shops):
+def test_disabled_widget_shows_nothing(client, shops):
     host, _, viewed, _ = shops
-    WidgetSettings.objects.filter(store=host).update(placement=WidgetSettings.Placement.PRODUCT)
-    home = client.get(proxied("recommendations", page_type="index"))
+    assert widget(client, viewed).json()["items"]
     WidgetSettings.objects.filter(store=host).update(enabled=False)
+    runtime.reset()
 
-    assert home.json() == {"items": []}
     assert widget(client, viewed).json() == {"items": []}
+
+
+@pytest.mark.parametrize(("placement", "on_collection_page"), [("product", False), ("all", True)])
+def test_theme_editor_placement_decides_which_pages_load_the_widget(
+    simulator, placement, on_collection_page
+):
+    shop = simulator.shop("alpha")
+    simulator.world.install(shop)
+    simulator.world.theme_embed_settings["alpha"] = {"placement": placement}
+    pages = Storefront(simulator.world)
+    product = next(iter(shop.products.values()))
+
+    _, collection = pages.page(shop, "/collections/all")
+    _, product_page = pages.page(shop, f"/products/{product['handle']}")
+
+    assert ("interlayer.js" in collection) is on_collection_page
+    assert "interlayer.js" in product_page
 
 
 def click(client, token, *, user_agent=BROWSER, shop="host.myshopify.com", ip="203.0.113.5"):
@@ -157,8 +177,8 @@ def test_click_redirects_to_the_tokens_product_with_utm_and_moves_credits_once(c
         "utm_campaign": ["host"],
     }
     assert replay.status_code == 302
-    assert exchange.balance(host) == exchange.STARTER_GRANT + exchange.EARN_PER_CLICK
-    assert exchange.balance(partner) == exchange.STARTER_GRANT - exchange.SPEND_PER_CLICK
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
     assert list(Click.objects.order_by("pk").values_list("billable", flat=True)) == [True, False]
 
 
@@ -176,12 +196,12 @@ def test_tampered_token_is_400_and_never_redirects(client, shops):
 def test_expired_token_still_reaches_the_product_but_earns_nothing(client, shops, monkeypatch):
     host, _, viewed, _ = shops
     token = partner_token(client, viewed)
-    monkeypatch.setattr(exchange, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
+    monkeypatch.setattr(rules, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
 
     response = click(client, token)
 
     assert response.status_code == 302
-    assert exchange.balance(host) == exchange.STARTER_GRANT
+    assert ledger.balance(host) == rules.STARTER_GRANT
 
 
 def test_token_used_through_another_stores_proxy_is_rejected(client, shops):
@@ -203,7 +223,7 @@ def test_bot_click_redirects_but_is_not_billed(client, shops):
 
     assert response.status_code == 302
     assert Click.objects.get().reason == "bot"
-    assert exchange.balance(host) == exchange.STARTER_GRANT
+    assert ledger.balance(host) == rules.STARTER_GRANT
 
 
 def impression(client, raw, *, ip="203.0.113.5", shop="host.myshopify.com"):
@@ -236,8 +256,6 @@ def test_forged_or_foreign_impression_is_rejected(client, shops):
 
 
 def test_impression_flood_from_one_visitor_is_capped(client, shops):
-    from django.core.cache import cache
-
     cache.clear()
     _, _, viewed, _ = shops
     raws = [widget(client, viewed).json()["impression"] for _ in range(40)]

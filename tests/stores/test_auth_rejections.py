@@ -14,7 +14,8 @@ from stores.auth import valid_shop_domain
 from stores.models import OAuthState, Store
 from tests.stores.test_install import follow_authorize
 
-pytestmark = pytest.mark.django_db
+# /api/session (the embedded session echo) lives in the diagnostics URLconf only.
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("interlayer.diagnostics_urls")]
 
 BAD_SHOPS = [
     "evil.com",

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from django.db import connection
 
-from stores import shopify
+from stores import shopify, tasks
+from stores.hooks import store_installed
 from stores.models import OAuthState, Store
 
 pytestmark = pytest.mark.django_db
@@ -90,9 +91,6 @@ def test_tokens_are_encrypted_at_rest(simulator, install):
 
 
 def test_after_install_records_shop_details_and_fires_the_install_hook(simulator, install):
-    from stores import tasks
-    from stores.signals import store_installed
-
     store = install("alpha")
     received = []
 

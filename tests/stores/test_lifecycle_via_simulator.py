@@ -70,6 +70,13 @@ def test_simulator_retries_a_delivery_the_app_could_not_take(simulator, app_at_l
     simulator.world.app.app_url = app_at_live_server  # and back up
 
     wait_for_delivery("app/uninstalled")
+    # The app records the delivery before it answers; the simulator logs the answer after.
+    deadline = time.monotonic() + 5
+    while not any(
+        e["topic"] == "app/uninstalled" and e["status"] == 200 for e in simulator.world.webhooks.log
+    ):
+        assert time.monotonic() < deadline, "the simulator never logged the accepted retry"
+        time.sleep(0.05)
     attempts = [e for e in simulator.world.webhooks.log if e["topic"] == "app/uninstalled"]
     assert attempts[0]["status"] == 0
     assert attempts[-1]["status"] == 200

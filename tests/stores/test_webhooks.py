@@ -8,13 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from django_q.models import Schedule
 
 from simulator.webhooks import sign_body
-from stores import webhooks
+from stores import services, webhooks
 from stores.models import OAuthState, Store, WebhookDelivery
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
@@ -36,8 +38,6 @@ def post_webhook(
     triggered_at: str | None = None,
     omit: tuple[str, ...] = (),
 ):
-    from django.conf import settings
-
     raw = body if body is not None else json.dumps(payload or {}).encode()
     headers = {
         "HTTP_X_SHOPIFY_TOPIC": topic,
@@ -333,8 +333,6 @@ def test_failed_processing_is_retried_with_backoff_then_given_up(client, monkeyp
 
 @pytest.mark.django_db
 def test_schedules_are_created_idempotently():
-    from django.core.management import call_command
-
     call_command("setup_schedules")
     call_command("setup_schedules")
 
@@ -345,8 +343,6 @@ def test_schedules_are_created_idempotently():
 
 @pytest.mark.django_db
 def test_reconcile_catches_an_uninstall_whose_webhook_was_lost(simulator, install):
-    from stores import services
-
     store = install("alpha")
     simulator.world.app.app_url = "http://127.0.0.1:9"  # the webhook goes nowhere
     simulator.world.webhooks.retries = 0

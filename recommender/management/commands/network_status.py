@@ -10,8 +10,8 @@ from django.db.models import Count, Q
 from django_q.brokers import get_broker
 from django_q.models import Failure
 
-from recommender import live_index
 from recommender.models import CatalogSync, Product
+from recommender.ranking import live_index
 from stores.models import Store, WebhookDelivery
 
 

@@ -6,7 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from recommender import services
+from recommender.catalog import index_events
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         started = time.monotonic()
-        index = services.rebuild_index()
+        index = index_events.rebuild_index()
         self.stdout.write(
             f"index rebuilt: {len(index)} products, {index.kind} search, "
             f"{time.monotonic() - started:.1f}s"

@@ -6,7 +6,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommender import live_index, selectors
+from recommender.ranking import live_index
+from recommender.ranking.recommendations import recommendations_for
 from stores.auth import valid_shop_domain
 from stores.models import Store
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         if store is None:
             raise CommandError(f"unknown store {shop!r}")
         live_index.current(refresh=True)
-        items = selectors.recommendations_for(store, product_id=product, limit=limit, raw=raw)
+        items = recommendations_for(store, product_id=product, limit=limit, raw=raw)
         if options["json"]:
             self.stdout.write(json.dumps([item.as_dict() for item in items], indent=2))
             return

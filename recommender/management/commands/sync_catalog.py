@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommender import catalog
+from recommender.catalog import sync as catalog
 from stores.auth import valid_shop_domain
 from stores.models import Store
 

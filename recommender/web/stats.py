@@ -3,26 +3,76 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TypedDict
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from recommender import exchange
+from recommender.exchange import ledger
 from recommender.models import CatalogSync, Click, Impression, LedgerEntry, Product
 from stores.models import Store
 
 MAX_DAYS = 366
 
 
-def store_stats(store: Store, *, days: int) -> dict:
+class DayStats(TypedDict):
+    impressions: int
+    sent: int
+    sent_billable: int
+    received: int
+    received_billable: int
+    earned: float
+    spent: float
+
+
+class DatedDayStats(DayStats):
+    date: str
+
+
+class TotalStats(DayStats):
+    ctr: float | None
+
+
+class StoreStats(TypedDict):
+    days: list[DatedDayStats]
+    totals: TotalStats
+    partners: list[ledger.PartnerLedgerRow]
+    balance: float
+
+
+class CatalogOverview(TypedDict):
+    synced: int
+    eligible: int
+    embedded: int
+    opted_out: int
+    state: str
+    last_finished: str | None
+    last_error: str
+    last_error_at: str | None
+
+
+class PartnerChoice(TypedDict):
+    shop: str
+    name: str
+
+
+class ProductChoice(TypedDict):
+    shopify_id: int
+    title: str
+    opted_out: bool
+    eligible: bool
+    ineligible_reason: str
+
+
+def store_stats(store: Store, *, days: int) -> StoreStats:
     """Daily series and totals for the last ``days`` days: viewable impressions, raw and
     billable clicks sent and received, credits earned and spent. Five aggregate queries,
     whatever the volume."""
     days = max(1, min(days, MAX_DAYS))
     start = timezone.now().date() - timedelta(days=days - 1)
     since = timezone.make_aware(timezone.datetime.combine(start, timezone.datetime.min.time()))
-    series = {
+    series: dict[str, DayStats] = {
         (start + timedelta(days=n)).isoformat(): {
             "impressions": 0, "sent": 0, "sent_billable": 0, "received": 0,
             "received_billable": 0, "earned": 0.0, "spent": 0.0,
@@ -41,24 +91,22 @@ def store_stats(store: Store, *, days: int) -> dict:
     received = Click.objects.filter(target_store=store, created_at__gte=since)
     for row in by_day(received, n=Count("id"), b=Count("id", filter=Q(billable=True))):
         series[_key(row["day"])].update(received=row["n"], received_billable=row["b"])
-    ledger = LedgerEntry.objects.filter(store=store, created_at__gte=since)
+    entries = LedgerEntry.objects.filter(store=store, created_at__gte=since)
     for row in by_day(
-        ledger,
+        entries,
         earned=Sum("amount", filter=Q(kind=LedgerEntry.Kind.EARN)),
         spent=Sum("amount", filter=Q(kind=LedgerEntry.Kind.SPEND)),
     ):
         series[_key(row["day"])].update(
             earned=float(row["earned"] or 0), spent=float(-(row["spent"] or 0))
         )
-    totals = {key: sum(day[key] for day in series.values()) for key in next(iter(series.values()))}
-    totals["ctr"] = (
-        round(totals["sent"] / totals["impressions"], 4) if totals["impressions"] else None
-    )
+    summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
+    ctr = round(summed["sent"] / summed["impressions"], 4) if summed["impressions"] else None
     return {
-        "days": [{"date": day, **values} for day, values in series.items()],
-        "totals": totals,
-        "partners": exchange.partner_ledger(store),
-        "balance": float(exchange.balance(store)),
+        "days": [DatedDayStats(date=day, **values) for day, values in series.items()],
+        "totals": TotalStats(**summed, ctr=ctr),
+        "partners": ledger.partner_ledger(store),
+        "balance": float(ledger.balance(store)),
     }
 
 
@@ -66,7 +114,7 @@ def _key(day: date) -> str:
     return day.isoformat()
 
 
-def catalog_overview(store: Store) -> dict:
+def catalog_overview(store: Store) -> CatalogOverview:
     counts = Product.objects.filter(store=store).aggregate(
         n_synced=Count("id"),
         n_eligible=Count("id", filter=Q(eligible=True)),
@@ -75,7 +123,10 @@ def catalog_overview(store: Store) -> dict:
     )
     sync = CatalogSync.objects.filter(store=store).first()
     return {
-        **{name.removeprefix("n_"): value for name, value in counts.items()},
+        "synced": counts["n_synced"],
+        "eligible": counts["n_eligible"],
+        "embedded": counts["n_embedded"],
+        "opted_out": counts["n_opted_out"],
         "state": sync.get_state_display() if sync else "Not synced yet",
         "last_finished": sync.finished_at.isoformat() if sync and sync.finished_at else None,
         "last_error": sync.last_error if sync else "",
@@ -108,7 +159,7 @@ def category_names(ids: list[str]) -> list[str]:
     return [by_id.get(gid, gid) for gid in ids]
 
 
-def partner_search(store: Store, query: str, *, limit: int = 20) -> list[dict]:
+def partner_search(store: Store, query: str, *, limit: int = 20) -> list[PartnerChoice]:
     stores = (
         Store.objects.filter(status=Store.Status.ACTIVE)
         .exclude(pk=store.pk)
@@ -118,7 +169,7 @@ def partner_search(store: Store, query: str, *, limit: int = 20) -> list[dict]:
     return [{"shop": s.shop_domain, "name": s.name or s.shop_domain} for s in stores]
 
 
-def product_search(store: Store, query: str, *, limit: int = 30) -> list[dict]:
+def product_search(store: Store, query: str, *, limit: int = 30) -> list[ProductChoice]:
     products = (
         Product.objects.filter(store=store, title__icontains=query)
         .order_by("title")

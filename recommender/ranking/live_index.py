@@ -17,11 +17,11 @@ import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
-from recommender.index import VectorIndex, current_version
+from recommender import runtime
+from recommender.models import IndexEvent, Product
+from recommender.ranking.index import VectorIndex, current_version
 
 log = logging.getLogger(__name__)
-_holders: dict[str, _Holder] = {}
-_holders_lock = threading.Lock()
 
 
 class _Holder:
@@ -47,7 +47,7 @@ class _Holder:
                         version, len(loaded), loaded.kind, time.monotonic() - started,
                     )  # fmt: skip
             if self.index is None:
-                self.index = VectorIndex.build(np.zeros((0, 384), np.float32), [], [])
+                self.index = VectorIndex.empty()
                 self.version = None
             apply_events(self.index)
 
@@ -68,21 +68,16 @@ class _Holder:
         self.thread = threading.Thread(target=loop, name="index-refresh", daemon=True)
         self.thread.start()
 
-
-def reset() -> None:
-    """Forget every loaded index and stop polling (tests; a forked worker's fresh start)."""
-    with _holders_lock:
-        for holder in _holders.values():
-            holder.stopped.set()
-        _holders.clear()
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 def _holder() -> _Holder:
     root = str(settings.RECOMMENDER_INDEX_DIR)
-    with _holders_lock:
-        if root not in _holders:
-            _holders[root] = _Holder(Path(root))
-        return _holders[root]
+    with runtime.index_holders_lock:
+        if root not in runtime.index_holders:
+            runtime.index_holders[root] = _Holder(Path(root))
+        return runtime.index_holders[root]
 
 
 def current(*, refresh: bool = False) -> VectorIndex:
@@ -109,8 +104,6 @@ def status() -> dict:
 
 def apply_events(index: VectorIndex, *, batch: int = 5000) -> int:
     """Apply IndexEvents newer than the index's watermark; returns how many."""
-    from recommender.models import IndexEvent, Product
-
     applied = 0
     while True:
         events = list(

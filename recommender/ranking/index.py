@@ -26,9 +26,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from recommender.ranking.embedding import DIMENSIONS
+
+# Exact search up to this many vectors, IVF beyond (the default of the
+# RECOMMENDER_EXACT_INDEX_LIMIT setting).
 EXACT_LIMIT = 50_000
 IVF_NPROBE = 32
 IVF_TRAINING_POINTS_PER_LIST = 40
@@ -81,13 +86,12 @@ class VectorIndex:
         exact_limit: int = EXACT_LIMIT,
         watermark: int = 0,
     ) -> VectorIndex:
-        import faiss
-
+        faiss = _faiss()
         products = np.asarray(product_ids, dtype=np.int64)
         stores = np.asarray(store_ids, dtype=np.int64)
         order = np.lexsort((products, stores))  # group by store, stable inside
         vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
-        dimensions = vectors.shape[1] if vectors.size else 384
+        dimensions = vectors.shape[1] if vectors.size else DIMENSIONS
         if len(vectors) <= exact_limit:
             index, kind = faiss.IndexFlatIP(dimensions), "exact"
             if len(vectors):
@@ -103,13 +107,17 @@ class VectorIndex:
             watermark=watermark,
         )
 
+    @classmethod
+    def empty(cls) -> VectorIndex:
+        """An index with nothing in it (before the first build is published)."""
+        return cls.build(np.zeros((0, DIMENSIONS), np.float32), [], [], exact_limit=0)
+
     def __len__(self) -> int:
         return len(self._label_of)
 
     @property
     def memory_bytes(self) -> int:
-        import faiss
-
+        faiss = _faiss()
         return int(faiss.serialize_index(self._index).nbytes) if self._index.ntotal else 0
 
     # --- incremental changes ------------------------------------------------------------
@@ -182,8 +190,7 @@ class VectorIndex:
     # --- search -------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, *, exclude_stores: Iterable[int] = ()) -> list[Hit]:
         """The k nearest live products, skipping every product of ``exclude_stores``."""
-        import faiss
-
+        faiss = _faiss()
         if self._index.ntotal == 0 or k <= 0:
             return []
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
@@ -203,8 +210,7 @@ class VectorIndex:
             ]
 
     def _exclusion(self, stores: set[int]):
-        import faiss
-
+        faiss = _faiss()
         parts = []
         for store in stores:
             if store in self._ranges:
@@ -228,8 +234,7 @@ class VectorIndex:
     # --- persistence --------------------------------------------------------------------
     def save(self, root: Path) -> Path:
         """Write a new version beside the old ones and point CURRENT at it atomically."""
-        import faiss
-
+        faiss = _faiss()
         root.mkdir(parents=True, exist_ok=True)
         version = f"v{int(time.time() * 1000)}-{os.getpid()}"
         staging = root / f".{version}"
@@ -253,8 +258,7 @@ class VectorIndex:
 
     @classmethod
     def load(cls, root: Path) -> VectorIndex | None:
-        import faiss
-
+        faiss = _faiss()
         try:
             version = (root / "CURRENT").read_text().strip()
         except FileNotFoundError:
@@ -281,9 +285,14 @@ class VectorIndex:
         return loaded
 
 
-def _build_ivf(vectors: np.ndarray):
-    import faiss
+def _faiss() -> ModuleType:
+    import faiss  # noqa: PLC0415 -- heavy (~0.3 s); loaded on first use, not at import
 
+    return faiss
+
+
+def _build_ivf(vectors: np.ndarray):
+    faiss = _faiss()
     count, dimensions = vectors.shape
     lists = int(4 * math.sqrt(count))
     quantizer = faiss.IndexFlatIP(dimensions)

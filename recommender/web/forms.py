@@ -6,7 +6,6 @@ import re
 
 from django import forms
 
-from recommender.models import WidgetSettings
 from stores.models import Store
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -36,7 +35,6 @@ class WidgetSettingsForm(forms.Form):
     title = forms.CharField(min_length=1, max_length=80, strip=True)
     items = forms.IntegerField(min_value=1, max_value=12)
     own_share = forms.IntegerField(min_value=0, max_value=100)
-    placement = forms.ChoiceField(choices=WidgetSettings.Placement.choices)
     accent_color = forms.RegexField(
         COLOUR, error_messages={"invalid": "Use a colour like #1a1a1a."}
     )

@@ -6,50 +6,62 @@ index this process already holds.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from recommender import storefront
+from recommender.exchange import clicks, impressions
+from recommender.web.widget import active_store, widget_payload
 from stores import auth
 from stores.models import Store
 
 
-def _proxied_store(request: HttpRequest) -> Store | JsonResponse:
-    try:
-        shop = auth.verify_proxy_request(request)
-    except auth.AuthError as error:
-        return JsonResponse({"error": error.message}, status=error.status)
-    store = storefront.active_store(shop)
-    if store is None:
-        return JsonResponse({"error": "unknown shop"}, status=404)
-    return store
+class ProxyRequest(HttpRequest):
+    """A request Shopify's app proxy signed, for an active store."""
+
+    store: Store
+
+
+def app_proxy(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The app-proxy signature checked, the store active, ``request.store`` set; else 401
+    (bad signature) or 404 (a shop we do not serve)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            shop = auth.verify_proxy_request(request)
+        except auth.AuthError as error:
+            return JsonResponse({"error": error.message}, status=error.status)
+        store = active_store(shop)
+        if store is None:
+            return JsonResponse({"error": "unknown shop"}, status=404)
+        request.store = store
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 @require_GET
-def recommendations(request: HttpRequest) -> JsonResponse:
-    store = _proxied_store(request)
-    if isinstance(store, JsonResponse):
-        return store
+@app_proxy
+def recommendations(request: ProxyRequest) -> JsonResponse:
     try:
         product_id = int(request.GET["product_id"]) if request.GET.get("product_id") else None
     except ValueError:
         return JsonResponse({"error": "invalid product id"}, status=400)
-    payload = storefront.widget_payload(
-        store, product_id=product_id, page_type=request.GET.get("page_type", "")[:30]
-    )
-    response = JsonResponse(payload)
+    response = JsonResponse(widget_payload(request.store, product_id=product_id))
     # Per shopper (click tokens inside): the browser may reuse it briefly, shared caches not.
     response["Cache-Control"] = "private, max-age=60"
     return response
 
 
 @require_GET
-def click(request: HttpRequest) -> HttpResponse:
-    store = _proxied_store(request)
-    if isinstance(store, JsonResponse):
-        return store
-    outcome = storefront.follow_click(
-        host=store,
+@app_proxy
+def click(request: ProxyRequest) -> HttpResponse:
+    outcome = clicks.follow_click(
+        host=request.store,
         raw_token=request.GET.get("t", "")[:2000],
         ip=auth.client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
@@ -62,19 +74,12 @@ def click(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def impression(request: HttpRequest) -> HttpResponse:
-    store = _proxied_store(request)
-    if isinstance(store, JsonResponse):
-        return store
-    outcome = storefront.record_impression(
-        host=store,
+@app_proxy
+def impression(request: ProxyRequest) -> HttpResponse:
+    outcome = impressions.record_impression(
+        host=request.store,
         raw=request.body[:4000].decode("utf-8", errors="replace"),
         ip=auth.client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
     )
     return JsonResponse({"result": outcome}, status=400 if outcome == "invalid" else 202)
-
-
-def ping(request: HttpRequest) -> JsonResponse:
-    """A trivial JSON endpoint: the baseline the storefront benchmark compares against."""
-    return JsonResponse({"ok": True})

@@ -1,0 +1,20 @@
+"""The production URLconf plus routes only tests and benchmarks use: a trivial JSON
+endpoint (the storefront benchmark's baseline) and the embedded session echo. Selected with
+INTERLAYER_URLCONF=interlayer.diagnostics_urls; never in production."""
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+from interlayer.urls import urlpatterns as production_urlpatterns
+from stores import views as store_views
+
+
+def ping(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [
+    path("ping", ping, name="ping"),
+    path("api/session", store_views.session_state, name="session-state"),
+    *production_urlpatterns,
+]

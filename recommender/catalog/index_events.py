@@ -1,0 +1,62 @@
+"""How catalog changes reach the index: an append-only log of events every serving process
+applies, and the full rebuild that folds them into a fresh published version."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, QuerySet
+
+from recommender.models import IndexEvent, Product
+from recommender.ranking.embedding import DIMENSIONS
+from recommender.ranking.index import VectorIndex
+from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+
+def emit_index_events(kind: str, products: Iterable[tuple[int, int]]) -> None:
+    """Record (product pk, store pk) changes for every process's index to apply."""
+    events = [IndexEvent(product_id=pk, store_id=store_id, kind=kind) for pk, store_id in products]
+    if events:
+        IndexEvent.objects.bulk_create(events, batch_size=1000)
+
+
+def delete_products(queryset: QuerySet[Product]) -> int:
+    """Delete products and take them out of the index."""
+    doomed = list(queryset.values_list("pk", "store_id"))
+    if not doomed:
+        return 0
+    with transaction.atomic():
+        Product.objects.filter(pk__in=[pk for pk, _ in doomed]).delete()
+        emit_index_events(IndexEvent.Kind.REMOVE, doomed)
+    return len(doomed)
+
+
+def rebuild_index(*, exact_limit: int | None = None) -> VectorIndex:
+    """Build the whole index aside from the database and publish it atomically; serving
+    processes pick it up on their next poll. Never runs on a web request."""
+    watermark = IndexEvent.objects.aggregate(last=Max("id"))["last"] or 0
+    rows = Product.objects.filter(
+        store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
+    ).values_list("pk", "store_id", "vector")
+    ids, stores, vectors = [], [], []
+    for pk, store_id, vector in rows.iterator(chunk_size=5000):
+        ids.append(pk)
+        stores.append(store_id)
+        vectors.append(np.frombuffer(vector, dtype=np.float32))
+    matrix = np.vstack(vectors) if vectors else np.zeros((0, DIMENSIONS), dtype=np.float32)
+    index = VectorIndex.build(
+        matrix,
+        ids,
+        stores,
+        exact_limit=exact_limit or settings.RECOMMENDER_EXACT_INDEX_LIMIT,
+        watermark=watermark,
+    )
+    index.save(settings.RECOMMENDER_INDEX_DIR)
+    log.info("index rebuilt size=%s kind=%s watermark=%s", len(index), index.kind, watermark)
+    return index

@@ -1,0 +1,172 @@
+"""Catalog products: the Admin API's Product as our rows, the one eligibility rule, and
+writing batches of them (only what changed; index events for what enters or leaves)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from recommender.catalog.index_events import emit_index_events
+from recommender.models import CatalogSync, IndexEvent, Product
+from recommender.ranking import embedding
+from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+# Selected once, used by the page query, the bulk query and the single-product query.
+PRODUCT_FIELDS = """
+    id legacyResourceId handle title description(truncateAt: 2000) vendor productType tags
+    status isGiftCard onlineStoreUrl totalInventory tracksInventory updatedAt
+    category { id name fullName }
+    priceRangeV2 { minVariantPrice { amount currencyCode } maxVariantPrice { amount currencyCode } }
+    featuredMedia { preview { image { url } } }
+"""
+PRODUCT_QUERY = "query OneProduct($id: ID!) { product(id: $id) {" + PRODUCT_FIELDS + "} }"
+# Per node: Product, category, priceRangeV2 (+2 MoneyV2), featuredMedia, preview, image.
+NODE_COST = 8
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return Decimal("0")
+
+
+def ineligibility(fields: dict[str, Any]) -> str:
+    """Why a product must not be recommended ("" when it may be). The one place for it."""
+    if not fields["title"].strip():
+        return "no title"
+    if fields["status"] != "ACTIVE":
+        return fields["status"].lower()
+    if not fields["published"]:
+        return "unpublished"
+    if fields["is_gift_card"]:
+        return "gift card"
+    if fields["price_max"] <= 0:
+        return "free"
+    if not fields["available"]:
+        return "out of stock"
+    return ""
+
+
+def product_fields(node: dict[str, Any]) -> dict[str, Any]:
+    """An Admin API Product node as Product columns (text cleaned, lengths bounded)."""
+    category = node.get("category") or {}
+    prices = node.get("priceRangeV2") or {}
+    low = (prices.get("minVariantPrice") or {}).get("amount")
+    high = (prices.get("maxVariantPrice") or {}).get("amount")
+    media = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
+    tags = [str(tag)[:100] for tag in (node.get("tags") or []) if str(tag).strip()][:50]
+    updated = parse_datetime(node["updatedAt"]) if node.get("updatedAt") else None
+    fields = {
+        "handle": str(node.get("handle") or "")[:255],
+        "title": str(node.get("title") or "").strip()[:500],
+        "description": embedding.product_text(title="", description=node.get("description") or "")[
+            :5000
+        ],
+        "vendor": str(node.get("vendor") or "")[:255],
+        "product_type": str(node.get("productType") or "")[:255],
+        "tags": tags,
+        "category_id": str(category.get("id") or "")[:100],
+        "category_name": str(category.get("name") or "")[:255],
+        "category_full_name": str(category.get("fullName") or "")[:500],
+        "status": str(node.get("status") or "").upper()[:20],
+        "published": bool(node.get("onlineStoreUrl")),
+        "available": not node.get("tracksInventory") or int(node.get("totalInventory") or 0) > 0,
+        "is_gift_card": bool(node.get("isGiftCard")),
+        "price_min": _decimal(low),
+        "price_max": _decimal(high),
+        "currency": str((prices.get("minVariantPrice") or {}).get("currencyCode") or "")[:3],
+        "image_url": str(media.get("url") or "")[:1000],
+        "url": str(node.get("onlineStoreUrl") or "")[:1000],
+        "shopify_updated_at": updated,
+    }
+    fields["ineligible_reason"] = ineligibility(fields)
+    fields["eligible"] = not fields["ineligible_reason"]
+    fields["content_hash"] = embedding.content_hash(embedding_text(fields))
+    return fields
+
+
+def embedding_text(fields: dict[str, Any]) -> str:
+    return embedding.product_text(
+        title=fields["title"],
+        product_type=fields["product_type"],
+        category=fields["category_full_name"],
+        tags=fields["tags"],
+        vendor=fields["vendor"],
+        description=fields["description"],
+    )
+
+
+def shopify_id(gid: str) -> int:
+    return int(str(gid).rsplit("/", 1)[-1])
+
+
+def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]) -> int:
+    """Insert or update a batch of product nodes; returns how many changed content."""
+    if not nodes:
+        return 0
+    incoming = {}
+    for node in nodes:
+        try:
+            incoming[shopify_id(node["id"])] = product_fields(node)
+        except (KeyError, ValueError, TypeError):
+            log.warning("skipped malformed product node shop=%s", store.shop_domain)
+    existing = {
+        p.shopify_id: p for p in Product.objects.filter(store=store, shopify_id__in=list(incoming))
+    }
+    existing_hashes = {pid: p.content_hash for pid, p in existing.items()}
+    to_create, to_update = [], []
+    index_changes: list[tuple[str, int]] = []
+    now = timezone.now()
+    for product_id, fields in incoming.items():
+        product = existing.get(product_id)
+        if product is None:
+            to_create.append(
+                Product(
+                    store=store, shopify_id=product_id, sync_generation=sync.generation, **fields
+                )
+            )
+        elif any(getattr(product, name) != value for name, value in fields.items()):
+            if product.eligible != fields["eligible"]:
+                # Out of the index at once; back in when its (current) vector is there.
+                current = product.embedded_hash == fields["content_hash"]
+                if not fields["eligible"]:
+                    index_changes.append((IndexEvent.Kind.REMOVE, product.pk))
+                elif current:
+                    index_changes.append((IndexEvent.Kind.UPSERT, product.pk))
+            for name, value in fields.items():
+                setattr(product, name, value)
+            product.sync_generation = sync.generation
+            product.updated_at = now  # bulk_update skips auto_now
+            to_update.append(product)
+    with transaction.atomic():
+        Product.objects.bulk_create(to_create, ignore_conflicts=True)
+        if to_update:
+            Product.objects.bulk_update(
+                to_update, [*_FIELD_NAMES, "sync_generation", "updated_at"], batch_size=500
+            )
+        # Unchanged rows are only marked as seen by this sync: one UPDATE, no row rewrites.
+        Product.objects.filter(store=store, shopify_id__in=list(incoming)).exclude(
+            sync_generation=sync.generation
+        ).update(sync_generation=sync.generation)
+        for kind in (IndexEvent.Kind.REMOVE, IndexEvent.Kind.UPSERT):
+            emit_index_events(kind, [(pk, store.pk) for k, pk in index_changes if k == kind])
+    return len(to_create) + sum(
+        1 for p in to_update if p.content_hash != existing_hashes.get(p.shopify_id)
+    )
+
+
+# The columns product_fields() fills, in one list for bulk_update.
+_FIELD_NAMES = [
+    "handle", "title", "description", "vendor", "product_type", "tags", "category_id",
+    "category_name", "category_full_name", "status", "published", "available", "is_gift_card",
+    "price_min", "price_max", "currency", "image_url", "url", "shopify_updated_at",
+    "ineligible_reason", "eligible", "content_hash",
+]  # fmt: skip

@@ -1,0 +1,232 @@
+"""Reading a store's whole catalog through the Admin GraphQL API.
+
+Small catalogs are read page by page (cursor pagination, paced by the cost data Shopify
+returns); large ones with ``bulkOperationRunQuery`` (one JSONL file). An interrupted page
+sync resumes from its last cursor. Unchanged products keep their vectors (content hash).
+https://shopify.dev/docs/api/usage/pagination-graphql
+https://shopify.dev/docs/api/usage/bulk-operations/queries
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from interlayer.queue import enqueue
+from recommender.catalog.embedding_pass import embed_store, request_embedding
+from recommender.catalog.index_events import delete_products
+from recommender.catalog.pacer import Pacer
+from recommender.catalog.products import NODE_COST, PRODUCT_FIELDS, upsert_products
+from recommender.models import CatalogSync, Product
+from stores import shopify
+from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+PAGE_QUERY = (
+    "query CatalogPage($first: Int!, $after: String) { products(first: $first, after: $after) {"
+    " pageInfo { hasNextPage endCursor } nodes {" + PRODUCT_FIELDS + "} } }"
+)
+BULK_INNER_QUERY = "{ products { edges { node {" + PRODUCT_FIELDS + "} } } }"
+BULK_RUN_MUTATION = """
+mutation RunBulk($query: String!) {
+  bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } }
+}"""
+BULK_STATUS_QUERY = """
+query BulkStatus($id: ID!) {
+  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
+}"""
+COUNT_QUERY = "query CatalogSize { productsCount { count } }"
+
+
+# What a sync run moves forward, saved with every state change (plus ``updated_at``).
+_PROGRESS_FIELDS = ["generation", "products_seen", "cursor", "updated_at"]
+
+
+class SyncAborted(Exception):
+    """The store went away (uninstalled) while its catalog was being read."""
+
+
+def request_sync(store: Store) -> None:
+    """Queue a full sync of the store's catalog (install hook, operator command, merchant)."""
+    sync, _ = CatalogSync.objects.get_or_create(store=store)
+    CatalogSync.objects.filter(pk=sync.pk).exclude(state=CatalogSync.State.RUNNING).update(
+        state=CatalogSync.State.QUEUED
+    )
+    transaction.on_commit(
+        lambda: enqueue("recommender.tasks.sync_catalog", store.pk, task_name=f"sync:{store.pk}")
+    )
+
+
+def resume_stalled_syncs(*, older_than: timedelta) -> int:
+    """Re-request syncs that never finished: queued or running tasks lost with a worker,
+    failed ones after a pause, and active stores that were never synced."""
+    cutoff = timezone.now() - older_than
+    unfinished = [
+        CatalogSync.State.IDLE, CatalogSync.State.QUEUED,
+        CatalogSync.State.RUNNING, CatalogSync.State.FAILED,
+    ]  # fmt: skip
+    stalled = Store.objects.filter(status=Store.Status.ACTIVE).filter(
+        Q(catalog_sync__isnull=True)
+        | Q(catalog_sync__state__in=unfinished, catalog_sync__updated_at__lte=cutoff)
+    )
+    count = 0
+    for store in stalled:
+        CatalogSync.objects.filter(store=store).update(updated_at=timezone.now())
+        request_sync(store)
+        count += 1
+    # Synced, but the embedding pass was cut short (a worker stopped mid-way).
+    unembedded = (
+        Product.objects.filter(store__status=Store.Status.ACTIVE, eligible=True)
+        .exclude(embedded_hash=F("content_hash"))
+        .exclude(store__in=stalled)
+        .values_list("store_id", flat=True)
+        .distinct()
+    )
+    for store in Store.objects.filter(pk__in=list(unembedded)):
+        CatalogSync.objects.filter(store=store).update(embed_queued=False)
+        request_embedding(store)
+        count += 1
+    return count
+
+
+def sync_catalog(store: Store) -> CatalogSync:
+    """Read the whole catalog; store, update and delete products; then embed what changed."""
+    sync, _ = CatalogSync.objects.get_or_create(store=store)
+    resuming = bool(sync.cursor) and sync.state == CatalogSync.State.FAILED
+    if not resuming:
+        sync.generation += 1
+        sync.products_seen = 0
+        sync.cursor = ""
+    sync.state = CatalogSync.State.RUNNING
+    sync.started_at = sync.started_at if resuming else timezone.now()
+    sync.save(update_fields=[*_PROGRESS_FIELDS, "state", "started_at"])
+    pacer = Pacer(store)
+    try:
+        total = _catalog_size(pacer)
+        if total > settings.RECOMMENDER_BULK_THRESHOLD and not resuming:
+            sync.mode = "bulk"
+            _sync_bulk(store, sync, pacer)
+        else:
+            sync.mode = "pages"
+            _sync_pages(store, sync, pacer)
+        deleted = _delete_unseen(store, sync)
+    except (shopify.ShopifyError, SyncAborted, ValueError) as error:
+        detail = getattr(error, "detail", None) or str(error)
+        sync.state = CatalogSync.State.FAILED
+        sync.last_error = detail[:2000]
+        sync.last_error_at = timezone.now()
+        sync.save(update_fields=[*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at"])
+        log.warning("catalog sync failed shop=%s error=%s", store.shop_domain, detail)
+        return sync
+    sync.state = CatalogSync.State.DONE
+    sync.cursor = ""
+    sync.finished_at = timezone.now()
+    sync.save(update_fields=[*_PROGRESS_FIELDS, "state", "mode", "finished_at"])
+    log.info(
+        "catalog synced shop=%s mode=%s seen=%s deleted=%s throttle_wait=%.1fs",
+        store.shop_domain,
+        sync.mode,
+        sync.products_seen,
+        deleted,
+        pacer.waited,
+    )
+    embed_store(store)
+    return sync
+
+
+def _catalog_size(pacer: Pacer) -> int:
+    data = pacer.call(COUNT_QUERY, cost=1).data
+    return int((data.get("productsCount") or {}).get("count") or 0)
+
+
+def _page_size(pacer: Pacer) -> int:
+    budget = pacer.available if pacer.available is not None else 1000
+    # Never ask for more than half of what a full bucket holds, never fewer than 10.
+    return int(max(10, min(settings.RECOMMENDER_PAGE_SIZE, (max(budget, 500) / 2) // NODE_COST)))
+
+
+def _sync_pages(store: Store, sync: CatalogSync, pacer: Pacer) -> None:
+    while True:
+        _ensure_installed(store)
+        first = _page_size(pacer)
+        variables = {"first": first, "after": sync.cursor or None}
+        data = pacer.call(PAGE_QUERY, variables, cost=2 + first * NODE_COST).data
+        connection = data.get("products") or {}
+        nodes = connection.get("nodes") or []
+        upsert_products(store, sync, nodes)
+        page = connection.get("pageInfo") or {}
+        with transaction.atomic():
+            sync.products_seen += len(nodes)
+            sync.cursor = page.get("endCursor") or sync.cursor
+            sync.save(update_fields=["products_seen", "cursor", "updated_at"])
+        if not page.get("hasNextPage"):
+            return
+
+
+def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer) -> None:
+    payload = pacer.call(BULK_RUN_MUTATION, {"query": BULK_INNER_QUERY}).data
+    result = payload.get("bulkOperationRunQuery") or {}
+    if result.get("userErrors"):
+        raise ValueError("bulk query refused: " + result["userErrors"][0]["message"])
+    operation_id = result["bulkOperation"]["id"]
+    sync.bulk_operation_id = operation_id
+    sync.save(update_fields=["bulk_operation_id", "updated_at"])
+    delay = 0.2
+    while True:
+        _ensure_installed(store)
+        status = pacer.call(BULK_STATUS_QUERY, {"id": operation_id}, cost=1).data["bulkOperation"]
+        if status["status"] == "COMPLETED":
+            break
+        if status["status"] in {"FAILED", "CANCELED", "EXPIRED"}:
+            raise ValueError(
+                f"bulk operation {status['status'].lower()}: {status.get('errorCode')}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 5)
+    if not status.get("url"):
+        return  # an empty catalog produces no file
+    batch: list[dict[str, Any]] = []
+    for node in _jsonl(shopify.download_lines(status["url"])):
+        batch.append(node)
+        if len(batch) >= 500:
+            _ensure_installed(store)
+            upsert_products(store, sync, batch)
+            sync.products_seen += len(batch)
+            batch = []
+    upsert_products(store, sync, batch)
+    sync.products_seen += len(batch)
+    sync.save(update_fields=["products_seen", "updated_at"])
+
+
+def _jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.strip():
+            node = json.loads(line)
+            if "__parentId" not in node:  # nested connection rows; we select none
+                yield node
+
+
+def _ensure_installed(store: Store) -> None:
+    status = Store.objects.filter(pk=store.pk).values_list("status", flat=True).first()
+    if status != Store.Status.ACTIVE:
+        raise SyncAborted(f"store is {status or 'gone'}; sync stopped")
+
+
+def _delete_unseen(store: Store, sync: CatalogSync) -> int:
+    """Products the full read did not see are gone from Shopify (their webhook was missed),
+    unless a webhook touched them after the sync started."""
+    return delete_products(
+        Product.objects.filter(store=store, sync_generation__lt=sync.generation).filter(
+            updated_at__lt=sync.started_at
+        )
+    )

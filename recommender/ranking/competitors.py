@@ -1,0 +1,52 @@
+"""Competitor avoidance: the same item sold by another store, and same-niche stores.
+
+Embeddings say "similar", which is not "identical": the same item is told by model
+numbers and brand + title n-grams; the same niche by how alike two stores' profiles are.
+"""
+
+from __future__ import annotations
+
+import re
+
+from recommender.models import Product
+from recommender.ranking.index import VectorIndex
+
+# Titles this alike (character trigrams) are the same item, and store profiles this alike
+# are the same niche.
+SAME_ITEM_TITLE_SIMILARITY = 0.6
+SAME_ITEM_TITLE_SIMILARITY_SAME_BRAND = 0.4
+SAME_NICHE_PROFILE_SIMILARITY = 0.9
+
+_MODEL_TOKEN = re.compile(r"\b(?=[a-z-]*\d)(?=[\d-]*[a-z])[a-z0-9-]{3,}\b")
+
+
+def _trigrams(text: str) -> set[str]:
+    text = f"  {re.sub(r'[^a-z0-9]+', ' ', text.lower()).strip()}  "
+    return {text[i : i + 3] for i in range(len(text) - 2)}
+
+
+def same_item(a: Product, b: Product) -> bool:
+    """The same product sold by two stores."""
+    tokens_a = set(_MODEL_TOKEN.findall(a.title.lower()))
+    tokens_b = set(_MODEL_TOKEN.findall(b.title.lower()))
+    if tokens_a & tokens_b:
+        return True
+    grams_a, grams_b = _trigrams(a.title), _trigrams(b.title)
+    overlap = len(grams_a & grams_b) / max(len(grams_a | grams_b), 1)
+    same_brand = bool(a.vendor) and a.vendor.lower() == b.vendor.lower()
+    return overlap >= SAME_ITEM_TITLE_SIMILARITY or (
+        same_brand and overlap >= SAME_ITEM_TITLE_SIMILARITY_SAME_BRAND
+    )
+
+
+def same_niche_stores(index: VectorIndex, *, host_id: int) -> set[int]:
+    """Stores whose catalog profile is nearly the host's."""
+    mine = index.store_profile(host_id)
+    if mine is None:
+        return set()
+    same = set()
+    for store_id in index.store_ids() - {host_id}:
+        theirs = index.store_profile(store_id)
+        if theirs is not None and float(mine @ theirs) >= SAME_NICHE_PROFILE_SIMILARITY:
+            same.add(store_id)
+    return same

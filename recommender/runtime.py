@@ -1,0 +1,91 @@
+"""Per-process runtime state, all of it in one place with one ``reset()``.
+
+A web process keeps three things between requests: the active stores and widget contents
+it served lately (a short TTL cache), the network's state (who participates, blocks,
+fairness), and the live vector index. Everything here is a cache of the database or of the
+published index files; losing it only costs a reload.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+from django.conf import settings
+
+T = TypeVar("T")
+
+
+class TTLCache:
+    """A small cache whose entries live RECOMMENDER_STATE_TTL_SECONDS: the same freshness
+    promise the network state makes (merchant changes show within it)."""
+
+    def __init__(self, size: int = 20_000):
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
+        if ttl <= 0:
+            return compute()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] > now:
+                self._entries.move_to_end(key)
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._entries[key] = (now + ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class CachedValue(Generic[T]):
+    """One value, reloaded when older than RECOMMENDER_STATE_TTL_SECONDS (or on demand)."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, load: Callable[[], T], *, fresh: bool = False) -> T:
+        with self._lock:
+            age = time.monotonic() - self._loaded_at
+            if fresh or self._value is None or age > settings.RECOMMENDER_STATE_TTL_SECONDS:
+                self._value = load()
+                self._loaded_at = time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+active_stores = TTLCache()
+widget_contents = TTLCache()
+network_state: CachedValue[Any] = CachedValue()
+# Index directory -> its holder (ranking.live_index), which owns the polling thread.
+index_holders: dict[str, Any] = {}
+index_holders_lock = threading.Lock()
+
+
+def reset() -> None:
+    """Forget everything this process holds (tests; a forked worker's fresh start)."""
+    active_stores.clear()
+    widget_contents.clear()
+    network_state.clear()
+    with index_holders_lock:
+        for holder in index_holders.values():
+            holder.stop()
+        index_holders.clear()

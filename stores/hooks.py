@@ -1,0 +1,37 @@
+"""What stores/ offers the apps built on top of it.
+
+stores/ installs the app, keeps its tokens and takes Shopify's webhooks; it knows nothing
+of what is built on it. Those apps attach here in their ``AppConfig.ready()``: signals for
+the moments of a store's life, and a registry for the one page stores/ must hand over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.dispatch import Signal
+from django.http import HttpRequest, HttpResponse
+
+# Sent with ``store=`` once a store is (re)installed and its details are recorded; the
+# catalog sync starts from here.
+store_installed = Signal()
+# Sent with ``store=`` inside the shop/redact transaction: receivers delete what they keep
+# of the shop. A receiver that raises rolls the redaction back, and the delivery is retried.
+store_redacted = Signal()
+# Sent by the reconciliation job (every few minutes); each receiver repairs what it owns
+# and returns a short summary for the log.
+reconciliation_due = Signal()
+
+HomePage = Callable[[HttpRequest, object], HttpResponse]
+_home_page: list[HomePage] = []
+
+
+def register_home_page(view: HomePage) -> None:
+    """The page a verified embedded load renders: ``view(request, store)``."""
+    _home_page[:] = [view]
+
+
+def home_page() -> HomePage:
+    if not _home_page:
+        raise LookupError("no app registered the embedded home page")
+    return _home_page[0]
