@@ -9,8 +9,8 @@ demo:           ## the whole exchange: simulator, app, worker, demo stores insta
 test:           ## set up and run the tests against PostgreSQL
 	scripts/test.sh
 
-lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint:           ## ruff and eslint, as .ci/run runs them
+	scripts/lint.sh
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

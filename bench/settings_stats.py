@@ -10,8 +10,6 @@ import os
 import statistics
 import sys
 import time
-from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,12 +26,12 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
     from django.test import RequestFactory
-    from django.utils import timezone
 
     from recommender.models import Click, Impression, LedgerEntry
     from recommender.web import stats
     from recommender.web.settings_page import settings_page
     from stores.models import Store
+    from tests.factories import seed_exchange_history
 
     call_command("migrate", verbosity=0)
     call_command("flush", "--noinput", verbosity=0)
@@ -42,31 +40,9 @@ def main() -> None:
         Store.objects.create(shop_domain=f"p{n}.myshopify.com", name=f"P{n}", status="active")
         for n in range(20)
     ]
-    now = timezone.now()
-    clicks, impressions, ledger = [], [], []
-    for day in range(365):
-        at = now - timedelta(days=day, minutes=5)
-        for n in range(args.per_day):
-            partner = partners[n % len(partners)]
-            billable = n % 3 != 0
-            clicks.append(Click(source_store=store, target_store=partner, target_product_id=n, impression_id=f"{day}-{n}",
-                                token_id=f"{day}-{n}", visitor_hash=str(n), billable=billable,
-                                reason="billable" if billable else "bot", created_at=at))  # fmt: skip
-            impressions.append(Impression(store=store, impression_id=f"{day}-{n}", visitor_hash=str(n), items=4,
-                                          partner_items=3, created_at=at))  # fmt: skip
-            if billable:
-                ledger.append(
-                    LedgerEntry(
-                        store=store,
-                        kind="earn",
-                        amount=Decimal("0.80"),
-                        counterparty=partner,
-                        created_at=at,
-                    )
-                )
-    Click.objects.bulk_create(clicks, batch_size=5000)
-    Impression.objects.bulk_create(impressions, batch_size=5000)
-    LedgerEntry.objects.bulk_create(ledger, batch_size=5000)
+    seed_exchange_history(
+        store, partners, days=365, per_day=args.per_day, billable=lambda n: n % 3 != 0
+    )
 
     def timed(fn, runs=10):
         samples = []
@@ -80,7 +56,8 @@ def main() -> None:
     stats_ms = timed(lambda: stats.store_stats(store, days=365))
     page_ms = timed(lambda: settings_page(request, store).content)
     print(
-        f"a year of events: {len(clicks):,} clicks, {len(impressions):,} impressions, {len(ledger):,} ledger entries"
+        f"a year of events: {Click.objects.count():,} clicks, {Impression.objects.count():,} "
+        f"impressions, {LedgerEntry.objects.count():,} ledger entries"
     )
     print(
         f"stats for 365 days: median {stats_ms[0]:.0f} ms, worst {stats_ms[1]:.0f} ms (7 queries)"

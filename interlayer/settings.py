@@ -25,20 +25,21 @@ def envbool(name: str, default: str) -> bool:
     return value in {"true", "1", "yes"}
 
 
-def envint(name: str, default: str) -> int:
+def _envnumber(name: str, default: str, kind: type[int] | type[float]) -> int | float:
     value = os.getenv(name, default)
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+        noun = "an integer" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {noun}, not {value!r}") from None
+
+
+def envint(name: str, default: str) -> int:
+    return int(_envnumber(name, default, int))
 
 
 def envfloat(name: str, default: str) -> float:
-    value = os.getenv(name, default)
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    return float(_envnumber(name, default, float))
 
 
 def envlist(name: str, default: str = "") -> list[str]:

@@ -15,6 +15,7 @@ if [[ $want_system == 1 ]]; then
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the storefront load benchmark
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the multi-process check
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)  # the JavaScript linter
   if ((${#missing[@]})); then
     echo "==> installing Debian packages: ${missing[*]}"
     if [[ $(id -u) == 0 ]]; then SUDO=""; else SUDO="sudo"; fi
@@ -39,6 +40,18 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   .venv/bin/python -c "import django, faiss, sentence_transformers, shopify_app" \
     || { echo "Python requirements failed to install" >&2; exit 1; }
   echo "$wanted" > "$stamp"
+fi
+
+# The JavaScript linter (package-lock.json pins it), installed where npm is.
+if command -v npm >/dev/null 2>&1; then
+  npm_stamp=node_modules/.package-lock.sha256
+  npm_wanted=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [[ ! -f $npm_stamp || $(cat "$npm_stamp") != "$npm_wanted" ]]; then
+    echo "==> installing the JavaScript linter (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v "Unknown user config" || true
+    [[ -x node_modules/.bin/eslint ]] || { echo "npm ci failed" >&2; exit 1; }
+    echo "$npm_wanted" > "$npm_stamp"
+  fi
 fi
 
 # The int8 ONNX embedding model, built offline from the packaged weights (once).

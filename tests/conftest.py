@@ -84,10 +84,7 @@ class Simulator:
 @pytest.fixture(autouse=True)
 def fresh_index_state():
     """Each test starts without a loaded index, network cache or polling thread."""
-
     yield
-    runtime.reset()
-    runtime.reset()
     runtime.reset()
 
 

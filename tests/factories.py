@@ -1,12 +1,17 @@
-"""Small factories for rows the tests need directly (installs go through the simulator)."""
+"""Small factories for rows the tests and benchmarks need directly (installs go through the
+simulator)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import numpy as np
+from django.utils import timezone
 
-from recommender.models import Product, WidgetSettings
+from recommender.exchange.rules import EARN_PER_CLICK
+from recommender.models import Click, Impression, LedgerEntry, Product, WidgetSettings
 from recommender.ranking import embedding
 from stores.models import Store
 
@@ -60,3 +65,36 @@ def make_product(store: Store, title: str, vector: np.ndarray | None = None, **f
     }
     values.update(fields)
     return Product.objects.create(store=store, **values)
+
+
+def seed_exchange_history(
+    store: Store,
+    partners: Sequence[Store],
+    *,
+    days: int,
+    per_day: int,
+    billable: Callable[[int], bool],
+) -> None:
+    """``days`` of traffic sent by ``store``: ``per_day`` clicks and viewable impressions a
+    day, spread over ``partners``, the n-th click of a day billable when ``billable(n)``,
+    with the ledger entry record_click writes for each billable one."""
+    now = timezone.now()
+    clicks, impressions, entries = [], [], []
+    for day in range(days):
+        at = now - timedelta(days=day, minutes=5)
+        for n in range(per_day):
+            partner, paid = partners[n % len(partners)], billable(n)
+            clicks.append(Click(source_store=store, target_store=partner, target_product_id=n,
+                                impression_id=f"{day}-{n}", token_id=f"{day}-{n}",
+                                visitor_hash=str(n), billable=paid,
+                                reason="billable" if paid else "bot", created_at=at))  # fmt: skip
+            impressions.append(Impression(store=store, impression_id=f"{day}-{n}",
+                                          visitor_hash=str(n), items=4, partner_items=3,
+                                          created_at=at))  # fmt: skip
+            if paid:
+                entries.append(LedgerEntry(store=store, kind=LedgerEntry.Kind.EARN,
+                                           amount=EARN_PER_CLICK, counterparty=partner,
+                                           created_at=at))  # fmt: skip
+    Click.objects.bulk_create(clicks, batch_size=5000)
+    Impression.objects.bulk_create(impressions, batch_size=5000)
+    LedgerEntry.objects.bulk_create(entries, batch_size=5000)

@@ -106,28 +106,26 @@ def save_settings(request: EmbeddedRequest) -> JsonResponse:
     return JsonResponse({"ok": True, "updated_at": widget.updated_at.isoformat()})
 
 
+def _search_text(request: HttpRequest) -> str:
+    return request.GET.get("q", "")[:100]
+
+
 @require_GET
 @embedded_api
 def partners(request: EmbeddedRequest) -> JsonResponse:
-    return JsonResponse(
-        {"partners": stats.partner_search(request.store, request.GET.get("q", "")[:100])}
-    )
+    return JsonResponse({"partners": stats.partner_search(request.store, _search_text(request))})
 
 
 @require_GET
 @embedded_api
 def categories(request: EmbeddedRequest) -> JsonResponse:
-    query = request.GET.get("q", "").lower()[:100]
-    names = sorted(name for name in stats.known_categories() if query in name.lower())
-    return JsonResponse({"categories": names[:50]})
+    return JsonResponse({"categories": stats.category_search(_search_text(request))})
 
 
 @require_GET
 @embedded_api
 def products(request: EmbeddedRequest) -> JsonResponse:
-    return JsonResponse(
-        {"products": stats.product_search(request.store, request.GET.get("q", "")[:100])}
-    )
+    return JsonResponse({"products": stats.product_search(request.store, _search_text(request))})
 
 
 @require_POST

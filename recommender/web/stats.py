@@ -154,6 +154,12 @@ def known_categories() -> dict[str, str]:
     return names
 
 
+def category_search(query: str, *, limit: int = 50) -> list[str]:
+    """Known category names containing ``query`` (any case), alphabetically."""
+    query = query.lower()
+    return sorted(name for name in known_categories() if query in name.lower())[:limit]
+
+
 def category_names(ids: list[str]) -> list[str]:
     by_id = {gid: name for name, gid in known_categories().items()}
     return [by_id.get(gid, gid) for gid in ids]

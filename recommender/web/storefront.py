@@ -57,15 +57,16 @@ def recommendations(request: ProxyRequest) -> JsonResponse:
     return response
 
 
+def _shopper(request: HttpRequest) -> dict[str, str]:
+    """Who is asking, as the exchange's rules see a shopper."""
+    return {"ip": auth.client_ip(request), "user_agent": request.headers.get("User-Agent", "")}
+
+
 @require_GET
 @app_proxy
 def click(request: ProxyRequest) -> HttpResponse:
-    outcome = clicks.follow_click(
-        host=request.store,
-        raw_token=request.GET.get("t", "")[:2000],
-        ip=auth.client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-    )
+    token = request.GET.get("t", "")[:2000]
+    outcome = clicks.follow_click(host=request.store, raw_token=token, **_shopper(request))
     if outcome.location is None:
         return HttpResponse("This link is not valid.", status=400, content_type="text/plain")
     response = HttpResponseRedirect(outcome.location)
@@ -76,10 +77,6 @@ def click(request: ProxyRequest) -> HttpResponse:
 @require_POST
 @app_proxy
 def impression(request: ProxyRequest) -> HttpResponse:
-    outcome = impressions.record_impression(
-        host=request.store,
-        raw=request.body[:4000].decode("utf-8", errors="replace"),
-        ip=auth.client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-    )
+    raw = request.body[:4000].decode("utf-8", errors="replace")
+    outcome = impressions.record_impression(host=request.store, raw=raw, **_shopper(request))
     return JsonResponse({"result": outcome}, status=400 if outcome == "invalid" else 202)

@@ -17,13 +17,7 @@ from stores import webhooks
 from stores.models import Store
 from tests.stores.test_webhooks import post_webhook
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def hash_embedder(settings):
-    settings.RECOMMENDER_EMBEDDER = "hash"
-    settings.RECOMMENDER_EMBED_QUIET_SECONDS = 0
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hash_embedder")]
 
 
 def add_products(simulator, handle: str, count: int, **extra) -> list[dict]:

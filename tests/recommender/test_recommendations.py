@@ -20,13 +20,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def isolated_index(settings, tmp_path):
-    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
-    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+def isolated_index(private_index, settings):
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
-    runtime.reset()
-    yield
-    runtime.reset()
 
 
 @pytest.fixture
@@ -70,7 +65,7 @@ def network():
 
 def recommend(store, product=None, **kwargs):
     live_index.current(refresh=True)
-    runtime.reset()
+    runtime.network_state.clear()
     product_id = product.shopify_id if product is not None else None
     return recommendations.recommendations_for(store, product_id=product_id, **kwargs)
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
-from decimal import Decimal
 
 import numpy as np
 import pytest
-from django.utils import timezone
 from django.utils.html import escape
 
 from recommender import controls, runtime
@@ -17,9 +14,6 @@ from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.models import (
-    Click,
-    Impression,
-    LedgerEntry,
     Product,
     SettingsChange,
     WidgetSettings,
@@ -27,17 +21,14 @@ from recommender.models import (
 from recommender.ranking import live_index
 from stores import tasks
 from stores.models import Store
-from tests.factories import make_store
+from tests.factories import make_store, seed_exchange_history
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def quick_state(settings, tmp_path):
-    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
-    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+def quick_state(private_index, hash_embedder, settings):
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
-    settings.RECOMMENDER_EMBEDDER = "hash"
 
 
 @pytest.fixture
@@ -226,31 +217,9 @@ def test_opting_a_product_out_takes_it_off_partner_widgets(merchant):
 def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(
     merchant, django_assert_num_queries
 ):
-    store = merchant.store
-    partner = make_store("partner")
-    now = timezone.now()
-    clicks, impressions, ledger = [], [], []
-    for day in range(365):
-        at = now - timedelta(days=day)
-        for n in range(6):
-            clicks.append(Click(source_store=store, target_store=partner, target_product_id=n,
-                                impression_id=f"i{day}-{n}", token_id=f"t{day}-{n}", visitor_hash="v",
-                                billable=n < 4, reason="billable" if n < 4 else "bot", created_at=at))  # fmt: skip
-            impressions.append(Impression(store=store, impression_id=f"imp-{day}-{n}", visitor_hash="v",
-                                          items=4, partner_items=3, created_at=at))  # fmt: skip
-        ledger += [  # one entry per billable click, as record_click writes them
-            LedgerEntry(
-                store=store,
-                kind="earn",
-                amount=Decimal("0.80"),
-                counterparty=partner,
-                created_at=at,
-            )
-            for _ in range(4)
-        ]
-    Click.objects.bulk_create(clicks)
-    Impression.objects.bulk_create(impressions)
-    LedgerEntry.objects.bulk_create(ledger)
+    seed_exchange_history(
+        merchant.store, [make_store("partner")], days=365, per_day=6, billable=lambda n: n < 4
+    )
 
     with django_assert_num_queries(7):  # the store, 4 series, the partner ledger, the balance
         response = merchant("get", "/api/stats?days=365")
@@ -274,7 +243,6 @@ def test_preview_explains_each_item(merchant, simulator, install):
     ledger.grant_starter_credits(other)
     catalog_sync.sync_catalog(other)
     index_events.rebuild_index()
-    runtime.reset()
     runtime.reset()
 
     body = merchant("get", "/api/preview").json()

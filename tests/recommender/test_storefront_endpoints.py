@@ -23,12 +23,9 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safar
 
 
 @pytest.fixture(autouse=True)
-def index(settings, tmp_path):
-    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
-    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+def index(private_index, settings):
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
-    runtime.reset()
 
 
 @pytest.fixture

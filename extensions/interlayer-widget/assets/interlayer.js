@@ -5,25 +5,25 @@
    counted once, when at least half the row has been visible for a second. */
 (function () {
   "use strict";
-  var script = document.currentScript;
+  const script = document.currentScript;
   if (!script || window.__interlayerLoaded) return;
   window.__interlayerLoaded = true;
-  var data = script.dataset;
-  var proxy = (data.proxy || "/apps/interlayer").replace(/\/$/, "");
-  var HEIGHT = 330;
+  const data = script.dataset;
+  const proxy = (data.proxy || "/apps/interlayer").replace(/\/$/, "");
+  let HEIGHT = 330;
 
-  var slot = document.querySelector("[data-interlayer-slot]");
+  let slot = document.querySelector("[data-interlayer-slot]");
   if (slot) {
     HEIGHT = parseInt(slot.style.minHeight, 10) || HEIGHT;
   } else {
-    var anchor = find(data.anchor) || document.querySelector("main");
+    const anchor = find(data.anchor) || document.querySelector("main");
     if (!anchor || !anchor.parentNode) return;
     slot = document.createElement("div");
     slot.style.minHeight = HEIGHT + "px";
     anchor.parentNode.insertBefore(slot, anchor.nextSibling);
   }
 
-  var query = new URLSearchParams({ page_type: data.pageType || "" });
+  const query = new URLSearchParams({ page_type: data.pageType || "" });
   if (data.productId) query.set("product_id", data.productId);
   fetch(proxy + "/recommendations?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
     .then(function (r) { return r.ok ? r.json() : null; })
@@ -33,14 +33,14 @@
     .catch(gone);
 
   function find(selector) {
-    try { return selector ? document.querySelector(selector) : null; } catch (e) { return null; }
+    try { return selector ? document.querySelector(selector) : null; } catch { return null; }
   }
 
   function gone() { slot.remove(); }
 
   function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    for (var name in attrs || {}) node.setAttribute(name, attrs[name]);
+    const node = document.createElement(tag);
+    for (const name in attrs || {}) node.setAttribute(name, attrs[name]);
     if (text != null) node.textContent = text;
     return node;
   }
@@ -50,8 +50,8 @@
   }
 
   function render(body) {
-    var root = slot.attachShadow({ mode: "open" });
-    var style = el("style");
+    const root = slot.attachShadow({ mode: "open" });
+    const style = el("style");
     style.textContent =
       ":host{display:block;height:" + HEIGHT + "px;overflow:hidden;contain:layout paint;" +
       "--fg:" + colour(body.text_color, "#1a1a1a") + ";--bg:" + colour(body.background_color, "#fff") +
@@ -69,38 +69,38 @@
       ".m{font-size:.85em;opacity:.75;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
       "button{border:1px solid var(--ac);background:var(--bg);color:var(--ac);border-radius:50%;width:32px;height:32px;cursor:pointer;margin-left:6px}" +
       "@media(min-width:750px){.nav{display:none}}";
-    var labelId = "il-title";
-    var section = el("section", { "aria-labelledby": labelId });
-    var top = el("div", { "class": "top" });
+    const labelId = "il-title";
+    const section = el("section", { "aria-labelledby": labelId });
+    const top = el("div", { "class": "top" });
     top.appendChild(el("h2", { id: labelId }, body.title || "You may also like"));
-    var list = el("ul", { role: "list" });
-    var nav = el("div", { "class": "nav" });
-    var prev = el("button", { type: "button", "aria-label": "Previous products" }, "\u2039");
-    var next = el("button", { type: "button", "aria-label": "Next products" }, "\u203a");
+    const list = el("ul", { role: "list" });
+    const nav = el("div", { "class": "nav" });
+    const prev = el("button", { type: "button", "aria-label": "Previous products" }, "\u2039");
+    const next = el("button", { type: "button", "aria-label": "Next products" }, "\u203a");
     prev.onclick = function () { list.scrollBy({ left: -list.clientWidth, behavior: "smooth" }); };
     next.onclick = function () { list.scrollBy({ left: list.clientWidth, behavior: "smooth" }); };
     nav.appendChild(prev);
     nav.appendChild(next);
     top.appendChild(nav);
     body.items.forEach(function (item) {
-      var href = item.token ? proxy + "/click?t=" + encodeURIComponent(item.token) : item.url;
-      var link = el("a", { href: href, "data-slot": item.slot });
+      const href = item.token ? proxy + "/click?t=" + encodeURIComponent(item.token) : item.url;
+      const link = el("a", { href: href, "data-slot": item.slot });
       link.appendChild(item.image_url
         ? el("img", { src: item.image_url, alt: "", loading: "lazy", decoding: "async", width: "170", height: "170" })
         : el("span", { "class": "ph", "aria-hidden": "true" }));
       link.appendChild(el("span", { "class": "t" }, item.title));
       link.appendChild(el("span", { "class": "m" }, item.price + (item.store_name ? " \u00b7 " + item.store_name : "")));
-      var li = el("li");
+      const li = el("li");
       li.appendChild(link);
       list.appendChild(li);
     });
     list.addEventListener("keydown", function (event) {
-      var links = list.querySelectorAll("a");
-      var at = Array.prototype.indexOf.call(links, root.activeElement);
-      var step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+      const links = list.querySelectorAll("a");
+      const at = Array.prototype.indexOf.call(links, root.activeElement);
+      const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
       if (!step || at < 0) return;
       event.preventDefault();
-      var target = links[Math.max(0, Math.min(links.length - 1, at + step))];
+      const target = links[Math.max(0, Math.min(links.length - 1, at + step))];
       target.focus();
       target.scrollIntoView({ block: "nearest", inline: "nearest" });
     });
@@ -113,13 +113,13 @@
 
   function watch(impression) {
     if (!impression || !("IntersectionObserver" in window)) return;
-    var timer = null;
-    var observer = new IntersectionObserver(function (entries) {
-      var visible = entries[0].intersectionRatio >= 0.5;
+    let timer = null;
+    const observer = new IntersectionObserver(function (entries) {
+      const visible = entries[0].intersectionRatio >= 0.5;
       if (visible && !timer) {
         timer = setTimeout(function () {
           observer.disconnect();
-          var sent = navigator.sendBeacon && navigator.sendBeacon(proxy + "/impression", impression);
+          const sent = navigator.sendBeacon && navigator.sendBeacon(proxy + "/impression", impression);
           if (!sent) fetch(proxy + "/impression", { method: "POST", body: impression, keepalive: true });
         }, 1000);
       } else if (!visible && timer) {

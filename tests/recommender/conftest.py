@@ -1,0 +1,25 @@
+"""Fixtures the recommender's tests share."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender import runtime
+
+
+@pytest.fixture
+def private_index(settings, tmp_path):
+    """An index directory of the test's own, applied inline (no polling thread), and a
+    process state that starts and ends empty."""
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0
+    runtime.reset()
+    yield settings.RECOMMENDER_INDEX_DIR
+    runtime.reset()
+
+
+@pytest.fixture
+def hash_embedder(settings):
+    """The deterministic stand-in embedder, and no quiet period before embedding."""
+    settings.RECOMMENDER_EMBEDDER = "hash"
+    settings.RECOMMENDER_EMBED_QUIET_SECONDS = 0
