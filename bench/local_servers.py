@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import socket
 import time
+from pathlib import Path
 
 import httpx
 
@@ -23,3 +25,14 @@ def wait_for(url: str, *, seconds: float = 30) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not come up")
+
+
+def cpu_model() -> str:
+    """The processor the figures were measured on (machines here differ up to 3x)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"

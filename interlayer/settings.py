@@ -177,6 +177,11 @@ SHOPIFY_OAUTH_STATE_TTL = envint("SHOPIFY_OAUTH_STATE_TTL", "600")
 # Refresh access tokens this long before they expire (seconds).
 SHOPIFY_TOKEN_REFRESH_MARGIN = envint("SHOPIFY_TOKEN_REFRESH_MARGIN", "300")
 
+# How many proxies of ours append to X-Forwarded-For in front of the app: Shopify's app
+# proxy is one; add one per load balancer of ours. The shopper's address is the entry this
+# many places from the right (stores.auth.client_ip); anything left of it is the client's say.
+INTERLAYER_TRUSTED_PROXY_HOPS = envint("INTERLAYER_TRUSTED_PROXY_HOPS", "1")
+
 # Fernet keys for tokens at rest, newest first (rotation: prepend a new key, re-encrypt).
 INTERLAYER_ENCRYPTION_KEYS = envlist("INTERLAYER_ENCRYPTION_KEYS")
 

@@ -138,12 +138,20 @@ class WidgetSettings(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One credit movement. Append-only: balances are sums, never stored."""
+    """One credit movement. Append-only: balances are sums, never stored.
+
+    Earnings of a store under review are written as HELD (not in the balance) and later
+    resolved by an operator: RELEASE pays them, VOID drops them and REFUNDs the partner
+    that was charged for the click."""
 
     class Kind(models.TextChoices):
         GRANT = "grant", "Starter grant"
         EARN = "earn", "Earned (click sent)"
         SPEND = "spend", "Spent (click received)"
+        HELD = "held", "Earned, held for review"
+        RELEASE = "release", "Held earning released"
+        VOID = "void", "Held earning voided"
+        REFUND = "refund", "Refund of a voided click"
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="ledger")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -152,13 +160,22 @@ class LedgerEntry(models.Model):
         Store, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     click = models.ForeignKey("Click", on_delete=models.PROTECT, null=True, blank=True)
+    # RELEASE, VOID and REFUND entries point at the HELD entry they resolve.
+    resolves = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="resolutions"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["store"], condition=models.Q(kind="grant"), name="one_starter_grant"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["resolves"],
+                condition=models.Q(kind__in=["release", "void"]),
+                name="one_resolution_per_held_entry",
+            ),
         ]
         indexes = [models.Index(fields=["store", "created_at"])]
 
@@ -176,10 +193,13 @@ class Click(models.Model):
     target_product_id = models.BigIntegerField()  # Shopify product id
     impression_id = models.CharField(max_length=64)
     token_id = models.CharField(max_length=64)
+    # The visitor the widget was served to (from the token), and the clicking address,
+    # both as salted, rotating hashes.
     visitor_hash = models.CharField(max_length=64)
+    ip_hash = models.CharField(max_length=64, blank=True)
     billable = models.BooleanField(default=False)
-    # Set only on the billable click of a token: a replayed token cannot bill twice.
-    billed_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Set only on the billable click of an impression: one billable click per impression.
+    billed_impression = models.CharField(max_length=64, null=True, blank=True, unique=True)
     reason = models.CharField(max_length=40)  # why it is (not) billable
     user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -189,6 +209,7 @@ class Click(models.Model):
             models.Index(fields=["visitor_hash", "target_product_id", "created_at"]),
             models.Index(fields=["source_store", "created_at"]),
             models.Index(fields=["target_store", "created_at"]),
+            models.Index(fields=["ip_hash", "created_at"]),
         ]
 
     def __str__(self) -> str:
@@ -200,7 +221,8 @@ class Impression(models.Model):
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="impressions")
     impression_id = models.CharField(max_length=64)
-    visitor_hash = models.CharField(max_length=64)
+    visitor_hash = models.CharField(max_length=64)  # the visitor it was served to
+    ip_hash = models.CharField(max_length=64, blank=True)  # where the beacon came from
     items = models.PositiveSmallIntegerField(default=0)
     partner_items = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
@@ -209,7 +231,11 @@ class Impression(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["impression_id"], name="one_view_per_impression")
         ]
-        indexes = [models.Index(fields=["store", "created_at"])]
+        indexes = [
+            models.Index(fields=["store", "created_at"]),
+            models.Index(fields=["visitor_hash", "created_at"]),
+            models.Index(fields=["ip_hash", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"impression {self.impression_id}"

@@ -75,6 +75,7 @@ class CachedValue(Generic[T]):
 active_stores = TTLCache()
 widget_contents = TTLCache()
 network_state: CachedValue[Any] = CachedValue()
+network_ctr: CachedValue[float] = CachedValue()
 # Index directory -> its holder (ranking.live_index), which owns the polling thread.
 index_holders: dict[str, Any] = {}
 index_holders_lock = threading.Lock()
@@ -85,6 +86,7 @@ def reset() -> None:
     active_stores.clear()
     widget_contents.clear()
     network_state.clear()
+    network_ctr.clear()
     with index_holders_lock:
         for holder in index_holders.values():
             holder.stop()

@@ -94,7 +94,12 @@ type Shop {
   plan: ShopPlan!
 }
 type Domain { url: URL! host: String! }
-type ShopPlan { displayName: String! partnerDevelopment: Boolean! shopifyPlus: Boolean! }
+type ShopPlan {
+  displayName: String! @deprecated(reason: "Use publicDisplayName.")
+  publicDisplayName: String!
+  partnerDevelopment: Boolean!
+  shopifyPlus: Boolean!
+}
 type AppInstallation { accessScopes: [AccessScope!]! }
 type AccessScope { handle: String! }
 
@@ -284,7 +289,12 @@ def _resolve_shop(root, info):
         "myshopifyDomain": shop.domain,
         "currencyCode": shop.currency,
         "primaryDomain": {"url": url, "host": url.split("://", 1)[1]},
-        "plan": {"displayName": shop.plan, "partnerDevelopment": False, "shopifyPlus": False},
+        "plan": {
+            "displayName": shop.plan,
+            "publicDisplayName": shop.plan,
+            "partnerDevelopment": shop.plan == "Development",
+            "shopifyPlus": shop.plan in {"Plus", "Plus Trial"},
+        },
     }
 
 

@@ -311,7 +311,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.query_pairs,
                 method=self.command,
                 body=body,
-                client_ip=self.client_address[0],
+                # A proxy appends the address that connected to it to what it was sent.
+                client_ip=", ".join(
+                    part
+                    for part in (self.headers.get("X-Forwarded-For", ""), self.client_address[0])
+                    if part
+                ),
                 user_agent=self.headers.get("User-Agent", ""),
                 content_type=self.headers.get("Content-Type", ""),
             )

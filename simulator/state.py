@@ -144,7 +144,7 @@ class World:
             handle=handle,
             name=meta.get("name") or handle.replace("-", " ").title(),
             currency=meta.get("currency", "USD"),
-            plan=meta.get("plan", "Basic"),
+            plan=payload.get("plan") or meta.get("plan", "Basic"),
         )
         for product in payload.get("products", []):
             self._store_product(shop, product)

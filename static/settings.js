@@ -56,6 +56,10 @@
     box.appendChild(metric("Embedded", String(c.embedded)));
     box.appendChild(metric("Last sync", when(c.last_finished)));
     box.appendChild(metric("Credit balance", r.body.balance.toFixed(2)));
+    if (r.body.held_for_review > 0 || r.body.under_review) {
+      box.appendChild(metric("Held for review", r.body.held_for_review.toFixed(2)));
+      box.appendChild(el("p", { class: "notice", id: "review-notice" }, "Your store's click-through rate is far above the network's, so new earnings are held for review. The Interlayer team releases them, or voids them and refunds the partners, usually within two business days."));
+    }
     if (c.last_error) box.appendChild(el("p", { class: "error-message" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
     const embed = r.body.app_embed;
     const status = $("#embed-status");

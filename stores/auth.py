@@ -211,6 +211,19 @@ def verify_proxy_request(request: HttpRequest) -> str:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The shopper's address: Shopify's proxy puts it first in X-Forwarded-For."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    return forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR", "")
+    """The shopper's address, as the nearest proxy we trust saw it.
+
+    X-Forwarded-For is a list each proxy appends to, and a client can start it with any
+    addresses it likes. Only the entries our own proxies added are trustworthy: Shopify's
+    app proxy appends the address that connected to it, and each load balancer of ours in
+    front of the app appends one more. So the shopper is the entry
+    INTERLAYER_TRUSTED_PROXY_HOPS places from the right (1: the app sits directly behind
+    Shopify's proxy; 2: behind Shopify and one load balancer of ours). With fewer entries
+    than that the request did not come through our proxies, and the connecting address
+    is what we know."""
+    hops = settings.INTERLAYER_TRUSTED_PROXY_HOPS
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+    forwarded = [part for part in forwarded if part]
+    if hops > 0 and len(forwarded) >= hops:
+        return forwarded[-hops][:64]
+    return request.META.get("REMOTE_ADDR", "")

@@ -23,7 +23,8 @@ class Store(models.Model):
     name = models.CharField(max_length=255, blank=True)
     primary_domain = models.CharField(max_length=255, blank=True)
     currency = models.CharField(max_length=3, blank=True)
-    plan_name = models.CharField(max_length=100, blank=True)
+    plan_name = models.CharField(max_length=100, blank=True)  # ShopPlan.publicDisplayName
+    plan_partner_development = models.BooleanField(default=False)
 
     # Expiring offline token pair (access 1 h, refresh 90 days), encrypted at rest.
     access_token = EncryptedTextField(blank=True)
@@ -47,7 +48,7 @@ class Store(models.Model):
         "refresh_token_expires_at",
         "scopes",
     )
-    DETAIL_FIELDS = ("name", "primary_domain", "currency", "plan_name")
+    DETAIL_FIELDS = ("name", "primary_domain", "currency", "plan_name", "plan_partner_development")
 
     class Meta:
         ordering = ["shop_domain"]

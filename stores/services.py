@@ -207,7 +207,7 @@ query ShopDetails {
     myshopifyDomain
     currencyCode
     primaryDomain { url host }
-    plan { displayName }
+    plan { publicDisplayName partnerDevelopment }
   }
 }
 """
@@ -219,7 +219,9 @@ def sync_store_details(store: Store) -> Store:
     store.name = (shop.get("name") or "")[:255]
     store.primary_domain = ((shop.get("primaryDomain") or {}).get("url") or "")[:255]
     store.currency = (shop.get("currencyCode") or "")[:3]
-    store.plan_name = ((shop.get("plan") or {}).get("displayName") or "")[:100]
+    plan = shop.get("plan") or {}
+    store.plan_name = (plan.get("publicDisplayName") or "")[:100]
+    store.plan_partner_development = bool(plan.get("partnerDevelopment"))
     store.details_synced_at = timezone.now()
     store.save(update_fields=[*Store.DETAIL_FIELDS, "details_synced_at", "updated_at"])
     return store
@@ -276,7 +278,7 @@ def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_deliver
         store_redacted.send(sender=Store, store=store)
         _clear_tokens(store)
         for field in Store.DETAIL_FIELDS:
-            setattr(store, field, "")
+            setattr(store, field, Store._meta.get_field(field).get_default())
         store.status = Store.Status.REDACTED
         store.redacted_at = timezone.now()
         store.save(

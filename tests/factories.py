@@ -38,6 +38,7 @@ def make_store(handle: str, *, status: str = Store.Status.ACTIVE, **fields) -> S
         shop_domain=f"{handle}.myshopify.com",
         status=status,
         name=fields.pop("name", handle.title()),
+        plan_name=fields.pop("plan_name", "Basic"),
         **fields,
     )
     WidgetSettings.objects.create(store=store)

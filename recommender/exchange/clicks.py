@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from recommender.exchange import ledger, rules, tokens
+from recommender.exchange import ledger, review, rules, tokens
 from recommender.exchange.tokens import ClickToken
-from recommender.models import Click, Product
+from recommender.models import Click, Impression, Product, WidgetSettings
 from stores.models import Store
 
 
@@ -73,57 +73,104 @@ def _with_utm(product: Product, source: Store) -> str | None:
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     """Record a click and, if billable, move the credits, in one transaction.
 
-    The visitor+product window is serialised with a transaction-scoped advisory lock (on
-    PostgreSQL; SQLite serialises writers anyway), and a token can be billed only once
-    (unique ``billed_token``), so concurrent clicks never double-count or lose a credit.
+    Billing is serialised per store pair (transaction-scoped advisory locks on both stores,
+    taken in id order, on PostgreSQL; SQLite serialises writers anyway), so the rate limits,
+    the partner's balance and the one-billable-click-per-impression rule hold under
+    concurrency and across processes; a unique ``billed_impression`` backs the last one.
     """
-    current, previous = rules.visitor_hashes(ip=ip, user_agent=user_agent)
     now = timezone.now()
+    address = rules.ip_hash(ip, now=now)
     with transaction.atomic():
-        _lock(f"{current}:{token.target_product_id}")
-        reason = _not_billable_because(token, current, previous, user_agent, now)
+        for store_id in sorted({token.source_store_id, token.target_store_id}):
+            _lock(f"exchange-store:{store_id}")
+        reason = _not_billable_because(token, address=address, user_agent=user_agent, now=now)
+        held = not reason and review.under_review(token.source_store_id)
         click = Click(
             source_store_id=token.source_store_id,
             target_store_id=token.target_store_id,
             target_product_id=token.target_product_id,
             impression_id=token.impression_id[:64],
             token_id=token.token_id[:64],
-            visitor_hash=current,
+            visitor_hash=token.visitor.current[:64],
+            ip_hash=address,
             billable=not reason,
-            billed_token=None if reason else token.token_id,
-            reason=reason or "billable",
+            billed_impression=None if reason else token.impression_id[:64],
+            reason=reason or ("held for review" if held else "billable"),
             user_agent=user_agent[:300],
             created_at=now,
         )
         try:
             with transaction.atomic():
                 click.save(force_insert=True)
-        except IntegrityError:  # this token was billed by a concurrent request
+        except IntegrityError:  # this impression was billed by a concurrent request
             click.pk = None
-            click.billable, click.billed_token, click.reason = False, None, "token already billed"
+            click.billable, click.billed_impression = False, None
+            click.reason = "impression already clicked"
             click.save(force_insert=True)
         if click.billable:
-            ledger.credit_click(click)
+            ledger.credit_click(click, held=held)
     return click
 
 
 def _not_billable_because(
-    token: ClickToken, current: str, previous: str, user_agent: str, now: datetime
+    token: ClickToken, *, address: str, user_agent: str, now: datetime
 ) -> str:
-    if token.source_store_id == token.target_store_id:
+    """The first rule the click breaks, or "" when it is billable. Cheap checks first."""
+    source, target = token.source_store_id, token.target_store_id
+    if source == target:
         return "own store"
     if rules.is_bot(user_agent):
         return "bot"
-    recent = Click.objects.filter(
-        Q(visitor_hash=current) | Q(visitor_hash=previous),
-        target_product_id=token.target_product_id,
-        billable=True,
-        created_at__gte=now - rules.DEDUPE_WINDOW,
+    visitor = token.visitor
+    seen = Impression.objects.filter(
+        impression_id=token.impression_id[:64], store_id=source, visitor_hash=visitor.current
     )
-    if recent.exists():
+    if not seen.exists():
+        return "no viewable impression"
+    if Click.objects.filter(billed_impression=token.impression_id[:64]).exists():
+        return "impression already clicked"
+    billed = Click.objects.filter(billable=True)
+    same_visitor = Q(visitor_hash=visitor.current) | Q(visitor_hash=visitor.previous)
+    if billed.filter(
+        same_visitor, target_product_id=token.target_product_id,
+        created_at__gte=now - rules.DEDUPE_WINDOW,
+    ).exists():  # fmt: skip
         return "repeat within 24h"
-    if Click.objects.filter(billed_token=token.token_id).exists():
-        return "token already billed"
+    hour = billed.filter(created_at__gte=now - timedelta(hours=1))
+    if hour.filter(same_visitor).count() >= rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR:
+        return "visitor limit"
+    if hour.filter(ip_hash=address).count() >= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR:
+        return "address limit"
+    if (
+        hour.filter(source_store_id=source).count()
+        >= rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR
+    ):
+        return "store limit"
+    return _billing_state_forbids(source=source, target=target)
+
+
+def _billing_state_forbids(*, source: int, target: int) -> str:
+    """Re-read at click time (inside the lock): both stores installed, the partner still
+    taking part and able to pay, and no block either way."""
+    active = set(
+        Store.objects.filter(pk__in=[source, target], status=Store.Status.ACTIVE).values_list(
+            "pk", flat=True
+        )
+    )
+    if source not in active:
+        return "store not active"
+    if target not in active:
+        return "partner not active"
+    if WidgetSettings.objects.filter(store_id=target, enabled=False).exists():
+        return "partner not participating"
+    blocks = WidgetSettings.blocked_stores.through.objects.filter(
+        Q(widgetsettings__store_id=source, store_id=target)
+        | Q(widgetsettings__store_id=target, store_id=source)
+    )
+    if blocks.exists():
+        return "blocked"
+    if ledger.balances([target])[target] < rules.SPEND_PER_CLICK:
+        return "partner cannot pay"
     return ""
 
 

@@ -1,43 +1,55 @@
-"""Viewable impressions: the widget reports a row once half of it was seen for a second."""
+"""Viewable impressions: the widget reports a row once half of it was seen for a second.
+
+An impression is what makes a click billable, so it is counted once per page view (the
+signed impression id), for the visitor it was served to, and within limits per visitor and
+per address that every process sees (they are counted in the database)."""
 
 from __future__ import annotations
 
-from django.core.cache import cache
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from recommender.exchange import rules, tokens
 from recommender.models import Impression
 from stores.models import Store
 
+_LIMIT_WINDOW = timedelta(minutes=10)
+
 
 def record_impression(*, host: Store, raw: str, ip: str, user_agent: str) -> str:
-    """Count a viewable impression once; floods from one visitor are dropped."""
+    """Count a viewable impression once; bots and floods are not counted."""
     data = tokens.read_impression(raw)
     if data is None:
         return "invalid"
     try:
         if int(data.get("s", 0)) != host.pk:
             return "invalid"
+        impression_id = str(data["i"])[:64]
+        visitor = str(data["v"])[:64]
         items, partner_items = int(data.get("n", 0)), int(data.get("p", 0))
-    except (TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return "invalid"
     if rules.is_bot(user_agent):
         return "bot"
-    visitor, _ = rules.visitor_hashes(ip=ip, user_agent=user_agent)
-    key = f"impressions:{visitor}"
-    count = cache.get_or_set(key, 0, timeout=600)
-    if count >= rules.IMPRESSIONS_PER_VISITOR_PER_10_MIN:
+    address = rules.ip_hash(ip)
+    since = timezone.now() - _LIMIT_WINDOW
+    recent = Impression.objects.filter(created_at__gte=since)
+    if recent.filter(visitor_hash=visitor).count() >= rules.IMPRESSIONS_PER_VISITOR_PER_10_MIN:
+        return "rate limited"
+    if recent.filter(ip_hash=address).count() >= rules.IMPRESSIONS_PER_IP_PER_10_MIN:
         return "rate limited"
     try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=600)
-    _, created = Impression.objects.get_or_create(
-        impression_id=str(data["i"])[:64],
-        defaults={
-            "store": host,
-            "visitor_hash": visitor,
-            "items": items,
-            "partner_items": partner_items,
-        },
-    )
-    return "counted" if created else "duplicate"
+        with transaction.atomic():
+            Impression.objects.create(
+                store=host,
+                impression_id=impression_id,
+                visitor_hash=visitor,
+                ip_hash=address,
+                items=items,
+                partner_items=partner_items,
+            )
+    except IntegrityError:  # this page view was already counted
+        return "duplicate"
+    return "counted"

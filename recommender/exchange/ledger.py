@@ -1,16 +1,31 @@
-"""The credit ledger: append-only entries, balances derived from them."""
+"""The credit ledger: append-only entries, balances derived from them.
+
+A balance is the sum of a store's entries, held earnings left out until an operator
+releases them. Held earnings are resolved once: released (paid) or voided (dropped, and
+the partner that paid for the click refunded)."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import TypedDict
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 
-from recommender.exchange.rules import EARN_PER_CLICK, SPEND_PER_CLICK, STARTER_GRANT
+from recommender.exchange.rules import (
+    EARN_PER_CLICK,
+    SPEND_PER_CLICK,
+    STARTER_GRANT,
+    starter_grant_allowed,
+)
 from recommender.models import Click, LedgerEntry
 from stores.models import Store
+
+log = logging.getLogger(__name__)
+
+# Entries that count towards a balance: everything but earnings still held for review.
+_IN_BALANCE = ~Q(kind=LedgerEntry.Kind.HELD)
 
 
 class PartnerLedgerRow(TypedDict):
@@ -23,13 +38,13 @@ class PartnerLedgerRow(TypedDict):
 
 
 def balance(store: Store) -> Decimal:
-    total = LedgerEntry.objects.filter(store=store).aggregate(total=Sum("amount"))["total"]
+    total = LedgerEntry.objects.filter(_IN_BALANCE, store=store).aggregate(t=Sum("amount"))["t"]
     return total or Decimal("0")
 
 
 def balances(store_ids: list[int]) -> dict[int, Decimal]:
     rows = (
-        LedgerEntry.objects.filter(store_id__in=store_ids)
+        LedgerEntry.objects.filter(_IN_BALANCE, store_id__in=store_ids)
         .values("store_id")
         .annotate(total=Sum("amount"))
     )
@@ -39,12 +54,34 @@ def balances(store_ids: list[int]) -> dict[int, Decimal]:
 
 def exhausted_store_ids() -> set[int]:
     """Stores whose products must not be shown to others right now."""
-    rows = LedgerEntry.objects.values("store_id").annotate(total=Sum("amount"))
-    return {row["store_id"] for row in rows if row["total"] <= 0}
+    rows = LedgerEntry.objects.filter(_IN_BALANCE).values("store_id").annotate(t=Sum("amount"))
+    return {row["store_id"] for row in rows if row["t"] <= 0}
+
+
+def _unresolved_held():
+    resolved = LedgerEntry.objects.filter(
+        resolves=OuterRef("pk"), kind__in=[LedgerEntry.Kind.RELEASE, LedgerEntry.Kind.VOID]
+    )
+    return LedgerEntry.objects.filter(kind=LedgerEntry.Kind.HELD).exclude(Exists(resolved))
+
+
+def held_earnings(store: Store) -> Decimal:
+    """Earnings waiting for review: shown to the merchant, not yet in the balance."""
+    total = _unresolved_held().filter(store=store).aggregate(t=Sum("amount"))["t"]
+    return total or Decimal("0")
+
+
+def held_by_store() -> dict[int, Decimal]:
+    rows = _unresolved_held().values("store_id").annotate(t=Sum("amount"))
+    return {row["store_id"]: row["t"] for row in rows}
 
 
 def grant_starter_credits(store: Store) -> bool:
-    """Once per store, ever (a unique constraint makes reinstalls and races harmless)."""
+    """Once per store (shop domain), ever, and only on a paying plan; a unique constraint
+    makes reinstalls and races harmless."""
+    if not starter_grant_allowed(store):
+        log.info("no starter grant shop=%s plan=%s", store.shop_domain, store.plan_name)
+        return False
     try:
         with transaction.atomic():
             LedgerEntry.objects.create(
@@ -55,11 +92,13 @@ def grant_starter_credits(store: Store) -> bool:
     return True
 
 
-def credit_click(click: Click) -> None:
-    """The two entries of a billable click: the source earns, the target spends."""
+def credit_click(click: Click, *, held: bool) -> None:
+    """The two entries of a billable click: the target spends, the source earns (or has
+    its earning held for review)."""
+    earn_kind = LedgerEntry.Kind.HELD if held else LedgerEntry.Kind.EARN
     LedgerEntry.objects.bulk_create(
         [
-            LedgerEntry(store_id=click.source_store_id, kind=LedgerEntry.Kind.EARN,
+            LedgerEntry(store_id=click.source_store_id, kind=earn_kind,
                         amount=EARN_PER_CLICK, counterparty_id=click.target_store_id,
                         click=click, created_at=click.created_at),
             LedgerEntry(store_id=click.target_store_id, kind=LedgerEntry.Kind.SPEND,
@@ -69,16 +108,45 @@ def credit_click(click: Click) -> None:
     )  # fmt: skip
 
 
+def resolve_held(store: Store, *, release: bool) -> int:
+    """Release (pay) or void (drop, refunding each partner that paid) every held earning
+    of ``store``; returns how many. Safe to run twice: each is resolved once."""
+    resolved = 0
+    for held in _unresolved_held().filter(store=store).order_by("pk"):
+        try:
+            with transaction.atomic():
+                if release:
+                    LedgerEntry.objects.create(
+                        store=store, kind=LedgerEntry.Kind.RELEASE, amount=held.amount,
+                        counterparty_id=held.counterparty_id, click_id=held.click_id, resolves=held,
+                    )  # fmt: skip
+                else:
+                    LedgerEntry.objects.create(
+                        store=store, kind=LedgerEntry.Kind.VOID, amount=Decimal("0"),
+                        counterparty_id=held.counterparty_id, click_id=held.click_id, resolves=held,
+                    )  # fmt: skip
+                    LedgerEntry.objects.create(
+                        store_id=held.counterparty_id, kind=LedgerEntry.Kind.REFUND,
+                        amount=SPEND_PER_CLICK, counterparty=store, click_id=held.click_id,
+                        resolves=held,
+                    )  # fmt: skip
+        except IntegrityError:  # resolved concurrently by another operator
+            continue
+        resolved += 1
+    return resolved
+
+
 def partner_ledger(store: Store) -> list[PartnerLedgerRow]:
     """Per partner: billable clicks sent to them, received from them, and net credits."""
-    earn, spend = Q(kind=LedgerEntry.Kind.EARN), Q(kind=LedgerEntry.Kind.SPEND)
+    sent = Q(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.HELD])
+    received = Q(kind=LedgerEntry.Kind.SPEND)
     rows = (
         LedgerEntry.objects.filter(store=store, counterparty__isnull=False)
         .values("counterparty_id", "counterparty__shop_domain", "counterparty__name")
         .annotate(
-            clicks_sent=Count("id", filter=earn),
-            clicks_received=Count("id", filter=spend),
-            net=Sum("amount"),
+            clicks_sent=Count("id", filter=sent),
+            clicks_received=Count("id", filter=received),
+            net=Sum("amount", filter=_IN_BALANCE),
         )
         .order_by("counterparty__shop_domain")
     )
@@ -89,7 +157,7 @@ def partner_ledger(store: Store) -> list[PartnerLedgerRow]:
             "name": row["counterparty__name"] or row["counterparty__shop_domain"],
             "clicks_sent": row["clicks_sent"],
             "clicks_received": row["clicks_received"],
-            "net": row["net"],
+            "net": row["net"] or Decimal("0"),
         }
         for row in rows
     ]

@@ -1,70 +1,119 @@
 """What merchants are promised, in one place (published in the README and on the settings
-page from ``RULES_IN_WORDS``).
-
-- New stores get a starter grant so they are seen from day one.
-- A billable click from store A's widget to store B's product earns A ``EARN_PER_CLICK``
-  and costs B ``SPEND_PER_CLICK``; the ratio is below 1:1 so the network cannot inflate.
-- A click is billable when its token is signed by us and unexpired, it is not from a known
-  bot, the same visitor has not clicked the same product in the last 24 hours, the token
-  has not been billed before, and A is not B. Raw and billable clicks are both recorded.
-- A store whose balance is used up keeps showing partners (and earning), but its own
-  products stop appearing on other stores until it earns again.
-- Every movement is an append-only ledger entry; balances are sums of entries.
+page from ``RULES_IN_WORDS``). ``clicks``, ``impressions``, ``review`` and ``ledger`` apply
+these numbers; none of them defines its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
+from crawlerdetect import CrawlerDetect
 from django.conf import settings
 from django.utils import timezone
 
+from stores.models import Store
+
+# --- credits ------------------------------------------------------------------------------
 STARTER_GRANT = Decimal("25.00")
 EARN_PER_CLICK = Decimal("0.80")
 SPEND_PER_CLICK = Decimal("1.00")
+# Shopify plans whose shops pay Shopify (ShopPlan.publicDisplayName): only these get the
+# starter grant, so throwaway development, trial and sandbox shops cannot farm credits.
+PAYING_PLANS = frozenset(
+    {"Basic", "Grow", "Advanced", "Plus", "Starter", "Retail", "Lite", "Agentic",
+     "Agentic Enterprise", "Shop Component"}
+)  # fmt: skip
+
+# --- what makes a click billable ------------------------------------------------------------
 CLICK_TOKEN_MAX_AGE = timedelta(hours=2)
 DEDUPE_WINDOW = timedelta(hours=24)
-# Visitor hashes rotate with their salt; two periods are checked so the 24 h window holds.
-VISITOR_SALT_PERIOD = timedelta(hours=24)
-# A visitor counting more impressions than this in ten minutes is not a shopper.
+# Billable clicks allowed per hour; beyond them clicks are recorded, not billed. The IP
+# limit is the one a script cannot rotate away without many real addresses.
+BILLABLE_CLICKS_PER_VISITOR_PER_HOUR = 3
+BILLABLE_CLICKS_PER_IP_PER_HOUR = 10
+BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR = 600
+# Viewable impressions counted per 10 minutes; beyond them they are dropped.
 IMPRESSIONS_PER_VISITOR_PER_10_MIN = 30
-
-BOT_USER_AGENT = re.compile(
-    r"bot|crawl|spider|slurp|headless|phantom|lighthouse|preview|facebookexternalhit|"
-    r"python-requests|python-httpx|curl/|wget|go-http-client|java/|httpclient|scrapy|"
-    r"pingdom|uptime|monitor",
-    re.IGNORECASE,
-)
+IMPRESSIONS_PER_IP_PER_10_MIN = 60
+# Visitor and address hashes rotate with their salt; two periods are checked so the 24 h
+# window holds across a rotation.
+VISITOR_SALT_PERIOD = timedelta(hours=24)
 
 RULES_IN_WORDS = [
-    f"New stores start with {STARTER_GRANT.normalize()} credits.",
+    f"New stores on a paying Shopify plan start with {STARTER_GRANT.normalize()} credits, once "
+    "per store ever; development, trial and sandbox stores start with none.",
     f"Each billable click your widget sends to a partner earns you {EARN_PER_CLICK} credits.",
     f"Each billable click a partner's widget sends to you costs {SPEND_PER_CLICK} credit.",
-    "A click is billable when it comes through a fresh, signed Interlayer link, is not from a "
-    "known bot, is not a repeat by the same visitor on the same product within 24 hours, and "
-    "goes to another store.",
+    "A click is billable only when the shopper was shown the row and it was really seen (half "
+    "of it on screen for a second), through a fresh signed Interlayer link bound to that view "
+    "and that shopper: at most one billable click per view, none from known bots, none for a "
+    "repeat of the same shopper on the same product within 24 hours, and within hourly limits "
+    f"per shopper ({BILLABLE_CLICKS_PER_VISITOR_PER_HOUR}), per network address "
+    f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}) and per store "
+    f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
+    "At the moment of the click both stores must still be installed, the partner must still "
+    "take part and be able to pay, and neither may block the other. No balance ever goes "
+    "below zero: a click a partner cannot pay still takes the shopper there, but bills nothing.",
+    "A store whose click-through rate is far above the network's has its new earnings held "
+    "for review; held credits are shown as such and are released or voided (and the partner "
+    "refunded) by the Interlayer team.",
     "When your balance runs out, your widget keeps working and earning, but your products stop "
     "appearing on other stores until you earn credits again.",
     "Clicks on your own products in your own widget are free.",
+    "Every credit movement is an entry in an append-only ledger; your balance is their sum.",
 ]
 
 
+def starter_grant_allowed(store: Store) -> bool:
+    return not store.plan_partner_development and store.plan_name in PAYING_PLANS
+
+
+_CRAWLERS = CrawlerDetect()
+
+
+@lru_cache(maxsize=4096)
 def is_bot(user_agent: str) -> bool:
-    return not user_agent.strip() or bool(BOT_USER_AGENT.search(user_agent))
+    """A missing agent, or one the maintained crawler list (crawlerdetect) knows."""
+    return not user_agent.strip() or bool(_CRAWLERS.isCrawler(user_agent))
+
+
+def _salted(value: str, period: int, purpose: str) -> str:
+    salt = hmac.new(settings.SECRET_KEY.encode(), f"{purpose}-salt:{period}".encode(), "sha256")
+    return hmac.new(salt.digest(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _period(now: datetime | None) -> int:
+    now = now or timezone.now()
+    return int(now.timestamp() // VISITOR_SALT_PERIOD.total_seconds())
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """A shopper as the exchange knows one: salted hashes of address and agent for this
+    salt period and the previous one (so a 24 h window holds across a rotation)."""
+
+    current: str
+    previous: str
+
+
+def visitor(*, ip: str, user_agent: str, now: datetime | None = None) -> Visitor:
+    current, previous = visitor_hashes(ip=ip, user_agent=user_agent, now=now)
+    return Visitor(current=current, previous=previous)
 
 
 def visitor_hashes(*, ip: str, user_agent: str, now: datetime | None = None) -> tuple[str, str]:
     """(current, previous) salted hashes of a visitor. The salt rotates every period and is
     derived from the secret key, so hashes cannot be reversed or linked across periods."""
-    now = now or timezone.now()
-    period = int(now.timestamp() // VISITOR_SALT_PERIOD.total_seconds())
+    period = _period(now)
+    value = f"{ip}|{user_agent}"
+    return _salted(value, period, "visitor"), _salted(value, period - 1, "visitor")
 
-    def digest(p: int) -> str:
-        salt = hmac.new(settings.SECRET_KEY.encode(), f"visitor-salt:{p}".encode(), hashlib.sha256)
-        return hmac.new(salt.digest(), f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()
 
-    return digest(period), digest(period - 1)
+def ip_hash(ip: str, *, now: datetime | None = None) -> str:
+    """The address a request came from, hashed like visitors (never stored in the clear)."""
+    return _salted(ip, _period(now), "address")

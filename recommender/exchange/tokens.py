@@ -1,4 +1,8 @@
-"""Signed tokens the widget carries: one per partner link, one per rendered row."""
+"""Signed tokens the widget carries: one per partner link, one per rendered row.
+
+Both are bound to the page view they were served in (the impression id) and to the visitor
+they were served to (salted hashes of address and agent at that moment, current and
+previous salt period): what a later request says about itself changes neither."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from django.core import signing
 
 from recommender.exchange import rules
+from recommender.exchange.rules import Visitor
 
 _CLICK_SALT = "interlayer.click"
 _IMPRESSION_SALT = "interlayer.impression"
@@ -22,6 +27,7 @@ class ClickToken:
     source_store_id: int
     target_store_id: int
     target_product_id: int  # Shopify product id
+    visitor: Visitor
 
 
 class InvalidClickToken(Exception):
@@ -31,7 +37,12 @@ class InvalidClickToken(Exception):
 
 
 def issue_click_token(
-    *, impression_id: str, source_store_id: int, target_store_id: int, target_product_id: int
+    *,
+    impression_id: str,
+    source_store_id: int,
+    target_store_id: int,
+    target_product_id: int,
+    visitor: Visitor,
 ) -> str:
     payload = {
         "t": secrets.token_hex(8),
@@ -39,6 +50,8 @@ def issue_click_token(
         "s": source_store_id,
         "d": target_store_id,
         "p": target_product_id,
+        "v": visitor.current,
+        "w": visitor.previous,
     }
     return signing.dumps(payload, salt=_CLICK_SALT, compress=False)
 
@@ -69,13 +82,22 @@ def _click_token_from(data: Any) -> ClickToken:
             source_store_id=int(data["s"]),
             target_store_id=int(data["d"]),
             target_product_id=int(data["p"]),
+            visitor=Visitor(current=str(data["v"]), previous=str(data["w"])),
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidClickToken("tampered") from None
 
 
-def sign_impression(*, store_id: int, impression_id: str, items: int, partner_items: int) -> str:
-    payload = {"s": store_id, "i": impression_id, "n": items, "p": partner_items}
+def sign_impression(
+    *, store_id: int, impression_id: str, items: int, partner_items: int, visitor: Visitor
+) -> str:
+    payload = {
+        "s": store_id,
+        "i": impression_id,
+        "n": items,
+        "p": partner_items,
+        "v": visitor.current,
+    }
     return signing.dumps(payload, salt=_IMPRESSION_SALT)
 
 

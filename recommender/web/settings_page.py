@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from recommender import controls
 from recommender.catalog import sync
-from recommender.exchange import ledger, rules
+from recommender.exchange import ledger, review, rules
 from recommender.models import SettingsChange
 from recommender.ranking.recommendations import recommendations_for
 from recommender.web import stats
@@ -34,6 +34,8 @@ class OverviewPayload(TypedDict):
     catalog: stats.CatalogOverview
     app_embed: dict[str, Any]
     balance: float
+    held_for_review: float
+    under_review: bool
 
 
 def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
@@ -75,6 +77,8 @@ def overview(request: EmbeddedRequest) -> JsonResponse:
         "catalog": stats.catalog_overview(request.store),
         "app_embed": store_services.app_embed_status(request.store),
         "balance": float(ledger.balance(request.store)),
+        "held_for_review": float(ledger.held_earnings(request.store)),
+        "under_review": review.under_review(request.store.pk),
     }
     return JsonResponse(payload)
 

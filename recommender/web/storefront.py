@@ -13,7 +13,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from recommender.exchange import clicks, impressions
+from recommender.exchange import clicks, impressions, rules
 from recommender.web.widget import active_store, widget_payload
 from stores import auth
 from stores.models import Store
@@ -51,7 +51,8 @@ def recommendations(request: ProxyRequest) -> JsonResponse:
         product_id = int(request.GET["product_id"]) if request.GET.get("product_id") else None
     except ValueError:
         return JsonResponse({"error": "invalid product id"}, status=400)
-    response = JsonResponse(widget_payload(request.store, product_id=product_id))
+    visitor = rules.visitor(**_shopper(request))
+    response = JsonResponse(widget_payload(request.store, product_id=product_id, visitor=visitor))
     # Per shopper (click tokens inside): the browser may reuse it briefly, shared caches not.
     response["Cache-Control"] = "private, max-age=60"
     return response

@@ -9,6 +9,7 @@ from typing import NotRequired, TypedDict
 
 from recommender import runtime
 from recommender.exchange import tokens
+from recommender.exchange.rules import Visitor
 from recommender.models import WidgetSettings
 from recommender.ranking.recommendations import recommendations_for
 from stores.models import Store
@@ -57,11 +58,12 @@ def active_store(shop_domain: str) -> Store | None:
     )
 
 
-def widget_payload(host: Store, *, product_id: int | None) -> WidgetPayload:
-    """The JSON the widget renders.
+def widget_payload(host: Store, *, product_id: int | None, visitor: Visitor) -> WidgetPayload:
+    """The JSON the widget renders for ``visitor``.
 
     What to show is computed once per page and process within the freshness window; the
-    tokens and the impression are minted for every response."""
+    tokens and the impression are minted for every response, bound to this page view and
+    this visitor."""
     shown = runtime.widget_contents.get_or_compute(
         (host.pk, product_id), lambda: _shown_items(host, product_id)
     )
@@ -78,6 +80,7 @@ def widget_payload(host: Store, *, product_id: int | None) -> WidgetPayload:
                 source_store_id=host.pk,
                 target_store_id=store_id,
                 target_product_id=shopify_id,
+                visitor=visitor,
             )
         rendered.append(item)
     partners = sum(1 for entry in shown["items"] if entry["target"] is not None)
@@ -86,7 +89,7 @@ def widget_payload(host: Store, *, product_id: int | None) -> WidgetPayload:
         "items": rendered,
         "impression": tokens.sign_impression(
             store_id=host.pk, impression_id=impression_id, items=len(rendered),
-            partner_items=partners,
+            partner_items=partners, visitor=visitor,
         ),
     }  # fmt: skip
 

@@ -75,7 +75,11 @@ def test_click_lands_on_the_partner_product_with_utm_and_moves_credits_once(
     product_page = storefront(simulator, "grinders", "/products/grinders-0")
     for _ in range(2):  # the same shopper clicks the same product twice
         shopper.goto(product_page)
-        widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first.click()
+        partner_link = widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first
+        # A shopper sees the row before choosing from it: the impression beacon goes first.
+        with shopper.expect_response(lambda r: "/apps/interlayer/impression" in r.url):
+            partner_link.scroll_into_view_if_needed()
+        partner_link.click()
         shopper.wait_for_url(re.compile(r"brewers\.localhost"))
 
     assert "utm_source=interlayer" in shopper.url and "utm_campaign=grinders" in shopper.url

@@ -11,7 +11,7 @@ from django.core import signing
 from django.db import connections
 from django.utils import timezone
 
-from recommender.exchange import clicks, ledger, rules, tokens
+from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
 from recommender.models import Click, LedgerEntry
 from tests.factories import make_store
 
@@ -26,12 +26,21 @@ def pair(db):
     return sender, receiver
 
 
-def token_for(sender, receiver, product_id=555, impression="imp-1"):
+def token_for(sender, receiver, product_id=555, impression="imp-1", *, ip="203.0.113.9", seen=True):
+    """A click token as the widget hands it out, for a view the shopper really saw (the
+    impression recorded through the impression endpoint's service) unless ``seen=False``."""
+    visitor = rules.visitor(ip=ip, user_agent=BROWSER)
+    if seen:
+        raw = tokens.sign_impression(
+            store_id=sender.pk, impression_id=impression, items=4, partner_items=3, visitor=visitor
+        )
+        impressions.record_impression(host=sender, raw=raw, ip=ip, user_agent=BROWSER)
     signed = tokens.issue_click_token(
         impression_id=impression,
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=product_id,
+        visitor=visitor,
     )
     return tokens.read_click_token(signed)
 
@@ -112,7 +121,7 @@ def test_replayed_token_bills_once_even_from_another_visitor(pair):
     replay = clicks.record_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
 
     assert first.billable and not replay.billable
-    assert replay.reason == "token already billed"
+    assert replay.reason == "impression already clicked"
 
 
 def test_tampered_and_forged_tokens_are_rejected(pair):
@@ -122,6 +131,7 @@ def test_tampered_and_forged_tokens_are_rejected(pair):
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=1,
+        visitor=rules.visitor(ip="203.0.113.9", user_agent=BROWSER),
     )
     payload, signature = signed.rsplit(":", 1)
     forged = signing.dumps(
@@ -143,6 +153,7 @@ def test_expired_token_is_rejected(pair, monkeypatch):
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=1,
+        visitor=rules.visitor(ip="203.0.113.9", user_agent=BROWSER),
     )
 
     monkeypatch.setattr(rules, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
@@ -167,10 +178,14 @@ def test_partner_ledger_shows_sent_and_received_per_partner(pair):
     sender, receiver = pair
     for n in range(3):
         clicks.record_click(
-            token=token_for(sender, receiver, product_id=n), ip="203.0.113.9", user_agent=BROWSER
+            token=token_for(sender, receiver, product_id=n, impression=f"sent-{n}"),
+            ip="203.0.113.9",
+            user_agent=BROWSER,
         )
     clicks.record_click(
-        token=token_for(receiver, sender, product_id=9), ip="203.0.113.9", user_agent=BROWSER
+        token=token_for(receiver, sender, product_id=9, impression="received", ip="203.0.113.50"),
+        ip="203.0.113.50",
+        user_agent=BROWSER,
     )
 
     (row,) = ledger.partner_ledger(sender)
@@ -193,7 +208,7 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
 
     def click(ip: str, product_id: int) -> None:
         try:
-            token = token_for(sender, receiver, product_id=product_id, impression=ip)
+            token = token_for(sender, receiver, product_id=product_id, impression=ip, ip=ip)
             barrier.wait()
             clicks.record_click(token=token, ip=ip, user_agent=BROWSER)
         except Exception as error:  # collected for the assertion
@@ -212,7 +227,118 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
     assert errors == []
     assert Click.objects.count() == 16
     assert Click.objects.filter(billable=True).count() == 9
-    assert ledger.balance(sender) == rules.STARTER_GRANT + 9 * rules.EARN_PER_CLICK
+    # Nine views, nine clicks: review holds what comes after the first few, but every
+    # billable click is paid for once and earned once (available or held).
+    available, held = ledger.balance(sender), ledger.held_earnings(sender)
+    assert available + held == rules.STARTER_GRANT + 9 * rules.EARN_PER_CLICK
     assert ledger.balance(receiver) == rules.STARTER_GRANT - 9 * rules.SPEND_PER_CLICK
-    earned = sum(e.amount for e in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EARN))
-    assert earned == Decimal("0.80") * 9
+    earned = LedgerEntry.objects.filter(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.HELD])
+    assert sum(e.amount for e in earned) == Decimal("0.80") * 9
+
+
+def test_a_click_without_a_viewable_impression_is_raw_not_billable(pair):
+    sender, receiver = pair
+
+    click = clicks.record_click(
+        token=token_for(sender, receiver, seen=False), ip="203.0.113.9", user_agent=BROWSER
+    )
+
+    assert (click.billable, click.reason) == (False, "no viewable impression")
+    assert ledger.balance(sender) == rules.STARTER_GRANT
+
+
+def test_an_impression_seen_by_another_visitor_does_not_make_the_click_billable(pair):
+    sender, receiver = pair
+    # The view was reported for one visitor; the token was served to another.
+    token_for(sender, receiver, impression="shared", ip="198.51.100.1")
+    token = token_for(sender, receiver, impression="shared", ip="198.51.100.2", seen=False)
+
+    click = clicks.record_click(token=token, ip="198.51.100.2", user_agent=BROWSER)
+
+    assert (click.billable, click.reason) == (False, "no viewable impression")
+
+
+@pytest.mark.parametrize(
+    ("limit", "ips"),
+    [
+        ("visitor limit", ["203.0.113.9"] * 4),  # one shopper, four products in an hour
+        ("address limit", None),  # many agents behind one address
+    ],
+)
+def test_hourly_limits_leave_clicks_raw(pair, limit, ips):
+    sender, receiver = pair
+    results = []
+    if limit == "visitor limit":
+        for n, ip in enumerate(ips):
+            token = token_for(sender, receiver, product_id=n, impression=f"v{n}", ip=ip)
+            results.append(clicks.record_click(token=token, ip=ip, user_agent=BROWSER))
+        allowed = rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR
+    else:
+        allowed = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR
+        for n in range(allowed + 2):
+            agent = BROWSER.replace("156.0", f"156.{n}")
+            visitor = rules.visitor(ip="192.0.2.1", user_agent=agent)
+            raw = tokens.sign_impression(store_id=sender.pk, impression_id=f"a{n}", items=4,
+                                         partner_items=3, visitor=visitor)  # fmt: skip
+            impressions.record_impression(host=sender, raw=raw, ip="192.0.2.1", user_agent=agent)
+            signed = tokens.issue_click_token(impression_id=f"a{n}", source_store_id=sender.pk,
+                                              target_store_id=receiver.pk, target_product_id=n,
+                                              visitor=visitor)  # fmt: skip
+            token = tokens.read_click_token(signed)
+            results.append(clicks.record_click(token=token, ip="192.0.2.1", user_agent=agent))
+
+    assert [c.billable for c in results[:allowed]] == [True] * allowed
+    assert {c.reason for c in results[allowed:]} == {limit}
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_held_earnings_are_released_or_voided_with_the_partner_refunded(pair, release):
+    sender, receiver = pair
+    for n in range(2):
+        click = Click.objects.create(
+            source_store=sender, target_store=receiver, target_product_id=n, impression_id=f"h{n}",
+            token_id=f"h{n}", visitor_hash="v", billable=True, reason="held for review",
+        )  # fmt: skip
+        ledger.credit_click(click, held=True)
+    assert ledger.held_earnings(sender) == 2 * rules.EARN_PER_CLICK
+    assert ledger.balance(sender) == rules.STARTER_GRANT
+    assert ledger.balance(receiver) == rules.STARTER_GRANT - 2 * rules.SPEND_PER_CLICK
+
+    resolved = ledger.resolve_held(sender, release=release)
+    again = ledger.resolve_held(sender, release=not release)
+
+    assert (resolved, again) == (2, 0)
+    assert ledger.held_earnings(sender) == 0
+    if release:
+        assert ledger.balance(sender) == rules.STARTER_GRANT + 2 * rules.EARN_PER_CLICK
+        assert ledger.balance(receiver) == rules.STARTER_GRANT - 2 * rules.SPEND_PER_CLICK
+    else:
+        assert ledger.balance(sender) == rules.STARTER_GRANT
+        assert ledger.balance(receiver) == rules.STARTER_GRANT
+
+
+def test_review_smooths_small_stores_and_flags_a_store_that_clicks_every_view():
+    network = review.FALLBACK_NETWORK_CTR
+    limit = review.CTR_MULTIPLE * network
+
+    new_store = review.smoothed_ctr(clicks=1, views=3, network_ctr=network)
+    clicks_everything = review.smoothed_ctr(clicks=10, views=10, network_ctr=network)
+    typical = review.smoothed_ctr(clicks=20, views=1000, network_ctr=network)
+
+    assert new_store < limit and typical < limit < clicks_everything
+    assert 1 <= review.CLICKS_BEFORE_A_HOLD <= 10
+
+
+def test_a_source_clicking_far_above_the_network_has_new_earnings_held(pair, settings):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    sender, receiver = pair
+    for n in range(review.CLICKS_BEFORE_A_HOLD + 3):
+        ip = f"198.51.100.{n + 1}"
+        token = token_for(sender, receiver, product_id=n, impression=f"r{n}", ip=ip)
+        clicks.record_click(token=token, ip=ip, user_agent=BROWSER)
+
+    reasons = list(Click.objects.order_by("pk").values_list("reason", flat=True))
+    assert reasons[: review.CLICKS_BEFORE_A_HOLD] == ["billable"] * review.CLICKS_BEFORE_A_HOLD
+    assert set(reasons[review.CLICKS_BEFORE_A_HOLD :]) == {"held for review"}
+    assert ledger.held_earnings(sender) == 3 * rules.EARN_PER_CLICK
+    assert review.under_review(sender.pk)

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import cache
 
 from recommender import runtime
 from recommender.catalog import index_events
@@ -151,10 +150,13 @@ def click(client, token, *, user_agent=BROWSER, shop="host.myshopify.com", ip="2
     )
 
 
-def partner_token(client, viewed) -> str:
-    return next(
-        i["token"] for i in widget(client, viewed).json()["items"] if i["slot"] == "partner"
-    )
+def partner_token(client, viewed, *, seen: bool = True) -> str:
+    """A partner link from the widget, after the shopper saw the row (the impression
+    beacon), as a real page view goes; ``seen=False`` clicks without looking."""
+    payload = widget(client, viewed).json()
+    if seen:
+        assert impression(client, payload["impression"]).json()["result"] == "counted"
+    return next(i["token"] for i in payload["items"] if i["slot"] == "partner")
 
 
 def test_click_redirects_to_the_tokens_product_with_utm_and_moves_credits_once(client, shops):
@@ -253,7 +255,6 @@ def test_forged_or_foreign_impression_is_rejected(client, shops):
 
 
 def test_impression_flood_from_one_visitor_is_capped(client, shops):
-    cache.clear()
     _, _, viewed, _ = shops
     raws = [widget(client, viewed).json()["impression"] for _ in range(40)]
 

@@ -10,6 +10,7 @@ from django.db.models import Count, Q
 from django_q.brokers import get_broker
 from django_q.models import Failure
 
+from recommender.exchange import ledger
 from recommender.models import CatalogSync, Product
 from recommender.ranking import live_index
 from stores.models import Store, WebhookDelivery
@@ -25,6 +26,8 @@ def network_status() -> dict:
     products = {name.removeprefix("n_"): value for name, value in counts.items()}
     syncs = CatalogSync.objects.values("state").annotate(n=Count("id")).order_by("state")
     index = live_index.status()
+    held = ledger.held_by_store()
+    domains = dict(Store.objects.filter(pk__in=held).values_list("pk", "shop_domain"))
     return {
         "stores": {row["status"]: row["n"] for row in stores},
         "products": products,
@@ -37,6 +40,7 @@ def network_status() -> dict:
         },
         "queue_depth": get_broker().queue_size(),
         "failed_tasks": Failure.objects.count(),
+        "held_for_review": {domains[pk]: float(amount) for pk, amount in sorted(held.items())},
         "failed_webhooks": WebhookDelivery.objects.filter(
             status__in=[WebhookDelivery.Status.FAILED, WebhookDelivery.Status.DEAD]
         ).count(),
@@ -69,5 +73,13 @@ class Command(BaseCommand):
             ),
             f"queue:         {state['queue_depth']} waiting, {state['failed_tasks']} failed tasks",
             f"webhooks:      {state['failed_webhooks']} failed deliveries",
+            "held earnings: "
+            + (
+                ", ".join(
+                    f"{shop} {amount:.2f}" for shop, amount in state["held_for_review"].items()
+                )
+                or "none"
+            )
+            + (" (manage.py review_earnings)" if state["held_for_review"] else ""),
         ]
         self.stdout.write("\n".join(lines))

@@ -1,0 +1,38 @@
+"""Operator command: earnings held for review — list them, release them, or void them."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recommender.exchange import ledger, review
+from stores.auth import valid_shop_domain
+from stores.models import Store
+
+
+class Command(BaseCommand):
+    help = (
+        "List stores with earnings held for review; --release SHOP pays them, --void SHOP "
+        "drops them and refunds the partners that paid for those clicks."
+    )
+
+    def add_arguments(self, parser) -> None:
+        action = parser.add_mutually_exclusive_group()
+        action.add_argument("--release", metavar="SHOP")
+        action.add_argument("--void", metavar="SHOP")
+
+    def handle(self, *args, release: str | None, void: str | None, **options) -> None:
+        shop = release or void
+        if shop is None:
+            held = ledger.held_by_store()
+            for store in Store.objects.filter(pk__in=held).order_by("shop_domain"):
+                flag = " (still under review)" if review.under_review(store.pk) else ""
+                self.stdout.write(f"{store.shop_domain}: {held[store.pk]:.2f} held{flag}")
+            if not held:
+                self.stdout.write("no earnings are held for review")
+            return
+        store = Store.objects.filter(shop_domain=valid_shop_domain(shop)).first()
+        if store is None:
+            raise CommandError(f"unknown store {shop!r}")
+        count = ledger.resolve_held(store, release=bool(release))
+        verb = "released" if release else "voided (partners refunded)"
+        self.stdout.write(f"{store.shop_domain}: {count} held earning(s) {verb}")

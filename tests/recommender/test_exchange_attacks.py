@@ -1,0 +1,209 @@
+"""Attacks on the exchange, played over real HTTP through the simulator's signed app proxy
+against the live app and PostgreSQL. Each attack must move no credits beyond what the
+published rules allow; the honest path must move exactly the published amounts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from recommender import runtime
+from recommender.catalog import index_events
+from recommender.catalog import sync as catalog_sync
+from recommender.exchange import ledger, review, rules
+from recommender.models import Click, LedgerEntry, WidgetSettings
+from stores import tasks as store_tasks
+from stores.models import Store
+from tests import shoppers
+from tests.conftest import small_catalog
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def exchange(simulator, live_server, settings, tmp_path):
+    """Three installed stores (alpha hosts, beta and gamma are partners), synced, indexed."""
+    settings.SHOPIFY_APP_URL = live_server.url
+    settings.RECOMMENDER_EMBEDDER = "hash"
+    settings.RECOMMENDER_EMBED_QUIET_SECONDS = 0
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 0.2
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    settings.RECOMMENDER_RELEVANCE_FLOOR = (
+        -1.0
+    )  # every partner item qualifies: attacks, not relevance
+    runtime.reset()
+    world = simulator.world
+    world.app.app_url = live_server.url
+    world.add_shop("gamma", small_catalog("gamma", ["Burr Grinder Deluxe", "Milk Frother"]))
+    stores = {}
+    for handle in ("alpha", "beta", "gamma"):
+        world.install(simulator.shop(handle))
+        response = httpx.get(
+            live_server.url + "/", params=simulator.embedded_query(handle), timeout=10
+        )
+        assert response.status_code == 200
+        store = Store.objects.get(shop_domain=f"{handle}.myshopify.com")
+        store_tasks.after_install(store.pk)
+        catalog_sync.sync_catalog(store)
+        stores[handle] = store
+    index_events.rebuild_index()
+    for store in stores.values():
+        WidgetSettings.objects.filter(store=store).update(own_share=0)
+    stores["viewed"] = next(iter(simulator.shop("alpha").products))
+    return stores
+
+
+def balances(stores) -> dict[str, Decimal]:
+    return {name: ledger.balance(stores[name]) for name in ("alpha", "beta", "gamma")}
+
+
+def test_honest_shopper_who_sees_and_clicks_earns_the_host_exactly_the_published_amount(
+    simulator, exchange
+):
+    before = balances(exchange)
+
+    statuses = shoppers.honest_view_and_click(simulator.url, "alpha", exchange["viewed"])
+
+    assert statuses == [302]
+    after = balances(exchange)
+    assert after["alpha"] - before["alpha"] == rules.EARN_PER_CLICK
+    partner = "beta" if after["beta"] != before["beta"] else "gamma"
+    assert after[partner] - before[partner] == -rules.SPEND_PER_CLICK
+
+
+def test_harvested_tokens_without_a_viewable_impression_earn_nothing(simulator, exchange):
+    before = balances(exchange)
+
+    statuses = shoppers.harvest_without_viewing(simulator.url, "alpha", exchange["viewed"])
+
+    assert set(statuses) == {302}  # the shopper still lands on the product
+    assert balances(exchange) == before
+    assert Click.objects.filter(billable=False).count() == len(statuses)
+    assert set(Click.objects.values_list("reason", flat=True)) == {"no viewable impression"}
+
+
+def test_rotating_the_user_agent_after_the_fetch_makes_no_new_visitor(simulator, exchange):
+    before = balances(exchange)
+
+    statuses = shoppers.rotate_agents_after_one_view(simulator.url, "alpha", exchange["viewed"])
+
+    # One viewable impression, one billable click: exactly the honest amount, once.
+    assert set(statuses) == {302}
+    assert ledger.balance(exchange["alpha"]) - before["alpha"] == rules.EARN_PER_CLICK
+    assert Click.objects.filter(billable=True).count() == 1
+
+
+def test_spoofed_forwarded_addresses_are_one_address_and_hit_its_limit(simulator, exchange):
+    before = balances(exchange)
+    rounds = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR + 5
+
+    shoppers.spoof_forwarded_addresses(simulator.url, "alpha", exchange["viewed"], rounds=rounds)
+
+    # Shopify's proxy appends the real address, the hop we trust: one address throughout.
+    billable = Click.objects.filter(billable=True)
+    assert len(set(Click.objects.values_list("ip_hash", flat=True))) == 1
+    assert billable.count() <= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR
+    earned = ledger.balance(exchange["alpha"]) - before["alpha"]
+    assert earned <= review.CLICKS_BEFORE_A_HOLD * rules.EARN_PER_CLICK
+
+
+def test_a_bot_rotating_real_addresses_has_its_earnings_held_for_review(simulator, exchange):
+    before = balances(exchange)
+
+    shoppers.bot_rotating_real_addresses(simulator.url, "alpha", exchange["viewed"], rounds=15)
+
+    earned = ledger.balance(exchange["alpha"]) - before["alpha"]
+    held = ledger.held_earnings(exchange["alpha"])
+    # Every view clicked: far above any shopper's rate. Review holds new earnings once the
+    # smoothed click-through rate says so; what was earned before stays within that bound.
+    assert held > 0
+    assert earned + held == Click.objects.filter(billable=True).count() * rules.EARN_PER_CLICK
+    assert earned <= review.CLICKS_BEFORE_A_HOLD * rules.EARN_PER_CLICK
+    assert review.under_review(exchange["alpha"].pk)
+
+
+def test_a_billed_token_replayed_earns_nothing_more(simulator, exchange):
+    before = balances(exchange)
+
+    statuses = shoppers.replay_a_billed_token(simulator.url, "alpha", exchange["viewed"])
+
+    assert statuses == [302] * 6
+    assert ledger.balance(exchange["alpha"]) - before["alpha"] == rules.EARN_PER_CLICK
+    assert Click.objects.filter(billable=True).count() == 1
+
+
+def test_sixteen_concurrent_clicks_on_one_impression_bill_exactly_once(simulator, exchange):
+    before = balances(exchange)
+
+    statuses = shoppers.concurrent_clicks_on_one_view(simulator.url, "alpha", exchange["viewed"])
+
+    assert statuses == [302] * 16
+    assert Click.objects.filter(billable=True).count() == 1
+    assert ledger.balance(exchange["alpha"]) - before["alpha"] == rules.EARN_PER_CLICK
+
+
+def test_tokens_issued_before_the_partner_uninstalled_earn_nothing(simulator, exchange):
+    before = balances(exchange)
+
+    def partners_uninstall() -> None:
+        Store.objects.filter(pk__in=[exchange["beta"].pk, exchange["gamma"].pk]).update(
+            status=Store.Status.UNINSTALLED
+        )
+
+    shoppers.view_then(simulator.url, "alpha", exchange["viewed"], partners_uninstall)
+
+    assert balances(exchange) == before
+    assert set(Click.objects.values_list("reason", flat=True)) == {"partner not active"}
+
+
+def test_tokens_issued_before_a_block_earn_nothing_in_either_direction(simulator, exchange):
+    before = balances(exchange)
+
+    def blocks_both_ways() -> None:  # alpha blocks beta; gamma blocks alpha
+        WidgetSettings.objects.get(store=exchange["alpha"]).blocked_stores.add(exchange["beta"])
+        WidgetSettings.objects.get(store=exchange["gamma"]).blocked_stores.add(exchange["alpha"])
+
+    shoppers.view_then(simulator.url, "alpha", exchange["viewed"], blocks_both_ways)
+
+    assert balances(exchange) == before
+    assert set(Click.objects.values_list("reason", flat=True)) == {"blocked"}
+
+
+def test_a_partner_that_cannot_pay_is_not_charged_and_never_goes_below_zero(simulator, exchange):
+    def partners_spend_down_to_half_a_click() -> None:
+        for partner in ("beta", "gamma"):
+            LedgerEntry.objects.create(
+                store=exchange[partner], kind=LedgerEntry.Kind.SPEND,
+                amount=-(rules.STARTER_GRANT - Decimal("0.50")),
+            )  # fmt: skip
+
+    statuses = shoppers.view_then(
+        simulator.url, "alpha", exchange["viewed"], partners_spend_down_to_half_a_click
+    )
+
+    assert set(statuses) == {302}  # the shopper still gets there
+    assert ledger.balance(exchange["alpha"]) == rules.STARTER_GRANT
+    assert ledger.balance(exchange["beta"]) == ledger.balance(exchange["gamma"]) == Decimal("0.50")
+    assert set(Click.objects.values_list("reason", flat=True)) == {"partner cannot pay"}
+
+
+def test_a_development_store_gets_no_starter_grant(simulator, live_server, settings):
+    settings.SHOPIFY_APP_URL = live_server.url
+    simulator.world.app.app_url = live_server.url
+    simulator.world.add_shop(
+        "devshop", {**small_catalog("devshop", ["Test Product"]), "plan": "Development"}
+    )
+    simulator.world.add_shop("payer", {**small_catalog("payer", ["Paid Product"]), "plan": "Basic"})
+    grants = {}
+    for handle in ("devshop", "payer"):
+        simulator.world.install(simulator.shop(handle))
+        httpx.get(live_server.url + "/", params=simulator.embedded_query(handle), timeout=10)
+        store = Store.objects.get(shop_domain=f"{handle}.myshopify.com")
+        store_tasks.after_install(store.pk)
+        store_tasks.after_install(store.pk)  # a reinstall: still once per shop domain
+        grants[handle] = ledger.balance(store)
+
+    assert grants == {"devshop": Decimal("0"), "payer": rules.STARTER_GRANT}
