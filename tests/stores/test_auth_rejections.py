@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from simulator.server import sign_query
-from stores.auth import valid_shop_domain
+from stores.auth import client_ip, valid_shop_domain
 from stores.models import OAuthState, Store
 from tests.stores.test_install import follow_authorize
 
@@ -304,3 +304,21 @@ def test_valid_session_token_fetch_returns_the_shops_state(client, simulator, in
     assert response.status_code == 200
     assert response.json()["shop"] == "alpha.myshopify.com"
     assert response.json()["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "hops", "expected"),
+    [
+        ("203.0.113.7", 1, "203.0.113.7"),  # Shopify's proxy appended the shopper
+        ("6.6.6.6, 203.0.113.7", 1, "203.0.113.7"),  # a forged entry before it is ignored
+        ("6.6.6.6, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),  # behind one balancer of ours
+        ("", 1, "192.0.2.99"),  # not through a proxy: the connecting address
+    ],
+)
+def test_client_ip_is_the_entry_our_nearest_trusted_proxy_added(
+    rf, settings, forwarded, hops, expected
+):
+    settings.INTERLAYER_TRUSTED_PROXY_HOPS = hops
+    request = rf.get("/", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="192.0.2.99")
+
+    assert client_ip(request) == expected
