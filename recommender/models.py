@@ -140,9 +140,9 @@ class WidgetSettings(models.Model):
 class LedgerEntry(models.Model):
     """One credit movement. Append-only: balances are sums, never stored.
 
-    Earnings of a store under review are written as HELD (not in the balance) and later
-    resolved by an operator: RELEASE pays them, VOID drops them and REFUNDs the partner
-    that was charged for the click."""
+    A click from a store under review is written as a HELD earning (not in the balance,
+    nobody charged) and later resolved by an operator: RELEASE pays it (with the partner's
+    SPEND written then), VOID drops it."""
 
     class Kind(models.TextChoices):
         GRANT = "grant", "Starter grant"
@@ -151,7 +151,6 @@ class LedgerEntry(models.Model):
         HELD = "held", "Earned, held for review"
         RELEASE = "release", "Held earning released"
         VOID = "void", "Held earning voided"
-        REFUND = "refund", "Refund of a voided click"
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="ledger")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -160,7 +159,7 @@ class LedgerEntry(models.Model):
         Store, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     click = models.ForeignKey("Click", on_delete=models.PROTECT, null=True, blank=True)
-    # RELEASE, VOID and REFUND entries point at the HELD entry they resolve.
+    # RELEASE and VOID entries point at the HELD entry they resolve.
     resolves = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="resolutions"
     )

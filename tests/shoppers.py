@@ -113,6 +113,24 @@ def bot_rotating_real_addresses(url: str, handle: str, product: int, *, rounds: 
     return statuses
 
 
+def pad_views_from_one_address(
+    url: str, handle: str, products: list[int], *, views: int, clicks: int
+) -> list[int]:
+    """Report many views (each under a new agent, so each a new visitor) across the host's
+    products, then click a few distinct partner products: the rate looks ordinary, the
+    addresses do not."""
+    shopper = Shopper(url, handle)
+    by_target: dict[tuple[str, str], str] = {}
+    for n in range(views):
+        shopper.ua = browser_ua(n)
+        payload = shopper.widget(products[n % len(products)])
+        shopper.see(payload)
+        for item in payload["items"]:
+            if item["slot"] == "partner":
+                by_target.setdefault((item["store_name"], item["title"]), item["token"])
+    return [shopper.click(token).status_code for token in list(by_target.values())[:clicks]]
+
+
 def replay_a_billed_token(url: str, handle: str, product: int) -> list[int]:
     shopper = Shopper(url, handle)
     payload = shopper.widget(product)

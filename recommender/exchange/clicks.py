@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from recommender.exchange import ledger, review, rules, tokens
+from recommender.exchange import ledger, locks, review, rules, tokens
 from recommender.exchange.tokens import ClickToken
 from recommender.models import Click, Impression, Product, WidgetSettings
 from stores.models import Store
@@ -32,7 +31,10 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
     except tokens.InvalidClickToken as error:
         if error.reason != "expired":
             return ClickOutcome(None, False, error.reason)
-        token = tokens.read_click_token_unchecked_age(raw_token)
+        try:
+            token = tokens.read_click_token_unchecked_age(raw_token)
+        except tokens.InvalidClickToken as unreadable:
+            return ClickOutcome(None, False, unreadable.reason)
         if token.source_store_id != host.pk:
             return ClickOutcome(None, False, "issued for another store")
         product = _target(token)
@@ -73,17 +75,22 @@ def _with_utm(product: Product, source: Store) -> str | None:
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     """Record a click and, if billable, move the credits, in one transaction.
 
-    Billing is serialised per store pair (transaction-scoped advisory locks on both stores,
-    taken in id order, on PostgreSQL; SQLite serialises writers anyway), so the rate limits,
-    the partner's balance and the one-billable-click-per-impression rule hold under
-    concurrency and across processes; a unique ``billed_impression`` backs the last one.
+    Billing is serialised (locks.lock_for_transaction) per store of the pair, per visitor
+    and per address, so the rate limits, the partner's balance and the one billable click
+    per impression hold under concurrency and across processes; a unique
+    ``billed_impression`` backs the last one.
     """
     now = timezone.now()
-    address = rules.ip_hash(ip, now=now)
+    addresses = rules.ip_hashes(ip, now=now)
+    visitor = token.visitor
     with transaction.atomic():
-        for store_id in sorted({token.source_store_id, token.target_store_id}):
-            _lock(f"exchange-store:{store_id}")
-        reason = _not_billable_because(token, address=address, user_agent=user_agent, now=now)
+        locks.lock_for_transaction(
+            f"exchange-store:{token.source_store_id}",
+            f"exchange-store:{token.target_store_id}",
+            f"exchange-address:{addresses[0]}",
+            *([f"exchange-visitor:{visitor.current}"] if visitor else []),
+        )
+        reason = _not_billable_because(token, addresses=addresses, user_agent=user_agent, now=now)
         held = not reason and review.under_review(token.source_store_id)
         click = Click(
             source_store_id=token.source_store_id,
@@ -91,8 +98,8 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
             target_product_id=token.target_product_id,
             impression_id=token.impression_id[:64],
             token_id=token.token_id[:64],
-            visitor_hash=token.visitor.current[:64],
-            ip_hash=address,
+            visitor_hash=visitor.current[:64] if visitor else "",
+            ip_hash=addresses[0],
             billable=not reason,
             billed_impression=None if reason else token.impression_id[:64],
             reason=reason or ("held for review" if held else "billable"),
@@ -113,15 +120,16 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
 
 
 def _not_billable_because(
-    token: ClickToken, *, address: str, user_agent: str, now: datetime
+    token: ClickToken, *, addresses: tuple[str, str], user_agent: str, now: datetime
 ) -> str:
     """The first rule the click breaks, or "" when it is billable. Cheap checks first."""
-    source, target = token.source_store_id, token.target_store_id
+    source, target, visitor = token.source_store_id, token.target_store_id, token.visitor
     if source == target:
         return "own store"
     if rules.is_bot(user_agent):
         return "bot"
-    visitor = token.visitor
+    if visitor is None:
+        return "no viewable impression"
     seen = Impression.objects.filter(
         impression_id=token.impression_id[:64], store_id=source, visitor_hash=visitor.current
     )
@@ -131,15 +139,16 @@ def _not_billable_because(
         return "impression already clicked"
     billed = Click.objects.filter(billable=True)
     same_visitor = Q(visitor_hash=visitor.current) | Q(visitor_hash=visitor.previous)
-    if billed.filter(
-        same_visitor, target_product_id=token.target_product_id,
-        created_at__gte=now - rules.DEDUPE_WINDOW,
-    ).exists():  # fmt: skip
+    same_address = Q(ip_hash__in=addresses)
+    day = billed.filter(created_at__gte=now - rules.DEDUPE_WINDOW)
+    if day.filter(same_visitor | same_address, target_product_id=token.target_product_id).exists():
         return "repeat within 24h"
     hour = billed.filter(created_at__gte=now - timedelta(hours=1))
     if hour.filter(same_visitor).count() >= rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR:
         return "visitor limit"
-    if hour.filter(ip_hash=address).count() >= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR:
+    if hour.filter(same_address).count() >= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR:
+        return "address limit"
+    if day.filter(same_address).count() >= rules.BILLABLE_CLICKS_PER_IP_PER_DAY:
         return "address limit"
     if (
         hour.filter(source_store_id=source).count()
@@ -169,13 +178,6 @@ def _billing_state_forbids(*, source: int, target: int) -> str:
     )
     if blocks.exists():
         return "blocked"
-    if ledger.balances([target])[target] < rules.SPEND_PER_CLICK:
+    if not ledger.can_pay_a_click(target):
         return "partner cannot pay"
     return ""
-
-
-def _lock(key: str) -> None:
-    if connection.vendor == "postgresql":
-        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])

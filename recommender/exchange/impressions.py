@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from recommender.exchange import rules, tokens
+from recommender.exchange import locks, rules, tokens
 from recommender.models import Impression
 from stores.models import Store
 
@@ -33,20 +33,25 @@ def record_impression(*, host: Store, raw: str, ip: str, user_agent: str) -> str
         return "invalid"
     if rules.is_bot(user_agent):
         return "bot"
-    address = rules.ip_hash(ip)
+    addresses = rules.ip_hashes(ip)
     since = timezone.now() - _LIMIT_WINDOW
     recent = Impression.objects.filter(created_at__gte=since)
-    if recent.filter(visitor_hash=visitor).count() >= rules.IMPRESSIONS_PER_VISITOR_PER_10_MIN:
-        return "rate limited"
-    if recent.filter(ip_hash=address).count() >= rules.IMPRESSIONS_PER_IP_PER_10_MIN:
-        return "rate limited"
     try:
         with transaction.atomic():
+            # Concurrent beacons from one address or visitor are counted one at a time.
+            locks.lock_for_transaction(f"view-address:{addresses[0]}", f"view-visitor:{visitor}")
+            if (
+                recent.filter(visitor_hash=visitor).count()
+                >= rules.IMPRESSIONS_PER_VISITOR_PER_10_MIN
+            ):
+                return "rate limited"
+            if recent.filter(ip_hash__in=addresses).count() >= rules.IMPRESSIONS_PER_IP_PER_10_MIN:
+                return "rate limited"
             Impression.objects.create(
                 store=host,
                 impression_id=impression_id,
                 visitor_hash=visitor,
-                ip_hash=address,
+                ip_hash=addresses[0],
                 items=items,
                 partner_items=partner_items,
             )

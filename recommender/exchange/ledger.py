@@ -1,8 +1,8 @@
 """The credit ledger: append-only entries, balances derived from them.
 
-A balance is the sum of a store's entries, held earnings left out until an operator
-releases them. Held earnings are resolved once: released (paid) or voided (dropped, and
-the partner that paid for the click refunded)."""
+A balance is the sum of a store's entries, held earnings left out. A click held for review
+charges nobody yet; it is resolved once by an operator: released (the partner pays then,
+if it can, and the source is paid) or voided (nothing moves)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TypedDict
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 
+from recommender.exchange.locks import lock_for_transaction
 from recommender.exchange.rules import (
     EARN_PER_CLICK,
     SPEND_PER_CLICK,
@@ -52,10 +53,14 @@ def balances(store_ids: list[int]) -> dict[int, Decimal]:
     return {store_id: found.get(store_id, Decimal("0")) for store_id in store_ids}
 
 
-def exhausted_store_ids() -> set[int]:
-    """Stores whose products must not be shown to others right now."""
-    rows = LedgerEntry.objects.filter(_IN_BALANCE).values("store_id").annotate(t=Sum("amount"))
-    return {row["store_id"] for row in rows if row["t"] <= 0}
+def exhausted_store_ids(store_ids: list[int]) -> set[int]:
+    """Of ``store_ids``, those that cannot pay for one more click (no ledger at all
+    included): their products must not be shown to others right now."""
+    return {store for store, total in balances(store_ids).items() if total < SPEND_PER_CLICK}
+
+
+def can_pay_a_click(store_id: int) -> bool:
+    return balances([store_id])[store_id] >= SPEND_PER_CLICK
 
 
 def _unresolved_held():
@@ -93,47 +98,49 @@ def grant_starter_credits(store: Store) -> bool:
 
 
 def credit_click(click: Click, *, held: bool) -> None:
-    """The two entries of a billable click: the target spends, the source earns (or has
-    its earning held for review)."""
-    earn_kind = LedgerEntry.Kind.HELD if held else LedgerEntry.Kind.EARN
-    LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(store_id=click.source_store_id, kind=earn_kind,
-                        amount=EARN_PER_CLICK, counterparty_id=click.target_store_id,
-                        click=click, created_at=click.created_at),
-            LedgerEntry(store_id=click.target_store_id, kind=LedgerEntry.Kind.SPEND,
-                        amount=-SPEND_PER_CLICK, counterparty_id=click.source_store_id,
-                        click=click, created_at=click.created_at),
-        ]
+    """The entries of a billable click: the target spends and the source earns; or, for a
+    source under review, only a held earning (nobody is charged until it is released)."""
+    earning = LedgerEntry(
+        store_id=click.source_store_id, kind=LedgerEntry.Kind.HELD if held else LedgerEntry.Kind.EARN,
+        amount=EARN_PER_CLICK, counterparty_id=click.target_store_id, click=click,
+        created_at=click.created_at,
     )  # fmt: skip
+    if held:
+        earning.save(force_insert=True)
+        return
+    spending = LedgerEntry(
+        store_id=click.target_store_id, kind=LedgerEntry.Kind.SPEND, amount=-SPEND_PER_CLICK,
+        counterparty_id=click.source_store_id, click=click, created_at=click.created_at,
+    )  # fmt: skip
+    LedgerEntry.objects.bulk_create([earning, spending])
 
 
-def resolve_held(store: Store, *, release: bool) -> int:
-    """Release (pay) or void (drop, refunding each partner that paid) every held earning
-    of ``store``; returns how many. Safe to run twice: each is resolved once."""
-    resolved = 0
+def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
+    """Release or void every held click of ``store``; returns (released, voided).
+
+    Releasing bills the click as it would have been: the partner pays (under its lock, and
+    only if it can pay now: never below zero) and the source is paid; a click the partner
+    can no longer pay is voided instead. Safe to run twice: each is resolved once."""
+    released = voided = 0
     for held in _unresolved_held().filter(store=store).order_by("pk"):
         try:
             with transaction.atomic():
-                if release:
+                lock_for_transaction(f"exchange-store:{held.counterparty_id}")
+                pays = release and can_pay_a_click(held.counterparty_id)
+                kind = LedgerEntry.Kind.RELEASE if pays else LedgerEntry.Kind.VOID
+                LedgerEntry.objects.create(
+                    store=store, kind=kind, amount=held.amount if pays else Decimal("0"),
+                    counterparty_id=held.counterparty_id, click_id=held.click_id, resolves=held,
+                )  # fmt: skip
+                if pays:
                     LedgerEntry.objects.create(
-                        store=store, kind=LedgerEntry.Kind.RELEASE, amount=held.amount,
-                        counterparty_id=held.counterparty_id, click_id=held.click_id, resolves=held,
-                    )  # fmt: skip
-                else:
-                    LedgerEntry.objects.create(
-                        store=store, kind=LedgerEntry.Kind.VOID, amount=Decimal("0"),
-                        counterparty_id=held.counterparty_id, click_id=held.click_id, resolves=held,
-                    )  # fmt: skip
-                    LedgerEntry.objects.create(
-                        store_id=held.counterparty_id, kind=LedgerEntry.Kind.REFUND,
-                        amount=SPEND_PER_CLICK, counterparty=store, click_id=held.click_id,
-                        resolves=held,
+                        store_id=held.counterparty_id, kind=LedgerEntry.Kind.SPEND,
+                        amount=-SPEND_PER_CLICK, counterparty=store, click_id=held.click_id,
                     )  # fmt: skip
         except IntegrityError:  # resolved concurrently by another operator
             continue
-        resolved += 1
-    return resolved
+        released, voided = (released + 1, voided) if pays else (released, voided + 1)
+    return released, voided
 
 
 def partner_ledger(store: Store) -> list[PartnerLedgerRow]:

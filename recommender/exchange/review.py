@@ -1,11 +1,16 @@
-"""Invalid-traffic review: a source store whose click-through rate is far above the
-network's has its new earnings held until an operator releases or voids them.
+"""Invalid-traffic review: a source store whose traffic looks scripted has its new clicks
+held (nobody charged, nothing paid) until an operator releases or voids them.
 
-The rate is a store's billable clicks sent over the viewable impressions its widget made
-in the last 24 hours, smoothed towards the network's rate with ``PRIOR_VIEWS`` imaginary
-views (a Beta prior), so a new store with three views and one click is not flagged, while a
-script that clicks every view it makes is flagged after a handful. The network's rate is
-the median over stores with enough views, or ``FALLBACK_NETWORK_CTR`` while too few have.
+Two signals, over the last 24 hours:
+- **Rate**: billable clicks sent over viewable impressions that showed partner items,
+  smoothed towards the network's rate with ``PRIOR_VIEWS`` imaginary views (a Beta prior),
+  so a new store with three views and one click is not flagged, while a script that clicks
+  every view it makes is flagged after a handful. Held above ``CTR_MULTIPLE`` times the
+  network's rate: the median over paying stores with enough views, never below
+  ``FALLBACK_NETWORK_CTR`` (throwaway stores cannot drag it down).
+- **Pattern**: once a store has ``PATTERN_MIN_CLICKS`` billable clicks, more than half of
+  them coming from addresses that each made ``HEAVY_ADDRESS_CLICKS`` or more. Padding the
+  views (reporting many, clicking a few) hides a rate, not this.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from recommender import runtime
+from recommender.exchange.rules import PAYING_PLANS
 from recommender.models import Click, Impression
 
 WINDOW = timedelta(hours=24)
@@ -25,6 +31,13 @@ PRIOR_VIEWS = 50
 FALLBACK_NETWORK_CTR = 0.02  # a typical widget's rate, used until the network has data
 MIN_VIEWS_FOR_MEDIAN = 50
 MIN_STORES_FOR_MEDIAN = 3
+PATTERN_MIN_CLICKS = 5
+HEAVY_ADDRESS_CLICKS = 4  # more than one shopper's hourly limit allows
+
+
+def _views():
+    """Viewable impressions that showed at least one partner item."""
+    return Impression.objects.filter(partner_items__gt=0)
 
 
 def smoothed_ctr(*, clicks: int, views: int, network_ctr: float) -> float:
@@ -38,10 +51,11 @@ def network_ctr() -> float:
 
 def _load_network_ctr() -> float:
     since = timezone.now() - WINDOW
-    views = dict(
-        Impression.objects.filter(created_at__gte=since)
-        .values("store_id").annotate(n=Count("id")).values_list("store_id", "n")
+    paying = _views().filter(
+        created_at__gte=since, store__plan_partner_development=False,
+        store__plan_name__in=PAYING_PLANS,
     )  # fmt: skip
+    views = dict(paying.values("store_id").annotate(n=Count("id")).values_list("store_id", "n"))
     clicks = dict(
         Click.objects.filter(created_at__gte=since, billable=True)
         .values("source_store_id").annotate(n=Count("id")).values_list("source_store_id", "n")
@@ -49,18 +63,23 @@ def _load_network_ctr() -> float:
     rates = [clicks.get(store, 0) / n for store, n in views.items() if n >= MIN_VIEWS_FOR_MEDIAN]
     if len(rates) < MIN_STORES_FOR_MEDIAN:
         return FALLBACK_NETWORK_CTR
-    return max(statistics.median(rates), 0.001)
+    return max(statistics.median(rates), FALLBACK_NETWORK_CTR)
 
 
 def under_review(store_id: int) -> bool:
     """Whether new earnings of ``store_id`` are held right now."""
     since = timezone.now() - WINDOW
-    views = Impression.objects.filter(store_id=store_id, created_at__gte=since).count()
-    clicks = Click.objects.filter(
-        source_store_id=store_id, billable=True, created_at__gte=since
-    ).count()
+    views = _views().filter(store_id=store_id, created_at__gte=since).count()
+    per_address = list(
+        Click.objects.filter(source_store_id=store_id, billable=True, created_at__gte=since)
+        .values("ip_hash").annotate(n=Count("id")).values_list("n", flat=True)
+    )  # fmt: skip
+    clicks = sum(per_address)
     network = network_ctr()
-    return smoothed_ctr(clicks=clicks, views=views, network_ctr=network) > CTR_MULTIPLE * network
+    if smoothed_ctr(clicks=clicks, views=views, network_ctr=network) > CTR_MULTIPLE * network:
+        return True
+    heavy = sum(n for n in per_address if n >= HEAVY_ADDRESS_CLICKS)
+    return clicks >= PATTERN_MIN_CLICKS and heavy * 2 > clicks
 
 
 def _clicks_before_a_hold(network: float = FALLBACK_NETWORK_CTR) -> int:

@@ -36,6 +36,7 @@ DEDUPE_WINDOW = timedelta(hours=24)
 # limit is the one a script cannot rotate away without many real addresses.
 BILLABLE_CLICKS_PER_VISITOR_PER_HOUR = 3
 BILLABLE_CLICKS_PER_IP_PER_HOUR = 10
+BILLABLE_CLICKS_PER_IP_PER_DAY = 30
 BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR = 600
 # Viewable impressions counted per 10 minutes; beyond them they are dropped.
 IMPRESSIONS_PER_VISITOR_PER_10_MIN = 30
@@ -54,14 +55,15 @@ RULES_IN_WORDS = [
     "and that shopper: at most one billable click per view, none from known bots, none for a "
     "repeat of the same shopper on the same product within 24 hours, and within hourly limits "
     f"per shopper ({BILLABLE_CLICKS_PER_VISITOR_PER_HOUR}), per network address "
-    f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}) and per store "
+    f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
     "At the moment of the click both stores must still be installed, the partner must still "
     "take part and be able to pay, and neither may block the other. No balance ever goes "
     "below zero: a click a partner cannot pay still takes the shopper there, but bills nothing.",
-    "A store whose click-through rate is far above the network's has its new earnings held "
-    "for review; held credits are shown as such and are released or voided (and the partner "
-    "refunded) by the Interlayer team.",
+    "A store whose click-through rate is far above the network's, or whose clicks come mostly "
+    "from a few addresses, has its new clicks held for review: the partner is not charged and "
+    "the earning is not paid until the Interlayer team releases it (billing the partner then, "
+    "if it can pay) or voids it. Held credits are shown as such.",
     "When your balance runs out, your widget keeps working and earning, but your products stop "
     "appearing on other stores until you earn credits again.",
     "Clicks on your own products in your own widget are free.",
@@ -114,6 +116,8 @@ def visitor_hashes(*, ip: str, user_agent: str, now: datetime | None = None) -> 
     return _salted(value, period, "visitor"), _salted(value, period - 1, "visitor")
 
 
-def ip_hash(ip: str, *, now: datetime | None = None) -> str:
-    """The address a request came from, hashed like visitors (never stored in the clear)."""
-    return _salted(ip, _period(now), "address")
+def ip_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
+    """(current, previous) salted hashes of the address a request came from, like visitors
+    (never stored in the clear); limits check both so they hold across a salt rotation."""
+    period = _period(now)
+    return _salted(ip, period, "address"), _salted(ip, period - 1, "address")

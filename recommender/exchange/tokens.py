@@ -27,7 +27,7 @@ class ClickToken:
     source_store_id: int
     target_store_id: int
     target_product_id: int  # Shopify product id
-    visitor: Visitor
+    visitor: Visitor | None  # None for a token minted before tokens carried it
 
 
 class InvalidClickToken(Exception):
@@ -71,7 +71,10 @@ def read_click_token(token: str) -> ClickToken:
 def read_click_token_unchecked_age(token: str) -> ClickToken:
     """A token whose signature is good but which is too old to bill: where it points is
     still trustworthy (an old link should still reach the product)."""
-    return _click_token_from(signing.loads(token, salt=_CLICK_SALT))
+    try:
+        return _click_token_from(signing.loads(token, salt=_CLICK_SALT))
+    except signing.BadSignature:
+        raise InvalidClickToken("tampered") from None
 
 
 def _click_token_from(data: Any) -> ClickToken:
@@ -82,7 +85,9 @@ def _click_token_from(data: Any) -> ClickToken:
             source_store_id=int(data["s"]),
             target_store_id=int(data["d"]),
             target_product_id=int(data["p"]),
-            visitor=Visitor(current=str(data["v"]), previous=str(data["w"])),
+            visitor=Visitor(current=str(data["v"]), previous=str(data["w"]))
+            if "v" in data and "w" in data
+            else None,
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidClickToken("tampered") from None

@@ -38,7 +38,7 @@ def network_state(*, fresh: bool = False) -> NetworkState:
 def load_network_state() -> NetworkState:
     active = set(Store.objects.filter(status=Store.Status.ACTIVE).values_list("pk", flat=True))
     disabled = set(WidgetSettings.objects.filter(enabled=False).values_list("store_id", flat=True))
-    exhausted = ledger.exhausted_store_ids()
+    exhausted = ledger.exhausted_store_ids(sorted(active))
     blocks: dict[int, set[int]] = {}
     for store_id, blocked_id in WidgetSettings.blocked_stores.through.objects.values_list(
         "widgetsettings__store_id", "store_id"

@@ -12,7 +12,7 @@ from django.db import connections
 from django.utils import timezone
 
 from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
-from recommender.models import Click, LedgerEntry
+from recommender.models import Click, Impression, LedgerEntry
 from tests.factories import make_store
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"
@@ -227,11 +227,12 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
     assert errors == []
     assert Click.objects.count() == 16
     assert Click.objects.filter(billable=True).count() == 9
-    # Nine views, nine clicks: review holds what comes after the first few, but every
-    # billable click is paid for once and earned once (available or held).
+    # Nine views, nine clicks: review holds what comes after the first few. Every billable
+    # click is earned once (available or held), and each one not held is paid for once.
     available, held = ledger.balance(sender), ledger.held_earnings(sender)
     assert available + held == rules.STARTER_GRANT + 9 * rules.EARN_PER_CLICK
-    assert ledger.balance(receiver) == rules.STARTER_GRANT - 9 * rules.SPEND_PER_CLICK
+    paid = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EARN).count()
+    assert ledger.balance(receiver) == rules.STARTER_GRANT - paid * rules.SPEND_PER_CLICK
     earned = LedgerEntry.objects.filter(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.HELD])
     assert sum(e.amount for e in earned) == Decimal("0.80") * 9
 
@@ -292,7 +293,7 @@ def test_hourly_limits_leave_clicks_raw(pair, limit, ips):
 
 
 @pytest.mark.parametrize("release", [True, False])
-def test_held_earnings_are_released_or_voided_with_the_partner_refunded(pair, release):
+def test_held_clicks_charge_nobody_until_released_and_nothing_once_voided(pair, release):
     sender, receiver = pair
     for n in range(2):
         click = Click.objects.create(
@@ -302,12 +303,13 @@ def test_held_earnings_are_released_or_voided_with_the_partner_refunded(pair, re
         ledger.credit_click(click, held=True)
     assert ledger.held_earnings(sender) == 2 * rules.EARN_PER_CLICK
     assert ledger.balance(sender) == rules.STARTER_GRANT
-    assert ledger.balance(receiver) == rules.STARTER_GRANT - 2 * rules.SPEND_PER_CLICK
+    assert ledger.balance(receiver) == rules.STARTER_GRANT  # not charged while held
 
     resolved = ledger.resolve_held(sender, release=release)
     again = ledger.resolve_held(sender, release=not release)
 
-    assert (resolved, again) == (2, 0)
+    assert resolved == ((2, 0) if release else (0, 2))
+    assert again == (0, 0)
     assert ledger.held_earnings(sender) == 0
     if release:
         assert ledger.balance(sender) == rules.STARTER_GRANT + 2 * rules.EARN_PER_CLICK
@@ -315,6 +317,21 @@ def test_held_earnings_are_released_or_voided_with_the_partner_refunded(pair, re
     else:
         assert ledger.balance(sender) == rules.STARTER_GRANT
         assert ledger.balance(receiver) == rules.STARTER_GRANT
+
+
+def test_releasing_a_held_click_the_partner_can_no_longer_pay_voids_it(pair):
+    sender, receiver = pair
+    click = Click.objects.create(
+        source_store=sender, target_store=receiver, target_product_id=1, impression_id="h",
+        token_id="h", visitor_hash="v", billable=True, reason="held for review",
+    )  # fmt: skip
+    ledger.credit_click(click, held=True)
+    LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.SPEND,
+                               amount=-(rules.STARTER_GRANT - Decimal("0.40")))  # fmt: skip
+
+    assert ledger.resolve_held(sender, release=True) == (0, 1)
+    assert ledger.balance(receiver) == Decimal("0.40")
+    assert ledger.balance(sender) == rules.STARTER_GRANT
 
 
 def test_review_smooths_small_stores_and_flags_a_store_that_clicks_every_view():
@@ -342,3 +359,25 @@ def test_a_source_clicking_far_above_the_network_has_new_earnings_held(pair, set
     assert set(reasons[review.CLICKS_BEFORE_A_HOLD :]) == {"held for review"}
     assert ledger.held_earnings(sender) == 3 * rules.EARN_PER_CLICK
     assert review.under_review(sender.pk)
+
+
+@pytest.mark.django_db
+def test_throwaway_stores_cannot_drag_the_network_rate_below_its_floor(settings):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    # Development stores with plenty of views and no clicks, and paying stores likewise.
+    for n in range(4):
+        for plan in ("Development", "Basic"):
+            store = make_store(f"{plan.lower()}{n}", plan_name=plan,
+                               plan_partner_development=plan == "Development")  # fmt: skip
+            Impression.objects.bulk_create(
+                Impression(
+                    store=store,
+                    impression_id=f"{store.pk}-{v}",
+                    visitor_hash=str(v),
+                    items=4,
+                    partner_items=3,
+                )
+                for v in range(review.MIN_VIEWS_FOR_MEDIAN)
+            )
+
+    assert review.network_ctr() == review.FALLBACK_NETWORK_CTR

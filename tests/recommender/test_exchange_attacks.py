@@ -38,6 +38,12 @@ def exchange(simulator, live_server, settings, tmp_path):
     world = simulator.world
     world.app.app_url = live_server.url
     world.add_shop("gamma", small_catalog("gamma", ["Burr Grinder Deluxe", "Milk Frother"]))
+    for handle in ("alpha", "beta", "gamma"):  # enough products for many distinct targets
+        for n in range(6):
+            world.upsert_product(handle, {
+                "title": f"{handle.title()} item {n}", "handle": f"item-{n}",
+                "variants": [{"price": "12.00", "inventory_quantity": 4}],
+            })  # fmt: skip
     stores = {}
     for handle in ("alpha", "beta", "gamma"):
         world.install(simulator.shop(handle))
@@ -53,6 +59,7 @@ def exchange(simulator, live_server, settings, tmp_path):
     for store in stores.values():
         WidgetSettings.objects.filter(store=store).update(own_share=0)
     stores["viewed"] = next(iter(simulator.shop("alpha").products))
+    stores["products"] = list(simulator.shop("alpha").products)
     return stores
 
 
@@ -123,6 +130,25 @@ def test_a_bot_rotating_real_addresses_has_its_earnings_held_for_review(simulato
     assert earned + held == Click.objects.filter(billable=True).count() * rules.EARN_PER_CLICK
     assert earned <= review.CLICKS_BEFORE_A_HOLD * rules.EARN_PER_CLICK
     assert review.under_review(exchange["alpha"].pk)
+
+
+def test_padding_views_to_hide_the_rate_is_caught_by_the_address_pattern(simulator, exchange):
+    before = balances(exchange)
+
+    statuses = shoppers.pad_views_from_one_address(
+        simulator.url, "alpha", exchange["products"], views=50, clicks=12
+    )
+
+    assert statuses == [302] * 12
+    billable = Click.objects.filter(billable=True).count()
+    assert billable > review.CLICKS_BEFORE_A_HOLD  # distinct products: the limits let them by
+    earned = ledger.balance(exchange["alpha"]) - before["alpha"]
+    assert billable <= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR
+    assert earned <= review.CLICKS_BEFORE_A_HOLD * rules.EARN_PER_CLICK
+    assert ledger.held_earnings(exchange["alpha"]) == (billable * rules.EARN_PER_CLICK) - earned
+    # Held clicks charge nobody: partners paid only for what was earned.
+    charged = sum(before[p] - ledger.balance(exchange[p]) for p in ("beta", "gamma"))
+    assert charged == (earned / rules.EARN_PER_CLICK) * rules.SPEND_PER_CLICK
 
 
 def test_a_billed_token_replayed_earns_nothing_more(simulator, exchange):

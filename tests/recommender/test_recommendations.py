@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -276,3 +277,19 @@ def test_recommend_command_prints_json(network):
     items = json.loads(out.getvalue())
     assert items and {"shop", "product_id", "title", "score", "slot", "reason"} <= set(items[0])
     assert items[0]["shop"] == "roastery.myshopify.com"
+
+
+@pytest.mark.parametrize("balance", ["none", "0.50"])
+def test_a_partner_that_cannot_pay_for_a_click_is_not_shown(network, balance):
+    host, roastery = network["host"], network["roastery"]
+    shown = {item.product.store_id for item in recommend(host, network["viewed"], limit=6)}
+    assert roastery.pk in shown
+    if balance == "none":  # its after-install step never ran: no ledger rows at all
+        LedgerEntry.objects.filter(store=roastery).delete()
+    else:
+        LedgerEntry.objects.create(store=roastery, kind=LedgerEntry.Kind.SPEND,
+                                   amount=-(rules.STARTER_GRANT - Decimal("0.50")))  # fmt: skip
+
+    shown = {item.product.store_id for item in recommend(host, network["viewed"], limit=6)}
+
+    assert roastery.pk not in shown

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.conf import settings as django_settings
+from django.core import signing
 
 from recommender import runtime
 from recommender.catalog import index_events
@@ -201,6 +202,28 @@ def test_expired_token_still_reaches_the_product_but_earns_nothing(client, shops
 
     assert response.status_code == 302
     assert ledger.balance(host) == rules.STARTER_GRANT
+
+
+@pytest.mark.parametrize("expired", [False, True])
+def test_a_token_minted_before_tokens_named_their_visitor_still_redirects_and_bills_nothing(
+    client, shops, monkeypatch, expired
+):
+    host, partner, _, target = shops
+    # The shape click tokens had before they carried the visitor they were served to.
+    old = signing.dumps(
+        {"t": "old", "i": "imp-old", "s": host.pk, "d": partner.pk, "p": target.shopify_id},
+        salt="interlayer.click",
+        compress=False,
+    )
+    if expired:
+        monkeypatch.setattr(rules, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
+
+    response = click(client, old)
+
+    assert response.status_code == 302
+    assert urlparse(response["Location"]).netloc == "partner.example"
+    assert ledger.balance(host) == rules.STARTER_GRANT
+    assert not Click.objects.filter(billable=True).exists()
 
 
 def test_token_used_through_another_stores_proxy_is_rejected(client, shops):

@@ -108,25 +108,45 @@
     section.appendChild(list);
     root.appendChild(style);
     root.appendChild(section);
-    watch(body.impression);
+    const view = watch(body.impression);
+    // A shopper who clicks a partner before the row's second on screen is up has seen it:
+    // report the view first (a billable click needs it), then follow the link.
+    list.addEventListener("click", function (event) {
+      const link = event.target.closest("a[data-slot=partner]");
+      if (!link || view.reported()) return;
+      const sameTab = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey;
+      const sent = view.report();
+      if (!sameTab) return;
+      event.preventDefault();
+      const go = function () { window.location.assign(link.href); };
+      Promise.race([sent, new Promise(function (resolve) { setTimeout(resolve, 400); })]).then(go, go);
+    });
   }
 
   function watch(impression) {
-    if (!impression || !("IntersectionObserver" in window)) return;
+    let reported = !impression;
     let timer = null;
-    const observer = new IntersectionObserver(function (entries) {
-      const visible = entries[0].intersectionRatio >= 0.5;
-      if (visible && !timer) {
-        timer = setTimeout(function () {
-          observer.disconnect();
-          const sent = navigator.sendBeacon && navigator.sendBeacon(proxy + "/impression", impression);
-          if (!sent) fetch(proxy + "/impression", { method: "POST", body: impression, keepalive: true });
-        }, 1000);
-      } else if (!visible && timer) {
-        clearTimeout(timer);
-        timer = null;
-      }
-    }, { threshold: [0, 0.5, 1] });
-    observer.observe(slot);
+    let observer = null;
+    function report() {
+      if (reported) return Promise.resolve();
+      reported = true;
+      if (timer) clearTimeout(timer);
+      if (observer) observer.disconnect();
+      return fetch(proxy + "/impression", { method: "POST", body: impression, keepalive: true })
+        .catch(function () { /* the click itself still goes through; it bills nothing */ });
+    }
+    if (!reported && "IntersectionObserver" in window) {
+      observer = new IntersectionObserver(function (entries) {
+        const visible = entries[0].intersectionRatio >= 0.5;
+        if (visible && !timer) {
+          timer = setTimeout(report, 1000);
+        } else if (!visible && timer) {
+          clearTimeout(timer);
+          timer = null;
+        }
+      }, { threshold: [0, 0.5, 1] });
+      observer.observe(slot);
+    }
+    return { report: report, reported: function () { return reported; } };
   }
 })();

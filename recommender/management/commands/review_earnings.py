@@ -11,8 +11,8 @@ from stores.models import Store
 
 class Command(BaseCommand):
     help = (
-        "List stores with earnings held for review; --release SHOP pays them, --void SHOP "
-        "drops them and refunds the partners that paid for those clicks."
+        "List stores with clicks held for review; --release SHOP bills them (each partner pays "
+        "if it can, else that click is voided), --void SHOP drops them."
     )
 
     def add_arguments(self, parser) -> None:
@@ -33,6 +33,5 @@ class Command(BaseCommand):
         store = Store.objects.filter(shop_domain=valid_shop_domain(shop)).first()
         if store is None:
             raise CommandError(f"unknown store {shop!r}")
-        count = ledger.resolve_held(store, release=bool(release))
-        verb = "released" if release else "voided (partners refunded)"
-        self.stdout.write(f"{store.shop_domain}: {count} held earning(s) {verb}")
+        released, voided = ledger.resolve_held(store, release=bool(release))
+        self.stdout.write(f"{store.shop_domain}: {released} released, {voided} voided")
