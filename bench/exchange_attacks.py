@@ -47,9 +47,8 @@ def main() -> None:
     shops = work / "shops"
     shops.mkdir()
     catalogs = {
-        "alpha": ["Burr Grinder", "Pour Over Kettle", "Espresso Tamper"],
-        "beta": ["Green Tea", "Teapot", "Coffee Book"],
-        "gamma": ["Milk Frother", "Coffee Scale", "Travel Mug"],
+        handle: [f"{handle.title()} item {n}" for n in range(8)]
+        for handle in ("alpha", "beta", "gamma")
     }
     for handle, titles in catalogs.items():
         products = [
@@ -76,14 +75,14 @@ def main() -> None:
     try:
         wait_for(sim_url + "/_sim/state")
         wait_for(app_url + "/health")
-        run(sim_url, app_url, list(catalogs))
+        run(sim_url, app_url, list(catalogs), catalogs["alpha"])
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait()
 
 
-def run(sim_url: str, app_url: str, handles: list[str]) -> None:
+def run(sim_url: str, app_url: str, handles: list[str], catalogs_of_alpha: list[str]) -> None:
     import django
 
     django.setup()
@@ -128,6 +127,7 @@ def run(sim_url: str, app_url: str, handles: list[str]) -> None:
                                        amount=-(rules.STARTER_GRANT - Decimal("0.50")))  # fmt: skip
 
     product = 1000
+    products = [1000 + n for n in range(len(catalogs_of_alpha))]
     ip_rounds = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR + 5
     scenarios = [
         ("honest: view, then click", 1,
@@ -138,6 +138,8 @@ def run(sim_url: str, app_url: str, handles: list[str]) -> None:
          lambda: shoppers.rotate_agents_after_one_view(sim_url, "alpha", product)),
         (f"forge X-Forwarded-For ({ip_rounds} rounds)", None,
          lambda: shoppers.spoof_forwarded_addresses(sim_url, "alpha", product, rounds=ip_rounds)),
+        ("pad views, click 12 distinct items", None,
+         lambda: shoppers.pad_views_from_one_address(sim_url, "alpha", products, views=50, clicks=12)),
         ("bot on 15 real addresses", None,
          lambda: shoppers.bot_rotating_real_addresses(sim_url, "alpha", product, rounds=15)),
         ("replay a billed token", 1,
