@@ -188,8 +188,14 @@ def embedded_api(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
                 {"error": "invalid session token"}, status=401, headers=RETRY_HEADER
             )
         store = Store.objects.filter(shop_domain=verified.shop_domain).first()
-        if store is None or store.status == Store.Status.UNINSTALLED:
-            return JsonResponse({"error": "store not installed"}, status=401, headers=RETRY_HEADER)
+        if store is None or store.status != Store.Status.ACTIVE:
+            # Uninstalled, redacted, or waiting for re-authorisation: loading the app page
+            # again (a document load) exchanges a fresh token and makes the store active.
+            return JsonResponse(
+                {"error": "store not installed or needs re-authorisation; reload the app"},
+                status=401,
+                headers=RETRY_HEADER,
+            )
         request.store = store
         request.actor = str(verified.user_id or "")
         return view(request, *args, **kwargs)

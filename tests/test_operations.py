@@ -3,9 +3,11 @@ deployment (two web processes, two workers, one PostgreSQL, Redis as the broker)
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
+import logging.config
 import os
 import shutil
 import socket
@@ -20,11 +22,14 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from interlayer.logs import JsonFormatter, ShopFilter
+from interlayer.logs import ShopFilter, bind_shop
+from recommender import runtime
+from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.models import CatalogSync, Product
 from simulator.install import install as merchant_installs
 from simulator.server import sign_proxy_query
+from tests.factories import make_product, make_store, topic_vector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +45,24 @@ def test_health_reports_database_broker_and_index(client, settings, tmp_path):
     assert body["checks"]["database"] == {"ok": True, "vendor": connection.vendor}
     assert body["checks"]["broker"]["ok"] is True
     assert body["checks"]["index"]["version"] is None  # nothing published yet
+    assert body["checks"]["index"]["ok"] is True  # and nothing waiting to be
+
+
+@pytest.mark.django_db
+def test_health_says_the_index_is_not_ok_while_products_wait_for_a_build(
+    client, settings, tmp_path
+):
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    store = make_store("alpha")
+    make_product(store, "Burr Grinder", topic_vector("coffee", seed=1))
+
+    waiting = client.get("/health").json()["checks"]["index"]
+    index_events.rebuild_index()
+    runtime.reset()
+    built = client.get("/health").json()["checks"]["index"]
+
+    assert (waiting["ok"], waiting["version"]) == (False, None)
+    assert built["ok"] is True and built["size"] == 1
 
 
 @pytest.mark.django_db
@@ -61,13 +84,24 @@ def test_log_lines_name_the_shop(client, simulator, install):
     ]
 
 
-def test_json_log_format_is_one_object_per_line():
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "synced %s", ("9 products",), None)
-    record.shop = "alpha.myshopify.com"
+def test_json_log_format_from_the_settings_writes_one_object_per_line(settings):
+    """LOG_FORMAT=json as settings.LOGGING configures it: its formatter, its shop filter."""
+    stream = io.StringIO()
+    config = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"].update(formatter="json", stream=stream)
+    logging.config.dictConfig(config)
+    try:
+        bind_shop("alpha.myshopify.com")
+        logging.getLogger("stores.services").info("synced %s", "9 products")
+        bind_shop(None)
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
 
-    entry = json.loads(JsonFormatter().format(record))
-
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
     assert entry["shop"] == "alpha.myshopify.com" and entry["message"] == "synced 9 products"
+    assert entry["logger"] == "stores.services"
 
 
 @pytest.mark.django_db

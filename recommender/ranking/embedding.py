@@ -216,12 +216,25 @@ def build_onnx_model(target: Path) -> Path:
 _load_lock = threading.Lock()
 
 
+class ModelMissing(RuntimeError):
+    """The int8 ONNX model file is not there; serving processes never build it."""
+
+
 @cache
 def load_embedder(kind: str, model_dir: str, threads: int) -> Embedder:
-    """The process's embedder, loaded once."""
+    """The process's embedder, loaded once. The ONNX model must have been built beforehand
+    (scripts/setup.sh does it): building imports torch and takes minutes, which no web or
+    worker process should do on its own."""
     with _load_lock:
         if kind == "onnx":
-            return OnnxEmbedder(build_onnx_model(Path(model_dir) / ONNX_FILENAME), threads=threads)
+            model = Path(model_dir) / ONNX_FILENAME
+            if not model.exists():
+                raise ModelMissing(
+                    f"the embedding model {model} is missing; build it once with "
+                    f"`python -m recommender.ranking.embedding {model_dir}` (scripts/setup.sh "
+                    "does this)"
+                )
+            return OnnxEmbedder(model, threads=threads)
         if kind == "sentence-transformers":
             return SentenceTransformerEmbedder(threads=threads)
         if kind == "hash":

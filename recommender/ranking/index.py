@@ -56,6 +56,7 @@ class VectorIndex:
         kind: str,
         built_at: float,
         watermark: int = 0,
+        build_size: int | None = None,
     ):
         self._index = faiss_index
         self.kind = kind
@@ -64,12 +65,18 @@ class VectorIndex:
         self.watermark = watermark
         self._products = list(product_ids.astype(np.int64))
         self._stores = list(store_ids.astype(np.int64))
+        # Labels below build_size were inserted grouped by store (one range each); the rest
+        # were added later and are listed per store (a saved index keeps both apart).
+        self._build_size = len(product_ids) if build_size is None else build_size
+        built = store_ids[: self._build_size]
         self._ranges: dict[int, tuple[int, int]] = {}
-        for store in np.unique(store_ids):
-            labels = np.flatnonzero(store_ids == store)
+        for store in np.unique(built):
+            labels = np.flatnonzero(built == store)
             self._ranges[int(store)] = (int(labels[0]), int(labels[-1]) + 1)
         self._label_of: dict[int, int] = {int(p): i for i, p in enumerate(product_ids)}
         self._tail: dict[int, list[int]] = {}  # store -> labels added after the build
+        for label in range(self._build_size, len(product_ids)):
+            self._tail.setdefault(int(store_ids[label]), []).append(label)
         self._dead: set[int] = set()
         # Store centroids, computed on first use and dropped when the store's vectors change.
         self._profiles: dict[int, np.ndarray | None] = {}
@@ -247,7 +254,12 @@ class VectorIndex:
                 stores=np.asarray(self._stores, dtype=np.int64),
                 dead=np.fromiter(self._dead, dtype=np.int64),
             )
-            meta = {"kind": self.kind, "built_at": self.built_at, "watermark": self.watermark}
+            meta = {
+                "kind": self.kind,
+                "built_at": self.built_at,
+                "watermark": self.watermark,
+                "build_size": self._build_size,
+            }
         (staging / "meta.json").write_text(json.dumps(meta))
         staging.rename(root / version)
         pointer = root / ".CURRENT.tmp"
@@ -276,6 +288,7 @@ class VectorIndex:
             kind=meta["kind"],
             built_at=meta["built_at"],
             watermark=meta["watermark"],
+            build_size=meta.get("build_size"),
         )
         loaded._dead = {int(label) for label in labels["dead"]}
         for label in loaded._dead:

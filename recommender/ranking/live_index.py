@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from recommender import runtime
 from recommender.models import IndexEvent, Product
 from recommender.ranking.index import VectorIndex, current_version
+from stores.models import Store
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,13 @@ def status() -> dict:
         "built_at": index.built_at if index else None,
         "watermark": index.watermark if index else 0,
     }
+
+
+def products_waiting() -> bool:
+    """Whether any product is ready to be searched (embedded, eligible, of an active store)."""
+    return Product.objects.filter(
+        store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
+    ).exists()
 
 
 def apply_events(index: VectorIndex, *, batch: int = 5000) -> int:

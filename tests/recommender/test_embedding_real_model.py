@@ -100,3 +100,26 @@ def test_web_process_and_fast_embedder_never_import_torch():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
+
+
+def test_a_process_without_the_model_file_refuses_to_build_it_and_says_how(tmp_path):
+    code = (
+        "import os, sys, django;"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'interlayer.settings');"
+        "django.setup();"
+        "from recommender.catalog import embedding_pass;"
+        "from recommender.ranking.embedding import ModelMissing\n"
+        "try:\n    embedding_pass.get_embedder()\n"
+        "except ModelMissing as error:\n    print(error)\n"
+        "print('torch' in sys.modules)"
+    )
+    env = {**os.environ, "RECOMMENDER_EMBEDDER": "onnx", "RECOMMENDER_MODEL_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    message, torch_loaded = result.stdout.strip().splitlines()
+    assert f"python -m recommender.ranking.embedding {tmp_path}" in message
+    assert torch_loaded == "False"
+    assert not list(tmp_path.iterdir())  # nothing was built

@@ -121,3 +121,27 @@ def test_store_vectors_returns_live_products_of_one_store(data):
 
     assert sorted(ids) == sorted(int(p) for p in products[stores == 2] if p != some)
     assert matrix.shape == (29, 384)
+
+
+def test_save_and_load_keep_upserted_products_in_their_stores_ranges(data, tmp_path):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores)
+    rng = np.random.default_rng(7)
+    # Store 4 gains products after the build, and one of store 1's products changes.
+    added = unit(rng.normal(size=(5, 384)))
+    index.upsert(added, [6000 + n for n in range(5)], [4] * 5)
+    index.upsert(unit(rng.normal(size=(1, 384))), [int(products[stores == 1][0])], [1])
+
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+
+    assert len(loaded) == len(index) == 305
+    assert sorted(loaded.store_vectors(4)[0]) == sorted(index.store_vectors(4)[0])
+    for query in (added[0], vectors[11], vectors[200]):
+        # Excluding store 4 removes exactly its products, upserted ones included, and
+        # nothing of any other store.
+        got = [h.product_id for h in loaded.search(query, 50, exclude_stores={4})]
+        want = [h.product_id for h in index.search(query, 50, exclude_stores={4})]
+        assert got == want
+        assert not {6000, 6001, 6002, 6003, 6004} & set(got)
+        assert len(got) == 50

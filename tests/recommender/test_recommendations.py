@@ -6,13 +6,14 @@ import json
 from decimal import Decimal
 from io import StringIO
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
-from recommender import runtime
-from recommender.catalog import index_events
+from recommender import controls, runtime
+from recommender.catalog import index_events, products
 from recommender.exchange import ledger, rules
-from recommender.models import IndexEvent, LedgerEntry, Product, WidgetSettings
+from recommender.models import CatalogSync, IndexEvent, LedgerEntry, Product, WidgetSettings
 from recommender.ranking import competitors, live_index, recommendations
 from stores.models import Store
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
@@ -154,14 +155,36 @@ def test_excluded_category_and_its_subcategories_are_not_shown(network):
 
 def test_opted_out_and_ineligible_products_leave_the_index_through_events(network):
     index_events.rebuild_index()
-    beans = list(network["roastery"].products.all())
-    beans[0].opted_out = True
-    beans[0].save()
-    beans[1].eligible = False
-    beans[1].save()
-    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(b.pk, b.store_id) for b in beans])
+    handbook, espresso = network["roastery"].products.order_by("pk")
+    index = live_index.current(refresh=True)
+    assert index.vector(handbook.pk) is not None and index.vector(espresso.pk) is not None
 
+    # The merchant opts one out (the settings page's service); the other becomes
+    # ineligible through a catalog update (sold out), as the sync writes it.
+    controls.set_products_opted_out(
+        store=network["roastery"], actor="1", shopify_ids=[handbook.shopify_id], opted_out=True
+    )
+    sync, _ = CatalogSync.objects.get_or_create(store=network["roastery"])
+    products.upsert_products(network["roastery"], sync, [product_node(espresso, inventory=0)])
+    index = live_index.current(refresh=True)
+
+    # Out of the serving index itself, not merely filtered when results are hydrated.
+    assert index.vector(handbook.pk) is None
+    assert index.vector(espresso.pk) is None
+    hits = index.search(np.frombuffer(espresso.vector, dtype=np.float32), 50)
+    assert not {handbook.pk, espresso.pk} & {hit.product_id for hit in hits}
     assert "roastery" not in partner_shops(recommend(network["host"], network["viewed"]))
+
+
+def product_node(product, *, inventory: int) -> dict:
+    """An Admin API Product node for ``product`` (the shape the catalog sync reads)."""
+    return {
+        "id": f"gid://shopify/Product/{product.shopify_id}", "handle": product.handle,
+        "title": product.title, "status": "ACTIVE", "onlineStoreUrl": product.url,
+        "tracksInventory": True, "totalInventory": inventory, "vendor": product.vendor,
+        "priceRangeV2": {"minVariantPrice": {"amount": "10.00", "currencyCode": "USD"},
+                         "maxVariantPrice": {"amount": "10.00", "currencyCode": "USD"}},
+    }  # fmt: skip
 
 
 def test_new_product_is_searchable_after_its_event_without_a_rebuild(network):
@@ -225,22 +248,33 @@ def test_own_products_share_fills_the_rest_from_the_host_but_not_the_viewed_prod
 
 
 def test_ranking_is_stable_and_rewards_stores_that_send_traffic(network):
-    equal = mixed_vector(("coffee", 0.8), ("dresses", 0.6), seed=77)
-    giver, taker = make_store("giver"), make_store("taker")
+    query = np.frombuffer(network["viewed"].vector, dtype=np.float32)
+    giver_vector = mixed_vector(("coffee", 0.8), ("dresses", 0.6), seed=77)
+    # The taker's product is a little more similar, and the taker is created first (so an
+    # id tie-break would favour it too): only the fairness term can put the giver ahead.
+    taker_vector = giver_vector + 0.03 * query
+    taker_vector /= np.linalg.norm(taker_vector)
+    taker, giver = make_store("taker"), make_store("giver")
+    make_product(taker, "Grinder Brush from Taker", taker_vector)
+    make_product(giver, "Grinder Brush from Giver", giver_vector)
     for store in (giver, taker):
         ledger.grant_starter_credits(store)
-        make_product(store, f"Grinder Brush from {store.name}", equal)
     LedgerEntry.objects.create(
         store=giver, kind=LedgerEntry.Kind.EARN, amount=40, counterparty=taker
     )
     index_events.rebuild_index()
     configure(network["host"], own_share=0, avoid_competitors=False)
+    advantage = float(taker_vector @ query - giver_vector @ query)
+    assert 0.005 < advantage < 0.02  # a real, small lead
 
-    first = partner_shops(recommend(network["host"], network["viewed"], limit=6))
-    again = partner_shops(recommend(network["host"], network["viewed"], limit=6))
+    first = recommend(network["host"], network["viewed"], limit=6)
+    again = recommend(network["host"], network["viewed"], limit=6)
 
-    assert first == again
-    assert first.index("giver") < first.index("taker")
+    shops = partner_shops(first)
+    assert shops == partner_shops(again)
+    assert shops.index("giver") < shops.index("taker")
+    by_shop = {item.product.store.name.lower(): item for item in first}
+    assert by_shop["taker"].similarity > by_shop["giver"].similarity
 
 
 def test_raw_mode_keeps_only_the_hard_filters(network):

@@ -12,7 +12,7 @@ from django.utils.html import escape
 from recommender import controls, runtime
 from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
-from recommender.exchange import ledger, rules
+from recommender.exchange import rules
 from recommender.models import (
     Product,
     SettingsChange,
@@ -182,6 +182,19 @@ def test_requests_without_or_with_an_expired_token_get_401_and_the_retry_header(
     assert not SettingsChange.objects.exists()
 
 
+@pytest.mark.parametrize("status", [Store.Status.NEEDS_REAUTH, Store.Status.REDACTED])
+def test_a_store_that_is_not_active_gets_401_from_the_settings_api(merchant, status):
+    Store.objects.filter(pk=merchant.store.pk).update(status=status)
+
+    overview = merchant("get", "/api/overview")
+    save = merchant("post", "/api/settings", settings_body())
+
+    for response in (overview, save):
+        assert response.status_code == 401
+        assert response["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+    assert not SettingsChange.objects.exists()
+
+
 def test_cross_site_form_posts_cannot_change_settings(client, merchant, simulator):
     # A cross-site form can send neither an Authorization header nor a JSON body.
     no_token = client.post(
@@ -238,16 +251,20 @@ def test_stats_period_is_bounded(merchant):
 
 
 def test_preview_explains_each_item(merchant, simulator, install):
-
     other = install("beta")
-    ledger.grant_starter_credits(other)
+    tasks.after_install(other.pk)  # shop details and the starter grant: it can pay
     catalog_sync.sync_catalog(other)
     index_events.rebuild_index()
     runtime.reset()
 
-    body = merchant("get", "/api/preview").json()
+    response = merchant("get", "/api/preview")
 
-    assert all({"slot", "reason", "score", "title"} <= set(item) for item in body["items"])
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert {item["slot"] for item in items} == {"partner", "own"}
+    assert {item["shop"] for item in items if item["slot"] == "partner"} == {"beta.myshopify.com"}
+    assert all({"slot", "reason", "score", "title"} <= set(item) for item in items)
+    assert all(item["reason"] for item in items)
 
 
 def test_partner_and_category_search(merchant, install):
