@@ -26,12 +26,19 @@ def open_settings(admin, simulator, handle: str):
     return frame
 
 
-def storefront_widget_titles(browser, simulator, handle: str, path: str) -> tuple[str, list[str]]:
+def storefront_widget_titles(
+    browser, simulator, handle: str, path: str, *, served: list | None = None
+) -> tuple[str, list[str]]:
+    """The widget's heading and partner link texts on a storefront page; ``served`` gets
+    the recommendations endpoint's (status, payload), so an error cannot pass for "none"."""
     context = browser.new_context(
         user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36"
     )
     page = context.new_page()
-    page.goto(simulator.world.storefront_url(simulator.shop(handle)) + path)
+    with page.expect_response(lambda r: "/apps/interlayer/recommendations" in r.url) as answer:
+        page.goto(simulator.world.storefront_url(simulator.shop(handle)) + path)
+    if served is not None:
+        served.append((answer.value.status, answer.value.json()))
     page.wait_for_load_state("networkidle")
     heading = page.locator("[data-interlayer-slot] h2")
     title = heading.inner_text() if heading.count() else ""
@@ -76,8 +83,15 @@ def test_a_blocked_partner_disappears_from_the_widget(admin, browser, simulator,
     frame.locator("#settings-form button[type=submit]").click()
     frame.locator("#save-status", has_text="Saved").wait_for()
 
-    _, after = storefront_widget_titles(browser, simulator, "grinders", "/products/grinders-0")
+    served = []
+    _, after = storefront_widget_titles(
+        browser, simulator, "grinders", "/products/grinders-0", served=served
+    )
     assert not any("Brewers" in text for text in after)
+    status, payload = served[0]
+    assert status == 200
+    assert payload["items"]  # the widget still shows (its own products), just not Brewers
+    assert "Brewers" not in {i["store_name"] for i in payload["items"]}
 
 
 def test_invalid_input_shows_a_clear_error(admin, simulator, live_exchange):

@@ -118,7 +118,11 @@ def test_nothing_appears_and_no_gap_is_left_when_the_widget_is_disabled(
 
 
 def test_nothing_appears_for_a_store_without_relevant_partners(shopper, simulator, live_exchange):
-    shopper.goto(storefront(simulator, "dresses", "/products/dresses-0"))
+    with shopper.expect_response(lambda r: "/apps/interlayer/recommendations" in r.url) as answer:
+        shopper.goto(storefront(simulator, "dresses", "/products/dresses-0"))
     wait_for_widget_to_settle(shopper)
 
+    # The endpoint answered, and answered "nothing relevant": not an error hidden as empty.
+    assert answer.value.status == 200
+    assert answer.value.json() == {"items": []}
     assert shopper.locator("[data-interlayer-slot]").count() == 0

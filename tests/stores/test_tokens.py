@@ -13,9 +13,9 @@ from stores import services, shopify
 from stores.models import Store
 
 
-def expire_soon(store: Store) -> None:
+def expire_soon(store: Store, *, seconds: int = 30) -> None:
     Store.objects.filter(pk=store.pk).update(
-        access_token_expires_at=timezone.now() + timedelta(seconds=30)
+        access_token_expires_at=timezone.now() + timedelta(seconds=seconds)
     )
     store.refresh_from_db()
 
@@ -35,6 +35,23 @@ def test_token_about_to_expire_is_refreshed_and_the_new_pair_saved(simulator, in
     sim_shop = simulator.shop("alpha")
     assert old_refresh not in sim_shop.refresh_tokens  # rotated: the old one is spent
     assert saved.refresh_token in sim_shop.refresh_tokens
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("expires_in", "refreshed"), [(4 * 60 + 59, True), (5 * 60 + 1, False)])
+def test_tokens_are_refreshed_exactly_five_minutes_before_they_expire(
+    simulator, install, settings, expires_in, refreshed
+):
+    assert settings.SHOPIFY_TOKEN_REFRESH_MARGIN == 300
+    store = install("alpha")
+    old_access = store.access_token
+    expire_soon(store, seconds=expires_in)
+    requests_before = simulator.shop("alpha").token_requests.count("refresh_token")
+
+    token = services.access_token_for(store)
+
+    refreshes = simulator.shop("alpha").token_requests.count("refresh_token") - requests_before
+    assert (token != old_access, refreshes) == (refreshed, int(refreshed))
 
 
 @pytest.mark.django_db
@@ -97,10 +114,12 @@ def test_concurrent_refreshes_spend_the_refresh_token_once(simulator, install):
     expire_soon(store)
     results: list[str] = []
     errors: list[Exception] = []
+    barrier = threading.Barrier(4)
 
     def refresh() -> None:
         try:
-            own = Store.objects.get(pk=store.pk)
+            own = Store.objects.get(pk=store.pk)  # each read the old, expiring pair
+            barrier.wait()  # then all ask for a fresh token at the same moment
             results.append(services.access_token_for(own))
         except Exception as error:  # collected for the assertion
             errors.append(error)
