@@ -22,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Benchmarks run the development profile (throwaway secrets), like the demo.
+os.environ.setdefault("INTERLAYER_ENV", "development")
 
 from bench.local_servers import free_port, wait_for  # noqa: E402
 

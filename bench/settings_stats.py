@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "interlayer.settings")
+os.environ.setdefault("INTERLAYER_ENV", "development")  # throwaway secrets, like the demo
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 

@@ -1,9 +1,15 @@
-"""GET /health: what a load balancer and an operator need to know about this process."""
+"""GET /health: what a load balancer and an operator need to know about this process.
+
+Everyone gets up or down (200 or 503). The details (database vendor, broker kind, index
+version and size) are for operators: a request from this machine itself (loopback, not
+forwarded by a proxy) or one with ``Authorization: Bearer $INTERLAYER_HEALTH_TOKEN``."""
 
 from __future__ import annotations
 
+import hmac
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django_q.brokers import get_broker
@@ -37,4 +43,14 @@ def health(request: HttpRequest) -> JsonResponse:
         "changes_applied_up_to": status["watermark"],
     }
     healthy = checks["database"]["ok"] and checks["broker"]["ok"]
-    return JsonResponse({"ok": healthy, "checks": checks}, status=200 if healthy else 503)
+    body = {"ok": healthy, "checks": checks} if _is_operator(request) else {"ok": healthy}
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _is_operator(request: HttpRequest) -> bool:
+    token = settings.INTERLAYER_HEALTH_TOKEN
+    offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
+        return True
+    local = request.META.get("REMOTE_ADDR", "") in {"127.0.0.1", "::1"}
+    return local and "X-Forwarded-For" not in request.headers

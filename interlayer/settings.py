@@ -1,8 +1,10 @@
 """Interlayer settings: everything comes from the environment.
 
-Development runs with no configuration at all (SQLite, the ORM queue broker, throwaway
-secrets). With INTERLAYER_ENV=production every secret must be given explicitly, and
-start-up stops with one clear message naming what is missing.
+Safe by default: without INTERLAYER_ENV=development the production profile runs (DEBUG
+off, HTTPS only, every secret given explicitly and checked), and start-up stops with one
+clear message naming everything missing or weak. Development (the demo, the tests, a
+developer's shell) says so explicitly and then needs nothing else: SQLite, the ORM queue
+broker, throwaway secrets.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from recommender.ranking.index import EXACT_LIMIT
@@ -46,31 +49,73 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
 
 
-ENVIRONMENT = os.getenv("INTERLAYER_ENV", "development")
+ENVIRONMENT = os.getenv("INTERLAYER_ENV", "production")
 if ENVIRONMENT not in {"development", "production"}:
     raise ImproperlyConfigured("INTERLAYER_ENV must be 'development' or 'production'")
 PRODUCTION = ENVIRONMENT == "production"
 
-# Secrets that production must be given; development gets obviously fake stand-ins so a
-# fresh checkout runs. Listing them all at once beats failing on one at a time.
-_REQUIRED_IN_PRODUCTION = (
-    "SECRET_KEY",
-    "SHOPIFY_API_KEY",
-    "SHOPIFY_API_SECRET",
-    "SHOPIFY_APP_URL",
-    "INTERLAYER_ENCRYPTION_KEYS",
-    "DATABASE_URL",
-)
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - development only
+_DEV_API_SECRET = "interlayer-dev-api-secret-not-for-production"  # noqa: S105 - likewise
+MIN_SECRET_KEY_LENGTH = 50
+
+
+def _production_problems() -> list[str]:
+    """Everything production is missing or was given weakly, in one list."""
+    problems = [
+        f"{name} (missing)"
+        for name in ("SHOPIFY_API_KEY", "SHOPIFY_APP_URL", "DATABASE_URL", "ALLOWED_HOSTS")
+        if not os.getenv(name, "").strip()
+    ]
+    secret_key = os.getenv("SECRET_KEY", "")
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH or secret_key == _DEV_SECRET_KEY:
+        problems.append(f"SECRET_KEY (missing, or shorter than {MIN_SECRET_KEY_LENGTH} characters)")
+    api_secret = os.getenv("SHOPIFY_API_SECRET", "")
+    if len(api_secret) < 16 or api_secret == _DEV_API_SECRET:
+        problems.append("SHOPIFY_API_SECRET (missing, or not the app's real secret)")
+    keys = envlist("INTERLAYER_ENCRYPTION_KEYS")
+    if not keys:
+        problems.append("INTERLAYER_ENCRYPTION_KEYS (missing)")
+    for number, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            problems.append(f"INTERLAYER_ENCRYPTION_KEYS (key {number} is not a Fernet key)")
+    if os.getenv("SHOPIFY_APP_URL", "").startswith("http://"):
+        problems.append("SHOPIFY_APP_URL (must be https)")
+    return problems
+
+
 if PRODUCTION:
-    _missing = [name for name in _REQUIRED_IN_PRODUCTION if not os.getenv(name)]
-    if _missing:
+    _problems = _production_problems()
+    if _problems:
         raise ImproperlyConfigured(
-            "Interlayer cannot start in production without: " + ", ".join(_missing)
+            "Interlayer cannot start in production without: "
+            + "; ".join(_problems)
+            + ". (Set INTERLAYER_ENV=development for a local run.)"
         )
 
-SECRET_KEY = os.getenv("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+SECRET_KEY = os.getenv("SECRET_KEY", _DEV_SECRET_KEY)
 DEBUG = envbool("DEBUG", "false" if PRODUCTION else "true")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "" if PRODUCTION else "*")
+
+# HTTPS. Production sits behind a proxy that terminates TLS and says so in
+# X-Forwarded-Proto (set SECURE_PROXY_SSL_HEADER="" if it does not).
+_ssl_header = os.getenv("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO" if PRODUCTION else "")
+SECURE_PROXY_SSL_HEADER = (_ssl_header, "https") if _ssl_header else None
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true" if PRODUCTION else "false")
+# /health answers plain HTTP for load balancers inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if PRODUCTION else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "true")
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# No cookie sessions exist to protect: embedded API calls carry a verified ID token each,
+# webhooks and app-proxy requests an HMAC signature, so Django's CSRF middleware (a cookie
+# defence) is not installed. The embedded admin frames our pages, and the per-shop CSP
+# frame-ancestors (stores.auth.frame_ancestors_csp) is the framing control, not
+# X-Frame-Options (which cannot name a shop). HSTS preload is the domain owner's decision.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003", "security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -86,11 +131,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# The embedded admin frames our pages; frame-ancestors (set per shop) is the control that
-# matters, and X-Frame-Options would contradict it.
-X_FRAME_OPTIONS = "ALLOWALL"
 
 # interlayer.diagnostics_urls adds the routes tests and benchmarks use; never in production.
 ROOT_URLCONF = os.getenv("INTERLAYER_URLCONF", "interlayer.urls")
@@ -147,7 +188,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(2 * 1024
 
 # --- Shopify ---------------------------------------------------------------------------
 SHOPIFY_API_KEY = os.getenv("SHOPIFY_API_KEY", "interlayer-dev-api-key")
-SHOPIFY_API_SECRET = os.getenv("SHOPIFY_API_SECRET", "interlayer-dev-api-secret-not-for-production")
+SHOPIFY_API_SECRET = os.getenv("SHOPIFY_API_SECRET", _DEV_API_SECRET)
 # The previous secret during a rotation; requests signed with either are accepted.
 SHOPIFY_API_SECRET_OLD = os.getenv("SHOPIFY_API_SECRET_OLD") or None
 # The one pinned Admin API version. shopify.app.toml pins the same version for webhooks.
@@ -176,6 +217,9 @@ SHOPIFY_HMAC_TIMESTAMP_TOLERANCE = envint("SHOPIFY_HMAC_TIMESTAMP_TOLERANCE", "9
 SHOPIFY_OAUTH_STATE_TTL = envint("SHOPIFY_OAUTH_STATE_TTL", "600")
 # Refresh access tokens this long before they expire (seconds).
 SHOPIFY_TOKEN_REFRESH_MARGIN = envint("SHOPIFY_TOKEN_REFRESH_MARGIN", "300")
+
+# Operators who send "Authorization: Bearer <this>" to /health get its details.
+INTERLAYER_HEALTH_TOKEN = os.getenv("INTERLAYER_HEALTH_TOKEN", "")
 
 # How many proxies of ours append to X-Forwarded-For in front of the app: Shopify's app
 # proxy is one; add one per load balancer of ours. The shopper's address is the entry this

@@ -30,6 +30,7 @@ def step(message: str) -> None:
 
 def app_env() -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("INTERLAYER_ENV", "development")  # the demo's throwaway secrets
     env.setdefault("DATABASE_URL", f"sqlite:///{VAR / 'interlayer.sqlite3'}")
     # The index belongs with its database (its ids are the database's product ids).
     env.setdefault("RECOMMENDER_INDEX_DIR", str(VAR / "index"))
@@ -221,7 +222,7 @@ def main() -> int:
         {SIM_URL}/store/{first}/admin/apps/interlayer
     All demo stores and their storefronts:
         {SIM_URL}/
-    Network state: DATABASE_URL={env["DATABASE_URL"]} .venv/bin/python manage.py network_status
+    Network state: INTERLAYER_ENV=development DATABASE_URL={env["DATABASE_URL"]} .venv/bin/python manage.py network_status
     Logs: {VAR}/{{simulator,web,worker}}.log
 
     Press Ctrl-C to stop.""",

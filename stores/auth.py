@@ -27,6 +27,11 @@ from stores.models import Store
 
 # The one definition of a valid shop value (PRODUCT.md): checked before a shop is used.
 SHOP_DOMAIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]\.myshopify\.com$")
+# What Shopify's signatures look like. Anything else is refused before a verifier sees it:
+# the verifiers compare strings in constant time, and Python refuses to compare non-ASCII
+# ones (an exception, and on a debug page the secret and the expected HMAC).
+HEX_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")  # query HMACs, app-proxy signatures
+BASE64_SHA256_RE = re.compile(r"^[A-Za-z0-9+/]{43}=$")  # X-Shopify-Hmac-Sha256
 _MAX_SHOP_DOMAIN_LENGTH = 255
 
 
@@ -79,6 +84,8 @@ def verify_signed_query(params: dict[str, str]) -> str:
     shop = require_shop_domain(params.get("shop"))
     if not params.get("hmac"):
         raise AuthError("Missing HMAC.", status=400)
+    if not HEX_SHA256_RE.match(params["hmac"]):
+        raise AuthError("HMAC verification failed.", status=401)
     secrets = [settings.SHOPIFY_API_SECRET]
     if settings.SHOPIFY_API_SECRET_OLD:
         secrets.append(settings.SHOPIFY_API_SECRET_OLD)
@@ -208,6 +215,9 @@ def verify_proxy_request(request: HttpRequest) -> str:
     ``k=v`` pairs) and a timestamp within 90 s, checked by shopifyapp. Returns the shop.
     https://shopify.dev/docs/apps/build/online-store/app-proxies/authenticate-app-proxies
     """
+    signatures = request.GET.getlist("signature")
+    if len(signatures) != 1 or not HEX_SHA256_RE.match(signatures[0]):
+        raise AuthError("Invalid app proxy signature.", status=401)
     result = shopify_client.app().verify_app_proxy_req(request_input(request))
     if not result.ok:
         raise AuthError("Invalid app proxy signature.", status=401)

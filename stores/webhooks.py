@@ -23,7 +23,7 @@ from interlayer import queue
 from interlayer.logs import bind_shop
 from stores import services
 from stores import shopify as shopify_client
-from stores.auth import valid_shop_domain
+from stores.auth import BASE64_SHA256_RE, valid_shop_domain
 from stores.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,15 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookRejected("Body is not UTF-8", 400) from None
+    lower = {key.lower(): value for key, value in headers.items()}
+    if not BASE64_SHA256_RE.match(lower.get("x-shopify-hmac-sha256", "")):
+        raise WebhookRejected("HMAC verification failed", 401)
     verified = shopify_client.app().verify_webhook_req(
         {"method": method, "headers": headers, "url": url, "body": text}
     )
     if not verified.ok:
         # Missing and wrong HMACs alike: the sender is not Shopify.
         raise WebhookRejected("HMAC verification failed", 401)
-    lower = {key.lower(): value for key, value in headers.items()}
     shop = valid_shop_domain(lower.get("x-shopify-shop-domain"))
     topic = lower.get("x-shopify-topic", "")
     event_id = lower.get("x-shopify-event-id") or lower.get("x-shopify-webhook-id") or ""

@@ -248,3 +248,24 @@ def _up(url: str) -> bool:
         return httpx.get(url + "/ping", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("headers", "details"),
+    [
+        ({"REMOTE_ADDR": "203.0.113.1"}, False),  # the public internet
+        ({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.1"}, False),  # proxied
+        ({"REMOTE_ADDR": "203.0.113.1", "HTTP_AUTHORIZATION": "Bearer wrong"}, False),
+        ({"REMOTE_ADDR": "203.0.113.1", "HTTP_AUTHORIZATION": "Bearer ops-token-1234"}, True),
+        ({"REMOTE_ADDR": "127.0.0.1"}, True),  # on the machine itself
+    ],
+)
+def test_health_details_are_for_operators_only(client, settings, headers, details):
+    settings.INTERLAYER_HEALTH_TOKEN = "ops-token-1234"
+
+    response = client.get("/health", **headers)
+
+    assert response.status_code == 200
+    assert ("checks" in response.json()) is details
+    assert response.json()["ok"] is True

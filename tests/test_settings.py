@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -14,6 +16,7 @@ def run_check(env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "INTERLAYER_"))}
     base.pop("SECRET_KEY", None)
     base.pop("DATABASE_URL", None)
+    base.pop("DJANGO_SETTINGS_MODULE", None)  # the app's own settings, not the tests' ones
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -33,18 +36,48 @@ def test_production_without_secrets_stops_with_a_message_naming_them():
         assert name in result.stderr
 
 
+PRODUCTION_ENV = {
+    "INTERLAYER_ENV": "production",
+    "SECRET_KEY": "x" * 50,
+    "SHOPIFY_API_KEY": "key",
+    "SHOPIFY_API_SECRET": "s" * 40,
+    "SHOPIFY_APP_URL": "https://interlayer.example.com",
+    "INTERLAYER_ENCRYPTION_KEYS": "Jq0m3ZmXb3CkQ0sZQ6nmV5zvtdzN9vWbq3r0k2sV2ZQ=",
+    "DATABASE_URL": "sqlite:////tmp/interlayer-settings-check.sqlite3",
+    "ALLOWED_HOSTS": "interlayer.example.com",
+}
+
+
 def test_production_with_every_secret_starts():
-    result = run_check(
-        {
-            "INTERLAYER_ENV": "production",
-            "SECRET_KEY": "x" * 50,
-            "SHOPIFY_API_KEY": "key",
-            "SHOPIFY_API_SECRET": "s" * 40,
-            "SHOPIFY_APP_URL": "https://interlayer.example.com",
-            "INTERLAYER_ENCRYPTION_KEYS": "Jq0m3ZmXb3CkQ0sZQ6nmV5zvtdzN9vWbq3r0k2sV2ZQ=",
-            "DATABASE_URL": "sqlite:////tmp/interlayer-settings-check.sqlite3",
-            "ALLOWED_HOSTS": "interlayer.example.com",
-        }
-    )
+    result = run_check(PRODUCTION_ENV)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_an_unset_environment_runs_the_production_profile_and_refuses_to_start():
+    result = run_check({})  # no INTERLAYER_ENV at all: safe by default
+
+    assert result.returncode != 0
+    assert "Interlayer cannot start in production without:" in result.stderr
+    assert "INTERLAYER_ENV=development" in result.stderr  # and says how to run locally
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "dev-only-insecure-secret-key-change-me"}, "SECRET_KEY"),
+        (
+            {"SHOPIFY_API_SECRET": "interlayer-dev-api-secret-not-for-production"},
+            "SHOPIFY_API_SECRET",
+        ),
+        ({"INTERLAYER_ENCRYPTION_KEYS": "not-a-fernet-key"}, "INTERLAYER_ENCRYPTION_KEYS"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
+        ({"SHOPIFY_APP_URL": "http://interlayer.example.com"}, "SHOPIFY_APP_URL"),
+    ],
+)
+def test_production_refuses_a_weak_or_malformed_secret_and_names_it(override, named):
+    result = run_check({**PRODUCTION_ENV, **override})
+
+    assert result.returncode != 0
+    assert named in result.stderr.split("without:")[1]

@@ -1,0 +1,8 @@
+"""The tests' settings: the development profile, said explicitly as the tests must (the
+production profile is the default). Subprocesses the tests start inherit it."""
+
+import os
+
+os.environ.setdefault("INTERLAYER_ENV", "development")
+
+from interlayer.settings import *  # noqa: F403
