@@ -12,7 +12,8 @@ from django.db import connections
 from django.utils import timezone
 
 from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
-from recommender.models import Click, Impression, LedgerEntry
+from recommender.models import Click, Impression, LedgerEntry, WidgetSettings
+from stores.models import Store
 from tests.factories import make_store
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"
@@ -381,3 +382,181 @@ def test_throwaway_stores_cannot_drag_the_network_rate_below_its_floor(settings)
             )
 
     assert review.network_ctr() == review.FALLBACK_NETWORK_CTR
+
+
+# --- every rule at its boundary (each test fails when its rule is switched off) ---------
+
+
+def billed_before(sender, receiver, *, count, ip="203.0.113.9", ago=timedelta(minutes=5)):
+    """``count`` billable clicks already sent from ``ip`` (other visitors, other products)."""
+    address, _ = rules.ip_hashes(ip)
+    Click.objects.bulk_create(
+        Click(source_store=sender, target_store=receiver, target_product_id=10_000 + n,
+              impression_id=f"before-{n}", token_id=f"before-{n}", visitor_hash=f"other-{n}",
+              ip_hash=address, billable=True, reason="billable",
+              created_at=timezone.now() - ago)
+        for n in range(count)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("limit", "ago", "ip_count"),
+    [
+        ("hour", timedelta(minutes=5), rules.BILLABLE_CLICKS_PER_IP_PER_HOUR),
+        ("day", timedelta(hours=3), rules.BILLABLE_CLICKS_PER_IP_PER_DAY),
+    ],
+)
+def test_the_address_limits_bill_up_to_their_number_and_not_one_more(pair, limit, ago, ip_count):
+    sender, receiver = pair
+    billed_before(sender, receiver, count=ip_count - 1, ago=ago)
+    last = clicks.record_click(token=token_for(sender, receiver, impression="last"),
+                               ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
+    over = clicks.record_click(token=token_for(sender, receiver, 556, "over", ip="203.0.113.9"),
+                               ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
+
+    assert last.billable
+    assert (over.billable, over.reason) == (False, "address limit")
+
+
+def test_the_source_store_limit_bills_up_to_its_number_and_not_one_more(pair):
+    sender, receiver = pair
+    limit = rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR
+    Click.objects.bulk_create(
+        Click(source_store=sender, target_store=receiver, target_product_id=20_000 + n,
+              impression_id=f"busy-{n}", token_id=f"busy-{n}", visitor_hash=f"shopper-{n}",
+              ip_hash=f"address-{n}", billable=True, reason="billable",
+              created_at=timezone.now() - timedelta(minutes=30))
+        for n in range(limit - 1)
+    )  # fmt: skip
+
+    last = clicks.record_click(token=token_for(sender, receiver, impression="last"),
+                               ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
+    over = clicks.record_click(
+        token=token_for(sender, receiver, 556, "over", ip="203.0.113.10"),
+        ip="203.0.113.10", user_agent=BROWSER,
+    )  # fmt: skip
+
+    assert last.billable
+    assert (over.billable, over.reason) == (False, "store limit")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("source uninstalled", "store not active"),
+        ("partner uninstalled", "partner not active"),
+        ("partner widget off", "partner not participating"),
+        ("source blocks partner", "blocked"),
+        ("partner blocks source", "blocked"),
+        ("partner holds 0.99", "partner cannot pay"),
+        ("partner holds 1.00", "billable"),
+    ],
+)
+def test_billing_state_is_read_again_at_click_time(pair, change, reason):
+    sender, receiver = pair
+    token = token_for(sender, receiver)  # the view happened while everything was fine
+    if change == "source uninstalled":
+        Store.objects.filter(pk=sender.pk).update(status=Store.Status.UNINSTALLED)
+    elif change == "partner uninstalled":
+        Store.objects.filter(pk=receiver.pk).update(status=Store.Status.UNINSTALLED)
+    elif change == "partner widget off":
+        WidgetSettings.objects.filter(store=receiver).update(enabled=False)
+    elif change == "source blocks partner":
+        WidgetSettings.objects.get(store=sender).blocked_stores.add(receiver)
+    elif change == "partner blocks source":
+        WidgetSettings.objects.get(store=receiver).blocked_stores.add(sender)
+    else:
+        left = Decimal(change.rsplit(" ", 1)[1])
+        LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.SPEND,
+                                   amount=-(rules.STARTER_GRANT - left))  # fmt: skip
+
+    click = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+
+    assert click.reason == reason
+    assert click.billable is (reason == "billable")
+    assert ledger.balance(receiver) >= 0
+
+
+def test_impressions_from_one_address_are_capped_across_visitors(pair):
+    sender, _ = pair
+    results = []
+    for n in range(rules.IMPRESSIONS_PER_IP_PER_10_MIN + 1):
+        agent = BROWSER.replace("156.0", f"156.{n}")
+        visitor = rules.visitor(ip="192.0.2.7", user_agent=agent)
+        raw = tokens.sign_impression(store_id=sender.pk, impression_id=f"cap-{n}", items=4,
+                                     partner_items=3, visitor=visitor)  # fmt: skip
+        results.append(
+            impressions.record_impression(host=sender, raw=raw, ip="192.0.2.7", user_agent=agent)
+        )
+
+    assert results[:-1] == ["counted"] * rules.IMPRESSIONS_PER_IP_PER_10_MIN
+    assert results[-1] == "rate limited"
+
+
+@pytest.mark.parametrize(("balance", "shown"), [("1.00", True), ("0.99", False)])
+def test_a_store_is_exhausted_below_the_price_of_one_click(pair, balance, shown):
+    sender, receiver = pair
+    LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.SPEND,
+                               amount=-(rules.STARTER_GRANT - Decimal(balance)))  # fmt: skip
+
+    exhausted = ledger.exhausted_store_ids([sender.pk, receiver.pk])
+
+    assert (receiver.pk not in exhausted) is shown
+    assert ledger.can_pay_a_click(receiver.pk) is shown
+    assert sender.pk not in exhausted
+
+
+def traffic(store, partner, *, views: int, clicks_by_address: dict[str, int]) -> None:
+    """``views`` viewable impressions with partner items, and billable clicks per address."""
+    Impression.objects.bulk_create(
+        Impression(store=store, impression_id=f"{store.pk}-view-{n}", visitor_hash=f"v{n}",
+                   items=4, partner_items=3)
+        for n in range(views)
+    )  # fmt: skip
+    Click.objects.bulk_create(
+        Click(source_store=store, target_store=partner, target_product_id=n,
+              impression_id=f"{store.pk}-{address}-{n}", token_id=f"{address}-{n}",
+              visitor_hash=f"{address}-{n}", ip_hash=address, billable=True, reason="billable")
+        for address, count in clicks_by_address.items()
+        for n in range(count)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("views", "clicks_by_address", "held"),
+    [
+        (500, {f"a{n}": 1 for n in range(20)}, False),  # 4 %: an ordinary widget
+        (10, {f"a{n}": 1 for n in range(5)}, False),  # smoothed 6/60: at the limit, not over
+        (10, {f"a{n}": 1 for n in range(7)}, True),  # smoothed 8/60: over it
+        (500, {"one": 4, "a": 1, "b": 1, "c": 1, "d": 1}, False),  # half from a heavy address
+        (500, {"one": 4, "two": 3}, True),  # more than half
+        (500, {"one": 4}, False),  # fewer clicks than the pattern needs
+        (500, {"one": 5}, True),
+    ],
+)
+def test_review_holds_at_the_published_thresholds(pair, settings, views, clicks_by_address, held):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    sender, receiver = pair
+    traffic(sender, receiver, views=views, clicks_by_address=clicks_by_address)
+
+    assert review.under_review(sender.pk) is held
+
+
+@pytest.mark.parametrize(
+    ("stores", "views", "median"), [(3, 50, 0.04), (2, 50, 0.02), (3, 49, 0.02)]
+)
+@pytest.mark.django_db
+def test_the_network_rate_is_the_median_of_enough_paying_stores(settings, stores, views, median):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    partner = make_store("partner")
+    for n in range(stores):
+        store = make_store(f"shop{n}")
+        clicks_made = round(views * median) if stores >= 3 and views >= 50 else 3
+        traffic(
+            store,
+            partner,
+            views=views,
+            clicks_by_address={f"s{n}-{c}": 1 for c in range(clicks_made)},
+        )
+
+    assert review.network_ctr() == pytest.approx(median)
