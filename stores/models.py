@@ -101,6 +101,9 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # While PROCESSING: until when the worker that claimed it owns it. A worker that dies
+    # leaves the lease to run out, and reconciliation hands the delivery to another.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=255, blank=True)
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # sends us comes near this.
 MAX_WEBHOOK_BYTES = 1024 * 1024
 MAX_ATTEMPTS = 8
+# How long a worker owns a delivery it claimed; handlers finish well within it.
+PROCESSING_LEASE = timedelta(minutes=10)
+# A pending delivery this old was queued but never picked up (a broker that lost it).
+PENDING_TOO_LONG = timedelta(minutes=10)
 # customers/* payloads carry personal data we must not keep; these keys are all we store.
 _COMPLIANCE_KEYS = ("shop_id", "shop_domain")
 
@@ -106,15 +110,20 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def _record(**fields: Any) -> Received:
+    """Record the delivery, and acknowledge it only once its work is durably queued: a
+    broker that is down answers 503, so Shopify retries, and the retry queues the work of
+    the delivery still pending (a duplicate of a finished one is acknowledged as is)."""
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(**fields)
     except IntegrityError:
         # A redelivery or a concurrent duplicate: the first one recorded does the work.
         existing = WebhookDelivery.objects.get(event_id=fields["event_id"])
+        if existing.status == WebhookDelivery.Status.PENDING:
+            _enqueue_or_refuse(existing.pk)
         return Received(delivery=existing, duplicate=True)
     if fields["topic"] in HANDLERS:
-        transaction.on_commit(lambda: enqueue(delivery.pk))
+        _enqueue_or_refuse(delivery.pk)
     else:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=WebhookDelivery.Status.IGNORED, outcome="unknown topic"
@@ -127,19 +136,38 @@ def _record(**fields: Any) -> Received:
     return Received(delivery=delivery, duplicate=False)
 
 
+def _enqueue_or_refuse(delivery_id: int) -> None:
+    try:
+        enqueue(delivery_id)
+    except Exception as error:  # any broker failure: not acknowledged, Shopify retries
+        log.warning("webhook not queued delivery=%s error=%s", delivery_id, type(error).__name__)
+        raise WebhookRejected("Queue unavailable; retry later", 503) from None
+
+
 def enqueue(delivery_id: int) -> None:
     queue.enqueue("stores.tasks.process_webhook", delivery_id, task_name=f"webhook:{delivery_id}")
 
 
-def process(delivery_id: int) -> WebhookDelivery | None:
-    """Run one delivery's handler, at most once at a time (claimed by an atomic UPDATE)."""
-    claimable = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED]
-    claimed = WebhookDelivery.objects.filter(pk=delivery_id, status__in=claimable).update(
-        status=WebhookDelivery.Status.PROCESSING, attempts=F("attempts") + 1
+def claim(delivery_id: int) -> WebhookDelivery | None:
+    """Take a delivery to work on, with a lease: one atomic UPDATE, so two workers never
+    both claim it. A delivery whose lease ran out (its worker died) can be claimed again."""
+    now = timezone.now()
+    claimable = Q(status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED]) | Q(
+        status=WebhookDelivery.Status.PROCESSING, lease_expires_at__lt=now
     )
-    if not claimed:
+    claimed = (
+        WebhookDelivery.objects.filter(claimable, pk=delivery_id)
+        .update(status=WebhookDelivery.Status.PROCESSING, attempts=F("attempts") + 1,
+                lease_expires_at=now + PROCESSING_LEASE)
+    )  # fmt: skip
+    return WebhookDelivery.objects.get(pk=delivery_id) if claimed else None
+
+
+def process(delivery_id: int) -> WebhookDelivery | None:
+    """Run one delivery's handler, at most once at a time (claimed with a lease)."""
+    delivery = claim(delivery_id)
+    if delivery is None:
         return None
-    delivery = WebhookDelivery.objects.get(pk=delivery_id)
     bind_shop(delivery.shop_domain)
     handler = HANDLERS.get(delivery.topic)
     try:
@@ -159,6 +187,7 @@ def process(delivery_id: int) -> WebhookDelivery | None:
         processed_at=delivery.processed_at,
         last_error="",
         next_attempt_at=None,
+        lease_expires_at=None,
     )
     return delivery
 
@@ -170,7 +199,8 @@ def _fail(delivery: WebhookDelivery, error: Exception) -> None:
     delivery.status = WebhookDelivery.Status.DEAD if dead else WebhookDelivery.Status.FAILED
     delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
     delivery.next_attempt_at = None if dead else timezone.now() + delay
-    delivery.save(update_fields=["status", "last_error", "next_attempt_at"])
+    delivery.lease_expires_at = None
+    delivery.save(update_fields=["status", "last_error", "next_attempt_at", "lease_expires_at"])
     log.warning(
         "webhook failed topic=%s shop=%s attempt=%s error=%s",
         delivery.topic,
@@ -181,9 +211,14 @@ def _fail(delivery: WebhookDelivery, error: Exception) -> None:
 
 
 def retry_due() -> int:
-    """Re-enqueue failed deliveries whose backoff has passed (the reconciliation job)."""
+    """Re-enqueue what is due (the reconciliation job): failed deliveries whose backoff has
+    passed, deliveries whose worker died (lease run out), and pending ones the broker lost."""
+    now = timezone.now()
+    Status = WebhookDelivery.Status
     due = WebhookDelivery.objects.filter(
-        status=WebhookDelivery.Status.FAILED, next_attempt_at__lte=timezone.now()
+        Q(status=Status.FAILED, next_attempt_at__lte=now)
+        | Q(status=Status.PROCESSING, lease_expires_at__lt=now)
+        | Q(status=Status.PENDING, received_at__lt=now - PENDING_TOO_LONG)
     ).values_list("pk", flat=True)
     count = 0
     for delivery_id in due:
