@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -34,12 +37,21 @@ def decrypt(ciphertext: str) -> str:
 
 
 class EncryptedTextField(models.TextField):
-    """A text column whose value is Fernet ciphertext in the database, plaintext in Python."""
+    """A text column whose value is Fernet ciphertext in the database, plaintext in Python.
+
+    A value no configured key opens (a key dropped during a rotation) reads as "": an
+    unusable credential for that one store, never an exception that would take down every
+    page that loads the row. The code that needs the token treats "" as gone and sends the
+    store to re-authorisation (stores.services.access_token_for)."""
 
     def from_db_value(self, value, expression, connection):
         if value in (None, ""):
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except ValueError:
+            log.warning("a stored %s cannot be decrypted with the configured keys", self.name)
+            return ""
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)

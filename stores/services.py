@@ -143,6 +143,10 @@ def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
     locked, re-read, and the new pair is saved in the same transaction.
     """
     margin = timedelta(seconds=settings.SHOPIFY_TOKEN_REFRESH_MARGIN)
+    if not store.access_token and not store.refresh_token:
+        # Gone or unreadable (crypto.EncryptedTextField): only a new install or token
+        # exchange helps, so say so without asking Shopify.
+        raise shopify.ShopifyAuthError("store has no usable credentials")
     if not force_refresh and not _expiring(store, margin):
         return store.access_token
     with transaction.atomic():
