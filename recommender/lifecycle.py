@@ -6,11 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from recommender.catalog import sync
+from django.db import transaction
+from django.db.models import Q
+
+from recommender.catalog import index_events, sync
 from recommender.catalog.index_events import delete_products
 from recommender.controls import widget_settings_for
 from recommender.exchange import ledger
-from recommender.models import CatalogSync, Impression, Product, WidgetSettings
+from recommender.models import (
+    CatalogSync,
+    Click,
+    Impression,
+    IndexEvent,
+    Product,
+    SettingsChange,
+    WidgetSettings,
+)
 from stores.models import Store
 
 # A sync not finished after this long was lost (a worker died) and is requested again.
@@ -29,12 +40,27 @@ def start_catalog_sync(sender: Any, *, store: Store, **kwargs: Any) -> None:
 
 
 def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
-    """store_redacted: delete everything of the store but its partners' ledger entries
-    (and the clicks those entries point to, which hold only hashed visitors and ids)."""
+    """store_redacted: delete everything of the store but what its partners need to audit
+    their ledgers (their entries, and the clicks those point to, stripped of anything about
+    the shopper). Once the redaction commits, the index is rebuilt without the store and
+    every older version on disk, which still holds its vectors, is deleted.
+    https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance#shop-redact"""
     delete_products(Product.objects.filter(store=store))
     CatalogSync.objects.filter(store=store).delete()
     WidgetSettings.objects.filter(store=store).delete()
     Impression.objects.filter(store=store).delete()
+    SettingsChange.objects.filter(store=store).delete()  # staff ids, titles, what changed
+    Click.objects.filter(Q(source_store=store) | Q(target_store=store)).update(
+        user_agent="", visitor_hash="", ip_hash=""
+    )
+    transaction.on_commit(lambda: _forget_in_the_index(store.pk))
+
+
+def _forget_in_the_index(store_id: int) -> None:
+    index_events.rebuild_index(keep_old_versions=False)
+    # Serving processes load the new version on their next poll; the events that named
+    # the store's products are no longer needed by anyone.
+    IndexEvent.objects.filter(store_id=store_id).delete()
 
 
 def resume_stalled_work(sender: Any, **kwargs: Any) -> str:

@@ -37,9 +37,12 @@ def delete_products(queryset: QuerySet[Product]) -> int:
     return len(doomed)
 
 
-def rebuild_index(*, exact_limit: int | None = None) -> VectorIndex:
+def rebuild_index(*, exact_limit: int | None = None, keep_old_versions: bool = True) -> VectorIndex:
     """Build the whole index aside from the database and publish it atomically; serving
-    processes pick it up on their next poll. Never runs on a web request."""
+    processes pick it up on their next poll. Never runs on a web request.
+
+    ``keep_old_versions=False`` deletes every older version at once (a redaction: they
+    hold vectors that must go), instead of keeping a couple for processes mid-load."""
     watermark = IndexEvent.objects.aggregate(last=Max("id"))["last"] or 0
     rows = Product.objects.filter(
         store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
@@ -57,6 +60,6 @@ def rebuild_index(*, exact_limit: int | None = None) -> VectorIndex:
         exact_limit=exact_limit or settings.RECOMMENDER_EXACT_INDEX_LIMIT,
         watermark=watermark,
     )
-    index.save(settings.RECOMMENDER_INDEX_DIR)
+    index.save(settings.RECOMMENDER_INDEX_DIR, spare_versions=2 if keep_old_versions else 0)
     log.info("index rebuilt size=%s kind=%s watermark=%s", len(index), index.kind, watermark)
     return index

@@ -239,8 +239,9 @@ class VectorIndex:
         return selector, keep
 
     # --- persistence --------------------------------------------------------------------
-    def save(self, root: Path) -> Path:
-        """Write a new version beside the old ones and point CURRENT at it atomically."""
+    def save(self, root: Path, *, spare_versions: int = 2) -> Path:
+        """Write a new version beside the old ones and point CURRENT at it atomically;
+        keep ``spare_versions`` older ones for processes still loading them."""
         faiss = _faiss()
         root.mkdir(parents=True, exist_ok=True)
         version = f"v{int(time.time() * 1000)}-{os.getpid()}"
@@ -265,7 +266,7 @@ class VectorIndex:
         pointer = root / ".CURRENT.tmp"
         pointer.write_text(version)
         pointer.replace(root / "CURRENT")
-        _prune(root, keep=version)
+        _prune(root, keep=version, spare=spare_versions)
         return root / version
 
     @classmethod
