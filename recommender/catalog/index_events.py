@@ -10,10 +10,12 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, QuerySet
+from django.utils import timezone
 
 from recommender.models import IndexEvent, Product
 from recommender.ranking.embedding import DIMENSIONS
 from recommender.ranking.index import VectorIndex
+from recommender.ranking.live_index import SETTLED_AFTER
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,11 @@ def rebuild_index(*, exact_limit: int | None = None, keep_old_versions: bool = T
 
     ``keep_old_versions=False`` deletes every older version at once (a redaction: they
     hold vectors that must go), instead of keeping a couple for processes mid-load."""
-    watermark = IndexEvent.objects.aggregate(last=Max("id"))["last"] or 0
+    # Only settled events are folded in by the watermark: a later one that commits out of
+    # id order is applied on top by every process (it reads current state, so re-applying
+    # what the build already holds is harmless).
+    settled = IndexEvent.objects.filter(created_at__lte=timezone.now() - SETTLED_AFTER)
+    watermark = settled.aggregate(last=Max("id"))["last"] or 0
     rows = Product.objects.filter(
         store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
     ).values_list("pk", "store_id", "vector")

@@ -61,8 +61,10 @@ class VectorIndex:
         self._index = faiss_index
         self.kind = kind
         self.built_at = built_at
-        # The highest index-event id folded in: later events are applied on top.
+        # Index events with ids up to the watermark are folded in; ids above it that were
+        # applied too are listed (they can commit out of id order: live_index.apply_events).
         self.watermark = watermark
+        self.applied: set[int] = set()
         self._products = list(product_ids.astype(np.int64))
         self._stores = list(store_ids.astype(np.int64))
         # Labels below build_size were inserted grouped by store (one range each); the rest

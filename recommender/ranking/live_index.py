@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from recommender import runtime
 from recommender.models import IndexEvent, Product
@@ -23,6 +25,10 @@ from recommender.ranking.index import VectorIndex, current_version
 from stores.models import Store
 
 log = logging.getLogger(__name__)
+
+# Every transaction that writes index events commits well within this: events older than
+# it are visible to everyone, so the watermark may pass them.
+SETTLED_AFTER = timedelta(minutes=5)
 
 
 class _Holder:
@@ -111,33 +117,49 @@ def products_waiting() -> bool:
 
 
 def apply_events(index: VectorIndex, *, batch: int = 5000) -> int:
-    """Apply IndexEvents newer than the index's watermark; returns how many."""
+    """Apply the IndexEvents this index has not applied yet; returns how many.
+
+    Event ids come from a sequence, so they are assigned when a transaction inserts, not
+    when it commits: on PostgreSQL a lower id can become visible after a higher one was
+    applied. So every event is applied by id, exactly once, not "above the highest seen":
+    the index remembers which ids above its watermark it has applied, and the watermark
+    only moves past events older than ``SETTLED_AFTER`` (no transaction of ours stays open
+    that long). An event says "this product changed"; applying it reads the product's
+    current state, so the order events are applied in does not matter.
+    """
     applied = 0
+    cursor = index.watermark
+    settled_before = timezone.now() - SETTLED_AFTER
+    settled: list[int] = []
     while True:
         events = list(
-            IndexEvent.objects.filter(id__gt=index.watermark)
+            IndexEvent.objects.filter(id__gt=cursor)
             .order_by("id")
-            .values_list("id", "product_id", "kind")[:batch]
+            .values_list("id", "product_id", "created_at")[:batch]
         )
         if not events:
-            return applied
-        upserts = {pid for _, pid, kind in events if kind == IndexEvent.Kind.UPSERT}
-        rows = Product.objects.filter(
-            pk__in=upserts, eligible=True, opted_out=False, vector__isnull=False
-        ).values_list("pk", "store_id", "vector")
-        found = {pk: (store, vector) for pk, store, vector in rows}
-        # Last event wins; an upsert whose product is gone or ineligible is a removal.
-        final: dict[int, str] = {}
-        for _, pid, kind in events:
-            final[pid] = kind
-        to_add = [
-            pid for pid, kind in final.items() if kind == IndexEvent.Kind.UPSERT and pid in found
-        ]
-        adding = set(to_add)
-        to_remove = [pid for pid in final if pid not in adding]
-        if to_add:
-            vectors = np.vstack([np.frombuffer(found[pid][1], dtype=np.float32) for pid in to_add])
-            index.upsert(vectors, to_add, [found[pid][0] for pid in to_add])
-        index.remove(to_remove)
-        index.watermark = events[-1][0]
-        applied += len(events)
+            break
+        cursor = events[-1][0]
+        settled += [event_id for event_id, _, created in events if created <= settled_before]
+        fresh = [(event_id, pid) for event_id, pid, _ in events if event_id not in index.applied]
+        if fresh:
+            _apply_current_state(index, {pid for _, pid in fresh})
+            index.applied.update(event_id for event_id, _ in fresh)
+            applied += len(fresh)
+    if settled:
+        index.watermark = max(index.watermark, max(settled))
+        index.applied = {event_id for event_id in index.applied if event_id > index.watermark}
+    return applied
+
+
+def _apply_current_state(index: VectorIndex, product_ids: set[int]) -> None:
+    """In the index exactly when searchable now: eligible, not opted out, embedded."""
+    rows = Product.objects.filter(
+        pk__in=product_ids, eligible=True, opted_out=False, vector__isnull=False
+    ).values_list("pk", "store_id", "vector")
+    found = {pk: (store, vector) for pk, store, vector in rows}
+    to_add = sorted(found)
+    if to_add:
+        vectors = np.vstack([np.frombuffer(found[pid][1], dtype=np.float32) for pid in to_add])
+        index.upsert(vectors, to_add, [found[pid][0] for pid in to_add])
+    index.remove(product_ids - set(found))

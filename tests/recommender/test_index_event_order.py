@@ -1,0 +1,54 @@
+"""Index events are applied exactly once even when they commit out of id order (two real
+PostgreSQL transactions), and an event applied again changes nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+
+from recommender.catalog import index_events
+from recommender.models import IndexEvent
+from recommender.ranking import live_index
+from tests.factories import make_product, make_store, topic_vector
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(private_index):
+    if connection.vendor != "postgresql":
+        pytest.skip("out-of-order commits need PostgreSQL's sequences")
+    store = make_store("alpha")
+    index_events.rebuild_index()
+    index = live_index.current(refresh=True)
+    early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
+    late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
+    inserted, release = threading.Event(), threading.Event()
+
+    def slow_transaction() -> None:
+        try:
+            with transaction.atomic():
+                # Takes the lower id, then stays open while a higher id commits.
+                index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(early.pk, store.pk)])
+                inserted.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    slow = threading.Thread(target=slow_transaction)
+    slow.start()
+    inserted.wait(10)
+    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
+    live_index.apply_events(index)
+    applied_first = (index.vector(early.pk) is not None, index.vector(late.pk) is not None)
+    release.set()
+    slow.join()
+    live_index.apply_events(index)
+
+    early_id, late_id = IndexEvent.objects.order_by("id").values_list("id", flat=True)
+    assert early_id < late_id  # the early event really has the lower id
+    assert applied_first == (False, True)  # the higher id was applied first
+    assert index.vector(early.pk) is not None  # and the lower one was not skipped
+    assert len(index) == 2
+    assert live_index.apply_events(index) == 0  # exactly once
