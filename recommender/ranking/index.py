@@ -36,6 +36,9 @@ from recommender.ranking.embedding import DIMENSIONS
 # RECOMMENDER_EXACT_INDEX_LIMIT setting).
 EXACT_LIMIT = 50_000
 IVF_NPROBE = 32
+# Replaced and removed products leave dead labels that every search must skip; past this
+# many (and a tenth of the index) the serving index is compacted (live_index does it).
+COMPACT_AFTER_DEAD = 10_000
 IVF_TRAINING_POINTS_PER_LIST = 40
 
 
@@ -80,6 +83,7 @@ class VectorIndex:
         for label in range(self._build_size, len(product_ids)):
             self._tail.setdefault(int(store_ids[label]), []).append(label)
         self._dead: set[int] = set()
+        self._dead_array: np.ndarray | None = None  # the dead set as FAISS takes it, cached
         # Store centroids, computed on first use and dropped when the store's vectors change.
         self._profiles: dict[int, np.ndarray | None] = {}
         self._lock = threading.RLock()
@@ -143,6 +147,7 @@ class VectorIndex:
                 old = self._label_of.get(int(product))
                 if old is not None:
                     self._dead.add(old)
+                    self._dead_array = None
                 label = start + offset
                 self._label_of[int(product)] = label
                 self._products.append(int(product))
@@ -155,6 +160,7 @@ class VectorIndex:
                 label = self._label_of.pop(int(product), None)
                 if label is not None:
                     self._dead.add(label)
+                    self._dead_array = None
                     self._profiles.pop(int(self._stores[label]), None)
 
     def vector(self, product_id: int) -> np.ndarray | None:
@@ -196,6 +202,45 @@ class VectorIndex:
                 )
             return self._profiles[store_id]
 
+    # --- compaction ---------------------------------------------------------------------
+    @property
+    def dead_count(self) -> int:
+        return len(self._dead)
+
+    def needs_compaction(self) -> bool:
+        return len(self._dead) > max(COMPACT_AFTER_DEAD, len(self) // 10)
+
+    def compacted(self) -> VectorIndex:
+        """The same live products in a fresh index: grouped by store again, no dead labels,
+        no tail. An IVF index keeps its trained quantizer (no retraining)."""
+        faiss = _faiss()
+        with self._lock:
+            live = sorted(self._label_of.items(), key=lambda item: (self._stores[item[1]], item[0]))
+            products = np.array([product for product, _ in live], dtype=np.int64)
+            labels = np.array([label for _, label in live], dtype=np.int64)
+            stores = np.array([self._stores[label] for label in labels], dtype=np.int64)
+            vectors = (
+                self._index.reconstruct_batch(labels)
+                if len(labels)
+                else np.zeros((0, self._index.d), dtype=np.float32)
+            )
+            if self.kind == "ivf":
+                fresh = faiss.clone_index(self._index)
+                fresh.reset()
+            else:
+                fresh = faiss.IndexFlatIP(self._index.d)
+            if len(vectors):
+                fresh.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            if self.kind == "ivf":
+                fresh.nprobe = IVF_NPROBE
+                fresh.make_direct_map()
+            compact = VectorIndex(
+                fresh, products, stores, kind=self.kind, built_at=self.built_at,
+                watermark=self.watermark,
+            )  # fmt: skip
+            compact.applied = set(self.applied)
+            return compact
+
     # --- search -------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, *, exclude_stores: Iterable[int] = ()) -> list[Hit]:
         """The k nearest live products, skipping every product of ``exclude_stores``."""
@@ -224,11 +269,13 @@ class VectorIndex:
         for store in stores:
             if store in self._ranges:
                 parts.append(faiss.IDSelectorRange(*self._ranges[store]))
-        banned = set(self._dead)
-        for store in stores:
-            banned.update(self._tail.get(store, ()))
-        if banned:
-            parts.append(faiss.IDSelectorBatch(np.fromiter(banned, dtype=np.int64)))
+        if self._dead:
+            if self._dead_array is None:
+                self._dead_array = np.fromiter(self._dead, dtype=np.int64, count=len(self._dead))
+            parts.append(faiss.IDSelectorBatch(self._dead_array))
+        tails = [label for store in stores for label in self._tail.get(store, ())]
+        if tails:
+            parts.append(faiss.IDSelectorBatch(np.asarray(tails, dtype=np.int64)))
         if not parts:
             return None, parts
         combined = parts[0]

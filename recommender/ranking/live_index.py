@@ -57,6 +57,12 @@ class _Holder:
                 self.index = VectorIndex.empty()
                 self.version = None
             apply_events(self.index)
+            if self.index.needs_compaction():
+                # Searches go on against the old object until the swap; events wait for
+                # this lock, so none lands in the old one after its copy was taken.
+                started, dead = time.monotonic(), self.index.dead_count
+                self.index = self.index.compacted()
+                log.info("index compacted dead=%s in %.2fs", dead, time.monotonic() - started)
 
     def start_polling(self) -> None:
         if self.thread is not None:

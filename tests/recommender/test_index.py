@@ -145,3 +145,31 @@ def test_save_and_load_keep_upserted_products_in_their_stores_ranges(data, tmp_p
         assert got == want
         assert not {6000, 6001, 6002, 6003, 6004} & set(got)
         assert len(got) == 50
+
+
+@pytest.mark.parametrize("exact_limit", [1000, 100])  # exact search, and IVF
+def test_compaction_keeps_every_live_product_and_drops_the_dead(data, exact_limit):
+    vectors, products, stores = data
+    index = VectorIndex.build(vectors, products, stores, exact_limit=exact_limit, watermark=7)
+    rng = np.random.default_rng(3)
+    for _ in range(400):  # churn: products change their vectors again and again
+        row = int(rng.integers(0, 300))
+        index.upsert(unit(rng.normal(size=(1, 384))), [int(products[row])], [int(stores[row])])
+    index.upsert(unit(rng.normal(size=(3, 384))), [9001, 9002, 9003], [11, 11, 2])
+    index.remove([int(products[5]), 9002])
+    index.applied = {8, 9}
+
+    compact = index.compacted()
+
+    assert index.dead_count > 300 and compact.dead_count == 0
+    assert len(compact) == len(index) == 301
+    assert (compact.kind, compact.watermark, compact.applied) == (index.kind, 7, {8, 9})
+    for store in (2, 11):
+        assert sorted(compact.store_vectors(store)[0]) == sorted(index.store_vectors(store)[0])
+    for query in (vectors[0], vectors[150], unit(rng.normal(size=(1, 384)))[0]):
+        before = index.search(query, 10, exclude_stores={1, 11})
+        after = compact.search(query, 10, exclude_stores={1, 11})
+        if index.kind == "exact":
+            assert [h.product_id for h in after] == [h.product_id for h in before]
+        assert not {h.store_id for h in after} & {1, 11}
+        assert len(after) == 10
