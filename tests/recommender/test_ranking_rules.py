@@ -1,0 +1,184 @@
+"""The ranking rules at their boundaries, each test written to fail when its rule is
+switched off (scripts/mutation.py checks that they do)."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from recommender import runtime
+from recommender.catalog import index_events
+from recommender.exchange import ledger, rules
+from recommender.models import Product, WidgetSettings
+from recommender.ranking import competitors, live_index, network, recommendations
+from tests.factories import make_product, make_store, topic_vector
+
+pytestmark = pytest.mark.django_db
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def toward(query: np.ndarray, other: np.ndarray, similarity: float) -> np.ndarray:
+    """A unit vector whose cosine with ``query`` is exactly ``similarity`` (up to float32)."""
+    orthogonal = unit(other - (other @ query) * query)
+    return unit(similarity * query + math.sqrt(1 - similarity**2) * orthogonal)
+
+
+@pytest.fixture
+def host(private_index):
+    store = make_store("host")
+    ledger.grant_starter_credits(store)
+    return store
+
+
+@pytest.fixture
+def query(host):
+    vector = topic_vector("coffee", seed=1)
+    viewed = make_product(host, "Hand Grinder", vector)
+    return viewed, vector
+
+
+def partner(name: str) -> object:
+    store = make_store(name)
+    ledger.grant_starter_credits(store)
+    return store
+
+
+def show(host, viewed, **widget) -> list:
+    index_events.rebuild_index()
+    runtime.reset()
+    live_index.current(refresh=True)
+    WidgetSettings.objects.filter(store=host).update(**widget)
+    return recommendations.recommendations_for(host, product_id=viewed.shopify_id)
+
+
+def test_each_partner_is_represented_by_its_most_similar_product(host, query):
+    viewed, vector = query
+    other = topic_vector("books", seed=3)
+    shop = partner("shop")
+    weaker = make_product(shop, "Weaker match", toward(vector, other, 0.70))
+    stronger = make_product(shop, "Stronger match", toward(vector, other, 0.80))
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    (item,) = [i for i in items if i.slot == "partner"]
+    assert item.product.pk == stronger.pk != weaker.pk
+    assert item.similarity == pytest.approx(0.80, abs=1e-4)
+
+
+def test_an_item_exactly_at_the_floor_is_shown_and_one_just_below_is_not(host, query, settings):
+    viewed, vector = query
+    other = topic_vector("dogs", seed=4)
+    at, below = partner("at"), partner("below")
+    make_product(at, "At the floor", toward(vector, other, 0.50))
+    make_product(below, "Just below", toward(vector, other, 0.49))
+    index_events.rebuild_index()
+    exact = live_index.current(refresh=True).search(vector, 5)
+    settings.RECOMMENDER_RELEVANCE_FLOOR = next(h.score for h in exact if h.store_id == at.pk)
+
+    shown = {i.product.store_id for i in show(host, viewed, own_share=0, avoid_competitors=False)}
+
+    assert shown == {at.pk}
+
+
+def test_own_products_stop_at_the_floor_and_never_repeat_the_viewed_one(host, query, settings):
+    viewed, vector = query
+    other = topic_vector("tea", seed=5)
+    close = make_product(host, "Close", toward(vector, other, 0.9))
+    make_product(host, "Far", toward(vector, other, 0.2))
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.5
+
+    items = show(host, viewed, own_share=100, items=3)
+
+    assert [i.product.pk for i in items if i.slot == "own"] == [close.pk]
+
+
+@pytest.mark.parametrize(
+    ("items", "own_share", "own_slots"), [(4, 25, 1), (4, 50, 2), (4, 0, 0), (3, 100, 3)]
+)
+def test_the_own_products_share_sets_how_many_slots_are_the_hosts(
+    host, query, settings, items, own_share, own_slots
+):
+    viewed, _vector = query
+    settings.RECOMMENDER_RELEVANCE_FLOOR = -1.0
+    for n in range(4):
+        make_product(host, f"Own {n}", topic_vector("coffee", seed=10 + n))
+        make_product(partner(f"p{n}"), f"Partner {n}", topic_vector("coffee", seed=20 + n))
+
+    shown = show(host, viewed, items=items, own_share=own_share, avoid_competitors=False)
+
+    assert sum(i.slot == "own" for i in shown) == own_slots
+    assert sum(i.slot == "partner" for i in shown) == items - own_slots
+
+
+@pytest.mark.parametrize(
+    ("category", "excluded", "hidden"),
+    [
+        ("gid://shopify/TaxonomyCategory/fb-2-6", "gid://shopify/TaxonomyCategory/fb-2-6", True),
+        ("gid://shopify/TaxonomyCategory/fb-2-6-1", "gid://shopify/TaxonomyCategory/fb-2", True),
+        ("gid://shopify/TaxonomyCategory/fb-2", "gid://shopify/TaxonomyCategory/fb-2-6", False),
+        ("gid://shopify/TaxonomyCategory/fb-21", "gid://shopify/TaxonomyCategory/fb-2", False),
+        ("", "gid://shopify/TaxonomyCategory/fb-2", False),
+    ],
+)
+def test_an_excluded_category_hides_itself_and_its_subcategories_only(category, excluded, hidden):
+    product = Product(category_id=category)
+
+    assert recommendations.in_categories(product, {excluded}) is hidden
+    assert recommendations.in_categories(product, set()) is False
+
+
+@pytest.mark.parametrize(
+    ("balance", "catalog", "expected"),
+    [
+        (rules.STARTER_GRANT, 1, 0.5),  # no standing, the smallest catalog
+        (rules.STARTER_GRANT, 1000, 0.0),
+        (rules.STARTER_GRANT + 20, 1000, 0.5 * math.tanh(1)),
+        (rules.STARTER_GRANT - 20, 10, 0.5 * math.tanh(-1) + 0.5 * (1 - 1 / 3)),
+    ],
+)
+def test_fairness_is_the_published_blend_of_standing_and_smallness(balance, catalog, expected):
+    assert network.fairness_of(balance=Decimal(balance), catalog_size=catalog) == pytest.approx(
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (("Acme Grinder EZX-88", "Acme"), ("Other brand EZX-88 grinder", "Other"), True),
+        (("Burr Grinder Deluxe", "A"), ("Burr Grinder Deluxe", "B"), True),  # identical titles
+        (("Burr Grinder", "Acme"), ("Burr Grinder Pro Max", "Acme"), True),  # brand, alike
+        (("Burr Grinder", "Acme"), ("Burr Grinder Pro Max", "Other"), False),  # alike, no brand
+        (("Burr Grinder", "Acme"), ("Linen Dress", "Acme"), False),  # brand, unlike
+    ],
+)
+def test_the_same_item_is_told_by_model_numbers_titles_and_brand(a, b, same):
+    first = Product(title=a[0], vendor=a[1])
+    second = Product(title=b[0], vendor=b[1])
+
+    assert competitors.same_item(first, second) is same
+    assert competitors.same_item(second, first) is same
+
+
+def test_a_store_is_the_same_niche_only_at_the_published_profile_similarity(host, query):
+    _viewed, vector = query
+    other = topic_vector("dresses", seed=6)
+    twin, cousin = partner("twin"), partner("cousin")
+    make_product(twin, "Twin", toward(vector, other, 0.95))
+    make_product(cousin, "Cousin", toward(vector, other, 0.85))
+    index_events.rebuild_index()
+    index = live_index.current(refresh=True)
+
+    same = competitors.same_niche_stores(index, host_id=host.pk)
+
+    host_profile = index.store_profile(host.pk)
+    for store, expected in ((twin, True), (cousin, False)):
+        similarity = float(host_profile @ index.store_profile(store.pk))
+        assert (similarity >= competitors.SAME_NICHE_PROFILE_SIMILARITY) is expected
+        assert (store.pk in same) is expected
