@@ -6,7 +6,10 @@ class RecommenderConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     # name -> (task, minutes between runs); created by ``manage.py setup_schedules``.
     # The nightly rebuild folds incremental changes back into compact per-store ranges.
-    schedules = {"rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60)}
+    schedules = {
+        "rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60),
+        "prune-index-events": ("recommender.tasks.prune_index_events", 24 * 60),
+    }
 
     def ready(self) -> None:
         # Connecting needs the models loaded, which is what ready() is for.

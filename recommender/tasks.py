@@ -34,3 +34,7 @@ def embed_store(store_id: int) -> None:
 
 def rebuild_index() -> None:
     index_events.rebuild_index()
+
+
+def prune_index_events() -> None:
+    log.info("pruned %s applied index events", index_events.prune_applied_events())

@@ -305,6 +305,36 @@ def _older_than_install(store: Store, triggered_at: datetime | None) -> bool:
     return bool(triggered_at and store.installed_at and triggered_at < store.installed_at)
 
 
+# How long records of Shopify's traffic are kept (documented in the README).
+WEBHOOK_PAYLOAD_RETENTION = timedelta(days=7)  # then the payload is emptied
+WEBHOOK_RETENTION = timedelta(days=30)  # then the delivery row goes (dead ones: 90 days)
+DEAD_WEBHOOK_RETENTION = timedelta(days=90)
+OAUTH_STATE_RETENTION = timedelta(days=1)
+
+
+def prune_records(*, now: datetime | None = None) -> dict[str, int]:
+    """Drop what has served its purpose: old webhook payloads and deliveries (long after
+    Shopify's retries end) and OAuth states (long after their 10 minutes)."""
+    now = now or timezone.now()
+    finished = [WebhookDelivery.Status.DONE, WebhookDelivery.Status.IGNORED]
+    emptied = (
+        WebhookDelivery.objects.filter(
+            status__in=finished, received_at__lt=now - WEBHOOK_PAYLOAD_RETENTION
+        )
+        .exclude(payload={})
+        .update(payload={})
+    )
+    deleted, _ = WebhookDelivery.objects.filter(
+        status__in=finished, received_at__lt=now - WEBHOOK_RETENTION
+    ).delete()
+    dead, _ = WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.DEAD, received_at__lt=now - DEAD_WEBHOOK_RETENTION
+    ).delete()
+    states, _ = OAuthState.objects.filter(created_at__lt=now - OAUTH_STATE_RETENTION).delete()
+    return {"payloads_emptied": emptied, "deliveries_deleted": deleted + dead,
+            "oauth_states_deleted": states}  # fmt: skip
+
+
 INSTALLATION_QUERY = "query Installation { currentAppInstallation { accessScopes { handle } } }"
 
 

@@ -25,6 +25,10 @@ def process_webhook(delivery_id: int) -> None:
     webhooks.process(delivery_id)
 
 
+def prune_records() -> None:
+    log.info("pruned %s", services.prune_records())
+
+
 def reconcile() -> None:
     """The safety net for missed webhooks: retry failed deliveries, check install state,
     then let the apps built on stores/ repair what they own."""

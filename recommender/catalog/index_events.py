@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from recommender.models import IndexEvent, Product
 from recommender.ranking.embedding import DIMENSIONS
-from recommender.ranking.index import VectorIndex
+from recommender.ranking.index import VectorIndex, published_meta
 from recommender.ranking.live_index import SETTLED_AFTER
 from stores.models import Store
 
@@ -37,6 +38,23 @@ def delete_products(queryset: QuerySet[Product]) -> int:
         Product.objects.filter(pk__in=[pk for pk, _ in doomed]).delete()
         emit_index_events(IndexEvent.Kind.REMOVE, doomed)
     return len(doomed)
+
+
+# Applied events are kept this long after the published index folded them in.
+APPLIED_EVENT_RETENTION = timedelta(days=1)
+
+
+def prune_applied_events(*, now: datetime | None = None) -> int:
+    """Delete events the published index already holds (at or below its watermark) once
+    they are a day old: every process loads that version and applies only what is newer."""
+    meta = published_meta(settings.RECOMMENDER_INDEX_DIR)
+    if meta is None:
+        return 0
+    now = now or timezone.now()
+    deleted, _ = IndexEvent.objects.filter(
+        id__lte=meta["watermark"], created_at__lt=now - APPLIED_EVENT_RETENTION
+    ).delete()
+    return deleted
 
 
 def rebuild_index(*, exact_limit: int | None = None, keep_old_versions: bool = True) -> VectorIndex:

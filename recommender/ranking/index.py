@@ -370,6 +370,17 @@ def _build_ivf(vectors: np.ndarray):
     return index
 
 
+def published_meta(root: Path) -> dict | None:
+    """The published version's metadata (kind, build time, watermark), if one exists."""
+    version = current_version(root)
+    if version is None:
+        return None
+    try:
+        return json.loads((root / version / "meta.json").read_text())
+    except FileNotFoundError:
+        return None
+
+
 def current_version(root: Path) -> str | None:
     try:
         return (root / "CURRENT").read_text().strip()
