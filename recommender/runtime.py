@@ -72,7 +72,22 @@ class CachedValue(Generic[T]):
             self._value = None
 
 
+class BalanceBook:
+    """Store balances summed up to a ledger id, so a refresh adds only newer entries
+    (exchange.ledger.running_balances)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.watermark: int | None = None
+        self.base: dict[int, Any] = {}
+
+    def clear(self) -> None:
+        with self.lock:
+            self.watermark, self.base = None, {}
+
+
 active_stores = TTLCache()
+balance_book = BalanceBook()
 widget_contents = TTLCache()
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
@@ -87,6 +102,7 @@ def reset() -> None:
     widget_contents.clear()
     network_state.clear()
     network_ctr.clear()
+    balance_book.clear()
     with index_holders_lock:
         for holder in index_holders.values():
             holder.stop()

@@ -7,12 +7,15 @@ if it can, and the source is paid) or voided (nothing moves)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import TypedDict
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
+from django.utils import timezone
 
+from recommender import runtime
 from recommender.exchange.locks import lock_for_transaction
 from recommender.exchange.rules import (
     EARN_PER_CLICK,
@@ -53,10 +56,47 @@ def balances(store_ids: list[int]) -> dict[int, Decimal]:
     return {store_id: found.get(store_id, Decimal("0")) for store_id in store_ids}
 
 
-def exhausted_store_ids(store_ids: list[int]) -> set[int]:
+# Every transaction that writes ledger entries commits well within this, so entries older
+# than it are visible to everyone (ids come from a sequence and can commit out of order).
+SETTLED_AFTER = timedelta(minutes=5)
+
+
+def running_balances() -> dict[int, Decimal]:
+    """Every store's balance, as the network state needs them every few seconds, without
+    summing the whole ledger each time: settled entries are summed once per process into a
+    base, and each call adds only the entries after it (the last few minutes')."""
+    book = runtime.balance_book
+    settled_before = timezone.now() - SETTLED_AFTER
+    with book.lock:
+        if book.watermark is None:
+            settled = LedgerEntry.objects.filter(created_at__lte=settled_before)
+            book.watermark = settled.aggregate(last=Max("id"))["last"] or 0
+            rows = (
+                LedgerEntry.objects.filter(_IN_BALANCE, id__lte=book.watermark)
+                .values("store_id").annotate(total=Sum("amount"))
+            )  # fmt: skip
+            book.base = {row["store_id"]: row["total"] for row in rows}
+        newer = list(
+            LedgerEntry.objects.filter(_IN_BALANCE, id__gt=book.watermark)
+            .order_by("id").values_list("id", "store_id", "amount", "created_at")
+        )  # fmt: skip
+        totals = dict(book.base)
+        for entry_id, store_id, amount, created in newer:
+            totals[store_id] = totals.get(store_id, Decimal("0")) + amount
+            if created <= settled_before:  # settled entries form a prefix by id
+                book.base[store_id] = book.base.get(store_id, Decimal("0")) + amount
+                book.watermark = entry_id
+        return totals
+
+
+def exhausted_store_ids(
+    store_ids: list[int], *, known: dict[int, Decimal] | None = None
+) -> set[int]:
     """Of ``store_ids``, those that cannot pay for one more click (no ledger at all
-    included): their products must not be shown to others right now."""
-    return {store for store, total in balances(store_ids).items() if total < SPEND_PER_CLICK}
+    included): their products must not be shown to others right now. ``known`` balances
+    (running_balances) spare the query."""
+    totals = known if known is not None else balances(store_ids)
+    return {s for s in store_ids if totals.get(s, Decimal("0")) < SPEND_PER_CLICK}
 
 
 def can_pay_a_click(store_id: int) -> bool:

@@ -38,7 +38,8 @@ def network_state(*, fresh: bool = False) -> NetworkState:
 def load_network_state() -> NetworkState:
     active = set(Store.objects.filter(status=Store.Status.ACTIVE).values_list("pk", flat=True))
     disabled = set(WidgetSettings.objects.filter(enabled=False).values_list("store_id", flat=True))
-    exhausted = ledger.exhausted_store_ids(sorted(active))
+    balances = ledger.running_balances()
+    exhausted = ledger.exhausted_store_ids(sorted(active), known=balances)
     blocks: dict[int, set[int]] = {}
     for store_id, blocked_id in WidgetSettings.blocked_stores.through.objects.values_list(
         "widgetsettings__store_id", "store_id"
@@ -50,7 +51,6 @@ def load_network_state() -> NetworkState:
         .annotate(n=Count("id"))
         .values_list("store_id", "n")
     )
-    balances = ledger.balances(sorted(active))
     fairness = {
         store_id: fairness_of(balance=balances.get(store_id, Decimal("0")),
                               catalog_size=sizes.get(store_id, 0))

@@ -560,3 +560,24 @@ def test_the_network_rate_is_the_median_of_enough_paying_stores(settings, stores
         )
 
     assert review.network_ctr() == pytest.approx(median)
+
+
+def test_running_balances_match_the_ledger_and_add_only_newer_entries(
+    pair, django_assert_num_queries
+):
+    sender, receiver = pair
+    old = timezone.now() - timedelta(hours=1)
+    LedgerEntry.objects.filter(kind=LedgerEntry.Kind.GRANT).update(created_at=old)
+    LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.SPEND, amount=-3,
+                               created_at=old)  # fmt: skip
+    first = ledger.running_balances()
+    LedgerEntry.objects.create(store=sender, kind=LedgerEntry.Kind.EARN, amount=Decimal("0.80"))
+    LedgerEntry.objects.create(store=sender, kind=LedgerEntry.Kind.HELD, amount=Decimal("0.80"))
+
+    with django_assert_num_queries(1):  # only the entries after the settled base
+        second = ledger.running_balances()
+
+    authoritative = ledger.balances([sender.pk, receiver.pk])
+    assert first == {sender.pk: rules.STARTER_GRANT, receiver.pk: rules.STARTER_GRANT - 3}
+    assert second == authoritative
+    assert second[sender.pk] == rules.STARTER_GRANT + Decimal("0.80")  # held left out
