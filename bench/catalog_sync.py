@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 # Benchmarks run the development profile (throwaway secrets), like the demo.
 os.environ.setdefault("INTERLAYER_ENV", "development")
 
-from bench.local_servers import free_port, wait_for  # noqa: E402
+from bench.local_servers import cpu_model, free_port, wait_for  # noqa: E402
 
 
 def write_catalog(directory: Path, count: int) -> None:
@@ -131,6 +131,7 @@ def run(args, workdir: Path, simulator_url: str) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     products = Product.objects.filter(store=store).count()
     overhead = (first_seconds - embed_seconds) / first_seconds
+    print(f"CPU: {cpu_model()}")
     print(f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
     print(f"catalog: {products} products read ({first.mode}), {embedded} embedded")
     print(f"first sync + embed: {first_seconds:.1f}s = {products / first_seconds:.0f} products/s")

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.local_servers import cpu_model  # noqa: E402
 from recommender.ranking import embedding  # noqa: E402
 from tests.demo_texts import demo_product_texts  # noqa: E402
 
@@ -65,7 +66,7 @@ def main() -> None:
     print(
         f"fast path (ONNX Runtime int8):          {fast_rate:7.1f} texts/s, load {fast_load:.2f}s"
     )
-    print(f"speed-up: {fast_rate / ref_rate:.2f}x")
+    print(f"speed-up: {fast_rate / ref_rate:.2f}x  (CPU: {cpu_model()})")
     print(f"agreement: mean cosine {cosines.mean():.4f}, min {cosines.min():.4f}")
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -24,17 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.local_servers import cpu_model, free_port, wait_for  # noqa: E402
+from bench.local_servers import cpu_model, full_stack, wait_for  # noqa: E402
 
 PYTHON = sys.executable
 
 
 def main() -> None:
-    if "DATABASE_URL" not in os.environ:
-        raise SystemExit("set DATABASE_URL to an empty PostgreSQL database (see scripts/pg.sh)")
-    work = Path(tempfile.mkdtemp(prefix="interlayer-attacks-"))
-    sim_port, app_port = free_port(), free_port()
-    sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
+    stack = full_stack("attacks")
+    work, sim_port, app_port = stack.work, stack.sim_port, stack.app_port
+    sim_url, app_url = stack.sim_url, stack.app_url
     os.environ.update({
         "INTERLAYER_ENV": "development", "SHOPIFY_SIMULATOR_URL": sim_url,
         "SHOPIFY_APP_URL": app_url, "RECOMMENDER_INDEX_DIR": str(work / "index"),

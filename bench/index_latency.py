@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from bench.local_servers import cpu_model
 from recommender.ranking.index import VectorIndex
 
 DIMENSIONS = 384
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=1000)
     args = parser.parse_args()
+    print(f"CPU: {cpu_model()}")
     print("filtered top-10, host + 10 blocked stores excluded, one query per call")
     rng = np.random.default_rng(42)
     for size in args.sizes:

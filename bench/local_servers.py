@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where a full-stack benchmark runs: a scratch directory and two loopback servers."""
+
+    work: Path
+    sim_port: int
+    app_port: int
+
+    @property
+    def sim_url(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}"
+
+
+def full_stack(name: str) -> Stack:
+    """A scratch directory and free ports for the simulator and the app, once a PostgreSQL
+    database to run against is given."""
+    if "DATABASE_URL" not in os.environ:
+        raise SystemExit("set DATABASE_URL to an empty PostgreSQL database (see scripts/pg.sh)")
+    work = Path(tempfile.mkdtemp(prefix=f"interlayer-{name}-"))
+    return Stack(work=work, sim_port=free_port(), app_port=free_port())
 
 
 def free_port() -> int:

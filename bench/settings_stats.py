@@ -28,6 +28,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import RequestFactory
 
+    from bench.local_servers import cpu_model
     from recommender.models import Click, Impression, LedgerEntry
     from recommender.web import stats
     from recommender.web.settings_page import settings_page
@@ -56,6 +57,7 @@ def main() -> None:
     request = RequestFactory().get("/")
     stats_ms = timed(lambda: stats.store_stats(store, days=365))
     page_ms = timed(lambda: settings_page(request, store).content)
+    print(f"CPU: {cpu_model()}")
     print(
         f"a year of events: {Click.objects.count():,} clicks, {Impression.objects.count():,} "
         f"impressions, {LedgerEntry.objects.count():,} ledger entries"

@@ -17,7 +17,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 # Benchmarks run the development profile (throwaway secrets), like the demo.
 os.environ.setdefault("INTERLAYER_ENV", "development")
 
-from bench.local_servers import free_port, wait_for  # noqa: E402
+from bench.local_servers import cpu_model, full_stack, wait_for  # noqa: E402
 
 PYTHON = sys.executable
 SCRIPT = ROOT / "extensions" / "interlayer-widget" / "assets" / "interlayer.js"
@@ -62,11 +61,9 @@ def signed(app_url: str, path: str, shop: str, secret: str, **params) -> str:
 
 
 def main() -> None:
-    if "DATABASE_URL" not in os.environ:
-        raise SystemExit("set DATABASE_URL to an empty PostgreSQL database (see scripts/pg.sh)")
-    work = Path(tempfile.mkdtemp(prefix="interlayer-storefront-"))
-    sim_port, app_port = free_port(), free_port()
-    sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
+    stack = full_stack("storefront")
+    work, sim_port, app_port = stack.work, stack.sim_port, stack.app_port
+    sim_url, app_url = stack.sim_url, stack.app_url
     env = {
         **os.environ,
         "SHOPIFY_SIMULATOR_URL": sim_url,
@@ -114,6 +111,7 @@ def main() -> None:
         )
         payload = httpx.get(widget_url).json()
         token = next(i["token"] for i in payload["items"] if i.get("token"))
+        print(f"CPU: {cpu_model()}")
         print(
             f"network: {len(shops)} stores; widget for one product: {len(payload['items'])} items"
         )
