@@ -72,64 +72,59 @@ class Mutant:
     source: str
 
 
-def _mutations(tree: ast.AST) -> Iterator[tuple[ast.AST, str]]:
-    """Every single-point change of ``tree`` (yielded as a mutated copy each time)."""
+def _mutations(tree: ast.AST) -> Iterator[tuple[ast.AST, str, int]]:
+    """Every single-point change of ``tree`` (a mutated copy, what changed, and the line)."""
+    for mutated, description, node in _changes(tree):
+        yield mutated, description, getattr(node, "lineno", 0)
+
+
+def _changes(tree: ast.AST) -> Iterator[tuple[ast.AST, str, ast.AST]]:
     nodes = list(ast.walk(tree))
     # Length caps in slices ([:255]) guard storage, not rules; changing them by one is noise.
-    in_slices = {id(n) for s in nodes if isinstance(s, ast.Slice) for n in ast.walk(s)}
+    skipped = {id(n) for s in nodes if isinstance(s, ast.Slice) for n in ast.walk(s)}
     # Decorators (a cache's size) are not the function's logic.
     for decorator in getattr(tree, "decorator_list", []):
-        in_slices.update(id(n) for n in ast.walk(decorator))
+        skipped.update(id(n) for n in ast.walk(decorator))
     for index, node in enumerate(nodes):
-        if id(node) in in_slices:
+        if id(node) in skipped:
             continue
-        if isinstance(node, ast.Compare):
-            for position, op in enumerate(node.ops):
-                if type(op) in _FLIPS:
-                    yield _edit(tree, index, lambda n, p=position: n.ops.__setitem__(
-                        p, _FLIPS[type(n.ops[p])]())), f"{type(op).__name__} flipped"  # fmt: skip
-        elif isinstance(node, ast.BoolOp):
-            other = ast.Or if isinstance(node.op, ast.And) else ast.And
-            yield _edit(tree, index, lambda n, o=other: setattr(n, "op", o())), "and/or swapped"
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            yield _replace(tree, index, lambda n: n.operand), "not removed"
-        elif isinstance(node, ast.If):
+        for change, description in _changes_of(node):
+            yield _edit(tree, index, change), description, node
+
+
+def _changes_of(node: ast.AST) -> Iterator[tuple[object, str]]:
+    """(how to change a copy of ``node``, what it means) for each mutation that applies."""
+    if isinstance(node, ast.Compare):
+        for position, op in enumerate(node.ops):
+            if type(op) in _FLIPS:
+                yield (lambda n, p=position: n.ops.__setitem__(p, _FLIPS[type(n.ops[p])]()),
+                       f"{type(op).__name__} flipped")  # fmt: skip
+    elif isinstance(node, ast.BoolOp):
+        other = ast.Or if isinstance(node.op, ast.And) else ast.And
+        yield (lambda n, o=other: setattr(n, "op", o())), "and/or swapped"
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield (lambda n: setattr(n, "op", ast.UAdd())), "not removed"
+    elif isinstance(node, ast.If):
+        yield (lambda n: setattr(n, "test", ast.Constant(False))), "guard never taken"
+    elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if node.value not in (0, 1):
+            yield (lambda n: setattr(n, "value", n.value + 1)), f"{node.value} -> {node.value + 1}"
+    elif isinstance(node, ast.Return) and isinstance(node.value, ast.Constant):
+        if isinstance(node.value.value, bool):
             yield (
-                _edit(tree, index, lambda n: setattr(n, "test", ast.Constant(False))),
-                ("guard never taken"),
+                (lambda n: setattr(n, "value", ast.Constant(not n.value.value))),
+                ("returned bool inverted"),
             )
-        elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            if node.value not in (0, 1):
-                yield (
-                    _edit(tree, index, lambda n: setattr(n, "value", n.value + 1)),
-                    (f"{node.value} → {node.value + 1}"),
-                )
-        elif isinstance(node, ast.Return) and isinstance(node.value, ast.Constant):
-            if isinstance(node.value.value, bool):
-                yield _edit(tree, index, lambda n: setattr(
-                    n, "value", ast.Constant(not n.value.value))), "returned bool inverted"  # fmt: skip
-            elif isinstance(node.value.value, str) and node.value.value:
-                yield (
-                    _edit(tree, index, lambda n: setattr(n, "value", ast.Constant(""))),
-                    (f"returns '' instead of {node.value.value!r}"),
-                )
+        elif isinstance(node.value.value, str) and node.value.value:
+            yield (
+                (lambda n: setattr(n, "value", ast.Constant(""))),
+                (f"returns '' instead of {node.value.value!r}"),
+            )
 
 
 def _edit(tree: ast.AST, index: int, change) -> ast.AST:
     mutated = copy.deepcopy(tree)
     change(list(ast.walk(mutated))[index])
-    return mutated
-
-
-def _replace(tree: ast.AST, index: int, replacement) -> ast.AST:
-    mutated = copy.deepcopy(tree)
-    target = list(ast.walk(mutated))[index]
-    for parent in ast.walk(mutated):
-        for field, value in ast.iter_fields(parent):
-            if value is target:
-                setattr(parent, field, replacement(target))
-            elif isinstance(value, list) and target in value:
-                value[value.index(target)] = replacement(target)
     return mutated
 
 
@@ -140,20 +135,10 @@ def mutants_of(module: str, functions: tuple[str, ...]) -> Iterator[Mutant]:
         if not isinstance(function, ast.FunctionDef) or function.name not in functions:
             continue
         position = tree.body.index(function)
-        for mutated_function, description in _mutations(function):
+        for mutated_function, description, line in _mutations(function):
             mutated = copy.deepcopy(tree)
             mutated.body[position] = mutated_function
-            yield Mutant(module, function.name, _first_changed_line(function, mutated_function),
-                         description, ast.unparse(mutated))  # fmt: skip
-
-
-def _first_changed_line(original: ast.AST, mutated: ast.AST) -> int:
-    """The line of the innermost node the mutation changed."""
-    line = getattr(original, "lineno", 0)
-    for a, b in zip(ast.walk(original), ast.walk(mutated), strict=False):
-        if ast.dump(a) != ast.dump(b) and hasattr(a, "lineno"):
-            line = a.lineno
-    return line
+            yield Mutant(module, function.name, line, description, ast.unparse(mutated))
 
 
 def main() -> None:

@@ -581,3 +581,15 @@ def test_running_balances_match_the_ledger_and_add_only_newer_entries(
     assert first == {sender.pk: rules.STARTER_GRANT, receiver.pk: rules.STARTER_GRANT - 3}
     assert second == authoritative
     assert second[sender.pk] == rules.STARTER_GRANT + Decimal("0.80")  # held left out
+
+
+@pytest.mark.parametrize(
+    ("plan", "development", "granted"),
+    [("Basic", False, True), ("Plus", False, True), ("Basic", True, False),
+     ("Development", True, False), ("Trial", False, False), ("", False, False)],
+)  # fmt: skip
+def test_only_paying_plans_get_the_starter_grant(db, plan, development, granted):
+    store = make_store("newcomer", plan_name=plan, plan_partner_development=development)
+
+    assert ledger.grant_starter_credits(store) is granted
+    assert ledger.balance(store) == (rules.STARTER_GRANT if granted else 0)
