@@ -2,7 +2,8 @@
 
 Everyone gets up or down (200 or 503). The details (database vendor, broker kind, index
 version and size) are for operators: a request from this machine itself (loopback, not
-forwarded by a proxy) or one with ``Authorization: Bearer $INTERLAYER_HEALTH_TOKEN``."""
+forwarded by a proxy; development only) or one with
+``Authorization: Bearer $INTERLAYER_HEALTH_TOKEN``."""
 
 from __future__ import annotations
 
@@ -52,5 +53,8 @@ def _is_operator(request: HttpRequest) -> bool:
     offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if token and offered and hmac.compare_digest(offered.encode(), token.encode()):
         return True
+    if settings.PRODUCTION:
+        # A proxy on the same host makes every request look local: production needs the token.
+        return False
     local = request.META.get("REMOTE_ADDR", "") in {"127.0.0.1", "::1"}
     return local and "X-Forwarded-For" not in request.headers

@@ -82,6 +82,8 @@ def _production_problems() -> list[str]:
             problems.append(f"INTERLAYER_ENCRYPTION_KEYS (key {number} is not a Fernet key)")
     if os.getenv("SHOPIFY_APP_URL", "").startswith("http://"):
         problems.append("SHOPIFY_APP_URL (must be https)")
+    if os.getenv("DEBUG", "false").strip().lower() in {"true", "1", "yes"}:
+        problems.append("DEBUG (must be off: its error pages show secrets)")
     return problems
 
 

@@ -58,8 +58,9 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
 
 def _forget_in_the_index(store_id: int) -> None:
     index_events.rebuild_index(keep_old_versions=False)
-    # Serving processes load the new version on their next poll; the events that named
-    # the store's products are no longer needed by anyone.
+    # Serving processes applied the removal events within seconds of the redaction and load
+    # the new version (built after any build already running: rebuild_index's lock) on
+    # their next poll; the events that named the store's products can go.
     IndexEvent.objects.filter(store_id=store_id).delete()
 
 

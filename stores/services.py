@@ -147,7 +147,7 @@ def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
         # Gone or unreadable (crypto.EncryptedTextField): only a new install or token
         # exchange helps, so say so without asking Shopify.
         raise shopify.ShopifyAuthError("store has no usable credentials")
-    if not force_refresh and not _expiring(store, margin):
+    if not force_refresh and store.access_token and not _expiring(store, margin):
         return store.access_token
     with transaction.atomic():
         locked = Store.objects.select_for_update().get(pk=store.pk)

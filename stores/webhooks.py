@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 # sends us comes near this.
 MAX_WEBHOOK_BYTES = 1024 * 1024
 MAX_ATTEMPTS = 8
-# How long a worker owns a delivery it claimed; handlers finish well within it.
-PROCESSING_LEASE = timedelta(minutes=10)
+# How long a worker owns a delivery it claimed: longer than the queue lets any task run.
+PROCESSING_LEASE = timedelta(seconds=settings.Q_CLUSTER["timeout"]) + timedelta(minutes=5)
 # A pending delivery this old was queued but never picked up (a broker that lost it).
 PENDING_TOO_LONG = timedelta(minutes=10)
 # customers/* payloads carry personal data we must not keep; these keys are all we store.
@@ -152,8 +153,8 @@ def claim(delivery_id: int) -> WebhookDelivery | None:
     """Take a delivery to work on, with a lease: one atomic UPDATE, so two workers never
     both claim it. A delivery whose lease ran out (its worker died) can be claimed again."""
     now = timezone.now()
-    claimable = Q(status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED]) | Q(
-        status=WebhookDelivery.Status.PROCESSING, lease_expires_at__lt=now
+    claimable = Q(status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED]) | (
+        Q(status=WebhookDelivery.Status.PROCESSING) & _lease_over(now)
     )
     claimed = (
         WebhookDelivery.objects.filter(claimable, pk=delivery_id)
@@ -180,8 +181,9 @@ def process(delivery_id: int) -> WebhookDelivery | None:
     delivery.processed_at = timezone.now()
     delivery.last_error = ""
     delivery.next_attempt_at = None
-    # shop/redact may have deleted every delivery of the shop, this one included.
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+    # shop/redact may have deleted every delivery of the shop, this one included; and a
+    # worker whose lease ran out (the delivery was handed on) no longer writes its outcome.
+    _owned(delivery).update(
         status=delivery.status,
         outcome=delivery.outcome,
         processed_at=delivery.processed_at,
@@ -192,15 +194,29 @@ def process(delivery_id: int) -> WebhookDelivery | None:
     return delivery
 
 
+def _lease_over(now) -> Q:
+    # Rows claimed before leases existed have none: they are over too.
+    return Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+
+
+def _owned(delivery: WebhookDelivery):
+    """The delivery as this worker claimed it (still processing, same attempt)."""
+    return WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.PROCESSING, attempts=delivery.attempts
+    )
+
+
 def _fail(delivery: WebhookDelivery, error: Exception) -> None:
-    delivery.refresh_from_db(fields=["attempts"])
     dead = delivery.attempts >= MAX_ATTEMPTS
     delay = min(timedelta(minutes=2**delivery.attempts), timedelta(hours=6))
     delivery.status = WebhookDelivery.Status.DEAD if dead else WebhookDelivery.Status.FAILED
     delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
     delivery.next_attempt_at = None if dead else timezone.now() + delay
     delivery.lease_expires_at = None
-    delivery.save(update_fields=["status", "last_error", "next_attempt_at", "lease_expires_at"])
+    _owned(delivery).update(
+        status=delivery.status, last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at, lease_expires_at=None,
+    )  # fmt: skip
     log.warning(
         "webhook failed topic=%s shop=%s attempt=%s error=%s",
         delivery.topic,
@@ -217,7 +233,7 @@ def retry_due() -> int:
     Status = WebhookDelivery.Status
     due = WebhookDelivery.objects.filter(
         Q(status=Status.FAILED, next_attempt_at__lte=now)
-        | Q(status=Status.PROCESSING, lease_expires_at__lt=now)
+        | (Q(status=Status.PROCESSING) & _lease_over(now))
         | Q(status=Status.PENDING, received_at__lt=now - PENDING_TOO_LONG)
     ).values_list("pk", flat=True)
     count = 0

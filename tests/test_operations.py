@@ -261,8 +261,12 @@ def _up(url: str) -> bool:
         ({"REMOTE_ADDR": "127.0.0.1"}, True),  # on the machine itself
     ],
 )
-def test_health_details_are_for_operators_only(client, settings, headers, details):
+@pytest.mark.parametrize("production", [False, True])
+def test_health_details_are_for_operators_only(client, settings, headers, details, production):
     settings.INTERLAYER_HEALTH_TOKEN = "ops-token-1234"
+    settings.PRODUCTION = production
+    if production and "HTTP_AUTHORIZATION" not in headers:
+        details = False  # in production only the token shows them, not being local
 
     response = client.get("/health", **headers)
 

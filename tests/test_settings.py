@@ -74,6 +74,7 @@ def test_an_unset_environment_runs_the_production_profile_and_refuses_to_start()
         ({"INTERLAYER_ENCRYPTION_KEYS": "not-a-fernet-key"}, "INTERLAYER_ENCRYPTION_KEYS"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
         ({"SHOPIFY_APP_URL": "http://interlayer.example.com"}, "SHOPIFY_APP_URL"),
+        ({"DEBUG": "true"}, "DEBUG"),
     ],
 )
 def test_production_refuses_a_weak_or_malformed_secret_and_names_it(override, named):

@@ -3,6 +3,7 @@ applies, and the full rebuild that folds them into a fresh published version."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -63,6 +64,16 @@ def rebuild_index(*, exact_limit: int | None = None, keep_old_versions: bool = T
 
     ``keep_old_versions=False`` deletes every older version at once (a redaction: they
     hold vectors that must go), instead of keeping a couple for processes mid-load."""
+    root = settings.RECOMMENDER_INDEX_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    # One build at a time per index directory: a build that read the products before a
+    # redaction must not publish after the redaction's own rebuild.
+    with open(root / ".rebuild.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        return _build_and_publish(root, exact_limit, keep_old_versions)
+
+
+def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -> VectorIndex:
     # Only settled events are folded in by the watermark: a later one that commits out of
     # id order is applied on top by every process (it reads current state, so re-applying
     # what the build already holds is harmless).
@@ -84,6 +95,6 @@ def rebuild_index(*, exact_limit: int | None = None, keep_old_versions: bool = T
         exact_limit=exact_limit or settings.RECOMMENDER_EXACT_INDEX_LIMIT,
         watermark=watermark,
     )
-    index.save(settings.RECOMMENDER_INDEX_DIR, spare_versions=2 if keep_old_versions else 0)
+    index.save(root, spare_versions=2 if keep_old_versions else 0)
     log.info("index rebuilt size=%s kind=%s watermark=%s", len(index), index.kind, watermark)
     return index

@@ -81,9 +81,13 @@ def running_balances() -> dict[int, Decimal]:
             .order_by("id").values_list("id", "store_id", "amount", "created_at")
         )  # fmt: skip
         totals = dict(book.base)
+        settling = True
         for entry_id, store_id, amount, created in newer:
             totals[store_id] = totals.get(store_id, Decimal("0")) + amount
-            if created <= settled_before:  # settled entries form a prefix by id
+            # Only a prefix by id moves into the base: an entry out of time order (a clock
+            # ahead, a lock wait) stops it, so nothing is ever passed over.
+            settling = settling and created <= settled_before
+            if settling:
                 book.base[store_id] = book.base.get(store_id, Decimal("0")) + amount
                 book.watermark = entry_id
         return totals

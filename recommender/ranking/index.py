@@ -214,6 +214,8 @@ class VectorIndex:
         """The same live products in a fresh index: grouped by store again, no dead labels,
         no tail. An IVF index keeps its trained quantizer (no retraining)."""
         faiss = _faiss()
+        # Copied under the lock; built outside it, so searches are not held up. The caller
+        # makes no changes meanwhile (live_index compacts under its own refresh lock).
         with self._lock:
             live = sorted(self._label_of.items(), key=lambda item: (self._stores[item[1]], item[0]))
             products = np.array([product for product, _ in live], dtype=np.int64)
@@ -224,22 +226,22 @@ class VectorIndex:
                 if len(labels)
                 else np.zeros((0, self._index.d), dtype=np.float32)
             )
-            if self.kind == "ivf":
-                fresh = faiss.clone_index(self._index)
-                fresh.reset()
-            else:
-                fresh = faiss.IndexFlatIP(self._index.d)
-            if len(vectors):
-                fresh.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            if self.kind == "ivf":
-                fresh.nprobe = IVF_NPROBE
-                fresh.make_direct_map()
-            compact = VectorIndex(
-                fresh, products, stores, kind=self.kind, built_at=self.built_at,
-                watermark=self.watermark,
-            )  # fmt: skip
-            compact.applied = set(self.applied)
-            return compact
+            fresh = faiss.clone_index(self._index) if self.kind == "ivf" else None
+            watermark, applied = self.watermark, set(self.applied)
+        if fresh is not None:
+            fresh.reset()
+        else:
+            fresh = faiss.IndexFlatIP(vectors.shape[1])
+        if len(vectors):
+            fresh.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        if self.kind == "ivf":
+            fresh.nprobe = IVF_NPROBE
+            fresh.make_direct_map()
+        compact = VectorIndex(
+            fresh, products, stores, kind=self.kind, built_at=self.built_at, watermark=watermark
+        )
+        compact.applied = applied
+        return compact
 
     # --- search -------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, *, exclude_stores: Iterable[int] = ()) -> list[Hit]:
@@ -389,7 +391,13 @@ def current_version(root: Path) -> str | None:
 
 
 def _prune(root: Path, *, keep: str, spare: int = 2) -> None:
-    """Drop old versions, leaving a couple for processes still loading them."""
+    """Drop old versions, leaving a couple for processes still loading them, and staging
+    folders a crashed save left (an hour old, or all of them when nothing is spared)."""
+    stale = time.time() - 3600
+    for staging in root.iterdir():
+        crashed = staging.is_dir() and staging.name.startswith(".v")
+        if crashed and (not spare or staging.stat().st_mtime < stale):
+            shutil.rmtree(staging, ignore_errors=True)
     versions = sorted(
         (p for p in root.iterdir() if p.is_dir() and p.name.startswith("v") and p.name != keep),
         key=lambda p: p.stat().st_mtime,

@@ -593,3 +593,19 @@ def test_only_paying_plans_get_the_starter_grant(db, plan, development, granted)
 
     assert ledger.grant_starter_credits(store) is granted
     assert ledger.balance(store) == (rules.STARTER_GRANT if granted else 0)
+
+
+def test_running_balances_never_pass_over_an_entry_written_out_of_time_order(pair):
+    sender, receiver = pair
+    old = timezone.now() - timedelta(hours=1)
+    LedgerEntry.objects.filter(kind=LedgerEntry.Kind.GRANT).update(created_at=old)
+    # A lower id stamped in the future (a clock ahead), then a settled higher id.
+    LedgerEntry.objects.create(store=sender, kind=LedgerEntry.Kind.EARN, amount=Decimal("0.80"),
+                               created_at=timezone.now() + timedelta(hours=1))  # fmt: skip
+    LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.SPEND, amount=-1,
+                               created_at=old)  # fmt: skip
+
+    first, second = ledger.running_balances(), ledger.running_balances()
+
+    expected = ledger.balances([sender.pk, receiver.pk])
+    assert first == second == expected

@@ -74,3 +74,15 @@ def test_a_delivery_whose_worker_died_is_retried_once_its_lease_expires(client, 
 
     done = WebhookDelivery.objects.get(pk=delivery.pk)
     assert (done.status, done.attempts) == (WebhookDelivery.Status.DONE, 2)
+
+
+def test_a_delivery_left_processing_before_leases_existed_is_retried(client, task_queue):
+    payload = {"shop_id": 1, "shop_domain": "alpha.myshopify.com"}
+    post_webhook(client, "customers/redact", payload, event_id="evt-old")
+    WebhookDelivery.objects.filter(event_id="evt-old").update(
+        status=WebhookDelivery.Status.PROCESSING, lease_expires_at=None
+    )
+    task_queue.mark()
+
+    assert webhooks.retry_due() == 1
+    assert webhooks.process(WebhookDelivery.objects.get(event_id="evt-old").pk) is not None
