@@ -82,7 +82,7 @@ def seed_exchange_history(
     now = timezone.now()
     clicks, impressions, entries = [], [], []
     for day in range(days):
-        at = now - timedelta(days=day, minutes=5)
+        at = now - timedelta(days=day)  # day 0 is today, whatever the time
         for n in range(per_day):
             partner, paid = partners[n % len(partners)], billable(n)
             clicks.append(Click(source_store=store, target_store=partner, target_product_id=n,
