@@ -48,7 +48,7 @@ TARGETS: dict[str, tuple[list[tuple[str, tuple[str, ...]]], list[str]]] = {
             ("recommender/ranking/network.py", ("partners_of", "fairness_of")),
             ("recommender/ranking/competitors.py", ("same_item", "same_niche_stores")),
         ],
-        ["tests/recommender/test_recommendations.py"],
+        ["tests/recommender/test_recommendations.py", "tests/recommender/test_ranking_rules.py"],
     ),
     "webhooks": (
         [("stores/webhooks.py", ("receive", "_record", "process", "_fail", "retry_due"))],

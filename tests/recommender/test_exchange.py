@@ -609,3 +609,33 @@ def test_running_balances_never_pass_over_an_entry_written_out_of_time_order(pai
 
     expected = ledger.balances([sender.pk, receiver.pk])
     assert first == second == expected
+
+
+def impression_token(sender, *, impression="view", ip="192.0.2.8", **payload):
+    visitor = rules.visitor(ip=ip, user_agent=BROWSER)
+    if payload:  # a signed payload of another shape (as an old or broken widget would send)
+        return signing.dumps(payload, salt="interlayer.impression")
+    return tokens.sign_impression(store_id=sender.pk, impression_id=impression, items=4,
+                                  partner_items=3, visitor=visitor)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("agent", "payload", "result"),
+    [
+        ("Googlebot/2.1 (+http://www.google.com/bot.html)", {}, "bot"),
+        ("", {}, "bot"),
+        (BROWSER, {"s": "PLACEHOLDER", "i": "x", "n": 4, "p": 3}, "invalid"),  # no visitor
+        (BROWSER, {"s": "PLACEHOLDER", "i": "x", "v": "v", "n": "four", "p": 3}, "invalid"),
+        (BROWSER, {}, "counted"),
+    ],
+)
+def test_impressions_from_bots_or_of_the_wrong_shape_are_not_counted(pair, agent, payload, result):
+    sender, _ = pair
+    if payload:
+        payload = {**payload, "s": sender.pk}
+    raw = impression_token(sender, **payload)
+
+    outcome = impressions.record_impression(host=sender, raw=raw, ip="192.0.2.8", user_agent=agent)
+
+    assert outcome == result
+    assert Impression.objects.count() == (1 if result == "counted" else 0)

@@ -99,16 +99,17 @@ def test_own_products_stop_at_the_floor_and_never_repeat_the_viewed_one(host, qu
 
 
 @pytest.mark.parametrize(
-    ("items", "own_share", "own_slots"), [(4, 25, 1), (4, 50, 2), (4, 0, 0), (3, 100, 3)]
+    ("items", "own_share", "own_slots"),
+    [(4, 25, 1), (4, 50, 2), (4, 0, 0), (3, 100, 3), (10, 15, 2)],
 )
 def test_the_own_products_share_sets_how_many_slots_are_the_hosts(
     host, query, settings, items, own_share, own_slots
 ):
     viewed, _vector = query
     settings.RECOMMENDER_RELEVANCE_FLOOR = -1.0
-    for n in range(4):
+    for n in range(10):
         make_product(host, f"Own {n}", topic_vector("coffee", seed=10 + n))
-        make_product(partner(f"p{n}"), f"Partner {n}", topic_vector("coffee", seed=20 + n))
+        make_product(partner(f"p{n}"), f"Partner {n}", topic_vector("coffee", seed=30 + n))
 
     shown = show(host, viewed, items=items, own_share=own_share, avoid_competitors=False)
 
