@@ -52,7 +52,8 @@ TARGETS: dict[str, tuple[list[tuple[str, tuple[str, ...]]], list[str]]] = {
     ),
     "webhooks": (
         [("stores/webhooks.py", ("receive", "_record", "process", "_fail", "retry_due"))],
-        ["tests/stores/test_webhooks.py"],
+        ["tests/stores/test_webhooks.py", "tests/stores/test_webhook_faults.py",
+         "tests/test_malformed_signatures.py"],
     ),
 }  # fmt: skip
 

@@ -354,3 +354,46 @@ def test_reconcile_catches_an_uninstall_whose_webhook_was_lost(simulator, instal
     services.reconcile_installs()
 
     assert Store.objects.get(pk=store.pk).status == Store.Status.NEEDS_REAUTH
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [(b"\xff\xfe not utf-8", "Body is not UTF-8"), (b"[1, 2, 3]", "Body is not a JSON object")],
+)
+def test_a_signed_body_that_is_not_a_utf8_json_object_is_400(client, body, error):
+    response = post_webhook(client, "products/update", body=body)
+
+    assert (response.status_code, response.json()["error"]) == (400, error)
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not(client):
+    padding = webhooks.MAX_WEBHOOK_BYTES - len(b'{"id": 1, "pad": ""}')
+    exact = json.dumps({"id": 1, "pad": "x" * padding}).encode()
+    assert len(exact) == webhooks.MAX_WEBHOOK_BYTES
+
+    accepted = post_webhook(client, "customers/redact", body=exact, event_id="exact")
+    refused = post_webhook(client, "customers/redact", body=exact + b" ", event_id="over")
+
+    assert accepted.status_code == 200
+    assert (refused.status_code, refused.json()["error"]) == (400, "Payload too large")
+
+
+@pytest.mark.django_db
+def test_retries_back_off_exponentially(client, monkeypatch):
+    def broken(delivery):
+        raise RuntimeError("down")
+
+    monkeypatch.setitem(webhooks.HANDLERS, "customers/redact", broken)
+    post_webhook(client, "customers/redact", captured("customers_redact"))
+    delivery = WebhookDelivery.objects.get()
+    delays = []
+    for _ in range(webhooks.MAX_ATTEMPTS - 1):
+        before = timezone.now()
+        webhooks.process(delivery.pk)
+        delivery.refresh_from_db()
+        delays.append(round((delivery.next_attempt_at - before).total_seconds() / 60))
+
+    assert delays == [2, 4, 8, 16, 32, 64, 128]
