@@ -183,3 +183,15 @@ def test_a_store_is_the_same_niche_only_at_the_published_profile_similarity(host
         similarity = float(host_profile @ index.store_profile(store.pk))
         assert (similarity >= competitors.SAME_NICHE_PROFILE_SIMILARITY) is expected
         assert (store.pk in same) is expected
+
+
+def test_an_own_product_exactly_at_the_floor_is_shown(host, query, settings):
+    viewed, vector = query
+    at = make_product(host, "At the floor", toward(vector, topic_vector("tea", seed=7), 0.6))
+    index_events.rebuild_index()
+    product_ids, vectors = live_index.current(refresh=True).store_vectors(host.pk)
+    settings.RECOMMENDER_RELEVANCE_FLOOR = float((vectors @ vector)[product_ids.index(at.pk)])
+
+    items = show(host, viewed, own_share=100, items=3)
+
+    assert [i.product.pk for i in items if i.slot == "own"] == [at.pk]
