@@ -73,7 +73,7 @@ class Storefront:
 
     def _layout(self, shop: Shop, page_type: str, product: dict | None, main: str) -> str:
         name = html.escape(shop.name)
-        embed = self._render_embed(shop, page_type, product)
+        embed = self.render_embed(shop, page_type, product)
         return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -126,7 +126,9 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
             )
         return f"<h1>{heading}</h1><div class='grid'>{''.join(cards)}</div>"
 
-    def _render_embed(self, shop: Shop, page_type: str, product: dict | None) -> str:
+    def render_embed(
+        self, shop: Shop, page_type: str, product: dict | None, root_url: str = "/"
+    ) -> str:
         if not shop.installed or not self.world.theme_embed_enabled.get(shop.handle, True):
             return ""
         block, defaults = _block_source("app-embed")
@@ -136,7 +138,7 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
             shop={"permanent_domain": shop.domain},
             request={"page_type": page_type},
             product={"id": product["id"]} if product else None,
-            routes={"root_url": "/"},
+            routes={"root_url": root_url},
         )
 
     # --- assets ---------------------------------------------------------------------------

@@ -58,6 +58,12 @@ def test_widget_shows_partner_products_on_a_product_page_without_layout_shift(
     ]  # fmt: skip
     assert partner_titles and all("Brewers" in title for title in partner_titles)
     assert not any("Dress" in title for title in partner_titles)
+    rels = {
+        links.nth(i).get_attribute("data-slot"): links.nth(i).get_attribute("rel")
+        for i in range(links.count())
+    }
+    assert rels["partner"] == "sponsored noopener"  # paid links, as search engines require
+    assert rels.get("own") is None
     assert shopper.locator("[data-interlayer-slot] h2").inner_text() == "You may also like"
     shopper.wait_for_timeout(1500)  # half visible for a second: one viewable impression
     assert shopper.evaluate("window.__cls") == 0

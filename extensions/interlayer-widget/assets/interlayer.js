@@ -84,7 +84,10 @@
     top.appendChild(nav);
     body.items.forEach(function (item) {
       const href = item.token ? proxy + "/click?t=" + encodeURIComponent(item.token) : item.url;
-      const link = el("a", { href: href, "data-slot": item.slot });
+      // Partner links are paid placements: search engines must not read them as endorsements.
+      const link = item.token
+        ? el("a", { href: href, "data-slot": item.slot, rel: "sponsored noopener" })
+        : el("a", { href: href, "data-slot": item.slot });
       link.appendChild(item.image_url
         ? el("img", { src: item.image_url, alt: "", loading: "lazy", decoding: "async", width: "170", height: "170" })
         : el("span", { "class": "ph", "aria-hidden": "true" }));
