@@ -136,7 +136,7 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         return self.liquid.from_string(block).render(
             block={"settings": settings},
             shop={"permanent_domain": shop.domain},
-            request={"page_type": page_type},
+            request={"page_type": page_type, "locale": {"iso_code": root_url.strip("/") or "en"}},
             product={"id": product["id"]} if product else None,
             routes={"root_url": root_url},
         )

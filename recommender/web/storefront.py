@@ -7,6 +7,7 @@ index this process already holds.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,9 @@ from recommender.exchange import clicks, impressions, rules
 from recommender.web.widget import active_store, widget_payload
 from stores import auth
 from stores.models import Store
+
+# The shopper's language as the theme gives it (request.locale.iso_code: "fr", "pt-BR").
+_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
 class ProxyRequest(HttpRequest):
@@ -52,7 +56,10 @@ def recommendations(request: ProxyRequest) -> JsonResponse:
     except ValueError:
         return JsonResponse({"error": "invalid product id"}, status=400)
     visitor = rules.visitor(**_shopper(request))
-    response = JsonResponse(widget_payload(request.store, product_id=product_id, visitor=visitor))
+    locale = request.GET.get("locale", "")
+    locale = locale if _LOCALE.match(locale) else "en"
+    payload = widget_payload(request.store, product_id=product_id, visitor=visitor, locale=locale)
+    response = JsonResponse(payload)
     # Per shopper (click tokens inside): the browser may reuse it briefly, shared caches not.
     response["Cache-Control"] = "private, max-age=60"
     return response

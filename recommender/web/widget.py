@@ -7,6 +7,9 @@ import secrets
 from decimal import Decimal
 from typing import NotRequired, TypedDict
 
+from babel.core import UnknownLocaleError
+from babel.numbers import format_currency
+
 from recommender import runtime
 from recommender.exchange import tokens
 from recommender.exchange.rules import Visitor
@@ -58,14 +61,16 @@ def active_store(shop_domain: str) -> Store | None:
     )
 
 
-def widget_payload(host: Store, *, product_id: int | None, visitor: Visitor) -> WidgetPayload:
+def widget_payload(
+    host: Store, *, product_id: int | None, visitor: Visitor, locale: str = "en"
+) -> WidgetPayload:
     """The JSON the widget renders for ``visitor``.
 
     What to show is computed once per page and process within the freshness window; the
     tokens and the impression are minted for every response, bound to this page view and
     this visitor."""
     shown = runtime.widget_contents.get_or_compute(
-        (host.pk, product_id), lambda: _shown_items(host, product_id)
+        (host.pk, product_id, locale), lambda: _shown_items(host, product_id, locale)
     )
     if not shown["items"] or shown["style"] is None:
         return {"items": []}
@@ -94,7 +99,7 @@ def widget_payload(host: Store, *, product_id: int | None, visitor: Visitor) -> 
     }  # fmt: skip
 
 
-def _shown_items(host: Store, product_id: int | None) -> _Shown:
+def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
     widget = WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
     if not widget.enabled or host.status != Store.Status.ACTIVE:
         return {"items": [], "style": None}
@@ -105,7 +110,7 @@ def _shown_items(host: Store, product_id: int | None) -> _Shown:
             "slot": rec.slot,
             "title": rec.product.title,
             "image_url": rec.product.image_url,
-            "price": format_price(rec.product.price_min, rec.product.currency),
+            "price": format_price(rec.product.price_min, rec.product.currency, locale=locale),
             "store_name": rec.product.store.name if partner else "",
         }
         if not partner:
@@ -121,6 +126,10 @@ def _shown_items(host: Store, product_id: int | None) -> _Shown:
     return {"items": items, "style": style}
 
 
-def format_price(amount: Decimal, currency: str) -> str:
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥"}
-    return f"{symbol.get(currency, currency + ' ')}{amount:,.2f}"
+def format_price(amount: Decimal, currency: str, *, locale: str = "en") -> str:
+    """The price in the partner's currency, written the way the shopper's language writes
+    money (CLDR data through Babel: "¥1,200", "12,99 €", "CA$12.99")."""
+    try:
+        return format_currency(amount, currency or "USD", locale=locale.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return format_currency(amount, currency or "USD", locale="en")

@@ -286,3 +286,25 @@ def test_impression_flood_from_one_visitor_is_capped(client, shops):
     assert results.count("counted") == 30
     assert results[-1] == "rate limited"
     assert Impression.objects.count() == 30
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "locale", "shown"),
+    [
+        ("JPY", "1200.00", "en", "¥1,200"),  # no minor unit for yen
+        ("EUR", "12.99", "fr", "12,99\xa0€"),
+        ("USD", "12.99", "de", "12,99\xa0$"),
+        ("CAD", "12.99", "en", "CA$12.99"),
+        ("USD", "12.99", "xx-Not-A-Locale", "$12.99"),  # refused: the default language
+    ],
+)
+def test_partner_prices_are_written_in_the_shoppers_language(
+    client, shops, currency, amount, locale, shown
+):
+    _, _, viewed, target = shops
+    type(target).objects.filter(pk=target.pk).update(price_min=amount, currency=currency)
+
+    payload = widget(client, viewed, locale=locale).json()
+
+    (partner,) = [item for item in payload["items"] if item["slot"] == "partner"]
+    assert partner["price"] == shown

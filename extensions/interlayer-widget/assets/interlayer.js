@@ -25,6 +25,7 @@
 
   const query = new URLSearchParams({ page_type: data.pageType || "" });
   if (data.productId) query.set("product_id", data.productId);
+  if (data.locale) query.set("locale", data.locale);  // prices formatted for the shopper
   fetch(proxy + "/recommendations?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
     .then(function (r) { return r.ok ? r.json() : null; })
     .then(function (body) {
