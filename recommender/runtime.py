@@ -87,6 +87,7 @@ class BalanceBook:
 
 
 active_stores = TTLCache()
+review_states = TTLCache()
 balance_book = BalanceBook()
 widget_contents = TTLCache()
 network_state: CachedValue[Any] = CachedValue()
@@ -99,6 +100,7 @@ index_holders_lock = threading.Lock()
 def reset() -> None:
     """Forget everything this process holds (tests; a forked worker's fresh start)."""
     active_stores.clear()
+    review_states.clear()
     widget_contents.clear()
     network_state.clear()
     network_ctr.clear()

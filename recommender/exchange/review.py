@@ -67,7 +67,13 @@ def _load_network_ctr() -> float:
 
 
 def under_review(store_id: int) -> bool:
-    """Whether new earnings of ``store_id`` are held right now."""
+    """Whether new earnings of ``store_id`` are held right now. Asked on every click, so
+    the answer (two counts over the store's day) is reused for
+    RECOMMENDER_STATE_TTL_SECONDS, the freshness the network state promises too."""
+    return runtime.review_states.get_or_compute(store_id, lambda: _under_review(store_id))
+
+
+def _under_review(store_id: int) -> bool:
     since = timezone.now() - WINDOW
     views = _views().filter(store_id=store_id, created_at__gte=since).count()
     per_address = list(

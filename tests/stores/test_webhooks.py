@@ -306,14 +306,21 @@ def test_customer_compliance_requests_are_answered_without_keeping_personal_data
     assert "shopper@example.net" not in json.dumps(delivery.payload)
 
 
-@pytest.mark.django_db
-def test_failed_processing_is_retried_with_backoff_then_given_up(client, monkeypatch):
+@pytest.fixture
+def failing_delivery(client, monkeypatch) -> WebhookDelivery:
+    """A recorded customers/redact delivery whose handler fails every time it runs."""
+
     def broken(delivery):
         raise RuntimeError("catalog database unavailable")
 
     monkeypatch.setitem(webhooks.HANDLERS, "customers/redact", broken)
     post_webhook(client, "customers/redact", captured("customers_redact"))
-    delivery = WebhookDelivery.objects.get()
+    return WebhookDelivery.objects.get()
+
+
+@pytest.mark.django_db
+def test_failed_processing_is_retried_with_backoff_then_given_up(failing_delivery):
+    delivery = failing_delivery
 
     webhooks.process(delivery.pk)
     delivery.refresh_from_db()
@@ -382,13 +389,8 @@ def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not(client
 
 
 @pytest.mark.django_db
-def test_retries_back_off_exponentially(client, monkeypatch):
-    def broken(delivery):
-        raise RuntimeError("down")
-
-    monkeypatch.setitem(webhooks.HANDLERS, "customers/redact", broken)
-    post_webhook(client, "customers/redact", captured("customers_redact"))
-    delivery = WebhookDelivery.objects.get()
+def test_retries_back_off_exponentially(failing_delivery):
+    delivery = failing_delivery
     delays = []
     for _ in range(webhooks.MAX_ATTEMPTS - 1):
         before = timezone.now()
