@@ -21,4 +21,9 @@ module.exports = [
       "no-unused-vars": ["error", { args: "none" }],
     },
   },
+  {
+    // Build-time scripts that run under Node (theme-check).
+    files: ["scripts/*.mjs"],
+    languageOptions: { ecmaVersion: 2022, sourceType: "module", globals: globals.node },
+  },
 ];
