@@ -17,7 +17,7 @@ from django.utils import timezone
 from recommender.models import IndexEvent, Product
 from recommender.ranking.embedding import DIMENSIONS
 from recommender.ranking.index import VectorIndex, published_meta
-from recommender.ranking.live_index import SETTLED_AFTER
+from recommender.ranking.live_index import LEXICAL_FIELDS, SETTLED_AFTER, lexical_text_of
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,13 @@ def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -
     watermark = settled.aggregate(last=Max("id"))["last"] or 0
     rows = Product.objects.filter(
         store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
-    ).values_list("pk", "store_id", "vector")
-    ids, stores, vectors = [], [], []
-    for pk, store_id, vector in rows.iterator(chunk_size=5000):
+    ).values_list("pk", "store_id", "vector", *LEXICAL_FIELDS)
+    ids, stores, vectors, texts = [], [], [], []
+    for pk, store_id, vector, *lexical in rows.iterator(chunk_size=5000):
         ids.append(pk)
         stores.append(store_id)
         vectors.append(np.frombuffer(vector, dtype=np.float32))
+        texts.append(lexical_text_of(*lexical))
     matrix = np.vstack(vectors) if vectors else np.zeros((0, DIMENSIONS), dtype=np.float32)
     index = VectorIndex.build(
         matrix,
@@ -94,6 +95,7 @@ def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -
         stores,
         exact_limit=exact_limit or settings.RECOMMENDER_EXACT_INDEX_LIMIT,
         watermark=watermark,
+        texts=texts,
     )
     index.save(root, spare_versions=2 if keep_old_versions else 0)
     log.info("index rebuilt size=%s kind=%s watermark=%s", len(index), index.kind, watermark)

@@ -13,6 +13,11 @@ than HNSW because of what the exclusion does here: the host store's products are
 query's nearest neighbours, and HNSW's bounded candidate list fills with those excluded
 nodes (measured: recall@10 0.78 at 100k with efSearch 64, 0.87 at 400), while IVF scans
 whole lists and skips excluded ids without losing the rest (0.975 at nprobe 32).
+
+Beside the vectors, with the same labels, a lexical index (``lexical.LexicalIndex``) scores
+model numbers and title words. A search given the query's text fuses the two: the dense
+neighbours and the lexical ones are pooled and ranked by cosine + ``LEXICAL_WEIGHT`` *
+lexical score, so lexical evidence only ever adds to what the embedding says.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from types import ModuleType
 import numpy as np
 
 from recommender.ranking.embedding import DIMENSIONS
+from recommender.ranking.lexical import LexicalIndex
 
 # Exact search up to this many vectors, IVF beyond (the default of the
 # RECOMMENDER_EXACT_INDEX_LIMIT setting).
@@ -40,13 +46,23 @@ IVF_NPROBE = 32
 # many (and a tenth of the index) the serving index is compacted (live_index does it).
 COMPACT_AFTER_DEAD = 10_000
 IVF_TRAINING_POINTS_PER_LIST = 40
+# Fused score = cosine + LEXICAL_WEIGHT * lexical score: ranks as 0.2 dense + 0.8 lexical,
+# the blend that found the same product best on the WDC development set
+# (bench/relevance.py prints it against the dense, TF-IDF and 50/50 baselines).
+LEXICAL_WEIGHT = 4.0
 
 
 @dataclass(frozen=True)
 class Hit:
     product_id: int
     store_id: int
-    score: float
+    score: float  # what it ranks by: the cosine, plus lexical evidence when a text was given
+    similarity: float | None = None  # the embedding's cosine alone (None: same as score)
+    lexical: float = 0.0
+
+    @property
+    def cosine(self) -> float:
+        return self.score if self.similarity is None else self.similarity
 
 
 class VectorIndex:
@@ -60,8 +76,12 @@ class VectorIndex:
         built_at: float,
         watermark: int = 0,
         build_size: int | None = None,
+        lexical: LexicalIndex | None = None,
     ):
         self._index = faiss_index
+        # None when the rows are not aligned with the labels (an index saved before lexical
+        # matching): searches are then dense only until the next build.
+        self.lexical = lexical if lexical is not None and len(lexical) == len(product_ids) else None
         self.kind = kind
         self.built_at = built_at
         # Index events with ids up to the watermark are folded in; ids above it that were
@@ -98,7 +118,9 @@ class VectorIndex:
         *,
         exact_limit: int = EXACT_LIMIT,
         watermark: int = 0,
+        texts: Sequence[str] | None = None,
     ) -> VectorIndex:
+        """``texts`` (one per product, ``lexical.lexical_text``) enable lexical matching."""
         faiss = _faiss()
         products = np.asarray(product_ids, dtype=np.int64)
         stores = np.asarray(store_ids, dtype=np.int64)
@@ -111,6 +133,7 @@ class VectorIndex:
                 index.add(vectors)
         else:
             index, kind = _build_ivf(vectors), "ivf"
+        lexical = None if texts is None else LexicalIndex.build([texts[i] for i in order])
         return cls(
             index,
             products[order],
@@ -118,12 +141,13 @@ class VectorIndex:
             kind=kind,
             built_at=time.time(),
             watermark=watermark,
+            lexical=lexical,
         )
 
     @classmethod
     def empty(cls) -> VectorIndex:
         """An index with nothing in it (before the first build is published)."""
-        return cls.build(np.zeros((0, DIMENSIONS), np.float32), [], [], exact_limit=0)
+        return cls.build(np.zeros((0, DIMENSIONS), np.float32), [], [], exact_limit=0, texts=[])
 
     def __len__(self) -> int:
         return len(self._label_of)
@@ -134,7 +158,13 @@ class VectorIndex:
         return int(faiss.serialize_index(self._index).nbytes) if self._index.ntotal else 0
 
     # --- incremental changes ------------------------------------------------------------
-    def upsert(self, vectors: np.ndarray, product_ids: Sequence[int], store_ids: Sequence[int]):
+    def upsert(
+        self,
+        vectors: np.ndarray,
+        product_ids: Sequence[int],
+        store_ids: Sequence[int],
+        texts: Sequence[str] | None = None,
+    ):
         """Add or replace products: a replaced product's old label is marked dead."""
         if not len(product_ids):
             return
@@ -142,6 +172,8 @@ class VectorIndex:
         with self._lock:
             start = self._index.ntotal
             self._index.add(vectors)
+            if self.lexical is not None:
+                self.lexical.append(texts if texts is not None else [""] * len(product_ids))
             for offset, (product, store) in enumerate(zip(product_ids, store_ids, strict=True)):
                 self._profiles.pop(int(store), None)
                 old = self._label_of.get(int(product))
@@ -228,6 +260,7 @@ class VectorIndex:
             )
             fresh = faiss.clone_index(self._index) if self.kind == "ivf" else None
             watermark, applied = self.watermark, set(self.applied)
+            lexical = None if self.lexical is None else self.lexical.take(labels)
         if fresh is not None:
             fresh.reset()
         else:
@@ -238,20 +271,75 @@ class VectorIndex:
             fresh.nprobe = IVF_NPROBE
             fresh.make_direct_map()
         compact = VectorIndex(
-            fresh, products, stores, kind=self.kind, built_at=self.built_at, watermark=watermark
+            fresh,
+            products,
+            stores,
+            kind=self.kind,
+            built_at=self.built_at,
+            watermark=watermark,
+            lexical=lexical,
         )
         compact.applied = applied
         return compact
 
     # --- search -------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, *, exclude_stores: Iterable[int] = ()) -> list[Hit]:
-        """The k nearest live products, skipping every product of ``exclude_stores``."""
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        exclude_stores: Iterable[int] = (),
+        text: str | None = None,
+    ) -> list[Hit]:
+        """The k best live products, skipping every product of ``exclude_stores``: nearest
+        by cosine, or with ``text`` (the query product's lexical text) by the fused score."""
+        exclude_stores = set(exclude_stores)
+        hits = self._dense_search(query, k, exclude_stores)
+        if text and self.lexical is not None and hits is not None:
+            return self._fused(query, text, hits, k, exclude_stores)
+        return hits or []
+
+    def _fused(
+        self, query: np.ndarray, text: str, dense: list[Hit], k: int, exclude_stores: set[int]
+    ) -> list[Hit]:
+        with self._lock:
+            lexical = self.lexical.scores(self.lexical.query(text))
+            if not lexical.any():
+                return dense
+            for start, end in (self._ranges[s] for s in exclude_stores if s in self._ranges):
+                lexical[start:end] = 0
+            hidden = [label for s in exclude_stores for label in self._tail.get(s, ())]
+            lexical[np.asarray(hidden + list(self._dead), dtype=np.int64)] = 0
+            top = np.argpartition(-lexical, min(k, len(lexical) - 1))[:k]
+            cosines = {self._label_of[hit.product_id]: hit.score for hit in dense}
+            extra = np.array(
+                [label for label in top if lexical[label] > 0 and label not in cosines]
+            )
+            if len(extra):
+                vectors = self._index.reconstruct_batch(extra.astype(np.int64))
+                cosines.update(zip(extra.tolist(), (vectors @ query.ravel()).tolist(), strict=True))
+            pooled = [
+                Hit(
+                    int(self._products[label]),
+                    int(self._stores[label]),
+                    cosine + LEXICAL_WEIGHT * float(lexical[label]),
+                    similarity=cosine,
+                    lexical=float(lexical[label]),
+                )
+                for label, cosine in cosines.items()
+            ]
+        pooled.sort(key=lambda hit: (-hit.score, hit.product_id))
+        return pooled[:k]
+
+    def _dense_search(
+        self, query: np.ndarray, k: int, exclude_stores: set[int]
+    ) -> list[Hit] | None:
         faiss = _faiss()
         if self._index.ntotal == 0 or k <= 0:
-            return []
+            return None
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         with self._lock:
-            selector, keep = self._exclusion(set(exclude_stores))
+            selector, keep = self._exclusion(exclude_stores)
             if self.kind == "ivf":
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=IVF_NPROBE)
             else:
@@ -306,6 +394,8 @@ class VectorIndex:
                 stores=np.asarray(self._stores, dtype=np.int64),
                 dead=np.fromiter(self._dead, dtype=np.int64),
             )
+            if self.lexical is not None:
+                self.lexical.save(staging)
             meta = {
                 "kind": self.kind,
                 "built_at": self.built_at,
@@ -341,6 +431,7 @@ class VectorIndex:
             built_at=meta["built_at"],
             watermark=meta["watermark"],
             build_size=meta.get("build_size"),
+            lexical=LexicalIndex.load(directory),
         )
         loaded._dead = {int(label) for label in labels["dead"]}
         for label in loaded._dead:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from recommender import runtime
 from recommender.models import IndexEvent, Product
 from recommender.ranking.index import VectorIndex, current_version
+from recommender.ranking.lexical import lexical_text
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 # Every transaction that writes index events commits well within this: events older than
 # it are visible to everyone, so the watermark may pass them.
 SETTLED_AFTER = timedelta(minutes=5)
+# The product columns its lexical text is made of (lexical_text_of takes them in this order).
+LEXICAL_FIELDS = ("title", "vendor", "product_type")
+
+
+def lexical_text_of(title: str, vendor: str, product_type: str) -> str:
+    return lexical_text(title=title, vendor=vendor, product_type=product_type)
 
 
 class _Holder:
@@ -162,10 +169,12 @@ def _apply_current_state(index: VectorIndex, product_ids: set[int]) -> None:
     """In the index exactly when searchable now: eligible, not opted out, embedded."""
     rows = Product.objects.filter(
         pk__in=product_ids, eligible=True, opted_out=False, vector__isnull=False
-    ).values_list("pk", "store_id", "vector")
-    found = {pk: (store, vector) for pk, store, vector in rows}
+    ).values_list("pk", "store_id", "vector", *LEXICAL_FIELDS)
+    found = {pk: (store, vector, lexical_text_of(*lexical)) for pk, store, vector, *lexical in rows}
     to_add = sorted(found)
     if to_add:
         vectors = np.vstack([np.frombuffer(found[pid][1], dtype=np.float32) for pid in to_add])
-        index.upsert(vectors, to_add, [found[pid][0] for pid in to_add])
+        index.upsert(
+            vectors, to_add, [found[pid][0] for pid in to_add], [found[pid][2] for pid in to_add]
+        )
     index.remove(product_ids - set(found))

@@ -19,6 +19,7 @@ from recommender.models import Product, WidgetSettings
 from recommender.ranking import live_index
 from recommender.ranking.competitors import same_item, same_niche_stores
 from recommender.ranking.index import Hit, VectorIndex
+from recommender.ranking.live_index import LEXICAL_FIELDS, lexical_text_of
 from recommender.ranking.network import NetworkState, network_state
 from stores.models import Store
 
@@ -88,7 +89,7 @@ def recommendations_for(
         return []
     exclude = index.store_ids() - state.partners_of(host.pk)
     if raw:
-        hits = index.search(query, limit, exclude_stores=exclude)
+        hits = index.search(query, limit, exclude_stores=exclude, text=_text(viewed))
         return _hydrate(hits, slot="partner", reason="nearest partner product (raw)")
     own_slots = round(limit * widget.own_share / 100)
     partners = _partner_items(
@@ -126,9 +127,12 @@ def _partner_items(
         return []
     if widget.avoid_competitors:
         exclude = exclude | same_niche_stores(index, host_id=host.pk)
-    hits = index.search(query, slots * CANDIDATES_PER_SLOT, exclude_stores=exclude)
+    hits = index.search(
+        query, slots * CANDIDATES_PER_SLOT, exclude_stores=exclude, text=_text(viewed)
+    )
+    # The floor is on what the embedding says: shared words rank items, never let one in.
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
-    hits = [hit for hit in hits if hit.score >= floor]
+    hits = [hit for hit in hits if hit.cosine >= floor]
     products = _products_by_pk([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
     best: dict[int, Recommendation] = {}
@@ -142,8 +146,9 @@ def _partner_items(
         score = hit.score + FAIRNESS_WEIGHT * fairness
         current = best.get(hit.store_id)
         if current is None or (score, -product.pk) > (current.score, -current.product.pk):
-            reason = f"similarity {hit.score:.2f}, partner fairness {fairness:+.2f}"
-            best[hit.store_id] = Recommendation(product, "partner", score, hit.score, reason)
+            words = f", shared words {hit.lexical:.2f}" if hit.lexical else ""
+            reason = f"similarity {hit.cosine:.2f}{words}, partner fairness {fairness:+.2f}"
+            best[hit.store_id] = Recommendation(product, "partner", score, hit.cosine, reason)
     ranked = sorted(best.values(), key=lambda r: (-r.score, r.product.store_id, r.product.pk))
     return ranked[:slots]
 
@@ -175,6 +180,13 @@ def _own_items(
     ]
 
 
+def _text(viewed: Product | None) -> str | None:
+    """The viewed product's lexical text (a home page has none: embeddings alone)."""
+    if viewed is None:
+        return None
+    return lexical_text_of(*(getattr(viewed, field) for field in LEXICAL_FIELDS))
+
+
 def _products_by_pk(pks: list[int]) -> dict[int, Product]:
     rows = Product.objects.filter(pk__in=pks, eligible=True, opted_out=False).select_related(
         "store"
@@ -185,7 +197,7 @@ def _products_by_pk(pks: list[int]) -> dict[int, Product]:
 def _hydrate(hits: list[Hit], *, slot: str, reason: str) -> list[Recommendation]:
     products = _products_by_pk([hit.product_id for hit in hits])
     return [
-        Recommendation(products[hit.product_id], slot, hit.score, hit.score, reason)
+        Recommendation(products[hit.product_id], slot, hit.score, hit.cosine, reason)
         for hit in hits
         if hit.product_id in products
     ]

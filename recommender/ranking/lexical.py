@@ -1,0 +1,197 @@
+"""Lexical relevance: the words and model numbers that embeddings blur.
+
+A sentence embedding places "Alpina AL-372LBO4V6" near every other Alpina watch; the
+model number is what tells the same item apart, and a brand or a rare title word is strong
+evidence of relatedness. This is a sparse TF-IDF over two blocks of hashed features, kept
+beside the vector index with the same labels and updated with it:
+
+- **words** (weight ``WORD_SHARE``): lower-cased title, vendor and type words; a word with
+  digits is a model number and counts once more as such, without separators, and by its
+  parts ("TL-SG1016" gives "#tlsg1016", "tl", "sg1016"), so "TL-SG1016" meets "TLSG1016";
+- **character 3-5-grams** of each word (the rest): misspellings, other languages, plurals.
+
+Each block is L2-normalised, so the score of two texts is the weighted sum of the two
+blocks' cosines, between 0 and 1. Inverse document frequencies are computed at build time
+and frozen until the next build; a feature never seen then counts as the rarest. Plain
+NumPy/SciPy, no Django.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+FEATURES = 1 << 20  # hashed feature space; collisions at this size cost nothing measurable
+WORD_SHARE = 0.75  # measured on the WDC development set (bench/relevance.py): words and
+# model numbers carry most of the lexical evidence, n-grams catch the rest
+CHAR_GRAMS = (3, 5)
+# A query's features shared by this share of the catalog tell little and cost the most to
+# score (long postings): they are left out of the query.
+COMMON_FEATURE_SHARE = 0.2
+
+_WORD = re.compile(r"[^\W_]+(?:[-./][^\W_]+)*")
+_SEPARATORS = re.compile(r"[-./]")
+
+
+def lexical_text(*, title: str, vendor: str = "", product_type: str = "") -> str:
+    """The one recipe for the text a product is matched on lexically."""
+    return " ".join(part.strip() for part in (title, vendor, product_type) if part.strip())
+
+
+def terms(text: str) -> tuple[list[str], list[str]]:
+    """(word terms, character n-grams) of a text."""
+    words: list[str] = []
+    grams: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        words.append(word)
+        if any(ch.isdigit() for ch in word):
+            # A model number counts again as such: a term of its own, without separators.
+            words.append("#" + _SEPARATORS.sub("", word))
+            words.extend(part for part in _SEPARATORS.split(word) if len(part) > 1 and part != word)
+        padded = f" {word} "
+        for n in range(CHAR_GRAMS[0], CHAR_GRAMS[1] + 1):
+            grams.extend(padded[i : i + n] for i in range(max(len(padded) - n + 1, 0)))
+    return words, grams
+
+
+def _hashed(prefix: str, items: list[str]) -> Counter:
+    return Counter(zlib.crc32(f"{prefix}{item}".encode()) & (FEATURES - 1) for item in items)
+
+
+def _term_counts(text: str) -> tuple[Counter, Counter]:
+    words, grams = terms(text)
+    return _hashed("w", words), _hashed("c", grams)
+
+
+def _weighted_row(counts: tuple[Counter, Counter], idf: np.ndarray) -> tuple[list, list]:
+    """Feature ids and weights of one text: sublinear tf * idf, each block normalised and
+    scaled so the two blocks' cosines add up with their shares."""
+    columns: list[int] = []
+    values: list[float] = []
+    for block, share in zip(counts, (WORD_SHARE, 1 - WORD_SHARE), strict=True):
+        if not block:
+            continue
+        ids = list(block)
+        weights = np.array([(1 + math.log(block[f])) * idf[f] for f in ids], dtype=np.float64)
+        norm = float(np.linalg.norm(weights))
+        if norm == 0:
+            continue
+        columns += ids
+        values += list(weights / norm * math.sqrt(share))
+    return columns, values
+
+
+class LexicalIndex:
+    """Sparse rows aligned with a vector index's labels: built rows in one column-major
+    matrix (fast to score a query against), rows added since then in a small tail."""
+
+    def __init__(self, base: sparse.csc_matrix, idf: np.ndarray, document_frequency: np.ndarray):
+        self._base = base
+        self._idf = idf
+        self._df = document_frequency  # of the built rows: which query features are common
+        self._tail_rows: list[tuple[list, list]] = []
+        self._tail: sparse.csr_matrix | None = None  # the tail rows as one matrix, cached
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        counts = [_term_counts(text) for text in texts]
+        df = np.zeros(FEATURES, dtype=np.int32)
+        for words, grams in counts:
+            df[list(words)] += 1
+            df[list(grams)] += 1
+        idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
+        return cls(_matrix([_weighted_row(c, idf) for c in counts]).tocsc(), idf, df)
+
+    @classmethod
+    def empty(cls) -> LexicalIndex:
+        return cls.build([])
+
+    def __len__(self) -> int:
+        return self._base.shape[0] + len(self._tail_rows)
+
+    def append(self, texts: Sequence[str]) -> None:
+        """Rows for labels added after the build, in label order."""
+        self._tail_rows += [_weighted_row(_term_counts(text), self._idf) for text in texts]
+        self._tail = None
+
+    def take(self, labels: np.ndarray) -> LexicalIndex:
+        """A new index holding these labels' rows, in this order (compaction)."""
+        rows = self._all_rows()[labels] if len(labels) else _matrix([])
+        return LexicalIndex(rows.tocsc(), self._idf, self._df)
+
+    def query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """A query's (features, weights), without the features too common to tell much."""
+        columns, values = _weighted_row(_term_counts(text), self._idf)
+        if not columns:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        features = np.asarray(columns, dtype=np.int64)
+        weights = np.asarray(values, dtype=np.float32)
+        limit = max(COMMON_FEATURE_SHARE * self._base.shape[0], 50)
+        rare = self._df[features] <= limit
+        return features[rare], weights[rare]
+
+    def scores(self, query: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The lexical score of every label against a query."""
+        features, weights = query
+        out = np.zeros(len(self), dtype=np.float32)
+        if not len(features):
+            return out
+        built = self._base.shape[0]
+        if built:
+            out[:built] = self._base[:, features] @ weights
+        if self._tail_rows:
+            if self._tail is None:
+                self._tail = _matrix(self._tail_rows)
+            out[built:] = self._tail[:, features] @ weights
+        return out
+
+    def save(self, directory: Path) -> None:
+        rows = self._all_rows()
+        np.savez(
+            directory / "lexical.npz",
+            data=rows.data,
+            indices=rows.indices,
+            indptr=rows.indptr,
+            rows=rows.shape[0],
+            idf=self._idf,
+            df=self._df,
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex | None:
+        try:
+            saved = np.load(directory / "lexical.npz")
+        except FileNotFoundError:
+            return None  # a version saved before lexical matching: dense only until rebuilt
+        rows = sparse.csr_matrix(
+            (saved["data"], saved["indices"], saved["indptr"]),
+            shape=(int(saved["rows"]), FEATURES),
+        )
+        return cls(rows.tocsc(), saved["idf"], saved["df"])
+
+    def _all_rows(self) -> sparse.csr_matrix:
+        if not self._tail_rows:
+            return self._base.tocsr()
+        return sparse.vstack([self._base.tocsr(), _matrix(self._tail_rows)], format="csr")
+
+
+def _matrix(rows: list[tuple[list, list]]) -> sparse.csr_matrix:
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    for i, (columns, _) in enumerate(rows):
+        indptr[i + 1] = indptr[i] + len(columns)
+    indices = np.fromiter(
+        (c for columns, _ in rows for c in columns), dtype=np.int32, count=int(indptr[-1])
+    )
+    data = np.fromiter(
+        (v for _, values in rows for v in values), dtype=np.float32, count=int(indptr[-1])
+    )
+    matrix = sparse.csr_matrix((data, indices, indptr), shape=(len(rows), FEATURES))
+    matrix.sum_duplicates()  # two terms hashed to one feature add up
+    return matrix
