@@ -164,7 +164,13 @@ class Handler(BaseHTTPRequestHandler):
             )
         image = re.match(r"^/cdn/img/([0-9a-f]{6})/([\w-]+)\.svg$", path)
         if image:
-            svg = self.storefront.placeholder_image(image.group(1), image.group(2))
+            # Like Shopify's CDN, the image is served at the width/height asked for.
+            svg = self.storefront.placeholder_image(
+                image.group(1),
+                image.group(2),
+                width=self.query.get("width", ""),
+                height=self.query.get("height", ""),
+            )
             return self._send(
                 200,
                 svg,
@@ -303,11 +309,13 @@ class Handler(BaseHTTPRequestHandler):
                 products = list(shop.products.values())
             return self._json(200, {"products": products})
         prefix = f"/{self.world.app.proxy_prefix}/{self.world.app.proxy_subpath}"
-        if path == prefix or path.startswith(prefix + "/"):
+        # The proxy answers under every storefront root too: /fr/apps/interlayer/…
+        proxied = self.storefront.split_locale_root(path)[1]
+        if proxied == prefix or proxied.startswith(prefix + "/"):
             body = self._body() if self.command == "POST" else b""
             status, content, headers = self.storefront.proxy(
                 shop,
-                path.removeprefix(prefix),
+                proxied.removeprefix(prefix),
                 self.query_pairs,
                 method=self.command,
                 body=body,

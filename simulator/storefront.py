@@ -2,6 +2,10 @@
 app's theme app extension with a real Liquid engine (the app embed block before </body>,
 the app block inside the product section), its assets, and the app proxy.
 
+Every shop publishes its storefront in English and in the languages of ``LOCALE_ROOTS``
+under their own root (``/fr/products/…``, ``routes.root_url`` = ``/fr``), and Liquid's ``t``
+filter reads the extension's locale file for the page's language, as Shopify's does.
+
 The app proxy works as Shopify's does: ``/apps/interlayer/<path>`` is forwarded to the
 app's proxy URL + ``/<path>`` with ``shop``, ``logged_in_customer_id``, ``path_prefix``,
 ``timestamp`` and a ``signature`` over them; the shopper's address goes in
@@ -20,12 +24,45 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from liquid import Environment
+from liquid import Environment, FileSystemLoader
+from liquid.filter import with_context
 
 from simulator.state import Shop, World
 
 EXTENSION_DIR = Path(__file__).resolve().parent.parent / "extensions" / "interlayer-widget"
 _PASSED_BACK = ("content-type", "location", "cache-control")
+# The storefront's alternate languages, each under its root: /fr, /de, /es.
+LOCALE_ROOTS = ("fr", "de", "es")
+_LOCALE_ROOT_RE = re.compile(rf"^/({'|'.join(LOCALE_ROOTS)})(/.*)?$")
+
+
+def _locale_strings(iso_code: str) -> dict[str, Any]:
+    """The extension's storefront strings for a language (Shopify's fallback: the default
+    locale file for a language the extension has no file for, or a key it lacks)."""
+    locales = EXTENSION_DIR / "locales"
+    strings = json.loads(next(locales.glob("*.default.json")).read_text())
+    own = locales / f"{iso_code}.json"
+    if own.is_file() and iso_code:
+        strings = _merged(strings, json.loads(own.read_text()))
+    return strings
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both else value
+    return merged
+
+
+@with_context
+def _translate(key: str, *, context: Any) -> str:
+    """Liquid's ``t`` filter: a dotted key looked up in the page language's locale file."""
+    request = context.resolve("request", default=None) or {}
+    value: Any = _locale_strings((request.get("locale") or {}).get("iso_code", ""))
+    for part in str(key).split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else f"translation missing: {key}"
 
 
 def _block_source(name: str) -> tuple[str, dict[str, Any]]:
@@ -40,22 +77,35 @@ def _block_source(name: str) -> tuple[str, dict[str, Any]]:
 class Storefront:
     def __init__(self, world: World):
         self.world = world
-        self.liquid = Environment()
+        # Blocks render the extension's snippets ({% render 'interlayer-script' %}).
+        self.liquid = Environment(
+            loader=FileSystemLoader(EXTENSION_DIR / "snippets", ext=".liquid")
+        )
+        self.liquid.filters["t"] = _translate
         # Shopify's asset_url filter: the extension's assets on the (simulated) CDN.
         self.liquid.filters["asset_url"] = lambda name: (
             f"{world.public_url}/cdn/extensions/interlayer-widget/assets/{name}"
         )
 
+    @staticmethod
+    def split_locale_root(path: str) -> tuple[str, str]:
+        """A storefront path as (``routes.root_url``, the path under it): "/fr/products/x"
+        is ("/fr", "/products/x"), "/products/x" is ("/", "/products/x")."""
+        match = _LOCALE_ROOT_RE.match(path)
+        if match is None:
+            return "/", path
+        return f"/{match.group(1)}", match.group(2) or "/"
+
     # --- pages ----------------------------------------------------------------------------
     def page(self, shop: Shop, path: str) -> tuple[int, str]:
+        root_url, path = self.split_locale_root(path)
         if path in {"", "/"}:
             return 200, self._layout(
-                shop, "index", None, self._grid(shop, limit=8, heading="Featured")
+                shop, "index", None, self._grid(shop, limit=8, heading="Featured"), root_url
             )
         if path in {"/collections/all", "/collections"}:
-            return 200, self._layout(
-                shop, "collection", None, self._grid(shop, limit=48, heading="All products")
-            )
+            grid = self._grid(shop, limit=48, heading="All products")
+            return 200, self._layout(shop, "collection", None, grid, root_url)
         if path.startswith("/products/"):
             handle = path.removeprefix("/products/").strip("/")
             product = next(
@@ -67,15 +117,20 @@ class Storefront:
                 None,
             )
             if product is None:
-                return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>")
-            return 200, self._layout(shop, "product", product, self._product_section(shop, product))
-        return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>")
+                return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>", root_url)
+            section = self._product_section(shop, product, root_url)
+            return 200, self._layout(shop, "product", product, section, root_url)
+        return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>", root_url)
 
-    def _layout(self, shop: Shop, page_type: str, product: dict | None, main: str) -> str:
+    def _layout(
+        self, shop: Shop, page_type: str, product: dict | None, main: str, root_url: str = "/"
+    ) -> str:
         name = html.escape(shop.name)
-        embed = self.render_embed(shop, page_type, product)
+        embed = self.render_embed(shop, page_type, product, root_url=root_url)
+        lang = root_url.strip("/") or "en"
+        home = root_url.rstrip("/")
         return f"""<!doctype html>
-<html lang="en">
+<html lang="{lang}">
 <head>
 <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name}</title>
@@ -90,18 +145,20 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 </style>
 </head>
 <body>
-<header><a href="/">{name}</a> · <a href="/collections/all">Shop all</a></header>
+<header><a href="{home}/">{name}</a> · <a href="{home}/collections/all">Shop all</a></header>
 <main id="MainContent">{main}</main>
 <footer>© {name} · Powered by the simulated Online Store</footer>
 {embed}
 </body>
 </html>"""
 
-    def _product_section(self, shop: Shop, product: dict) -> str:
+    def _product_section(self, shop: Shop, product: dict, root_url: str = "/") -> str:
         price = Decimal(str((product.get("variants") or [{}])[0].get("price") or "0"))
         image = (product.get("images") or [{}])[0].get("src", "")
         block, defaults = _block_source("recommendations")
-        app_block = self.liquid.from_string(block).render(block={"settings": defaults})
+        app_block = self.liquid.from_string(block).render(
+            block={"settings": defaults}, **_liquid_globals(shop, "product", product, root_url)
+        )
         return f"""<section class="product" data-product-id="{product["id"]}">
   <img src="{html.escape(image)}" alt="" width="540" height="540">
   <div>
@@ -134,11 +191,7 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         block, defaults = _block_source("app-embed")
         settings = {**defaults, **self.world.theme_embed_settings.get(shop.handle, {})}
         return self.liquid.from_string(block).render(
-            block={"settings": settings},
-            shop={"permanent_domain": shop.domain},
-            request={"page_type": page_type, "locale": {"iso_code": root_url.strip("/") or "en"}},
-            product={"id": product["id"]} if product else None,
-            routes={"root_url": root_url},
+            block={"settings": settings}, **_liquid_globals(shop, page_type, product, root_url)
         )
 
     # --- assets ---------------------------------------------------------------------------
@@ -150,15 +203,21 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         return path.read_bytes()
 
     @staticmethod
-    def placeholder_image(colour: str, label: str) -> str:
+    def placeholder_image(colour: str, label: str, *, width: str = "", height: str = "") -> str:
+        """A product image: 400 x 400 px as uploaded, or at the ``width``/``height`` asked
+        for (the CDN's resizing; one given keeps the image square)."""
         colour = (
             colour
             if len(colour) == 6 and all(c in "0123456789abcdef" for c in colour)
             else "888888"
         )
         initials = html.escape("".join(w[0] for w in label.split("-")[:2]).upper())
+        w = int(width) if width.isdigit() and 0 < int(width) <= 5760 else 0
+        h = int(height) if height.isdigit() and 0 < int(height) <= 5760 else 0
+        w, h = (w or h or 400), (h or w or 400)
         return (
-            '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400" viewBox="0 0 400 400">'
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+            'viewBox="0 0 400 400" preserveAspectRatio="xMidYMid slice">'
             f'<rect width="400" height="400" fill="#{colour}"/>'
             f'<text x="200" y="225" font-size="96" text-anchor="middle" fill="#fff" '
             f'font-family="sans-serif">{initials}</text></svg>'
@@ -190,6 +249,18 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
             return 502, b"The app did not answer.", {"Content-Type": "text/plain"}
         passed = {k: v for k, v in response.headers.items() if k.lower() in _PASSED_BACK}
         return response.status_code, response.content, passed
+
+
+def _liquid_globals(
+    shop: Shop, page_type: str, product: dict | None, root_url: str
+) -> dict[str, Any]:
+    """The Liquid objects Shopify gives every block and the snippets it renders."""
+    return {
+        "shop": {"permanent_domain": shop.domain},
+        "request": {"page_type": page_type, "locale": {"iso_code": root_url.strip("/") or "en"}},
+        "product": {"id": product["id"]} if product else None,
+        "routes": {"root_url": root_url},
+    }
 
 
 def _text(value: str) -> str:

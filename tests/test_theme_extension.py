@@ -15,13 +15,112 @@ EXTENSION = Path(__file__).resolve().parent.parent / "extensions" / "interlayer-
 MAX_BLOCK_NAME = 25  # Shopify rejects longer block schema names ("name is too long")
 
 
-@pytest.mark.parametrize("block", sorted(EXTENSION.glob("blocks/*.liquid")), ids=lambda p: p.name)
-def test_block_schema_names_fit_shopifys_limit(block):
+BLOCKS = sorted(EXTENSION.glob("blocks/*.liquid"))
+LIQUID = BLOCKS + sorted(EXTENSION.glob("snippets/*.liquid"))
+# Storefront strings (``| t`` in Liquid) and theme-editor strings (``t:`` in schemas).
+STOREFRONT_LOCALES = sorted(
+    set(EXTENSION.glob("locales/*.json")) - set(EXTENSION.glob("locales/*.schema.json"))
+)
+SCHEMA_LOCALES = sorted(EXTENSION.glob("locales/*.schema.json"))
+LANGUAGES = {"en", "fr", "de", "es"}
+
+
+def schema_of(block: Path) -> dict:
     schema = re.search(r"{% schema %}(.*?){% endschema %}", block.read_text(), re.DOTALL)
+    return json.loads(schema.group(1))
 
-    name = json.loads(schema.group(1))["name"]
 
-    assert 0 < len(name) <= MAX_BLOCK_NAME, name
+def flat_keys(data: dict, prefix: str = "") -> dict[str, str]:
+    """A locale file as {"dotted.key": "text"}."""
+    keys: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            keys.update(flat_keys(value, f"{prefix}{key}."))
+        else:
+            keys[f"{prefix}{key}"] = value
+    return keys
+
+
+def strings(path: Path) -> dict[str, str]:
+    return flat_keys(json.loads(path.read_text()))
+
+
+def schema_keys(value) -> set[str]:
+    """Every ``t:`` key in a schema, however deep (names, labels, infos, options)."""
+    if isinstance(value, dict):
+        return set().union(*map(schema_keys, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(schema_keys, value)) if value else set()
+    return (
+        {value.removeprefix("t:")} if isinstance(value, str) and value.startswith("t:") else set()
+    )
+
+
+def liquid_keys(path: Path) -> set[str]:
+    return set(re.findall(r"""['"]([\w.]+)['"]\s*\|\s*t\b""", path.read_text()))
+
+
+def test_the_extension_speaks_english_french_german_and_spanish():
+    def languages(paths):
+        return {p.name.split(".")[0] for p in paths}
+
+    assert languages(STOREFRONT_LOCALES) == LANGUAGES
+    assert languages(SCHEMA_LOCALES) == LANGUAGES
+    assert [p.name for p in STOREFRONT_LOCALES if ".default." in p.name] == ["en.default.json"]
+    assert [p.name for p in SCHEMA_LOCALES if ".default." in p.name] == ["en.default.schema.json"]
+
+
+# theme-check's app mode neither counts a block name's characters nor resolves ``t:`` names.
+@pytest.mark.parametrize("locale", SCHEMA_LOCALES, ids=lambda p: p.name)
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda p: p.name)
+def test_block_schema_names_fit_shopifys_limit_in_every_language(block, locale):
+    name = schema_of(block)["name"]
+    assert name.startswith("t:"), "block names come from the locale files"
+
+    shown = strings(locale)[name.removeprefix("t:")]
+
+    assert 0 < len(shown) <= MAX_BLOCK_NAME, shown
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda p: p.name)
+def test_every_schema_label_comes_from_the_locale_files(block):
+    schema = schema_of(block)
+    labels = [schema["name"]]
+    for setting in schema.get("settings", []):
+        labels += [setting[k] for k in ("label", "info") if k in setting]
+        labels += [option["label"] for option in setting.get("options", [])]
+
+    assert labels and all(label.startswith("t:") for label in labels), labels
+
+
+# theme-check's app mode looks keys up in the default locale only.
+@pytest.mark.parametrize("locale", SCHEMA_LOCALES, ids=lambda p: p.name)
+def test_every_schema_key_is_in_every_schema_locale(locale):
+    used = set().union(*(schema_keys(schema_of(block)) for block in BLOCKS))
+
+    missing = used - strings(locale).keys()
+
+    assert used and not missing, missing
+
+
+@pytest.mark.parametrize("locale", STOREFRONT_LOCALES, ids=lambda p: p.name)
+def test_every_storefront_key_is_in_every_storefront_locale(locale):
+    used = set().union(*map(liquid_keys, LIQUID))
+
+    missing = used - strings(locale).keys()
+
+    assert used and not missing, missing
+
+
+@pytest.mark.parametrize("locale", STOREFRONT_LOCALES + SCHEMA_LOCALES, ids=lambda p: p.name)
+def test_every_locale_file_has_the_default_locales_keys_and_no_others(locale):
+    default = STOREFRONT_LOCALES if ".schema." not in locale.name else SCHEMA_LOCALES
+    (default_file,) = [p for p in default if ".default." in p.name]
+
+    keys, expected = strings(locale).keys(), strings(default_file).keys()
+
+    assert keys == expected
+    assert all(strings(locale).values())
 
 
 @pytest.mark.parametrize(
@@ -37,3 +136,50 @@ def test_the_proxy_path_is_right_under_any_storefront_root(root_url, proxy):
     html = Storefront(world).render_embed(shop, "index", None, root_url=root_url)
 
     assert f'data-proxy="{proxy}"' in html
+
+
+def storefront_page(path: str, *, embed: bool = True) -> str:
+    world = World(
+        AppConfig(api_key="k", api_secret="s", app_url="http://app"), public_url="http://sim"
+    )
+    product = {"title": "Kettle", "handle": "kettle", "variants": [{"price": "30.00"}]}
+    shop = world.add_shop("alpha", {"shop": {"name": "Alpha"}, "products": [product]})
+    world.install(shop)
+    world.theme_embed_enabled["alpha"] = embed
+    status, page = Storefront(world).page(shop, path)
+    assert status == 200
+    return page
+
+
+def script_tags(page: str) -> list[str]:
+    return re.findall(r"<script [^>]*interlayer\.js[^>]*>", page)
+
+
+@pytest.mark.parametrize(
+    ("path", "lang", "previous"),
+    [
+        ("/products/kettle", "en", "Previous products"),
+        ("/fr/products/kettle", "fr", "Produits précédents"),
+        ("/de/products/kettle", "de", "Vorherige Produkte"),
+        ("/es/products/kettle", "es", "Productos anteriores"),
+    ],
+)
+def test_storefront_strings_reach_the_script_in_the_pages_language(path, lang, previous):
+    page = storefront_page(path)
+
+    (block_script, embed_script) = script_tags(page)
+    assert f'<html lang="{lang}">' in page
+    for tag in (block_script, embed_script):
+        assert f'data-text-previous="{previous}"' in tag
+        assert f'data-locale="{lang}"' in tag
+        assert "translation missing" not in tag
+
+
+def test_the_app_block_loads_the_script_itself_when_the_embed_is_off():
+    page = storefront_page("/fr/products/kettle", embed=False)
+
+    (tag,) = script_tags(page)
+
+    assert "data-anchor" not in tag  # the block's own tag, not the embed's
+    assert 'data-proxy="/fr/apps/interlayer"' in tag
+    assert page.index("data-interlayer-slot") < page.index(tag)

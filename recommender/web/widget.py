@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal
 from typing import NotRequired, TypedDict
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from babel.core import UnknownLocaleError
 from babel.numbers import format_currency
@@ -28,11 +29,16 @@ class WidgetStyle(TypedDict):
 class WidgetItem(TypedDict):
     slot: str  # "partner" or "own"
     title: str
-    image_url: str
+    image_url: str  # at the widget's display size (IMAGE_PX), "" when the product has none
+    image_srcset: str  # the same image at 1x and 2x
     price: str
     store_name: str
     url: NotRequired[str]  # own products: a plain, free link
     token: NotRequired[str]  # partner products: the signed click token
+
+
+# The widget shows each product image in a 170 x 170 px box (interlayer.js).
+IMAGE_PX = 170
 
 
 class WidgetPayload(TypedDict, total=False):
@@ -109,7 +115,8 @@ def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
         item: WidgetItem = {
             "slot": rec.slot,
             "title": rec.product.title,
-            "image_url": rec.product.image_url,
+            "image_url": sized_image_url(rec.product.image_url, IMAGE_PX),
+            "image_srcset": image_srcset(rec.product.image_url, IMAGE_PX),
             "price": format_price(rec.product.price_min, rec.product.currency, locale=locale),
             "store_name": rec.product.store.name if partner else "",
         }
@@ -133,3 +140,28 @@ def format_price(amount: Decimal, currency: str, *, locale: str = "en") -> str:
         return format_currency(amount, currency or "USD", locale=locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         return format_currency(amount, currency or "USD", locale="en")
+
+
+def sized_image_url(url: str, px: int) -> str:
+    """A Shopify CDN image URL for a ``px`` x ``px`` box, cropped to its centre.
+
+    Shopify's CDN resizes any product image from ``width``, ``height`` and ``crop`` query
+    parameters; the Admin API's ``Image.url(transform: {maxWidth, maxHeight, crop})`` and
+    Liquid's ``image_url`` answer with exactly such URLs. We build them here from the
+    original URL the catalog sync stores, rather than asking the Admin API for a transformed
+    URL at sync time, so that the display size (and 2x) is decided where the widget is
+    rendered: changing it needs no re-sync of every partner's catalog and no second column.
+    https://shopify.dev/docs/api/liquid/filters/image_url"""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in {"width", "height", "crop"}]
+    query += [("width", str(px)), ("height", str(px)), ("crop", "center")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def image_srcset(url: str, px: int) -> str:
+    """``srcset`` for an image shown at ``px`` CSS pixels: the 1x and 2x (high-density) files."""
+    if not url:
+        return ""
+    return f"{sized_image_url(url, px)} 1x, {sized_image_url(url, 2 * px)} 2x"

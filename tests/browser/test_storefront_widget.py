@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.models import Click, Impression, WidgetSettings
 
@@ -132,3 +133,113 @@ def test_nothing_appears_for_a_store_without_relevant_partners(shopper, simulato
     assert answer.value.status == 200
     assert answer.value.json() == {"items": []}
     assert shopper.locator("[data-interlayer-slot]").count() == 0
+
+
+def test_the_app_block_alone_shows_the_widget_without_the_app_embed(
+    shopper, simulator, live_exchange
+):
+    simulator.world.theme_embed_enabled["grinders"] = False
+
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+
+    links = widget_links(shopper)
+    assert links.and_(shopper.locator("[data-slot=partner]")).count() >= 1
+    label = shopper.locator("[data-interlayer-slot] [data-partner-label]")
+    assert label.inner_text() == "From partner stores"  # shoppers are told whose products
+    # Only the block's own script tag is on the page: it loaded the widget by itself.
+    assert shopper.locator("script[src*='interlayer.js']").count() == 1
+    assert shopper.locator("section.product-recommendations script[src*='interlayer.js']").count()
+
+
+def test_with_both_the_block_and_the_embed_the_script_runs_once_in_the_block(
+    shopper, simulator, live_exchange
+):
+    with shopper.expect_response(lambda r: "/apps/interlayer/recommendations" in r.url):
+        shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper)
+    wait_for_widget_to_settle(shopper)
+
+    assert shopper.locator("script[src*='interlayer.js']").count() == 2
+    assert shopper.locator("[data-interlayer-slot]").count() == 1  # no second row
+    assert shopper.locator("section.product-recommendations [data-interlayer-slot] a").count()
+
+
+def test_a_french_storefront_shows_french_strings_and_a_working_widget(
+    shopper, simulator, live_exchange, screenshot
+):
+    with shopper.expect_response(lambda r: "/apps/interlayer/recommendations" in r.url) as answer:
+        shopper.goto(storefront(simulator, "grinders", "/fr/products/grinders-0"))
+
+    links = widget_links(shopper)
+    assert "/fr/apps/interlayer/recommendations?" in answer.value.url
+    assert "locale=fr" in answer.value.url
+    assert shopper.locator("[data-interlayer-slot] [data-partner-label]").inner_text() == (
+        "De boutiques partenaires"
+    )
+    assert shopper.locator("[data-interlayer-slot] ul").get_attribute("aria-label") == (
+        "Produits recommandés"
+    )
+    buttons = shopper.locator("[data-interlayer-slot] button")
+    assert [buttons.nth(i).get_attribute("aria-label") for i in range(buttons.count())] == [
+        "Produits précédents",
+        "Produits suivants",
+    ]
+    partner_link = links.and_(shopper.locator("[data-slot=partner]")).first
+    assert re.search(r"\d+,00\xa0\$US", partner_link.inner_text())  # French money writing
+    screenshot(shopper, "storefront-widget-fr")
+    with shopper.expect_response(lambda r: "/fr/apps/interlayer/impression" in r.url):
+        partner_link.scroll_into_view_if_needed()
+    partner_link.click()
+    shopper.wait_for_url(re.compile(r"brewers\.localhost"))
+    assert Click.objects.filter(billable=True).count() == 1
+
+
+def test_a_yen_partners_price_is_written_without_decimals(shopper, simulator, live_exchange):
+    brewers = simulator.shop("brewers")
+    brewers.currency = "JPY"
+    for product in brewers.products.values():
+        product["variants"][0]["price"] = "1200.00"
+    catalog_sync.sync_catalog(live_exchange["brewers"])
+
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+
+    partner_link = widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first
+    assert "¥1,200 · Brewers" in partner_link.inner_text()
+
+
+@pytest.mark.parametrize("density", [1, 2])
+def test_partner_images_are_requested_at_the_size_they_are_shown(
+    browser, simulator, live_exchange, density
+):
+    brewers = simulator.shop("brewers")
+    for product in brewers.products.values():
+        product["images"] = [
+            {"id": product["id"], "src": f"{simulator.url}/cdn/img/3366aa/{product['handle']}.svg"}
+        ]
+    catalog_sync.sync_catalog(live_exchange["brewers"])
+    context = browser.new_context(
+        viewport={"width": 1100, "height": 1000}, device_scale_factor=density,
+        user_agent=SHOPPER_UA,
+    )  # fmt: skip
+    shopper = context.new_page()
+    requested: list[str] = []
+    shopper.on("request", lambda r: requested.append(r.url) if "/cdn/img/" in r.url else None)
+
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    image = widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first.locator("img")
+    image.scroll_into_view_if_needed()
+    shopper.wait_for_function(
+        "() => [...document.querySelector('[data-interlayer-slot]').shadowRoot"
+        ".querySelectorAll('img')].every(i => i.complete && i.naturalWidth)"
+    )
+
+    px = 170 * density
+    assert requested
+    assert all(f"width={px}&height={px}&crop=center" in url for url in requested), requested
+    shown = image.evaluate("i => i.currentSrc")
+    assert f"width={px}&" in shown
+    # The (simulated) CDN served that size: the file is px x px, not the 400 px original.
+    served = shopper.request.get(shown).text()
+    assert f'width="{px}" height="{px}"' in served
+    assert image.evaluate("i => i.getBoundingClientRect().height") == 170
+    context.close()

@@ -142,7 +142,8 @@ def test_theme_editor_placement_decides_which_pages_load_the_widget(
     _, product_page = pages.page(shop, f"/products/{product['handle']}")
 
     assert ("interlayer.js" in collection) is on_collection_page
-    assert "interlayer.js" in product_page
+    # The embed's script and the app block's own (the product template has the block).
+    assert product_page.count("interlayer.js") == 2
 
 
 def click(client, token, *, user_agent=BROWSER, shop="host.myshopify.com", ip="203.0.113.5"):
@@ -308,3 +309,25 @@ def test_partner_prices_are_written_in_the_shoppers_language(
 
     (partner,) = [item for item in payload["items"] if item["slot"] == "partner"]
     assert partner["price"] == shown
+
+
+def test_partner_images_are_asked_for_at_the_widgets_display_size(client, shops):
+    _, _, viewed, target = shops
+    original = "https://cdn.shopify.com/s/files/1/0001/products/book.jpg?v=17&width=4000"
+    type(target).objects.filter(pk=target.pk).update(image_url=original)
+
+    payload = widget(client, viewed).json()
+
+    (partner,) = [item for item in payload["items"] if item["slot"] == "partner"]
+    sized = "https://cdn.shopify.com/s/files/1/0001/products/book.jpg?v=17&width={0}&height={0}&crop=center"
+    assert partner["image_url"] == sized.format(170)
+    assert partner["image_srcset"] == f"{sized.format(170)} 1x, {sized.format(340)} 2x"
+
+
+def test_a_product_without_an_image_has_no_image_urls(client, shops):
+    _, _, viewed, _ = shops
+
+    payload = widget(client, viewed).json()
+
+    (partner,) = [item for item in payload["items"] if item["slot"] == "partner"]
+    assert (partner["image_url"], partner["image_srcset"]) == ("", "")

@@ -6,9 +6,20 @@
 (function () {
   "use strict";
   const script = document.currentScript;
+  // The app block and the app embed both include this script: it runs once, from the
+  // first tag in the page (the block's: the embed's comes before </body>), into the
+  // block's slot when there is one.
   if (!script || window.__interlayerLoaded) return;
   window.__interlayerLoaded = true;
   const data = script.dataset;
+  // The shopper's strings come from the extension's locale files through the Liquid.
+  const text = {
+    heading: data.textHeading || "You may also like",
+    fromPartners: data.textFromPartners || "From partner stores",
+    list: data.textList || "Recommended products",
+    previous: data.textPrevious || "Previous products",
+    next: data.textNext || "Next products",
+  };
   const proxy = (data.proxy || "/apps/interlayer").replace(/\/$/, "");
   let HEIGHT = 330;
 
@@ -59,9 +70,10 @@
       ";--ac:" + colour(body.accent_color, "#1a1a1a") + "}" +
       "section{box-sizing:border-box;height:100%;padding:12px 16px;background:var(--bg);color:var(--fg);font:inherit}" +
       ".top{display:flex;align-items:center;justify-content:space-between;height:32px}" +
-      "h2{font-size:1.1em;margin:0;color:var(--fg)}" +
+      ".top>div{display:flex;align-items:baseline;gap:8px;min-width:0}" +
+      "h2{font-size:1.1em;margin:0;color:var(--fg);white-space:nowrap}p{margin:0}" +
       "ul{list-style:none;margin:8px 0 0;padding:0;display:grid;grid-auto-flow:column;" +
-      "grid-auto-columns:minmax(150px,1fr);gap:12px;overflow-x:auto;scroll-snap-type:x mandatory;scrollbar-width:none}" +
+      "grid-auto-columns:minmax(150px,170px);gap:12px;overflow-x:auto;scroll-snap-type:x mandatory;scrollbar-width:none}" +
       "li{scroll-snap-align:start}" +
       "a{display:block;color:var(--fg);text-decoration:none;border-radius:8px;outline-offset:2px}" +
       "a:focus-visible{outline:2px solid var(--ac)}" +
@@ -73,11 +85,17 @@
     const labelId = "il-title";
     const section = el("section", { "aria-labelledby": labelId });
     const top = el("div", { "class": "top" });
-    top.appendChild(el("h2", { id: labelId }, body.title || "You may also like"));
-    const list = el("ul", { role: "list" });
+    const heading = el("div");
+    heading.appendChild(el("h2", { id: labelId }, body.title || text.heading));
+    // Shoppers are told these are other stores' products (paid placements).
+    if (body.items.some(function (item) { return item.slot === "partner"; })) {
+      heading.appendChild(el("p", { "class": "m", "data-partner-label": "" }, text.fromPartners));
+    }
+    top.appendChild(heading);
+    const list = el("ul", { role: "list", "aria-label": text.list });
     const nav = el("div", { "class": "nav" });
-    const prev = el("button", { type: "button", "aria-label": "Previous products" }, "\u2039");
-    const next = el("button", { type: "button", "aria-label": "Next products" }, "\u203a");
+    const prev = el("button", { type: "button", "aria-label": text.previous }, "\u2039");
+    const next = el("button", { type: "button", "aria-label": text.next }, "\u203a");
     prev.onclick = function () { list.scrollBy({ left: -list.clientWidth, behavior: "smooth" }); };
     next.onclick = function () { list.scrollBy({ left: list.clientWidth, behavior: "smooth" }); };
     nav.appendChild(prev);
@@ -89,9 +107,12 @@
       const link = item.token
         ? el("a", { href: href, "data-slot": item.slot, rel: "sponsored noopener" })
         : el("a", { href: href, "data-slot": item.slot });
-      link.appendChild(item.image_url
+      // Requested at the size shown (170 px, 340 px on high-density screens), not full size.
+      const img = item.image_url
         ? el("img", { src: item.image_url, alt: "", loading: "lazy", decoding: "async", width: "170", height: "170" })
-        : el("span", { "class": "ph", "aria-hidden": "true" }));
+        : el("span", { "class": "ph", "aria-hidden": "true" });
+      if (item.image_srcset) img.setAttribute("srcset", item.image_srcset);
+      link.appendChild(img);
       link.appendChild(el("span", { "class": "t" }, item.title));
       link.appendChild(el("span", { "class": "m" }, item.price + (item.store_name ? " \u00b7 " + item.store_name : "")));
       const li = el("li");
