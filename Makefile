@@ -9,7 +9,7 @@ demo:           ## the whole exchange: simulator, app, worker, demo stores insta
 test:           ## set up and run the tests against PostgreSQL
 	scripts/test.sh
 
-lint:           ## ruff and eslint, as .ci/run runs them
+lint:           ## ruff, eslint and Shopify's theme-check, as .ci/run runs them
 	scripts/lint.sh
 
 format:
