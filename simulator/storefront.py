@@ -101,10 +101,10 @@ class Storefront:
         root_url, path = self.split_locale_root(path)
         if path in {"", "/"}:
             return 200, self._layout(
-                shop, "index", None, self._grid(shop, limit=8, heading="Featured"), root_url
+                shop, "index", None, self._grid(shop, 8, "Featured", root_url), root_url
             )
         if path in {"/collections/all", "/collections"}:
-            grid = self._grid(shop, limit=48, heading="All products")
+            grid = self._grid(shop, 48, "All products", root_url)
             return 200, self._layout(shop, "collection", None, grid, root_url)
         if path.startswith("/products/"):
             handle = path.removeprefix("/products/").strip("/")
@@ -170,14 +170,15 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 </section>
 <section class="product-recommendations">{app_block}</section>"""
 
-    def _grid(self, shop: Shop, *, limit: int, heading: str) -> str:
+    def _grid(self, shop: Shop, limit: int, heading: str, root_url: str = "/") -> str:
         cards = []
         for product in list(shop.products.values())[:limit]:
             if str(product.get("status", "active")) != "active":
                 continue
             image = (product.get("images") or [{}])[0].get("src", "")
             cards.append(
-                f'<a class="card" href="/products/{html.escape(product["handle"])}">'
+                f'<a class="card" href="{root_url.rstrip("/")}/products/'
+                f'{html.escape(product["handle"])}">'
                 f'<img src="{html.escape(image)}" alt="" loading="lazy" width="200" height="200">'
                 f"<div>{html.escape(product.get('title') or '')}</div></a>"
             )
