@@ -208,6 +208,17 @@ SHOPIFY_APP_BRIDGE_URL = os.getenv(
     if SHOPIFY_SIMULATOR_URL
     else "https://cdn.shopify.com/shopifycloud/app-bridge.js",
 )
+# Polaris web components (<s-page>, <s-section>, <s-button>…) for the embedded pages: from
+# Shopify's CDN in production, from the simulator's stand-in when developing offline.
+SHOPIFY_POLARIS_URL = os.getenv(
+    "SHOPIFY_POLARIS_URL",
+    f"{SHOPIFY_SIMULATOR_URL}/cdn/polaris.js"
+    if SHOPIFY_SIMULATOR_URL
+    else "https://cdn.shopify.com/shopifycloud/polaris.js",
+)
+# How long the live theme's state (app embed on, app block on the product template) read
+# through GraphQL is reused: one read serves the whole settings page load.
+SHOPIFY_THEME_STATE_TTL_SECONDS = envint("SHOPIFY_THEME_STATE_TTL_SECONDS", "30")
 SHOPIFY_ADMIN_ORIGINS = envlist(
     "SHOPIFY_ADMIN_ORIGINS",
     "https://admin.shopify.com" + (f",{SHOPIFY_SIMULATOR_URL}" if SHOPIFY_SIMULATOR_URL else ""),
@@ -219,6 +230,9 @@ SHOPIFY_HMAC_TIMESTAMP_TOLERANCE = envint("SHOPIFY_HMAC_TIMESTAMP_TOLERANCE", "9
 SHOPIFY_OAUTH_STATE_TTL = envint("SHOPIFY_OAUTH_STATE_TTL", "600")
 # Refresh access tokens this long before they expire (seconds).
 SHOPIFY_TOKEN_REFRESH_MARGIN = envint("SHOPIFY_TOKEN_REFRESH_MARGIN", "300")
+
+# Where merchants write to (the support page, the privacy policy and the App Store listing).
+INTERLAYER_SUPPORT_EMAIL = os.getenv("INTERLAYER_SUPPORT_EMAIL", "support@interlayer.example.com")
 
 # Operators who send "Authorization: Bearer <this>" to /health get its details.
 INTERLAYER_HEALTH_TOKEN = os.getenv("INTERLAYER_HEALTH_TOKEN", "")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("proxy/click", storefront.click, name="click"),
     path("proxy/impression", storefront.impression, name="impression"),
     path("api/overview", settings_page.overview, name="overview"),
+    path("api/setup", settings_page.setup, name="setup"),
     path("api/stats", settings_page.store_stats, name="stats"),
     path("api/settings", settings_page.save_settings, name="save-settings"),
     path("api/partners", settings_page.partners, name="partners"),

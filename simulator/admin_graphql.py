@@ -388,29 +388,58 @@ def _now() -> str:
 
 
 def _resolve_themes(root, info, first=None, roles=None):
-    """The live theme, whose config/settings_data.json lists app embeds as Shopify does
-    (type shopify://apps/<app>/blocks/<block>/<extension uuid>, "disabled")."""
+    """The live theme. Its config/settings_data.json lists app embeds and its
+    templates/product.json the app blocks in each section, as Shopify writes them (type
+    shopify://apps/<app>/blocks/<block>/<extension uuid>, "disabled"); ``files`` answers
+    only the filenames asked for."""
     world: World = info.context["world"]
     shop: Shop = info.context["shop"]
-    enabled = world.theme_embed_enabled.get(shop.handle, True)
+    app_blocks = "shopify://apps/interlayer/blocks/{}/0b7c1e4e-interlayer-widget"
     settings_data = {
         "current": {
             "blocks": {
                 "1740000000000000000": {
-                    "type": "shopify://apps/interlayer/blocks/app-embed/0b7c1e4e-interlayer-widget",
-                    "disabled": not enabled,
+                    "type": app_blocks.format("app-embed"),
+                    "disabled": not world.theme_embed_enabled.get(shop.handle, True),
                     "settings": world.theme_embed_settings.get(shop.handle, {}),
                 }
             }
         }
     }
-    content = "/*\n * IMPORTANT: The contents of this file are auto-generated.\n */\n" + json.dumps(
-        settings_data
-    )
-    file = {"filename": "config/settings_data.json",
-            "body": {"__typename": "OnlineStoreThemeFileBodyText", "content": content}}  # fmt: skip
+    main_blocks = {
+        "title": {"type": "title", "settings": {}},
+        "price": {"type": "price", "settings": {}},
+        "buy_buttons": {"type": "buy_buttons", "settings": {}},
+    }
+    if world.theme_app_block_added.get(shop.handle, True):
+        main_blocks["17400000009c7e1a2b"] = {
+            "type": app_blocks.format("recommendations"),
+            "settings": {"reserved_height": 330},
+        }
+    product_template = {
+        "sections": {
+            "main": {"type": "main-product", "blocks": main_blocks,
+                     "block_order": list(main_blocks), "settings": {}},
+            "related-products": {"type": "related-products", "settings": {}},
+        },
+        "order": ["main", "related-products"],
+    }  # fmt: skip
+    header = "/*\n * IMPORTANT: The contents of this file are auto-generated.\n */\n"
+    contents = {
+        "config/settings_data.json": header + json.dumps(settings_data),
+        "templates/product.json": header + json.dumps(product_template),
+    }
+
+    def files(_info, filenames=None, first=None):
+        wanted = filenames if filenames is not None else list(contents)
+        return {"nodes": [
+            {"filename": name,
+             "body": {"__typename": "OnlineStoreThemeFileBodyText", "content": contents[name]}}
+            for name in wanted if name in contents
+        ]}  # fmt: skip
+
     theme = {"id": "gid://shopify/OnlineStoreTheme/1", "name": "Dawn", "role": "MAIN",
-             "files": {"nodes": [file]}}  # fmt: skip
+             "files": files}  # fmt: skip
     return {"nodes": [theme]}
 
 

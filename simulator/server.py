@@ -176,8 +176,8 @@ class Handler(BaseHTTPRequestHandler):
                 svg,
                 {"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
             )
-        if path == "/cdn/app-bridge.js":
-            body = (STATIC_DIR / "app-bridge.js").read_bytes()
+        if path in {"/cdn/app-bridge.js", "/cdn/polaris.js"}:  # offline stand-ins
+            body = (STATIC_DIR / path.removeprefix("/cdn/")).read_bytes()
             return self._send(200, body, {"Content-Type": "application/javascript"})
         if path == "/_sim/state":
             return self._json(200, self.world_summary())
@@ -241,6 +241,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(
                 200, {"enabled": self.world.theme_embed_enabled.get(shop.handle, True)}
             )
+        if action == "theme-block":  # the merchant adds or removes the app block
+            self.world.theme_app_block_added[shop.handle] = bool(data["added"])
+            return self._json(200, {"added": self.world.theme_app_block_added[shop.handle]})
+        if action == "scopes":
+            return self._json(200, {"event_id": self.world.update_scopes(shop, data["scopes"])})
         if action == "id-token":
             ttl = int(data.pop("ttl", ID_TOKEN_TTL))
             return self._json(200, {"id_token": mint_id_token(self.world, shop, ttl=ttl, **data)})
@@ -500,11 +505,14 @@ class Handler(BaseHTTPRequestHandler):
         }
         params["hmac"] = sign_query(params, app.api_secret)
         src = f"{app.app_url}{subpath or '/'}?{urlencode(params)}"
+        app_path = f"/admin/apps/{app.handle}"
         page = (STATIC_DIR / "admin.html").read_text()
         page = page.replace("{{SHOP_NAME}}", html.escape(shop.name))
         page = page.replace("{{APP_SRC}}", html.escape(src))
         page = page.replace("{{APP_ORIGIN}}", html.escape(_origin(app.app_url)))
         page = page.replace("{{TOKEN_URL}}", f"/store/{shop.handle}/_sim/id-token")
+        page = page.replace("{{ADMIN_APP_URL}}", f"/store/{shop.handle}{app_path}")
+        page = page.replace("{{PRODUCTS_URL}}", f"/store/{shop.handle}/products.json")
         return self._html(200, page)
 
 

@@ -136,6 +136,9 @@ class World:
         # The merchant's theme editor: is the app embed switched on, with which settings.
         self.theme_embed_enabled: dict[str, bool] = {}
         self.theme_embed_settings: dict[str, dict[str, Any]] = {}
+        # And does the live theme's product template (templates/product.json) hold the app
+        # block, in its main section.
+        self.theme_app_block_added: dict[str, bool] = {}
 
     # --- shops and catalogs -------------------------------------------------------------
     def add_shop(self, handle: str, payload: dict[str, Any]) -> Shop:
@@ -211,6 +214,19 @@ class World:
         """48 hours after an uninstall Shopify asks for the shop's data to be erased."""
         payload = {"shop_id": shop_payload(shop)["id"], "shop_domain": shop.domain}
         return self.webhooks.deliver(shop, "shop/redact", payload)
+
+    def update_scopes(self, shop: Shop, scopes: list[str]) -> str | None:
+        """The merchant grants or revokes access scopes: app/scopes_update is sent."""
+        with self.lock:
+            previous, shop.granted_scopes = list(shop.granted_scopes), list(scopes)
+        payload = {
+            "id": self.new_id(),
+            "previous": previous,
+            "current": list(scopes),
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "shop_id": shop_payload(shop)["id"],
+        }
+        return self.webhooks.deliver(shop, "app/scopes_update", payload)
 
     def save_product(self, handle: str, product: dict[str, Any]) -> dict[str, Any]:
         """Create or update a product as the merchant would; the webhook follows."""

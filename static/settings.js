@@ -43,6 +43,65 @@
   };
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
 
+  // App Bridge UI (title bar, save bar, toasts, resource picker) is drawn by the admin.
+  const toast = (message, isError) => shopify.toast.show(message, { isError: Boolean(isError) });
+
+  // --- set-up guide ------------------------------------------------------------------------
+  const STATUS = {
+    done: ["Done", "success"],
+    todo: ["To do", "warning"],
+    unknown: ["Not checked", "info"],
+    skipped: ["Not needed", "neutral"],
+  };
+  const stepAction = (step, current) => {
+    const { label, url, command } = step.action;
+    const button = el("s-button", { variant: current ? "primary" : "secondary", "data-action": command || "link" }, label);
+    if (command === "sync") {
+      button.addEventListener("click", () => syncNow(button));
+    } else if (url.startsWith("#")) {
+      button.addEventListener("click", () => { const target = $(url); if (target) target.scrollIntoView({ behavior: "smooth" }); });
+    } else {
+      // Theme editor deep links and the storefront open in the admin's own window.
+      button.setAttribute("href", url);
+      button.setAttribute("target", "_top");
+    }
+    return button;
+  };
+  const renderSetup = (guide) => {
+    const list = $("#setup-steps");
+    list.textContent = "";
+    const done = guide.steps.filter((s) => s.status === "done" || s.status === "skipped").length;
+    $("#setup-progress").textContent = guide.complete
+      ? "Interlayer is live on your store."
+      : `${done} of ${guide.steps.length} steps done`;
+    for (const step of guide.steps) {
+      const current = step.key === guide.current;
+      const item = el("li", { class: "setup-step", "data-step": step.key, "data-status": step.status });
+      if (current) item.setAttribute("aria-current", "step");
+      const [label, tone] = STATUS[step.status];
+      const head = el("s-stack", { direction: "inline", gap: "small" });
+      head.appendChild(el("s-badge", { tone }, label));
+      head.appendChild(el("s-text", { type: "strong" }, step.title));
+      item.appendChild(head);
+      item.appendChild(el("s-paragraph", { tone: "subdued" }, step.detail));
+      if (step.action && step.status !== "done") item.appendChild(stepAction(step, current));
+      list.appendChild(item);
+    }
+  };
+  const loadSetup = async (refresh) => {
+    const r = await api(`api/setup${refresh ? "?refresh=1" : ""}`);
+    if (!r.ok) {
+      $("#setup-progress").textContent = r.body.error || "The set-up guide could not be loaded.";
+      return;
+    }
+    renderSetup(r.body);
+  };
+  $("#setup-refresh").addEventListener("click", () => loadSetup(true));
+  // Back from the theme editor (another tab or window): read the live theme again.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") loadSetup(true);
+  });
+
   // --- overview ----------------------------------------------------------------------
   const loadOverview = async () => {
     const r = await api("api/overview");
@@ -58,29 +117,32 @@
     box.appendChild(metric("Credit balance", r.body.balance.toFixed(2)));
     if (r.body.held_for_review > 0 || r.body.under_review) {
       box.appendChild(metric("Held for review", r.body.held_for_review.toFixed(2)));
-      box.appendChild(el("p", { class: "notice", id: "review-notice" }, "Your store's click-through rate is far above the network's, so new earnings are held for review. The Interlayer team releases them, or voids them and refunds the partners, usually within two business days."));
+      box.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, "Your store's click-through rate is far above the network's, so new earnings are held for review. The Interlayer team releases them, or voids them and refunds the partners, usually within two business days."));
     }
-    if (c.last_error) box.appendChild(el("p", { class: "error-message" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
+    if (c.last_error) box.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
+    $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
     const status = $("#embed-status");
     status.textContent = "";
     if (embed.enabled) {
-      status.appendChild(el("span", { class: "status--active" }, `The widget is switched on in your theme${embed.theme ? ` (${embed.theme})` : ""}.`));
+      status.appendChild(el("s-text", { tone: "success" }, `The widget is switched on in your theme${embed.theme ? ` (${embed.theme})` : ""}.`));
     } else {
-      status.appendChild(el("span", null, embed.enabled === false ? "The widget is not switched on in your live theme. " : "We could not check your theme. "));
-      status.appendChild(el("a", { href: embed.activate_url, target: "_top", class: "button", id: "activate-embed" }, "Turn it on in the theme editor"));
+      status.appendChild(el("s-text", null, embed.enabled === false ? "The widget is not switched on in your live theme. " : "We could not check your theme. "));
+      status.appendChild(el("s-button", { href: embed.activate_url, target: "_top", id: "activate-embed" }, "Turn it on in the theme editor"));
     }
   };
-  $("#sync-now").addEventListener("click", async () => {
-    const button = $("#sync-now");
+  const syncNow = async (button) => {
+    button.setAttribute("loading", "");
     const r = await api("api/sync", { method: "POST", body: "{}" });
+    button.removeAttribute("loading");
     if (!r.ok) {
-      button.textContent = "Sync failed — try again";
+      toast(r.body.error || "The sync could not be started. Try again.", true);
       return;
     }
-    button.textContent = "Sync queued";
-    setTimeout(loadOverview, 2000);
-  });
+    toast("Catalog sync queued");
+    setTimeout(() => { loadOverview(); loadSetup(false); }, 2000);
+  };
+  $("#sync-now").addEventListener("click", () => syncNow($("#sync-now")));
 
   // --- stats and the chart -------------------------------------------------------------
   const drawChart = (days) => {
@@ -147,24 +209,64 @@
   };
   $("#period").addEventListener("change", loadStats);
 
-  // --- pickers (blocked partners, excluded categories) ---------------------------------
+  // --- the settings form: save bar, pickers, saving ----------------------------------------
+  const form = $("#settings-form");
+  const field = (name) => form.querySelector(`[name="${name}"]`);
+  const chipValues = (name) =>
+    Array.from(document.querySelectorAll(`[data-picker="${name}"] .chips li`), (li) => li.dataset.value);
+  const currentSettings = () => ({
+    enabled: field("enabled").checked,
+    avoid_competitors: field("avoid_competitors").checked,
+    title: field("title").value,
+    items: Number(field("items").value),
+    own_share: Number(field("own_share").value),
+    accent_color: field("accent_color").value,
+    text_color: field("text_color").value,
+    background_color: field("background_color").value,
+    blocked_stores: chipValues("blocked_stores"),
+    excluded_categories: chipValues("excluded_categories"),
+  });
+  let saved = null; // the settings as the server has them
+  let barShown = false;
+  const checkDirty = () => {
+    if (saved == null) return;
+    const dirty = JSON.stringify(currentSettings()) !== JSON.stringify(saved);
+    if (dirty === barShown) return;
+    barShown = dirty;
+    if (dirty) shopify.saveBar.show("settings-save-bar");
+    else shopify.saveBar.hide("settings-save-bar");
+  };
+  form.addEventListener("input", checkDirty);
+  form.addEventListener("change", checkDirty);
+
   document.querySelectorAll("[data-picker]").forEach((picker) => {
-    const input = $("input", picker);
+    const search = $("s-search-field", picker);
     const suggestions = $(".suggestions", picker);
     const chips = $(".chips", picker);
     const addChip = (value) => {
-      if (chips.querySelector(`[data-value="${CSS.escape(value)}"]`)) return;
-      chips.appendChild(el("li", { "data-value": value }, value));
+      if (!chips.querySelector(`[data-value="${CSS.escape(value)}"]`)) {
+        chips.appendChild(el("li", { "data-value": value, title: "Remove" }, value));
+      }
+      checkDirty();
+    };
+    picker.setChips = (values) => {
+      chips.textContent = "";
+      values.forEach((value) => chips.appendChild(el("li", { "data-value": value, title: "Remove" }, value)));
     };
     chips.addEventListener("click", (event) => {
-      if (event.target.matches("li")) event.target.remove();
+      if (event.target.matches("li")) {
+        event.target.remove();
+        checkDirty();
+      }
     });
     chips.querySelectorAll("li").forEach((chip) => { chip.title = "Remove"; });
     let timer;
-    input.addEventListener("input", () => {
+    // Not part of the settings themselves: a search box must not mark the form changed.
+    search.addEventListener("input", (event) => {
+      event.stopPropagation();
       clearTimeout(timer);
       timer = setTimeout(async () => {
-        const r = await api(`${picker.dataset.source}?q=${encodeURIComponent(input.value)}`);
+        const r = await api(`${picker.dataset.source}?q=${encodeURIComponent(search.value)}`);
         suggestions.textContent = "";
         if (!r.ok) {
           suggestions.appendChild(el("li", { class: "error-message", role: "alert" }, r.body.error || "Search failed."));
@@ -175,79 +277,109 @@
           const value = picker.dataset.key ? item[picker.dataset.key] : item;
           const label = picker.dataset.label ? `${item[picker.dataset.label]} (${value})` : item;
           const option = el("li", { role: "option", tabindex: "0", "data-value": value }, label);
-          option.addEventListener("click", () => { addChip(value); suggestions.textContent = ""; input.value = ""; });
+          option.addEventListener("click", () => { addChip(value); suggestions.textContent = ""; search.value = ""; });
           option.addEventListener("keydown", (e) => { if (e.key === "Enter") option.click(); });
           suggestions.appendChild(option);
         }
       }, 150);
     });
+    search.addEventListener("change", (event) => event.stopPropagation());
   });
-  const chipValues = (name) =>
-    Array.from(document.querySelectorAll(`[data-picker="${name}"] .chips li`), (li) => li.dataset.value);
 
-  // --- saving ---------------------------------------------------------------------------
-  $("#settings-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
-    const status = $("#save-status");
-    document.querySelectorAll(".field-error").forEach((p) => { p.textContent = ""; });
+  const clearErrors = () => {
+    form.querySelectorAll("[error]").forEach((node) => node.removeAttribute("error"));
     $("[data-errors-inline]").textContent = "";
-    const payload = {
-      enabled: form.enabled.checked,
-      avoid_competitors: form.avoid_competitors.checked,
-      title: form.title.value,
-      items: Number(form.items.value),
-      own_share: Number(form.own_share.value),
-      accent_color: form.accent_color.value,
-      text_color: form.text_color.value,
-      background_color: form.background_color.value,
-      blocked_stores: chipValues("blocked_stores"),
-      excluded_categories: chipValues("excluded_categories"),
-    };
-    status.textContent = "Saving…";
+    $("#save-errors").hidden = true;
+  };
+  const showErrors = (errors) => {
+    const list = $("[data-errors-inline]");
+    for (const [name, messages] of Object.entries(errors)) {
+      const text = messages.map((e) => e.message).join(" ");
+      const input = name === "__all__" ? null : field(name);
+      if (input) input.setAttribute("error", text);
+      const label = input ? input.getAttribute("label") : name === "__all__" ? "" : name.replace(/_/g, " ");
+      list.appendChild(el("li", { class: "error-message", "data-field": name }, label ? `${label}: ${text}` : text));
+    }
+    $("#save-errors").hidden = false;
+  };
+  const saveButton = $("#save-settings");
+  const save = async () => {
+    clearErrors();
+    const payload = currentSettings();
+    saveButton.setAttribute("loading", "");
     const r = await api("api/settings", { method: "POST", body: JSON.stringify(payload) });
+    saveButton.removeAttribute("loading");
     if (r.ok) {
-      status.textContent = "Saved. Your storefront shows the change within a minute.";
+      saved = payload;
+      checkDirty();
+      toast("Settings saved. Your storefront shows the change within a minute.");
       loadPreview();
+      loadSetup(false);
       return;
     }
-    status.textContent = r.body.errors ? "Please fix the errors above." : "Not saved.";
-    const errors = r.body.errors || { __all__: [{ message: r.body.error || "Could not save." }] };
-    for (const [field, messages] of Object.entries(errors)) {
-      const slot = $(`[data-error-for="${field}"]`) || $("[data-errors-inline]");
-      const text = messages.map((e) => e.message).join(" ");
-      slot.appendChild(el("span", { class: "error-message", "data-field": field }, `${slot.dataset.errorFor ? "" : `${field}: `}${text} `));
+    showErrors(r.body.errors || { __all__: [{ message: r.body.error || "Could not save." }] });
+    toast(r.body.errors ? "Not saved: please fix the highlighted fields." : "Not saved.", true);
+  };
+  const discard = () => {
+    clearErrors();
+    for (const name of ["enabled", "avoid_competitors"]) field(name).checked = saved[name];
+    for (const name of ["title", "items", "own_share", "accent_color", "text_color", "background_color"]) {
+      field(name).value = String(saved[name]);
     }
-  });
+    document.querySelectorAll("[data-picker]").forEach((picker) => picker.setChips(saved[picker.dataset.picker]));
+    checkDirty();
+  };
+  saveButton.addEventListener("click", save);
+  $("#discard-settings").addEventListener("click", discard);
+  form.addEventListener("submit", (event) => { event.preventDefault(); save(); });
 
-  // --- products in the network and the preview -----------------------------------------
-  const listProducts = async () => {
-    const list = $("#product-list");
-    const r = await api(`api/products?q=${encodeURIComponent($("#product-search").value || "")}`);
+  // --- products kept off the network (Shopify's resource picker) ----------------------------
+  const productId = (gid) => Number(String(gid).split("/").pop());
+  let optedOut = [];
+  const listOptedOut = async () => {
+    const list = $("#opted-out-list");
+    const r = await api("api/products?opted_out=1");
     if (!r.ok) return showError(list, r.body.error || "Your products could not be loaded.");
+    optedOut = r.body.products.map((p) => p.shopify_id);
     list.textContent = "";
     for (const p of r.body.products) {
-      const row = el("li");
-      const box = el("input", { type: "checkbox", "data-product": String(p.shopify_id) });
-      box.checked = !p.opted_out;
-      box.disabled = !p.eligible;
-      box.addEventListener("change", async () => {
-        const saved = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: [p.shopify_id], opted_out: !box.checked }) });
-        if (!saved.ok) {
-          box.checked = !box.checked; // the change did not happen: show the real state
-          row.appendChild(el("span", { class: "error-message", role: "alert" }, ` ${saved.body.error || "Not saved."}`));
-        }
-      });
-      const label = el("label");
-      label.appendChild(box);
-      label.appendChild(document.createTextNode(` ${p.title}${p.eligible ? "" : ` — not eligible (${p.ineligible_reason})`}`));
-      row.appendChild(label);
+      const row = el("li", { "data-product": String(p.shopify_id) });
+      row.appendChild(el("s-text", null, `${p.title} `));
+      const back = el("s-button", { variant: "tertiary" }, "Return to the network");
+      back.addEventListener("click", () => setOptedOut([p.shopify_id], false));
+      row.appendChild(back);
       list.appendChild(row);
     }
+    if (!list.children.length) list.appendChild(el("li", { class: "muted" }, "None: all your eligible products are in the network."));
   };
-  let productTimer;
-  $("#product-search").addEventListener("input", () => { clearTimeout(productTimer); productTimer = setTimeout(listProducts, 200); });
+  const setOptedOut = async (ids, opted) => {
+    const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: ids, opted_out: opted }) });
+    if (!r.ok) {
+      toast(r.body.error || "Not saved.", true);
+      return false;
+    }
+    return true;
+  };
+  $("#choose-opt-outs").addEventListener("click", async () => {
+    const selection = await shopify.resourcePicker({
+      type: "product",
+      multiple: true,
+      selectionIds: optedOut.map((id) => ({ id: `gid://shopify/Product/${id}` })),
+    });
+    if (!selection) return; // the merchant cancelled
+    const chosen = new Set(selection.map((p) => productId(p.id)));
+    const before = new Set(optedOut);
+    const add = [...chosen].filter((id) => !before.has(id));
+    const remove = optedOut.filter((id) => !chosen.has(id));
+    let ok = true;
+    if (add.length) ok = (await setOptedOut(add, true)) && ok;
+    if (remove.length) ok = (await setOptedOut(remove, false)) && ok;
+    if (ok && (add.length || remove.length)) toast(`${chosen.size} ${chosen.size === 1 ? "product" : "products"} kept off the network`);
+    listOptedOut();
+    loadOverview();
+  });
 
+  // --- the preview -------------------------------------------------------------------------
   const loadPreview = async () => {
     const chosen = $("#preview-product").value;
     const list = $("#preview");
@@ -265,17 +397,23 @@
   };
   const fillPreviewChoices = async () => {
     const r = await api("api/products?q=");
-    if (!r.ok) return;  // the product list above shows the same failure
+    if (!r.ok) return; // the product list above shows the same failure
     const select = $("#preview-product");
     for (const p of r.body.products.filter((product) => product.eligible)) {
-      select.appendChild(el("option", { value: String(p.shopify_id) }, p.title));
+      select.appendChild(el("s-option", { value: String(p.shopify_id) }, p.title));
     }
   };
   $("#preview-product").addEventListener("change", loadPreview);
 
+  // The fields are Polaris elements: read the saved state once they are defined.
+  const FIELDS = ["s-checkbox", "s-text-field", "s-number-field", "s-color-field"];
+  Promise.all(FIELDS.map((name) => customElements.whenDefined(name))).then(() => {
+    saved = currentSettings();
+  });
+  loadSetup(false);
   loadOverview();
   loadStats();
-  listProducts();
+  listOptedOut();
   loadPreview();
   fillPreviewChoices();
 })();

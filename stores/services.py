@@ -7,9 +7,10 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from shopify import ApiAccess
@@ -301,6 +302,34 @@ def _clear_tokens(store: Store) -> None:
     store.scopes = ""
 
 
+def record_granted_scopes(
+    *, shop_domain: str, scopes: list[str], triggered_at: datetime | None
+) -> str:
+    """app/scopes_update: record the access scopes the merchant now grants us.
+
+    A grant that no longer covers what Interlayer needs (the merchant revoked an optional
+    scope we later made required, or a scope was removed) takes the store to "needs
+    re-auth", as the reconciliation job would, until the merchant approves it again.
+    https://shopify.dev/docs/api/webhooks/latest?reference=toml#list-of-topics-app/scopes_update
+    """
+    granted = ",".join(scope.strip() for scope in scopes if scope.strip())
+    with transaction.atomic():
+        store = Store.objects.select_for_update().filter(shop_domain=shop_domain).first()
+        if store is None:
+            return "unknown shop"
+        if store.status not in (Store.Status.ACTIVE, Store.Status.NEEDS_REAUTH):
+            return f"ignored: the store is {store.status}"
+        if _older_than_install(store, triggered_at):
+            return "stale: the store was installed again after this event"
+        store.scopes = granted[:500]
+        store.save(update_fields=["scopes", "updated_at"])
+    lacking = missing_scopes(granted)
+    if lacking:
+        mark_needs_reauth(store, reason="scopes revoked: " + ",".join(lacking))
+        return "scopes recorded; missing " + ",".join(lacking)
+    return "scopes recorded"
+
+
 def _older_than_install(store: Store, triggered_at: datetime | None) -> bool:
     return bool(triggered_at and store.installed_at and triggered_at < store.installed_at)
 
@@ -361,47 +390,142 @@ def reconcile_installs(*, limit: int = 500) -> int:
     return checked
 
 
-THEME_EMBED_QUERY = """
-query ThemeEmbed {
-  themes(first: 1, roles: [MAIN]) {
-    nodes {
+# The theme app extension's blocks, named as Shopify names them: by their file under
+# extensions/interlayer-widget/blocks/ (app-embed.liquid, recommendations.liquid).
+APP_EMBED_HANDLE = "app-embed"
+APP_BLOCK_HANDLE = "recommendations"
+SETTINGS_DATA_FILE = "config/settings_data.json"
+PRODUCT_TEMPLATE_FILE = "templates/product.json"
+
+THEME_STATE_QUERY = f"""
+query ThemeState {{
+  themes(first: 1, roles: [MAIN]) {{
+    nodes {{
+      id
       name
-      files(filenames: ["config/settings_data.json"]) {
-        nodes { body { ... on OnlineStoreThemeFileBodyText { content } } }
-      }
-    }
-  }
-}"""
+      files(filenames: ["{SETTINGS_DATA_FILE}", "{PRODUCT_TEMPLATE_FILE}"]) {{
+        nodes {{ filename body {{ ... on OnlineStoreThemeFileBodyText {{ content }} }} }}
+      }}
+    }}
+  }}
+}}"""
+# Shopify writes theme JSON files with a leading /* auto-generated */ comment.
 _LEADING_COMMENT = re.compile(r"^\s*/\*.*?\*/", re.DOTALL)
+
+
+class ThemeState(TypedDict):
+    """What the merchant's live theme does with Interlayer. ``None`` means "could not be
+    read" (Shopify unreachable, a file that is not JSON), never "no"."""
+
+    theme: str | None
+    embed_enabled: bool | None
+    block_added: bool | None
+    # False when the live theme's product template is not JSON (a vintage theme): app
+    # blocks cannot be added there, only the app embed shows the widget.
+    blocks_supported: bool | None
+    activate_url: str
+    add_block_url: str
+
+
+def theme_editor_links(shop_domain: str) -> tuple[str, str]:
+    """The theme editor deep links that switch the app embed on and add the app block to
+    the product template's main section.
+    https://shopify.dev/docs/apps/build/online-store/theme-app-extensions/configuration#deep-linking"""
+    editor = f"https://{shop_domain}/admin/themes/current/editor"
+    app = settings.SHOPIFY_API_KEY
+    return (
+        f"{editor}?context=apps&activateAppId={app}/{APP_EMBED_HANDLE}",
+        f"{editor}?template=product&addAppBlockId={app}/{APP_BLOCK_HANDLE}&target=mainSection",
+    )
+
+
+def theme_state(store: Store, *, fresh: bool = False) -> ThemeState:
+    """The live theme's Interlayer state, read through GraphQL at most once per
+    SHOPIFY_THEME_STATE_TTL_SECONDS per store (``fresh`` reads it again): the settings
+    page asks for it from two places on every load."""
+    key = f"interlayer:theme-state:{store.pk}:{store.shop_domain}"
+    ttl = settings.SHOPIFY_THEME_STATE_TTL_SECONDS
+    if not fresh and ttl > 0:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    state = _read_theme_state(store)
+    if ttl > 0 and state["theme"] is not None:  # a failed read is retried on the next load
+        cache.set(key, state, ttl)
+    return state
+
+
+def _read_theme_state(store: Store) -> ThemeState:
+    """https://shopify.dev/docs/apps/build/online-store/theme-app-extensions/configuration#detecting-app-blocks-and-app-embed-blocks"""
+    activate_url, add_block_url = theme_editor_links(store.shop_domain)
+    state: ThemeState = {
+        "theme": None, "embed_enabled": None, "block_added": None, "blocks_supported": None,
+        "activate_url": activate_url, "add_block_url": add_block_url,
+    }  # fmt: skip
+    try:
+        data = admin_graphql(store, THEME_STATE_QUERY).data
+    except shopify.ShopifyError as error:
+        log.warning("theme not read shop=%s detail=%s", store.shop_domain, error.detail)
+        return state
+    themes = (data.get("themes") or {}).get("nodes") or []
+    if not themes:
+        return state
+    files = {
+        node.get("filename"): (node.get("body") or {}).get("content")
+        for node in (themes[0].get("files") or {}).get("nodes") or []
+    }
+    state["theme"] = themes[0].get("name") or ""
+    settings_data = _theme_json(files.get(SETTINGS_DATA_FILE))
+    if settings_data is not None:
+        current = settings_data.get("current")
+        if isinstance(current, str):  # older themes name a preset instead
+            current = (settings_data.get("presets") or {}).get(current)
+        blocks = current.get("blocks") if isinstance(current, dict) else None
+        state["embed_enabled"] = _has_our_block(blocks, APP_EMBED_HANDLE)
+    state["blocks_supported"] = PRODUCT_TEMPLATE_FILE in files
+    if PRODUCT_TEMPLATE_FILE not in files:
+        state["block_added"] = False
+        return state
+    template = _theme_json(files[PRODUCT_TEMPLATE_FILE])
+    if template is not None:
+        sections = template.get("sections")
+        state["block_added"] = any(
+            isinstance(section, dict)
+            and not section.get("disabled", False)
+            and _has_our_block(section.get("blocks"), APP_BLOCK_HANDLE)
+            for section in (sections.values() if isinstance(sections, dict) else [])
+        )
+    return state
+
+
+def _theme_json(content: Any) -> dict[str, Any] | None:
+    if not isinstance(content, str):
+        return None
+    try:
+        parsed = json.loads(_LEADING_COMMENT.sub("", content) or "{}")
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _has_our_block(blocks: Any, handle: str) -> bool:
+    """Whether ``blocks`` holds an enabled block of ours: Shopify types an app's blocks
+    ``shopify://apps/<app handle>/blocks/<block handle>/<extension uuid>``."""
+    ours = f"shopify://apps/{settings.SHOPIFY_APP_HANDLE}/blocks/{handle}/"
+    return any(
+        isinstance(block, dict)
+        and str(block.get("type", "")).startswith(ours)
+        and not block.get("disabled", False)
+        for block in (blocks.values() if isinstance(blocks, dict) else [])
+    )
 
 
 def app_embed_status(store: Store) -> dict[str, Any]:
     """Whether the Interlayer app embed is switched on in the live theme, and the theme
-    editor link that switches it on. https://shopify.dev/docs/apps/build/online-store/theme-app-extensions/configuration#detecting-app-embeds"""
-    link = (
-        f"https://{store.shop_domain}/admin/themes/current/editor"
-        f"?context=apps&activateAppId={settings.SHOPIFY_API_KEY}/app-embed"
-    )
-    try:
-        data = admin_graphql(store, THEME_EMBED_QUERY).data
-        themes = (data.get("themes") or {}).get("nodes") or []
-        files = (themes[0].get("files") or {}).get("nodes") or [] if themes else []
-        content = (files[0].get("body") or {}).get("content", "") if files else ""
-        blocks = (
-            json.loads(_LEADING_COMMENT.sub("", content) or "{}")
-            .get("current", {})
-            .get("blocks", {})
-        )
-    except (shopify.ShopifyError, ValueError, AttributeError):
-        return {"enabled": None, "theme": None, "activate_url": link}
-    ours = [
-        block
-        for block in blocks.values()
-        if isinstance(block, dict)
-        and f"/apps/{settings.SHOPIFY_APP_HANDLE}/blocks/app-embed/" in str(block.get("type", ""))
-    ]
+    editor link that switches it on (from the cached theme state)."""
+    state = theme_state(store)
     return {
-        "enabled": any(not block.get("disabled", False) for block in ours),
-        "theme": themes[0].get("name") if themes else None,
-        "activate_url": link,
+        "enabled": state["embed_enabled"],
+        "theme": state["theme"],
+        "activate_url": state["activate_url"],
     }

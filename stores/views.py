@@ -62,6 +62,32 @@ def app_home(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_GET
+def privacy_policy(request: HttpRequest) -> HttpResponse:
+    """The privacy policy the App Store listing links to."""
+    return _public_page(request, "stores/privacy.html")
+
+
+@require_GET
+def support(request: HttpRequest) -> HttpResponse:
+    """The support page the App Store listing links to."""
+    return _public_page(request, "stores/support.html")
+
+
+def _public_page(request: HttpRequest, template: str) -> HttpResponse:
+    # Anyone may read these; opened from the app's navigation inside the admin (embedded,
+    # with a valid shop) they load App Bridge so the admin keeps the app's title bar and
+    # menu, and the admin may frame them.
+    shop = auth.valid_shop_domain(request.GET.get("shop"))
+    embedded = shop is not None and request.GET.get("embedded") == "1"
+    context = {"embedded": embedded, "support_email": settings.INTERLAYER_SUPPORT_EMAIL}
+    response = render(request, template, context)
+    response["Content-Security-Policy"] = (
+        auth.frame_ancestors_csp(shop) if embedded and shop else "frame-ancestors 'none';"
+    )
+    return response
+
+
 def _install_link(request: HttpRequest) -> HttpResponse:
     try:
         shop = auth.verify_signed_query(request.GET.dict())

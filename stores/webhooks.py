@@ -268,6 +268,17 @@ def _on_shop_redact(delivery: WebhookDelivery) -> str:
     )
 
 
+def _on_scopes_update(delivery: WebhookDelivery) -> str:
+    # {"id": …, "previous": ["read_products"], "current": ["read_products", "read_themes"],
+    #  "updated_at": "…", "shop_id": …}: the scopes now granted are "current".
+    current = delivery.payload.get("current")
+    if not isinstance(current, list) or not all(isinstance(s, str) for s in current):
+        raise ValueError("app/scopes_update without a list of current scopes")
+    return services.record_granted_scopes(
+        shop_domain=delivery.shop_domain, scopes=current, triggered_at=delivery.triggered_at
+    )
+
+
 def _on_customers(delivery: WebhookDelivery) -> str:
     # Shoppers are only ever salted, rotating hashes here: nothing links to a customer id
     # or email, so there is nothing to export or erase. The delivery is the record.
@@ -280,6 +291,7 @@ Handler = Callable[[WebhookDelivery], str]
 # stores/ add theirs (products/*) with ``register_handler`` in their AppConfig.ready().
 HANDLERS: dict[str, Handler] = {
     "app/uninstalled": _on_app_uninstalled,
+    "app/scopes_update": _on_scopes_update,
     "shop/redact": _on_shop_redact,
     "customers/redact": _on_customers,
     "customers/data_request": _on_customers,

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from django.core.cache import cache
 from django.db.models import Max
 from django_q.models import OrmQ
 
@@ -83,9 +84,11 @@ class Simulator:
 
 @pytest.fixture(autouse=True)
 def fresh_index_state():
-    """Each test starts without a loaded index, network cache or polling thread."""
+    """Each test starts without a loaded index, network cache, polling thread or cached
+    theme state (Django's cache)."""
     yield
     runtime.reset()
+    cache.clear()
 
 
 class TaskQueue:
@@ -129,6 +132,7 @@ def simulator(settings) -> Simulator:
     settings.SHOPIFY_HTTP_TIMEOUT = 1.0
     settings.SHOPIFY_ADMIN_ORIGINS = ["https://admin.shopify.com", url]
     settings.SHOPIFY_APP_BRIDGE_URL = f"{url}/cdn/app-bridge.js"
+    settings.SHOPIFY_POLARIS_URL = f"{url}/cdn/polaris.js"
     yield Simulator(world=world, url=url)
     server.shutdown()
     server.server_close()

@@ -82,3 +82,38 @@ def test_production_refuses_a_weak_or_malformed_secret_and_names_it(override, na
 
     assert result.returncode != 0
     assert named in result.stderr.split("without:")[1]
+
+
+def shopify_script_urls(env: dict[str, str]) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPIFY_", "INTERLAYER_"))}
+    base.pop("DJANGO_SETTINGS_MODULE", None)
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SHOPIFY_APP_BRIDGE_URL); print(s.SHOPIFY_POLARIS_URL)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "interlayer.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_production_loads_app_bridge_and_polaris_from_shopify():
+    assert shopify_script_urls(PRODUCTION_ENV) == [
+        "https://cdn.shopify.com/shopifycloud/app-bridge.js",
+        "https://cdn.shopify.com/shopifycloud/polaris.js",
+    ]
+
+
+def test_development_with_the_simulator_loads_its_offline_stand_ins():
+    env = {"INTERLAYER_ENV": "development", "SHOPIFY_SIMULATOR_URL": "http://127.0.0.1:8001"}
+
+    assert shopify_script_urls(env) == [
+        "http://127.0.0.1:8001/cdn/app-bridge.js",
+        "http://127.0.0.1:8001/cdn/polaris.js",
+    ]

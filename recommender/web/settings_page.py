@@ -21,13 +21,14 @@ from recommender.catalog import sync
 from recommender.exchange import ledger, review, rules
 from recommender.models import SettingsChange
 from recommender.ranking.recommendations import recommendations_for
-from recommender.web import stats
+from recommender.web import setup_guide, stats
 from recommender.web.forms import WidgetSettingsForm
 from stores import services as store_services
 from stores.auth import EmbeddedRequest, embedded_api
 from stores.models import Store
 
 MAX_JSON_BYTES = 512 * 1024
+MAX_OPT_OUT_IDS = 500
 
 
 class OverviewPayload(TypedDict):
@@ -85,6 +86,15 @@ def overview(request: EmbeddedRequest) -> JsonResponse:
 
 @require_GET
 @embedded_api
+def setup(request: EmbeddedRequest) -> JsonResponse:
+    """The set-up guide; ``?refresh=1`` reads the theme again (the merchant is back from
+    the theme editor) instead of the briefly cached read the overview shares."""
+    fresh = request.GET.get("refresh") == "1"
+    return JsonResponse(setup_guide.setup_guide(request.store, fresh=fresh))
+
+
+@require_GET
+@embedded_api
 def store_stats(request: EmbeddedRequest) -> JsonResponse:
     try:
         days = int(request.GET.get("days", "30"))
@@ -129,7 +139,14 @@ def categories(request: EmbeddedRequest) -> JsonResponse:
 @require_GET
 @embedded_api
 def products(request: EmbeddedRequest) -> JsonResponse:
-    return JsonResponse({"products": stats.product_search(request.store, _search_text(request))})
+    # ?opted_out=1: every product kept off the network (what the resource picker starts
+    # from), up to what one opt-out request takes.
+    opted_out = request.GET.get("opted_out") == "1"
+    products = stats.product_search(
+        request.store, _search_text(request), opted_out_only=opted_out,
+        limit=MAX_OPT_OUT_IDS if opted_out else 30,
+    )  # fmt: skip
+    return JsonResponse({"products": products})
 
 
 @require_POST
@@ -141,12 +158,13 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
     ids = body.get("product_ids")
     if (
         not isinstance(ids, list)
-        or not 0 < len(ids) <= 500
+        or not 0 < len(ids) <= MAX_OPT_OUT_IDS
         or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
         or not isinstance(body.get("opted_out"), bool)
     ):
         return JsonResponse(
-            {"error": "send product_ids (1-500 numbers) and opted_out (true/false)"}, status=400
+            {"error": f"send product_ids (1-{MAX_OPT_OUT_IDS} numbers) and opted_out (true/false)"},
+            status=400,
         )
     changed = controls.set_products_opted_out(
         store=request.store, actor=request.actor, shopify_ids=ids, opted_out=body["opted_out"]

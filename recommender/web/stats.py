@@ -175,10 +175,13 @@ def partner_search(store: Store, query: str, *, limit: int = 20) -> list[Partner
     return [{"shop": s.shop_domain, "name": s.name or s.shop_domain} for s in stores]
 
 
-def product_search(store: Store, query: str, *, limit: int = 30) -> list[ProductChoice]:
-    products = (
-        Product.objects.filter(store=store, title__icontains=query)
-        .order_by("title")
-        .values("shopify_id", "title", "opted_out", "eligible", "ineligible_reason")[:limit]
-    )
+def product_search(
+    store: Store, query: str, *, opted_out_only: bool = False, limit: int = 30
+) -> list[ProductChoice]:
+    found = Product.objects.filter(store=store, title__icontains=query)
+    if opted_out_only:
+        found = found.filter(opted_out=True)
+    products = found.order_by("title").values(
+        "shopify_id", "title", "opted_out", "eligible", "ineligible_reason"
+    )[:limit]
     return list(products)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from recommender.models import Click, LedgerEntry, WidgetSettings
+from recommender.models import Click, Impression, LedgerEntry, Product, WidgetSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -53,7 +53,12 @@ def test_page_loads_in_the_admin_frame_with_an_id_token(
 ):
     frame = open_settings(admin, simulator, "grinders")
 
-    assert frame.locator("h1").inner_text() == "Interlayer"
+    # App Bridge draws the page's title bar and menu in the admin, around the frame.
+    admin.locator("#sim-title", has_text="Interlayer").wait_for()
+    assert admin.locator("#sim-title-actions button").all_inner_texts() == ["Sync catalog now"]
+    assert admin.locator("#sim-nav a").all_inner_texts() == [
+        "Interlayer", "Help and support", "Privacy policy",
+    ]  # fmt: skip
     assert frame.locator("#overview").inner_text().count("Products synced") == 1
     assert "switched on in your theme" in frame.locator("#embed-status").inner_text()
     screenshot(admin, "settings-page")
@@ -61,11 +66,15 @@ def test_page_loads_in_the_admin_frame_with_an_id_token(
 
 def test_a_saved_setting_shows_on_the_storefront_widget(admin, browser, simulator, live_exchange):
     frame = open_settings(admin, simulator, "grinders")
-    frame.locator("input[name=title]").fill("More for your coffee")
+    save_bar = admin.locator("#sim-save-bar")
+    assert save_bar.is_hidden()
+    frame.locator("s-text-field[name=title] input").fill("More for your coffee")
 
-    frame.locator("#settings-form button[type=submit]").click()
-    frame.locator("#save-status", has_text="Saved").wait_for()
+    save_bar.wait_for(state="visible")  # a changed field shows the admin's save bar
+    admin.locator("#sim-save-bar-save").click()
+    admin.locator(".sim-toast", has_text="Settings saved").wait_for()
 
+    save_bar.wait_for(state="hidden")
     assert (
         WidgetSettings.objects.get(store=live_exchange["grinders"]).title == "More for your coffee"
     )
@@ -80,8 +89,8 @@ def test_a_blocked_partner_disappears_from_the_widget(admin, browser, simulator,
 
     frame.locator("[data-picker=blocked_stores] input").fill("Brew")
     frame.locator("[data-picker=blocked_stores] .suggestions li").first.click()
-    frame.locator("#settings-form button[type=submit]").click()
-    frame.locator("#save-status", has_text="Saved").wait_for()
+    admin.locator("#sim-save-bar-save").click()
+    admin.locator(".sim-toast", has_text="Settings saved").wait_for()
 
     served = []
     _, after = storefront_widget_titles(
@@ -96,13 +105,18 @@ def test_a_blocked_partner_disappears_from_the_widget(admin, browser, simulator,
 
 def test_invalid_input_shows_a_clear_error(admin, simulator, live_exchange):
     frame = open_settings(admin, simulator, "grinders")
-    frame.locator("input[name=own_share]").fill("150")
+    frame.locator("s-number-field[name=own_share] input").fill("150")
 
-    frame.locator("#settings-form button[type=submit]").click()
+    admin.locator("#sim-save-bar-save").click()
 
-    error = frame.locator(".error-message[data-field=own_share]")
+    error = frame.locator("#save-errors [data-field=own_share]")
     error.wait_for()
     assert "less than or equal to 100" in error.inner_text()
+    field = frame.locator("s-number-field[name=own_share]")
+    assert "less than or equal to 100" in field.get_attribute("error")
+    admin.locator(".sim-toast--error", has_text="Not saved").wait_for()
+    assert admin.locator("#sim-save-bar").is_visible()  # the change is still unsaved
+    assert WidgetSettings.objects.get(store=live_exchange["grinders"]).own_share != 150
 
 
 def test_the_chart_renders_with_data(admin, simulator, live_exchange, screenshot):
@@ -121,3 +135,90 @@ def test_the_chart_renders_with_data(admin, simulator, live_exchange, screenshot
     assert frame.locator("#chart rect.bar--sent").count() >= 1
     assert frame.locator("#partner-table tbody th").first.inner_text() == "Brewers"
     screenshot(admin, "settings-page-with-traffic")
+
+
+def test_discard_puts_the_saved_settings_back(admin, simulator, live_exchange):
+    frame = open_settings(admin, simulator, "grinders")
+    title = frame.locator("s-text-field[name=title] input")
+    saved = title.input_value()
+    title.fill("Something else")
+    frame.locator("s-checkbox[name=enabled] input").uncheck()
+    admin.locator("#sim-save-bar").wait_for(state="visible")
+
+    admin.locator("#sim-save-bar-discard").click()
+
+    admin.locator("#sim-save-bar").wait_for(state="hidden")
+    assert title.input_value() == saved
+    assert frame.locator("s-checkbox[name=enabled] input").is_checked()
+    widget = WidgetSettings.objects.get(store=live_exchange["grinders"])
+    assert (widget.title, widget.enabled) == (saved, True)
+
+
+def setup_step(frame) -> str:
+    """The set-up guide's current step, once the guide has answered."""
+    frame.locator("#setup-steps li").first.wait_for()
+    current = frame.locator("#setup-steps li[aria-current=step]")
+    return current.get_attribute("data-step") if current.count() else ""
+
+
+def test_the_set_up_guide_follows_the_merchants_theme(admin, simulator, live_exchange):
+    simulator.control("grinders", "theme-embed", enabled=False)
+    simulator.control("grinders", "theme-block", added=False)
+    frame = open_settings(admin, simulator, "grinders")
+
+    assert setup_step(frame) == "embed"
+    assert frame.locator("li[data-step=catalog]").get_attribute("data-status") == "done"
+    action = frame.locator("li[data-step=embed] s-button")
+    assert action.get_attribute("href") == (
+        "https://grinders.myshopify.com/admin/themes/current/editor"
+        "?context=apps&activateAppId=interlayer-dev-api-key/app-embed"
+    )
+    assert action.get_attribute("target") == "_top"
+
+    simulator.control("grinders", "theme-embed", enabled=True)  # in the theme editor
+    frame.locator("#setup-refresh").click()
+    frame.locator("li[data-step=embed][data-status=done]").wait_for()
+    assert setup_step(frame) == "block"
+    assert frame.locator("li[data-step=block] s-button").get_attribute("href") == (
+        "https://grinders.myshopify.com/admin/themes/current/editor?template=product"
+        "&addAppBlockId=interlayer-dev-api-key/recommendations&target=mainSection"
+    )
+
+    simulator.control("grinders", "theme-block", added=True)
+    frame.locator("#setup-refresh").click()
+    frame.locator("li[data-step=block][data-status=done]").wait_for()
+    # Brewers' kettle fits a grinder store's pages: the preview step is done too.
+    assert frame.locator("li[data-step=preview]").get_attribute("data-status") == "done"
+    assert setup_step(frame) == "live"
+
+    Impression.objects.create(store=live_exchange["grinders"], impression_id="first",
+                              visitor_hash="v", items=4, partner_items=2)  # fmt: skip
+    frame.locator("#setup-refresh").click()
+    frame.locator("#setup-progress", has_text="Interlayer is live on your store.").wait_for()
+    assert setup_step(frame) == ""
+
+
+def test_products_chosen_in_the_resource_picker_leave_the_network(admin, simulator, live_exchange):
+    grinders = live_exchange["grinders"]
+    frame = open_settings(admin, simulator, "grinders")
+
+    frame.locator("#choose-opt-outs").click()
+    picker = admin.locator("#sim-picker")
+    picker.get_by_label("Coffee Grinder Brush").check()
+    picker.get_by_label("Electric Coffee Grinder").check()
+    admin.locator("#sim-picker-select").click()
+
+    admin.locator(".sim-toast", has_text="2 products kept off the network").wait_for()
+    frame.locator("#opted-out-list li[data-product]").nth(1).wait_for()
+    assert set(Product.objects.filter(store=grinders, opted_out=True).values_list(
+        "title", flat=True)) == {"Coffee Grinder Brush", "Electric Coffee Grinder"}  # fmt: skip
+
+    # Opening it again starts from those two; unticking one returns it to the network.
+    frame.locator("#choose-opt-outs").click()
+    picker.get_by_label("Electric Coffee Grinder").wait_for()
+    assert picker.get_by_label("Electric Coffee Grinder").is_checked()
+    picker.get_by_label("Electric Coffee Grinder").uncheck()
+    admin.locator("#sim-picker-select").click()
+    admin.locator(".sim-toast", has_text="1 product kept off the network").wait_for()
+    assert list(Product.objects.filter(store=grinders, opted_out=True).values_list(
+        "title", flat=True)) == ["Coffee Grinder Brush"]  # fmt: skip

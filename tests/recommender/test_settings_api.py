@@ -14,6 +14,7 @@ from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
 from recommender.models import (
+    Impression,
     Product,
     SettingsChange,
     WidgetSettings,
@@ -86,6 +87,8 @@ def test_overview_reports_catalog_and_the_theme_app_embed(merchant, simulator):
         "?context=apps&activateAppId=interlayer-dev-api-key/app-embed"
     )
     simulator.control("alpha", "theme-embed", enabled=True)
+    # The theme read is cached briefly; the set-up guide's "Check again" reads it anew.
+    merchant("get", "/api/setup?refresh=1")
     assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is True
 
 
@@ -275,3 +278,118 @@ def test_partner_and_category_search(merchant, install):
 
     assert [p["shop"] for p in partners] == ["beta.myshopify.com"]
     assert themselves == []
+
+
+# --- the set-up guide ----------------------------------------------------------------------
+
+
+def guide_steps(merchant) -> tuple[dict, dict]:
+    response = merchant("get", "/api/setup?refresh=1")
+    assert response.status_code == 200
+    body = response.json()
+    return body, {step["key"]: step for step in body["steps"]}
+
+
+def test_the_set_up_guide_moves_step_by_step_with_the_stores_real_state(
+    merchant, simulator, install
+):
+    simulator.control("alpha", "theme-embed", enabled=False)
+    simulator.control("alpha", "theme-block", added=False)
+
+    body, steps = guide_steps(merchant)
+    assert [s["key"] for s in body["steps"]] == ["catalog", "embed", "block", "preview", "live"]
+    assert steps["catalog"]["status"] == "done"
+    assert (body["current"], steps["embed"]["status"]) == ("embed", "todo")
+    assert steps["embed"]["action"]["url"] == (
+        "https://alpha.myshopify.com/admin/themes/current/editor"
+        "?context=apps&activateAppId=interlayer-dev-api-key/app-embed"
+    )
+    assert steps["block"]["action"]["url"] == (
+        "https://alpha.myshopify.com/admin/themes/current/editor?template=product"
+        "&addAppBlockId=interlayer-dev-api-key/recommendations&target=mainSection"
+    )
+    assert steps["live"]["status"] == "todo" and body["complete"] is False
+
+    simulator.control("alpha", "theme-embed", enabled=True)
+    body, steps = guide_steps(merchant)
+    assert (steps["embed"]["status"], body["current"]) == ("done", "block")
+
+    simulator.control("alpha", "theme-block", added=True)
+    body, steps = guide_steps(merchant)
+    assert (steps["block"]["status"], body["current"]) == ("done", "preview")
+    assert steps["preview"]["status"] == "todo"  # no partner store in the network yet
+
+    partner = install("beta")
+    tasks.after_install(partner.pk)
+    catalog_sync.sync_catalog(partner)
+    index_events.rebuild_index()
+    runtime.reset()
+    body, steps = guide_steps(merchant)
+    assert (steps["preview"]["status"], body["current"]) == ("done", "live")
+    assert steps["live"]["status"] == "todo"  # nobody has seen the widget yet
+
+    Impression.objects.create(store=merchant.store, impression_id="i1", visitor_hash="v")
+    body, steps = guide_steps(merchant)
+    assert steps["live"]["status"] == "done"
+    assert (body["current"], body["complete"]) == (None, True)
+
+
+def test_the_live_step_needs_the_widget_switched_on(merchant, simulator):
+    Impression.objects.create(store=merchant.store, impression_id="i1", visitor_hash="v")
+    WidgetSettings.objects.filter(store=merchant.store).update(enabled=False)
+
+    _, steps = guide_steps(merchant)
+
+    assert steps["live"]["status"] == "todo"
+    assert "switched off" in steps["live"]["detail"]
+    WidgetSettings.objects.filter(store=merchant.store).update(enabled=True)
+    assert guide_steps(merchant)[1]["live"]["status"] == "done"
+
+
+def test_the_catalog_step_waits_for_a_sync_with_products_to_show(merchant):
+    controls.set_products_opted_out(
+        store=merchant.store, actor="1",
+        shopify_ids=list(Product.objects.filter(store=merchant.store)
+                         .values_list("shopify_id", flat=True)),
+        opted_out=True,
+    )  # fmt: skip
+
+    _, steps = guide_steps(merchant)
+
+    assert steps["catalog"]["status"] == "todo"
+    assert steps["catalog"]["action"]["command"] == "sync"
+
+
+def test_a_theme_that_cannot_be_read_is_unknown_not_missing(merchant, simulator):
+    simulator.fault("alpha", "graphql", "500", count=10)
+
+    body, steps = guide_steps(merchant)
+
+    assert steps["embed"]["status"] == "unknown" and steps["block"]["status"] == "unknown"
+    assert body["current"] == "embed"
+
+
+def test_one_page_load_reads_the_theme_once(merchant, simulator, settings):
+    settings.SHOPIFY_THEME_STATE_TTL_SECONDS = 30
+    shop = simulator.shop("alpha")
+    before = shop.graphql_requests
+
+    assert merchant("get", "/api/overview").status_code == 200
+    assert merchant("get", "/api/setup").status_code == 200
+    assert shop.graphql_requests - before == 1
+
+    simulator.control("alpha", "theme-embed", enabled=False)
+    assert merchant("get", "/api/setup?refresh=1").status_code == 200
+    assert shop.graphql_requests - before == 2
+    assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is False
+
+
+def test_opted_out_products_are_listed_for_the_resource_picker(merchant):
+    product = Product.objects.filter(store=merchant.store).order_by("title").first()
+    merchant(
+        "post", "/api/products/opt-out", {"product_ids": [product.shopify_id], "opted_out": True}
+    )
+
+    listed = merchant("get", "/api/products?opted_out=1").json()["products"]
+
+    assert [p["shopify_id"] for p in listed] == [product.shopify_id]

@@ -15,11 +15,13 @@ from django.test import Client
 from django.utils import timezone
 from django_q.models import Schedule
 
+from simulator.state import AppConfig
 from simulator.webhooks import sign_body
 from stores import services, webhooks
 from stores.models import OAuthState, Store, WebhookDelivery
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
+ROOT = Path(__file__).resolve().parent.parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
 
 
 def captured(name: str) -> dict:
@@ -399,3 +401,73 @@ def test_retries_back_off_exponentially(failing_delivery):
         delays.append(round((delivery.next_attempt_at - before).total_seconds() / 60))
 
     assert delays == [2, 4, 8, 16, 32, 64, 128]
+
+
+# --- app/scopes_update ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_scopes_update_records_the_scopes_now_granted(client, simulator, install):
+    store = install("alpha")
+    Store.objects.filter(pk=store.pk).update(scopes="read_products")
+    payload = {**captured("app_scopes_update"), "current": ["write_products", "read_themes"]}
+
+    response = post_webhook(client, "app/scopes_update", payload)
+    webhooks.process_pending()
+
+    assert response.status_code == 200
+    store.refresh_from_db()
+    assert store.scopes == "write_products,read_themes"
+    assert store.status == Store.Status.ACTIVE  # write_products covers read_products
+    assert WebhookDelivery.objects.get().outcome == "scopes recorded"
+
+
+@pytest.mark.django_db
+def test_scopes_update_without_a_required_scope_needs_reauthorisation(client, simulator, install):
+    store = install("alpha")
+    payload = {**captured("app_scopes_update"), "current": ["read_products"]}
+
+    post_webhook(client, "app/scopes_update", payload)
+    webhooks.process_pending()
+
+    store.refresh_from_db()
+    assert (store.scopes, store.status) == ("read_products", Store.Status.NEEDS_REAUTH)
+    assert WebhookDelivery.objects.get().outcome == "scopes recorded; missing read_themes"
+
+
+@pytest.mark.django_db
+def test_scopes_update_older_than_the_install_or_for_an_uninstalled_store_changes_nothing(
+    client, simulator, install
+):
+    store = install("alpha")
+    granted = store.scopes
+    stale = (store.installed_at - timedelta(minutes=5)).isoformat()
+    post_webhook(client, "app/scopes_update", {**captured("app_scopes_update"), "current": []},
+                 triggered_at=stale)  # fmt: skip
+    webhooks.process_pending()
+    assert Store.objects.get(pk=store.pk).scopes == granted
+
+    Store.objects.filter(pk=store.pk).update(status=Store.Status.UNINSTALLED)
+    post_webhook(client, "app/scopes_update", {**captured("app_scopes_update"), "current": []},
+                 event_id="evt-2")  # fmt: skip
+    webhooks.process_pending()
+    assert Store.objects.get(pk=store.pk).scopes == granted
+
+
+@pytest.mark.django_db
+def test_scopes_update_without_a_scope_list_fails_for_the_operators_to_see(client, simulator):
+    post_webhook(client, "app/scopes_update", {"id": 1, "current": "read_products"})
+    webhooks.process_pending()
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert "current scopes" in delivery.last_error
+
+
+def test_every_handled_topic_is_subscribed_in_shopify_app_toml(settings):
+    app = AppConfig.from_toml(ROOT / "shopify.app.toml", api_key="k", api_secret="s",
+                              app_url="https://interlayer.example.com")  # fmt: skip
+    subscribed = {topic for topic, _ in app.webhook_subscriptions}
+
+    assert "app/scopes_update" in subscribed
+    assert set(webhooks.HANDLERS) <= subscribed
