@@ -2,16 +2,17 @@
 
 A sentence embedding places "Alpina AL-372LBO4V6" near every other Alpina watch; the
 model number is what tells the same item apart, and a brand or a rare title word is strong
-evidence of relatedness. This is a sparse TF-IDF over two blocks of hashed features, kept
-beside the vector index with the same labels and updated with it:
+evidence of relatedness. This is a sparse TF-IDF over three blocks of hashed features,
+kept beside the vector index with the same labels and updated with it:
 
-- **words** (weight ``WORD_SHARE``): lower-cased title, vendor and type words; a word with
-  digits is a model number and counts once more as such, without separators, and by its
-  parts ("TL-SG1016" gives "#tlsg1016", "tl", "sg1016"), so "TL-SG1016" meets "TLSG1016";
-- **character 3-5-grams** of each word (the rest): misspellings, other languages, plurals.
+- **words** (``WORD_SHARE``): lower-cased title, vendor and type words, and the parts of a
+  model number ("TL-SG1016" gives "tl", "sg1016");
+- **model numbers** (``MODEL_SHARE``): words with letters and digits, without separators,
+  so "TL-SG1016" meets "TLSG1016" and outweighs the shared words of a sibling model;
+- **character 3-5-grams** of each word (``GRAM_SHARE``): misspellings, other languages.
 
-Each block is L2-normalised, so the score of two texts is the weighted sum of the two
-blocks' cosines, between 0 and 1. Inverse document frequencies are computed at build time
+Each block is L2-normalised, so the score of two texts is the weighted sum of the blocks'
+cosines, between 0 and 1. Inverse document frequencies are computed at build time
 and frozen until the next build; a feature never seen then counts as the rarest. Plain
 NumPy/SciPy, no Django.
 """
@@ -29,8 +30,9 @@ import numpy as np
 from scipy import sparse
 
 FEATURES = 1 << 20  # hashed feature space; collisions at this size cost nothing measurable
-WORD_SHARE = 0.75  # measured on the WDC development set (bench/relevance.py): words and
-# model numbers carry most of the lexical evidence, n-grams catch the rest
+# Each block's share of the score, measured on the WDC development set (bench/relevance.py):
+# words and model numbers carry most of the lexical evidence, n-grams catch the rest.
+WORD_SHARE, MODEL_SHARE, GRAM_SHARE = 0.45, 0.3, 0.25
 CHAR_GRAMS = (3, 5)
 # A query's features shared by this share of the catalog tell little and cost the most to
 # score (long postings): they are left out of the query.
@@ -45,37 +47,36 @@ def lexical_text(*, title: str, vendor: str = "", product_type: str = "") -> str
     return " ".join(part.strip() for part in (title, vendor, product_type) if part.strip())
 
 
-def terms(text: str) -> tuple[list[str], list[str]]:
-    """(word terms, character n-grams) of a text."""
+def terms(text: str) -> tuple[list[str], list[str], list[str]]:
+    """(words, model numbers, character n-grams) of a text."""
     words: list[str] = []
+    models: list[str] = []
     grams: list[str] = []
     for word in _WORD.findall(text.lower()):
         words.append(word)
-        if any(ch.isdigit() for ch in word):
-            # A model number counts again as such: a term of its own, without separators.
-            words.append("#" + _SEPARATORS.sub("", word))
+        if any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word):
+            models.append(_SEPARATORS.sub("", word))
             words.extend(part for part in _SEPARATORS.split(word) if len(part) > 1 and part != word)
         padded = f" {word} "
         for n in range(CHAR_GRAMS[0], CHAR_GRAMS[1] + 1):
             grams.extend(padded[i : i + n] for i in range(max(len(padded) - n + 1, 0)))
-    return words, grams
+    return words, models, grams
 
 
 def _hashed(prefix: str, items: list[str]) -> Counter:
     return Counter(zlib.crc32(f"{prefix}{item}".encode()) & (FEATURES - 1) for item in items)
 
 
-def _term_counts(text: str) -> tuple[Counter, Counter]:
-    words, grams = terms(text)
-    return _hashed("w", words), _hashed("c", grams)
+def _term_counts(text: str) -> tuple[Counter, ...]:
+    return tuple(_hashed(prefix, items) for prefix, items in zip("wmc", terms(text), strict=True))
 
 
-def _weighted_row(counts: tuple[Counter, Counter], idf: np.ndarray) -> tuple[list, list]:
+def _weighted_row(counts: tuple[Counter, ...], idf: np.ndarray) -> tuple[list, list]:
     """Feature ids and weights of one text: sublinear tf * idf, each block normalised and
     scaled so the two blocks' cosines add up with their shares."""
     columns: list[int] = []
     values: list[float] = []
-    for block, share in zip(counts, (WORD_SHARE, 1 - WORD_SHARE), strict=True):
+    for block, share in zip(counts, (WORD_SHARE, MODEL_SHARE, GRAM_SHARE), strict=True):
         if not block:
             continue
         ids = list(block)
@@ -103,9 +104,9 @@ class LexicalIndex:
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         counts = [_term_counts(text) for text in texts]
         df = np.zeros(FEATURES, dtype=np.int32)
-        for words, grams in counts:
-            df[list(words)] += 1
-            df[list(grams)] += 1
+        for blocks in counts:
+            for block in blocks:
+                df[list(block)] += 1
         idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
         return cls(_matrix([_weighted_row(c, idf) for c in counts]).tocsc(), idf, df)
 

@@ -1,0 +1,276 @@
+"""Relevance through the product, on the WDC development set (../shared/datasets/wdc-shops).
+
+The eight shops are served by the simulator and go through the product's real path:
+install (token exchange) → catalog sync over the Admin API → embedding → index build →
+``recommendations_for`` (what ``recommend --raw --json`` prints). For every product that
+known pairs link to a product of another shop, it prints per direction (the "a" shops'
+products as queries, then the "b" shops'):
+
+- recall@1 and @10 through the product, with competitor avoidance off (raw: hard filters
+  only; a hit is any offer the known pairs link to the query);
+- the same recalls for three baselines computed outside the product in the same run, on
+  the same stored vectors and texts: exact dense search, character 3-5-gram TF-IDF, and a
+  50/50 blend of the two;
+- with competitor avoidance on (the merchant default): the same-item leak rate (a linked
+  offer shown in the widget), widget items below the relevance floor, invariant violations
+  (the host in partner slots, a blocked store shown), and how full the widgets are.
+
+    DATABASE_URL=postgres://.../empty_db .venv/bin/python bench/relevance.py
+(without DATABASE_URL a temporary SQLite database is used)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("INTERLAYER_ENV", "development")
+
+from bench.local_servers import cpu_model, free_port, wait_for  # noqa: E402
+
+DATASET = ROOT.parent / "shared" / "datasets" / "wdc-shops"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the stores a previous run synced into this database: rebuild the index and "
+        "measure again (for trying ranking changes; the first run syncs everything)",
+    )
+    args = parser.parse_args()
+    if not (args.dataset / "gold-pairs.json").exists():
+        raise SystemExit(f"no development set at {args.dataset}")
+    workdir = Path(tempfile.mkdtemp(prefix="interlayer-relevance-"))
+    port = free_port()
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", str(port),
+         "--shops", str(args.dataset / "shops")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        run(args.dataset, workdir, f"http://127.0.0.1:{port}", reuse=args.reuse)
+    finally:
+        simulator.terminate()
+        simulator.wait()
+
+
+def run(dataset: Path, workdir: Path, simulator_url: str, *, reuse: bool) -> None:
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="interlayer.settings",
+        SHOPIFY_SIMULATOR_URL=simulator_url,
+        HF_HUB_OFFLINE="1",
+        RECOMMENDER_EMBEDDER="onnx",
+        RECOMMENDER_INDEX_DIR=str(workdir / "index"),
+        RECOMMENDER_INDEX_POLL_SECONDS="0",
+        LOG_LEVEL="WARNING",
+    )
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+    wait_for(simulator_url + "/_sim/state")
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from recommender.catalog import sync as catalog_sync
+    from recommender.catalog.index_events import rebuild_index
+    from recommender.models import Product
+    from stores.models import Store
+
+    handles = sorted(path.stem for path in (dataset / "shops").glob("*.json"))
+    started = time.perf_counter()
+    if reuse:
+        stores = {s.shop_domain.split(".")[0]: s for s in Store.objects.all()}
+        if sorted(stores) != handles:
+            raise SystemExit("--reuse: this database does not hold a previous run's stores")
+    else:
+        call_command("flush", "--noinput", verbosity=0)
+        stores = {handle: install(simulator_url, handle) for handle in handles}
+        for store in stores.values():
+            catalog_sync.sync_catalog(store)
+    rebuild_index()
+    pipeline_seconds = time.perf_counter() - started
+
+    rows = list(
+        Product.objects.filter(store__in=stores.values(), vector__isnull=False).values_list(
+            "pk", "store__shop_domain", "shopify_id", "title", "vendor", "product_type", "vector"
+        )
+    )
+    key_of = {pk: (domain.split(".")[0], sid) for pk, domain, sid, *_ in rows}
+    row_of = {key: i for i, key in enumerate(key_of.values())}
+    links: dict[tuple, set] = {}
+    for shop_a, id_a, shop_b, id_b in json.loads((dataset / "gold-pairs.json").read_text()):
+        a, b = (shop_a, int(id_a)), (shop_b, int(id_b))
+        if a in row_of and b in row_of:
+            links.setdefault(a, set()).add(b)
+            links.setdefault(b, set()).add(a)
+
+    print(f"CPU: {cpu_model()}")
+    steps = "index" if reuse else "install → sync → embed → index"
+    print(
+        f"network: {len(stores)} stores, {len(rows)} products embedded and indexed, "
+        f"{len(links)} with a known same product elsewhere; {steps} took {pipeline_seconds:.0f}s"
+    )
+    baselines = baseline_rankings(rows, row_of)
+    print("\nrecall@1 / recall@10, competitor avoidance off (raw), queries in the a / b shops")
+    print(f"{'method':34s} {'a → others':>14s} {'b → others':>14s}")
+    product_rankings = product_ranking(stores, links)
+    figures = {}
+    for name, ranking in [*baselines.items(), ("Interlayer (through the product)", None)]:
+        figures[name] = []
+        for side in ("-a", "-b"):
+            queries = [q for q in links if q[0].endswith(side)]
+            ranked = (
+                {q: product_rankings[q] for q in queries}
+                if ranking is None
+                else {q: ranking(q) for q in queries}
+            )
+            figures[name].append(recalls(ranked, links))
+        print(f"{name:34s}", *(f"{r1:.3f} / {r10:.3f}" for r1, r10 in figures[name]))
+    best = {
+        side: tuple(max(figures[name][side][k] for name in baselines) for k in (0, 1))
+        for side in (0, 1)
+    }
+    ours = figures["Interlayer (through the product)"]
+    print(
+        "gain over the best baseline (R@1, R@10):",
+        *(f"{ours[s][0] - best[s][0]:+.3f}, {ours[s][1] - best[s][1]:+.3f}" for s in (0, 1)),
+    )
+    widget_checks(stores, links)
+
+
+def install(simulator_url: str, handle: str):
+    import httpx
+    import jwt
+    from django.conf import settings
+
+    from stores import services
+
+    httpx.get(
+        f"{simulator_url}/store/{handle}/admin/apps/interlayer/install", params={"flow": "managed"}
+    )
+    token = httpx.post(f"{simulator_url}/_sim/shops/{handle}/id-token", json={}).json()["id_token"]
+    claims = jwt.decode(
+        token, settings.SHOPIFY_API_SECRET, algorithms=["HS256"], audience=settings.SHOPIFY_API_KEY
+    )
+    return services.exchange_session_token(
+        shop_domain=f"{handle}.myshopify.com",
+        id_token={"exchangeable": True, "token": token, "claims": claims},
+    )
+
+
+def baseline_rankings(rows, row_of):
+    """Exact dense search on the stored vectors, char 3-5-gram TF-IDF and a 50/50 blend,
+    each query searching every other shop."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from recommender.catalog.products import embedding_text
+
+    keys = list(row_of)
+    shops = np.array([key[0] for key in keys])
+    vectors = np.vstack([np.frombuffer(row[-1], dtype=np.float32) for row in rows])
+    texts = [
+        embedding_text({"title": title, "vendor": vendor, "product_type": kind, "tags": [],
+                        "category_full_name": "", "description": title})
+        for _, _, _, title, vendor, kind, _ in rows
+    ]  # fmt: skip
+    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+    matrix = tfidf.fit_transform(texts)
+
+    def ranker(score):
+        def ranked(query):
+            i = row_of[query]
+            scores = score(i)
+            scores[shops == query[0]] = -np.inf
+            top = np.argpartition(-scores, 10)[:10]
+            return [keys[j] for j in top[np.argsort(-scores[top], kind="stable")]]
+
+        return ranked
+
+    def dense(i):
+        return vectors @ vectors[i]
+
+    def lexical(i):
+        return (matrix @ matrix[i].T).toarray().ravel()
+
+    return {
+        "dense MiniLM int8, exact": ranker(dense),
+        "char 3-5-gram TF-IDF": ranker(lexical),
+        "0.5 dense + 0.5 TF-IDF": ranker(lambda i: 0.5 * dense(i) + 0.5 * lexical(i)),
+    }
+
+
+def product_ranking(stores, links):
+    from recommender.ranking.recommendations import recommendations_for
+
+    ranked = {}
+    for shop, product_id in links:
+        items = recommendations_for(stores[shop], product_id=product_id, limit=10, raw=True)
+        ranked[(shop, product_id)] = [
+            (item.product.store.shop_domain.split(".")[0], item.product.shopify_id)
+            for item in items
+        ]
+    return ranked
+
+
+def recalls(ranked, links) -> tuple[float, float]:
+    at1 = sum(1 for q, items in ranked.items() if items and items[0] in links[q])
+    at10 = sum(1 for q, items in ranked.items() if links[q] & set(items[:10]))
+    return at1 / len(ranked), at10 / len(ranked)
+
+
+def widget_checks(stores, links) -> None:
+    """The widget as merchants run it (competitor avoidance on), for every linked product."""
+    from django.conf import settings
+
+    from recommender.models import WidgetSettings
+    from recommender.ranking.network import network_state
+    from recommender.ranking.recommendations import recommendations_for
+
+    # One block, to check it holds: the first shop blocks the last.
+    first, last = stores[min(stores)], stores[max(stores)]
+    WidgetSettings.objects.filter(store=first).update(blocked_stores=[last.shop_domain])
+    network_state(fresh=True)
+
+    floor = settings.RECOMMENDER_RELEVANCE_FLOOR
+    leaks = below_floor = host_shown = blocked_shown = 0
+    fill = Counter()
+    for shop, product_id in links:
+        host = stores[shop]
+        widget = WidgetSettings.objects.get(store=host)
+        items = recommendations_for(host, product_id=product_id, widget=widget)
+        partners = [item for item in items if item.slot == "partner"]
+        slots = widget.items - round(widget.items * widget.own_share / 100)
+        fill[len(partners) if len(partners) < slots else "all"] += 1
+        keys = {(i.product.store.shop_domain.split(".")[0], i.product.shopify_id) for i in partners}
+        leaks += bool(keys & links[(shop, product_id)])
+        below_floor += sum(1 for item in items if item.similarity < floor)
+        host_shown += sum(1 for item in partners if item.product.store_id == host.pk)
+        blocked_shown += host == first and any(i.product.store_id == last.pk for i in partners)
+    pages = len(links)
+    print("\nthe widget with competitor avoidance on (the default), on the same pages")
+    print(f"same-item leak rate: {leaks / pages:.3%} ({leaks} of {pages} pages)")
+    print(f"items below the relevance floor ({floor}): {below_floor}")
+    print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "
+          f"{blocked_shown}")  # fmt: skip
+    order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
+    print("partner slots filled:", ", ".join(f"{k}: {fill[k] / pages:.0%}" for k in order))
+
+
+if __name__ == "__main__":
+    main()

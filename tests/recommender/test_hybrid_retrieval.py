@@ -1,0 +1,161 @@
+"""Hybrid retrieval: lexical evidence (model numbers, title words) fused with the vectors,
+on a real FAISS index, and through the product with the real model on WDC offers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from recommender.catalog import index_events
+from recommender.exchange import ledger
+from recommender.ranking import embedding, lexical, recommendations
+from recommender.ranking.index import LEXICAL_WEIGHT, VectorIndex
+from tests.factories import make_product, make_store
+
+WDC = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "wdc-shops"
+
+
+def unit(matrix) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def watch_index() -> tuple[VectorIndex, np.ndarray]:
+    """Three watches of one brand: the embedding prefers the wrong model (product 1), the
+    title's model number says product 2; product 3 is far in vector space but the same
+    model too. Product 4 is another store's, unrelated."""
+    rng = np.random.default_rng(7)
+    query = unit(rng.normal(size=(1, 384)))[0]
+    noise = unit(rng.normal(size=(4, 384)))
+    vectors = unit(
+        [query * 0.9 + noise[0] * 0.44, query * 0.8 + noise[1] * 0.6, noise[2], noise[3]]
+    )
+    texts = [
+        "Alpina Pilot Chronograph AL-372N4S6",
+        "Alpina Pilot Chronograph AL-372LBO4V6",
+        "AL372LBO4V6 watch strap edition",
+        "Linen Midi Dress",
+    ]
+    index = VectorIndex.build(vectors, [1, 2, 3, 4], [10, 10, 11, 12], texts=texts)
+    return index, query
+
+
+QUERY_SWITCH = (
+    "TP-Link 16-Port Gigabit Ethernet Switch (TL-SG1016) Routers - Page 4 | Laptops Outlet Direct"
+)
+SAME_SWITCH = "Switch TP-Link 16 Portas 10/100/1000Mbps Rack (TL-SG1016) (TL-SG1016) - PCDIGA"
+QUERY_TEXT = "Alpina Pilot Quartz Chronograph Watch AL-372LBO4V6"
+
+
+def test_lexical_score_matches_model_numbers_across_separators():
+    built = lexical.LexicalIndex.build(["TP-Link Switch TL-SG1016", "TLSG1016 rackmount", "mug"])
+
+    scores = built.scores(built.query("16-port switch (TLSG1016)"))
+
+    assert scores[1] > 0.3  # the same model number written without its hyphen
+    assert scores[0] > 0.1
+    assert scores[2] == 0
+    assert scores.min() >= 0 and scores.max() <= 1.0001
+
+
+def test_fused_search_puts_the_same_model_number_first_where_the_embedding_did_not():
+    index, query = watch_index()
+
+    dense = index.search(query, 2)
+    fused = index.search(query, 2, text=QUERY_TEXT)
+
+    assert [hit.product_id for hit in dense] == [1, 2]
+    assert fused[0].product_id == 2
+    assert fused[0].lexical > 0
+    assert fused[0].score == pytest.approx(fused[0].cosine + LEXICAL_WEIGHT * fused[0].lexical)
+    assert fused[0].cosine == pytest.approx(dense[1].score, abs=1e-5)
+
+
+def test_fused_search_finds_lexical_matches_the_vector_search_did_not_return():
+    index, query = watch_index()
+
+    fused = index.search(query, 1, text=QUERY_TEXT)
+    pooled = index.search(query, 3, text=QUERY_TEXT)
+
+    assert fused[0].product_id == 2
+    assert 3 in [hit.product_id for hit in pooled]  # cosine near 0, found by its words
+    assert [hit.score for hit in pooled] == sorted((hit.score for hit in pooled), reverse=True)
+
+
+def test_fused_search_never_returns_excluded_stores_or_removed_products():
+    index, query = watch_index()
+
+    without_store = index.search(query, 4, exclude_stores={10}, text=QUERY_TEXT)
+    index.remove([3])
+    without_removed = index.search(query, 4, exclude_stores={10}, text=QUERY_TEXT)
+
+    assert {hit.store_id for hit in without_store} == {11, 12}
+    assert [hit.product_id for hit in without_removed] == [4]
+
+
+def test_products_added_after_the_build_are_matched_lexically_and_survive_compaction_and_disk(
+    tmp_path,
+):
+    index, query = watch_index()
+    far = unit(np.random.default_rng(3).normal(size=(1, 384)))
+    index.upsert(far, [5], [13], ["Alpina AL-372LBO4V6 boxed"])
+    index.upsert(far, [3], [11], ["Linen apron"])  # product 3 changed: its old words go
+
+    added = [hit.product_id for hit in index.search(query, 4, text=QUERY_TEXT)]
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+    compacted = index.compacted()
+
+    assert 5 in added and added.index(5) < added.index(4)  # a far vector, found by its words
+    for other in (loaded, compacted):
+        again = [hit.product_id for hit in other.search(query, 4, text=QUERY_TEXT)]
+        assert again == added
+    three = next(hit for hit in compacted.search(query, 5, text=QUERY_TEXT) if hit.product_id == 3)
+    assert three.lexical < 0.05  # "Linen apron" now, not the model number it had
+
+
+def test_an_index_saved_without_lexical_rows_serves_dense_results(tmp_path):
+    index, query = watch_index()
+    index.save(tmp_path)
+    version = (tmp_path / "CURRENT").read_text().strip()
+    (tmp_path / version / "lexical.npz").unlink()
+
+    loaded = VectorIndex.load(tmp_path)
+
+    assert loaded.lexical is None
+    assert [hit.product_id for hit in loaded.search(query, 2, text=QUERY_TEXT)] == [1, 2]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+@pytest.mark.skipif(not WDC.exists(), reason="the WDC development set is beside the repository")
+def test_a_model_number_query_finds_its_partner_item_first_on_wdc_offers(private_index):
+    """Real offers, the real model, the real index: a switch page of one shop; the other
+    sells the same switch under a Portuguese title, and its sibling models (TL-SG1016DE)."""
+    partner_titles = [
+        p["title"]
+        for p in json.loads((WDC / "shops" / "wdc-computers-b.json").read_text())["products"]
+        if "switch" in p["title"].lower() and p["title"] != QUERY_SWITCH
+    ]
+    embedder = embedding.load_embedder("onnx", str(settings.RECOMMENDER_MODEL_DIR), 2)
+    host, partner = make_store("wdc-a"), make_store("wdc-b")
+    for store in (host, partner):
+        ledger.grant_starter_credits(store)
+    vectors = embedder.encode([QUERY_SWITCH, *partner_titles])
+    viewed = make_product(host, QUERY_SWITCH, vectors[0])
+    for title, vector in zip(partner_titles, vectors[1:], strict=True):
+        make_product(partner, title, vector)
+    built = index_events.rebuild_index()
+
+    found = recommendations.recommendations_for(
+        host, product_id=viewed.shopify_id, limit=3, raw=True
+    )
+    dense = built.search(vectors[0], 1, exclude_stores={host.pk})
+
+    assert len(partner_titles) > 15  # switches of many makes, and this one's siblings
+    assert found[0].product.title == SAME_SWITCH
+    assert dense[0].product_id != found[0].product.pk  # the embedding alone ranks another first
