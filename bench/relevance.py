@@ -244,7 +244,7 @@ def widget_checks(stores, links) -> None:
 
     # One block, to check it holds: the first shop blocks the last.
     first, last = stores[min(stores)], stores[max(stores)]
-    WidgetSettings.objects.filter(store=first).update(blocked_stores=[last.shop_domain])
+    WidgetSettings.objects.get(store=first).blocked_stores.set([last])
     network_state(fresh=True)
 
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
