@@ -44,6 +44,12 @@ DATASET = ROOT.parent / "shared" / "datasets" / "wdc-shops"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--network",
+        choices=["wdc", "demo"],
+        default="wdc",
+        help="wdc: recall on the development set; demo: how full the demo network's widgets are",
+    )
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument(
         "--reuse",
@@ -52,23 +58,30 @@ def main() -> None:
         "measure again (for trying ranking changes; the first run syncs everything)",
     )
     args = parser.parse_args()
-    if not (args.dataset / "gold-pairs.json").exists():
+    wdc = args.network == "wdc"
+    if wdc and not (args.dataset / "gold-pairs.json").exists():
         raise SystemExit(f"no development set at {args.dataset}")
     workdir = Path(tempfile.mkdtemp(prefix="interlayer-relevance-"))
     port = free_port()
+    shops = ["--shops", str(args.dataset / "shops")] if wdc else []
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "serve", "--port", str(port),
-         "--shops", str(args.dataset / "shops")],
+        [sys.executable, "-m", "simulator", "serve", "--port", str(port), *shops],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        run(args.dataset, workdir, f"http://127.0.0.1:{port}", reuse=args.reuse)
+        stores = set_up(workdir, f"http://127.0.0.1:{port}", reuse=args.reuse)
+        if wdc:
+            measure_recall(args.dataset, stores)
+        else:
+            measure_fill(stores)
     finally:
         simulator.terminate()
         simulator.wait()
 
 
-def run(dataset: Path, workdir: Path, simulator_url: str, *, reuse: bool) -> None:
+def set_up(workdir: Path, simulator_url: str, *, reuse: bool) -> dict:
+    """Every shop the simulator serves, installed, synced, embedded and indexed (or, with
+    ``reuse``, those of a previous run re-indexed)."""
     os.environ.update(
         DJANGO_SETTINGS_MODULE="interlayer.settings",
         SHOPIFY_SIMULATOR_URL=simulator_url,
@@ -87,24 +100,46 @@ def run(dataset: Path, workdir: Path, simulator_url: str, *, reuse: bool) -> Non
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    import httpx
+
+    from recommender.catalog import embedding_pass
     from recommender.catalog import sync as catalog_sync
     from recommender.catalog.index_events import rebuild_index
     from recommender.models import Product
+    from stores import services
     from stores.models import Store
 
-    handles = sorted(path.stem for path in (dataset / "shops").glob("*.json"))
+    handles = sorted(httpx.get(simulator_url + "/_sim/state").json()["shops"])
     started = time.perf_counter()
     if reuse:
-        stores = {s.shop_domain.split(".")[0]: s for s in Store.objects.all()}
-        if sorted(stores) != handles:
+        handles = [s.shop_domain.split(".")[0] for s in Store.objects.all()]
+        if not handles:
             raise SystemExit("--reuse: this database does not hold a previous run's stores")
     else:
         call_command("flush", "--noinput", verbosity=0)
-        stores = {handle: install(simulator_url, handle) for handle in handles}
-        for store in stores.values():
+    # Installed (again, with --reuse: the new simulator issued no tokens yet) through the
+    # real token exchange, then what the worker does after an install: shop details, the
+    # welcome (widget settings, starter credits) and a sync request.
+    stores = {handle: install(simulator_url, handle) for handle in handles}
+    served = httpx.get(simulator_url + "/_sim/state").json()["shops"]
+    for handle, store in stores.items():
+        services.after_install(store)
+        # A reused store is synced again only if a previous run stopped part-way.
+        if not reuse or Product.objects.filter(store=store).count() < served[handle]["products"]:
             catalog_sync.sync_catalog(store)
+        embedding_pass.embed_store(store)  # what is left to embed (none after a full sync)
     rebuild_index()
-    pipeline_seconds = time.perf_counter() - started
+    steps = "index" if reuse else "install → sync → embed → index"
+    print(f"CPU: {cpu_model()}")
+    print(
+        f"network: {len(stores)} stores, {Product.objects.exclude(vector=None).count()} products "
+        f"embedded and indexed; {steps} took {time.perf_counter() - started:.0f}s"
+    )
+    return stores
+
+
+def measure_recall(dataset: Path, stores: dict) -> None:
+    from recommender.models import Product
 
     rows = list(
         Product.objects.filter(store__in=stores.values(), vector__isnull=False).values_list(
@@ -120,12 +155,7 @@ def run(dataset: Path, workdir: Path, simulator_url: str, *, reuse: bool) -> Non
             links.setdefault(a, set()).add(b)
             links.setdefault(b, set()).add(a)
 
-    print(f"CPU: {cpu_model()}")
-    steps = "index" if reuse else "install → sync → embed → index"
-    print(
-        f"network: {len(stores)} stores, {len(rows)} products embedded and indexed, "
-        f"{len(links)} with a known same product elsewhere; {steps} took {pipeline_seconds:.0f}s"
-    )
+    print(f"{len(links)} products have a known same product in another shop")
     baselines = baseline_rankings(rows, row_of)
     print("\nrecall@1 / recall@10, competitor avoidance off (raw), queries in the a / b shops")
     print(f"{'method':34s} {'a → others':>14s} {'b → others':>14s}")
@@ -270,6 +300,68 @@ def widget_checks(stores, links) -> None:
           f"{blocked_shown}")  # fmt: skip
     order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
     print("partner slots filled:", ", ".join(f"{k}: {fill[k] / pages:.0%}" for k in order))
+
+
+def measure_fill(stores: dict) -> None:
+    """Every product page of every store, the widget as merchants run it by default."""
+    import random
+
+    from django.conf import settings
+
+    from recommender.models import Product, WidgetSettings
+    from recommender.ranking.network import network_state
+    from recommender.ranking.recommendations import recommendations_for
+
+    first, last = stores[min(stores)], stores[max(stores)]
+    WidgetSettings.objects.get(store=first).blocked_stores.set([last])
+    network_state(fresh=True)
+    floor, minimum = settings.RECOMMENDER_RELEVANCE_FLOOR, settings.RECOMMENDER_MIN_RELEVANCE
+    pages = list(Product.objects.filter(eligible=True).exclude(vector=None).select_related("store"))
+    fill: Counter = Counter()
+    full_by_store: Counter = Counter()
+    empty_by_store: Counter = Counter()
+    cosines: list[float] = []
+    relevances: list[float] = []
+    below_floor = host_shown = blocked_shown = 0
+    shown = {}
+    for page in pages:
+        widget = WidgetSettings.objects.get(store=page.store)
+        items = recommendations_for(page.store, product_id=page.shopify_id, widget=widget)
+        partners = [item for item in items if item.slot == "partner"]
+        slots = widget.items - round(widget.items * widget.own_share / 100)
+        fill[len(partners) if len(partners) < slots else "all"] += 1
+        full_by_store[page.store.name] += len(partners) >= slots
+        empty_by_store[page.store.name] += not partners
+        cosines += [item.similarity for item in partners]
+        relevances += [item.relevance for item in partners]
+        below_floor += sum(1 for item in items if item.similarity < floor)
+        below_floor += sum(1 for item in partners if item.relevance < minimum)
+        host_shown += sum(1 for item in partners if item.product.store_id == page.store_id)
+        blocked_shown += page.store == first and any(i.product.store == last for i in partners)
+        shown[page.pk] = (page, partners)
+    order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
+    print(f"\nproduct pages: {len(pages)}, partner slots per widget: {slots}")
+    print("partner slots filled:", ", ".join(f"{k}: {fill[k] / len(pages):.0%}" for k in order))
+    if relevances:
+        print(
+            f"median partner item: relevance {float(np.median(relevances)):.3f}, "
+            f"cosine {float(np.median(cosines)):.2f}"
+        )
+    pages_of = Counter(page.store.name for page in pages)
+    print("by store (all slots filled / no partner item):", "; ".join(
+        f"{name} {full_by_store[name] / n:.0%} / {empty_by_store[name] / n:.0%}"
+        for name, n in sorted(pages_of.items())
+    ))  # fmt: skip
+    print(f"items below the floors (cosine {floor}, relevance {minimum}): {below_floor}")
+    print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "
+          f"{blocked_shown}")  # fmt: skip
+    print("\nrendered widgets, a random sample of product pages:")
+    for page, partners in random.Random(4).sample(list(shown.values()), 10):
+        print(f"- {page.title} ({page.store.name}):")
+        for item in partners:
+            print(f"    {item.product.title} — {item.product.store.name} ({item.reason})")
+        if not partners:
+            print("    (no partner item)")
 
 
 if __name__ == "__main__":

@@ -195,7 +195,9 @@ SHOPIFY_API_SECRET = os.getenv("SHOPIFY_API_SECRET", _DEV_API_SECRET)
 SHOPIFY_API_SECRET_OLD = os.getenv("SHOPIFY_API_SECRET_OLD") or None
 # The one pinned Admin API version. shopify.app.toml pins the same version for webhooks.
 SHOPIFY_API_VERSION = "2026-10"
-SHOPIFY_SCOPES = envlist("SHOPIFY_SCOPES", "read_products,read_themes")
+SHOPIFY_SCOPES = envlist(
+    "SHOPIFY_SCOPES", "read_products,read_themes,write_pixels,read_customer_events,read_orders"
+)
 SHOPIFY_APP_URL = os.getenv("SHOPIFY_APP_URL", "http://127.0.0.1:8000").rstrip("/")
 SHOPIFY_APP_HANDLE = os.getenv("SHOPIFY_APP_HANDLE", "interlayer")
 # When set, every request for https://{shop} goes to this local simulator instead; the
@@ -262,8 +264,11 @@ RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", str(EXAC
 # How long a process reuses the network's state (blocks, credits, enabled widgets):
 # merchants' changes reach the storefront within this many seconds.
 RECOMMENDER_STATE_TTL_SECONDS = envfloat("RECOMMENDER_STATE_TTL_SECONDS", "10")
-# Cosine similarity below which a partner product is not shown at all.
-RECOMMENDER_RELEVANCE_FLOOR = envfloat("RECOMMENDER_RELEVANCE_FLOOR", "0.35")
+# Cosine similarity below which a product is not shown at all, whatever else relates it.
+RECOMMENDER_RELEVANCE_FLOOR = envfloat("RECOMMENDER_RELEVANCE_FLOOR", "0.2")
+# Calibrated relevance (recommender/ranking/relevance.py) a partner product needs: 0.95 is
+# "more alike than 95 % of unrelated pairs", or less alike in a related category.
+RECOMMENDER_MIN_RELEVANCE = envfloat("RECOMMENDER_MIN_RELEVANCE", "0.95")
 
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")

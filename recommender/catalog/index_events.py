@@ -15,6 +15,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from recommender.models import IndexEvent, Product
+from recommender.ranking import relevance
 from recommender.ranking.embedding import DIMENSIONS
 from recommender.ranking.index import VectorIndex, published_meta
 from recommender.ranking.live_index import LEXICAL_FIELDS, SETTLED_AFTER, lexical_text_of
@@ -81,12 +82,13 @@ def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -
     watermark = settled.aggregate(last=Max("id"))["last"] or 0
     rows = Product.objects.filter(
         store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
-    ).values_list("pk", "store_id", "vector", *LEXICAL_FIELDS)
-    ids, stores, vectors, texts = [], [], [], []
-    for pk, store_id, vector, *lexical in rows.iterator(chunk_size=5000):
+    ).values_list("pk", "store_id", "vector", "category_id", *LEXICAL_FIELDS)
+    ids, stores, vectors, categories, texts = [], [], [], [], []
+    for pk, store_id, vector, category, *lexical in rows.iterator(chunk_size=5000):
         ids.append(pk)
         stores.append(store_id)
         vectors.append(np.frombuffer(vector, dtype=np.float32))
+        categories.append(category)
         texts.append(lexical_text_of(*lexical))
     matrix = np.vstack(vectors) if vectors else np.zeros((0, DIMENSIONS), dtype=np.float32)
     index = VectorIndex.build(
@@ -97,6 +99,8 @@ def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -
         watermark=watermark,
         texts=texts,
     )
+    table = relevance.unrelated_cosines(matrix, np.asarray(stores), categories)
+    index.calibration = relevance.Calibration(table)
     index.save(root, spare_versions=2 if keep_old_versions else 0)
     log.info("index rebuilt size=%s kind=%s watermark=%s", len(index), index.kind, watermark)
     return index

@@ -37,6 +37,7 @@ import numpy as np
 
 from recommender.ranking.embedding import DIMENSIONS
 from recommender.ranking.lexical import LexicalIndex
+from recommender.ranking.relevance import Calibration
 
 # Exact search up to this many vectors, IVF beyond (the default of the
 # RECOMMENDER_EXACT_INDEX_LIMIT setting).
@@ -82,6 +83,8 @@ class VectorIndex:
         # None when the rows are not aligned with the labels (an index saved before lexical
         # matching): searches are then dense only until the next build.
         self.lexical = lexical if lexical is not None and len(lexical) == len(product_ids) else None
+        # What a cosine means in this network (relevance.py); set by the index build.
+        self.calibration = Calibration()
         self.kind = kind
         self.built_at = built_at
         # Index events with ids up to the watermark are folded in; ids above it that were
@@ -280,6 +283,7 @@ class VectorIndex:
             lexical=lexical,
         )
         compact.applied = applied
+        compact.calibration = self.calibration
         return compact
 
     # --- search -------------------------------------------------------------------------
@@ -401,6 +405,7 @@ class VectorIndex:
                 "built_at": self.built_at,
                 "watermark": self.watermark,
                 "build_size": self._build_size,
+                "unrelated_cosines": [float(c) for c in self.calibration.unrelated_cosines],
             }
         (staging / "meta.json").write_text(json.dumps(meta))
         staging.rename(root / version)
@@ -433,6 +438,7 @@ class VectorIndex:
             build_size=meta.get("build_size"),
             lexical=LexicalIndex.load(directory),
         )
+        loaded.calibration = Calibration(meta.get("unrelated_cosines"))
         loaded._dead = {int(label) for label in labels["dead"]}
         for label in loaded._dead:
             product = loaded._products[label]

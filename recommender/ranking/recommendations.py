@@ -21,11 +21,16 @@ from recommender.ranking.competitors import same_item, same_niche_stores
 from recommender.ranking.index import Hit, VectorIndex
 from recommender.ranking.live_index import LEXICAL_FIELDS, lexical_text_of
 from recommender.ranking.network import NetworkState, network_state
+from recommender.ranking.relevance import affinity, category_key
 from stores.models import Store
 
 # Fairness: a partner's rank blends relevance with its standing in the exchange.
 FAIRNESS_WEIGHT = 0.05
-CANDIDATES_PER_SLOT = 12
+# Related or complementary categories rank an item like a cosine this much higher.
+TAXONOMY_WEIGHT = 0.2
+# Candidates read per partner slot: enough that every partner store's best fitting item is
+# among them in a network of a few dozen stores (complements can be far in cosine).
+CANDIDATES_PER_SLOT = 40
 
 
 class RecommendationDict(TypedDict):
@@ -40,6 +45,7 @@ class RecommendationDict(TypedDict):
     currency: str
     score: float
     similarity: float
+    relevance: float | None
     reason: str
 
 
@@ -50,6 +56,7 @@ class Recommendation:
     score: float  # what it was ranked by
     similarity: float
     reason: str
+    relevance: float | None = None  # calibrated (relevance.py), for partner items
 
     def as_dict(self) -> RecommendationDict:
         return {
@@ -64,6 +71,7 @@ class Recommendation:
             "currency": self.product.currency,
             "score": round(self.score, 4),
             "similarity": round(self.similarity, 4),
+            "relevance": None if self.relevance is None else round(self.relevance, 4),
             "reason": self.reason,
         }
 
@@ -130,11 +138,13 @@ def _partner_items(
     hits = index.search(
         query, slots * CANDIDATES_PER_SLOT, exclude_stores=exclude, text=_text(viewed)
     )
-    # The floor is on what the embedding says: shared words rank items, never let one in.
+    # The floors are on what the embedding and the taxonomy say: shared words rank items,
+    # they never let one in.
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
     hits = [hit for hit in hits if hit.cosine >= floor]
     products = _products_by_pk([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
+    page_category = category_key(viewed.category_id) if viewed is not None else ""
     best: dict[int, Recommendation] = {}
     for hit in hits:
         product = products.get(hit.product_id)
@@ -142,13 +152,18 @@ def _partner_items(
             continue
         if widget.avoid_competitors and viewed is not None and same_item(viewed, product):
             continue
+        taxonomy = affinity(page_category, category_key(product.category_id))
+        related = index.calibration.relevance(hit.cosine, taxonomy)
+        if related < settings.RECOMMENDER_MIN_RELEVANCE:
+            continue
         fairness = state.fairness.get(hit.store_id, 0.0)
-        score = hit.score + FAIRNESS_WEIGHT * fairness
+        score = hit.score + TAXONOMY_WEIGHT * (taxonomy or 0.0) + FAIRNESS_WEIGHT * fairness
         current = best.get(hit.store_id)
         if current is None or (score, -product.pk) > (current.score, -current.product.pk):
-            words = f", shared words {hit.lexical:.2f}" if hit.lexical else ""
-            reason = f"similarity {hit.cosine:.2f}{words}, partner fairness {fairness:+.2f}"
-            best[hit.store_id] = Recommendation(product, "partner", score, hit.cosine, reason)
+            reason = _reason(hit, related, taxonomy, fairness)
+            best[hit.store_id] = Recommendation(
+                product, "partner", score, hit.cosine, reason, relevance=related
+            )
     ranked = sorted(best.values(), key=lambda r: (-r.score, r.product.store_id, r.product.pk))
     return ranked[:slots]
 
@@ -178,6 +193,20 @@ def _own_items(
         for pk, score in chosen
         if pk in products
     ]
+
+
+def _reason(hit: Hit, related: float, taxonomy: float | None, fairness: float) -> str:
+    words = f", shared words {hit.lexical:.2f}" if hit.lexical >= 0.005 else ""
+    if taxonomy is None:
+        kind = ""
+    elif taxonomy == 0:
+        kind = ", unrelated categories"
+    else:
+        kind = f", related categories {taxonomy:.1f}"
+    return (
+        f"relevance {related:.3f} (similarity {hit.cosine:.2f}{words}{kind}), "
+        f"partner fairness {fairness:+.2f}"
+    )
 
 
 def _text(viewed: Product | None) -> str | None:

@@ -1,0 +1,150 @@
+"""How related a partner item is to the page it would be shown on: one score in [0, 1] whose
+floor is a statement about relatedness, not a raw cosine. Plain NumPy, no Django.
+
+Two pieces of evidence, combined as independent ones (a noisy-OR):
+
+- **Content**, calibrated from the network's own data: the share of *unrelated* cross-store
+  pairs (different verticals of Shopify's standard product taxonomy that no complement
+  links; all cross-store pairs when categories are unknown) whose cosine is lower than this
+  pair's. A content score of 0.95 says "more alike than 95 % of unrelated pairs". Each index
+  build recomputes the table from a sample of pairs; small networks use the table measured
+  on the demo network (``DEFAULT_UNRELATED_COSINES``).
+- **Taxonomy**: how close the two products' categories are in the taxonomy tree (same
+  category or branch), or whether the categories are known complements (coffee beans and
+  grinders, tea and teaware, camping gear and outerwear; ``COMPLEMENTS``).
+
+Pairs whose verticals the taxonomy says are unrelated (an Ethernet switch and an aquarium)
+are discounted so that no cosine alone gets them over the floor. Books ("Media") are about
+anything: the taxonomy says nothing about them and content decides.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+# The widget shows nothing scoring below this (the RECOMMENDER_MIN_RELEVANCE default): an
+# item must be more alike than 95 % of unrelated pairs, or less alike but in a related or
+# complementary category.
+MIN_RELEVANCE = 0.95
+SAME_CATEGORY_BRANCH = 0.8  # three or more taxonomy levels in common
+SAME_DEPARTMENT = 0.6  # two levels: "Home & Garden > Kitchen & Dining"
+COMPLEMENT = 0.8
+UNRELATED_DISCOUNT = 0.9  # different verticals, no complement: never over MIN_RELEVANCE
+TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
+
+# Category pairs that shoppers buy together, across branches of the taxonomy (either order;
+# a prefix covers its subcategories). Documented judgement, not learned: clicks refine it.
+COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("fb-2-1", "hg-11-1-4"),  # coffee: coffee makers
+        ("fb-2-1", "hg-11-1-5"),  # coffee: grinders
+        ("fb-2-1", "hg-11-2-3"),  # coffee: coffee & tea accessories
+        ("fb-2-6", "hg-11-2-3"),  # tea: coffee & tea accessories
+        ("fb-2", "hg-11-6"),  # beverages: tableware (cups, carafes)
+        ("sg-4-2", "aa-1-10"),  # camping & hiking: outerwear
+        ("sg-4-2", "lb-1"),  # camping & hiking: backpacks
+        ("aa", "lb"),  # clothing: bags
+        ("ap-2-3", "sg-4-2"),  # dog supplies: camping & hiking (trail gear for dogs)
+        ("ap-2", "hg-10"),  # pet supplies: linens & bedding (throws and beds pets share)
+        ("sg-4-2", "fb-2"),  # camping & hiking: coffee and tea for the trail
+        ("sg-4-2", "hg-11-2-3"),  # camping & hiking: travel coffee & tea gear
+        ("hg-10", "hg-3"),  # linens & bedding: decor
+        ("os-4-1", "me-1"),  # notebooks: books
+    }
+)
+
+# Cosines of unrelated cross-store pairs at some percentiles, measured on the demo network
+# (8 stores, 493 products, 176k pairs): the fallback table, kept at PERCENTILES.
+_DEFAULT_PERCENTILES = np.array([0, 50, 80, 90, 95, 98, 99, 100], dtype=np.float32)
+_DEFAULT_COSINES = np.array([-0.2, 0.104, 0.178, 0.223, 0.262, 0.308, 0.34, 0.6], np.float32)
+PERCENTILES = np.linspace(0, 100, 201, dtype=np.float32)
+DEFAULT_UNRELATED_COSINES = np.interp(PERCENTILES, _DEFAULT_PERCENTILES, _DEFAULT_COSINES)
+# A network smaller than this uses the default table: its pairs are too few, and too
+# alike in who chose to join, to say what an unrelated pair looks like.
+MIN_CALIBRATION_PRODUCTS = 300
+MIN_CALIBRATION_PAIRS = 5_000
+CALIBRATION_SAMPLE = 200_000
+
+
+def category_key(category_id: str) -> str:
+    """'gid://shopify/TaxonomyCategory/hg-11-1-5' -> 'hg-11-1-5' ('' when unknown)."""
+    return (category_id or "").rsplit("/", 1)[-1]
+
+
+def _within(key: str, prefix: str) -> bool:
+    return key == prefix or key.startswith(prefix + "-")
+
+
+@functools.lru_cache(maxsize=65_536)  # a network has few distinct category pairs
+def affinity(a: str, b: str) -> float | None:
+    """What the taxonomy says about two categories (keys): a strength in (0, 1], 0 for
+    unrelated verticals, None when it says nothing (a category unknown, same vertical
+    only, or a topical vertical)."""
+    if not a or not b:
+        return None
+    pa, pb = a.split("-"), b.split("-")
+    common = 0
+    for x, y in zip(pa, pb, strict=False):
+        if x != y:
+            break
+        common += 1
+    if a == b or common >= 3:
+        return SAME_CATEGORY_BRANCH
+    if any(
+        (_within(a, x) and _within(b, y)) or (_within(a, y) and _within(b, x))
+        for x, y in COMPLEMENTS
+    ):
+        return COMPLEMENT
+    if common == 2:
+        return SAME_DEPARTMENT
+    if common == 1 or pa[0] in TOPICAL_VERTICALS or pb[0] in TOPICAL_VERTICALS:
+        return None
+    return 0.0
+
+
+class Calibration:
+    """Content evidence: the share of unrelated pairs less alike than a cosine."""
+
+    def __init__(self, unrelated_cosines: Sequence[float] | None = None):
+        table = DEFAULT_UNRELATED_COSINES if unrelated_cosines is None else unrelated_cosines
+        self.unrelated_cosines = np.maximum.accumulate(np.asarray(table, dtype=np.float32))
+
+    def content(self, cosine: float) -> float:
+        return float(np.interp(cosine, self.unrelated_cosines, PERCENTILES) / 100)
+
+    def relevance(self, cosine: float, taxonomy: float | None) -> float:
+        content = self.content(cosine)
+        if taxonomy is None:
+            return content
+        if taxonomy == 0:
+            return content * UNRELATED_DISCOUNT
+        return 1 - (1 - content) * (1 - taxonomy)
+
+
+def unrelated_cosines(
+    vectors: np.ndarray, stores: np.ndarray, categories: Sequence[str], *, seed: int = 0
+) -> np.ndarray | None:
+    """The calibration table of a network: cosines of a sample of cross-store pairs the
+    taxonomy calls unrelated (or of all cross-store pairs when too few categories are
+    known), at ``PERCENTILES``; None when the network is too small to say."""
+    count = len(vectors)
+    if count < MIN_CALIBRATION_PRODUCTS or len(np.unique(stores)) < 3:
+        return None
+    rng = np.random.default_rng(seed)
+    left = rng.integers(0, count, CALIBRATION_SAMPLE)
+    right = rng.integers(0, count, CALIBRATION_SAMPLE)
+    cross = stores[left] != stores[right]
+    left, right = left[cross], right[cross]
+    keys = [category_key(c) for c in categories]
+    unrelated = np.array(
+        [affinity(keys[i], keys[j]) == 0 for i, j in zip(left, right, strict=True)], bool
+    )
+    if unrelated.sum() >= MIN_CALIBRATION_PAIRS:
+        left, right = left[unrelated], right[unrelated]
+    elif len(left) < MIN_CALIBRATION_PAIRS or np.mean([bool(k) for k in keys]) > 0.5:
+        return None  # too small, or categorised but too few unrelated pairs to measure
+    cosines = np.einsum("ij,ij->i", vectors[left], vectors[right])
+    return np.percentile(cosines, PERCENTILES).astype(np.float32)
