@@ -22,6 +22,12 @@ module.exports = [
     },
   },
   {
+    // Web pixel extensions: ES modules run in Shopify's sandbox (a web worker, no DOM).
+    files: ["extensions/*/src/*.js"],
+    languageOptions: { ecmaVersion: 2022, sourceType: "module", globals: globals.worker },
+    rules: { "no-var": "error", "prefer-const": "error", eqeqeq: ["error", "smart"], "no-empty": "error" },
+  },
+  {
     // Build-time scripts that run under Node (theme-check).
     files: ["scripts/*.mjs"],
     languageOptions: { ecmaVersion: 2022, sourceType: "module", globals: globals.node },

@@ -17,6 +17,7 @@ class RecommenderConfig(AppConfig):
         from recommender.catalog.product_webhooks import (  # noqa: PLC0415 -- likewise
             handle_product_webhook,
         )
+        from recommender.exchange import attribution  # noqa: PLC0415 -- likewise
         from recommender.web.settings_page import settings_page  # noqa: PLC0415 -- likewise
         from stores import hooks, webhooks  # noqa: PLC0415 -- likewise
 
@@ -29,5 +30,7 @@ class RecommenderConfig(AppConfig):
             lifecycle.resume_stalled_work, dispatch_uid="recommender-resume"
         )
         hooks.register_home_page(settings_page)
+        hooks.register_web_pixel(attribution.pixel_settings)
+        webhooks.register_handler("refunds/create", attribution.handle_refund_webhook)
         for topic in ("products/create", "products/update", "products/delete"):
             webhooks.register_handler(topic, handle_product_webhook)

@@ -14,6 +14,7 @@ from recommender.catalog.index_events import delete_products
 from recommender.controls import widget_settings_for
 from recommender.exchange import ledger
 from recommender.models import (
+    AttributedOrder,
     CatalogSync,
     Click,
     Impression,
@@ -49,6 +50,7 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     CatalogSync.objects.filter(store=store).delete()
     WidgetSettings.objects.filter(store=store).delete()
     Impression.objects.filter(store=store).delete()
+    AttributedOrder.objects.filter(store=store).delete()  # its orders, as its pixel saw them
     SettingsChange.objects.filter(store=store).delete()  # staff ids, titles, what changed
     Click.objects.filter(Q(source_store=store) | Q(target_store=store)).update(
         user_agent="", visitor_hash="", ip_hash=""

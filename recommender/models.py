@@ -202,6 +202,8 @@ class Click(models.Model):
     reason = models.CharField(max_length=40)  # why it is (not) billable
     user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the partner's web pixel first saw the shopper land with this click's reference.
+    landed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -253,3 +255,39 @@ class SettingsChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store_id} {sorted(self.changes)}"
+
+
+class AttributedOrder(models.Model):
+    """An order a store received from a shopper an exchange click brought (the rules are
+    recommender.exchange.attribution's). Nothing about the customer: the order's id, what
+    it came to and how many lines it had, as the store's web pixel reported them."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="attributed_orders")
+    # The partner whose widget sent the shopper.
+    source_store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders_sent")
+    click = models.ForeignKey(Click, on_delete=models.SET_NULL, null=True, blank=True)
+    order_id = models.CharField(max_length=64)  # Shopify's order id
+    total = models.DecimalField(max_digits=14, decimal_places=2)  # in the order's currency
+    currency = models.CharField(max_length=3)
+    # The same total in the receiving store's currency and in the reference currency (for
+    # figures across stores), at the reference rates of the day it was recorded.
+    total_store_currency = models.DecimalField(max_digits=14, decimal_places=2)
+    store_currency = models.CharField(max_length=3)
+    total_reference = models.DecimalField(max_digits=14, decimal_places=2)
+    line_count = models.PositiveIntegerField(default=0)
+    clicked_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # A refunded order leaves every figure (refunds/create webhook).
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["store", "order_id"], name="one_attribution_per_order")
+        ]
+        indexes = [
+            models.Index(fields=["store", "created_at"]),
+            models.Index(fields=["source_store", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} of {self.store_id} from {self.source_store_id}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recommender.web import settings_page, storefront
+from recommender.web import pixel, settings_page, storefront
 
 app_name = "recommender"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("proxy/recommendations", storefront.recommendations, name="recommendations"),
     path("proxy/click", storefront.click, name="click"),
     path("proxy/impression", storefront.impression, name="impression"),
+    path("pixel/events", pixel.pixel_events, name="pixel-events"),
     path("api/overview", settings_page.overview, name="overview"),
     path("api/setup", settings_page.setup, name="setup"),
     path("api/stats", settings_page.store_stats, name="stats"),

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-node_modules/.bin/eslint extensions/*/assets/*.js static/*.js scripts/*.mjs
+node_modules/.bin/eslint extensions/*/assets/*.js extensions/*/src/*.js static/*.js scripts/*.mjs
 node scripts/theme_check.mjs  # Shopify's theme-check on every theme app extension

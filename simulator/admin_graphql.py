@@ -37,6 +37,7 @@ SDL = """
 scalar DateTime
 scalar URL
 scalar Decimal
+scalar JSON
 
 enum ProductStatus { ACTIVE ARCHIVED DRAFT }
 enum CurrencyCode { USD EUR GBP CAD AUD JPY }
@@ -52,11 +53,20 @@ type Query {
   currentBulkOperation(type: BulkOperationType): BulkOperation
   themes(first: Int, roles: [ThemeRole!]): OnlineStoreThemeConnection
   bulkOperation(id: ID!): BulkOperation
+  webPixel(id: ID): WebPixel
 }
 
 type Mutation {
   bulkOperationRunQuery(query: String!): BulkOperationRunQueryPayload
+  webPixelCreate(webPixel: WebPixelInput!): WebPixelCreatePayload
+  webPixelUpdate(id: ID!, webPixel: WebPixelInput!): WebPixelUpdatePayload
 }
+type WebPixel { id: ID! settings: JSON! }
+input WebPixelInput { settings: JSON! }
+enum ErrorsWebPixelUserErrorCode { BLANK TAKEN NOT_FOUND INVALID_SETTINGS UNABLE_TO_DELETE }
+type ErrorsWebPixelUserError { code: ErrorsWebPixelUserErrorCode field: [String!] message: String! }
+type WebPixelCreatePayload { webPixel: WebPixel userErrors: [ErrorsWebPixelUserError!]! }
+type WebPixelUpdatePayload { webPixel: WebPixel userErrors: [ErrorsWebPixelUserError!]! }
 type BulkOperationRunQueryPayload { bulkOperation: BulkOperation userErrors: [UserError!]! }
 type UserError { field: [String!] message: String! }
 type BulkOperation {
@@ -443,6 +453,70 @@ def _resolve_themes(root, info, first=None, roles=None):
     return {"nodes": [theme]}
 
 
+def _require_scope(shop: Shop, scope: str) -> None:
+    granted = set(shop.granted_scopes)
+    if scope not in granted and not (
+        scope.startswith("read_") and f"write_{scope.removeprefix('read_')}" in granted
+    ):
+        raise GraphQLError(f"Access denied for this field. Required access: `{scope}`.")
+
+
+def _resolve_web_pixel(root, info, id=None):  # noqa: A002 - the GraphQL argument name
+    """The app's pixel on the shop; like Shopify, an error (not null) when there is none."""
+    shop: Shop = info.context["shop"]
+    _require_scope(shop, "read_pixels")
+    if shop.web_pixel is None or (id is not None and id != shop.web_pixel["id"]):
+        raise GraphQLError("No web pixel was found for this app.")
+    return dict(shop.web_pixel)
+
+
+def _pixel_input_problem(settings) -> list[dict[str, Any]]:
+    from simulator.pixels import settings_problem  # noqa: PLC0415 -- pixels imports state
+
+    problem = settings_problem(settings)
+    if problem is None:
+        return []
+    return [{"code": "INVALID_SETTINGS", "field": ["webPixel", "settings"], "message": problem}]
+
+
+def _resolve_web_pixel_create(root, info, webPixel):
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    _require_scope(shop, "write_pixels")
+    if shop.web_pixel is not None:
+        taken = {"code": "TAKEN", "field": ["webPixel"], "message": "Web pixel is taken."}
+        return {"webPixel": None, "userErrors": [taken]}
+    errors = _pixel_input_problem(webPixel["settings"])
+    if errors:
+        return {"webPixel": None, "userErrors": errors}
+    settings = webPixel["settings"]
+    with world.lock:
+        shop.web_pixel = {
+            "id": f"gid://shopify/WebPixel/{world.new_id()}",
+            "settings": settings if isinstance(settings, str) else json.dumps(settings),
+        }
+    return {"webPixel": dict(shop.web_pixel), "userErrors": []}
+
+
+def _resolve_web_pixel_update(root, info, id, webPixel):  # noqa: A002 - GraphQL names
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    _require_scope(shop, "write_pixels")
+    if shop.web_pixel is None or shop.web_pixel["id"] != id:
+        missing = {"code": "NOT_FOUND", "field": ["id"], "message": "Web pixel not found."}
+        return {"webPixel": None, "userErrors": [missing]}
+    errors = _pixel_input_problem(webPixel["settings"])
+    if errors:
+        return {"webPixel": None, "userErrors": errors}
+    settings = webPixel["settings"]
+    with world.lock:
+        shop.web_pixel["settings"] = settings if isinstance(settings, str) else json.dumps(settings)
+    return {"webPixel": dict(shop.web_pixel), "userErrors": []}
+
+
+SCHEMA.query_type.fields["webPixel"].resolve = _resolve_web_pixel
+SCHEMA.mutation_type.fields["webPixelCreate"].resolve = _resolve_web_pixel_create
+SCHEMA.mutation_type.fields["webPixelUpdate"].resolve = _resolve_web_pixel_update
 SCHEMA.query_type.fields["themes"].resolve = _resolve_themes
 SCHEMA.query_type.fields["productsCount"].resolve = _resolve_count
 SCHEMA.query_type.fields["currentBulkOperation"].resolve = _resolve_current_bulk

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 import jwt
 
-from simulator import admin_graphql
+from simulator import admin_graphql, pixels
 from simulator.state import ID_TOKEN_TTL, Shop, World
 
 log = logging.getLogger("simulator")
@@ -244,6 +244,17 @@ class Handler(BaseHTTPRequestHandler):
         if action == "theme-block":  # the merchant adds or removes the app block
             self.world.theme_app_block_added[shop.handle] = bool(data["added"])
             return self._json(200, {"added": self.world.theme_app_block_added[shop.handle]})
+        if action == "consent":  # the storefront visitor's privacy choices (and enforcement)
+            self.world.visitor_consent[shop.handle] = {
+                key: bool(data[key]) for key in pixels.DEFAULT_CONSENT if key in data
+            }
+            return self._json(
+                200, {**pixels.DEFAULT_CONSENT, **self.world.visitor_consent[shop.handle]}
+            )
+        if action == "refund":  # the merchant refunds an order in full: refunds/create
+            return self._json(
+                200, {"event_id": pixels.refund_order(self.world, shop, int(data["order_id"]))}
+            )
         if action == "scopes":
             return self._json(200, {"event_id": self.world.update_scopes(shop, data["scopes"])})
         if action == "id-token":
@@ -309,6 +320,14 @@ class Handler(BaseHTTPRequestHandler):
         return self._storefront(shop, path)
 
     def _storefront(self, shop: Shop, path: str):
+        if path.startswith("/cdn/wpm/"):
+            return self._web_pixel_asset(path)
+        if self.storefront.split_locale_root(path)[1] == "/checkout" and self.command == "POST":
+            form = self._json_body()
+            location = self.storefront.checkout(
+                shop, int(form["product_id"]), max(1, int(form.get("quantity") or 1))
+            )
+            return self._send(303, b"", {"Location": location, "Content-Type": "text/plain"})
         if path == "/products.json":
             with self.world.lock:
                 products = list(shop.products.values())
@@ -336,6 +355,19 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(status, content, {"Content-Type": "text/plain", **headers})
         status, page = self.storefront.page(shop, path)
         return self._html(status, page)
+
+    def _web_pixel_asset(self, path: str):
+        """The pixel manager and each pixel's sandboxed worker, served from the shop's own
+        origin as Shopify serves them (/cdn/wpm/...): a worker must be same-origin."""
+        if path == "/cdn/wpm/manager.js":
+            body = pixels.manager_script()
+        else:
+            match = re.match(r"^/cdn/wpm/([a-z0-9-]+)/worker\.js$", path)
+            body = pixels.worker_script(match.group(1)) if match else None
+        if body is None:
+            return self._json(404, {"errors": "Not Found"})
+        return self._send(200, body, {"Content-Type": "application/javascript",
+                                      "Cache-Control": "no-cache"})  # fmt: skip
 
     def _install(self, shop: Shop):
         """What the app store's Install button does, in either install flow."""

@@ -111,6 +111,9 @@ class Shop:
     bulk_results: dict[str, bytes] = field(default_factory=dict)
     graphql_requests: int = 0
     token_requests: list[str] = field(default_factory=list)  # grant types, in order
+    # The app's web pixel on this shop (webPixelCreate): {"id", "settings" (a JSON string)}.
+    web_pixel: dict[str, str] | None = None
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # the checkout's orders
 
     @property
     def domain(self) -> str:
@@ -139,6 +142,8 @@ class World:
         # And does the live theme's product template (templates/product.json) hold the app
         # block, in its main section.
         self.theme_app_block_added: dict[str, bool] = {}
+        # The storefront visitor's privacy choices per shop (simulator.pixels.DEFAULT_CONSENT).
+        self.visitor_consent: dict[str, dict[str, bool]] = {}
 
     # --- shops and catalogs -------------------------------------------------------------
     def add_shop(self, handle: str, payload: dict[str, Any]) -> Shop:
@@ -290,7 +295,8 @@ class World:
                 shop.access_tokens[token] = time.time() - 1
 
     # --- persistence (so a restarted demo finds its installs and tokens again) -------------
-    _PERSISTED = ("installed", "granted_scopes", "access_tokens", "refresh_tokens", "products")
+    _PERSISTED = ("installed", "granted_scopes", "access_tokens", "refresh_tokens", "products",
+                  "web_pixel")  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -319,6 +325,7 @@ class World:
                 shop.access_tokens = {k: float(v) for k, v in saved["access_tokens"].items()}
                 shop.refresh_tokens = {k: float(v) for k, v in saved["refresh_tokens"].items()}
                 shop.products = {int(p["id"]): p for p in saved["products"]}
+                shop.web_pixel = saved.get("web_pixel")
 
     def save(self, path: Path) -> None:
         temporary = path.with_suffix(".tmp")

@@ -27,6 +27,7 @@ import httpx
 from liquid import Environment, FileSystemLoader
 from liquid.filter import with_context
 
+from simulator import pixels
 from simulator.state import Shop, World
 
 EXTENSION_DIR = Path(__file__).resolve().parent.parent / "extensions" / "interlayer-widget"
@@ -120,13 +121,35 @@ class Storefront:
                 return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>", root_url)
             section = self._product_section(shop, product, root_url)
             return 200, self._layout(shop, "product", product, section, root_url)
+        thank_you = re.match(r"^/checkouts/([0-9a-f]{32})/thank-you$", path)
+        order = next(
+            (o for o in shop.orders.values() if thank_you and o["token"] == thank_you.group(1)),
+            None,
+        )
+        if order is not None:
+            # Shopify's thank-you page: every load emits checkout_completed to the pixels.
+            event = {"name": "checkout_completed", "data": pixels.checkout_completed(shop, order)}
+            page = pixels.thank_you_page(shop, order)
+            return 200, self._layout(shop, "checkout", None, page, root_url, events=[event])
         return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>", root_url)
 
+    def checkout(self, shop: Shop, product_id: int, quantity: int = 1) -> str:
+        """The shopper buys (one-page checkout, paid at once): where the thank-you page is."""
+        order = pixels.place_order(self.world, shop, product_id, quantity)
+        return f"/checkouts/{order['token']}/thank-you"
+
     def _layout(
-        self, shop: Shop, page_type: str, product: dict | None, main: str, root_url: str = "/"
-    ) -> str:
+        self, shop: Shop, page_type: str, product: dict | None, main: str, root_url: str = "/",
+        events: list[dict[str, Any]] | None = None,
+    ) -> str:  # fmt: skip
         name = html.escape(shop.name)
-        embed = self.render_embed(shop, page_type, product, root_url=root_url)
+        # Theme app embeds are not rendered in checkout; the pixels run on every page.
+        embed = (
+            ""
+            if page_type == "checkout"
+            else self.render_embed(shop, page_type, product, root_url=root_url)
+        )
+        web_pixels = pixels.manager_tags(self.world, shop, events or [])
         lang = root_url.strip("/") or "en"
         home = root_url.rstrip("/")
         return f"""<!doctype html>
@@ -149,6 +172,7 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 <main id="MainContent">{main}</main>
 <footer>© {name} · Powered by the simulated Online Store</footer>
 {embed}
+{web_pixels}
 </body>
 </html>"""
 
@@ -166,6 +190,10 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
     <p class="price">${price:,.2f}</p>
     <div class="description">{html.escape(_text(product.get("body_html") or ""))}</div>
     <button type="button">Add to cart</button>
+    <form method="post" action="{root_url.rstrip("/")}/checkout" class="buy">
+      <input type="hidden" name="product_id" value="{product["id"]}">
+      <button type="submit" class="buy-now">Buy it now</button>
+    </form>
   </div>
 </section>
 <section class="product-recommendations">{app_block}</section>"""

@@ -145,13 +145,22 @@
   $("#sync-now").addEventListener("click", () => syncNow($("#sync-now")));
 
   // --- stats and the chart -------------------------------------------------------------
+  // Amounts are in the store's currency (partners' sales converted at reference rates).
+  let currency = "USD";
+  const money = (amount) => {
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(amount);
+    } catch {
+      return `${Number(amount).toFixed(2)} ${currency}`;
+    }
+  };
   const drawChart = (days) => {
     const svg = $("#chart");
     const NS = "http://www.w3.org/2000/svg";
     const W = 680, H = 220, PAD = 24;
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     let top = 1;
-    for (const d of days) top = Math.max(top, d.sent_billable, d.received_billable, Math.abs(d.earned - d.spent));
+    for (const d of days) top = Math.max(top, d.sent_billable, d.received_billable, Math.abs(d.earned - d.spent), d.orders_received);
     const step = (W - 2 * PAD) / days.length;
     const bar = Math.max(1, step / 2 - 1);
     const y = (v) => H - PAD - (v / top) * (H - 2 * PAD);
@@ -168,6 +177,7 @@
       if (d.sent_billable) shape("rect", { x, y: y(d.sent_billable), width: bar, height: H - PAD - y(d.sent_billable), class: "bar bar--sent" });
       if (d.received_billable) shape("rect", { x: x + bar, y: y(d.received_billable), width: bar, height: H - PAD - y(d.received_billable), class: "bar bar--received" });
       points.push(`${(x + bar).toFixed(1)},${y(Math.max(0, d.earned - d.spent)).toFixed(1)}`);
+      if (d.orders_received) shape("circle", { cx: (x + bar).toFixed(1), cy: y(d.orders_received).toFixed(1), r: 4, class: "dot--orders" });
     });
     shape("polyline", { points: points.join(" "), class: "line--net" });
     shape("text", { x: PAD, y: PAD - 8, class: "axis-label" }).textContent = String(top);
@@ -179,7 +189,7 @@
     body.textContent = "";
     if (!rows.length) {
       const tr = el("tr");
-      tr.appendChild(el("td", { colspan: "4", class: "muted" }, "No exchange yet."));
+      tr.appendChild(el("td", { colspan: "6", class: "muted" }, "No exchange yet."));
       body.appendChild(tr);
       return;
     }
@@ -189,6 +199,8 @@
       tr.appendChild(el("td", null, String(row.clicks_sent)));
       tr.appendChild(el("td", null, String(row.clicks_received)));
       tr.appendChild(el("td", null, Number(row.net).toFixed(2)));
+      tr.appendChild(el("td", { "data-orders": "received" }, `${row.orders_received} (${money(row.revenue_received)})`));
+      tr.appendChild(el("td", { "data-orders": "sent" }, `${row.orders_sent} (${money(row.revenue_sent)})`));
       body.appendChild(tr);
     }
   };
@@ -204,6 +216,12 @@
     box.appendChild(metric("Click-through rate", t.ctr == null ? "—" : `${(t.ctr * 100).toFixed(1)}%`));
     box.appendChild(metric("Credits earned", t.earned.toFixed(2)));
     box.appendChild(metric("Credits spent", t.spent.toFixed(2)));
+    currency = r.body.currency;
+    box.appendChild(metric("Orders the network brought you", String(t.orders_received)));
+    box.appendChild(metric("Revenue the network brought you", money(t.revenue_received)));
+    box.appendChild(metric("Orders you brought partners", String(t.orders_sent)));
+    box.appendChild(metric("Revenue you brought partners", money(t.revenue_sent)));
+    box.appendChild(metric("Partner revenue per 1,000 impressions", t.revenue_sent_per_1000_impressions == null ? "—" : money(t.revenue_sent_per_1000_impressions)));
     drawChart(r.body.days);
     fillPartners(r.body.partners);
   };

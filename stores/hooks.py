@@ -35,3 +35,18 @@ def home_page() -> HomePage:
     if not _home_page:
         raise LookupError("no app registered the embedded home page")
     return _home_page[0]
+
+
+# The settings of the app's web pixel for a store (the fields its shopify.extension.toml
+# declares), or None: stores/ creates the pixel with them on install and keeps it so.
+WebPixelSettings = Callable[[object], "dict[str, str] | None"]
+_web_pixel_settings: list[WebPixelSettings] = []
+
+
+def register_web_pixel(settings_for: WebPixelSettings) -> None:
+    """``settings_for(store)``: what ``webPixelCreate`` gives the store's web pixel."""
+    _web_pixel_settings[:] = [settings_for]
+
+
+def web_pixel_settings(store: object) -> dict[str, str] | None:
+    return _web_pixel_settings[0](store) if _web_pixel_settings else None

@@ -18,7 +18,7 @@ from shopify import ApiAccess
 from interlayer.queue import enqueue
 from stores import shopify
 from stores.auth import AuthError, require_shop_domain, verify_signed_query
-from stores.hooks import store_installed, store_redacted
+from stores.hooks import store_installed, store_redacted, web_pixel_settings
 from stores.models import OAuthState, Store, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -233,9 +233,77 @@ def sync_store_details(store: Store) -> Store:
 
 
 def after_install(store: Store) -> None:
-    """What follows a (re)install: shop details, then the hook that starts catalog sync."""
+    """What follows a (re)install: shop details, then the hook that starts catalog sync.
+    The web pixel is connected on the way; if Shopify refuses it now, reconciliation
+    connects it later."""
     sync_store_details(store)
+    try:
+        ensure_web_pixel(store)
+    except shopify.ShopifyError as error:
+        log.warning("web pixel not connected shop=%s detail=%s", store.shop_domain, error.detail)
     store_installed.send(sender=Store, store=store)
+
+
+WEB_PIXEL_QUERY = "query WebPixel { webPixel { id settings } }"
+WEB_PIXEL_CREATE = """
+mutation WebPixelCreate($webPixel: WebPixelInput!) {
+  webPixelCreate(webPixel: $webPixel) { webPixel { id settings } userErrors { code field message } }
+}"""
+WEB_PIXEL_UPDATE = """
+mutation WebPixelUpdate($id: ID!, $webPixel: WebPixelInput!) {
+  webPixelUpdate(id: $id, webPixel: $webPixel) {
+    webPixel { id settings } userErrors { code field message }
+  }
+}"""
+
+
+def ensure_web_pixel(store: Store) -> str:
+    """Connect the app's web pixel extension to the store with the settings the apps built
+    on stores/ give it (``hooks.register_web_pixel``), or bring its settings up to date.
+    Returns "created", "updated", "unchanged" or "no pixel".
+    https://shopify.dev/docs/apps/build/marketing-analytics/build-web-pixels#step-5-activate-a-web-pixel-extension
+    """
+    wanted = web_pixel_settings(store)
+    if wanted is None:
+        return "no pixel"
+    current = _current_web_pixel(store)
+    variables: dict[str, Any] = {"webPixel": {"settings": json.dumps(wanted, sort_keys=True)}}
+    if current is None:
+        payload = admin_graphql(store, WEB_PIXEL_CREATE, variables).data["webPixelCreate"]
+        outcome = "created"
+    elif _pixel_settings(current.get("settings")) != wanted:
+        variables["id"] = current["id"]
+        payload = admin_graphql(store, WEB_PIXEL_UPDATE, variables).data["webPixelUpdate"]
+        outcome = "updated"
+    else:
+        return "unchanged"
+    errors = payload.get("userErrors") or []
+    if errors:
+        raise shopify.ShopifyError(
+            "web pixel refused: " + "; ".join(str(e.get("message")) for e in errors)[:300]
+        )
+    log.info("web pixel %s shop=%s", outcome, store.shop_domain)
+    return outcome
+
+
+def _current_web_pixel(store: Store) -> dict[str, Any] | None:
+    try:
+        return admin_graphql(store, WEB_PIXEL_QUERY).data.get("webPixel")
+    except shopify.ShopifyError as error:
+        # Shopify answers the query with an error, not null, when the app has no pixel.
+        if "no web pixel" in error.detail.lower():
+            return None
+        raise
+
+
+def _pixel_settings(value: Any) -> Any:
+    """The pixel's settings as Shopify returns them: a JSON object, or a string of one."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 def uninstall_store(*, shop_domain: str, triggered_at: datetime | None) -> str:
@@ -387,6 +455,11 @@ def reconcile_installs(*, limit: int = 500) -> int:
         scopes = ",".join(s["handle"] for s in data["currentAppInstallation"]["accessScopes"])
         if missing_scopes(scopes):
             mark_needs_reauth(store, reason="scopes revoked: " + ",".join(missing_scopes(scopes)))
+            continue
+        try:  # a pixel the merchant disconnected, or one that failed on install
+            ensure_web_pixel(store)
+        except shopify.ShopifyError as error:
+            log.warning("web pixel check failed shop=%s detail=%s", store.shop_domain, error.detail)
     return checked
 
 

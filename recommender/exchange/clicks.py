@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from recommender.exchange import ledger, locks, review, rules, tokens
+from recommender.exchange import attribution, ledger, locks, review, rules, tokens
 from recommender.exchange.tokens import ClickToken
 from recommender.models import Click, Impression, Product, WidgetSettings
 from stores.models import Store
@@ -46,7 +46,9 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
     if product is None:
         return ClickOutcome(None, False, "product gone")
     click = record_click(token=token, ip=ip, user_agent=user_agent)
-    return ClickOutcome(_with_utm(product, host), click.billable, click.reason)
+    # The partner's web pixel reads the reference where the shopper lands (order attribution).
+    location = _with_utm(product, host, reference=attribution.click_reference(click))
+    return ClickOutcome(location, click.billable, click.reason)
 
 
 def _target(token: ClickToken) -> Product | None:
@@ -57,7 +59,7 @@ def _target(token: ClickToken) -> Product | None:
     )
 
 
-def _with_utm(product: Product, source: Store) -> str | None:
+def _with_utm(product: Product, source: Store, *, reference: str = "") -> str | None:
     parts = urlsplit(product.url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return None
@@ -66,6 +68,7 @@ def _with_utm(product: Product, source: Store) -> str | None:
             "utm_source": "interlayer",
             "utm_medium": "referral",
             "utm_campaign": source.shop_name,
+            **({attribution.REFERENCE_PARAMETER: reference} if reference else {}),
         }
     )
     query = f"{parts.query}&{utm}" if parts.query else utm

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from recommender import controls
 from recommender.catalog import sync
-from recommender.exchange import ledger, review, rules
+from recommender.exchange import attribution, ledger, review, rules
 from recommender.models import SettingsChange
 from recommender.ranking.recommendations import recommendations_for
 from recommender.web import setup_guide, stats
@@ -50,6 +50,7 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
             "blocked": list(widget.blocked_stores.values_list("shop_domain", flat=True)),
             "excluded": stats.category_names(widget.excluded_categories),
             "rules": rules.RULES_IN_WORDS,
+            "attribution_rules": attribution.RULES_IN_WORDS,
             "changes": SettingsChange.objects.filter(store=store)[:5],
         },
     )

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import TypedDict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from recommender.exchange import ledger
-from recommender.models import CatalogSync, Click, Impression, LedgerEntry, Product
+from recommender.exchange import attribution, ledger
+from recommender.models import (
+    AttributedOrder,
+    CatalogSync,
+    Click,
+    Impression,
+    LedgerEntry,
+    Product,
+)
 from stores.models import Store
 
 MAX_DAYS = 366
@@ -24,6 +32,13 @@ class DayStats(TypedDict):
     received_billable: int
     earned: float
     spent: float
+    # Attributed orders (recommender.exchange.attribution): those the network brought this
+    # store (revenue in its currency), and those its clicks brought partners (their revenue
+    # in this store's currency at the reference rates).
+    orders_received: int
+    revenue_received: float
+    orders_sent: int
+    revenue_sent: float
 
 
 class DatedDayStats(DayStats):
@@ -32,13 +47,22 @@ class DatedDayStats(DayStats):
 
 class TotalStats(DayStats):
     ctr: float | None
+    revenue_sent_per_1000_impressions: float | None
+
+
+class PartnerRow(ledger.PartnerLedgerRow):
+    orders_received: int
+    revenue_received: float
+    orders_sent: int
+    revenue_sent: float
 
 
 class StoreStats(TypedDict):
     days: list[DatedDayStats]
     totals: TotalStats
-    partners: list[ledger.PartnerLedgerRow]
+    partners: list[PartnerRow]
     balance: float
+    currency: str
 
 
 class CatalogOverview(TypedDict):
@@ -65,17 +89,24 @@ class ProductChoice(TypedDict):
     ineligible_reason: str
 
 
+def period_start(days: int) -> datetime:
+    """The start of a period of ``days`` days ending today (midnight, UTC)."""
+    start = timezone.now().date() - timedelta(days=max(1, min(days, MAX_DAYS)) - 1)
+    return timezone.make_aware(timezone.datetime.combine(start, timezone.datetime.min.time()))
+
+
 def store_stats(store: Store, *, days: int) -> StoreStats:
     """Daily series and totals for the last ``days`` days: viewable impressions, raw and
-    billable clicks sent and received, credits earned and spent. Five aggregate queries,
-    whatever the volume."""
+    billable clicks sent and received, credits earned and spent, attributed orders and
+    revenue received and sent. Seven aggregate queries, whatever the volume."""
     days = max(1, min(days, MAX_DAYS))
-    start = timezone.now().date() - timedelta(days=days - 1)
-    since = timezone.make_aware(timezone.datetime.combine(start, timezone.datetime.min.time()))
+    since = period_start(days)
+    start = since.date()
     series: dict[str, DayStats] = {
         (start + timedelta(days=n)).isoformat(): {
             "impressions": 0, "sent": 0, "sent_billable": 0, "received": 0,
             "received_billable": 0, "earned": 0.0, "spent": 0.0,
+            "orders_received": 0, "revenue_received": 0.0, "orders_sent": 0, "revenue_sent": 0.0,
         }
         for n in range(days)
     }  # fmt: skip
@@ -100,14 +131,100 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
         series[_key(row["day"])].update(
             earned=float(row["earned"] or 0), spent=float(-(row["spent"] or 0))
         )
+    currency = store.currency or attribution.REFERENCE_CURRENCY
+    orders, sent_reference = _attributed_orders(store, since, series, currency)
     summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
+    # Totals of money are summed before rounding or converting, as network_status sums them.
+    summed["revenue_received"] = float(sum(o["received"] for o in orders.values()))
+    summed["revenue_sent"] = float(
+        attribution.convert(
+            sent_reference, from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
+        )
+    )
     ctr = round(summed["sent"] / summed["impressions"], 4) if summed["impressions"] else None
+    per_1000 = attribution.per_1000(summed["revenue_sent"], summed["impressions"])
     return {
         "days": [DatedDayStats(date=day, **values) for day, values in series.items()],
-        "totals": TotalStats(**summed, ctr=ctr),
-        "partners": ledger.partner_ledger(store),
+        "totals": TotalStats(**summed, ctr=ctr, revenue_sent_per_1000_impressions=per_1000),
+        "partners": _with_orders(ledger.partner_ledger(store), orders, currency),
         "balance": float(ledger.balance(store)),
+        "currency": currency,
     }
+
+
+def _attributed_orders(
+    store: Store, since: datetime, series: dict[str, DayStats], currency: str
+) -> tuple[dict[int, dict[str, Any]], Decimal]:
+    """Fill the series with attributed orders received and sent (two queries); return them
+    per partner, and the total sent in the reference currency."""
+    partners: dict[int, dict[str, Any]] = {}
+    sent_reference = Decimal("0")
+
+    def partner(store_id: int) -> dict[str, Any]:
+        zero = {"orders_received": 0, "received": Decimal("0"), "orders_sent": 0,
+                "sent": Decimal("0")}  # fmt: skip
+        return partners.setdefault(store_id, zero)
+
+    counted = AttributedOrder.objects.filter(attribution.counted(), created_at__gte=since)
+    received = (
+        counted.filter(store=store)
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "source_store_id")
+        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
+    )
+    for row in received:
+        day, mine = series[_key(row["day"])], partner(row["source_store_id"])
+        day["orders_received"] += row["n"]
+        day["revenue_received"] = round(day["revenue_received"] + float(row["revenue"]), 2)
+        mine["orders_received"] += row["n"]
+        mine["received"] += row["revenue"]
+    sent = (
+        counted.filter(source_store=store)
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "store_id")
+        .annotate(n=Count("id"), revenue=Sum("total_reference"))
+    )
+    for row in sent:
+        day, theirs = series[_key(row["day"])], partner(row["store_id"])
+        in_mine = attribution.convert(
+            row["revenue"], from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
+        )
+        day["orders_sent"] += row["n"]
+        day["revenue_sent"] = round(day["revenue_sent"] + float(in_mine), 2)
+        theirs["orders_sent"] += row["n"]
+        theirs["sent"] += row["revenue"]
+        sent_reference += row["revenue"]
+    return partners, sent_reference
+
+
+def _with_orders(
+    rows: list[ledger.PartnerLedgerRow], orders: dict[int, dict[str, Any]], currency: str
+) -> list[PartnerRow]:
+    """The partner ledger with each partner's attributed orders; a partner with orders but
+    no billed click yet gets a row of its own (one more query, only then)."""
+    missing = set(orders) - {row["store_id"] for row in rows}
+    for other in Store.objects.filter(pk__in=missing) if missing else []:
+        rows.append({"store_id": other.pk, "shop_domain": other.shop_domain,
+                     "name": other.name or other.shop_domain, "clicks_sent": 0,
+                     "clicks_received": 0, "net": Decimal("0")})  # fmt: skip
+    result: list[PartnerRow] = []
+    for row in sorted(rows, key=lambda r: r["shop_domain"]):
+        found = orders.get(row["store_id"]) or {}
+        sent = attribution.convert(
+            found.get("sent", Decimal("0")),
+            from_currency=attribution.REFERENCE_CURRENCY,
+            to_currency=currency,
+        )
+        result.append(
+            PartnerRow(
+                **row,
+                orders_received=found.get("orders_received", 0),
+                revenue_received=float(found.get("received", 0)),
+                orders_sent=found.get("orders_sent", 0),
+                revenue_sent=float(sent),
+            )
+        )
+    return result
 
 
 def _key(day: date) -> str:

@@ -171,12 +171,18 @@ def test_click_redirects_to_the_tokens_product_with_utm_and_moves_credits_once(c
     location = urlparse(first["Location"])
     assert first.status_code == 302
     assert (location.netloc, location.path) == ("partner.example", "/products/coffee-book")
-    assert parse_qs(location.query) == {
+    query = parse_qs(location.query)
+    # The click's signed reference, for the partner's web pixel (order attribution).
+    reference = query.pop("il_ref")
+    assert query == {
         "variant": ["7"],
         "utm_source": ["interlayer"],
         "utm_medium": ["referral"],
         "utm_campaign": ["host"],
     }
+    assert signing.loads(reference[0], salt="interlayer.click-reference") == {
+        "c": Click.objects.order_by("pk").first().pk, "d": partner.pk,
+    }  # fmt: skip
     assert replay.status_code == 302
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK

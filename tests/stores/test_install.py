@@ -62,7 +62,7 @@ def test_authorization_code_install_ends_in_the_same_active_store(client, simula
     store = Store.objects.get(shop_domain="beta.myshopify.com")
     assert store.status == Store.Status.ACTIVE
     assert store.refresh_token in simulator.shop("beta").refresh_tokens  # expiring=1 was sent
-    assert store.scopes == "read_products,read_themes"
+    assert store.scopes == "read_products,read_themes,write_pixels,read_customer_events,read_orders"
 
 
 def test_install_link_for_a_working_install_opens_the_embedded_app(client, simulator, install):
@@ -114,13 +114,13 @@ def test_after_install_records_shop_details_and_fires_the_install_hook(simulator
 def test_install_without_required_scopes_is_refused_and_nothing_installed(
     client, simulator, settings
 ):
-    settings.SHOPIFY_SCOPES = ["read_products", "read_orders"]
+    settings.SHOPIFY_SCOPES = ["read_products", "read_customers"]
     simulator.world.install(simulator.shop("alpha"))  # grants the TOML's scopes only
 
     response = client.get("/", simulator.embedded_query("alpha"))
 
     assert response.status_code == 403
-    assert b"read_orders" in response.content
+    assert b"read_customers" in response.content
     assert not Store.objects.filter(status=Store.Status.ACTIVE).exists()
 
 

@@ -410,14 +410,21 @@ def test_retries_back_off_exponentially(failing_delivery):
 def test_scopes_update_records_the_scopes_now_granted(client, simulator, install):
     store = install("alpha")
     Store.objects.filter(pk=store.pk).update(scopes="read_products")
-    payload = {**captured("app_scopes_update"), "current": ["write_products", "read_themes"]}
+    granted = [
+        "write_products",
+        "read_themes",
+        "write_pixels",
+        "read_customer_events",
+        "read_orders",
+    ]
+    payload = {**captured("app_scopes_update"), "current": granted}
 
     response = post_webhook(client, "app/scopes_update", payload)
     webhooks.process_pending()
 
     assert response.status_code == 200
     store.refresh_from_db()
-    assert store.scopes == "write_products,read_themes"
+    assert store.scopes == ",".join(granted)
     assert store.status == Store.Status.ACTIVE  # write_products covers read_products
     assert WebhookDelivery.objects.get().outcome == "scopes recorded"
 
@@ -425,13 +432,14 @@ def test_scopes_update_records_the_scopes_now_granted(client, simulator, install
 @pytest.mark.django_db
 def test_scopes_update_without_a_required_scope_needs_reauthorisation(client, simulator, install):
     store = install("alpha")
-    payload = {**captured("app_scopes_update"), "current": ["read_products"]}
+    granted = ["read_products", "write_pixels", "read_customer_events", "read_orders"]
+    payload = {**captured("app_scopes_update"), "current": granted}
 
     post_webhook(client, "app/scopes_update", payload)
     webhooks.process_pending()
 
     store.refresh_from_db()
-    assert (store.scopes, store.status) == ("read_products", Store.Status.NEEDS_REAUTH)
+    assert (store.scopes, store.status) == (",".join(granted), Store.Status.NEEDS_REAUTH)
     assert WebhookDelivery.objects.get().outcome == "scopes recorded; missing read_themes"
 
 

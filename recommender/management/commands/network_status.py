@@ -6,14 +6,39 @@ import json
 import time
 
 from django.core.management.base import BaseCommand
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django_q.brokers import get_broker
 from django_q.models import Failure
 
-from recommender.exchange import ledger
-from recommender.models import CatalogSync, Product
+from recommender.exchange import attribution, ledger
+from recommender.models import AttributedOrder, CatalogSync, Product
 from recommender.ranking import live_index
+from recommender.web.stats import period_start
 from stores.models import Store, WebhookDelivery
+
+# Attributed sales are reported over the settings page's default period, with its figures.
+SALES_DAYS = 30
+
+
+def attributed_sales(days: int = SALES_DAYS) -> dict:
+    """Orders the exchange brought, network-wide (reference currency) and per store (each in
+    its own currency), over the last ``days`` days: what each settings page shows."""
+    since = period_start(days)
+    per_store = attribution.store_sales(since=since)
+    domains = dict(Store.objects.filter(pk__in=per_store).values_list("pk", "shop_domain"))
+    network = AttributedOrder.objects.filter(attribution.counted(), created_at__gte=since)
+    totals = network.aggregate(n=Count("id"), revenue=Sum("total_reference"))
+    return {
+        "days": days,
+        "orders": totals["n"],
+        "revenue": float(totals["revenue"] or 0),
+        "currency": attribution.REFERENCE_CURRENCY,
+        "stores": {
+            domains[pk]: figures
+            for pk, figures in sorted(per_store.items())
+            if figures["orders_received"] or figures["orders_sent"]
+        },
+    }
 
 
 def network_status() -> dict:
@@ -44,6 +69,7 @@ def network_status() -> dict:
         "failed_webhooks": WebhookDelivery.objects.filter(
             status__in=[WebhookDelivery.Status.FAILED, WebhookDelivery.Status.DEAD]
         ).count(),
+        "attributed_sales": attributed_sales(),
     }
 
 
@@ -81,5 +107,24 @@ class Command(BaseCommand):
                 or "none"
             )
             + (" (manage.py review_earnings)" if state["held_for_review"] else ""),
+            _sales_line(state["attributed_sales"]),
+            *(
+                f"  {shop}: {f['orders_received']} orders received ({f['revenue_received']:.2f} "
+                f"{f['currency']}), {f['orders_sent']} sent ({f['revenue_sent']:.2f} "
+                f"{f['currency']}"
+                + (
+                    f", {f['revenue_sent_per_1000_impressions']:.2f} per 1,000 impressions)"
+                    if f["revenue_sent_per_1000_impressions"] is not None
+                    else ")"
+                )
+                for shop, f in state["attributed_sales"]["stores"].items()
+            ),
         ]
         self.stdout.write("\n".join(lines))
+
+
+def _sales_line(sales: dict) -> str:
+    return (
+        f"attributed:    {sales['orders']} orders, {sales['revenue']:.2f} {sales['currency']} "
+        f"in the last {sales['days']} days (refunded orders left out)"
+    )

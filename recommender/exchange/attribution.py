@@ -1,0 +1,303 @@
+"""Sales, not only clicks: which orders the exchange brought a store, in one place.
+
+The rules merchants are promised (published in the README and on the settings page from
+``RULES_IN_WORDS``): an order a store receives is attributed to the partner whose widget
+sent the shopper, when the last exchange click of that browser was at most
+``ATTRIBUTION_WINDOW`` before the order; once per order; in the receiving store's currency,
+with a reference rate for figures across stores; a refunded order leaves every figure.
+
+How it is known: the click redirect adds a signed click reference (``il_ref``) to the
+partner's product URL; the receiving store's web pixel keeps it in that store's browser
+storage when the shopper lands, and sends it back with ``checkout_completed`` (the order's
+id, total, currency and line count: nothing about the customer). The pixel authenticates
+with a key bound to its shop (set through ``webPixelCreate``); the reference is bound to the
+click and to the store it sent the shopper to, so one shop can neither report another's
+orders nor claim another store's clicks. Refunds arrive through the ``refunds/create``
+webhook.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TypedDict
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from recommender.models import AttributedOrder, Click, Impression
+from stores.models import Store
+
+# --- the rules ------------------------------------------------------------------------------
+ATTRIBUTION_WINDOW = timedelta(days=7)
+# Figures across stores (a partner's sales in its currency, the network's totals) are
+# converted at these reference rates: units of REFERENCE_CURRENCY per unit of each currency.
+# They are for comparison, not accounting, and are updated with releases.
+REFERENCE_CURRENCY = "USD"
+REFERENCE_RATES = {
+    "USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"),
+    "CAD": Decimal("0.73"), "AUD": Decimal("0.66"), "NZD": Decimal("0.60"),
+    "JPY": Decimal("0.0067"), "CHF": Decimal("1.12"), "SEK": Decimal("0.095"),
+    "NOK": Decimal("0.093"), "DKK": Decimal("0.145"), "PLN": Decimal("0.25"),
+    "CZK": Decimal("0.043"), "MXN": Decimal("0.055"), "BRL": Decimal("0.18"),
+    "INR": Decimal("0.012"), "SGD": Decimal("0.74"), "HKD": Decimal("0.128"),
+}  # fmt: skip
+# An order total above this is not a shopper's order; refused rather than recorded.
+MAX_ORDER_TOTAL = Decimal("1000000")
+
+RULES_IN_WORDS = [
+    "An order your store receives is attributed to the partner whose widget sent the shopper "
+    f"when that browser's last Interlayer click was at most {ATTRIBUTION_WINDOW.days} days "
+    "before the order. A later click through another partner takes over; an order is counted "
+    "once, however often it is reported.",
+    "Amounts are in your store's currency. Figures across stores (what you brought partners, "
+    f"network totals) use published reference rates to {REFERENCE_CURRENCY}, for comparison, "
+    "not accounting.",
+    "A refunded order (any refund) leaves every figure, for you and for the partner.",
+    "Orders are reported by Interlayer's web pixel, only when the shopper allows analytics and "
+    "marketing under your store's privacy settings. Only the order's number, total, currency "
+    "and number of lines are sent; nothing that identifies the customer is sent or stored.",
+    "Attributed orders are shown to both stores; they move no credits.",
+]
+
+# The query parameter the click redirect adds to the partner's URL (the pixel reads it).
+REFERENCE_PARAMETER = "il_ref"
+_REFERENCE_SALT = "interlayer.click-reference"
+_PIXEL_KEY_SALT = "interlayer.pixel-key"
+_ORDER_ID = re.compile(r"^(?:gid://shopify/Order/)?(\d{1,20})$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class AttributionRefused(Exception):
+    """A pixel request that must not count, with what to answer."""
+
+    def __init__(self, message: str, *, status: int):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+# --- the signed pieces ------------------------------------------------------------------------
+def click_reference(click: Click) -> str:
+    """The ``il_ref`` the click redirect adds to the partner's URL: bound to the click and
+    to the store the shopper is sent to."""
+    return signing.dumps({"c": click.pk, "d": click.target_store_id}, salt=_REFERENCE_SALT)
+
+
+def _read_click_reference(raw: str) -> tuple[int, int]:
+    try:
+        data = signing.loads(raw, salt=_REFERENCE_SALT)
+        return int(data["c"]), int(data["d"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise AttributionRefused("click reference is not valid", status=401) from None
+
+
+def pixel_key(shop_domain: str) -> str:
+    """The key a store's web pixel sends with every event: the shop, signed by us."""
+    return signing.Signer(salt=_PIXEL_KEY_SALT).sign(shop_domain)
+
+
+def pixel_settings(store: Store) -> dict[str, str]:
+    """The web pixel's settings for ``store`` (the fields of the extension's
+    shopify.extension.toml), given to ``webPixelCreate``/``webPixelUpdate``."""
+    return {
+        "endpoint": f"{settings.SHOPIFY_APP_URL.rstrip('/')}/pixel/events",
+        "key": pixel_key(store.shop_domain),
+    }
+
+
+def pixel_store(*, key: str, shop: str) -> Store:
+    """The active store a pixel request speaks for: its key must be ours and name ``shop``."""
+    try:
+        key_shop = signing.Signer(salt=_PIXEL_KEY_SALT).unsign(key)
+    except signing.BadSignature:
+        raise AttributionRefused("pixel key is not valid", status=401) from None
+    if key_shop != shop:
+        raise AttributionRefused("pixel key belongs to another shop", status=403)
+    store = Store.objects.filter(shop_domain=shop, status=Store.Status.ACTIVE).first()
+    if store is None:
+        raise AttributionRefused("unknown shop", status=404)
+    return store
+
+
+def _click_for(store: Store, reference: str) -> Click:
+    click_id, target_store_id = _read_click_reference(reference)
+    if target_store_id != store.pk:
+        raise AttributionRefused("click reference is for another store", status=403)
+    click = Click.objects.filter(pk=click_id, target_store=store).first()
+    if click is None:
+        raise AttributionRefused("click reference is not valid", status=401)
+    return click
+
+
+# --- what the pixel reports -------------------------------------------------------------------
+def record_landing(*, store: Store, reference: str, now: datetime | None = None) -> str:
+    """page_viewed with a click reference: the shopper arrived (first landing kept)."""
+    click = _click_for(store, reference)
+    Click.objects.filter(pk=click.pk, landed_at__isnull=True).update(
+        landed_at=now or timezone.now()
+    )
+    return "landed"
+
+
+@dataclass(frozen=True)
+class ReportedOrder:
+    order_id: str
+    total: Decimal
+    currency: str
+    line_count: int
+
+
+def reported_order(
+    *, order_id: object, total: object, currency: object, lines: object
+) -> ReportedOrder:
+    """Validate what the pixel says of an order; AttributionRefused (400) when malformed."""
+    match = _ORDER_ID.match(str(order_id or ""))
+    if match is None:
+        raise AttributionRefused("order id must be Shopify's order id", status=400)
+    try:
+        amount = Decimal(str(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        raise AttributionRefused("total must be a decimal amount", status=400) from None
+    if not amount.is_finite() or not Decimal("0") <= amount <= MAX_ORDER_TOTAL:
+        raise AttributionRefused("total is out of range", status=400)
+    code = str(currency or "")
+    if not _CURRENCY.match(code) or code not in REFERENCE_RATES:
+        raise AttributionRefused("currency is not supported", status=400)
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 10_000:
+        raise AttributionRefused("lines must be a count", status=400)
+    return ReportedOrder(match.group(1), amount, code, lines)
+
+
+def convert(amount: Decimal, *, from_currency: str, to_currency: str) -> Decimal:
+    """``amount`` at the reference rates (a currency without one counts as the reference)."""
+    rate_from = REFERENCE_RATES.get(from_currency, Decimal("1"))
+    rate_to = REFERENCE_RATES.get(to_currency, Decimal("1"))
+    return (amount * rate_from / rate_to).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def record_order(
+    *, store: Store, reference: str, order: ReportedOrder, now: datetime | None = None
+) -> str:
+    """checkout_completed with the browser's last click reference: attribute the order to
+    the click's source store if the click was within the window; once per order."""
+    click = _click_for(store, reference)
+    now = now or timezone.now()
+    if now - click.created_at > ATTRIBUTION_WINDOW:
+        return "click older than the attribution window"
+    if click.source_store_id == store.pk:
+        return "own store"
+    store_currency = store.currency or order.currency
+    try:
+        with transaction.atomic():
+            AttributedOrder.objects.create(
+                store=store, source_store_id=click.source_store_id, click=click,
+                order_id=order.order_id, total=order.total, currency=order.currency,
+                total_store_currency=convert(
+                    order.total, from_currency=order.currency, to_currency=store_currency
+                ),
+                store_currency=store_currency,
+                total_reference=convert(
+                    order.total, from_currency=order.currency, to_currency=REFERENCE_CURRENCY
+                ),
+                line_count=order.line_count, clicked_at=click.created_at, created_at=now,
+            )  # fmt: skip
+    except IntegrityError:  # the pixel reported this order before
+        return "already attributed"
+    return "attributed"
+
+
+def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
+    """A refund (refunds/create): the order leaves every figure. Safe to repeat."""
+    match = _ORDER_ID.match(str(order_id or ""))
+    if match is None:
+        return "payload without an order id"
+    found = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
+    if not found.exists():
+        return "order not attributed"
+    found.filter(refunded_at__isnull=True).update(refunded_at=now or timezone.now())
+    return "refunded order removed"
+
+
+def handle_refund_webhook(delivery) -> str:
+    """The handler registered for refunds/create (a stores.models.WebhookDelivery)."""
+    store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
+    if store is None:
+        return "unknown shop"
+    return remove_refunded(store=store, order_id=delivery.payload.get("order_id"))
+
+
+# --- figures ------------------------------------------------------------------------------------
+def counted() -> Q:
+    """Orders that count: not refunded."""
+    return Q(refunded_at__isnull=True)
+
+
+class StoreSales(TypedDict):
+    """What the network brought a store, and what the store brought its partners."""
+
+    orders_received: int
+    revenue_received: float  # in the store's currency
+    orders_sent: int
+    revenue_sent: float  # partners' revenue, in the store's currency at reference rates
+    currency: str
+    impressions: int
+    revenue_sent_per_1000_impressions: float | None
+
+
+def per_1000(revenue: float, impressions: int) -> float | None:
+    return round(revenue * 1000 / impressions, 2) if impressions else None
+
+
+def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[int, StoreSales]:
+    """Per store since ``since``: attributed orders and revenue received and sent, and
+    revenue sent per 1,000 viewable impressions. Three grouped queries for any number of
+    stores (``network_status`` and the settings page read the same figures from here)."""
+    stores = Store.objects.all() if store_ids is None else Store.objects.filter(pk__in=store_ids)
+    currencies = dict(stores.values_list("pk", "currency"))
+    orders = AttributedOrder.objects.filter(counted(), created_at__gte=since)
+    views = Impression.objects.filter(created_at__gte=since)
+    if store_ids is not None:
+        views = views.filter(store_id__in=store_ids)
+    received = {
+        row["store_id"]: row
+        for row in orders.filter(store_id__in=currencies)
+        .values("store_id")
+        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
+    }
+    sent = {
+        row["source_store_id"]: row
+        for row in orders.filter(source_store_id__in=currencies)
+        .values("source_store_id")
+        .annotate(n=Count("id"), revenue=Sum("total_reference"))
+    }
+    impressions = dict(
+        views.values("store_id").annotate(n=Count("id")).values_list("store_id", "n")
+    )
+    figures: dict[int, StoreSales] = {}
+    for store_id, currency in currencies.items():
+        currency = currency or REFERENCE_CURRENCY
+        got, gave = received.get(store_id) or {}, sent.get(store_id) or {}
+        revenue_sent = float(
+            convert(
+                gave.get("revenue") or Decimal("0"),
+                from_currency=REFERENCE_CURRENCY,
+                to_currency=currency,
+            )
+        )
+        views_n = impressions.get(store_id, 0)
+        figures[store_id] = {
+            "orders_received": got.get("n", 0),
+            "revenue_received": float(got.get("revenue") or 0),
+            "orders_sent": gave.get("n", 0),
+            "revenue_sent": revenue_sent,
+            "currency": currency,
+            "impressions": views_n,
+            "revenue_sent_per_1000_impressions": per_1000(revenue_sent, views_n),
+        }
+    return figures

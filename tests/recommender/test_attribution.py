@@ -1,0 +1,210 @@
+"""Order attribution: the published rules, and the pixel endpoint's refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import signing
+from django.utils import timezone
+
+from recommender.exchange import attribution
+from recommender.models import AttributedOrder, Click, Impression
+from recommender.web import stats
+from tests.factories import make_store
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def stores():
+    return {
+        "sender": make_store("sender", currency="USD"),
+        "receiver": make_store("receiver", currency="EUR"),
+        "other": make_store("other", currency="USD"),
+    }
+
+
+def click(source, target, *, ago=timedelta(minutes=5)) -> Click:
+    return Click.objects.create(
+        source_store=source, target_store=target, target_product_id=1, impression_id="i",
+        token_id="t", visitor_hash="v", billable=True, reason="billable",
+        created_at=timezone.now() - ago,
+    )  # fmt: skip
+
+
+def order(order_id="1001", total="40.00", currency="USD", lines=2) -> attribution.ReportedOrder:
+    return attribution.reported_order(
+        order_id=order_id, total=total, currency=currency, lines=lines
+    )
+
+
+def pixel_post(client, store, **fields):
+    body = {"key": attribution.pixel_key(store.shop_domain), "shop": store.shop_domain, **fields}
+    return client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+
+
+def test_order_within_the_window_is_attributed_to_the_clicks_source_once(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    ref = attribution.click_reference(click(sender, receiver, ago=timedelta(days=6, hours=23)))
+
+    first = attribution.record_order(store=receiver, reference=ref, order=order())
+    again = attribution.record_order(store=receiver, reference=ref, order=order())
+
+    assert (first, again) == ("attributed", "already attributed")
+    saved = AttributedOrder.objects.get()
+    assert (saved.store, saved.source_store, saved.order_id) == (receiver, sender, "1001")
+    assert (saved.total, saved.currency, saved.line_count) == (Decimal("40.00"), "USD", 2)
+
+
+def test_order_after_the_window_is_not_attributed(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    ref = attribution.click_reference(
+        click(sender, receiver, ago=attribution.ATTRIBUTION_WINDOW + timedelta(minutes=1))
+    )
+
+    outcome = attribution.record_order(store=receiver, reference=ref, order=order())
+
+    assert outcome == "click older than the attribution window"
+    assert not AttributedOrder.objects.exists()
+
+
+def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency(stores):
+    sender, receiver = stores["sender"], stores["receiver"]  # receiver sells in EUR
+    ref = attribution.click_reference(click(sender, receiver))
+
+    attribution.record_order(store=receiver, reference=ref, order=order(total="108.00"))
+
+    saved = AttributedOrder.objects.get()
+    rate = attribution.REFERENCE_RATES["EUR"]
+    assert saved.total_reference == Decimal("108.00")
+    assert saved.total_store_currency == (Decimal("108.00") / rate).quantize(Decimal("0.01"))
+    assert saved.store_currency == "EUR"
+    # The sender sees what it brought in its own currency (USD), at the reference rate.
+    since = timezone.now() - timedelta(days=1)
+    sales = attribution.store_sales(since=since)
+    assert sales[sender.pk]["revenue_sent"] == 108.0
+    assert sales[receiver.pk]["revenue_received"] == float(saved.total_store_currency)
+
+
+def test_refund_removes_the_order_for_both_stores_and_is_safe_to_repeat(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    ref = attribution.click_reference(click(sender, receiver))
+    attribution.record_order(
+        store=receiver, reference=ref, order=order(order_id="gid://shopify/Order/77")
+    )
+    since = timezone.now() - timedelta(days=1)
+    before = attribution.store_sales(since=since)
+
+    first = attribution.remove_refunded(store=receiver, order_id=77)
+    again = attribution.remove_refunded(store=receiver, order_id=77)
+    after = attribution.store_sales(since=since)
+
+    assert before[receiver.pk]["orders_received"] == before[sender.pk]["orders_sent"] == 1
+    assert (first, again) == ("refunded order removed", "refunded order removed")
+    assert after[receiver.pk]["orders_received"] == after[sender.pk]["orders_sent"] == 0
+    assert after[sender.pk]["revenue_sent"] == 0.0
+
+
+def test_revenue_per_1000_impressions_is_what_a_store_sent_over_its_viewable_impressions(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    Impression.objects.bulk_create(
+        Impression(store=sender, impression_id=f"v{n}", visitor_hash=str(n)) for n in range(8)
+    )
+    ref = attribution.click_reference(click(sender, receiver))
+    attribution.record_order(store=receiver, reference=ref, order=order(total="20.00"))
+
+    figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))[sender.pk]
+
+    assert figures["revenue_sent_per_1000_impressions"] == 2500.0  # 20.00 / 8 views x 1,000
+
+
+def test_settings_stats_report_the_same_figures_as_the_network_summary(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    for n, total in enumerate(["10.00", "15.55", "7.45"]):
+        ref = attribution.click_reference(click(sender, receiver))
+        attribution.record_order(store=receiver, reference=ref, order=order(str(n), total=total))
+    attribution.remove_refunded(store=receiver, order_id="2")
+
+    page = {s: stats.store_stats(stores[s], days=30) for s in ("sender", "receiver")}
+    network = attribution.store_sales(since=stats.period_start(30))
+
+    for name in ("sender", "receiver"):
+        totals, figures = page[name]["totals"], network[stores[name].pk]
+        for key in ("orders_received", "revenue_received", "orders_sent", "revenue_sent"):
+            assert totals[key] == figures[key], (name, key)
+    assert page["sender"]["totals"]["orders_sent"] == 2
+    [row] = page["sender"]["partners"]  # a partner with orders but no billed click yet
+    assert (row["shop_domain"], row["orders_sent"], row["revenue_sent"]) == (
+        "receiver.myshopify.com", 2, 25.55,
+    )  # fmt: skip
+
+
+def test_pixel_endpoint_attributes_an_order_and_says_so_once(client, stores):
+    ref = attribution.click_reference(click(stores["sender"], stores["receiver"]))
+    event = {"event": "checkout_completed", "ref": ref,
+             "order": {"id": "5", "total": 12.5, "currency": "USD", "lines": 1}}  # fmt: skip
+
+    first = pixel_post(client, stores["receiver"], **event)
+    second = pixel_post(client, stores["receiver"], **event)
+
+    assert (first.status_code, first.json()) == (202, {"result": "attributed"})
+    assert (second.status_code, second.json()) == (202, {"result": "already attributed"})
+    assert first["Access-Control-Allow-Origin"] == "*"
+    assert AttributedOrder.objects.count() == 1
+
+
+def test_pixel_endpoint_records_the_landing(client, stores):
+    sent = click(stores["sender"], stores["receiver"])
+
+    response = pixel_post(
+        client, stores["receiver"], event="landing", ref=attribution.click_reference(sent)
+    )
+
+    assert (response.status_code, response.json()) == (202, {"result": "landed"})
+    sent.refresh_from_db()
+    assert sent.landed_at is not None
+
+
+@pytest.mark.parametrize(
+    ("forge", "status", "error"),
+    [
+        ("bad key", 401, "pixel key is not valid"),
+        ("key of another shop", 403, "pixel key belongs to another shop"),
+        ("tampered reference", 401, "click reference is not valid"),
+        ("another store's reference", 403, "click reference is for another store"),
+        ("reference of a click that never was", 401, "click reference is not valid"),
+        ("malformed order", 400, "order id must be Shopify's order id"),
+    ],
+)
+def test_forged_pixel_requests_are_refused_with_a_clear_error(client, stores, forge, status, error):
+    sender, receiver, other = stores["sender"], stores["receiver"], stores["other"]
+    ref = attribution.click_reference(click(sender, receiver))
+    body = {
+        "key": attribution.pixel_key(receiver.shop_domain),
+        "shop": receiver.shop_domain,
+        "event": "checkout_completed",
+        "ref": ref,
+        "order": {"id": "9", "total": "30.00", "currency": "USD", "lines": 1},
+    }
+    if forge == "bad key":
+        body["key"] = receiver.shop_domain + ":forged"
+    elif forge == "key of another shop":
+        body["key"] = attribution.pixel_key(other.shop_domain)
+    elif forge == "tampered reference":
+        body["ref"] = ref[:-3] + ("abc" if not ref.endswith("abc") else "xyz")
+    elif forge == "another store's reference":  # the other store's pixel replays B's click
+        body.update(key=attribution.pixel_key(other.shop_domain), shop=other.shop_domain)
+    elif forge == "reference of a click that never was":
+        body["ref"] = signing.dumps(
+            {"c": 10**9, "d": receiver.pk}, salt="interlayer.click-reference"
+        )
+    elif forge == "malformed order":
+        body["order"]["id"] = "not-an-order"
+
+    response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+
+    assert (response.status_code, response.json()) == (status, {"error": error})
+    assert not AttributedOrder.objects.exists()
