@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var" / "demo"
+VAR = Path(os.getenv("DEMO_VAR", str(ROOT / "var" / "demo")))
 PYTHON = sys.executable
 APP_PORT = int(os.getenv("DEMO_APP_PORT", "8000"))
 SIM_PORT = int(os.getenv("DEMO_SIMULATOR_PORT", "9000"))
@@ -211,6 +211,12 @@ def main() -> int:
         wait_for_catalogs(env, processes, expected=len(handles))
         step("Building the cross-store index")
         manage(env, "rebuild_index")
+        shoppers = os.getenv("DEMO_SHOPPERS", "1") != "0"
+        if shoppers:
+            step("Sending shoppers to the storefronts (DEMO_SHOPPERS=0 turns them off)")
+            processes.start(
+                "shoppers", [PYTHON, "scripts/demo_shoppers.py", "--simulator", SIM_URL], env
+            )
 
         first = "coffee-corner" if "coffee-corner" in handles else handles[0]
         step("Interlayer is running")
@@ -222,8 +228,9 @@ def main() -> int:
         {SIM_URL}/store/{first}/admin/apps/interlayer
     All demo stores and their storefronts:
         {SIM_URL}/
+    {"Shoppers browse, click and buy in the background: every settings page moves within a minute." if shoppers else "No shoppers (DEMO_SHOPPERS=0)."}
     Network state: INTERLAYER_ENV=development DATABASE_URL={env["DATABASE_URL"]} .venv/bin/python manage.py network_status
-    Logs: {VAR}/{{simulator,web,worker}}.log
+    Logs: {VAR}/{{simulator,web,worker,shoppers}}.log
 
     Press Ctrl-C to stop.""",
             flush=True,

@@ -11,6 +11,7 @@ from django.core import signing
 from django.utils import timezone
 
 from recommender.exchange import attribution
+from recommender.management.commands import network_status
 from recommender.models import AttributedOrder, Click, Impression
 from recommender.web import stats
 from tests.factories import make_store
@@ -140,6 +141,25 @@ def test_settings_stats_report_the_same_figures_as_the_network_summary(stores):
     assert (row["shop_domain"], row["orders_sent"], row["revenue_sent"]) == (
         "receiver.myshopify.com", 2, 25.55,
     )  # fmt: skip
+
+
+def test_network_status_reports_what_the_settings_pages_show(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    ref = attribution.click_reference(click(sender, receiver))
+    attribution.record_order(store=receiver, reference=ref, order=order(total="54.00"))
+
+    status = network_status.network_status()["attributed_sales"]
+
+    assert (status["orders"], status["revenue"], status["currency"]) == (1, 54.0, "USD")
+    for store in (sender, receiver):
+        totals = stats.store_stats(store, days=network_status.SALES_DAYS)["totals"]
+        figures = status["stores"][store.shop_domain]
+        assert {k: figures[k] for k in ("orders_received", "revenue_received", "orders_sent",
+                                        "revenue_sent")} == {
+            k: totals[k] for k in ("orders_received", "revenue_received", "orders_sent",
+                                   "revenue_sent")
+        }  # fmt: skip
+    assert "other.myshopify.com" not in status["stores"]  # no orders either way
 
 
 def test_pixel_endpoint_attributes_an_order_and_says_so_once(client, stores):

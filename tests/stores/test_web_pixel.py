@@ -48,5 +48,5 @@ def test_a_pixel_without_the_pixel_scope_is_refused_and_the_install_goes_on(simu
 
     assert shop.web_pixel is None
     assert store.details_synced_at is not None
-    with pytest.raises(services.shopify.ShopifyError, match="Access denied.*read_pixels"):
+    with pytest.raises(services.shopify.ShopifyError, match=r"Access denied.*read_pixels"):
         services.ensure_web_pixel(store)
