@@ -269,6 +269,10 @@ RECOMMENDER_RELEVANCE_FLOOR = envfloat("RECOMMENDER_RELEVANCE_FLOOR", "0.2")
 # Calibrated relevance (recommender/ranking/relevance.py) a partner product needs: 0.95 is
 # "more alike than 95 % of unrelated pairs", or less alike in a related category.
 RECOMMENDER_MIN_RELEVANCE = envfloat("RECOMMENDER_MIN_RELEVANCE", "0.95")
+# Rank partner items by what shoppers click too (recommender/ranking/learning.py).
+RECOMMENDER_LEARNING = envbool("RECOMMENDER_LEARNING", "true")
+# The share of widgets whose last partner slot explores (Thompson sampling).
+RECOMMENDER_EXPLORE_SHARE = envfloat("RECOMMENDER_EXPLORE_SHARE", "0.2")
 
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")

@@ -6,3 +6,7 @@ import os
 os.environ.setdefault("INTERLAYER_ENV", "development")
 
 from interlayer.settings import *  # noqa: F403
+
+# Tests of the ranking rules assert exact widgets, and learning explores at random: tests of
+# learning (tests/recommender/test_learning.py) switch it on themselves.
+RECOMMENDER_LEARNING = False

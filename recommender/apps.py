@@ -9,6 +9,7 @@ class RecommenderConfig(AppConfig):
     schedules = {
         "rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60),
         "prune-index-events": ("recommender.tasks.prune_index_events", 24 * 60),
+        "learn-from-clicks": ("recommender.tasks.learn_from_clicks", 10),
     }
 
     def ready(self) -> None:

@@ -226,6 +226,10 @@ class Impression(models.Model):
     ip_hash = models.CharField(max_length=64, blank=True)  # where the beacon came from
     items = models.PositiveSmallIntegerField(default=0)
     partner_items = models.PositiveSmallIntegerField(default=0)
+    # What the learner needs (ranking/learning.py): the kind of page, and the partner items
+    # shown on it as [store id, Shopify product id] pairs, in slot order.
+    page_cluster = models.CharField(max_length=100, blank=True)
+    shown = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -291,3 +295,25 @@ class AttributedOrder(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} of {self.store_id} from {self.source_store_id}"
+
+
+class ItemFeedback(models.Model):
+    """How shoppers on one kind of page answered one partner item: viewable impressions
+    that showed it and billable clicks on it there, over the learning window. Rebuilt by
+    the learner on a schedule (ranking/learning.py), read by the ranking."""
+
+    page_cluster = models.CharField(max_length=100)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="feedback")
+    impressions = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["page_cluster", "product"], name="one_feedback_row_per_page_and_item"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.page_cluster} {self.product_id}: {self.clicks}/{self.impressions}"

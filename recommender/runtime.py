@@ -92,6 +92,7 @@ balance_book = BalanceBook()
 widget_contents = TTLCache()
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
+item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
 # Index directory -> its holder (ranking.live_index), which owns the polling thread.
 index_holders: dict[str, Any] = {}
 index_holders_lock = threading.Lock()
@@ -104,6 +105,7 @@ def reset() -> None:
     widget_contents.clear()
     network_state.clear()
     network_ctr.clear()
+    item_feedback.clear()
     balance_book.clear()
     with index_holders_lock:
         for holder in index_holders.values():

@@ -6,6 +6,7 @@ import logging
 
 from interlayer.logs import bind_shop
 from recommender.catalog import embedding_pass, index_events, sync
+from recommender.ranking import learning
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -38,3 +39,8 @@ def rebuild_index() -> None:
 
 def prune_index_events() -> None:
     log.info("pruned %s applied index events", index_events.prune_applied_events())
+
+
+def learn_from_clicks() -> None:
+    rows = learning.learn_from_clicks()
+    log.info("learned from clicks rows=%s", rows)

@@ -29,6 +29,8 @@ def record_impression(*, host: Store, raw: str, ip: str, user_agent: str) -> str
         impression_id = str(data["i"])[:64]
         visitor = str(data["v"])[:64]
         items, partner_items = int(data.get("n", 0)), int(data.get("p", 0))
+        cluster = str(data.get("c", ""))[:100]
+        shown = [[int(store), int(product)] for store, product in data.get("t", [])][:12]
     except (KeyError, TypeError, ValueError):
         return "invalid"
     if rules.is_bot(user_agent):
@@ -54,6 +56,8 @@ def record_impression(*, host: Store, raw: str, ip: str, user_agent: str) -> str
                 ip_hash=addresses[0],
                 items=items,
                 partner_items=partner_items,
+                page_cluster=cluster,
+                shown=shown,
             )
     except IntegrityError:  # this page view was already counted
         return "duplicate"

@@ -94,14 +94,25 @@ def _click_token_from(data: Any) -> ClickToken:
 
 
 def sign_impression(
-    *, store_id: int, impression_id: str, items: int, partner_items: int, visitor: Visitor
+    *,
+    store_id: int,
+    impression_id: str,
+    items: int,
+    partner_items: int,
+    visitor: Visitor,
+    page_cluster: str = "",
+    shown: list[tuple[int, int]] | None = None,
 ) -> str:
+    """``page_cluster`` and ``shown`` (partner [store id, Shopify product id] pairs) are for
+    the learner: signed, so a beacon cannot teach it items it was never shown."""
     payload = {
         "s": store_id,
         "i": impression_id,
         "n": items,
         "p": partner_items,
         "v": visitor.current,
+        "c": page_cluster,
+        "t": [list(target) for target in shown or []],
     }
     return signing.dumps(payload, salt=_IMPRESSION_SALT)
 

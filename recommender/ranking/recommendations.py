@@ -9,14 +9,15 @@ share. ``raw=True`` keeps only the hard filters (for debugging relevance).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 import numpy as np
 from django.conf import settings
 
 from recommender.models import Product, WidgetSettings
-from recommender.ranking import live_index
+from recommender.ranking import learning, live_index
 from recommender.ranking.competitors import same_item, same_niche_stores
 from recommender.ranking.index import Hit, VectorIndex
 from recommender.ranking.live_index import LEXICAL_FIELDS, lexical_text_of
@@ -145,7 +146,11 @@ def _partner_items(
     products = _products_by_pk([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
     page_category = category_key(viewed.category_id) if viewed is not None else ""
+    learned = learning.feedback() if settings.RECOMMENDER_LEARNING else None
+    cluster = learning.page_cluster(host, viewed)
+    sampler = random.Random() if learned is not None and learning.explores() else None
     best: dict[int, Recommendation] = {}
+    sampled: dict[int, tuple[float, Recommendation]] = {}  # store -> best under a sampled CTR
     for hit in hits:
         product = products.get(hit.product_id)
         if product is None or in_categories(product, excluded_categories):
@@ -157,15 +162,32 @@ def _partner_items(
         if related < settings.RECOMMENDER_MIN_RELEVANCE:
             continue
         fairness = state.fairness.get(hit.store_id, 0.0)
-        score = hit.score + TAXONOMY_WEIGHT * (taxonomy or 0.0) + FAIRNESS_WEIGHT * fairness
+        content = hit.score + TAXONOMY_WEIGHT * (taxonomy or 0.0) + FAIRNESS_WEIGHT * fairness
+        lift = learned.lift(cluster, product.pk) if learned is not None else 0.0
+        score = content + lift
+        reason = _reason(hit, related, taxonomy, fairness)
+        if learned is not None and learned.history(cluster, product.pk)[0]:
+            shown, clicked = learned.history(cluster, product.pk)
+            reason += f", clicked {clicked} of {shown} times on such pages: {lift:+.3f}"
+        rec = Recommendation(product, "partner", score, hit.cosine, reason, relevance=related)
         current = best.get(hit.store_id)
         if current is None or (score, -product.pk) > (current.score, -current.product.pk):
-            reason = _reason(hit, related, taxonomy, fairness)
-            best[hit.store_id] = Recommendation(
-                product, "partner", score, hit.cosine, reason, relevance=related
-            )
+            best[hit.store_id] = rec
+        if sampler is not None:
+            draw = content + learned.lift(cluster, product.pk, rng=sampler)
+            if hit.store_id not in sampled or draw > sampled[hit.store_id][0]:
+                sampled[hit.store_id] = (draw, rec)
     ranked = sorted(best.values(), key=lambda r: (-r.score, r.product.store_id, r.product.pk))
-    return ranked[:slots]
+    ranked = ranked[:slots]
+    if sampler is not None and ranked:
+        # Exploration takes the last slot: the best store not already shown, by a sample.
+        kept = ranked[:-1]
+        taken = {r.product.store_id for r in kept}
+        pool = [entry for store, entry in sampled.items() if store not in taken]
+        if pool:
+            _, explored = max(pool, key=lambda entry: (entry[0], -entry[1].product.pk))
+            ranked = [*kept, replace(explored, reason=explored.reason + ", explored")]
+    return ranked
 
 
 def _own_items(

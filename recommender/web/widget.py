@@ -14,7 +14,8 @@ from babel.numbers import format_currency
 from recommender import runtime
 from recommender.exchange import tokens
 from recommender.exchange.rules import Visitor
-from recommender.models import WidgetSettings
+from recommender.models import Product, WidgetSettings
+from recommender.ranking import learning
 from recommender.ranking.recommendations import recommendations_for
 from stores.models import Store
 
@@ -58,6 +59,7 @@ class _ShownItem(TypedDict):
 class _Shown(TypedDict):
     items: list[_ShownItem]
     style: WidgetStyle | None
+    cluster: str  # the kind of page, for the learner
 
 
 def active_store(shop_domain: str) -> Store | None:
@@ -94,13 +96,14 @@ def widget_payload(
                 visitor=visitor,
             )
         rendered.append(item)
-    partners = sum(1 for entry in shown["items"] if entry["target"] is not None)
+    targets = [entry["target"] for entry in shown["items"] if entry["target"] is not None]
     return {
         **shown["style"],
         "items": rendered,
         "impression": tokens.sign_impression(
             store_id=host.pk, impression_id=impression_id, items=len(rendered),
-            partner_items=partners, visitor=visitor,
+            partner_items=len(targets), visitor=visitor, page_cluster=shown["cluster"],
+            shown=targets,
         ),
     }  # fmt: skip
 
@@ -108,7 +111,7 @@ def widget_payload(
 def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
     widget = WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
     if not widget.enabled or host.status != Store.Status.ACTIVE:
-        return {"items": [], "style": None}
+        return {"items": [], "style": None, "cluster": ""}
     items: list[_ShownItem] = []
     for rec in recommendations_for(host, product_id=product_id, widget=widget):
         partner = rec.slot == "partner"
@@ -130,7 +133,12 @@ def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
         "text_color": widget.text_color,
         "background_color": widget.background_color,
     }
-    return {"items": items, "style": style}
+    viewed = (
+        Product.objects.filter(store=host, shopify_id=product_id).only("category_id").first()
+        if product_id is not None
+        else None
+    )
+    return {"items": items, "style": style, "cluster": learning.page_cluster(host, viewed)}
 
 
 def format_price(amount: Decimal, currency: str, *, locale: str = "en") -> str:
