@@ -238,9 +238,19 @@ def _text(viewed: Product | None) -> str | None:
     return lexical_text_of(*(getattr(viewed, field) for field in LEXICAL_FIELDS))
 
 
+# Candidates are read on every widget, so only what ranking and the widget use: not their
+# vectors (the index has them), and not their store's tokens, decrypted row by row.
+_READ_FIELDS = (
+    "store_id", "shopify_id", "title", "vendor", "product_type", "category_id", "image_url",
+    "url", "price_min", "currency", "store__shop_domain", "store__name", "store__status",
+)  # fmt: skip
+
+
 def _products_by_pk(pks: list[int]) -> dict[int, Product]:
-    rows = Product.objects.filter(pk__in=pks, eligible=True, opted_out=False).select_related(
-        "store"
+    rows = (
+        Product.objects.filter(pk__in=pks, eligible=True, opted_out=False)
+        .select_related("store")
+        .only(*_READ_FIELDS)
     )
     return {product.pk: product for product in rows}
 
