@@ -48,7 +48,6 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         ("sg-4-2", "lb-1"),  # camping & hiking: backpacks
         ("aa", "lb"),  # clothing: bags
         ("ap-2-3", "sg-4-2"),  # dog supplies: camping & hiking (trail gear for dogs)
-        ("ap-2", "hg-10"),  # pet supplies: linens & bedding (throws and beds pets share)
         ("sg-4-2", "fb-2"),  # camping & hiking: coffee and tea for the trail
         ("sg-4-2", "hg-11-2-3"),  # camping & hiking: travel coffee & tea gear
         ("hg-10", "hg-3"),  # linens & bedding: decor
