@@ -112,13 +112,16 @@ def current(*, refresh: bool = False) -> VectorIndex:
 def status() -> dict:
     holder = _holder()
     index = holder.index
+    if index is None:  # not "if not index": an index with nothing in it is still loaded
+        return {"loaded": False, "version": None, "size": 0, "kind": None, "built_at": None,
+                "watermark": 0}  # fmt: skip
     return {
-        "loaded": index is not None,
+        "loaded": True,
         "version": holder.version,
-        "size": len(index) if index else 0,
-        "kind": index.kind if index else None,
-        "built_at": index.built_at if index else None,
-        "watermark": index.watermark if index else 0,
+        "size": len(index),
+        "kind": index.kind,
+        "built_at": index.built_at,
+        "watermark": index.watermark,
     }
 
 

@@ -9,8 +9,10 @@ import json
 import pytest
 from django.core.management import call_command
 
+from recommender.catalog import index_events
 from recommender.exchange import ledger, rules
 from recommender.models import Click, LedgerEntry
+from recommender.ranking import live_index
 from stores import tasks as store_tasks
 from tests.factories import make_store
 
@@ -66,3 +68,15 @@ def test_the_settings_overview_shows_held_earnings_to_the_merchant(
     body = response.json()
     assert body["held_for_review"] == 1.6
     assert body["balance"] == float(rules.STARTER_GRANT)
+
+
+def test_network_status_reports_a_published_index_with_nothing_in_it(private_index):
+    index_events.rebuild_index()  # every store gone: an empty version is still published
+    live_index.current(refresh=True)
+
+    status = io.StringIO()
+    call_command("network_status", "--json", stdout=status)
+
+    index = json.loads(status.getvalue())["index"]
+    assert index["size"] == 0 and index["version"] is not None
+    assert isinstance(index["age_seconds"], int)
