@@ -183,6 +183,10 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         app_block = self.liquid.from_string(block).render(
             block={"settings": defaults}, **_liquid_globals(shop, "product", product, root_url)
         )
+        # The block is in the product template only while the theme has it (what the set-up
+        # guide reads through the Admin API, and what the theme editor's switch changes).
+        if not self.world.theme_app_block_added.get(shop.handle, True):
+            app_block = ""
         return f"""<section class="product" data-product-id="{product["id"]}">
   <img src="{html.escape(image)}" alt="" width="540" height="540">
   <div>

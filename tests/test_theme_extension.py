@@ -138,7 +138,7 @@ def test_the_proxy_path_is_right_under_any_storefront_root(root_url, proxy):
     assert f'data-proxy="{proxy}"' in html
 
 
-def storefront_page(path: str, *, embed: bool = True) -> str:
+def storefront_page(path: str, *, embed: bool = True, block: bool = True) -> str:
     world = World(
         AppConfig(api_key="k", api_secret="s", app_url="http://app"), public_url="http://sim"
     )
@@ -146,6 +146,7 @@ def storefront_page(path: str, *, embed: bool = True) -> str:
     shop = world.add_shop("alpha", {"shop": {"name": "Alpha"}, "products": [product]})
     world.install(shop)
     world.theme_embed_enabled["alpha"] = embed
+    world.theme_app_block_added["alpha"] = block
     status, page = Storefront(world).page(shop, path)
     assert status == 200
     return page
@@ -183,3 +184,13 @@ def test_the_app_block_loads_the_script_itself_when_the_embed_is_off():
     assert "data-anchor" not in tag  # the block's own tag, not the embed's
     assert 'data-proxy="/fr/apps/interlayer"' in tag
     assert page.index("data-interlayer-slot") < page.index(tag)
+
+
+def test_a_theme_without_the_block_or_the_embed_shows_no_widget_and_reserves_nothing():
+    without_block = storefront_page("/products/kettle", block=False)
+    neither = storefront_page("/products/kettle", block=False, embed=False)
+
+    (tag,) = script_tags(without_block)
+    assert "data-anchor" in tag  # the embed's own tag: it places the row itself
+    assert "data-interlayer-slot" not in without_block
+    assert script_tags(neither) == [] and "data-interlayer-slot" not in neither
