@@ -348,7 +348,7 @@ def test_schedules_are_created_idempotently():
     schedule = Schedule.objects.get(name="reconcile")
     assert schedule.func == "stores.tasks.reconcile"
     assert sorted(Schedule.objects.values_list("name", flat=True)) == [
-        "prune-index-events", "prune-records", "rebuild-index", "reconcile",
+        "learn-from-clicks", "prune-index-events", "prune-records", "rebuild-index", "reconcile",
     ]  # fmt: skip
 
 
