@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,7 +77,7 @@ class SimulatorTransport(httpx.BaseTransport):
 
     def __init__(self, simulator_url: str):
         self._target = httpx.URL(simulator_url)
-        self._inner = httpx.HTTPTransport()
+        self._inner = httpx.HTTPTransport(verify=_tls_context())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.url = request.url.copy_with(
@@ -88,13 +89,20 @@ class SimulatorTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle (60 ms and more,
+    which every Admin API call of a catalog sync paid). A context is safe to share."""
+    return httpx.create_ssl_context()
+
+
 def http_client(timeout: float | None = None) -> httpx.Client:
     """A new client for Shopify requests (the caller closes it)."""
     timeout = settings.SHOPIFY_HTTP_TIMEOUT if timeout is None else timeout
     if settings.SHOPIFY_SIMULATOR_URL:
         transport = SimulatorTransport(settings.SHOPIFY_SIMULATOR_URL)
         return httpx.Client(transport=transport, timeout=timeout)
-    return httpx.Client(timeout=timeout)
+    return httpx.Client(timeout=timeout, verify=_tls_context())
 
 
 @cache

@@ -4,6 +4,7 @@ so a burst of edits is embedded once, announced to the index by events."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
@@ -76,6 +77,55 @@ def embed_store(store: Store, *, batch: int = 256) -> int:
         )
         log.info("embedded shop=%s products=%s", store.shop_domain, done)
     return done
+
+
+class EmbeddingAlongside:
+    """Embeds a store's changed products while its catalog is still being read.
+
+    The read mostly waits (on Shopify: a bulk operation, the leaky bucket; on the
+    database) and the embedder mostly computes, outside the GIL, so a first sync takes
+    about as long as the longer of the two instead of their sum. The reader calls
+    ``wake()`` after each committed batch; a thread embeds whatever is pending then.
+    What it has not reached when the read ends is left to the caller's ``embed_store``.
+    Only where other connections see the reader's rows at once and may write beside it:
+    not inside a caller's transaction, not on SQLite (one writer at a time)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._wakeup = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.embedded = 0
+
+    def __enter__(self) -> EmbeddingAlongside:
+        if connection.vendor != "sqlite" and not connection.in_atomic_block:
+            self._thread = threading.Thread(
+                target=self._run, name=f"embed-alongside:{self.store.pk}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def __exit__(self, *exc_info) -> None:
+        self._stopped.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wakeup.wait()
+                self._wakeup.clear()
+                if self._stopped.is_set():
+                    return
+                self.embedded += embed_store(self.store)
+        except Exception:  # the caller's own pass after the read embeds what this missed
+            log.exception("embedding alongside the sync failed shop=%s", self.store.shop_domain)
+        finally:
+            connection.close()  # this thread's own connection
 
 
 def _save_vectors(products: list[Product], vectors: np.ndarray) -> None:

@@ -20,6 +20,7 @@ class Pacer:
     def __init__(self, store: Store):
         self.store = store
         self.available: float | None = None
+        self.maximum = 1000.0  # the bucket's size; the first response says the real one
         self.restore_rate = 50.0
         self.waited = 0.0
 
@@ -44,6 +45,7 @@ class Pacer:
             status = response.throttle_status
             if status:
                 self.available = float(status.get("currentlyAvailable", 0))
+                self.maximum = float(status.get("maximumAvailable") or self.maximum)
                 self.restore_rate = float(status.get("restoreRate") or self.restore_rate)
             return response
         raise AssertionError("unreachable")

@@ -1,10 +1,15 @@
 """Reading a store's whole catalog through the Admin GraphQL API.
 
-Small catalogs are read page by page (cursor pagination, paced by the cost data Shopify
-returns); large ones with ``bulkOperationRunQuery`` (one JSONL file). An interrupted page
-sync resumes from its last cursor. Unchanged products keep their vectors (content hash).
+A catalog whose pages the shop's leaky bucket can pay for now is read page by page
+(cursor pagination, pages sized by the cost data Shopify returns); any larger one with
+``bulkOperationRunQuery``: Shopify runs it outside the rate limit for the cost of one
+mutation, where pages would wait for the bucket to refill (a 1,000-product catalog costs
+8,000 points, over a minute at the Standard plan's 100 points/s). An interrupted page sync
+resumes from its last cursor. Products are embedded while the read goes on. Unchanged
+products keep their vectors (content hash).
 https://shopify.dev/docs/api/usage/pagination-graphql
 https://shopify.dev/docs/api/usage/bulk-operations/queries
+https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from interlayer.queue import enqueue
-from recommender.catalog.embedding_pass import embed_store, request_embedding
+from recommender.catalog.embedding_pass import EmbeddingAlongside, embed_store, request_embedding
 from recommender.catalog.index_events import delete_products
 from recommender.catalog.pacer import Pacer
 from recommender.catalog.products import NODE_COST, PRODUCT_FIELDS, upsert_products
@@ -46,6 +51,12 @@ query BulkStatus($id: ID!) {
   bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
 }"""
 COUNT_QUERY = "query CatalogSize { productsCount { count } }"
+# Shopify's largest page (``first`` of a connection) and the cost of a connection itself.
+MAX_PAGE = 250
+CONNECTION_COST = 2
+# Bulk JSONL rows are stored in batches of this many: small enough that embedding (which
+# goes on alongside) starts early, large enough that a batch is a few queries.
+BULK_BATCH = 250
 
 
 # What a sync run moves forward, saved with every state change (plus ``updated_at``).
@@ -113,12 +124,13 @@ def sync_catalog(store: Store) -> CatalogSync:
     pacer = Pacer(store)
     try:
         total = _catalog_size(pacer)
-        if total > settings.RECOMMENDER_BULK_THRESHOLD and not resuming:
-            sync.mode = "bulk"
-            _sync_bulk(store, sync, pacer)
-        else:
-            sync.mode = "pages"
-            _sync_pages(store, sync, pacer)
+        with EmbeddingAlongside(store) as embedding:
+            if _bulk_is_faster(total, pacer) and not resuming:
+                sync.mode = "bulk"
+                _sync_bulk(store, sync, pacer, on_stored=embedding.wake)
+            else:
+                sync.mode = "pages"
+                _sync_pages(store, sync, pacer, total=total, on_stored=embedding.wake)
         deleted = _delete_unseen(store, sync)
     except (shopify.ShopifyError, SyncAborted, ValueError) as error:
         detail = getattr(error, "detail", None) or str(error)
@@ -150,17 +162,44 @@ def _catalog_size(pacer: Pacer) -> int:
 
 
 def _page_size(pacer: Pacer) -> int:
-    budget = pacer.available if pacer.available is not None else 1000
-    # Never ask for more than half of what a full bucket holds, never fewer than 10.
-    return int(max(10, min(settings.RECOMMENDER_PAGE_SIZE, (max(budget, 500) / 2) // NODE_COST)))
+    """As many products as half of a full bucket pays for (the other half is left to the
+    app's other calls on this shop: webhooks' product reads), within the setting and
+    Shopify's 250, never fewer than 10."""
+    largest = (pacer.maximum / 2 - CONNECTION_COST) // NODE_COST
+    return int(max(10, min(settings.RECOMMENDER_PAGE_SIZE, MAX_PAGE, largest)))
 
 
-def _sync_pages(store: Store, sync: CatalogSync, pacer: Pacer) -> None:
+def _page_cost(first: int) -> int:
+    # Shopify charges what ``first`` could return up front (refunding the rest later).
+    return CONNECTION_COST + first * NODE_COST
+
+
+def _pages_cost(total: int, pacer: Pacer) -> int:
+    """What reading ``total`` products in pages asks of the bucket (last page trimmed)."""
+    size = _page_size(pacer)
+    full, rest = divmod(total, size)
+    return full * _page_cost(size) + (_page_cost(max(10, rest)) if rest or not full else 0)
+
+
+def _bulk_is_faster(total: int, pacer: Pacer) -> bool:
+    """Pages while the points available now pay for the whole catalog (no wait, no bulk
+    operation to start and poll); a bulk operation beyond that, or above the threshold."""
+    if total > settings.RECOMMENDER_BULK_THRESHOLD:
+        return True
+    available = pacer.available if pacer.available is not None else pacer.maximum
+    return _pages_cost(total, pacer) > available
+
+
+def _sync_pages(
+    store: Store, sync: CatalogSync, pacer: Pacer, *, total: int, on_stored=None
+) -> None:
     while True:
         _ensure_installed(store)
-        first = _page_size(pacer)
+        # The last page asks for what is left, not a full page's cost (at least 10, in case
+        # products were added since the count).
+        first = min(_page_size(pacer), max(10, total - sync.products_seen))
         variables = {"first": first, "after": sync.cursor or None}
-        data = pacer.call(PAGE_QUERY, variables, cost=2 + first * NODE_COST).data
+        data = pacer.call(PAGE_QUERY, variables, cost=_page_cost(first)).data
         connection = data.get("products") or {}
         nodes = connection.get("nodes") or []
         upsert_products(store, sync, nodes)
@@ -169,11 +208,13 @@ def _sync_pages(store: Store, sync: CatalogSync, pacer: Pacer) -> None:
             sync.products_seen += len(nodes)
             sync.cursor = page.get("endCursor") or sync.cursor
             sync.save(update_fields=["products_seen", "cursor", "updated_at"])
+        if on_stored:
+            on_stored()
         if not page.get("hasNextPage"):
             return
 
 
-def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer) -> None:
+def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer, *, on_stored=None) -> None:
     payload = pacer.call(BULK_RUN_MUTATION, {"query": BULK_INNER_QUERY}).data
     result = payload.get("bulkOperationRunQuery") or {}
     if result.get("userErrors"):
@@ -198,11 +239,13 @@ def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer) -> None:
     batch: list[dict[str, Any]] = []
     for node in _jsonl(shopify.download_lines(status["url"])):
         batch.append(node)
-        if len(batch) >= 500:
+        if len(batch) >= BULK_BATCH:
             _ensure_installed(store)
             upsert_products(store, sync, batch)
             sync.products_seen += len(batch)
             batch = []
+            if on_stored:
+                on_stored()
     upsert_products(store, sync, batch)
     sync.products_seen += len(batch)
     sync.save(update_fields=["products_seen", "updated_at"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from recommender import tasks
@@ -390,3 +391,46 @@ def test_reconcile_requests_embedding_when_a_pass_was_cut_short(
         catalog_sync.resume_stalled_syncs(older_than=timedelta(minutes=30))
 
     assert task_queue.new() == [("recommender.tasks.embed_store", (store.pk,))]
+
+
+def test_catalog_too_costly_for_the_bucket_is_read_in_one_bulk_operation(simulator, install):
+    # 300 products cost 2,400 points in pages, more than the 2,000 a full bucket holds.
+    add_products(simulator, "alpha", 300)
+    store = install("alpha")
+
+    sync = catalog_sync.sync_catalog(store)
+
+    assert sync.mode == "bulk"
+    assert Product.objects.filter(store=store).count() == 302
+    # productsCount, the bulk mutation, its status polls; no product page
+    assert simulator.shop("alpha").graphql_requests < 10
+
+
+def test_catalog_the_bucket_pays_for_is_read_in_pages(simulator, install):
+    add_products(simulator, "alpha", 200)  # 1,600 points of the 2,000 available
+    store = install("alpha")
+
+    sync = catalog_sync.sync_catalog(store)
+
+    assert sync.mode == "pages"
+    assert Product.objects.filter(store=store).count() == 202
+    assert simulator.shop("alpha").graphql_requests == 1 + 3  # pages of 100, 100, 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_products_are_embedded_while_the_catalog_is_read_and_each_once(
+    simulator, install, settings, caplog
+):
+    settings.RECOMMENDER_BULK_THRESHOLD = 20
+    add_products(simulator, "alpha", 3 * catalog_sync.BULK_BATCH)
+    store = install("alpha")
+    caplog.set_level("INFO", logger="recommender.catalog.embedding_pass")
+
+    sync = catalog_sync.sync_catalog(store)
+
+    assert sync.mode == "bulk"
+    eligible = Product.objects.filter(store=store, eligible=True)
+    assert not eligible.exclude(embedded_hash=F("content_hash")).exists()
+    assert CatalogSync.objects.get(store=store).embeddings_total == eligible.count()
+    alongside = [r for r in caplog.records if r.threadName.startswith("embed-alongside")]
+    assert alongside, "nothing was embedded before the read ended"
