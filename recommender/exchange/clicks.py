@@ -105,7 +105,7 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
             ip_hash=addresses[0],
             billable=not reason,
             billed_impression=None if reason else token.impression_id[:64],
-            reason=reason or ("held for review" if held else "billable"),
+            reason=reason or (rules.HELD_FOR_REVIEW if held else "billable"),
             user_agent=user_agent[:300],
             created_at=now,
         )

@@ -22,6 +22,8 @@ from stores.models import Store
 STARTER_GRANT = Decimal("25.00")
 EARN_PER_CLICK = Decimal("0.80")
 SPEND_PER_CLICK = Decimal("1.00")
+# The reason a billable click carries while its earning waits for review.
+HELD_FOR_REVIEW = "held for review"
 # Shopify plans whose shops pay Shopify (ShopPlan.publicDisplayName): only these get the
 # starter grant, so throwaway development, trial and sandbox shops cannot farm credits.
 PAYING_PLANS = frozenset(

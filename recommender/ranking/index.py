@@ -18,6 +18,12 @@ Beside the vectors, with the same labels, a lexical index (``lexical.LexicalInde
 model numbers and title words. A search given the query's text fuses the two: the dense
 neighbours and the lexical ones are pooled and ranked by cosine + ``LEXICAL_WEIGHT`` *
 lexical score, so lexical evidence only ever adds to what the embedding says.
+
+A saved index is loaded memory-mapped (FAISS ``IO_FLAG_MMAP``: the inverted lists, or the
+flat codes, stay in the file; the label arrays with ``np.load(mmap_mode="r")``), so every
+process on a machine reads one copy through the page cache instead of holding its own.
+Mapped data is read-only: products added after the load go to a small per-process tail of
+vectors beside it, searched exactly and merged into every result.
 """
 
 from __future__ import annotations
@@ -91,8 +97,13 @@ class VectorIndex:
         # applied too are listed (they can commit out of id order: live_index.apply_events).
         self.watermark = watermark
         self.applied: set[int] = set()
-        self._products = list(product_ids.astype(np.int64))
-        self._stores = list(store_ids.astype(np.int64))
+        self._products = _Column(product_ids)
+        self._stores = _Column(store_ids)
+        # Vectors added while the FAISS index is read-only (memory-mapped), labels from
+        # its ntotal on; kept in blocks, joined on first use after a change.
+        self._mapped = False
+        self._added: list[np.ndarray] = []
+        self._added_matrix: np.ndarray | None = None
         # Labels below build_size were inserted grouped by store (one range each); the rest
         # were added later and are listed per store (a saved index keeps both apart).
         self._build_size = len(product_ids) if build_size is None else build_size
@@ -101,7 +112,7 @@ class VectorIndex:
         for store in np.unique(built):
             labels = np.flatnonzero(built == store)
             self._ranges[int(store)] = (int(labels[0]), int(labels[-1]) + 1)
-        self._label_of: dict[int, int] = {int(p): i for i, p in enumerate(product_ids)}
+        self._label_of = _LabelMap(product_ids)
         self._tail: dict[int, list[int]] = {}  # store -> labels added after the build
         for label in range(self._build_size, len(product_ids)):
             self._tail.setdefault(int(store_ids[label]), []).append(label)
@@ -158,7 +169,39 @@ class VectorIndex:
     @property
     def memory_bytes(self) -> int:
         faiss = _faiss()
-        return int(faiss.serialize_index(self._index).nbytes) if self._index.ntotal else 0
+        added = sum(block.nbytes for block in self._added)
+        if self._mapped:  # the mapped file's size, without reading it all into memory
+            return int(self._index.ntotal * self._index.d * 4) + added
+        return int(faiss.serialize_index(self._index).nbytes) + added if self._index.ntotal else 0
+
+    @property
+    def _total(self) -> int:
+        return self._index.ntotal + sum(len(block) for block in self._added)
+
+    def _add_vectors(self, vectors: np.ndarray) -> None:
+        if self._mapped:
+            self._added.append(vectors)
+            self._added_matrix = None
+        else:
+            self._index.add(vectors)
+
+    def _vectors(self, labels) -> np.ndarray:
+        """The vectors of these labels, from the FAISS index or the added tail."""
+        labels = np.asarray(labels, dtype=np.int64).ravel()
+        out = np.empty((len(labels), self._index.d), dtype=np.float32)
+        inside = labels < self._index.ntotal
+        if inside.any():
+            out[inside] = self._index.reconstruct_batch(labels[inside])
+        if not inside.all():
+            out[~inside] = self._added_vectors()[labels[~inside] - self._index.ntotal]
+        return out
+
+    def _added_vectors(self) -> np.ndarray:
+        if self._added_matrix is None:
+            self._added_matrix = (
+                np.vstack(self._added) if self._added else np.zeros((0, self._index.d), np.float32)
+            )
+        return self._added_matrix
 
     # --- incremental changes ------------------------------------------------------------
     def upsert(
@@ -173,8 +216,8 @@ class VectorIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock:
-            start = self._index.ntotal
-            self._index.add(vectors)
+            start = self._total
+            self._add_vectors(vectors)
             if self.lexical is not None:
                 self.lexical.append(texts if texts is not None else [""] * len(product_ids))
             for offset, (product, store) in enumerate(zip(product_ids, store_ids, strict=True)):
@@ -200,7 +243,7 @@ class VectorIndex:
 
     def vector(self, product_id: int) -> np.ndarray | None:
         label = self._label_of.get(int(product_id))
-        return None if label is None else self._index.reconstruct(label)
+        return None if label is None else self._vectors([label])[0]
 
     def store_ids(self) -> set[int]:
         return set(self._ranges) | set(self._tail)
@@ -212,9 +255,10 @@ class VectorIndex:
             # The build range comes back in one call; the (small) tail label by label.
             blocks = [self._index.reconstruct_n(start, end - start)] if end > start else []
             labels = list(range(start, end))
-            for label in self._tail.get(store_id, []):
-                blocks.append(self._index.reconstruct(label).reshape(1, -1))
-                labels.append(label)
+            tail = self._tail.get(store_id, [])
+            if tail:
+                blocks.append(self._vectors(tail))
+                labels.extend(tail)
             if not labels:
                 return [], np.zeros((0, self._index.d), dtype=np.float32)
             matrix = np.vstack(blocks)
@@ -252,16 +296,12 @@ class VectorIndex:
         # Copied under the lock; built outside it, so searches are not held up. The caller
         # makes no changes meanwhile (live_index compacts under its own refresh lock).
         with self._lock:
-            live = sorted(self._label_of.items(), key=lambda item: (self._stores[item[1]], item[0]))
-            products = np.array([product for product, _ in live], dtype=np.int64)
-            labels = np.array([label for _, label in live], dtype=np.int64)
-            stores = np.array([self._stores[label] for label in labels], dtype=np.int64)
-            vectors = (
-                self._index.reconstruct_batch(labels)
-                if len(labels)
-                else np.zeros((0, self._index.d), dtype=np.float32)
-            )
-            fresh = faiss.clone_index(self._index) if self.kind == "ivf" else None
+            products, labels = self._label_of.live()
+            stores = self._stores.take(labels)
+            order = np.lexsort((products, stores))
+            products, labels, stores = products[order], labels[order], stores[order]
+            vectors = self._vectors(labels)
+            fresh = _empty_like(self._index) if self.kind == "ivf" else None
             watermark, applied = self.watermark, set(self.applied)
             lexical = None if self.lexical is None else self.lexical.take(labels)
         if fresh is not None:
@@ -294,17 +334,29 @@ class VectorIndex:
         *,
         exclude_stores: Iterable[int] = (),
         text: str | None = None,
+        min_cosine: float | None = None,
     ) -> list[Hit]:
         """The k best live products, skipping every product of ``exclude_stores``: nearest
-        by cosine, or with ``text`` (the query product's lexical text) by the fused score."""
+        by cosine, or with ``text`` (the query product's lexical text) by the fused score.
+        ``min_cosine`` drops pooled lexical matches below it before the k are kept, so
+        they do not take the places of items the caller's floor would keep."""
         exclude_stores = set(exclude_stores)
-        hits = self._dense_search(query, k, exclude_stores)
-        if text and self.lexical is not None and hits is not None:
-            return self._fused(query, text, hits, k, exclude_stores)
+        # One lock over both steps: the polling thread must not remove a product between
+        # the vector search and the fusion that looks its label up.
+        with self._lock:
+            hits = self._dense_search(query, k, exclude_stores)
+            if text and self.lexical is not None and hits is not None:
+                return self._fused(query, text, hits, k, exclude_stores, min_cosine)
         return hits or []
 
     def _fused(
-        self, query: np.ndarray, text: str, dense: list[Hit], k: int, exclude_stores: set[int]
+        self,
+        query: np.ndarray,
+        text: str,
+        dense: list[Hit],
+        k: int,
+        exclude_stores: set[int],
+        min_cosine: float | None,
     ) -> list[Hit]:
         with self._lock:
             lexical = self.lexical.scores(self.lexical.query(text))
@@ -316,12 +368,17 @@ class VectorIndex:
             lexical[np.asarray(hidden + list(self._dead), dtype=np.int64)] = 0
             top = np.argpartition(-lexical, min(k, len(lexical) - 1))[:k]
             cosines = {self._label_of[hit.product_id]: hit.score for hit in dense}
+            if min_cosine is not None:
+                cosines = {label: c for label, c in cosines.items() if c >= min_cosine}
             extra = np.array(
                 [label for label in top if lexical[label] > 0 and label not in cosines]
             )
             if len(extra):
-                vectors = self._index.reconstruct_batch(extra.astype(np.int64))
-                cosines.update(zip(extra.tolist(), (vectors @ query.ravel()).tolist(), strict=True))
+                vectors = self._vectors(extra)
+                found = zip(extra.tolist(), (vectors @ query.ravel()).tolist(), strict=True)
+                cosines.update(
+                    (label, c) for label, c in found if min_cosine is None or c >= min_cosine
+                )
             pooled = [
                 Hit(
                     int(self._products[label]),
@@ -339,7 +396,7 @@ class VectorIndex:
         self, query: np.ndarray, k: int, exclude_stores: set[int]
     ) -> list[Hit] | None:
         faiss = _faiss()
-        if self._index.ntotal == 0 or k <= 0:
+        if self._total == 0 or k <= 0:
             return None
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         with self._lock:
@@ -348,14 +405,36 @@ class VectorIndex:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=IVF_NPROBE)
             else:
                 params = faiss.SearchParameters(sel=selector)
-            scores, labels = self._index.search(query, k, params=params)
+            if self._index.ntotal:
+                scores, labels = self._index.search(query, k, params=params)
+            else:
+                scores, labels = np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
             del keep  # the selectors had to outlive the search
+            if self._added:
+                scores, labels = self._merge_added(query, k, exclude_stores, scores, labels)
             products, stores = self._products, self._stores
             return [
                 Hit(int(products[label]), int(stores[label]), float(score))
                 for score, label in zip(scores[0], labels[0], strict=True)
                 if label >= 0
             ]
+
+    def _merge_added(self, query, k, exclude_stores, scores, labels):
+        """The best of the added tail (exact, it is small) merged into FAISS's results."""
+        added = self._added_vectors()
+        first = self._index.ntotal
+        tail_scores = added @ query[0]
+        hidden = [label - first for s in exclude_stores for label in self._tail.get(s, ())]
+        hidden += [label - first for label in self._dead if label >= first]
+        tail_scores[np.asarray([h for h in hidden if h >= 0], dtype=np.int64)] = -np.inf
+        best = np.argsort(-tail_scores)[:k]
+        best = best[np.isfinite(tail_scores[best])]
+        pooled_scores = np.concatenate([scores[0], tail_scores[best]])
+        pooled_labels = np.concatenate([labels[0], best + first])
+        pooled_scores[pooled_labels < 0] = -np.inf
+        top = np.argsort(-pooled_scores, kind="stable")[:k]
+        top = top[np.isfinite(pooled_scores[top])]
+        return pooled_scores[top][None, :], pooled_labels[top][None, :]
 
     def _exclusion(self, stores: set[int]):
         faiss = _faiss()
@@ -391,13 +470,13 @@ class VectorIndex:
         staging = root / f".{version}"
         staging.mkdir()
         with self._lock:
+            if self._added:
+                raise ValueError("a mapped index with added products is saved compacted")
             faiss.write_index(self._index, str(staging / "index.faiss"))
-            np.savez(
-                staging / "labels.npz",
-                products=np.asarray(self._products, dtype=np.int64),
-                stores=np.asarray(self._stores, dtype=np.int64),
-                dead=np.fromiter(self._dead, dtype=np.int64),
-            )
+            # Plain .npy files, not one .npz: a zip member cannot be memory-mapped.
+            np.save(staging / "products.npy", self._products.array())
+            np.save(staging / "stores.npy", self._stores.array())
+            np.save(staging / "dead.npy", np.fromiter(self._dead, dtype=np.int64))
             if self.lexical is not None:
                 self.lexical.save(staging)
             meta = {
@@ -424,10 +503,19 @@ class VectorIndex:
             return None
         directory = root / version
         meta = json.loads((directory / "meta.json").read_text())
-        labels = np.load(directory / "labels.npz")
-        index = faiss.read_index(str(directory / "index.faiss"))
+        if (directory / "products.npy").exists():
+            labels = {
+                name: np.load(directory / f"{name}.npy", mmap_mode="r")
+                for name in ("products", "stores", "dead")
+            }
+        else:  # a version saved before label files were mapped
+            labels = np.load(directory / "labels.npz")
+        # Mapped, read-only: IVF's inverted lists / the flat codes stay in the page cache,
+        # one copy for every process on the machine.
+        mapping = faiss.IO_FLAG_MMAP if meta["kind"] == "ivf" else faiss.IO_FLAG_MMAP_IFC
+        index = faiss.read_index(str(directory / "index.faiss"), mapping)
         if meta["kind"] == "ivf":
-            index.make_direct_map()  # reconstruct() for store profiles
+            index.make_direct_map()  # reconstruct() for store profiles (8 bytes a vector)
         loaded = cls(
             index,
             labels["products"],
@@ -438,6 +526,7 @@ class VectorIndex:
             build_size=meta.get("build_size"),
             lexical=LexicalIndex.load(directory),
         )
+        loaded._mapped = True
         loaded.calibration = Calibration(meta.get("unrelated_cosines"))
         loaded._dead = {int(label) for label in labels["dead"]}
         for label in loaded._dead:
@@ -445,6 +534,113 @@ class VectorIndex:
             if loaded._label_of.get(product) == label:
                 loaded._label_of.pop(product)
         return loaded
+
+
+class _Column:
+    """One integer per label: the saved labels' array (memory-mapped after a load) and a
+    list of the labels added since."""
+
+    def __init__(self, base: np.ndarray):
+        self._base = base if isinstance(base, np.memmap) else np.asarray(base, dtype=np.int64)
+        self._added: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._base) + len(self._added)
+
+    def __getitem__(self, label) -> int:
+        label = int(label)
+        if label < len(self._base):
+            return int(self._base[label])
+        return self._added[label - len(self._base)]
+
+    def append(self, value: int) -> None:
+        self._added.append(int(value))
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(
+            [np.asarray(self._base, dtype=np.int64), np.asarray(self._added, dtype=np.int64)]
+        )
+
+    def take(self, labels: np.ndarray) -> np.ndarray:
+        labels = np.asarray(labels, dtype=np.int64)
+        out = np.empty(len(labels), dtype=np.int64)
+        inside = labels < len(self._base)
+        out[inside] = self._base[labels[inside]]
+        added = np.asarray(self._added, dtype=np.int64)
+        out[~inside] = added[labels[~inside] - len(self._base)]
+        return out
+
+
+class _LabelMap:
+    """Product id -> its live label. The labels given at construction are found by binary
+    search in a sorted copy (16 bytes a product where a dict takes ~100, in every
+    process); changes since are a small dict (None: removed)."""
+
+    def __init__(self, products: np.ndarray):
+        products = np.asarray(products, dtype=np.int64)
+        order = np.argsort(products, kind="stable")  # equal ids: the last label wins
+        self._sorted = products[order]
+        self._labels = order
+        self._changed: dict[int, int | None] = {}
+        self._count = len(np.unique(self._sorted)) if len(products) else 0
+
+    def _base(self, product: int) -> int | None:
+        at = int(np.searchsorted(self._sorted, product, side="right")) - 1
+        if at >= 0 and self._sorted[at] == product:
+            return int(self._labels[at])
+        return None
+
+    def get(self, product: int, default=None):
+        product = int(product)
+        label = self._changed[product] if product in self._changed else self._base(product)
+        return default if label is None else label
+
+    def __getitem__(self, product: int) -> int:
+        label = self.get(product)
+        if label is None:
+            raise KeyError(product)
+        return label
+
+    def __setitem__(self, product: int, label: int) -> None:
+        if self.get(product) is None:
+            self._count += 1
+        self._changed[int(product)] = int(label)
+
+    def pop(self, product: int, default=None):
+        label = self.get(product)
+        if label is None:
+            return default
+        self._changed[int(product)] = None
+        self._count -= 1
+        return label
+
+    def __len__(self) -> int:
+        return self._count
+
+    def live(self) -> tuple[np.ndarray, np.ndarray]:
+        """(products, labels) of every live product."""
+        last = np.ones(len(self._sorted), dtype=bool)
+        last[:-1] = self._sorted[1:] != self._sorted[:-1]  # one label per id: the last
+        unchanged = last & ~np.isin(self._sorted, np.fromiter(self._changed, np.int64))
+        changed = [(p, label) for p, label in self._changed.items() if label is not None]
+        products = np.concatenate(
+            [self._sorted[unchanged], np.array([p for p, _ in changed], dtype=np.int64)]
+        )
+        labels = np.concatenate(
+            [self._labels[unchanged], np.array([label for _, label in changed], dtype=np.int64)]
+        )
+        return products, labels
+
+
+def _empty_like(index):
+    """An empty IVF index with the same trained quantizer (no retraining), in memory even
+    when ``index`` is mapped from a file."""
+    faiss = _faiss()
+    quantizer = faiss.clone_index(index.quantizer)
+    fresh = faiss.IndexIVFFlat(quantizer, index.d, index.nlist, index.metric_type)
+    fresh.is_trained = True
+    fresh.referenced_objects = [quantizer]  # the index points into it; keep it alive
+    return fresh
 
 
 def _faiss() -> ModuleType:

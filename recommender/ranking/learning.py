@@ -16,9 +16,11 @@ a few lucky clicks move little.
   floor are eligible, so exploring never breaks one; at most that share divided by the
   number of partner slots of all partner slots explore.
 
-Page clusters are the viewed product's taxonomy category, or the host store when the
-product has none (a store's home page is a cluster of its own). Clicks that were not
-billable (bots, floods, replays) teach nothing. Trained by the worker on a schedule
+Page clusters are one store's pages of one taxonomy category (its pages without a category,
+home page included, are one more): what is learned on a store's pages is used on that
+store's pages only, so a store that pads impressions on its own pages (beacons cost
+nothing) can only teach its own widget. Clicks that were not billable (bots, floods,
+replays) teach nothing, and neither do clicks held for review. Trained by the worker on a schedule
 (``learn-from-clicks``); served from a per-process copy reloaded within the state
 freshness window (RECOMMENDER_STATE_TTL_SECONDS).
 """
@@ -36,6 +38,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from recommender import runtime
+from recommender.exchange.rules import HELD_FOR_REVIEW
 from recommender.models import Click, Impression, ItemFeedback, Product
 from recommender.ranking.relevance import category_key
 from stores.models import Store
@@ -48,7 +51,7 @@ DEFAULT_CTR = 0.02  # before the network has a CTR of its own
 
 def page_cluster(host: Store, viewed: Product | None) -> str:
     key = category_key(viewed.category_id) if viewed is not None else ""
-    return f"category:{key}" if key else f"store:{host.pk}"
+    return f"{host.pk}:{key}" if key else f"{host.pk}:uncategorised"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,10 @@ def learn_from_clicks(*, now=None) -> int:
             shown[(cluster, store_id, shopify_id)] += 1
             targets.add((store_id, shopify_id))
     clicked: Counter = Counter()
-    clicks = Click.objects.filter(billable=True, created_at__gte=since)
+    # Held clicks are billable but suspect until an operator releases them: not evidence.
+    clicks = Click.objects.filter(billable=True, created_at__gte=since).exclude(
+        reason=HELD_FOR_REVIEW
+    )
     for impression_id, store_id, shopify_id in clicks.values_list(
         "impression_id", "target_store_id", "target_product_id"
     ).iterator(chunk_size=5000):

@@ -40,6 +40,8 @@ COMMON_FEATURE_SHARE = 0.2
 
 _WORD = re.compile(r"[^\W_]+(?:[-./][^\W_]+)*")
 _SEPARATORS = re.compile(r"[-./]")
+# Counts are not model numbers: "2-pack" on a candle and on a chew toy says nothing.
+_COUNT = re.compile(r"\d+-?(?:pack|pk|pcs?|pieces?|count|ct|set|x)")
 
 
 def lexical_text(*, title: str, vendor: str = "", product_type: str = "") -> str:
@@ -54,7 +56,8 @@ def terms(text: str) -> tuple[list[str], list[str], list[str]]:
     grams: list[str] = []
     for word in _WORD.findall(text.lower()):
         words.append(word)
-        if any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word):
+        model = any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word)
+        if model and not _COUNT.fullmatch(word):
             models.append(_SEPARATORS.sub("", word))
             words.extend(part for part in _SEPARATORS.split(word) if len(part) > 1 and part != word)
         padded = f" {word} "
@@ -73,7 +76,7 @@ def _term_counts(text: str) -> tuple[Counter, ...]:
 
 def _weighted_row(counts: tuple[Counter, ...], idf: np.ndarray) -> tuple[list, list]:
     """Feature ids and weights of one text: sublinear tf * idf, each block normalised and
-    scaled so the two blocks' cosines add up with their shares."""
+    scaled so the blocks' cosines add up with their shares."""
     columns: list[int] = []
     values: list[float] = []
     for block, share in zip(counts, (WORD_SHARE, MODEL_SHARE, GRAM_SHARE), strict=True):

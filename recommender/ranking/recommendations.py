@@ -136,13 +136,17 @@ def _partner_items(
         return []
     if widget.avoid_competitors:
         exclude = exclude | same_niche_stores(index, host_id=host.pk)
-    hits = index.search(
-        query, slots * CANDIDATES_PER_SLOT, exclude_stores=exclude, text=_text(viewed)
-    )
     # The floors are on what the embedding and the taxonomy say: shared words rank items,
     # they never let one in.
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
-    hits = [hit for hit in hits if hit.cosine >= floor]
+    hits = index.search(
+        query,
+        slots * CANDIDATES_PER_SLOT,
+        exclude_stores=exclude,
+        text=_text(viewed),
+        min_cosine=floor,
+    )
+    hits = [hit for hit in hits if hit.cosine >= floor]  # the dense hits, too
     products = _products_by_pk([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
     page_category = category_key(viewed.category_id) if viewed is not None else ""

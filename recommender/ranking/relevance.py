@@ -32,7 +32,7 @@ MIN_RELEVANCE = 0.95
 SAME_CATEGORY_BRANCH = 0.8  # three or more taxonomy levels in common
 SAME_DEPARTMENT = 0.6  # two levels: "Home & Garden > Kitchen & Dining"
 COMPLEMENT = 0.8
-UNRELATED_DISCOUNT = 0.9  # different verticals, no complement: never over MIN_RELEVANCE
+UNRELATED_DISCOUNT = 0.9  # different verticals, no complement: never over a floor above 0.9
 TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
 
 # Category pairs that shoppers buy together, across branches of the taxonomy (either order;
@@ -109,7 +109,9 @@ class Calibration:
 
     def __init__(self, unrelated_cosines: Sequence[float] | None = None):
         table = DEFAULT_UNRELATED_COSINES if unrelated_cosines is None else unrelated_cosines
-        self.unrelated_cosines = np.maximum.accumulate(np.asarray(table, dtype=np.float32))
+        # Strictly increasing, so interpolation is defined where many pairs tie (duplicates).
+        rising = np.maximum.accumulate(np.asarray(table, dtype=np.float64))
+        self.unrelated_cosines = rising + np.arange(len(rising)) * 1e-7
 
     def content(self, cosine: float) -> float:
         return float(np.interp(cosine, self.unrelated_cosines, PERCENTILES) / 100)

@@ -1,0 +1,71 @@
+"""The calibrated relevance and what the taxonomy says, on small fixed data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.ranking import relevance
+from recommender.ranking.relevance import Calibration, affinity
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("hg-11-1-4", "hg-11-1-5", relevance.SAME_CATEGORY_BRANCH),  # coffee makers, grinders
+        ("aa-2", "aa-2", relevance.SAME_CATEGORY_BRANCH),
+        ("fb-2-1-1", "hg-11-1-5", relevance.COMPLEMENT),  # coffee beans, grinders
+        ("hg-11-1-5", "fb-2-1-1", relevance.COMPLEMENT),  # either order
+        ("hg-11-3-2", "hg-11-6", relevance.SAME_DEPARTMENT),  # cookware, tableware
+        ("hg-3-4", "hg-11-6", None),  # same vertical only: the taxonomy says nothing
+        ("me-1-3", "hg-11-1-5", None),  # a book can be about anything
+        ("", "hg-11-1-5", None),
+        ("el-4", "ap-2-4", 0.0),  # an Ethernet switch and an aquarium
+    ],
+)
+def test_affinity_follows_the_taxonomy_tree_and_the_complements(a, b, expected):
+    assert affinity(a, b) == expected
+
+
+def test_content_is_the_share_of_unrelated_pairs_less_alike():
+    calibration = Calibration(np.linspace(0.0, 0.4, len(relevance.PERCENTILES)))
+
+    assert calibration.content(0.2) == pytest.approx(0.5, abs=1e-3)
+    assert calibration.content(0.38) == pytest.approx(0.95, abs=1e-3)
+    assert calibration.content(-1) == 0 and calibration.content(0.9) == 1
+
+
+def test_relevance_combines_the_evidence_and_unrelated_verticals_never_pass_the_floor():
+    calibration = Calibration(np.linspace(0.0, 0.4, len(relevance.PERCENTILES)))
+
+    assert calibration.relevance(0.2, None) == pytest.approx(0.5, abs=1e-3)
+    assert calibration.relevance(0.2, 0.8) == pytest.approx(1 - 0.5 * 0.2, abs=1e-3)
+    assert calibration.relevance(0.39, 0.0) < relevance.MIN_RELEVANCE  # 0.975 alike, x 0.9
+    assert calibration.relevance(0.9, 0.0) < relevance.MIN_RELEVANCE
+    assert calibration.relevance(0.39, None) > relevance.MIN_RELEVANCE
+
+
+def test_ties_in_the_table_keep_content_monotonic():
+    table = np.concatenate([np.full(150, 0.1), np.linspace(0.1, 0.5, 51)])
+    calibration = Calibration(table)
+
+    values = [calibration.content(c) for c in (0.05, 0.1, 0.1001, 0.3, 0.5)]
+
+    assert values == sorted(values) and values[-1] == pytest.approx(1.0, abs=1e-3)
+    assert calibration.content(0.1001) >= 0.7  # above the tie, not thrown back to 0
+
+
+def test_the_table_is_measured_on_unrelated_pairs_of_a_large_enough_network():
+    rng = np.random.default_rng(0)
+    count = 600
+    stores = np.repeat(np.arange(6), count // 6)
+    vectors = rng.normal(size=(count, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    unrelated = ["el-4" if s % 2 else "ap-2-4" for s in stores]  # two unrelated verticals
+
+    table = relevance.unrelated_cosines(vectors, stores, unrelated)
+    too_small = relevance.unrelated_cosines(vectors[:50], stores[:50], unrelated[:50])
+
+    assert table is not None and len(table) == len(relevance.PERCENTILES)
+    assert abs(float(np.median(table))) < 0.05  # random 16-d vectors: centred on 0
+    assert too_small is None
