@@ -12,7 +12,10 @@ shown partner item with probability BASE_CTR x affinity x appeal, at most one pe
 Two arms over the same population and the same page sequence: static (content ranking,
 learning off) and learned. Prints CTR per 1,000 impressions over time for both, the ratio
 after all impressions, the cumulative regret against the best items either arm showed on
-each page, and the rule checks (host or blocked store in partner slots).
+each page (the top three distinct stores' best items), and the rule check (the host's own
+items in partner slots; blocks and the other rules are covered by tests/recommender/
+test_learning.py). Expected clicks add up the shown items' chances (a shopper clicks at
+most one, so this is an upper bound of a few percent at these rates).
 
     DATABASE_URL=postgres://.../empty_db .venv/bin/python bench/learning.py [--impressions 20000]
 """
