@@ -157,20 +157,36 @@ class LexicalIndex:
         return out
 
     def save(self, directory: Path) -> None:
-        rows = self._all_rows()
-        np.savez(
-            directory / "lexical.npz",
-            data=rows.data,
-            indices=rows.indices,
-            indptr=rows.indptr,
-            rows=rows.shape[0],
-            idf=self._idf,
-            df=self._df,
-        )
+        """Column-major arrays in plain .npy files, which ``load`` memory-maps: one copy
+        per machine, shared by every process through the page cache."""
+        columns = self._all_rows().tocsc()
+        # int32 indices where they fit: SciPy would otherwise copy them down on load.
+        index_type = np.int32 if columns.nnz < 2**31 else np.int64
+        arrays = {
+            "data": columns.data.astype(np.float32, copy=False),
+            "indices": columns.indices.astype(index_type, copy=False),
+            "indptr": columns.indptr.astype(index_type, copy=False),
+            "rows": np.array([columns.shape[0]], dtype=np.int64),
+            "idf": self._idf,
+            "df": self._df,
+        }
+        for name, array in arrays.items():
+            np.save(directory / f"lexical-{name}.npy", array)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex | None:
-        try:
+        if (directory / "lexical-data.npy").exists():
+            mapped = {
+                name: np.load(directory / f"lexical-{name}.npy", mmap_mode="r")
+                for name in ("data", "indices", "indptr", "rows", "idf", "df")
+            }
+            base = sparse.csc_matrix(
+                (mapped["data"], mapped["indices"], mapped["indptr"]),
+                shape=(int(mapped["rows"][0]), FEATURES),
+                copy=False,
+            )
+            return cls(base, mapped["idf"], mapped["df"])
+        try:  # a version saved before the arrays were mapped
             saved = np.load(directory / "lexical.npz")
         except FileNotFoundError:
             return None  # a version saved before lexical matching: dense only until rebuilt

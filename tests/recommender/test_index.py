@@ -106,7 +106,9 @@ def test_save_and_load_round_trip_and_current_points_to_a_complete_version(data,
     version = (tmp_path / "CURRENT").read_text()
     assert {p.name for p in (tmp_path / version).iterdir()} == {
         "index.faiss",
-        "labels.npz",
+        "products.npy",
+        "stores.npy",
+        "dead.npy",
         "meta.json",
     }
 
@@ -173,3 +175,62 @@ def test_compaction_keeps_every_live_product_and_drops_the_dead(data, exact_limi
             assert [h.product_id for h in after] == [h.product_id for h in before]
         assert not {h.store_id for h in after} & {1, 11}
         assert len(after) == 10
+
+
+def mapped_files() -> set[str]:
+    with open("/proc/self/maps") as maps:
+        return {line.split()[-1] for line in maps if line.count(" ") >= 5 and "/" in line}
+
+
+@pytest.mark.parametrize("exact_limit", [1000, 100])  # exact search, and IVF
+def test_a_loaded_index_is_mapped_from_its_files_and_still_takes_changes(
+    data, tmp_path, exact_limit
+):
+    vectors, products, stores = data
+    VectorIndex.build(vectors, products, stores, exact_limit=exact_limit).save(tmp_path)
+    reference = VectorIndex.build(vectors, products, stores, exact_limit=exact_limit)
+
+    loaded = VectorIndex.load(tmp_path)
+
+    # Shared through the page cache, not copied into this process: the files are mapped.
+    version = tmp_path / (tmp_path / "CURRENT").read_text()
+    for name in ("index.faiss", "products.npy", "stores.npy"):
+        assert str(version / name) in mapped_files()
+    rng = np.random.default_rng(11)
+    changed = int(products[stores == 3][0])
+    new_vectors = unit(rng.normal(size=(4, 384)))
+    for index in (loaded, reference):
+        index.upsert(new_vectors[:3], [7001, 7002, changed], [3, 5, 3])
+        index.upsert(new_vectors[3:], [7001], [3])  # a second change to a new product
+        index.remove([int(products[0]), 7002])
+    assert len(loaded) == len(reference) == 300 + 1 - 1
+    assert loaded.vector(7001) == pytest.approx(new_vectors[3])
+    assert loaded.vector(changed) == pytest.approx(new_vectors[2])
+    assert sorted(loaded.store_vectors(3)[0]) == sorted(reference.store_vectors(3)[0])
+    for query in (new_vectors[3], new_vectors[2], vectors[0], vectors[40]):
+        got = loaded.search(query, 10, exclude_stores={5})
+        assert [h.product_id for h in got] == [
+            h.product_id for h in reference.search(query, 10, exclude_stores={5})
+        ]
+    assert loaded.search(new_vectors[3], 1)[0].product_id == 7001
+    assert 7001 not in {h.product_id for h in loaded.search(new_vectors[3], 10, exclude_stores={3})}
+    assert 7002 not in {h.product_id for h in loaded.search(new_vectors[1], 10)}
+    compact = loaded.compacted()
+    assert len(compact) == len(loaded)
+    assert compact.search(new_vectors[3], 1)[0].product_id == 7001
+
+
+def test_a_loaded_lexical_index_is_mapped_and_matches_added_products_words(data, tmp_path):
+    vectors, products, stores = data
+    texts = [f"Plain item {n}" for n in range(len(products))]
+    texts[7] = "Alpina AL-372LBO4V6 watch"
+    VectorIndex.build(vectors, products, stores, texts=texts).save(tmp_path)
+
+    loaded = VectorIndex.load(tmp_path)
+    far = unit(-vectors[7:8])  # far from the query's vector: only its words can find it
+    loaded.upsert(far, [8000], [9], ["Alpina AL372LBO4V6 boxed"])
+
+    version = tmp_path / (tmp_path / "CURRENT").read_text()
+    assert str(version / "lexical-data.npy") in mapped_files()
+    found = [h.product_id for h in loaded.search(vectors[7], 3, text="Alpina AL-372LBO4V6")]
+    assert found[:2] == [int(products[7]), 8000]
