@@ -10,6 +10,7 @@ from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger
 from recommender.models import Click, Impression, IndexEvent, Product, SettingsChange
+from recommender.ranking.lexical import LexicalIndex
 from stores import tasks as store_tasks
 from stores import webhooks
 from stores.models import Store
@@ -55,6 +56,8 @@ def test_redaction_leaves_nothing_of_the_shop_in_the_database_or_the_index_files
     versions = [p for p in (tmp_path / "index").iterdir() if p.is_dir()]
     assert versions
     for version in versions:
-        labels = np.load(version / "labels.npz")
-        assert gone.pk not in set(labels["stores"].tolist()), version.name
-        assert not alpha_products & set(labels["products"].tolist())
+        stores, products = np.load(version / "stores.npy"), np.load(version / "products.npy")
+        assert gone.pk not in set(stores.tolist()), version.name
+        assert not alpha_products & set(products.tolist())
+        # The lexical rows (title words) are the labels' rows and no others.
+        assert len(LexicalIndex.load(version)) == len(products)
