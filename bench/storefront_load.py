@@ -100,8 +100,10 @@ def main() -> None:
                 "--simulator", sim_url)  # fmt: skip
             run(*manage, "sync_catalog", f"{handle}.myshopify.com", "--now")
         run(*manage, "shell", "-c",
-            "from stores.models import Store; from recommender import controls; from recommender.exchange import ledger;"
-            "[ledger.grant_starter_credits(s) or controls.widget_settings_for(s) for s in Store.objects.all()]")  # fmt: skip
+            # What the worker does after an install: shop details (the plan), then the
+            # welcome (widget settings, the starter grant).
+            "from stores.models import Store; from stores import services;"
+            "[services.after_install(s) for s in Store.objects.all()]")  # fmt: skip
         run(*manage, "rebuild_index")
         time.sleep(3)  # serving processes pick up the published index
         product = httpx.get(f"{sim_url}/store/coffee-corner/products.json").json()["products"][5]
@@ -110,7 +112,9 @@ def main() -> None:
             app_url, "recommendations", shop, secret, product_id=product["id"], page_type="product"
         )
         payload = httpx.get(widget_url).json()
-        token = next(i["token"] for i in payload["items"] if i.get("token"))
+        token = next((i["token"] for i in payload["items"] if i.get("token")), None)
+        if token is None:
+            raise SystemExit(f"no partner item in the widget for {product['title']}: {payload}")
         print(f"CPU: {cpu_model()}")
         print(
             f"network: {len(shops)} stores; widget for one product: {len(payload['items'])} items"
