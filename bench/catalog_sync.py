@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 # Benchmarks run the development profile (throwaway secrets), like the demo.
 os.environ.setdefault("INTERLAYER_ENV", "development")
 
-from bench.local_servers import cpu_model, free_port, wait_for  # noqa: E402
+from bench.local_servers import cpu_model, free_port, install_app, wait_for  # noqa: E402
 
 FIRST_SYNC_PRODUCTS = 1000
 FIRST_SYNC_GOAL_SECONDS = 10.0
@@ -94,29 +94,13 @@ def run(args, workdir: Path, simulator_url: str) -> None:
     call_command("migrate", verbosity=0)
     call_command("flush", "--noinput", verbosity=0)
 
-    import httpx
-    import jwt
     from django.conf import settings
 
     from recommender.catalog import embedding_pass
     from recommender.catalog import sync as catalog_sync
     from recommender.models import Product
-    from stores import services
 
-    shop = "bench-store.myshopify.com"
-    httpx.get(
-        f"{simulator_url}/store/bench-store/admin/apps/interlayer/install",
-        params={"flow": "managed"},
-    )
-    token = httpx.post(f"{simulator_url}/_sim/shops/bench-store/id-token", json={}).json()[
-        "id_token"
-    ]
-    claims = jwt.decode(
-        token, settings.SHOPIFY_API_SECRET, algorithms=["HS256"], audience=settings.SHOPIFY_API_KEY
-    )
-    store = services.exchange_session_token(
-        shop_domain=shop, id_token={"exchangeable": True, "token": token, "claims": claims}
-    )
+    store = install_app(simulator_url, "bench-store")
 
     embedder = embedding_pass.get_embedder()
     spent = {"embedding": 0.0, "texts": 0}

@@ -65,3 +65,25 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown processor"
+
+
+def install_app(simulator_url: str, handle: str):
+    """Install the app into a simulator shop the managed way (Django set up in-process):
+    the simulator grants it, then the product's own token exchange stores the token.
+    Returns the Store."""
+    import jwt
+    from django.conf import settings
+
+    from stores import services
+
+    httpx.get(
+        f"{simulator_url}/store/{handle}/admin/apps/interlayer/install", params={"flow": "managed"}
+    )
+    token = httpx.post(f"{simulator_url}/_sim/shops/{handle}/id-token", json={}).json()["id_token"]
+    claims = jwt.decode(
+        token, settings.SHOPIFY_API_SECRET, algorithms=["HS256"], audience=settings.SHOPIFY_API_KEY
+    )
+    return services.exchange_session_token(
+        shop_domain=f"{handle}.myshopify.com",
+        id_token={"exchangeable": True, "token": token, "claims": claims},
+    )

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INTERLAYER_ENV", "development")
 
-from bench.local_servers import cpu_model, free_port, wait_for  # noqa: E402
+from bench.local_servers import cpu_model, free_port, install_app, wait_for  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "wdc-shops"
 
@@ -120,7 +120,7 @@ def set_up(workdir: Path, simulator_url: str, *, reuse: bool) -> dict:
     # Installed (again, with --reuse: the new simulator issued no tokens yet) through the
     # real token exchange, then what the worker does after an install: shop details, the
     # welcome (widget settings, starter credits) and a sync request.
-    stores = {handle: install(simulator_url, handle) for handle in handles}
+    stores = {handle: install_app(simulator_url, handle) for handle in handles}
     served = httpx.get(simulator_url + "/_sim/state").json()["shops"]
     for handle, store in stores.items():
         services.after_install(store)
@@ -182,26 +182,6 @@ def measure_recall(dataset: Path, stores: dict) -> None:
         *(f"{ours[s][0] - best[s][0]:+.3f}, {ours[s][1] - best[s][1]:+.3f}" for s in (0, 1)),
     )
     widget_checks(stores, links)
-
-
-def install(simulator_url: str, handle: str):
-    import httpx
-    import jwt
-    from django.conf import settings
-
-    from stores import services
-
-    httpx.get(
-        f"{simulator_url}/store/{handle}/admin/apps/interlayer/install", params={"flow": "managed"}
-    )
-    token = httpx.post(f"{simulator_url}/_sim/shops/{handle}/id-token", json={}).json()["id_token"]
-    claims = jwt.decode(
-        token, settings.SHOPIFY_API_SECRET, algorithms=["HS256"], audience=settings.SHOPIFY_API_KEY
-    )
-    return services.exchange_session_token(
-        shop_domain=f"{handle}.myshopify.com",
-        id_token={"exchangeable": True, "token": token, "claims": claims},
-    )
 
 
 def baseline_rankings(rows, row_of):

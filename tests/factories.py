@@ -26,6 +26,14 @@ def topic_vector(topic: str, *, noise: float = 0.35, seed: int | None = None) ->
     return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
+def toward(query: np.ndarray, other: np.ndarray, similarity: float) -> np.ndarray:
+    """A unit vector whose cosine with ``query`` is exactly ``similarity`` (up to float32)."""
+    orthogonal = other - (other @ query) * query
+    orthogonal /= np.linalg.norm(orthogonal)
+    vector = similarity * query + np.sqrt(1 - similarity**2) * orthogonal
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
 def mixed_vector(*parts: tuple[str, float], noise: float = 0.3, seed: int | None = None):
     """A product between topics, e.g. a coffee-table book: (("coffee", 0.7), ("books", 0.7))."""
     rng = np.random.default_rng(seed)

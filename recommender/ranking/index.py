@@ -345,13 +345,15 @@ class VectorIndex:
     ) -> list[Hit]:
         """The k best live products, skipping every product of ``exclude_stores``: nearest
         by cosine, or with ``text`` (the query product's lexical text) by the fused score.
-        ``min_cosine`` drops pooled lexical matches below it before the k are kept, so
-        they do not take the places of items the caller's floor would keep."""
+        ``min_cosine`` drops hits below that cosine before the k are kept, so lexical
+        matches do not take the places of items the caller's floor would keep."""
         exclude_stores = set(exclude_stores)
         # One lock over both steps: the polling thread must not remove a product between
         # the vector search and the fusion that looks its label up.
         with self._lock:
             hits = self._dense_search(query, k, exclude_stores)
+            if hits is not None and min_cosine is not None:
+                hits = [hit for hit in hits if hit.score >= min_cosine]
             if text and self.lexical is not None and hits is not None:
                 return self._fused(query, text, hits, k, exclude_stores, min_cosine)
         return hits or []
@@ -375,8 +377,6 @@ class VectorIndex:
             lexical[np.asarray(hidden + list(self._dead), dtype=np.int64)] = 0
             top = np.argpartition(-lexical, min(k, len(lexical) - 1))[:k]
             cosines = {self._label_of[hit.product_id]: hit.score for hit in dense}
-            if min_cosine is not None:
-                cosines = {label: c for label, c in cosines.items() if c >= min_cosine}
             extra = np.array(
                 [label for label in top if lexical[label] > 0 and label not in cosines]
             )

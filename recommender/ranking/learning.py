@@ -94,7 +94,7 @@ def _load() -> Feedback:
 
 def explores() -> bool:
     """Whether this widget explores (one slot by a sampled CTR)."""
-    return settings.RECOMMENDER_LEARNING and random.random() < settings.RECOMMENDER_EXPLORE_SHARE
+    return random.random() < settings.RECOMMENDER_EXPLORE_SHARE
 
 
 def learn_from_clicks(*, now=None) -> int:

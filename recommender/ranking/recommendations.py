@@ -146,7 +146,6 @@ def _partner_items(
         text=_text(viewed),
         min_cosine=floor,
     )
-    hits = [hit for hit in hits if hit.cosine >= floor]  # the dense hits, too
     products = _products_by_pk([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
     page_category = category_key(viewed.category_id) if viewed is not None else ""

@@ -4,7 +4,6 @@ learned ranking, on a real FAISS index."""
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import numpy as np
@@ -16,18 +15,9 @@ from recommender.catalog import index_events
 from recommender.exchange import ledger
 from recommender.models import Click, Impression, ItemFeedback, WidgetSettings
 from recommender.ranking import learning, live_index, recommendations
-from tests.factories import make_product, make_store, topic_vector
+from tests.factories import make_product, make_store, topic_vector, toward
 
 pytestmark = pytest.mark.django_db
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
-
-
-def toward(query: np.ndarray, other: np.ndarray, similarity: float) -> np.ndarray:
-    orthogonal = unit(other - (other @ query) * query)
-    return unit(similarity * query + math.sqrt(1 - similarity**2) * orthogonal)
 
 
 @pytest.fixture

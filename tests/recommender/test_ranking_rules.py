@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-import numpy as np
 import pytest
 
 from recommender import runtime
@@ -14,19 +13,9 @@ from recommender.catalog import index_events
 from recommender.exchange import ledger, rules
 from recommender.models import Product, WidgetSettings
 from recommender.ranking import competitors, live_index, network, recommendations
-from tests.factories import make_product, make_store, topic_vector
+from tests.factories import make_product, make_store, topic_vector, toward
 
 pytestmark = pytest.mark.django_db
-
-
-def unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
-
-
-def toward(query: np.ndarray, other: np.ndarray, similarity: float) -> np.ndarray:
-    """A unit vector whose cosine with ``query`` is exactly ``similarity`` (up to float32)."""
-    orthogonal = unit(other - (other @ query) * query)
-    return unit(similarity * query + math.sqrt(1 - similarity**2) * orthogonal)
 
 
 @pytest.fixture
