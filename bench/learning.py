@@ -101,6 +101,7 @@ def run(stores: dict, impressions: int, seed: int) -> None:
 def serve(sequence, affinity, appeal, rng, learning: bool) -> dict:
     from recommender.exchange import clicks, impressions
     from recommender.exchange.rules import visitor
+    from recommender.models import Click
     from recommender.ranking import learning as learner
     from recommender.web.widget import widget_payload
 
@@ -138,7 +139,8 @@ def serve(sequence, affinity, appeal, rng, learning: bool) -> dict:
                 outcome = clicks.follow_click(
                     host=host, raw_token=item["token"], ip=ip, user_agent=SHOPPER_UA
                 )
-                buckets[-1][1] += outcome.billable
+                clicks.settle_clicks()  # what the request does after its redirect
+                buckets[-1][1] += Click.objects.filter(pk=outcome.click_id, billable=True).exists()
                 break
     return {"buckets": buckets, "shown_on": shown_on, "expected": expected,
             "violations": violations}  # fmt: skip

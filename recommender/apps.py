@@ -10,6 +10,9 @@ class RecommenderConfig(AppConfig):
         "rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60),
         "prune-index-events": ("recommender.tasks.prune_index_events", 24 * 60),
         "learn-from-clicks": ("recommender.tasks.learn_from_clicks", 10),
+        # Clicks are settled right after their redirect; this picks up any whose process
+        # died before it could.
+        "settle-clicks": ("recommender.tasks.settle_clicks", 1),
     }
 
     def ready(self) -> None:

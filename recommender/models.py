@@ -182,6 +182,11 @@ class LedgerEntry(models.Model):
         return f"{self.store_id} {self.kind} {self.amount}"
 
 
+# A click's reason from the moment it is recorded (before the redirect) until the settler
+# has applied the rules to it (exchange.clicks.settle_clicks).
+CLICK_PENDING = "pending"
+
+
 class Click(models.Model):
     """Every click through the widget (raw); ``billable`` when it passed the rules."""
 
@@ -196,10 +201,16 @@ class Click(models.Model):
     # both as salted, rotating hashes.
     visitor_hash = models.CharField(max_length=64)
     ip_hash = models.CharField(max_length=64, blank=True)
+    # The same two hashes under the previous salt period: the rules check both, so their
+    # 24 h windows hold across a rotation (written when the click is recorded, read when
+    # it is settled).
+    previous_visitor_hash = models.CharField(max_length=64, blank=True)
+    previous_ip_hash = models.CharField(max_length=64, blank=True)
     billable = models.BooleanField(default=False)
     # Set only on the billable click of an impression: one billable click per impression.
     billed_impression = models.CharField(max_length=64, null=True, blank=True, unique=True)
-    reason = models.CharField(max_length=40)  # why it is (not) billable
+    # Why it is (not) billable; CLICK_PENDING from the moment it is recorded until it is settled.
+    reason = models.CharField(max_length=40)
     user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # When the partner's web pixel first saw the shopper land with this click's reference.
@@ -211,6 +222,13 @@ class Click(models.Model):
             models.Index(fields=["source_store", "created_at"]),
             models.Index(fields=["target_store", "created_at"]),
             models.Index(fields=["ip_hash", "created_at"]),
+            # The settler's queue: small, since clicks are settled right after they are
+            # recorded.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(reason=CLICK_PENDING),
+                name="recommender_click_pending",
+            ),
         ]
 
     def __str__(self) -> str:

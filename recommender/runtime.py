@@ -90,6 +90,7 @@ active_stores = TTLCache()
 review_states = TTLCache()
 balance_book = BalanceBook()
 widget_contents = TTLCache()
+click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
 item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
@@ -103,6 +104,7 @@ def reset() -> None:
     active_stores.clear()
     review_states.clear()
     widget_contents.clear()
+    click_targets.clear()
     network_state.clear()
     network_ctr.clear()
     item_feedback.clear()

@@ -6,6 +6,7 @@ import logging
 
 from interlayer.logs import bind_shop
 from recommender.catalog import embedding_pass, index_events, sync
+from recommender.exchange import clicks
 from recommender.ranking import learning
 from stores.models import Store
 
@@ -44,3 +45,9 @@ def prune_index_events() -> None:
 def learn_from_clicks() -> None:
     rows = learning.learn_from_clicks()
     log.info("learned from clicks rows=%s", rows)
+
+
+def settle_clicks() -> None:
+    # Normally each request settles its own click right after its redirect; the sweep
+    # finds those whose process died first (or whose settling failed).
+    log.info("settled clicks count=%s", clicks.settle_clicks())

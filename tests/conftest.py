@@ -14,12 +14,24 @@ from django.db.models import Max
 from django_q.models import OrmQ
 
 from recommender import runtime
+from recommender.models import CLICK_PENDING, Click
 from simulator.server import mint_id_token, serve_in_thread, sign_query
 from simulator.state import AppConfig, Shop, World
 from stores.models import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_URL = "http://testserver"
+
+
+def wait_until_clicks_settled(timeout: float = 10) -> None:
+    """The app settles each click right after its redirect has gone out (exchange.clicks):
+    a test reading billing over HTTP waits for that, as a merchant's page would a moment
+    later."""
+    deadline = time.monotonic() + timeout
+    while Click.objects.filter(reason=CLICK_PENDING).exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"clicks still pending after {timeout} s")
+        time.sleep(0.02)
 
 
 def small_catalog(prefix: str, titles: list[str]) -> dict:

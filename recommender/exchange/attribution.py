@@ -30,6 +30,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from recommender.exchange import tokens
 from recommender.models import AttributedOrder, Click, Impression
 from stores.models import Store
 
@@ -86,12 +87,12 @@ class AttributionRefused(Exception):
 def click_reference(click: Click) -> str:
     """The ``il_ref`` the click redirect adds to the partner's URL: bound to the click and
     to the store the shopper is sent to."""
-    return signing.dumps({"c": click.pk, "d": click.target_store_id}, salt=_REFERENCE_SALT)
+    return tokens.seal({"c": click.pk, "d": click.target_store_id}, purpose=_REFERENCE_SALT)
 
 
 def _read_click_reference(raw: str) -> tuple[int, int]:
     try:
-        data = signing.loads(raw, salt=_REFERENCE_SALT)
+        data = tokens.unseal(raw, purpose=_REFERENCE_SALT)
         return int(data["c"]), int(data["d"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise AttributionRefused("click reference is not valid", status=401) from None

@@ -2,65 +2,89 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from recommender import runtime
 from recommender.exchange import attribution, ledger, locks, review, rules, tokens
 from recommender.exchange.tokens import ClickToken
-from recommender.models import Click, Impression, Product, WidgetSettings
+from recommender.models import (
+    CLICK_PENDING,
+    Click,
+    Impression,
+    LedgerEntry,
+    Product,
+    WidgetSettings,
+)
 from stores.models import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ClickOutcome:
     location: str | None  # where to send the shopper; None when we cannot tell
-    billable: bool
-    reason: str
+    reason: str  # CLICK_PENDING for a recorded click, else why nothing was recorded
+    click_id: int | None = None  # the recorded click, settled right after (settle_clicks)
 
 
 def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> ClickOutcome:
     """Record a click and say where it goes: only ever the product the token names, and
-    only from the storefront whose widget issued the token."""
+    only from the storefront whose widget issued the token.
+
+    The click is written (and committed) before the shopper is redirected; whether it
+    bills is decided by settle_clicks right after the response, so nothing a shopper was
+    redirected for is lost if this process dies then: the worker's sweep settles it."""
     try:
         token = tokens.read_click_token(raw_token)
     except tokens.InvalidClickToken as error:
         if error.reason != "expired":
-            return ClickOutcome(None, False, error.reason)
+            return ClickOutcome(None, error.reason)
         try:
             token = tokens.read_click_token_unchecked_age(raw_token)
         except tokens.InvalidClickToken as unreadable:
-            return ClickOutcome(None, False, unreadable.reason)
+            return ClickOutcome(None, unreadable.reason)
         if token.source_store_id != host.pk:
-            return ClickOutcome(None, False, "issued for another store")
-        product = _target(token)
+            return ClickOutcome(None, "issued for another store")
+        url = _target_url(token)
         # An old link still takes the shopper to the product; it just earns nothing.
-        return ClickOutcome(_with_utm(product, host) if product else None, False, "expired")
+        return ClickOutcome(_with_utm(url, host) if url else None, "expired")
     if token.source_store_id != host.pk:
-        return ClickOutcome(None, False, "issued for another store")
-    product = _target(token)
-    if product is None:
-        return ClickOutcome(None, False, "product gone")
+        return ClickOutcome(None, "issued for another store")
+    url = _target_url(token)
+    if not url:
+        return ClickOutcome(None, "product gone")
     click = record_click(token=token, ip=ip, user_agent=user_agent)
     # The partner's web pixel reads the reference where the shopper lands (order attribution).
-    location = _with_utm(product, host, reference=attribution.click_reference(click))
-    return ClickOutcome(location, click.billable, click.reason)
+    location = _with_utm(url, host, reference=attribution.click_reference(click))
+    return ClickOutcome(location, click.reason, click.pk)
 
 
-def _target(token: ClickToken) -> Product | None:
-    return (
-        Product.objects.filter(store_id=token.target_store_id, shopify_id=token.target_product_id)
-        .exclude(url="")
-        .first()
+def _target_url(token: ClickToken) -> str:
+    """The partner product's URL ("" when it is gone), remembered for the state TTL: the
+    click path is the hottest write path the exchange has."""
+    key = (token.target_store_id, token.target_product_id)
+    return runtime.click_targets.get_or_compute(
+        key,
+        lambda: (
+            Product.objects.filter(store_id=key[0], shopify_id=key[1])
+            .exclude(url="")
+            .values_list("url", flat=True)
+            .first()
+            or ""
+        ),
     )
 
 
-def _with_utm(product: Product, source: Store, *, reference: str = "") -> str | None:
-    parts = urlsplit(product.url)
+def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:
+    parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return None
     utm = urlencode(
@@ -76,111 +100,204 @@ def _with_utm(product: Product, source: Store, *, reference: str = "") -> str | 
 
 
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
-    """Record a click and, if billable, move the credits, in one transaction.
-
-    Billing is serialised (locks.lock_for_transaction) per store of the pair, per visitor
-    and per address, so the rate limits, the partner's balance and the one billable click
-    per impression hold under concurrency and across processes; a unique
-    ``billed_impression`` backs the last one.
-    """
+    """Record a click as it happened, not yet settled (one committed INSERT, no locks):
+    the visitor the token was served to, the clicking address, the agent and the time, all
+    the rules need. The request settles it after its response (settle_after_response)."""
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
     visitor = token.visitor
-    with transaction.atomic():
-        locks.lock_for_transaction(
-            f"exchange-store:{token.source_store_id}",
-            f"exchange-store:{token.target_store_id}",
-            f"exchange-address:{addresses[0]}",
-            *([f"exchange-visitor:{visitor.current}"] if visitor else []),
-        )
-        reason = _not_billable_because(token, addresses=addresses, user_agent=user_agent, now=now)
-        held = not reason and review.under_review(token.source_store_id)
-        click = Click(
-            source_store_id=token.source_store_id,
-            target_store_id=token.target_store_id,
-            target_product_id=token.target_product_id,
-            impression_id=token.impression_id[:64],
-            token_id=token.token_id[:64],
-            visitor_hash=visitor.current[:64] if visitor else "",
-            ip_hash=addresses[0],
-            billable=not reason,
-            billed_impression=None if reason else token.impression_id[:64],
-            reason=reason or (rules.HELD_FOR_REVIEW if held else "billable"),
-            user_agent=user_agent[:300],
-            created_at=now,
-        )
-        try:
-            with transaction.atomic():
-                click.save(force_insert=True)
-        except IntegrityError:  # this impression was billed by a concurrent request
-            click.pk = None
-            click.billable, click.billed_impression = False, None
-            click.reason = "impression already clicked"
-            click.save(force_insert=True)
-        if click.billable:
-            ledger.credit_click(click, held=held)
+    click = Click.objects.create(
+        source_store_id=token.source_store_id,
+        target_store_id=token.target_store_id,
+        target_product_id=token.target_product_id,
+        impression_id=token.impression_id[:64],
+        token_id=token.token_id[:64],
+        visitor_hash=visitor.current[:64] if visitor else "",
+        previous_visitor_hash=visitor.previous[:64] if visitor else "",
+        ip_hash=addresses[0],
+        previous_ip_hash=addresses[1],
+        billable=False,
+        reason=CLICK_PENDING,
+        user_agent=user_agent[:300],
+        created_at=now,
+    )
     return click
 
 
-def _not_billable_because(
-    token: ClickToken, *, addresses: tuple[str, str], user_agent: str, now: datetime
-) -> str:
-    """The first rule the click breaks, or "" when it is billable. Cheap checks first."""
-    source, target, visitor = token.source_store_id, token.target_store_id, token.visitor
-    if source == target:
-        return "own store"
-    if rules.is_bot(user_agent):
-        return "bot"
-    if visitor is None:
-        return "no viewable impression"
-    seen = Impression.objects.filter(
-        impression_id=token.impression_id[:64], store_id=source, visitor_hash=visitor.current
-    )
-    if not seen.exists():
-        return "no viewable impression"
-    if Click.objects.filter(billed_impression=token.impression_id[:64]).exists():
-        return "impression already clicked"
-    billed = Click.objects.filter(billable=True)
-    same_visitor = Q(visitor_hash=visitor.current) | Q(visitor_hash=visitor.previous)
-    same_address = Q(ip_hash__in=addresses)
-    day = billed.filter(created_at__gte=now - rules.DEDUPE_WINDOW)
-    if day.filter(same_visitor | same_address, target_product_id=token.target_product_id).exists():
-        return "repeat within 24h"
-    hour = billed.filter(created_at__gte=now - timedelta(hours=1))
-    if hour.filter(same_visitor).count() >= rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR:
-        return "visitor limit"
-    if hour.filter(same_address).count() >= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR:
-        return "address limit"
-    if day.filter(same_address).count() >= rules.BILLABLE_CLICKS_PER_IP_PER_DAY:
-        return "address limit"
-    if (
-        hour.filter(source_store_id=source).count()
-        >= rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR
-    ):
-        return "store limit"
-    return _billing_state_forbids(source=source, target=target)
+def settle_after_response() -> None:
+    """Settle once the shopper has the redirect (the storefront's redirect calls this when
+    the WSGI server closes it). A failure here loses nothing: the clicks stay pending for
+    the next settler or the worker's sweep."""
+    try:
+        settle_clicks()
+    except Exception:
+        log.exception("settling clicks failed; they stay pending for the sweep")
 
 
-def _billing_state_forbids(*, source: int, target: int) -> str:
-    """Re-read at click time (inside the lock): both stores installed, the partner still
-    taking part and able to pay, and no block either way."""
-    active = set(
-        Store.objects.filter(pk__in=[source, target], status=Store.Status.ACTIVE).values_list(
-            "pk", flat=True
+SETTLE_BATCH = 500
+
+
+def settle_clicks() -> int:
+    """Apply the rules to every recorded click, oldest first, and bill the billable ones;
+    returns how many were settled.
+
+    One settler at a time (the BILLING lock; a request that finds it taken leaves its
+    click to the holder), so every rule is applied in the order clicks were recorded with
+    nothing interleaving: rate limits, the partner's balance and one billable click per
+    impression hold across processes, with a unique ``billed_impression`` behind the last.
+    Each batch is one transaction: settled whole or not at all."""
+    settled = 0
+    while True:
+        with transaction.atomic():
+            if not locks.try_lock_for_transaction(locks.BILLING):
+                return settled  # the holder looks again after it lets go
+            batch = list(Click.objects.filter(reason=CLICK_PENDING).order_by("id")[:SETTLE_BATCH])
+            if batch:
+                _settle(batch)
+        settled += len(batch)
+        # Looked at after letting go: a click committed while we held the lock, whose
+        # request therefore left it to us, is seen here.
+        if len(batch) < SETTLE_BATCH and not Click.objects.filter(reason=CLICK_PENDING).exists():
+            return settled
+
+
+def _settle(batch: list[Click]) -> None:
+    book = _Book.load(batch)
+    entries = []
+    for click in batch:
+        reason = book.not_billable_because(click)
+        held = not reason and review.under_review(click.source_store_id)
+        click.billable = not reason
+        click.billed_impression = None if reason else click.impression_id
+        click.reason = reason or (rules.HELD_FOR_REVIEW if held else "billable")
+        if click.billable:
+            book.bill(click, held=held)
+            entries += ledger.click_entries(click, held=held)
+    Click.objects.bulk_update(batch, ["billable", "billed_impression", "reason"])
+    LedgerEntry.objects.bulk_create(entries)
+
+
+@dataclass(frozen=True)
+class _Billed:
+    source: int
+    visitor: str
+    address: str
+    product: int
+    at: datetime
+
+
+class _Book:
+    """What the rules need to know about a batch of clicks, read in a few queries and kept
+    up to date as the batch is settled in order."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, int, str]] = set()  # (impression, store, visitor)
+        self.billed_impressions: set[str] = set()
+        self.billed: list[_Billed] = []  # billable clicks of the batch's shoppers and stores
+        self.active: set[int] = set()
+        self.paused: set[int] = set()
+        self.blocks: set[tuple[int, int]] = set()
+        self.balances: dict[int, Decimal] = {}
+
+    @classmethod
+    def load(cls, batch: list[Click]) -> _Book:
+        book = cls()
+        impressions = {c.impression_id for c in batch}
+        visitors = {h for c in batch for h in (c.visitor_hash, c.previous_visitor_hash) if h}
+        addresses = {h for c in batch for h in (c.ip_hash, c.previous_ip_hash) if h}
+        sources = {c.source_store_id for c in batch}
+        stores = sources | {c.target_store_id for c in batch}
+        book.seen = set(
+            Impression.objects.filter(impression_id__in=impressions).values_list(
+                "impression_id", "store_id", "visitor_hash"
+            )
         )
-    )
-    if source not in active:
-        return "store not active"
-    if target not in active:
-        return "partner not active"
-    if WidgetSettings.objects.filter(store_id=target, enabled=False).exists():
-        return "partner not participating"
-    blocks = WidgetSettings.blocked_stores.through.objects.filter(
-        Q(widgetsettings__store_id=source, store_id=target)
-        | Q(widgetsettings__store_id=target, store_id=source)
-    )
-    if blocks.exists():
-        return "blocked"
-    if not ledger.can_pay_a_click(target):
-        return "partner cannot pay"
-    return ""
+        book.billed_impressions = set(
+            Click.objects.filter(billed_impression__in=impressions).values_list(
+                "billed_impression", flat=True
+            )
+        )
+        earliest = min(c.created_at for c in batch)
+        shoppers = Q(visitor_hash__in=visitors) | Q(ip_hash__in=addresses)
+        day = Q(created_at__gte=earliest - rules.DEDUPE_WINDOW) & shoppers
+        hour = Q(created_at__gte=earliest - timedelta(hours=1), source_store_id__in=sources)
+        rows = Click.objects.filter(day | hour, billable=True).values_list(
+            "source_store_id", "visitor_hash", "ip_hash", "target_product_id", "created_at"
+        )
+        book.billed = [_Billed(*row) for row in rows]
+        book.active = set(
+            Store.objects.filter(pk__in=stores, status=Store.Status.ACTIVE).values_list(
+                "pk", flat=True
+            )
+        )
+        book.paused = set(
+            WidgetSettings.objects.filter(store_id__in=stores, enabled=False).values_list(
+                "store_id", flat=True
+            )
+        )
+        book.blocks = set(
+            WidgetSettings.blocked_stores.through.objects.filter(
+                widgetsettings__store_id__in=stores, store_id__in=stores
+            ).values_list("widgetsettings__store_id", "store_id")
+        )
+        book.balances = ledger.balances(sorted(stores))
+        return book
+
+    def bill(self, click: Click, *, held: bool) -> None:
+        self.billed_impressions.add(click.impression_id)
+        self.billed.append(
+            _Billed(click.source_store_id, click.visitor_hash, click.ip_hash,
+                    click.target_product_id, click.created_at)
+        )  # fmt: skip
+        if not held:  # a held click charges nobody until it is released
+            self.balances[click.target_store_id] -= rules.SPEND_PER_CLICK
+            self.balances[click.source_store_id] += rules.EARN_PER_CLICK
+
+    def not_billable_because(self, click: Click) -> str:
+        """The first rule the click breaks, or "" when it is billable. The time windows end
+        at the click's own time: what it would have been judged by the moment it came."""
+        source, target = click.source_store_id, click.target_store_id
+        if source == target:
+            return "own store"
+        if rules.is_bot(click.user_agent):
+            return "bot"
+        if not click.visitor_hash:  # a token minted before tokens carried the visitor
+            return "no viewable impression"
+        if (click.impression_id, source, click.visitor_hash) not in self.seen:
+            return "no viewable impression"
+        if click.impression_id in self.billed_impressions:
+            return "impression already clicked"
+        visitor = {click.visitor_hash, click.previous_visitor_hash} - {""}
+        address = {click.ip_hash, click.previous_ip_hash} - {""}
+        day = [b for b in self.billed if b.at >= click.created_at - rules.DEDUPE_WINDOW]
+        hour = [b for b in day if b.at >= click.created_at - timedelta(hours=1)]
+        if any(
+            (b.visitor in visitor or b.address in address) and b.product == click.target_product_id
+            for b in day
+        ):
+            return "repeat within 24h"
+        if sum(b.visitor in visitor for b in hour) >= rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR:
+            return "visitor limit"
+        if sum(b.address in address for b in hour) >= rules.BILLABLE_CLICKS_PER_IP_PER_HOUR:
+            return "address limit"
+        if sum(b.address in address for b in day) >= rules.BILLABLE_CLICKS_PER_IP_PER_DAY:
+            return "address limit"
+        per_store = rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR
+        if sum(b.source == source for b in hour) >= per_store:
+            return "store limit"
+        return self._billing_state_forbids(source=source, target=target)
+
+    def _billing_state_forbids(self, *, source: int, target: int) -> str:
+        """As things stand when the click is settled (under the BILLING lock): both stores
+        installed, the partner still taking part and able to pay, no block either way."""
+        if source not in self.active:
+            return "store not active"
+        if target not in self.active:
+            return "partner not active"
+        if target in self.paused:
+            return "partner not participating"
+        if (source, target) in self.blocks or (target, source) in self.blocks:
+            return "blocked"
+        if self.balances.get(target, Decimal("0")) < rules.SPEND_PER_CLICK:
+            return "partner cannot pay"
+        return ""

@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.utils import timezone
 
 from recommender import runtime
-from recommender.exchange.locks import lock_for_transaction
+from recommender.exchange.locks import BILLING, lock_for_transaction
 from recommender.exchange.rules import (
     EARN_PER_CLICK,
     SPEND_PER_CLICK,
@@ -142,6 +142,10 @@ def grant_starter_credits(store: Store) -> bool:
 
 
 def credit_click(click: Click, *, held: bool) -> None:
+    LedgerEntry.objects.bulk_create(click_entries(click, held=held))
+
+
+def click_entries(click: Click, *, held: bool) -> list[LedgerEntry]:
     """The entries of a billable click: the target spends and the source earns; or, for a
     source under review, only a held earning (nobody is charged until it is released)."""
     earning = LedgerEntry(
@@ -150,13 +154,12 @@ def credit_click(click: Click, *, held: bool) -> None:
         created_at=click.created_at,
     )  # fmt: skip
     if held:
-        earning.save(force_insert=True)
-        return
+        return [earning]
     spending = LedgerEntry(
         store_id=click.target_store_id, kind=LedgerEntry.Kind.SPEND, amount=-SPEND_PER_CLICK,
         counterparty_id=click.source_store_id, click=click, created_at=click.created_at,
     )  # fmt: skip
-    LedgerEntry.objects.bulk_create([earning, spending])
+    return [earning, spending]
 
 
 def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
@@ -169,7 +172,7 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     for held in _unresolved_held().filter(store=store).order_by("pk"):
         try:
             with transaction.atomic():
-                lock_for_transaction(f"exchange-store:{held.counterparty_id}")
+                lock_for_transaction(BILLING)  # charges serialised with settling clicks
                 pays = release and can_pay_a_click(held.counterparty_id)
                 kind = LedgerEntry.Kind.RELEASE if pays else LedgerEntry.Kind.VOID
                 LedgerEntry.objects.create(

@@ -16,6 +16,7 @@ from crawlerdetect import CrawlerDetect
 from django.conf import settings
 from django.utils import timezone
 
+from recommender.exchange import macs
 from stores.models import Store
 
 # --- credits ------------------------------------------------------------------------------
@@ -87,8 +88,12 @@ def is_bot(user_agent: str) -> bool:
 
 
 def _salted(value: str, period: int, purpose: str) -> str:
-    salt = hmac.new(settings.SECRET_KEY.encode(), f"{purpose}-salt:{period}".encode(), "sha256")
-    return hmac.new(salt.digest(), value.encode(), hashlib.sha256).hexdigest()
+    return macs.keyed(_salt(settings.SECRET_KEY, period, purpose)).digest(value.encode()).hex()
+
+
+@lru_cache(maxsize=16)
+def _salt(secret: str, period: int, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), f"{purpose}-salt:{period}".encode(), hashlib.sha256).digest()
 
 
 def _period(now: datetime | None) -> int:

@@ -77,9 +77,22 @@ def click(request: ProxyRequest) -> HttpResponse:
     outcome = clicks.follow_click(host=request.store, raw_token=token, **_shopper(request))
     if outcome.location is None:
         return HttpResponse("This link is not valid.", status=400, content_type="text/plain")
-    response = HttpResponseRedirect(outcome.location)
+    redirect = HttpResponseRedirect if outcome.click_id is None else _RedirectThenSettle
+    response = redirect(outcome.location)
     response["Cache-Control"] = "no-store"
     return response
+
+
+class _RedirectThenSettle(HttpResponseRedirect):
+    """A recorded click's redirect. The click is already written; whether it bills is
+    settled once the server has sent this (it closes the response then), so the shopper
+    never waits on the rules, the locks or the ledger."""
+
+    def close(self) -> None:
+        try:
+            clicks.settle_after_response()
+        finally:
+            super().close()
 
 
 @require_POST

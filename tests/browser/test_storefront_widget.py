@@ -10,6 +10,7 @@ import pytest
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.models import Click, Impression, WidgetSettings
+from tests.conftest import wait_until_clicks_settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -91,6 +92,7 @@ def test_click_lands_on_the_partner_product_with_utm_and_moves_credits_once(
 
     assert "utm_source=interlayer" in shopper.url and "utm_campaign=grinders" in shopper.url
     assert shopper.locator("h1.product-title").count() == 1
+    wait_until_clicks_settled()
     assert Click.objects.count() == 2
     assert Click.objects.filter(billable=True).count() == 1
     assert ledger.balance(grinders) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
@@ -191,6 +193,7 @@ def test_a_french_storefront_shows_french_strings_and_a_working_widget(
         partner_link.scroll_into_view_if_needed()
     partner_link.click()
     shopper.wait_for_url(re.compile(r"brewers\.localhost"))
+    wait_until_clicks_settled()
     assert Click.objects.filter(billable=True).count() == 1
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.core import signing
 from django.db import connections
+from django.test import override_settings
 from django.utils import timezone
 
 from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
@@ -46,6 +47,14 @@ def token_for(sender, receiver, product_id=555, impression="imp-1", *, ip="203.0
     return tokens.read_click_token(signed)
 
 
+def settled_click(*, token, ip: str, user_agent: str) -> Click:
+    """A click as the storefront makes one: recorded before the redirect, settled after."""
+    click = clicks.record_click(token=token, ip=ip, user_agent=user_agent)
+    clicks.settle_clicks()
+    click.refresh_from_db()
+    return click
+
+
 def test_starter_grant_is_given_once(pair):
     sender, _ = pair
 
@@ -56,9 +65,7 @@ def test_starter_grant_is_given_once(pair):
 def test_billable_click_earns_the_sender_and_charges_the_receiver(pair):
     sender, receiver = pair
 
-    click = clicks.record_click(
-        token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
-    )
+    click = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
 
     assert click.billable and click.reason == "billable"
     assert ledger.balance(sender) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
@@ -77,7 +84,7 @@ def test_billable_click_earns_the_sender_and_charges_the_receiver(pair):
 def test_bot_clicks_are_recorded_but_not_billed(pair, user_agent, reason):
     sender, receiver = pair
 
-    click = clicks.record_click(
+    click = settled_click(
         token=token_for(sender, receiver), ip="203.0.113.9", user_agent=user_agent
     )
 
@@ -88,16 +95,14 @@ def test_bot_clicks_are_recorded_but_not_billed(pair, user_agent, reason):
 
 def test_same_visitor_same_product_bills_once_per_24_hours(pair):
     sender, receiver = pair
-    first = clicks.record_click(
-        token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
-    )
-    second = clicks.record_click(
+    first = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
+    second = settled_click(
         token=token_for(sender, receiver, impression="imp-2"), ip="203.0.113.9", user_agent=BROWSER
     )
     assert (first.billable, second.billable, second.reason) == (True, False, "repeat within 24h")
 
     Click.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(hours=25))
-    third = clicks.record_click(
+    third = settled_click(
         token=token_for(sender, receiver, impression="imp-3"), ip="203.0.113.9", user_agent=BROWSER
     )
 
@@ -107,9 +112,7 @@ def test_same_visitor_same_product_bills_once_per_24_hours(pair):
 def test_own_store_click_is_never_billable(pair):
     sender, _ = pair
 
-    click = clicks.record_click(
-        token=token_for(sender, sender), ip="203.0.113.9", user_agent=BROWSER
-    )
+    click = settled_click(token=token_for(sender, sender), ip="203.0.113.9", user_agent=BROWSER)
 
     assert (click.billable, click.reason) == (False, "own store")
 
@@ -118,8 +121,8 @@ def test_replayed_token_bills_once_even_from_another_visitor(pair):
     sender, receiver = pair
     token = token_for(sender, receiver)
 
-    first = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
-    replay = clicks.record_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
+    first = settled_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    replay = settled_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
 
     assert first.billable and not replay.billable
     assert replay.reason == "impression already clicked"
@@ -134,17 +137,22 @@ def test_tampered_and_forged_tokens_are_rejected(pair):
         target_product_id=1,
         visitor=rules.visitor(ip="203.0.113.9", user_agent=BROWSER),
     )
-    payload, signature = signed.rsplit(":", 1)
-    forged = signing.dumps(
-        {"t": "x", "i": "i", "s": sender.pk, "d": receiver.pk, "p": 2},
-        key="not-our-secret",
-        salt="interlayer.click",
-    )
+    payload, signature = signed.rsplit(".", 1)
+    forged = {"t": "x", "i": "i", "s": sender.pk, "d": receiver.pk, "p": 2, "v": "v", "w": "w"}
+    with override_settings(SECRET_KEY="not-our-secret"):
+        forged_seal = tokens.seal(forged, purpose="interlayer.click")
+    forged_in_the_old_format = signing.dumps(forged, key="not-our-secret", salt="interlayer.click")
+    # Our own seal, made for another purpose (an impression), is not a click token either.
+    other_purpose = tokens.seal(forged, purpose="interlayer.impression")
 
     with pytest.raises(tokens.InvalidClickToken, match="tampered"):
-        tokens.read_click_token(payload + ":" + signature[::-1])
+        tokens.read_click_token(payload + "." + signature[::-1])
     with pytest.raises(tokens.InvalidClickToken, match="tampered"):
-        tokens.read_click_token(forged)
+        tokens.read_click_token(payload[:-2] + ("A" if payload[-2] != "A" else "B")
+                                + payload[-1:] + "." + signature)  # fmt: skip
+    for token in (forged_seal, forged_in_the_old_format, other_purpose, "", ".", "é.é"):
+        with pytest.raises(tokens.InvalidClickToken, match="tampered"):
+            tokens.read_click_token(token)
 
 
 def test_expired_token_is_rejected(pair, monkeypatch):
@@ -178,12 +186,12 @@ def test_visitor_hash_is_salted_and_rotates(pair):
 def test_partner_ledger_shows_sent_and_received_per_partner(pair):
     sender, receiver = pair
     for n in range(3):
-        clicks.record_click(
+        settled_click(
             token=token_for(sender, receiver, product_id=n, impression=f"sent-{n}"),
             ip="203.0.113.9",
             user_agent=BROWSER,
         )
-    clicks.record_click(
+    settled_click(
         token=token_for(receiver, sender, product_id=9, impression="received", ip="203.0.113.50"),
         ip="203.0.113.50",
         user_agent=BROWSER,
@@ -211,7 +219,7 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
         try:
             token = token_for(sender, receiver, product_id=product_id, impression=ip, ip=ip)
             barrier.wait()
-            clicks.record_click(token=token, ip=ip, user_agent=BROWSER)
+            settled_click(token=token, ip=ip, user_agent=BROWSER)
         except Exception as error:  # collected for the assertion
             errors.append(error)
         finally:
@@ -241,7 +249,7 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
 def test_a_click_without_a_viewable_impression_is_raw_not_billable(pair):
     sender, receiver = pair
 
-    click = clicks.record_click(
+    click = settled_click(
         token=token_for(sender, receiver, seen=False), ip="203.0.113.9", user_agent=BROWSER
     )
 
@@ -255,7 +263,7 @@ def test_an_impression_seen_by_another_visitor_does_not_make_the_click_billable(
     token_for(sender, receiver, impression="shared", ip="198.51.100.1")
     token = token_for(sender, receiver, impression="shared", ip="198.51.100.2", seen=False)
 
-    click = clicks.record_click(token=token, ip="198.51.100.2", user_agent=BROWSER)
+    click = settled_click(token=token, ip="198.51.100.2", user_agent=BROWSER)
 
     assert (click.billable, click.reason) == (False, "no viewable impression")
 
@@ -273,7 +281,7 @@ def test_hourly_limits_leave_clicks_raw(pair, limit, ips):
     if limit == "visitor limit":
         for n, ip in enumerate(ips):
             token = token_for(sender, receiver, product_id=n, impression=f"v{n}", ip=ip)
-            results.append(clicks.record_click(token=token, ip=ip, user_agent=BROWSER))
+            results.append(settled_click(token=token, ip=ip, user_agent=BROWSER))
         allowed = rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR
     else:
         allowed = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR
@@ -287,7 +295,7 @@ def test_hourly_limits_leave_clicks_raw(pair, limit, ips):
                                               target_store_id=receiver.pk, target_product_id=n,
                                               visitor=visitor)  # fmt: skip
             token = tokens.read_click_token(signed)
-            results.append(clicks.record_click(token=token, ip="192.0.2.1", user_agent=agent))
+            results.append(settled_click(token=token, ip="192.0.2.1", user_agent=agent))
 
     assert [c.billable for c in results[:allowed]] == [True] * allowed
     assert {c.reason for c in results[allowed:]} == {limit}
@@ -353,7 +361,7 @@ def test_a_source_clicking_far_above_the_network_has_new_earnings_held(pair, set
     for n in range(review.CLICKS_BEFORE_A_HOLD + 3):
         ip = f"198.51.100.{n + 1}"
         token = token_for(sender, receiver, product_id=n, impression=f"r{n}", ip=ip)
-        clicks.record_click(token=token, ip=ip, user_agent=BROWSER)
+        settled_click(token=token, ip=ip, user_agent=BROWSER)
 
     reasons = list(Click.objects.order_by("pk").values_list("reason", flat=True))
     assert reasons[: review.CLICKS_BEFORE_A_HOLD] == ["billable"] * review.CLICKS_BEFORE_A_HOLD
@@ -409,9 +417,9 @@ def billed_before(sender, receiver, *, count, ip="203.0.113.9", ago=timedelta(mi
 def test_the_address_limits_bill_up_to_their_number_and_not_one_more(pair, limit, ago, ip_count):
     sender, receiver = pair
     billed_before(sender, receiver, count=ip_count - 1, ago=ago)
-    last = clicks.record_click(token=token_for(sender, receiver, impression="last"),
+    last = settled_click(token=token_for(sender, receiver, impression="last"),
                                ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
-    over = clicks.record_click(token=token_for(sender, receiver, 556, "over", ip="203.0.113.9"),
+    over = settled_click(token=token_for(sender, receiver, 556, "over", ip="203.0.113.9"),
                                ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
 
     assert last.billable
@@ -429,9 +437,9 @@ def test_the_source_store_limit_bills_up_to_its_number_and_not_one_more(pair):
         for n in range(limit - 1)
     )  # fmt: skip
 
-    last = clicks.record_click(token=token_for(sender, receiver, impression="last"),
+    last = settled_click(token=token_for(sender, receiver, impression="last"),
                                ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
-    over = clicks.record_click(
+    over = settled_click(
         token=token_for(sender, receiver, 556, "over", ip="203.0.113.10"),
         ip="203.0.113.10", user_agent=BROWSER,
     )  # fmt: skip
@@ -452,7 +460,7 @@ def test_the_source_store_limit_bills_up_to_its_number_and_not_one_more(pair):
         ("partner holds 1.00", "billable"),
     ],
 )
-def test_billing_state_is_read_again_at_click_time(pair, change, reason):
+def test_billing_state_is_read_again_when_the_click_is_settled(pair, change, reason):
     sender, receiver = pair
     token = token_for(sender, receiver)  # the view happened while everything was fine
     if change == "source uninstalled":
@@ -470,7 +478,7 @@ def test_billing_state_is_read_again_at_click_time(pair, change, reason):
         LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.SPEND,
                                    amount=-(rules.STARTER_GRANT - left))  # fmt: skip
 
-    click = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    click = settled_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
 
     assert click.reason == reason
     assert click.billable is (reason == "billable")

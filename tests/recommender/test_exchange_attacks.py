@@ -17,7 +17,7 @@ from recommender.models import Click, LedgerEntry, WidgetSettings
 from stores import tasks as store_tasks
 from stores.models import Store
 from tests import shoppers
-from tests.conftest import small_catalog
+from tests.conftest import small_catalog, wait_until_clicks_settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,6 +73,7 @@ def test_honest_shopper_who_sees_and_clicks_earns_the_host_exactly_the_published
     before = balances(exchange)
 
     statuses = shoppers.honest_view_and_click(simulator.url, "alpha", exchange["viewed"])
+    wait_until_clicks_settled()
 
     assert statuses == [302]
     after = balances(exchange)
@@ -85,6 +86,7 @@ def test_harvested_tokens_without_a_viewable_impression_earn_nothing(simulator, 
     before = balances(exchange)
 
     statuses = shoppers.harvest_without_viewing(simulator.url, "alpha", exchange["viewed"])
+    wait_until_clicks_settled()
 
     assert set(statuses) == {302}  # the shopper still lands on the product
     assert balances(exchange) == before
@@ -96,6 +98,7 @@ def test_rotating_the_user_agent_after_the_fetch_makes_no_new_visitor(simulator,
     before = balances(exchange)
 
     statuses = shoppers.rotate_agents_after_one_view(simulator.url, "alpha", exchange["viewed"])
+    wait_until_clicks_settled()
 
     # One viewable impression, one billable click: exactly the honest amount, once.
     assert set(statuses) == {302}
@@ -108,6 +111,7 @@ def test_spoofed_forwarded_addresses_are_one_address_and_hit_its_limit(simulator
     rounds = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR + 5
 
     shoppers.spoof_forwarded_addresses(simulator.url, "alpha", exchange["viewed"], rounds=rounds)
+    wait_until_clicks_settled()
 
     # Shopify's proxy appends the real address, the hop we trust: one address throughout.
     billable = Click.objects.filter(billable=True)
@@ -121,6 +125,7 @@ def test_a_bot_rotating_real_addresses_has_its_earnings_held_for_review(simulato
     before = balances(exchange)
 
     shoppers.bot_rotating_real_addresses(simulator.url, "alpha", exchange["viewed"], rounds=15)
+    wait_until_clicks_settled()
 
     earned = ledger.balance(exchange["alpha"]) - before["alpha"]
     held = ledger.held_earnings(exchange["alpha"])
@@ -138,6 +143,7 @@ def test_padding_views_to_hide_the_rate_is_caught_by_the_address_pattern(simulat
     statuses = shoppers.pad_views_from_one_address(
         simulator.url, "alpha", exchange["products"], views=50, clicks=12
     )
+    wait_until_clicks_settled()
 
     assert statuses == [302] * 12
     billable = Click.objects.filter(billable=True).count()
@@ -155,6 +161,7 @@ def test_a_billed_token_replayed_earns_nothing_more(simulator, exchange):
     before = balances(exchange)
 
     statuses = shoppers.replay_a_billed_token(simulator.url, "alpha", exchange["viewed"])
+    wait_until_clicks_settled()
 
     assert statuses == [302] * 6
     assert ledger.balance(exchange["alpha"]) - before["alpha"] == rules.EARN_PER_CLICK
@@ -165,6 +172,7 @@ def test_sixteen_concurrent_clicks_on_one_impression_bill_exactly_once(simulator
     before = balances(exchange)
 
     statuses = shoppers.concurrent_clicks_on_one_view(simulator.url, "alpha", exchange["viewed"])
+    wait_until_clicks_settled()
 
     assert statuses == [302] * 16
     assert Click.objects.filter(billable=True).count() == 1
@@ -180,6 +188,7 @@ def test_tokens_issued_before_the_partner_uninstalled_earn_nothing(simulator, ex
         )
 
     shoppers.view_then(simulator.url, "alpha", exchange["viewed"], partners_uninstall)
+    wait_until_clicks_settled()
 
     assert balances(exchange) == before
     assert set(Click.objects.values_list("reason", flat=True)) == {"partner not active"}
@@ -193,6 +202,7 @@ def test_tokens_issued_before_a_block_earn_nothing_in_either_direction(simulator
         WidgetSettings.objects.get(store=exchange["gamma"]).blocked_stores.add(exchange["alpha"])
 
     shoppers.view_then(simulator.url, "alpha", exchange["viewed"], blocks_both_ways)
+    wait_until_clicks_settled()
 
     assert balances(exchange) == before
     assert set(Click.objects.values_list("reason", flat=True)) == {"blocked"}
@@ -209,6 +219,7 @@ def test_a_partner_that_cannot_pay_is_not_charged_and_never_goes_below_zero(simu
     statuses = shoppers.view_then(
         simulator.url, "alpha", exchange["viewed"], partners_spend_down_to_half_a_click
     )
+    wait_until_clicks_settled()
 
     assert set(statuses) == {302}  # the shopper still gets there
     assert ledger.balance(exchange["alpha"]) == rules.STARTER_GRANT

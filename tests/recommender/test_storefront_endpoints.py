@@ -180,7 +180,7 @@ def test_click_redirects_to_the_tokens_product_with_utm_and_moves_credits_once(c
         "utm_medium": ["referral"],
         "utm_campaign": ["host"],
     }
-    assert signing.loads(reference[0], salt="interlayer.click-reference") == {
+    assert tokens.unseal(reference[0], purpose="interlayer.click-reference") == {
         "c": Click.objects.order_by("pk").first().pk, "d": partner.pk,
     }  # fmt: skip
     assert replay.status_code == 302

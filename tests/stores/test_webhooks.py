@@ -349,6 +349,7 @@ def test_schedules_are_created_idempotently():
     assert schedule.func == "stores.tasks.reconcile"
     assert sorted(Schedule.objects.values_list("name", flat=True)) == [
         "learn-from-clicks", "prune-index-events", "prune-records", "rebuild-index", "reconcile",
+        "settle-clicks",
     ]  # fmt: skip
 
 

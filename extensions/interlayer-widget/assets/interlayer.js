@@ -133,6 +133,8 @@
     section.appendChild(list);
     root.appendChild(style);
     root.appendChild(section);
+    // For the theme's own performance tools (and ours): when the row was on the page.
+    if (window.performance && performance.mark) performance.mark("interlayer:rendered");
     const view = watch(body.impression);
     // A shopper who clicks a partner before the row's second on screen is up has seen it:
     // report the view first (a billable click needs it), then follow the link.

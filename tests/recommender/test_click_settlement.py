@@ -1,0 +1,156 @@
+"""Clicks are written before the redirect and settled after it: faults on the way lose no
+click and bill none twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.signals import request_finished
+from django.db import DatabaseError, close_old_connections, connection
+
+from recommender import tasks
+from recommender.exchange import clicks, impressions, ledger, rules, tokens
+from recommender.models import CLICK_PENDING, Click, LedgerEntry
+from recommender.web import storefront
+from tests.factories import make_product, make_store, topic_vector
+from tests.recommender.test_storefront_endpoints import proxied
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"
+
+# A storefront process that follows one click and dies the moment its redirect exists,
+# before the request could finish (and settle): what a SIGKILL or an OOM kill does.
+DIES_AFTER_THE_REDIRECT = """
+import os, sys
+import django
+django.setup()
+from recommender.exchange import clicks
+from stores.models import Store
+host = Store.objects.get(shop_domain="host.myshopify.com")
+outcome = clicks.follow_click(host=host, raw_token=sys.argv[1], ip="203.0.113.9",
+                              user_agent=sys.argv[2])
+print(outcome.location, flush=True)
+os._exit(137)
+"""
+
+
+def viewed_token(host, partner, product, *, impression: str, ip: str = "203.0.113.9") -> str:
+    """A click token for a view the shopper really saw (impression recorded)."""
+    visitor = rules.visitor(ip=ip, user_agent=BROWSER)
+    raw = tokens.sign_impression(
+        store_id=host.pk, impression_id=impression, items=4, partner_items=3, visitor=visitor
+    )
+    assert impressions.record_impression(host=host, raw=raw, ip=ip, user_agent=BROWSER) == (
+        "counted"
+    )
+    return tokens.issue_click_token(
+        impression_id=impression, source_store_id=host.pk, target_store_id=partner.pk,
+        target_product_id=product.shopify_id, visitor=visitor,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pair():
+    host, partner = make_store("host"), make_store("partner")
+    for store in (host, partner):
+        ledger.grant_starter_credits(store)
+    product = make_product(partner, "Coffee Book", topic_vector("coffee", seed=1))
+    return host, partner, product
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_whose_process_died_after_the_redirect_is_billed_once_by_the_sweep(pair):
+    if connection.vendor != "postgresql":
+        pytest.fail("the dying-process check runs against PostgreSQL (scripts/pg.sh)")
+    host, partner, product = pair
+    token = viewed_token(host, partner, product, impression="seen-1")
+    db = connection.settings_dict
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "interlayer.test_settings",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}  # fmt: skip
+
+    died = subprocess.run(
+        [sys.executable, "-c", DIES_AFTER_THE_REDIRECT, token, BROWSER],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert died.returncode == 137, died.stderr
+    assert died.stdout.startswith(product.url)  # the shopper got the redirect
+    (click,) = Click.objects.all()
+    assert click.reason == CLICK_PENDING  # durable, not yet billed
+    assert ledger.balance(host) == rules.STARTER_GRANT
+
+    tasks.settle_clicks()  # the worker's sweep
+    tasks.settle_clicks()  # and again: nothing is billed twice
+
+    click.refresh_from_db()
+    assert (click.billable, click.reason) == (True, "billable")
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
+@pytest.mark.django_db
+def test_a_settling_batch_that_fails_midway_bills_nothing_and_is_settled_whole_later(pair):
+    if connection.vendor != "postgresql":
+        pytest.fail("the fault is a PostgreSQL trigger (scripts/pg.sh)")
+    host, partner, product = pair
+    for n in range(3):
+        token = tokens.read_click_token(
+            viewed_token(host, partner, product, impression=f"seen-{n}", ip=f"198.51.100.{n}")
+        )
+        clicks.record_click(token=token, ip=f"198.51.100.{n}", user_agent=BROWSER)
+    with connection.cursor() as cursor:  # the ledger write fails, as a full disk would
+        cursor.execute(
+            "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_entry BEFORE INSERT ON recommender_ledgerentry "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_entry()"
+        )
+
+    with pytest.raises(DatabaseError, match="no space left"):
+        clicks.settle_clicks()
+
+    assert set(Click.objects.values_list("reason", flat=True)) == {CLICK_PENDING}
+    assert not Click.objects.filter(billable=True).exists()
+    assert not LedgerEntry.objects.exclude(kind=LedgerEntry.Kind.GRANT).exists()
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse_entry ON recommender_ledgerentry")
+    assert clicks.settle_clicks() == 3
+    assert clicks.settle_clicks() == 0
+
+    # Three views, three clicks of the same product by three shoppers: each bills once.
+    assert Click.objects.filter(billable=True).count() == 3
+    assert ledger.balance(partner) == rules.STARTER_GRANT - 3 * rules.SPEND_PER_CLICK
+
+
+@pytest.mark.django_db
+def test_the_click_is_written_before_the_redirect_and_billed_once_the_response_is_done(
+    rf, pair, settings
+):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    host, partner, product = pair
+    token = viewed_token(host, partner, product, impression="seen-1", ip="127.0.0.1")
+    request = rf.get(proxied("click", t=token), HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="127.0.0.1")
+
+    response = storefront.click(request)
+
+    assert response.status_code == 302
+    assert Click.objects.get().reason == CLICK_PENDING  # durable before the shopper leaves
+    assert ledger.balance(host) == rules.STARTER_GRANT
+
+    # What the WSGI server does once the redirect is sent. (As Django's test client does,
+    # without closing the test's own database connection at the end of the request.)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+    assert Click.objects.get().reason == "billable"
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
