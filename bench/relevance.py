@@ -300,6 +300,8 @@ def measure_fill(stores: dict) -> None:
     fill: Counter = Counter()
     full_by_store: Counter = Counter()
     empty_by_store: Counter = Counter()
+    # Pages short of a full widget by store and product type: (pages, partner items shown).
+    short: dict[tuple[str, str], list[int]] = {}
     cosines: list[float] = []
     relevances: list[float] = []
     below_floor = host_shown = blocked_shown = 0
@@ -311,6 +313,10 @@ def measure_fill(stores: dict) -> None:
         slots = widget.items - round(widget.items * widget.own_share / 100)
         fill[len(partners) if len(partners) < slots else "all"] += 1
         full_by_store[page.store.name] += len(partners) >= slots
+        if len(partners) < slots:
+            row = short.setdefault((page.store.name, page.product_type), [0, 0])
+            row[0] += 1
+            row[1] += len(partners)
         empty_by_store[page.store.name] += not partners
         cosines += [item.similarity for item in partners]
         relevances += [item.relevance for item in partners]
@@ -321,7 +327,9 @@ def measure_fill(stores: dict) -> None:
         shown[page.pk] = (page, partners)
     order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
     print(f"\nproduct pages: {len(pages)}, partner slots per widget: {slots}")
-    print("partner slots filled:", ", ".join(f"{k}: {fill[k] / len(pages):.0%}" for k in order))
+    print("partner slots filled:", ", ".join(
+        f"{k}: {fill[k] / len(pages):.0%} ({fill[k]})" for k in order
+    ))  # fmt: skip
     if relevances:
         print(
             f"median partner item: relevance {float(np.median(relevances)):.3f}, "
@@ -331,6 +339,10 @@ def measure_fill(stores: dict) -> None:
     print("by store (all slots filled / no partner item):", "; ".join(
         f"{name} {full_by_store[name] / n:.0%} / {empty_by_store[name] / n:.0%}"
         for name, n in sorted(pages_of.items())
+    ))  # fmt: skip
+    print("short of a full widget (pages, partner items per page):", "; ".join(
+        f"{name} {kind} {n} ({items / n:.1f})"
+        for (name, kind), (n, items) in sorted(short.items(), key=lambda row: (-row[1][0], row[0]))
     ))  # fmt: skip
     print(f"items below the floors (cosine {floor}, relevance {minimum}): {below_floor}")
     print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "

@@ -184,3 +184,30 @@ def test_an_own_product_exactly_at_the_floor_is_shown(host, query, settings):
     items = show(host, viewed, own_share=100, items=3)
 
     assert [i.product.pk for i in items if i.slot == "own"] == [at.pk]
+
+
+@pytest.mark.parametrize(
+    ("page", "complement", "unrelated"),
+    [
+        ("aa-1-4", "hg-10", "ap-2-2"),  # a dress page: linens, never cat supplies
+        ("aa-2", "hg-10", "sg-4-2"),  # a scarf page: linens, never a tent
+        ("ap-2-3", "aa-1-10", "aa-1-4"),  # a dog page: the walker's outerwear, never a dress
+    ],
+)
+def test_a_documented_complement_fills_a_slot_that_a_closer_unrelated_item_cannot(
+    host, settings, page, complement, unrelated
+):
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    vector = topic_vector("dresses", seed=8)
+    viewed = make_product(host, "Viewed", vector, category_id=taxonomy + page)
+    other = topic_vector("dogs", seed=9)
+    fits, alike = partner("fits"), partner("alike")
+    # Below what content alone passes on (about the 92nd percentile of unrelated pairs)...
+    make_product(fits, "Complement", toward(vector, other, 0.24), category_id=taxonomy + complement)
+    # ...while the unrelated item is more alike (about the 98th): the taxonomy decides.
+    make_product(alike, "Unrelated", toward(vector, other, 0.30), category_id=taxonomy + unrelated)
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    assert {i.product.store_id for i in items if i.slot == "partner"} == {fits.pk}

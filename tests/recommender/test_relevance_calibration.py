@@ -21,6 +21,12 @@ from recommender.ranking.relevance import Calibration, affinity
         ("me-1-3", "hg-11-1-5", None),  # a book can be about anything
         ("", "hg-11-1-5", None),
         ("el-4", "ap-2-4", 0.0),  # an Ethernet switch and an aquarium
+        ("aa-1-4", "hg-10", relevance.COMPLEMENT),  # a linen dress, linen bedding
+        ("hg-10", "aa-2", relevance.COMPLEMENT),  # either order: a wool throw, a wool scarf
+        ("ap-2-3", "aa-1-10", relevance.COMPLEMENT),  # a dog's raincoat, the walker's shell
+        ("ap-2-2", "hg-10", 0.0),  # cat supplies and linens stay unrelated
+        ("ap-2-3", "aa-1-4", 0.0),  # and so do dog supplies and dresses
+        ("sg-4-2", "aa-1-4", 0.0),  # and a tent and a dress
     ],
 )
 def test_affinity_follows_the_taxonomy_tree_and_the_complements(a, b, expected):
