@@ -273,6 +273,10 @@ RECOMMENDER_MIN_RELEVANCE = envfloat("RECOMMENDER_MIN_RELEVANCE", "0.95")
 RECOMMENDER_LEARNING = envbool("RECOMMENDER_LEARNING", "true")
 # The share of widgets whose last partner slot explores (Thompson sampling).
 RECOMMENDER_EXPLORE_SHARE = envfloat("RECOMMENDER_EXPLORE_SHARE", "0.2")
+# Clicks are written before their redirect; whether they bill is settled behind it by a
+# thread of each web process, in batches (true), or by each request once its response
+# is sent (false: what tests inside one database transaction need).
+RECOMMENDER_SETTLE_CLICKS_BEHIND = envbool("RECOMMENDER_SETTLE_CLICKS_BEHIND", "true")
 
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")

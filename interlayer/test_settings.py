@@ -10,3 +10,8 @@ from interlayer.settings import *  # noqa: F403
 # Tests of the ranking rules assert exact widgets, and learning explores at random: tests of
 # learning (tests/recommender/test_learning.py) switch it on themselves.
 RECOMMENDER_LEARNING = False
+
+# Most tests run inside one database transaction, which a settling thread cannot see: each
+# request settles its own clicks after its response instead. Tests over a live server
+# switch the production way back on.
+RECOMMENDER_SETTLE_CLICKS_BEHIND = False

@@ -94,6 +94,8 @@ click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's UR
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
 item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
+# The thread settling this process's clicks (exchange.clicks.Settler), once it served one.
+click_settler: Any = None
 # Index directory -> its holder (ranking.live_index), which owns the polling thread.
 index_holders: dict[str, Any] = {}
 index_holders_lock = threading.Lock()
@@ -101,6 +103,10 @@ index_holders_lock = threading.Lock()
 
 def reset() -> None:
     """Forget everything this process holds (tests; a forked worker's fresh start)."""
+    global click_settler
+    if click_settler is not None:
+        click_settler.stop()
+        click_settler = None
     active_stores.clear()
     review_states.clear()
     widget_contents.clear()

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
+from typing import ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from django import db
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -125,13 +133,67 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
 
 
 def settle_after_response() -> None:
-    """Settle once the shopper has the redirect (the storefront's redirect calls this when
-    the WSGI server closes it). A failure here loses nothing: the clicks stay pending for
-    the next settler or the worker's sweep."""
+    """Called once the shopper has the redirect (the storefront's redirect calls this when
+    the WSGI server closes it): wake this process's settling thread, or settle here. A
+    failure loses nothing: the clicks stay pending for the next settler or the sweep."""
+    if settings.RECOMMENDER_SETTLE_CLICKS_BEHIND:
+        Settler.of_this_process().wake()
+        return
     try:
         settle_clicks()
     except Exception:
         log.exception("settling clicks failed; they stay pending for the sweep")
+
+
+class Settler:
+    """A thread of each web process that settles clicks behind the responses. Clicks that
+    arrive while it works wait for its next round, so under load one round settles many
+    in the same few queries, and no request waits for the rules, the lock or the ledger."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="click-settler", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def of_this_process(cls) -> Settler:
+        with _settler_lock:
+            if runtime.click_settler is None:
+                runtime.click_settler = cls()
+            return runtime.click_settler
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait()
+                if self._stopping:
+                    return
+                time.sleep(SETTLE_GATHER_SECONDS)  # let the clicks of the moment join
+                self._wake.clear()
+                try:
+                    db.close_old_connections()
+                    settle_clicks()
+                except Exception:
+                    log.exception("settling clicks failed; they stay pending for the sweep")
+                    db.connection.close()  # a broken connection is not reused
+                    time.sleep(1)
+        finally:
+            db.connections.close_all()  # this thread's
+
+
+_settler_lock = threading.Lock()
+# How long the settling thread lets clicks gather once woken: under load a round then
+# settles dozens in the same few queries; a lone click is billed this much later.
+SETTLE_GATHER_SECONDS = 0.05
 
 
 SETTLE_BATCH = 500
@@ -162,7 +224,7 @@ def settle_clicks() -> int:
 
 
 def _settle(batch: list[Click]) -> None:
-    book = _Book.load(batch)
+    book = _Book(batch)
     entries = []
     for click in batch:
         reason = book.not_billable_because(click)
@@ -173,8 +235,22 @@ def _settle(batch: list[Click]) -> None:
         if click.billable:
             book.bill(click, held=held)
             entries += ledger.click_entries(click, held=held)
-    Click.objects.bulk_update(batch, ["billable", "billed_impression", "reason"])
+    # One UPDATE per outcome rather than a CASE per row: a batch is mostly one outcome.
+    for reason, ids in _ids_by_reason(c for c in batch if not c.billable).items():
+        Click.objects.filter(pk__in=ids).update(reason=reason)
+    for click in batch:
+        if click.billable:
+            Click.objects.filter(pk=click.pk).update(
+                billable=True, billed_impression=click.billed_impression, reason=click.reason
+            )
     LedgerEntry.objects.bulk_create(entries)
+
+
+def _ids_by_reason(clicks: Iterable[Click]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = defaultdict(list)
+    for click in clicks:
+        grouped[click.reason].append(click.pk)
+    return grouped
 
 
 @dataclass(frozen=True)
@@ -185,73 +261,91 @@ class _Billed:
     product: int
     at: datetime
 
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "source_store_id", "visitor_hash", "ip_hash", "target_product_id", "created_at"
+    )  # fmt: skip
+
 
 class _Book:
-    """What the rules need to know about a batch of clicks, read in a few queries and kept
-    up to date as the batch is settled in order."""
+    """What the rules need to know about a batch of clicks: each part read (in one query)
+    the first time a rule asks for it, and what the batch bills kept beside it, so later
+    clicks of the batch see earlier ones."""
 
-    def __init__(self) -> None:
-        self.seen: set[tuple[str, int, str]] = set()  # (impression, store, visitor)
-        self.billed_impressions: set[str] = set()
-        self.billed: list[_Billed] = []  # billable clicks of the batch's shoppers and stores
-        self.active: set[int] = set()
-        self.paused: set[int] = set()
-        self.blocks: set[tuple[int, int]] = set()
-        self.balances: dict[int, Decimal] = {}
+    def __init__(self, batch: list[Click]) -> None:
+        self.batch = batch
+        self.earliest = min(c.created_at for c in batch)
+        self.stores = {c.source_store_id for c in batch} | {c.target_store_id for c in batch}
+        self.new: list[_Billed] = []  # billed by this batch so far
+        self.new_impressions: set[str] = set()
+        self.spent: dict[int, Decimal] = defaultdict(Decimal)  # balance changes so far
 
-    @classmethod
-    def load(cls, batch: list[Click]) -> _Book:
-        book = cls()
-        impressions = {c.impression_id for c in batch}
+    @cached_property
+    def seen(self) -> set[tuple[str, int, str]]:
+        """(impression, store, visitor) of the viewable impressions the batch's clicks name."""
+        impressions = {c.impression_id for c in self.batch}
+        rows = Impression.objects.filter(impression_id__in=impressions)
+        return set(rows.values_list("impression_id", "store_id", "visitor_hash"))
+
+    @cached_property
+    def billed_impressions(self) -> set[str]:
+        impressions = {c.impression_id for c in self.batch}
+        rows = Click.objects.filter(billed_impression__in=impressions)
+        return set(rows.values_list("billed_impression", flat=True))
+
+    @cached_property
+    def by_shoppers(self) -> list[_Billed]:
+        """Billable clicks of the batch's visitors and addresses within the day window."""
+        batch = self.batch
         visitors = {h for c in batch for h in (c.visitor_hash, c.previous_visitor_hash) if h}
         addresses = {h for c in batch for h in (c.ip_hash, c.previous_ip_hash) if h}
-        sources = {c.source_store_id for c in batch}
-        stores = sources | {c.target_store_id for c in batch}
-        book.seen = set(
-            Impression.objects.filter(impression_id__in=impressions).values_list(
-                "impression_id", "store_id", "visitor_hash"
-            )
+        rows = Click.objects.filter(
+            Q(visitor_hash__in=visitors) | Q(ip_hash__in=addresses),
+            billable=True, created_at__gte=self.earliest - rules.DEDUPE_WINDOW,
+        )  # fmt: skip
+        return [_Billed(*row) for row in rows.values_list(*_Billed.COLUMNS)]
+
+    @cached_property
+    def by_sources(self) -> list[_Billed]:
+        """Billable clicks the batch's source stores sent within the hour window."""
+        rows = Click.objects.filter(
+            billable=True, created_at__gte=self.earliest - timedelta(hours=1),
+            source_store_id__in={c.source_store_id for c in self.batch},
+        )  # fmt: skip
+        return [_Billed(*row) for row in rows.values_list(*_Billed.COLUMNS)]
+
+    @cached_property
+    def active(self) -> set[int]:
+        rows = Store.objects.filter(pk__in=self.stores, status=Store.Status.ACTIVE)
+        return set(rows.values_list("pk", flat=True))
+
+    @cached_property
+    def paused(self) -> set[int]:
+        rows = WidgetSettings.objects.filter(store_id__in=self.stores, enabled=False)
+        return set(rows.values_list("store_id", flat=True))
+
+    @cached_property
+    def blocks(self) -> set[tuple[int, int]]:
+        rows = WidgetSettings.blocked_stores.through.objects.filter(
+            widgetsettings__store_id__in=self.stores, store_id__in=self.stores
         )
-        book.billed_impressions = set(
-            Click.objects.filter(billed_impression__in=impressions).values_list(
-                "billed_impression", flat=True
-            )
-        )
-        earliest = min(c.created_at for c in batch)
-        shoppers = Q(visitor_hash__in=visitors) | Q(ip_hash__in=addresses)
-        day = Q(created_at__gte=earliest - rules.DEDUPE_WINDOW) & shoppers
-        hour = Q(created_at__gte=earliest - timedelta(hours=1), source_store_id__in=sources)
-        rows = Click.objects.filter(day | hour, billable=True).values_list(
-            "source_store_id", "visitor_hash", "ip_hash", "target_product_id", "created_at"
-        )
-        book.billed = [_Billed(*row) for row in rows]
-        book.active = set(
-            Store.objects.filter(pk__in=stores, status=Store.Status.ACTIVE).values_list(
-                "pk", flat=True
-            )
-        )
-        book.paused = set(
-            WidgetSettings.objects.filter(store_id__in=stores, enabled=False).values_list(
-                "store_id", flat=True
-            )
-        )
-        book.blocks = set(
-            WidgetSettings.blocked_stores.through.objects.filter(
-                widgetsettings__store_id__in=stores, store_id__in=stores
-            ).values_list("widgetsettings__store_id", "store_id")
-        )
-        book.balances = ledger.balances(sorted(stores))
-        return book
+        return set(rows.values_list("widgetsettings__store_id", "store_id"))
+
+    @cached_property
+    def balances(self) -> dict[int, Decimal]:
+        return ledger.balances(sorted(self.stores))
+
+    def balance(self, store_id: int) -> Decimal:
+        return self.balances.get(store_id, Decimal("0")) + self.spent[store_id]
 
     def bill(self, click: Click, *, held: bool) -> None:
-        self.billed_impressions.add(click.impression_id)
-        self.billed.append(
+        self.new_impressions.add(click.impression_id)
+        self.new.append(
             _Billed(click.source_store_id, click.visitor_hash, click.ip_hash,
                     click.target_product_id, click.created_at)
         )  # fmt: skip
         if not held:  # a held click charges nobody until it is released
-            self.balances[click.target_store_id] -= rules.SPEND_PER_CLICK
-            self.balances[click.source_store_id] += rules.EARN_PER_CLICK
+            self.spent[click.target_store_id] -= rules.SPEND_PER_CLICK
+            self.spent[click.source_store_id] += rules.EARN_PER_CLICK
 
     def not_billable_because(self, click: Click) -> str:
         """The first rule the click breaks, or "" when it is billable. The time windows end
@@ -265,12 +359,16 @@ class _Book:
             return "no viewable impression"
         if (click.impression_id, source, click.visitor_hash) not in self.seen:
             return "no viewable impression"
-        if click.impression_id in self.billed_impressions:
+        if click.impression_id in self.new_impressions or (
+            click.impression_id in self.billed_impressions
+        ):
             return "impression already clicked"
         visitor = {click.visitor_hash, click.previous_visitor_hash} - {""}
         address = {click.ip_hash, click.previous_ip_hash} - {""}
-        day = [b for b in self.billed if b.at >= click.created_at - rules.DEDUPE_WINDOW]
-        hour = [b for b in day if b.at >= click.created_at - timedelta(hours=1)]
+        day_start = click.created_at - rules.DEDUPE_WINDOW
+        hour_start = click.created_at - timedelta(hours=1)
+        day = [b for b in (*self.by_shoppers, *self.new) if b.at >= day_start]
+        hour = [b for b in day if b.at >= hour_start]
         if any(
             (b.visitor in visitor or b.address in address) and b.product == click.target_product_id
             for b in day
@@ -282,8 +380,9 @@ class _Book:
             return "address limit"
         if sum(b.address in address for b in day) >= rules.BILLABLE_CLICKS_PER_IP_PER_DAY:
             return "address limit"
-        per_store = rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR
-        if sum(b.source == source for b in hour) >= per_store:
+        sent = (*self.by_sources, *self.new)
+        sent_in_hour = sum(b.source == source and b.at >= hour_start for b in sent)
+        if sent_in_hour >= rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR:
             return "store limit"
         return self._billing_state_forbids(source=source, target=target)
 
@@ -298,6 +397,6 @@ class _Book:
             return "partner not participating"
         if (source, target) in self.blocks or (target, source) in self.blocks:
             return "blocked"
-        if self.balances.get(target, Decimal("0")) < rules.SPEND_PER_CLICK:
+        if self.balance(target) < rules.SPEND_PER_CLICK:
             return "partner cannot pay"
         return ""

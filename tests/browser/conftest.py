@@ -68,6 +68,7 @@ def live_exchange(simulator, live_server, settings, tmp_path, transactional_db):
     settings.RECOMMENDER_INDEX_POLL_SECONDS = 0.2
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
+    settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True  # as in production: its own thread
     runtime.reset()
     world = simulator.world
     world.app.app_url = live_server.url

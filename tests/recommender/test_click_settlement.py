@@ -3,9 +3,11 @@ click and bill none twice."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,10 @@ from django.core.signals import request_finished
 from django.db import DatabaseError, close_old_connections, connection
 
 from recommender import tasks
-from recommender.exchange import clicks, impressions, ledger, rules, tokens
+from recommender.exchange import clicks, impressions, ledger, macs, rules, tokens
 from recommender.models import CLICK_PENDING, Click, LedgerEntry
 from recommender.web import storefront
+from tests.conftest import wait_until_clicks_settled
 from tests.factories import make_product, make_store, topic_vector
 from tests.recommender.test_storefront_endpoints import proxied
 
@@ -154,3 +157,43 @@ def test_the_click_is_written_before_the_redirect_and_billed_once_the_response_i
 
     assert Click.objects.get().reason == "billable"
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_settling_thread_survives_a_failing_round_and_settles_on_the_next(pair, settings):
+    if connection.vendor != "postgresql":
+        pytest.fail("the fault is a PostgreSQL trigger (scripts/pg.sh)")
+    settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True
+    host, partner, product = pair
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+    clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_entry BEFORE INSERT ON recommender_ledgerentry "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_entry()"
+        )
+    try:
+        clicks.settle_after_response()  # the thread's round fails inside the database
+        time.sleep(1.5)
+        assert Click.objects.get().reason == CLICK_PENDING
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_entry ON recommender_ledgerentry")
+            cursor.execute("DROP FUNCTION refuse_entry()")
+
+    clicks.settle_after_response()  # the next click's response wakes it again
+    wait_until_clicks_settled()
+
+    assert Click.objects.get().reason == "billable"
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+
+
+@pytest.mark.parametrize("key_length", [0, 16, 32, 64, 65, 200])
+def test_the_storefronts_mac_is_hmac_sha256(key_length):
+    key = bytes(range(256))[:key_length]
+    for message in (b"", b"impression", bytes(range(256)) * 3):
+        assert macs.Mac(key).digest(message) == hmac.digest(key, message, "sha256")

@@ -31,6 +31,7 @@ def exchange(simulator, live_server, settings, tmp_path):
     settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
     settings.RECOMMENDER_INDEX_POLL_SECONDS = 0.2
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True  # as in production: its own thread
     settings.RECOMMENDER_RELEVANCE_FLOOR = (
         -1.0
     )  # every partner item qualifies: attacks, not relevance
