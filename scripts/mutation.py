@@ -32,14 +32,16 @@ TARGETS: dict[str, tuple[list[tuple[str, tuple[str, ...]]], list[str]]] = {
     "exchange": (
         [
             ("recommender/exchange/rules.py", ("starter_grant_allowed", "is_bot")),
-            ("recommender/exchange/clicks.py", ("_not_billable_because", "_billing_state_forbids")),
+            ("recommender/exchange/clicks.py",
+             ("_Book.not_billable_because", "_Book._billing_state_forbids", "_Book.bill")),
             ("recommender/exchange/review.py", ("smoothed_ctr", "_load_network_ctr", "under_review")),
             ("recommender/exchange/ledger.py",
-             ("balance", "exhausted_store_ids", "can_pay_a_click", "credit_click", "resolve_held")),
+             ("balance", "exhausted_store_ids", "can_pay_a_click", "click_entries", "resolve_held")),
             ("recommender/exchange/impressions.py", ("record_impression",)),
         ],
         ["tests/recommender/test_exchange.py", "tests/recommender/test_review_operations.py",
-         "tests/recommender/test_storefront_endpoints.py"],
+         "tests/recommender/test_storefront_endpoints.py",
+         "tests/recommender/test_click_settlement.py"],
     ),
     "ranking": (
         [
@@ -130,16 +132,27 @@ def _edit(tree: ast.AST, index: int, change) -> ast.AST:
 
 
 def mutants_of(module: str, functions: tuple[str, ...]) -> Iterator[Mutant]:
+    """Mutants of the named module-level functions and methods ("Class.method")."""
     source = (ROOT / module).read_text()
     tree = ast.parse(source)
-    for function in tree.body:
-        if not isinstance(function, ast.FunctionDef) or function.name not in functions:
+    for place, name, function in _functions(tree):
+        if name not in functions:
             continue
-        position = tree.body.index(function)
         for mutated_function, description, line in _mutations(function):
             mutated = copy.deepcopy(tree)
-            mutated.body[position] = mutated_function
-            yield Mutant(module, function.name, line, description, ast.unparse(mutated))
+            body = mutated.body if len(place) == 1 else mutated.body[place[0]].body
+            body[place[-1]] = mutated_function
+            yield Mutant(module, name, line, description, ast.unparse(mutated))
+
+
+def _functions(tree: ast.Module) -> Iterator[tuple[tuple[int, ...], str, ast.FunctionDef]]:
+    for n, node in enumerate(tree.body):
+        if isinstance(node, ast.FunctionDef):
+            yield (n,), node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for m, method in enumerate(node.body):
+                if isinstance(method, ast.FunctionDef):
+                    yield (n, m), f"{node.name}.{method.name}", method
 
 
 def main() -> None:

@@ -76,6 +76,25 @@ def test_widget_shows_partner_products_on_a_product_page_without_layout_shift(
     assert Impression.objects.get().store == live_exchange["grinders"]
 
 
+def test_the_product_page_asks_for_its_widget_once_and_before_the_script_runs(
+    shopper, simulator, live_exchange
+):
+    asked = []
+    shopper.on("request", lambda r: asked.append(r.url) if "/recommendations?" in r.url else None)
+
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper)
+    wait_for_widget_to_settle(shopper)
+
+    # The page's preload started the request; the script's fetch was answered from it.
+    assert len(asked) == 1, asked
+    started = shopper.evaluate(
+        "performance.getEntriesByType('resource')"
+        ".find(e => e.name.includes('/recommendations?')).initiatorType"
+    )
+    assert started == "link"
+
+
 def test_click_lands_on_the_partner_product_with_utm_and_moves_credits_once(
     shopper, simulator, live_exchange
 ):
