@@ -316,10 +316,12 @@ class AttributedOrder(models.Model):
 
 
 class ItemFeedback(models.Model):
-    """How shoppers on one kind of page answered one partner item: viewable impressions
-    that showed it and billable clicks on it there, over the learning window. Rebuilt by
-    the learner on a schedule (ranking/learning.py), read by the ranking."""
+    """How shoppers on one kind of page answered one partner item on one day: viewable
+    impressions that showed it and billable clicks on it there. Kept up to date by the
+    learner on a schedule, which recounts only the last two days (ranking/learning.py);
+    the ranking reads the sum over the learning window."""
 
+    day = models.DateField()  # of the impressions (a click counts on its impression's day)
     page_cluster = models.CharField(max_length=100)
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="feedback")
     impressions = models.PositiveIntegerField(default=0)
@@ -329,9 +331,10 @@ class ItemFeedback(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["page_cluster", "product"], name="one_feedback_row_per_page_and_item"
+                fields=["day", "page_cluster", "product"],
+                name="one_feedback_row_per_day_page_and_item",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.page_cluster} {self.product_id}: {self.clicks}/{self.impressions}"
+        return f"{self.day} {self.page_cluster} {self.product_id}: {self.clicks}/{self.impressions}"

@@ -31,10 +31,11 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from recommender import runtime
@@ -80,11 +81,14 @@ def feedback() -> Feedback:
 
 
 def _load() -> Feedback:
+    first = timezone.now().date() - timedelta(days=WINDOW.days - 1)
+    window = (
+        ItemFeedback.objects.filter(day__gte=first)
+        .values("page_cluster", "product_id")
+        .annotate(shown=Sum("impressions"), clicked=Sum("clicks"))
+    )
     rows = {
-        (cluster, product): (shown, clicked)
-        for cluster, product, shown, clicked in ItemFeedback.objects.values_list(
-            "page_cluster", "product_id", "impressions", "clicks"
-        )
+        (row["page_cluster"], row["product_id"]): (row["shown"], row["clicked"]) for row in window
     }
     shown = sum(n for n, _ in rows.values())
     clicked = sum(c for _, c in rows.values())
@@ -98,51 +102,67 @@ def explores() -> bool:
 
 
 def learn_from_clicks(*, now=None) -> int:
-    """Rebuild every (page cluster, item) row from the window's viewable impressions and
-    billable clicks; returns how many rows there are."""
+    """Bring the per-day rows up to date; returns how many rows the window has.
+
+    Days before yesterday are final (a click comes within the two hours its token lives
+    and is settled within a minute), so each run recounts only yesterday and today, or the
+    whole window when there is nothing yet: the cost follows two days of traffic, however
+    long the window."""
     now = now or timezone.now()
-    since = now - WINDOW
+    today = now.date()
+    first = today - timedelta(days=WINDOW.days - 1)
+    latest = ItemFeedback.objects.aggregate(last=Max("day"))["last"]
+    since = max(first, latest - timedelta(days=1)) if latest else first
+    rows = _count_days(since, now=now)
+    with transaction.atomic():
+        ItemFeedback.objects.filter(Q(day__gte=since) | Q(day__lt=first)).delete()
+        ItemFeedback.objects.bulk_create(rows, batch_size=2000)
+    runtime.item_feedback.clear()
+    return ItemFeedback.objects.count()
+
+
+def _count_days(since: date, *, now: datetime) -> list[ItemFeedback]:
+    """Rows for every day from ``since``: what the impressions of those days showed, and
+    the billable clicks on them."""
+    start = datetime.combine(since, time.min, tzinfo=UTC)
     shown: Counter = Counter()
-    cluster_of: dict[str, str] = {}
+    page_of: dict[str, tuple[date, str]] = {}
     targets: set[tuple[int, int]] = set()
-    impressions = Impression.objects.filter(created_at__gte=since).exclude(shown=[])
-    for impression_id, cluster, items in impressions.values_list(
-        "impression_id", "page_cluster", "shown"
+    impressions = Impression.objects.filter(created_at__gte=start).exclude(shown=[])
+    for impression_id, created, cluster, items in impressions.values_list(
+        "impression_id", "created_at", "page_cluster", "shown"
     ).iterator(chunk_size=5000):
-        cluster_of[impression_id] = cluster
+        page = (created.astimezone(UTC).date(), cluster)
+        page_of[impression_id] = page
         for store_id, shopify_id in items:
-            shown[(cluster, store_id, shopify_id)] += 1
+            shown[(*page, store_id, shopify_id)] += 1
             targets.add((store_id, shopify_id))
     clicked: Counter = Counter()
     # Held clicks are billable but suspect until an operator releases them: not evidence.
-    clicks = Click.objects.filter(billable=True, created_at__gte=since).exclude(
+    clicks = Click.objects.filter(billable=True, created_at__gte=start).exclude(
         reason=HELD_FOR_REVIEW
     )
     for impression_id, store_id, shopify_id in clicks.values_list(
         "impression_id", "target_store_id", "target_product_id"
     ).iterator(chunk_size=5000):
-        cluster = cluster_of.get(impression_id)
-        if cluster is not None:
-            clicked[(cluster, store_id, shopify_id)] += 1
+        page = page_of.get(impression_id)
+        if page is not None:
+            clicked[(*page, store_id, shopify_id)] += 1
     pks = {
         (store, shopify): pk
         for pk, store, shopify in Product.objects.filter(
             shopify_id__in={shopify for _, shopify in targets}
         ).values_list("pk", "store_id", "shopify_id")
     }
-    rows = [
+    return [
         ItemFeedback(
+            day=day,
             page_cluster=cluster,
             product_id=pks[(store, shopify)],
             impressions=count,
-            clicks=min(clicked[(cluster, store, shopify)], count),
+            clicks=min(clicked[(day, cluster, store, shopify)], count),
             updated_at=now,
         )
-        for (cluster, store, shopify), count in shown.items()
+        for (day, cluster, store, shopify), count in shown.items()
         if (store, shopify) in pks
     ]
-    with transaction.atomic():
-        ItemFeedback.objects.all().delete()
-        ItemFeedback.objects.bulk_create(rows, batch_size=2000)
-    runtime.item_feedback.clear()
-    return len(rows)

@@ -93,6 +93,40 @@ def test_the_learner_counts_viewable_impressions_and_billable_clicks_per_page_ki
     assert (row.impressions, row.clicks) == (55, 12)  # held clicks are not evidence yet
 
 
+def test_the_learner_recounts_only_the_last_two_days_and_ranks_on_the_whole_window(network):
+    host, viewed, _stores, items = network
+    item = items["runner-up"]
+    history(host, viewed, item, shown=40, clicked=4, age=timedelta(days=10))
+    history(host, viewed, item, shown=20, clicked=2)
+    assert learning.learn_from_clicks() == 2  # the window counted once, per day
+
+    # Late rows for a final day are not read again (a run costs two days of traffic); new
+    # ones for today are.
+    history(host, viewed, item, shown=7, clicked=7, age=timedelta(days=10, minutes=1))
+    history(host, viewed, item, shown=5, clicked=1, age=timedelta(minutes=1))
+    learning.learn_from_clicks()
+    runtime.reset()
+
+    by_day = dict(ItemFeedback.objects.values_list("day", "impressions"))
+    today = timezone.now().date()
+    assert by_day == {today - timedelta(days=10): 40, today: 25}
+    cluster = learning.page_cluster(host, viewed)
+    assert learning.feedback().history(cluster, item.pk) == (65, 7)
+
+
+def test_a_day_that_leaves_the_window_leaves_the_ranking(network):
+    host, viewed, _stores, items = network
+    history(host, viewed, items["runner-up"], shown=40, clicked=4, age=timedelta(days=29))
+    assert learning.learn_from_clicks() == 1  # the window's first day
+
+    learning.learn_from_clicks(now=timezone.now() + timedelta(days=1))  # a day later
+    runtime.reset()
+
+    assert not ItemFeedback.objects.exists()
+    cluster = learning.page_cluster(host, viewed)
+    assert learning.feedback().history(cluster, items["runner-up"].pk) == (0, 0)
+
+
 def test_without_click_history_the_widget_is_the_content_ranking(network, settings):
     host, viewed, _stores, items = network
 
