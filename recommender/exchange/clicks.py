@@ -175,10 +175,10 @@ class Settler:
         try:
             while True:
                 self._wake.wait()
-                if self._stopping:
-                    return
                 time.sleep(SETTLE_GATHER_SECONDS)  # let the clicks of the moment join
                 self._wake.clear()
+                if self._stopping:  # looked at after the clear, which may have taken stop's wake
+                    return
                 try:
                     db.close_old_connections()
                     settle_clicks()
@@ -207,20 +207,53 @@ def settle_clicks() -> int:
     click to the holder), so every rule is applied in the order clicks were recorded with
     nothing interleaving: rate limits, the partner's balance and one billable click per
     impression hold across processes, with a unique ``billed_impression`` behind the last.
-    Each batch is one transaction: settled whole or not at all."""
+    Each batch is one transaction: settled whole or not at all; a batch that fails is
+    settled click by click, so a click that cannot be settled holds up no other."""
     settled = 0
     while True:
-        with transaction.atomic():
-            if not locks.try_lock_for_transaction(locks.BILLING):
-                return settled  # the holder looks again after it lets go
-            batch = list(Click.objects.filter(reason=CLICK_PENDING).order_by("id")[:SETTLE_BATCH])
-            if batch:
-                _settle(batch)
+        batch: list[Click] = []
+        try:
+            with transaction.atomic():
+                if not locks.try_lock_for_transaction(locks.BILLING):
+                    return settled  # the holder looks again after it lets go
+                batch = list(
+                    Click.objects.filter(reason=CLICK_PENDING).order_by("id")[:SETTLE_BATCH]
+                )
+                if batch:
+                    _settle(batch)
+        except Exception:
+            if len(batch) < 2:
+                raise
+            # One click the database refuses (or the rules cannot judge) must not hold up
+            # every click after it, round after round: this round settles its clicks one by
+            # one instead, and what fails stays pending for a later round.
+            log.exception("settling %s clicks failed; settling them one by one", len(batch))
+            return settled + _settle_one_by_one([click.pk for click in batch])
         settled += len(batch)
         # Looked at after letting go: a click committed while we held the lock, whose
         # request therefore left it to us, is seen here.
         if len(batch) < SETTLE_BATCH and not Click.objects.filter(reason=CLICK_PENDING).exists():
             return settled
+
+
+def _settle_one_by_one(click_ids: list[int]) -> int:
+    """Settle each of ``click_ids`` still pending in a transaction of its own, in order;
+    raises the first failure once the others are settled (the failed ones stay pending)."""
+    settled, failure = 0, None
+    for click_id in click_ids:
+        try:
+            with transaction.atomic():
+                if not locks.try_lock_for_transaction(locks.BILLING):
+                    break  # another settler took over
+                click = Click.objects.filter(pk=click_id, reason=CLICK_PENDING).first()
+                if click is not None:
+                    _settle([click])
+                    settled += 1
+        except Exception as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
+    return settled
 
 
 def _settle(batch: list[Click]) -> None:
@@ -235,14 +268,14 @@ def _settle(batch: list[Click]) -> None:
         if click.billable:
             book.bill(click, held=held)
             entries += ledger.click_entries(click, held=held)
-    # One UPDATE per outcome rather than a CASE per row: a batch is mostly one outcome.
-    for reason, ids in _ids_by_reason(c for c in batch if not c.billable).items():
-        Click.objects.filter(pk__in=ids).update(reason=reason)
-    for click in batch:
-        if click.billable:
+            # Written before the next click is judged: review counts the source's billable
+            # clicks, and those of this batch are among them.
             Click.objects.filter(pk=click.pk).update(
                 billable=True, billed_impression=click.billed_impression, reason=click.reason
             )
+    # One UPDATE per outcome rather than a CASE per row: a batch is mostly one outcome.
+    for reason, ids in _ids_by_reason(c for c in batch if not c.billable).items():
+        Click.objects.filter(pk__in=ids).update(reason=reason)
     LedgerEntry.objects.bulk_create(entries)
 
 

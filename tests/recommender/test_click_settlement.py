@@ -7,15 +7,17 @@ import hmac
 import os
 import subprocess
 import sys
+import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.signals import request_finished
 from django.db import DatabaseError, close_old_connections, connection
 
-from recommender import tasks
-from recommender.exchange import clicks, impressions, ledger, macs, rules, tokens
+from recommender import runtime, tasks
+from recommender.exchange import clicks, impressions, ledger, macs, review, rules, tokens
 from recommender.models import CLICK_PENDING, Click, LedgerEntry
 from recommender.web import storefront
 from tests.conftest import wait_until_clicks_settled
@@ -197,3 +199,121 @@ def test_the_storefronts_mac_is_hmac_sha256(key_length):
     key = bytes(range(256))[:key_length]
     for message in (b"", b"impression", bytes(range(256)) * 3):
         assert macs.Mac(key).digest(message) == hmac.digest(key, message, "sha256")
+
+
+def record_viewed_clicks(host, partner, product, count: int, *, prefix: str = "b") -> list[Click]:
+    """``count`` clicks of different shoppers (each from its own address, after its own view),
+    recorded and not yet settled: what a settling round finds when they came at once."""
+    recorded = []
+    for n in range(count):
+        ip = f"198.51.100.{n + 1}"
+        token = viewed_token(host, partner, product, impression=f"{prefix}{n}", ip=ip)
+        recorded.append(
+            clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
+        )
+    return recorded
+
+
+@pytest.mark.django_db
+def test_review_holds_the_clicks_of_one_round_once_the_earlier_ones_make_the_rate_too_high(
+    pair, settings
+):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    host, partner, product = pair
+    allowed = review.CLICKS_BEFORE_A_HOLD
+    record_viewed_clicks(host, partner, product, allowed + 3)
+
+    assert clicks.settle_clicks() == allowed + 3  # one round settles them all
+
+    reasons = list(Click.objects.order_by("pk").values_list("reason", flat=True))
+    assert reasons == ["billable"] * allowed + [rules.HELD_FOR_REVIEW] * 3
+    assert ledger.held_earnings(host) == 3 * rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - allowed * rules.SPEND_PER_CLICK
+
+
+@pytest.mark.django_db
+def test_a_partner_that_can_pay_one_click_pays_one_click_of_a_round(pair):
+    host, partner, product = pair
+    LedgerEntry.objects.create(store=partner, kind=LedgerEntry.Kind.SPEND,
+                               amount=-(rules.STARTER_GRANT - Decimal("1.50")))  # fmt: skip
+    record_viewed_clicks(host, partner, product, 2)
+
+    assert clicks.settle_clicks() == 2
+
+    reasons = list(Click.objects.order_by("pk").values_list("reason", flat=True))
+    assert reasons == ["billable", "partner cannot pay"]
+    assert ledger.balance(partner) == Decimal("0.50")
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+
+
+@pytest.mark.django_db
+def test_held_clicks_of_a_round_charge_nobody_and_leave_the_partners_credit_to_later_ones(
+    pair, settings
+):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    host, partner, product = pair
+    LedgerEntry.objects.create(store=partner, kind=LedgerEntry.Kind.SPEND,
+                               amount=-(rules.STARTER_GRANT - Decimal("1.50")))  # fmt: skip
+    # The host clicked far more than it was viewed today: its new earnings are held.
+    Click.objects.bulk_create(
+        Click(source_store=host, target_store=partner, target_product_id=10_000 + n,
+              impression_id=f"before-{n}", token_id=f"before-{n}", visitor_hash=f"other-{n}",
+              ip_hash=f"address-{n}", billable=True, reason="billable")
+        for n in range(review.CLICKS_BEFORE_A_HOLD)
+    )  # fmt: skip
+    record_viewed_clicks(host, partner, product, 2)
+
+    assert clicks.settle_clicks() == 2
+
+    settled = Click.objects.filter(reason__in=[CLICK_PENDING, rules.HELD_FOR_REVIEW,
+                                                "partner cannot pay"])  # fmt: skip
+    assert list(settled.order_by("pk").values_list("reason", flat=True)) == [
+        rules.HELD_FOR_REVIEW, rules.HELD_FOR_REVIEW,
+    ]  # fmt: skip
+    assert ledger.balance(partner) == Decimal("1.50")  # charged for neither while held
+    assert ledger.held_earnings(host) == 2 * rules.EARN_PER_CLICK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_settling_thread_stops_when_asked_while_it_lets_clicks_gather(settings):
+    settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True
+    clicks.settle_after_response()  # this process's settling thread starts and is woken
+    time.sleep(clicks.SETTLE_GATHER_SECONDS / 3)  # it lets the clicks of the moment gather
+
+    asked = time.monotonic()
+    runtime.reset()  # stops it (a test's fresh start, a forked worker's)
+
+    assert time.monotonic() - asked < 2
+    assert not [t for t in threading.enumerate() if t.name == "click-settler" and t.is_alive()]
+
+
+@pytest.mark.django_db
+def test_a_click_the_database_refuses_to_settle_holds_up_no_click_after_it(pair):
+    if connection.vendor != "postgresql":
+        pytest.fail("the fault is a PostgreSQL trigger (scripts/pg.sh)")
+    host, partner, product = pair
+    poison, *others = record_viewed_clicks(host, partner, product, 3)
+    with connection.cursor() as cursor:  # one row the database refuses to change
+        cursor.execute(
+            "CREATE FUNCTION refuse_click() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not read block 7 of relation'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_click BEFORE UPDATE ON recommender_click FOR EACH ROW "
+            f"WHEN (OLD.id = {int(poison.pk)}) EXECUTE FUNCTION refuse_click()"
+        )
+
+    with pytest.raises(DatabaseError, match="could not read block"):  # reported, not hidden
+        clicks.settle_clicks()
+    with pytest.raises(DatabaseError, match="could not read block"):  # the next round
+        clicks.settle_clicks()
+
+    poison.refresh_from_db()
+    assert poison.reason == CLICK_PENDING  # left for a later round, not dropped
+    assert [Click.objects.get(pk=c.pk).reason for c in others] == ["billable", "billable"]
+    assert ledger.balance(partner) == rules.STARTER_GRANT - 2 * rules.SPEND_PER_CLICK
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse_click ON recommender_click")
+    assert clicks.settle_clicks() == 1
+    assert ledger.balance(partner) == rules.STARTER_GRANT - 3 * rules.SPEND_PER_CLICK
