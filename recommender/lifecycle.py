@@ -53,7 +53,7 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     AttributedOrder.objects.filter(store=store).delete()  # its orders, as its pixel saw them
     SettingsChange.objects.filter(store=store).delete()  # staff ids, titles, what changed
     Click.objects.filter(Q(source_store=store) | Q(target_store=store)).update(
-        user_agent="", visitor_hash="", ip_hash=""
+        user_agent="", visitor_hash="", previous_visitor_hash="", ip_hash="", previous_ip_hash=""
     )
     transaction.on_commit(lambda: _forget_in_the_index(store.pk))
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
 from recommender.models import Click, Impression, LedgerEntry, WidgetSettings
+from stores import services
 from stores.models import Store
 from tests.factories import make_store
 
@@ -647,3 +648,16 @@ def test_impressions_from_bots_or_of_the_wrong_shape_are_not_counted(pair, agent
 
     assert outcome == result
     assert Impression.objects.count() == (1 if result == "counted" else 0)
+
+
+def test_redacting_a_store_strips_every_shopper_hash_from_the_clicks_partners_keep(pair):
+    sender, receiver = pair
+    click = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
+    assert click.billable and click.previous_visitor_hash and click.previous_ip_hash
+    Store.objects.filter(pk=sender.pk).update(status=Store.Status.UNINSTALLED)
+
+    services.redact_shop(shop_domain=sender.shop_domain, triggered_at=None, keep_delivery_id=0)
+
+    kept = Click.objects.get(pk=click.pk)  # the receiver's ledger still points at it
+    assert (kept.user_agent, kept.visitor_hash, kept.previous_visitor_hash, kept.ip_hash,
+            kept.previous_ip_hash) == ("", "", "", "", "")  # fmt: skip
