@@ -52,7 +52,8 @@ EXACT_LIMIT = 50_000
 # Inverted lists probed per query. nlist grows as 4 sqrt(n), so a large index holds the
 # same recall with fewer lists probed (bench/index_latency.py, filtered top-10): 32 at 100k
 # vectors gives recall@10 0.968 (16 would give 0.918); 16 at 1M gives 0.973 with p99 at
-# 1/64 of exact search's p50 (32 gives 0.989 at 1/37).
+# 1/64 of exact search's p50 (32 gives 0.989 at 1/37); on real product vectors scaled to 1M
+# with store structure (--distribution real) 16 gives 0.997 at 1/85-1/82.
 IVF_NPROBE = 32
 IVF_NPROBE_LARGE = 16
 LARGE_INDEX_LISTS = 2_800  # about 500k vectors
