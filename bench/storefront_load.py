@@ -214,8 +214,15 @@ def widget_timing(url: str) -> dict:
             timing = page.evaluate(
                 "({load: performance.getEntriesByType('navigation')[0].loadEventStart,"
                 " widget: performance.getEntriesByName('interlayer:rendered')[0].startTime,"
-                " cls: window.__cls})"
+                " cls: window.__cls,"
+                " parts: performance.getEntriesByType('resource').concat("
+                "   performance.getEntriesByType('navigation'))"
+                "   .filter(e => /recommendations|interlayer.js|products/.test(e.name))"
+                "   .map(e => [e.name.split('?')[0].split('/').pop(), e.initiatorType,"
+                "              Math.round(e.startTime), Math.round(e.responseEnd)])})"
             )
+            if not loads:  # where the time goes, once: [resource, initiator, start, end] ms
+                print(f"first load's timeline: {timing['parts']}")
             loads.append(timing["load"])
             rendered.append(timing["widget"])
             shifts.append(timing["cls"])
