@@ -41,9 +41,18 @@ class PartnerLedgerRow(TypedDict):
     net: Decimal
 
 
+_CENT = Decimal("0.01")
+
+
+def _cents(total: Decimal | None) -> Decimal:
+    """A sum of amounts, to the cent: SQLite sums decimals as floats (25.00 - 24.10 + 0.10
+    comes back 0.999999999999999), and a partner holding 1.00 must be able to pay."""
+    return (total or Decimal("0")).quantize(_CENT)
+
+
 def balance(store: Store) -> Decimal:
     total = LedgerEntry.objects.filter(_IN_BALANCE, store=store).aggregate(t=Sum("amount"))["t"]
-    return total or Decimal("0")
+    return _cents(total)
 
 
 def balances(store_ids: list[int]) -> dict[int, Decimal]:
@@ -53,7 +62,7 @@ def balances(store_ids: list[int]) -> dict[int, Decimal]:
         .annotate(total=Sum("amount"))
     )
     found = {row["store_id"]: row["total"] for row in rows}
-    return {store_id: found.get(store_id, Decimal("0")) for store_id in store_ids}
+    return {store_id: _cents(found.get(store_id)) for store_id in store_ids}
 
 
 # Every transaction that writes ledger entries commits well within this, so entries older
@@ -75,7 +84,7 @@ def running_balances() -> dict[int, Decimal]:
                 LedgerEntry.objects.filter(_IN_BALANCE, id__lte=book.watermark)
                 .values("store_id").annotate(total=Sum("amount"))
             )  # fmt: skip
-            book.base = {row["store_id"]: row["total"] for row in rows}
+            book.base = {row["store_id"]: _cents(row["total"]) for row in rows}
         newer = list(
             LedgerEntry.objects.filter(_IN_BALANCE, id__gt=book.watermark)
             .order_by("id").values_list("id", "store_id", "amount", "created_at")
@@ -117,12 +126,12 @@ def _unresolved_held():
 def held_earnings(store: Store) -> Decimal:
     """Earnings waiting for review: shown to the merchant, not yet in the balance."""
     total = _unresolved_held().filter(store=store).aggregate(t=Sum("amount"))["t"]
-    return total or Decimal("0")
+    return _cents(total)
 
 
 def held_by_store() -> dict[int, Decimal]:
     rows = _unresolved_held().values("store_id").annotate(t=Sum("amount"))
-    return {row["store_id"]: row["t"] for row in rows}
+    return {row["store_id"]: _cents(row["t"]) for row in rows}
 
 
 def grant_starter_credits(store: Store) -> bool:
@@ -211,7 +220,7 @@ def partner_ledger(store: Store) -> list[PartnerLedgerRow]:
             "name": row["counterparty__name"] or row["counterparty__shop_domain"],
             "clicks_sent": row["clicks_sent"],
             "clicks_received": row["clicks_received"],
-            "net": row["net"] or Decimal("0"),
+            "net": _cents(row["net"]),
         }
         for row in rows
     ]

@@ -661,3 +661,18 @@ def test_redacting_a_store_strips_every_shopper_hash_from_the_clicks_partners_ke
     kept = Click.objects.get(pk=click.pk)  # the receiver's ledger still points at it
     assert (kept.user_agent, kept.visitor_hash, kept.previous_visitor_hash, kept.ip_hash,
             kept.previous_ip_hash) == ("", "", "", "", "")  # fmt: skip
+
+
+def test_a_partner_holding_exactly_the_price_of_a_click_pays_for_it(pair):
+    sender, receiver = pair
+    # 25.00 - 24.10 + 0.10 is 1.00 to the cent (summed as floats: 0.9999999999999986).
+    LedgerEntry.objects.create(
+        store=receiver, kind=LedgerEntry.Kind.SPEND, amount=Decimal("-24.10")
+    )
+    LedgerEntry.objects.create(store=receiver, kind=LedgerEntry.Kind.EARN, amount=Decimal("0.10"))
+
+    click = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
+
+    assert (click.billable, click.reason) == (True, "billable")
+    assert ledger.balances([receiver.pk]) == {receiver.pk: Decimal("0.00")}
+    assert ledger.balance(receiver) == Decimal("0.00")
