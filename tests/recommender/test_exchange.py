@@ -676,3 +676,92 @@ def test_a_partner_holding_exactly_the_price_of_a_click_pays_for_it(pair):
     assert (click.billable, click.reason) == (True, "billable")
     assert ledger.balances([receiver.pk]) == {receiver.pk: Decimal("0.00")}
     assert ledger.balance(receiver) == Decimal("0.00")
+
+
+def test_a_token_that_names_no_visitor_never_bills_even_for_a_view_that_named_none(pair):
+    sender, receiver = pair
+    # A view counted before views were bound to their visitor, and a click token of then.
+    Impression.objects.create(store=sender, impression_id="old-view", visitor_hash="")
+    old = signing.dumps(
+        {"t": "old", "i": "old-view", "s": sender.pk, "d": receiver.pk, "p": 555},
+        salt="interlayer.click",
+    )
+
+    click = settled_click(token=tokens.read_click_token(old), ip="203.0.113.9", user_agent=BROWSER)
+
+    assert (click.billable, click.reason) == (False, "no viewable impression")
+    assert ledger.balance(sender) == rules.STARTER_GRANT
+
+
+@pytest.mark.parametrize("shared", ["visitor", "address"])
+def test_a_repeat_on_the_same_product_is_found_by_the_visitor_or_by_the_address(pair, shared):
+    sender, receiver = pair
+    first = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
+    if shared == "visitor":  # served to the same shopper, clicked through another network
+        token, ip = token_for(sender, receiver, impression="imp-2"), "198.51.100.77"
+    else:  # another shopper (served elsewhere) clicking from the first one's address
+        token, ip = (
+            token_for(sender, receiver, impression="imp-2", ip="198.51.100.77"),
+            "203.0.113.9",
+        )
+
+    second = settled_click(token=token, ip=ip, user_agent=BROWSER)
+
+    assert first.billable
+    assert (second.billable, second.reason) == (False, "repeat within 24h")
+
+
+def test_the_24_hour_and_hourly_windows_include_their_first_moment(pair):
+    sender, receiver = pair
+    day_old = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
+    Click.objects.filter(pk=day_old.pk).update(created_at=timezone.now() - timedelta(hours=23))
+    hour = [
+        settled_click(token=token_for(sender, receiver, 600 + n, f"h{n}"), ip="203.0.113.9",
+                      user_agent=BROWSER)
+        for n in range(rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR)
+    ]  # fmt: skip
+    assert all(c.billable for c in [day_old, *hour])
+    repeat = clicks.record_click(token=token_for(sender, receiver, impression="again"),
+                                 ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
+    over = clicks.record_click(token=token_for(sender, receiver, 701, "over"), ip="203.0.113.9",
+                               user_agent=BROWSER)  # fmt: skip
+    # The same product billed exactly 24 hours before the repeat, and the first of the
+    # visitor's three clicks of the hour exactly an hour before the one over the limit.
+    Click.objects.filter(pk=day_old.pk).update(created_at=repeat.created_at - rules.DEDUPE_WINDOW)
+    Click.objects.filter(pk=hour[0].pk).update(created_at=over.created_at - timedelta(hours=1))
+
+    clicks.settle_clicks()
+
+    assert Click.objects.get(pk=repeat.pk).reason == "repeat within 24h"
+    assert Click.objects.get(pk=over.pk).reason == "visitor limit"
+
+
+def test_the_store_limit_counts_each_stores_own_clicks_of_the_hour_from_its_first_moment(pair):
+    sender, receiver = pair
+    limit = rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR
+    half_an_hour_ago = timezone.now() - timedelta(minutes=30)
+    # The receiver sent its hour's limit; the sender is one click short of its own.
+    Click.objects.bulk_create(
+        Click(source_store=source, target_store=target, target_product_id=20_000 + n,
+              impression_id=f"busy-{source.pk}-{n}", token_id=f"busy-{source.pk}-{n}",
+              visitor_hash=f"shopper-{source.pk}-{n}", ip_hash=f"address-{source.pk}-{n}",
+              billable=True, reason="billable", created_at=half_an_hour_ago)
+        for source, target, count in ((receiver, sender, limit), (sender, receiver, limit - 1))
+        for n in range(count)
+    )  # fmt: skip
+    # One round: a click the receiver sends, the sender's last allowed one, one more.
+    theirs = clicks.record_click(token=token_for(receiver, sender, 557, "theirs", ip="203.0.113.11"),
+                                 ip="203.0.113.11", user_agent=BROWSER)  # fmt: skip
+    last = clicks.record_click(token=token_for(sender, receiver, impression="last"),
+                               ip="203.0.113.9", user_agent=BROWSER)  # fmt: skip
+    over = clicks.record_click(token=token_for(sender, receiver, 556, "over", ip="203.0.113.10"),
+                               ip="203.0.113.10", user_agent=BROWSER)  # fmt: skip
+    # The sender's earliest click of the hour, exactly an hour before the one over the limit.
+    earliest = Click.objects.filter(source_store=sender, billable=True).order_by("pk").first()
+    Click.objects.filter(pk=earliest.pk).update(created_at=over.created_at - timedelta(hours=1))
+
+    clicks.settle_clicks()
+
+    assert Click.objects.get(pk=theirs.pk).reason == "store limit"
+    assert Click.objects.get(pk=last.pk).billable
+    assert Click.objects.get(pk=over.pk).reason == "store limit"
