@@ -225,10 +225,11 @@ def settle_clicks() -> int:
             if len(batch) < 2:
                 raise
             # One click the database refuses (or the rules cannot judge) must not hold up
-            # every click after it, round after round: this round settles its clicks one by
-            # one instead, and what fails stays pending for a later round.
+            # every click after it, round after round: the batch's clicks are settled one
+            # by one instead, and what fails stays pending for a later round (raised).
             log.exception("settling %s clicks failed; settling them one by one", len(batch))
-            return settled + _settle_one_by_one([click.pk for click in batch])
+            settled += _settle_one_by_one([click.pk for click in batch])
+            continue
         settled += len(batch)
         # Looked at after letting go: a click committed while we held the lock, whose
         # request therefore left it to us, is seen here.
