@@ -60,7 +60,8 @@ RULES_IN_WORDS = [
     f"per shopper ({BILLABLE_CLICKS_PER_VISITOR_PER_HOUR}), per network address "
     f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
-    "At the moment of the click both stores must still be installed, the partner must still "
+    "When the click is settled, a moment after the shopper was sent on, both stores must still "
+    "be installed, the partner must still "
     "take part and be able to pay, and neither may block the other. No balance ever goes "
     "below zero: a click a partner cannot pay still takes the shopper there, but bills nothing.",
     "A store whose click-through rate is far above the network's, or whose clicks come mostly "
