@@ -48,6 +48,6 @@ def learn_from_clicks() -> None:
 
 
 def settle_clicks() -> None:
-    # Normally each request settles its own click right after its redirect; the sweep
+    # Normally a web process settles its clicks right behind their redirects; the sweep
     # finds those whose process died first (or whose settling failed).
     log.info("settled clicks count=%s", clicks.settle_clicks())

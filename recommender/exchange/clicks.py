@@ -110,11 +110,11 @@ def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     """Record a click as it happened, not yet settled (one committed INSERT, no locks):
     the visitor the token was served to, the clicking address, the agent and the time, all
-    the rules need. The request settles it after its response (settle_after_response)."""
+    the rules need. It is settled behind the response (settle_after_response)."""
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
     visitor = token.visitor
-    click = Click.objects.create(
+    return Click.objects.create(
         source_store_id=token.source_store_id,
         target_store_id=token.target_store_id,
         target_product_id=token.target_product_id,
@@ -129,7 +129,6 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
         user_agent=user_agent[:300],
         created_at=now,
     )
-    return click
 
 
 def settle_after_response() -> None:
@@ -194,8 +193,6 @@ _settler_lock = threading.Lock()
 # How long the settling thread lets clicks gather once woken: under load a round then
 # settles dozens in the same few queries; a lone click is billed this much later.
 SETTLE_GATHER_SECONDS = 0.05
-
-
 SETTLE_BATCH = 500
 
 

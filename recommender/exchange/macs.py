@@ -5,6 +5,7 @@ the time, which matters when every widget response seals four tokens and hashes 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from functools import lru_cache
 
 _BLOCK = 64  # SHA-256's block size in bytes
@@ -27,6 +28,7 @@ class Mac:
 
 
 @lru_cache(maxsize=64)
-def keyed(key: bytes) -> Mac:
-    """The Mac for ``key``, kept: keys here are few (one per purpose and salt period)."""
-    return Mac(key)
+def derived(secret: str, label: str) -> Mac:
+    """The Mac under a key derived from ``secret`` for one use (``label``), kept: keys here
+    are few (one per seal purpose, and per salt period of the visitor hashes)."""
+    return Mac(hmac.digest(secret.encode(), label.encode(), "sha256"))

@@ -5,8 +5,6 @@ these numbers; none of them defines its own.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -89,12 +87,8 @@ def is_bot(user_agent: str) -> bool:
 
 
 def _salted(value: str, period: int, purpose: str) -> str:
-    return macs.keyed(_salt(settings.SECRET_KEY, period, purpose)).digest(value.encode()).hex()
-
-
-@lru_cache(maxsize=16)
-def _salt(secret: str, period: int, purpose: str) -> bytes:
-    return hmac.new(secret.encode(), f"{purpose}-salt:{period}".encode(), hashlib.sha256).digest()
+    salt = macs.derived(settings.SECRET_KEY, f"{purpose}-salt:{period}")
+    return salt.digest(value.encode()).hex()
 
 
 def _period(now: datetime | None) -> int:

@@ -7,13 +7,11 @@ previous salt period): what a later request says about itself changes neither.""
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -177,9 +175,4 @@ def _b64(raw: bytes) -> str:
 
 
 def _mac(secret: str, purpose: str, body: str) -> bytes:
-    return macs.keyed(_key(secret, purpose)).digest(body.encode())
-
-
-@lru_cache(maxsize=32)
-def _key(secret: str, purpose: str) -> bytes:
-    return hmac.new(secret.encode(), f"interlayer.seal:{purpose}".encode(), hashlib.sha256).digest()
+    return macs.derived(secret, f"interlayer.seal:{purpose}").digest(body.encode())

@@ -58,6 +58,25 @@ def viewed_token(host, partner, product, *, impression: str, ip: str = "203.0.11
     )  # fmt: skip
 
 
+def refuse(name: str, *, on: str, message: str, when: str = "") -> None:
+    """A fault inside the database: a trigger ``name`` on ``on`` (e.g. "INSERT ON
+    recommender_ledgerentry") that raises ``message``, as a full disk or a bad block would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER {name} BEFORE {on} FOR EACH ROW {when} EXECUTE FUNCTION {name}()"
+        )
+
+
+def stop_refusing(name: str, *, table: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER {name} ON {table}")
+        cursor.execute(f"DROP FUNCTION {name}()")
+
+
 @pytest.fixture
 def pair():
     host, partner = make_store("host"), make_store("partner")
@@ -102,20 +121,11 @@ def test_a_settling_batch_that_fails_midway_bills_nothing_and_is_settled_whole_l
     if connection.vendor != "postgresql":
         pytest.fail("the fault is a PostgreSQL trigger (scripts/pg.sh)")
     host, partner, product = pair
-    for n in range(3):
-        token = tokens.read_click_token(
-            viewed_token(host, partner, product, impression=f"seen-{n}", ip=f"198.51.100.{n}")
-        )
-        clicks.record_click(token=token, ip=f"198.51.100.{n}", user_agent=BROWSER)
-    with connection.cursor() as cursor:  # the ledger write fails, as a full disk would
-        cursor.execute(
-            "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER refuse_entry BEFORE INSERT ON recommender_ledgerentry "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_entry()"
-        )
+    record_viewed_clicks(host, partner, product, 3)
+    # The ledger write fails, as a full disk would.
+    refuse(
+        "refuse_entry", on="INSERT ON recommender_ledgerentry", message="no space left on device"
+    )
 
     with pytest.raises(DatabaseError, match="no space left"):
         clicks.settle_clicks()
@@ -124,8 +134,7 @@ def test_a_settling_batch_that_fails_midway_bills_nothing_and_is_settled_whole_l
     assert not Click.objects.filter(billable=True).exists()
     assert not LedgerEntry.objects.exclude(kind=LedgerEntry.Kind.GRANT).exists()
 
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER refuse_entry ON recommender_ledgerentry")
+    stop_refusing("refuse_entry", table="recommender_ledgerentry")
     assert clicks.settle_clicks() == 3
     assert clicks.settle_clicks() == 0
 
@@ -169,23 +178,15 @@ def test_the_settling_thread_survives_a_failing_round_and_settles_on_the_next(pa
     host, partner, product = pair
     token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
     clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER refuse_entry BEFORE INSERT ON recommender_ledgerentry "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_entry()"
-        )
+    refuse(
+        "refuse_entry", on="INSERT ON recommender_ledgerentry", message="no space left on device"
+    )
     try:
         clicks.settle_after_response()  # the thread's round fails inside the database
         time.sleep(1.5)
         assert Click.objects.get().reason == CLICK_PENDING
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER refuse_entry ON recommender_ledgerentry")
-            cursor.execute("DROP FUNCTION refuse_entry()")
+        stop_refusing("refuse_entry", table="recommender_ledgerentry")
 
     clicks.settle_after_response()  # the next click's response wakes it again
     wait_until_clicks_settled()
@@ -293,15 +294,8 @@ def test_a_click_the_database_refuses_to_settle_holds_up_no_click_after_it(pair)
         pytest.fail("the fault is a PostgreSQL trigger (scripts/pg.sh)")
     host, partner, product = pair
     poison, *others = record_viewed_clicks(host, partner, product, 3)
-    with connection.cursor() as cursor:  # one row the database refuses to change
-        cursor.execute(
-            "CREATE FUNCTION refuse_click() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'could not read block 7 of relation'; END $$"
-        )
-        cursor.execute(
-            "CREATE TRIGGER refuse_click BEFORE UPDATE ON recommender_click FOR EACH ROW "
-            f"WHEN (OLD.id = {int(poison.pk)}) EXECUTE FUNCTION refuse_click()"
-        )
+    refuse("refuse_click", on="UPDATE ON recommender_click",  # one row it will not change
+           message="could not read block 7 of relation", when=f"WHEN (OLD.id = {int(poison.pk)})")  # fmt: skip
 
     with pytest.raises(DatabaseError, match="could not read block"):  # reported, not hidden
         clicks.settle_clicks()
@@ -313,7 +307,6 @@ def test_a_click_the_database_refuses_to_settle_holds_up_no_click_after_it(pair)
     assert [Click.objects.get(pk=c.pk).reason for c in others] == ["billable", "billable"]
     assert ledger.balance(partner) == rules.STARTER_GRANT - 2 * rules.SPEND_PER_CLICK
 
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER refuse_click ON recommender_click")
+    stop_refusing("refuse_click", table="recommender_click")
     assert clicks.settle_clicks() == 1
     assert ledger.balance(partner) == rules.STARTER_GRANT - 3 * rules.SPEND_PER_CLICK
