@@ -230,9 +230,15 @@ def verify_proxy_request(request: HttpRequest) -> str:
     )
     if not result.ok:
         raise AuthError("Invalid app proxy signature.", status=401)
-    shop = require_shop_domain(f"{result.shop}.myshopify.com")
+    shop = _proxied_shop(f"{result.shop}.myshopify.com")
+    if shop is None:
+        raise AuthError("Invalid shop domain.", status=400)
     bind_shop(shop)
     return shop
+
+
+# The shops the app proxy names are few and asked for on every storefront request.
+_proxied_shop = functools.lru_cache(maxsize=4096)(valid_shop_domain)
 
 
 def client_ip(request: HttpRequest) -> str:

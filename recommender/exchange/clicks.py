@@ -110,25 +110,56 @@ def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     """Record a click as it happened, not yet settled (one committed INSERT, no locks):
     the visitor the token was served to, the clicking address, the agent and the time, all
-    the rules need. It is settled behind the response (settle_after_response)."""
+    the rules need. It is settled behind the response (settle_after_response).
+
+    Written with one plain INSERT rather than ``Click.objects.create``: the ORM's model
+    save costs more than the statement itself on the exchange's hottest write path."""
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
     visitor = token.visitor
-    return Click.objects.create(
-        source_store_id=token.source_store_id,
-        target_store_id=token.target_store_id,
-        target_product_id=token.target_product_id,
-        impression_id=token.impression_id[:64],
-        token_id=token.token_id[:64],
-        visitor_hash=visitor.current[:64] if visitor else "",
-        previous_visitor_hash=visitor.previous[:64] if visitor else "",
-        ip_hash=addresses[0],
-        previous_ip_hash=addresses[1],
-        billable=False,
-        reason=CLICK_PENDING,
-        user_agent=user_agent[:300],
-        created_at=now,
+    values = (
+        token.source_store_id,
+        token.target_store_id,
+        token.target_product_id,
+        token.impression_id[:64],
+        token.token_id[:64],
+        visitor.current[:64] if visitor else "",
+        visitor.previous[:64] if visitor else "",
+        addresses[0],
+        addresses[1],
+        False,
+        CLICK_PENDING,
+        user_agent[:300],
+        now,
     )
+    connection = db.connections[Click.objects.db]
+    row = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(_RECORDED, values, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_CLICK_SQL, row)
+        (pk,) = cursor.fetchone()
+    return Click.from_db(Click.objects.db, ["id", *(f.attname for f in _RECORDED)], [pk, *values])
+
+
+# What record_click writes, in its order; the columns not named keep their defaults
+# (billed_impression and landed_at NULL until billed or landed).
+_RECORDED = [
+    Click._meta.get_field(name)
+    for name in (
+        "source_store", "target_store", "target_product_id", "impression_id", "token_id",
+        "visitor_hash", "previous_visitor_hash", "ip_hash", "previous_ip_hash", "billable",
+        "reason", "user_agent", "created_at",
+    )
+]  # fmt: skip
+# Names from the model's own metadata, values as parameters.
+_RECORD_CLICK_SQL = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(  # noqa: S608
+    Click._meta.db_table,
+    ", ".join(field.column for field in _RECORDED),
+    ", ".join(["%s"] * len(_RECORDED)),
+    Click._meta.pk.column,
+)
 
 
 def settle_after_response() -> None:

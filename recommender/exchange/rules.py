@@ -80,6 +80,12 @@ def starter_grant_allowed(store: Store) -> bool:
 _CRAWLERS = CrawlerDetect()
 
 
+def warm_up() -> None:
+    """Compile the crawler list's patterns now (about half a second): a web process calls
+    this as it starts, so its first click or view does not pay for it."""
+    is_bot("Mozilla/5.0")
+
+
 @lru_cache(maxsize=4096)
 def is_bot(user_agent: str) -> bool:
     """A missing agent, or one the maintained crawler list (crawlerdetect) knows."""
