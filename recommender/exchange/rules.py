@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
-from crawlerdetect import CrawlerDetect
+from crawlerdetect import CrawlerDetect, crawlerdetect
 from django.conf import settings
 from django.utils import timezone
 
@@ -81,9 +81,10 @@ _CRAWLERS = CrawlerDetect()
 
 
 def warm_up() -> None:
-    """Compile the crawler list's patterns now (about half a second): a web process calls
+    """Compile the crawler list's patterns now (tens of milliseconds): a web process calls
     this as it starts, so its first click or view does not pay for it."""
-    is_bot("interlayer warm-up")  # an agent the exclusions leave standing
+    crawlerdetect.get_compiled_exclusions_regex()
+    crawlerdetect.get_compiled_crawler_regex()
 
 
 @lru_cache(maxsize=4096)

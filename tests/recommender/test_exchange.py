@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -765,3 +766,17 @@ def test_the_store_limit_counts_each_stores_own_clicks_of_the_hour_from_its_firs
     assert Click.objects.get(pk=theirs.pk).reason == "store limit"
     assert Click.objects.get(pk=last.pk).billable
     assert Click.objects.get(pk=over.pk).reason == "store limit"
+
+
+def test_a_web_process_compiles_the_crawler_list_as_it_starts():
+    """The WSGI module warms the crawler patterns, so no shopper's first click or view in
+    a fresh process waits for their compilation."""
+    from crawlerdetect import crawlerdetect  # noqa: PLC0415 -- the library's own cache
+
+    import interlayer.wsgi  # noqa: PLC0415 -- loaded again below, as a starting process does
+
+    crawlerdetect.get_compiled_crawler_regex.cache_clear()
+    crawlerdetect.get_compiled_exclusions_regex.cache_clear()
+    importlib.reload(interlayer.wsgi)
+    assert crawlerdetect.get_compiled_crawler_regex.cache_info().currsize == 1
+    assert crawlerdetect.get_compiled_exclusions_regex.cache_info().currsize == 1
