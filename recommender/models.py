@@ -222,6 +222,25 @@ class Click(models.Model):
             models.Index(fields=["source_store", "created_at"]),
             models.Index(fields=["target_store", "created_at"]),
             models.Index(fields=["ip_hash", "created_at"]),
+            # What the settler's rules read: the billable clicks of a shopper (visitor or
+            # address) and of a sending store in a window. Billable clicks are few, and
+            # without these a shopper's long history of clicks that did not bill (a bot's,
+            # say) would be read again by every settling round.
+            models.Index(
+                fields=["visitor_hash", "created_at"],
+                condition=models.Q(billable=True),
+                name="recommender_click_billed_v",
+            ),
+            models.Index(
+                fields=["ip_hash", "created_at"],
+                condition=models.Q(billable=True),
+                name="recommender_click_billed_ip",
+            ),
+            models.Index(
+                fields=["source_store", "created_at"],
+                condition=models.Q(billable=True),
+                name="recommender_click_billed_src",
+            ),
             # The settler's queue: small, since clicks are settled right after they are
             # recorded.
             models.Index(
