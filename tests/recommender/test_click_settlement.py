@@ -9,12 +9,15 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.signals import request_finished
 from django.db import DatabaseError, close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from recommender import runtime, tasks
 from recommender.exchange import clicks, impressions, ledger, macs, review, rules, tokens
@@ -310,3 +313,49 @@ def test_a_click_the_database_refuses_to_settle_holds_up_no_click_after_it(pair)
     stop_refusing("refuse_click", table="recommender_click")
     assert clicks.settle_clicks() == 1
     assert ledger.balance(partner) == rules.STARTER_GRANT - 3 * rules.SPEND_PER_CLICK
+
+
+def _rows_examined(plan: dict) -> int:
+    """Rows a plan node and its children read (returned or filtered away), per EXPLAIN."""
+    own = plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)
+    own += plan.get("Rows Removed by Index Recheck", 0)
+    return own + sum(_rows_examined(child) for child in plan.get("Plans", []))
+
+
+@pytest.mark.django_db
+def test_settling_reads_a_shoppers_billable_history_not_every_click_they_made(pair):
+    """A bot that has clicked thousands of times without billing must not make every
+    settling round read all of those clicks: no query of a round does, the rules need only
+    the billable ones."""
+    if connection.vendor != "postgresql":
+        pytest.fail("the plans are PostgreSQL's (scripts/pg.sh)")
+    host, partner, product = pair
+    visitor = rules.visitor(ip="203.0.113.9", user_agent=BROWSER)
+    address = rules.ip_hashes("203.0.113.9")[0]
+    earlier = timezone.now() - timedelta(minutes=5)
+    Click.objects.bulk_create(
+        Click(source_store=host, target_store=partner, target_product_id=product.shopify_id,
+              impression_id=f"earlier-{n}", token_id=f"token-{n}", visitor_hash=visitor.current,
+              ip_hash=address, reason="impression already clicked", user_agent=BROWSER,
+              created_at=earlier)
+        for n in range(3000)
+    )  # fmt: skip
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="new"))
+    clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE recommender_click")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert clicks.settle_clicks() == 1
+
+    reads = [
+        query["sql"] for query in queries
+        if query["sql"].startswith("SELECT") and 'FROM "recommender_click"' in query["sql"]
+    ]  # fmt: skip
+    assert any('"billable"' in sql for sql in reads)  # the rules did look at the history
+    for sql in reads:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+            (plan,) = cursor.fetchone()[0]
+        assert _rows_examined(plan["Plan"]) < 20, sql
+    assert Click.objects.get(impression_id="new").billable
