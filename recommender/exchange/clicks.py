@@ -132,7 +132,8 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
         user_agent[:300],
         now,
     )
-    connection = db.connections[Click.objects.db]
+    using = db.router.db_for_write(Click)
+    connection = db.connections[using]
     row = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(_RECORDED, values, strict=True)
@@ -140,7 +141,14 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     with connection.cursor() as cursor:
         cursor.execute(_RECORD_CLICK_SQL, row)
         (pk,) = cursor.fetchone()
-    return Click.from_db(Click.objects.db, ["id", *(f.attname for f in _RECORDED)], [pk, *values])
+    # from_db takes every field's value in the model's field order (it ignores the order of
+    # the names); the columns not written hold NULL, as they would after objects.create.
+    written = dict(zip((field.attname for field in _RECORDED), values, strict=True))
+    written[Click._meta.pk.attname] = pk
+    fields = Click._meta.concrete_fields
+    return Click.from_db(
+        using, [field.attname for field in fields], [written.get(field.attname) for field in fields]
+    )
 
 
 # What record_click writes, in its order; the columns not named keep their defaults

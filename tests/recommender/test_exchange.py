@@ -780,3 +780,19 @@ def test_a_web_process_compiles_the_crawler_list_as_it_starts():
     importlib.reload(interlayer.wsgi)
     assert crawlerdetect.get_compiled_crawler_regex.cache_info().currsize == 1
     assert crawlerdetect.get_compiled_exclusions_regex.cache_info().currsize == 1
+
+
+def test_a_recorded_click_is_returned_as_it_was_stored(pair):
+    """record_click hands back the click as the database holds it: every field loaded, each
+    with its own value (the click redirect reads it without another query)."""
+    sender, receiver = pair
+    click = clicks.record_click(
+        token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER
+    )
+
+    stored = Click.objects.get(pk=click.pk)
+    assert click.get_deferred_fields() == set()
+    assert click.ip_hash == rules.ip_hashes("203.0.113.9")[0]
+    for field in Click._meta.concrete_fields:
+        assert getattr(click, field.attname) == getattr(stored, field.attname), field.name
+    assert (click._state.adding, click._state.db) == (False, stored._state.db)
