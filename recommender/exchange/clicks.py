@@ -186,7 +186,9 @@ def settle_after_response() -> None:
 class Settler:
     """A thread of each web process that settles clicks behind the responses. Clicks that
     arrive while it works wait for its next round, so under load one round settles many
-    in the same few queries, and no request waits for the rules, the lock or the ledger."""
+    in the same few queries, and no request waits for the rules, the lock or the ledger.
+    A round settles what is pending when it starts; what arrives meanwhile is the next
+    round's (its requests woke this thread, or the thread of their own process)."""
 
     def __init__(self) -> None:
         self._wake = threading.Event()
@@ -219,7 +221,10 @@ class Settler:
                     return
                 try:
                     db.close_old_connections()
-                    settle_clicks()
+                    if _settle_pending().busy:
+                        # Another process was settling, perhaps from before this one's
+                        # clicks were written: look again once the next ones gather.
+                        self._wake.set()
                 except Exception:
                     log.exception("settling clicks failed; they stay pending for the sweep")
                     db.connection.close()  # a broken connection is not reused
@@ -247,11 +252,34 @@ def settle_clicks() -> int:
     settled click by click, so a click that cannot be settled holds up no other."""
     settled = 0
     while True:
+        done = _settle_pending()
+        settled += done.settled
+        if done.busy:
+            return settled  # the holder looks again after it lets go
+        # Looked at after letting go: a click committed while we held the lock, whose
+        # request therefore left it to us, is seen here.
+        if not Click.objects.filter(reason=CLICK_PENDING).exists():
+            return settled
+
+
+@dataclass(frozen=True)
+class _Settled:
+    settled: int
+    busy: bool  # another settler held the lock: what it has not seen is still pending
+
+
+def _settle_pending() -> _Settled:
+    """Settle the clicks pending now, in batches, unless another settler holds the lock.
+    Clicks recorded meanwhile are left to the next look (settle_clicks looks again at
+    once; the settling thread after its next gather, so a busy moment is settled in a
+    few large batches rather than a stream of small ones)."""
+    settled = 0
+    while True:
         batch: list[Click] = []
         try:
             with transaction.atomic():
                 if not locks.try_lock_for_transaction(locks.BILLING):
-                    return settled  # the holder looks again after it lets go
+                    return _Settled(settled, busy=True)
                 batch = list(
                     Click.objects.filter(reason=CLICK_PENDING).order_by("id")[:SETTLE_BATCH]
                 )
@@ -267,10 +295,8 @@ def settle_clicks() -> int:
             settled += _settle_one_by_one([click.pk for click in batch])
             continue
         settled += len(batch)
-        # Looked at after letting go: a click committed while we held the lock, whose
-        # request therefore left it to us, is seen here.
-        if len(batch) < SETTLE_BATCH and not Click.objects.filter(reason=CLICK_PENDING).exists():
-            return settled
+        if len(batch) < SETTLE_BATCH:
+            return _Settled(settled, busy=False)
 
 
 def _settle_one_by_one(click_ids: list[int]) -> int:

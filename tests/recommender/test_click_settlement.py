@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from django.core.signals import request_finished
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from recommender import runtime, tasks
-from recommender.exchange import clicks, impressions, ledger, macs, review, rules, tokens
+from recommender.exchange import clicks, impressions, ledger, locks, macs, review, rules, tokens
 from recommender.models import CLICK_PENDING, Click, LedgerEntry
 from recommender.web import storefront
 from tests.conftest import wait_until_clicks_settled
@@ -359,3 +359,38 @@ def test_settling_reads_a_shoppers_billable_history_not_every_click_they_made(pa
             (plan,) = cursor.fetchone()[0]
         assert _rows_examined(plan["Plan"]) < 20, sql
     assert Click.objects.get(impression_id="new").billable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_settling_thread_settles_its_click_once_another_settler_lets_go(pair, settings):
+    """Another process holding the billing lock when this one's click came (a settler that
+    read its batch before the click was written, or review releasing held clicks) must not
+    leave that click to the minute's sweep."""
+    settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True
+    host, partner, product = pair
+    holding, let_go = threading.Event(), threading.Event()
+
+    def another_settler() -> None:
+        try:
+            with transaction.atomic():
+                assert locks.try_lock_for_transaction(locks.BILLING)
+                holding.set()
+                let_go.wait(10)  # settles nothing: its batch was read before the click
+        finally:
+            close_old_connections()
+
+    other = threading.Thread(target=another_settler)
+    other.start()
+    try:
+        assert holding.wait(10)
+        token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+        clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+        clicks.settle_after_response()  # wakes this process's thread: the lock is taken
+        time.sleep(0.5)
+        assert Click.objects.get().reason == CLICK_PENDING
+    finally:
+        let_go.set()
+        other.join()
+
+    wait_until_clicks_settled(timeout=5)  # no other click comes to wake the thread
+    assert Click.objects.get().reason == "billable"
