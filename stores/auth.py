@@ -48,6 +48,12 @@ def valid_shop_domain(value: Any) -> str | None:
     """The shop's myshopify domain if ``value`` is exactly one, else None."""
     if not isinstance(value, str) or not value or len(value) > _MAX_SHOP_DOMAIN_LENGTH:
         return None
+    return _checked_shop_domain(value)
+
+
+# Remembered: the shops named on every storefront and webhook request are few.
+@functools.lru_cache(maxsize=4096)
+def _checked_shop_domain(value: str) -> str | None:
     candidate = value.strip().lower()
     if candidate != value.lower() or not SHOP_DOMAIN_RE.match(candidate):
         return None
@@ -230,15 +236,9 @@ def verify_proxy_request(request: HttpRequest) -> str:
     )
     if not result.ok:
         raise AuthError("Invalid app proxy signature.", status=401)
-    shop = _proxied_shop(f"{result.shop}.myshopify.com")
-    if shop is None:
-        raise AuthError("Invalid shop domain.", status=400)
+    shop = require_shop_domain(f"{result.shop}.myshopify.com")
     bind_shop(shop)
     return shop
-
-
-# The shops the app proxy names are few and asked for on every storefront request.
-_proxied_shop = functools.lru_cache(maxsize=4096)(valid_shop_domain)
 
 
 def client_ip(request: HttpRequest) -> str:
