@@ -117,50 +117,42 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
     visitor = token.visitor
-    values = (
-        token.source_store_id,
-        token.target_store_id,
-        token.target_product_id,
-        token.impression_id[:64],
-        token.token_id[:64],
-        visitor.current[:64] if visitor else "",
-        visitor.previous[:64] if visitor else "",
-        addresses[0],
-        addresses[1],
-        False,
-        CLICK_PENDING,
-        user_agent[:300],
-        now,
-    )
+    written = {
+        "source_store_id": token.source_store_id,
+        "target_store_id": token.target_store_id,
+        "target_product_id": token.target_product_id,
+        "impression_id": token.impression_id[:64],
+        "token_id": token.token_id[:64],
+        "visitor_hash": visitor.current[:64] if visitor else "",
+        "previous_visitor_hash": visitor.previous[:64] if visitor else "",
+        "ip_hash": addresses[0],
+        "previous_ip_hash": addresses[1],
+        "billable": False,
+        "reason": CLICK_PENDING,
+        "user_agent": user_agent[:300],
+        "created_at": now,
+    }
     using = db.router.db_for_write(Click)
     connection = db.connections[using]
-    row = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(_RECORDED, values, strict=True)
-    ]
+    row = [field.get_db_prep_save(written[field.attname], connection) for field in _RECORDED]
     with connection.cursor() as cursor:
         cursor.execute(_RECORD_CLICK_SQL, row)
-        (pk,) = cursor.fetchone()
+        (written[Click._meta.pk.attname],) = cursor.fetchone()
     # from_db takes every field's value in the model's field order (it ignores the order of
     # the names); the columns not written hold NULL, as they would after objects.create.
-    written = dict(zip((field.attname for field in _RECORDED), values, strict=True))
-    written[Click._meta.pk.attname] = pk
     fields = Click._meta.concrete_fields
     return Click.from_db(
         using, [field.attname for field in fields], [written.get(field.attname) for field in fields]
     )
 
 
-# What record_click writes, in its order; the columns not named keep their defaults
-# (billed_impression and landed_at NULL until billed or landed).
+# The columns record_click writes: all but the id and the two that stay NULL until the
+# click is billed or lands (a field added to Click must be given a value there).
 _RECORDED = [
-    Click._meta.get_field(name)
-    for name in (
-        "source_store", "target_store", "target_product_id", "impression_id", "token_id",
-        "visitor_hash", "previous_visitor_hash", "ip_hash", "previous_ip_hash", "billable",
-        "reason", "user_agent", "created_at",
-    )
-]  # fmt: skip
+    field
+    for field in Click._meta.concrete_fields
+    if field.attname not in {Click._meta.pk.attname, "billed_impression", "landed_at"}
+]
 # Names from the model's own metadata, values as parameters.
 _RECORD_CLICK_SQL = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(  # noqa: S608
     Click._meta.db_table,
