@@ -7,21 +7,17 @@ class AddIndexWithoutBlockingWrites(AddIndexConcurrently):
     click redirect, and a plain CREATE INDEX would hold those up while it reads the whole
     table. SQLite (the zero-setup default) has no such statement and builds it plainly."""
 
+    def _way(self, schema_editor):
+        postgres = schema_editor.connection.vendor == "postgresql"
+        return AddIndexConcurrently if postgres else migrations.AddIndex
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        way = self._way(schema_editor)
+        way.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        way = self._way(schema_editor)
+        way.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
 def billed(fields: list[str], name: str) -> AddIndexWithoutBlockingWrites:
