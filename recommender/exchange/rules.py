@@ -59,9 +59,9 @@ RULES_IN_WORDS = [
     f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
-    "be installed, the partner must still "
-    "take part and be able to pay, and neither may block the other. No balance ever goes "
-    "below zero: a click a partner cannot pay still takes the shopper there, but bills nothing.",
+    "be installed, the partner must still take part and be able to pay, and neither may block "
+    "the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
+    "shopper there, but bills nothing.",
     "A store whose click-through rate is far above the network's, or whose clicks come mostly "
     "from a few addresses, has its new clicks held for review: the partner is not charged and "
     "the earning is not paid until the Interlayer team releases it (billing the partner then, "
