@@ -7,14 +7,19 @@ kept beside the vector index with the same labels and updated with it:
 
 - **words** (``WORD_SHARE``): lower-cased title, vendor and type words, and the parts of a
   model number ("TL-SG1016" gives "tl", "sg1016");
-- **model numbers** (``MODEL_SHARE``): words with letters and digits, without separators,
-  so "TL-SG1016" meets "TLSG1016" and outweighs the shared words of a sibling model;
+- **model numbers** (``MODEL_SHARE``): words with letters and digits, and references of
+  five digits or more written with separators ("2541.80.00", "844994-002"), without the
+  separators, so "TL-SG1016" meets "TLSG1016" and outweighs a sibling model's shared words;
 - **character 3-5-grams** of each word (``GRAM_SHARE``): misspellings, other languages.
 
 Each block is L2-normalised, so the score of two texts is the weighted sum of the blocks'
 cosines, between 0 and 1. Inverse document frequencies are computed at build time
 and frozen until the next build; a feature never seen then counts as the rarest. Plain
 NumPy/SciPy, no Django.
+
+``identifier_agreement`` compares two titles' identifiers (model and part numbers) as
+written, for ranking the candidates a search returned: a hashed feature only matches
+whole words, but "SD8SNAT-256G-1122" is the same part inside "LN70221-SD8SNAT-256G-1122".
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ _WORD = re.compile(r"[^\W_]+(?:[-./][^\W_]+)*")
 _SEPARATORS = re.compile(r"[-./]")
 # Counts are not model numbers: "2-pack" on a candle and on a chew toy says nothing.
 _COUNT = re.compile(r"\d+-?(?:pack|pk|pcs?|pieces?|count|ct|set|x)")
+# Nor are quantities, years or short numbers: "250g" on coffee and on tea, "2017", "12".
+_QUANTITY = re.compile(
+    r"\d+(?:g|kg|mg|lbs?|oz|ml|cl|l|mm|cm|m|in|inch|inches|gb|tb|mb|mhz|ghz|rpm|w|v|mah|mp"
+    r"|pcs?|pk|pack|pieces?|x)|(?:19|20)\d\d|\d{1,4}"
+)
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 
 
 def lexical_text(*, title: str, vendor: str = "", product_type: str = "") -> str:
@@ -56,7 +67,10 @@ def terms(text: str) -> tuple[list[str], list[str], list[str]]:
     grams: list[str] = []
     for word in _WORD.findall(text.lower()):
         words.append(word)
-        model = any(ch.isdigit() for ch in word) and any(ch.isalpha() for ch in word)
+        digits = sum(ch.isdigit() for ch in word)
+        model = digits and (
+            any(ch.isalpha() for ch in word) or (digits >= 5 and _SEPARATORS.search(word))
+        )
         if model and not _COUNT.fullmatch(word):
             models.append(_SEPARATORS.sub("", word))
             words.extend(part for part in _SEPARATORS.split(word) if len(part) > 1 and part != word)
@@ -64,6 +78,35 @@ def terms(text: str) -> tuple[list[str], list[str], list[str]]:
         for n in range(CHAR_GRAMS[0], CHAR_GRAMS[1] + 1):
             grams.extend(padded[i : i + n] for i in range(max(len(padded) - n + 1, 0)))
     return words, models, grams
+
+
+def identifiers(text: str) -> frozenset[str]:
+    """A text's identifiers: words with a digit, four characters or more without their
+    separators, that are not quantities, years or counts ("TL-SG1016" -> "tlsg1016")."""
+    found = set()
+    for word in _WORD.findall(text.lower()):
+        bare = _SEPARATORS.sub("", word)
+        if len(bare) >= 4 and any(ch.isdigit() for ch in bare) and not _QUANTITY.fullmatch(bare):
+            found.add(bare)
+    return frozenset(found)
+
+
+def identifier_agreement(query: str, candidate: str) -> float:
+    """How far two titles name the same identifiers, 0-1: the share of each one's
+    identifiers written somewhere in the other (letters and digits only, so separators,
+    spaces and neighbouring words do not hide them), averaged over the two. 0 when either
+    names none: no identifiers is no evidence either way."""
+    ours, theirs = identifiers(query), identifiers(candidate)
+    if not ours or not theirs:
+        return 0.0
+    our_text, their_text = _bare(query), _bare(candidate)
+    found = sum(code in their_text for code in ours) / len(ours)
+    returned = sum(code in our_text for code in theirs) / len(theirs)
+    return (found + returned) / 2
+
+
+def _bare(text: str) -> str:
+    return _NOT_ALPHANUMERIC.sub("", text.lower())
 
 
 def _hashed(prefix: str, items: list[str]) -> Counter:

@@ -62,6 +62,38 @@ def test_lexical_score_matches_model_numbers_across_separators():
     assert scores.min() >= 0 and scores.max() <= 1.0001
 
 
+def test_references_written_with_separators_count_as_model_numbers():
+    _, models, _ = lexical.terms("Omega Seamaster 300m 2541.80.00 Nike 844994-002 size 10.5")
+
+    assert models == ["300m", "25418000", "844994002"]
+
+
+def test_identifiers_are_model_and_part_numbers_not_quantities_years_or_counts():
+    found = lexical.identifiers(
+        "Seagate 2TB 7200RPM 64MB HDD (ST2000DM001) 2017 2-pack 12 Omega 2541.80.00 SD8SNAT-256G"
+    )
+
+    assert found == {"st2000dm001", "25418000", "sd8snat256g"}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "agreement"),
+    [
+        # Inside a store's code: both of ours are in it, one of its two is in ours.
+        ("Sandisk 256GB Z400s SSD LN70221-SD8SNAT-256G-1122 | SCAN UK", 0.75),
+        ("SanDisk Z400s SSD SD8SNAT256G1122", 1.0),  # without separators
+        ("SanDisk Z400s SSD SD8SNAT-512G-1122", 0.5),  # the 512 GB sibling: the series only
+        ("SanDisk solid state drive 256GB", 0.0),  # no identifier: no evidence
+    ],
+)
+def test_identifier_agreement_finds_the_same_part_number_however_it_is_written(
+    candidate, agreement
+):
+    assert lexical.identifier_agreement(
+        "SanDisk Z400s - solid state drive 256 GB SD8SNAT-256G-1122", candidate
+    ) == pytest.approx(agreement)
+
+
 def test_fused_search_puts_the_same_model_number_first_where_the_embedding_did_not():
     index, query = watch_index()
 
@@ -160,3 +192,33 @@ def test_a_model_number_query_finds_its_partner_item_first_on_wdc_offers(private
     assert len(partner_titles) > 15  # switches of many makes, and this one's siblings
     assert found[0].product.title == SAME_SWITCH
     assert dense[0].product_id != found[0].product.pk  # the embedding alone ranks another first
+
+
+@pytest.mark.django_db
+def test_the_raw_ranking_puts_the_same_part_number_before_a_sibling_with_more_words_alike(
+    private_index,
+):
+    """The sibling kit (another speed) is nearer in vector space and the fused score ranks
+    it first; the same kit's title has its part number inside a store code."""
+    rng = np.random.default_rng(3)
+    query = unit(rng.normal(size=(1, 384)))[0]
+    noise = unit(rng.normal(size=(2, 384)))
+    nearer, near = unit([query * 0.9 + noise[0] * 0.44, query * 0.6 + noise[1] * 0.8])
+    host, partner = make_store("memory-a"), make_store("memory-b")
+    for store in (host, partner):
+        ledger.grant_starter_credits(store)
+    viewed = make_product(host, "Corsair Vengeance LPX 32GB DDR4-3200 CMK32GX4M2B3200C16", query)
+    sibling = make_product(
+        partner, "Corsair Vengeance LPX 32GB DDR4-2666 CMK32GX4M2A2666C16", nearer
+    )
+    same = make_product(partner, "Corsair 32GB Vengeance LPX Kit LN69029-CMK32GX4M2B3200C16", near)
+    built = index_events.rebuild_index()
+
+    fused = built.search(query, 2, exclude_stores={host.pk}, text=viewed.title)
+    found = recommendations.recommendations_for(
+        host, product_id=viewed.shopify_id, limit=2, raw=True
+    )
+
+    assert [hit.product_id for hit in fused] == [sibling.pk, same.pk]
+    assert [item.product.pk for item in found] == [same.pk, sibling.pk]
+    assert "same model numbers 0.25" in found[0].reason
