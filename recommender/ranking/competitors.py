@@ -10,6 +10,7 @@ import re
 
 from recommender.models import Product
 from recommender.ranking.index import VectorIndex
+from recommender.ranking.lexical import identifier_agreement
 
 # Titles this alike (character trigrams) are the same item, and store profiles this alike
 # are the same niche.
@@ -30,6 +31,10 @@ def same_item(a: Product, b: Product) -> bool:
     tokens_a = set(_MODEL_TOKEN.findall(a.title.lower()))
     tokens_b = set(_MODEL_TOKEN.findall(b.title.lower()))
     if tokens_a & tokens_b:
+        return True
+    # Every identifier of each title is in the other, however written: references of
+    # digits alone too ("2541.80.00" and "Ref. 25418000").
+    if identifier_agreement(a.title, b.title) == 1:
         return True
     grams_a, grams_b = _trigrams(a.title), _trigrams(b.title)
     overlap = len(grams_a & grams_b) / max(len(grams_a | grams_b), 1)

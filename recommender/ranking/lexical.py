@@ -24,8 +24,10 @@ whole words, but "SD8SNAT-256G-1122" is the same part inside "LN70221-SD8SNAT-25
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -47,10 +49,12 @@ _WORD = re.compile(r"[^\W_]+(?:[-./][^\W_]+)*")
 _SEPARATORS = re.compile(r"[-./]")
 # Counts are not model numbers: "2-pack" on a candle and on a chew toy says nothing.
 _COUNT = re.compile(r"\d+-?(?:pack|pk|pcs?|pieces?|count|ct|set|x)")
-# Nor are quantities, years or short numbers: "250g" on coffee and on tea, "2017", "12".
+# Nor are quantities, sizes, years or short numbers: "250g" on coffee and on tea, "100ct",
+# "1080p", "10x10", "2017", "12".
 _QUANTITY = re.compile(
-    r"\d+(?:g|kg|mg|lbs?|oz|ml|cl|l|mm|cm|m|in|inch|inches|gb|tb|mb|mhz|ghz|rpm|w|v|mah|mp"
-    r"|pcs?|pk|pack|pieces?|x)|(?:19|20)\d\d|\d{1,4}"
+    r"\d+(?:g|kg|mg|lbs?|oz|floz|ml|cl|l|mm|cm|m|in|inch|inches|ft|gb|tb|mb|kb|bit|hz|khz|mhz"
+    r"|ghz|rpm|w|kw|v|mah|mp|k|p|gsm|ct|count|set|pcs?|pk|pack|pieces?|x)|\d+x\d+"
+    r"|(?:19|20)\d\d|\d{1,4}"
 )
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 
@@ -80,11 +84,13 @@ def terms(text: str) -> tuple[list[str], list[str], list[str]]:
     return words, models, grams
 
 
+@functools.lru_cache(maxsize=4096)  # a page's title is compared with every candidate's
 def identifiers(text: str) -> frozenset[str]:
     """A text's identifiers: words with a digit, four characters or more without their
-    separators, that are not quantities, years or counts ("TL-SG1016" -> "tlsg1016")."""
+    separators, that are not quantities, sizes, years or counts ("TL-SG1016" ->
+    "tlsg1016"). Full-width forms are read as their plain letters and digits."""
     found = set()
-    for word in _WORD.findall(text.lower()):
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).lower()):
         bare = _SEPARATORS.sub("", word)
         if len(bare) >= 4 and any(ch.isdigit() for ch in bare) and not _QUANTITY.fullmatch(bare):
             found.add(bare)
@@ -100,13 +106,22 @@ def identifier_agreement(query: str, candidate: str) -> float:
     if not ours or not theirs:
         return 0.0
     our_text, their_text = _bare(query), _bare(candidate)
-    found = sum(code in their_text for code in ours) / len(ours)
-    returned = sum(code in our_text for code in theirs) / len(theirs)
+    found = sum(_written_in(code, their_text) for code in ours) / len(ours)
+    returned = sum(_written_in(code, our_text) for code in theirs) / len(theirs)
     return (found + returned) / 2
 
 
+@functools.lru_cache(maxsize=4096)
 def _bare(text: str) -> str:
-    return _NOT_ALPHANUMERIC.sub("", text.lower())
+    return _NOT_ALPHANUMERIC.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+def _written_in(code: str, text: str) -> bool:
+    """A code inside a text's letters and digits; a number only where no digit adjoins it
+    ("12345" is not in "0123456")."""
+    if not code.isdigit():
+        return code in text
+    return re.search(rf"(?<!\d){code}(?!\d)", text) is not None
 
 
 def _hashed(prefix: str, items: list[str]) -> Counter:

@@ -33,6 +33,8 @@ TAXONOMY_WEIGHT = 0.2
 # Titles naming the same model or part numbers (lexical.identifier_agreement, 0-1) rank an
 # item this much higher, in the fused score's units (cosine + 4 x lexical): measured on the
 # WDC development set, it puts the same item first where sibling models share most words.
+# Only where the same item is wanted: the raw ranking, and widgets that do not avoid
+# competitors (with avoidance on, the same item is what must not be shown).
 IDENTIFIER_WEIGHT = 2.0
 # The raw ranking re-ranks this many times the items it returns.
 RAW_POOL = 2
@@ -105,7 +107,8 @@ def recommendations_for(
         return []
     exclude = index.store_ids() - state.partners_of(host.pk)
     if raw:
-        hits = index.search(query, limit * RAW_POOL, exclude_stores=exclude, text=_text(viewed))
+        pool = limit * RAW_POOL if viewed is not None else limit
+        hits = index.search(query, pool, exclude_stores=exclude, text=_text(viewed))
         return _raw_ranking(hits, viewed)[:limit]
     own_slots = round(limit * widget.own_share / 100)
     partners = _partner_items(
@@ -172,7 +175,7 @@ def _partner_items(
         if related < settings.RECOMMENDER_MIN_RELEVANCE:
             continue
         fairness = state.fairness.get(hit.store_id, 0.0)
-        same_ids = _identifier_agreement(viewed, product)
+        same_ids = 0.0 if widget.avoid_competitors else _identifier_agreement(viewed, product)
         content = (
             hit.score
             + IDENTIFIER_WEIGHT * same_ids

@@ -12,7 +12,8 @@ from django.conf import settings
 
 from recommender.catalog import index_events
 from recommender.exchange import ledger
-from recommender.ranking import embedding, lexical, recommendations
+from recommender.models import WidgetSettings
+from recommender.ranking import embedding, lexical, live_index, recommendations
 from recommender.ranking.index import LEXICAL_WEIGHT, VectorIndex
 from tests.factories import make_product, make_store
 
@@ -71,9 +72,15 @@ def test_references_written_with_separators_count_as_model_numbers():
 def test_identifiers_are_model_and_part_numbers_not_quantities_years_or_counts():
     found = lexical.identifiers(
         "Seagate 2TB 7200RPM 64MB HDD (ST2000DM001) 2017 2-pack 12 Omega 2541.80.00 SD8SNAT-256G"
+        " 100ct 1080p 144Hz 10x10 \uff34\uff2c\uff0d\uff33\uff27\uff11\uff10\uff11\uff16"  # full-width
     )
 
-    assert found == {"st2000dm001", "25418000", "sd8snat256g"}
+    assert found == {"st2000dm001", "25418000", "sd8snat256g", "tlsg1016"}
+
+
+def test_a_number_is_not_found_inside_a_longer_number():
+    assert lexical.identifier_agreement("Ref 12345", "Ref 0123456") == 0
+    assert lexical.identifier_agreement("Ref 12345", "Steel ref. 12345") == 1
 
 
 @pytest.mark.parametrize(
@@ -222,3 +229,54 @@ def test_the_raw_ranking_puts_the_same_part_number_before_a_sibling_with_more_wo
     assert [hit.product_id for hit in fused] == [sibling.pk, same.pk]
     assert [item.product.pk for item in found] == [same.pk, sibling.pk]
     assert "same model numbers 0.25" in found[0].reason
+
+
+def memory_kits(partner_title: str) -> tuple:
+    """A memory-kit page of one store; another sells its sibling (another speed), nearer in
+    vector space, and a kit titled ``partner_title``, besides a catalog of other things."""
+    rng = np.random.default_rng(3)
+    query = unit(rng.normal(size=(1, 384)))[0]
+    noise = unit(rng.normal(size=(6, 384)))
+    nearer, near = unit([query * 0.9 + noise[0] * 0.44, query * 0.6 + noise[1] * 0.8])
+    host, partner = make_store("memory-a"), make_store("memory-b")
+    for store in (host, partner):
+        ledger.grant_starter_credits(store)
+    viewed = make_product(host, "Corsair Vengeance LPX DDR4-3200 Kit CMK32GX4M2B3200C16", query)
+    sibling = make_product(
+        partner, "Corsair Vengeance LPX DDR4-2666 Kit CMK32GX4M2A2666C16", nearer
+    )
+    kit = make_product(partner, partner_title, near)
+    for n, vector in enumerate(noise[2:]):  # not a twin of the host's store
+        make_product(partner, f"Desk Lamp {n}", vector)
+    index_events.rebuild_index()
+    return host, viewed, sibling, kit
+
+
+@pytest.mark.django_db
+def test_a_widget_that_does_not_avoid_competitors_puts_the_same_part_number_first(
+    private_index,
+):
+    host, viewed, sibling, same = memory_kits("Corsair Memory LN69029 CMK32GX4M2B3200C16")
+    widget = WidgetSettings(store=host, items=1, own_share=0, avoid_competitors=False)
+
+    shown = recommendations.recommendations_for(host, product_id=viewed.shopify_id, widget=widget)
+    fused = live_index.current().search(
+        np.frombuffer(viewed.vector, np.float32), 2, exclude_stores={host.pk}, text=viewed.title
+    )
+
+    assert [hit.product_id for hit in fused] == [sibling.pk, same.pk]
+    assert [item.product.pk for item in shown] == [same.pk]
+    assert "same model numbers 0.50" in shown[0].reason
+
+
+@pytest.mark.django_db
+def test_model_numbers_lift_nothing_in_a_widget_that_avoids_competitors(private_index):
+    """There the same item is what must not be shown; the sibling is hidden as one."""
+    host, viewed, _, kit = memory_kits("Corsair Memory Kit LN69029-CMK32GX4M2B3200C16")
+    widget = WidgetSettings(store=host, items=1, own_share=0, avoid_competitors=True)
+
+    shown = recommendations.recommendations_for(host, product_id=viewed.shopify_id, widget=widget)
+
+    assert lexical.identifier_agreement(viewed.title, kit.title) > 0
+    assert [item.product.pk for item in shown] == [kit.pk]
+    assert "same model numbers" not in shown[0].reason

@@ -146,6 +146,9 @@ def test_fairness_is_the_published_blend_of_standing_and_smallness(balance, cata
         (("Burr Grinder", "Acme"), ("Burr Grinder Pro Max", "Acme"), True),  # brand, alike
         (("Burr Grinder", "Acme"), ("Burr Grinder Pro Max", "Other"), False),  # alike, no brand
         (("Burr Grinder", "Acme"), ("Linen Dress", "Acme"), False),  # brand, unlike
+        # A reference of digits alone, written two ways, and its sibling.
+        (("Seamaster Diver blue dial 2541.80.00", "A"), ("Mens automatic Ref 25418000", "B"), True),
+        (("Seamaster Diver blue dial 2541.80.00", "A"), ("Seamaster Diver 2531.80.00", "B"), False),
     ],
 )
 def test_the_same_item_is_told_by_model_numbers_titles_and_brand(a, b, same):
