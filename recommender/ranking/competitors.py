@@ -10,7 +10,7 @@ import re
 
 from recommender.models import Product
 from recommender.ranking.index import VectorIndex
-from recommender.ranking.lexical import identifier_agreement
+from recommender.ranking.lexical import identifier_agreement, is_quantity
 
 # Titles this alike (character trigrams) are the same item, and store profiles this alike
 # are the same niche.
@@ -26,10 +26,14 @@ def _trigrams(text: str) -> set[str]:
     return {text[i : i + 3] for i in range(len(text) - 2)}
 
 
+def _model_tokens(title: str) -> set[str]:
+    """Words of letters and digits, but not quantities: two 32GB kits are not one item."""
+    return {token for token in _MODEL_TOKEN.findall(title.lower()) if not is_quantity(token)}
+
+
 def same_item(a: Product, b: Product) -> bool:
     """The same product sold by two stores."""
-    tokens_a = set(_MODEL_TOKEN.findall(a.title.lower()))
-    tokens_b = set(_MODEL_TOKEN.findall(b.title.lower()))
+    tokens_a, tokens_b = _model_tokens(a.title), _model_tokens(b.title)
     if tokens_a & tokens_b:
         return True
     # Every identifier of each title is in the other, however written: references of

@@ -92,9 +92,15 @@ def identifiers(text: str) -> frozenset[str]:
     found = set()
     for word in _WORD.findall(unicodedata.normalize("NFKC", text).lower()):
         bare = _SEPARATORS.sub("", word)
-        if len(bare) >= 4 and any(ch.isdigit() for ch in bare) and not _QUANTITY.fullmatch(bare):
+        if len(bare) >= 4 and any(ch.isdigit() for ch in bare) and not is_quantity(bare):
             found.add(bare)
     return frozenset(found)
+
+
+def is_quantity(word: str) -> bool:
+    """A quantity, size, year, count or short number ("250g", "12-inch", "2017"), which
+    names no model however many products carry it."""
+    return _QUANTITY.fullmatch(_SEPARATORS.sub("", word.lower())) is not None
 
 
 def identifier_agreement(query: str, candidate: str) -> float:

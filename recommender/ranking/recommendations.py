@@ -240,7 +240,7 @@ def _reason(
     hit: Hit, related: float, taxonomy: float | None, fairness: float, same_ids: float
 ) -> str:
     words = f", shared words {hit.lexical:.2f}" if hit.lexical >= 0.005 else ""
-    words += f", same model numbers {same_ids:.2f}" if same_ids else ""
+    words += _model_numbers(same_ids)
     if taxonomy is None:
         kind = ""
     elif taxonomy == 0:
@@ -281,6 +281,10 @@ def _identifier_agreement(viewed: Product | None, product: Product) -> float:
     return 0.0 if viewed is None else identifier_agreement(viewed.title, product.title)
 
 
+def _model_numbers(same_ids: float) -> str:
+    return f", same model numbers {same_ids:.2f}" if same_ids else ""
+
+
 def _raw_ranking(hits: list[Hit], viewed: Product | None) -> list[Recommendation]:
     """The hits ranked by the fused score and the titles' model numbers, hard filters only."""
     products = _products_by_pk([hit.product_id for hit in hits])
@@ -291,8 +295,7 @@ def _raw_ranking(hits: list[Hit], viewed: Product | None) -> list[Recommendation
             continue
         same_ids = _identifier_agreement(viewed, product)
         score = hit.score + IDENTIFIER_WEIGHT * same_ids
-        reason = "nearest partner product (raw)"
-        reason += f", same model numbers {same_ids:.2f}" if same_ids else ""
+        reason = "nearest partner product (raw)" + _model_numbers(same_ids)
         ranked.append(Recommendation(product, "partner", score, hit.cosine, reason))
     return sorted(ranked, key=lambda r: (-r.score, r.product.pk))
 

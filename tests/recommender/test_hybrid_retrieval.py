@@ -201,37 +201,12 @@ def test_a_model_number_query_finds_its_partner_item_first_on_wdc_offers(private
     assert dense[0].product_id != found[0].product.pk  # the embedding alone ranks another first
 
 
-@pytest.mark.django_db
-def test_the_raw_ranking_puts_the_same_part_number_before_a_sibling_with_more_words_alike(
-    private_index,
-):
-    """The sibling kit (another speed) is nearer in vector space and the fused score ranks
-    it first; the same kit's title has its part number inside a store code."""
-    rng = np.random.default_rng(3)
-    query = unit(rng.normal(size=(1, 384)))[0]
-    noise = unit(rng.normal(size=(2, 384)))
-    nearer, near = unit([query * 0.9 + noise[0] * 0.44, query * 0.6 + noise[1] * 0.8])
-    host, partner = make_store("memory-a"), make_store("memory-b")
-    for store in (host, partner):
-        ledger.grant_starter_credits(store)
-    viewed = make_product(host, "Corsair Vengeance LPX 32GB DDR4-3200 CMK32GX4M2B3200C16", query)
-    sibling = make_product(
-        partner, "Corsair Vengeance LPX 32GB DDR4-2666 CMK32GX4M2A2666C16", nearer
-    )
-    same = make_product(partner, "Corsair 32GB Vengeance LPX Kit LN69029-CMK32GX4M2B3200C16", near)
-    built = index_events.rebuild_index()
-
-    fused = built.search(query, 2, exclude_stores={host.pk}, text=viewed.title)
-    found = recommendations.recommendations_for(
-        host, product_id=viewed.shopify_id, limit=2, raw=True
-    )
-
-    assert [hit.product_id for hit in fused] == [sibling.pk, same.pk]
-    assert [item.product.pk for item in found] == [same.pk, sibling.pk]
-    assert "same model numbers 0.25" in found[0].reason
-
-
-def memory_kits(partner_title: str) -> tuple:
+def memory_kits(
+    partner_title: str,
+    *,
+    viewed_title: str = "Corsair Vengeance LPX DDR4-3200 Kit CMK32GX4M2B3200C16",
+    sibling_title: str = "Corsair Vengeance LPX DDR4-2666 Kit CMK32GX4M2A2666C16",
+) -> tuple:
     """A memory-kit page of one store; another sells its sibling (another speed), nearer in
     vector space, and a kit titled ``partner_title``, besides a catalog of other things."""
     rng = np.random.default_rng(3)
@@ -241,15 +216,37 @@ def memory_kits(partner_title: str) -> tuple:
     host, partner = make_store("memory-a"), make_store("memory-b")
     for store in (host, partner):
         ledger.grant_starter_credits(store)
-    viewed = make_product(host, "Corsair Vengeance LPX DDR4-3200 Kit CMK32GX4M2B3200C16", query)
-    sibling = make_product(
-        partner, "Corsair Vengeance LPX DDR4-2666 Kit CMK32GX4M2A2666C16", nearer
-    )
+    viewed = make_product(host, viewed_title, query)
+    sibling = make_product(partner, sibling_title, nearer)
     kit = make_product(partner, partner_title, near)
     for n, vector in enumerate(noise[2:]):  # not a twin of the host's store
         make_product(partner, f"Desk Lamp {n}", vector)
     index_events.rebuild_index()
     return host, viewed, sibling, kit
+
+
+@pytest.mark.django_db
+def test_the_raw_ranking_puts_the_same_part_number_before_a_sibling_with_more_words_alike(
+    private_index,
+):
+    """The sibling kit (another speed) is nearer in vector space and the fused score ranks
+    it first; the same kit's title has its part number inside a store code."""
+    host, viewed, sibling, same = memory_kits(
+        "Corsair 32GB Vengeance LPX Kit LN69029-CMK32GX4M2B3200C16",
+        viewed_title="Corsair Vengeance LPX 32GB DDR4-3200 CMK32GX4M2B3200C16",
+        sibling_title="Corsair Vengeance LPX 32GB DDR4-2666 CMK32GX4M2A2666C16",
+    )
+
+    fused = live_index.current().search(
+        np.frombuffer(viewed.vector, np.float32), 2, exclude_stores={host.pk}, text=viewed.title
+    )
+    found = recommendations.recommendations_for(
+        host, product_id=viewed.shopify_id, limit=2, raw=True
+    )
+
+    assert [hit.product_id for hit in fused] == [sibling.pk, same.pk]
+    assert [item.product.pk for item in found] == [same.pk, sibling.pk]
+    assert "same model numbers 0.25" in found[0].reason
 
 
 @pytest.mark.django_db

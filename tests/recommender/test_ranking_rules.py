@@ -146,6 +146,8 @@ def test_fairness_is_the_published_blend_of_standing_and_smallness(balance, cata
         (("Burr Grinder", "Acme"), ("Burr Grinder Pro Max", "Acme"), True),  # brand, alike
         (("Burr Grinder", "Acme"), ("Burr Grinder Pro Max", "Other"), False),  # alike, no brand
         (("Burr Grinder", "Acme"), ("Linen Dress", "Acme"), False),  # brand, unlike
+        # A size is no model number: two 32GB kits of two makes are two items.
+        (("Vengeance LPX 32GB Kit", "Corsair"), ("Fury Beast 32GB Memory", "Kingston"), False),
         # A reference of digits alone, written two ways, and its sibling.
         (("Seamaster Diver blue dial 2541.80.00", "A"), ("Mens automatic Ref 25418000", "B"), True),
         (("Seamaster Diver blue dial 2541.80.00", "A"), ("Seamaster Diver 2531.80.00", "B"), False),
