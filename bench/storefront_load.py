@@ -172,6 +172,7 @@ def main() -> None:
         print(f"clicks: {answered} redirects answered (wrk counts "
               f"the ones it finished), {recorded} clicks recorded, {billed} billed (one view: "
               f"1 expected), {pending} pending {settled_after:.1f} s after the run")  # fmt: skip
+        print(run(*manage, "shell", "--no-imports", "-c", FRESH_WIDGETS).stdout.decode().strip())
         script_gz = len(gzip.compress(SCRIPT.read_bytes(), 9))
         print(f"widget script: {SCRIPT.stat().st_size} bytes, {script_gz} bytes gzipped")
         page = f"http://coffee-corner.localhost:{sim_port}/products/{product['handle']}"
@@ -183,6 +184,41 @@ def main() -> None:
         for proc in procs:
             proc.terminate()
             proc.wait()
+
+
+# The endpoint above serves one page, whose widget every process keeps for the freshness
+# window. A storefront's traffic spreads over its catalog, so most pages are computed afresh:
+# this times that, in one process, over every product page of the network. "Kept" is a busy
+# process (the partner rows other pages read lately are in memory), "cold" one that kept
+# nothing (every row read from the database).
+FRESH_WIDGETS = """
+import statistics, time
+from recommender import runtime
+from recommender.exchange.rules import visitor
+from recommender.models import Product
+from recommender.web.widget import widget_payload
+shopper = visitor(ip="203.0.113.9", user_agent="bench")
+pages = list(Product.objects.filter(store__status="active").select_related("store"))
+def timed(forget):
+    times = []
+    for page in pages:
+        forget()
+        started = time.perf_counter()
+        widget_payload(page.store, product_id=page.shopify_id, visitor=shopper)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), statistics.quantiles(times, n=10)[-1]
+def kept():
+    runtime.widget_contents.clear()
+def cold():
+    for cache in (runtime.widget_contents, runtime.ranking_candidates, runtime.shown_products):
+        cache.clear()
+timed(kept)  # warm-up: the index loaded, the network state read
+k50, k90 = timed(kept)
+c50, c90 = timed(cold)
+print(f"a page's widget computed afresh ({len(pages)} product pages, in one process): median "
+      f"{k50:.1f} ms, p90 {k90:.1f} ms with the partner rows other pages read lately kept; "
+      f"{c50:.1f} / {c90:.1f} ms cold")
+"""
 
 
 def widget_timing(url: str) -> dict:

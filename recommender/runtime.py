@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+_ABSENT = object()  # get_many: a key its computation did not find, remembered as such
 
 
 class TTLCache:
@@ -45,6 +47,36 @@ class TTLCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
         return value
+
+    def get_many(self, keys: Iterable[K], compute: Callable[[list[K]], dict[K, T]]) -> dict[K, T]:
+        """The values of ``keys``, the missing ones computed in one call. A key ``compute``
+        leaves out is remembered as absent for as long as a value would be."""
+        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
+        if ttl <= 0:
+            return compute(list(keys))
+        now = time.monotonic()
+        found: dict[K, T] = {}
+        missing: list[K] = []
+        with self._lock:
+            for key in keys:
+                hit = self._entries.get(key)
+                if hit is None or hit[0] <= now:
+                    missing.append(key)
+                elif hit[1] is not _ABSENT:
+                    found[key] = hit[1]
+        if not missing:
+            return found
+        computed = compute(missing)
+        with self._lock:
+            for key in missing:
+                value = computed.get(key, _ABSENT)
+                self._entries[key] = (now + ttl, value)
+                self._entries.move_to_end(key)
+                if value is not _ABSENT:
+                    found[key] = value
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return found
 
     def clear(self) -> None:
         with self._lock:
@@ -90,6 +122,10 @@ active_stores = TTLCache()
 review_states = TTLCache()
 balance_book = BalanceBook()
 widget_contents = TTLCache()
+widget_settings = TTLCache()  # store pk -> its WidgetSettings (never changed in place)
+# product pk -> what ranking reads of a partner candidate (ranking.recommendations.Candidate)
+ranking_candidates = TTLCache(size=50_000)
+shown_products = TTLCache()  # product pk -> the Product row a widget shows (never changed)
 click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
@@ -110,6 +146,9 @@ def reset() -> None:
     active_stores.clear()
     review_states.clear()
     widget_contents.clear()
+    widget_settings.clear()
+    ranking_candidates.clear()
+    shown_products.clear()
     click_targets.clear()
     network_state.clear()
     network_ctr.clear()

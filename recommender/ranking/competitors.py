@@ -7,8 +7,9 @@ numbers and brand + title n-grams; the same niche by how alike two stores' profi
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from typing import Protocol
 
-from recommender.models import Product
 from recommender.ranking.index import VectorIndex
 from recommender.ranking.lexical import identifier_agreement, is_quantity
 
@@ -21,17 +22,32 @@ SAME_NICHE_PROFILE_SIMILARITY = 0.9
 _MODEL_TOKEN = re.compile(r"\b(?=[a-z-]*\d)(?=[\d-]*[a-z])[a-z0-9-]{3,}\b")
 
 
-def _trigrams(text: str) -> set[str]:
+# Per title, kept: a widget compares the viewed title with a hundred candidates, and the
+# same partner titles come up on page after page.
+@lru_cache(maxsize=65_536)
+def _trigrams(text: str) -> frozenset[str]:
     text = f"  {re.sub(r'[^a-z0-9]+', ' ', text.lower()).strip()}  "
-    return {text[i : i + 3] for i in range(len(text) - 2)}
+    return frozenset(text[i : i + 3] for i in range(len(text) - 2))
 
 
-def _model_tokens(title: str) -> set[str]:
+@lru_cache(maxsize=65_536)
+def _model_tokens(title: str) -> frozenset[str]:
     """Words of letters and digits, but not quantities: two 32GB kits are not one item."""
-    return {token for token in _MODEL_TOKEN.findall(title.lower()) if not is_quantity(token)}
+    return frozenset(
+        token for token in _MODEL_TOKEN.findall(title.lower()) if not is_quantity(token)
+    )
 
 
-def same_item(a: Product, b: Product) -> bool:
+class Titled(Protocol):
+    """A product as competitor avoidance compares one (a Product, or a ranking candidate)."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def vendor(self) -> str: ...
+
+
+def same_item(a: Titled, b: Titled) -> bool:
     """The same product sold by two stores."""
     tokens_a, tokens_b = _model_tokens(a.title), _model_tokens(b.title)
     if tokens_a & tokens_b:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 from django.conf import settings
 
+from recommender import runtime
 from recommender.models import Product, WidgetSettings
 from recommender.ranking import learning, live_index
 from recommender.ranking.competitors import same_item, same_niche_stores
@@ -86,6 +87,30 @@ class Recommendation:
         }
 
 
+class Candidate(NamedTuple):
+    """What ranking reads of a partner product. Ranking weighs a hundred candidates per page;
+    the widget's display fields are read for the few it keeps (``_loaded``)."""
+
+    pk: int
+    store_id: int
+    title: str
+    vendor: str
+    category_id: str
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """An item ranking kept, before its full row is read."""
+
+    pk: int
+    store_id: int
+    slot: str
+    score: float
+    similarity: float
+    reason: str
+    relevance: float | None = None
+
+
 def recommendations_for(
     host: Store,
     *,
@@ -93,16 +118,30 @@ def recommendations_for(
     limit: int | None = None,
     raw: bool = False,
     widget: WidgetSettings | None = None,
+    viewed: Product | None = None,
 ) -> list[Recommendation]:
     """The widget's items for a page of ``host``: a product page when ``product_id`` (a
-    Shopify product id of the host) is given, otherwise the store's profile."""
+    Shopify product id of the host) is given, otherwise the store's profile. ``viewed`` is
+    that product as ``viewed_product`` read it, when the caller has it already."""
     widget = (
         widget or WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
     )
     limit = limit or widget.items
     index = live_index.current()
     state = network_state()
-    query, viewed = _query_vector(index=index, host=host, product_id=product_id)
+    if product_id is None:
+        viewed = None
+    elif viewed is None or (viewed.store_id, viewed.shopify_id) != (host.pk, product_id):
+        viewed = viewed_product(host, product_id)
+        if viewed is None:
+            return []  # not this store's product: nothing to relate to
+    if viewed is not None and not viewed.vector:
+        viewed = None  # not embedded yet: related like the store's home page meanwhile
+    query = (
+        np.frombuffer(viewed.vector, dtype=np.float32)
+        if viewed is not None
+        else index.store_profile(host.pk)
+    )
     if query is None:
         return []
     exclude = index.store_ids() - state.partners_of(host.pk)
@@ -116,19 +155,12 @@ def recommendations_for(
         exclude=exclude, slots=limit - own_slots,
     )  # fmt: skip
     own = _own_items(index=index, host=host, query=query, viewed=viewed, slots=own_slots)
-    return partners + own
+    return _loaded([*partners, *own])
 
 
-def _query_vector(
-    *, index: VectorIndex, host: Store, product_id: int | None
-) -> tuple[np.ndarray | None, Product | None]:
-    if product_id is not None:
-        viewed = Product.objects.filter(store=host, shopify_id=product_id).first()
-        if viewed is not None and viewed.vector:
-            return np.frombuffer(viewed.vector, dtype=np.float32), viewed
-        if viewed is None:
-            return None, None  # not this store's product: nothing to relate to
-    return index.store_profile(host.pk), None
+def viewed_product(host: Store, product_id: int) -> Product | None:
+    """The viewed product, with what ranking reads of it (not its description)."""
+    return Product.objects.filter(store=host, shopify_id=product_id).only(*_VIEWED_FIELDS).first()
 
 
 def _partner_items(
@@ -141,7 +173,7 @@ def _partner_items(
     viewed: Product | None,
     exclude: set[int],
     slots: int,
-) -> list[Recommendation]:
+) -> list[_Pick]:
     if slots <= 0:
         return []
     if widget.avoid_competitors:
@@ -156,14 +188,14 @@ def _partner_items(
         text=_text(viewed),
         min_cosine=floor,
     )
-    products = _products_by_pk([hit.product_id for hit in hits])
+    products = _candidates([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
     page_category = category_key(viewed.category_id) if viewed is not None else ""
     learned = learning.feedback() if settings.RECOMMENDER_LEARNING else None
     cluster = learning.page_cluster(host, viewed)
     sampler = random.Random() if learned is not None and learning.explores() else None
-    best: dict[int, Recommendation] = {}
-    sampled: dict[int, tuple[float, Recommendation]] = {}  # store -> best under a sampled CTR
+    best: dict[int, _Pick] = {}
+    sampled: dict[int, tuple[float, _Pick]] = {}  # store -> best under a sampled CTR
     for hit in hits:
         product = products.get(hit.product_id)
         if product is None or in_categories(product, excluded_categories):
@@ -188,30 +220,30 @@ def _partner_items(
         if learned is not None and learned.history(cluster, product.pk)[0]:
             shown, clicked = learned.history(cluster, product.pk)
             reason += f", clicked {clicked} of {shown} times on such pages: {lift:+.3f}"
-        rec = Recommendation(product, "partner", score, hit.cosine, reason, relevance=related)
+        rec = _Pick(product.pk, hit.store_id, "partner", score, hit.cosine, reason, related)
         current = best.get(hit.store_id)
-        if current is None or (score, -product.pk) > (current.score, -current.product.pk):
+        if current is None or (score, -product.pk) > (current.score, -current.pk):
             best[hit.store_id] = rec
         if sampler is not None:
             draw = content + learned.lift(cluster, product.pk, rng=sampler)
             if hit.store_id not in sampled or draw > sampled[hit.store_id][0]:
                 sampled[hit.store_id] = (draw, rec)
-    ranked = sorted(best.values(), key=lambda r: (-r.score, r.product.store_id, r.product.pk))
+    ranked = sorted(best.values(), key=lambda r: (-r.score, r.store_id, r.pk))
     ranked = ranked[:slots]
     if sampler is not None and ranked:
         # Exploration takes the last slot: the best store not already shown, by a sample.
         kept = ranked[:-1]
-        taken = {r.product.store_id for r in kept}
+        taken = {r.store_id for r in kept}
         pool = [entry for store, entry in sampled.items() if store not in taken]
         if pool:
-            _, explored = max(pool, key=lambda entry: (entry[0], -entry[1].product.pk))
+            _, explored = max(pool, key=lambda entry: (entry[0], -entry[1].pk))
             ranked = [*kept, replace(explored, reason=explored.reason + ", explored")]
     return ranked
 
 
 def _own_items(
     *, index: VectorIndex, host: Store, query: np.ndarray, viewed: Product | None, slots: int
-) -> list[Recommendation]:
+) -> list[_Pick]:
     if slots <= 0:
         return []
     product_ids, vectors = index.store_vectors(host.pk)
@@ -228,11 +260,9 @@ def _own_items(
         chosen.append((product_ids[i], float(scores[i])))
         if len(chosen) == slots:
             break
-    products = _products_by_pk([pk for pk, _ in chosen])
     return [
-        Recommendation(products[pk], "own", score, score, f"your product, similarity {score:.2f}")
+        _Pick(pk, host.pk, "own", score, score, f"your product, similarity {score:.2f}")
         for pk, score in chosen
-        if pk in products
     ]
 
 
@@ -268,7 +298,43 @@ _READ_FIELDS = (
 )  # fmt: skip
 
 
+# What ranking reads of the viewed product: its vector, its lexical text, the category and
+# the title competitor avoidance compares (not its description).
+_VIEWED_FIELDS = ("store_id", "shopify_id", "vector", "category_id", *LEXICAL_FIELDS)
+
+
+def _candidates(pks: list[int]) -> dict[int, Candidate]:
+    """Kept for the freshness window: the same partner items come up on page after page.
+    What ranking keeps is read again, whole, in ``_loaded``."""
+    return runtime.ranking_candidates.get_many(pks, _read_candidates)
+
+
+def _read_candidates(pks: list[int]) -> dict[int, Candidate]:
+    rows = Product.objects.filter(pk__in=pks, eligible=True, opted_out=False).values_list(
+        *Candidate._fields
+    )
+    return {row[0]: Candidate(*row) for row in rows}
+
+
+def _loaded(picks: list[_Pick]) -> list[Recommendation]:
+    """The kept items with their full rows, read at once (an item gone since is dropped)."""
+    products = _products_by_pk([pick.pk for pick in picks])
+    return [
+        Recommendation(
+            products[pick.pk], pick.slot, pick.score, pick.similarity, pick.reason,
+            relevance=pick.relevance,
+        )
+        for pick in picks
+        if pick.pk in products
+    ]  # fmt: skip
+
+
 def _products_by_pk(pks: list[int]) -> dict[int, Product]:
+    """Kept for the freshness window, like the widgets they are shown in."""
+    return runtime.shown_products.get_many(pks, _read_products)
+
+
+def _read_products(pks: list[int]) -> dict[int, Product]:
     rows = (
         Product.objects.filter(pk__in=pks, eligible=True, opted_out=False)
         .select_related("store")
@@ -277,7 +343,7 @@ def _products_by_pk(pks: list[int]) -> dict[int, Product]:
     return {product.pk: product for product in rows}
 
 
-def _identifier_agreement(viewed: Product | None, product: Product) -> float:
+def _identifier_agreement(viewed: Product | None, product: Product | Candidate) -> float:
     return 0.0 if viewed is None else identifier_agreement(viewed.title, product.title)
 
 
@@ -300,7 +366,7 @@ def _raw_ranking(hits: list[Hit], viewed: Product | None) -> list[Recommendation
     return sorted(ranked, key=lambda r: (-r.score, r.product.pk))
 
 
-def in_categories(product: Product, categories: set[str]) -> bool:
+def in_categories(product: Product | Candidate, categories: set[str]) -> bool:
     """A product is in an excluded category or any of its subcategories."""
     if not categories or not product.category_id:
         return False

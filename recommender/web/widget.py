@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from decimal import Decimal
+from functools import lru_cache
 from typing import NotRequired, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -14,9 +15,9 @@ from babel.numbers import format_currency
 from recommender import runtime
 from recommender.exchange import tokens
 from recommender.exchange.rules import Visitor
-from recommender.models import Product, WidgetSettings
+from recommender.models import WidgetSettings
 from recommender.ranking import learning
-from recommender.ranking.recommendations import recommendations_for
+from recommender.ranking.recommendations import recommendations_for, viewed_product
 from stores.models import Store
 
 
@@ -109,11 +110,15 @@ def widget_payload(
 
 
 def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
-    widget = WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
+    widget = runtime.widget_settings.get_or_compute(
+        host.pk,
+        lambda: WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host),
+    )
     if not widget.enabled or host.status != Store.Status.ACTIVE:
         return {"items": [], "style": None, "cluster": ""}
+    viewed = viewed_product(host, product_id) if product_id is not None else None
     items: list[_ShownItem] = []
-    for rec in recommendations_for(host, product_id=product_id, widget=widget):
+    for rec in recommendations_for(host, product_id=product_id, widget=widget, viewed=viewed):
         partner = rec.slot == "partner"
         item: WidgetItem = {
             "slot": rec.slot,
@@ -133,14 +138,11 @@ def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
         "text_color": widget.text_color,
         "background_color": widget.background_color,
     }
-    viewed = (
-        Product.objects.filter(store=host, shopify_id=product_id).only("category_id").first()
-        if product_id is not None
-        else None
-    )
     return {"items": items, "style": style, "cluster": learning.page_cluster(host, viewed)}
 
 
+# Prices and image URLs are kept per value: the same partner items fill page after page.
+@lru_cache(maxsize=16_384)
 def format_price(amount: Decimal, currency: str, *, locale: str = "en") -> str:
     """The price in the partner's currency, written the way the shopper's language writes
     money (CLDR data through Babel: "¥1,200", "12,99 €", "CA$12.99")."""
@@ -150,6 +152,7 @@ def format_price(amount: Decimal, currency: str, *, locale: str = "en") -> str:
         return format_currency(amount, currency or "USD", locale="en")
 
 
+@lru_cache(maxsize=16_384)
 def sized_image_url(url: str, px: int) -> str:
     """A Shopify CDN image URL for a ``px`` x ``px`` box, cropped to its centre.
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from io import StringIO
 
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from recommender import controls, runtime
 from recommender.catalog import index_events, products
@@ -327,3 +330,52 @@ def test_a_partner_that_cannot_pay_for_a_click_is_not_shown(network, balance):
     shown = {item.product.store_id for item in recommend(host, network["viewed"], limit=6)}
 
     assert roastery.pk not in shown
+
+
+def test_partner_rows_are_read_once_per_freshness_window_not_once_per_page(network):
+    """Ranking weighs dozens of partner candidates per page, and the same partner items
+    come up on page after page (or the same page in another language): within the freshness
+    window their rows are read once, and a page reads only its own product."""
+    host, viewed = network["host"], network["viewed"]
+    configure(host, own_share=0)  # partner items only: the host's own differ page by page
+    first = recommend(host, viewed, limit=4)
+    widget = WidgetSettings.objects.get(store=host)
+
+    with CaptureQueriesContext(connection) as queries:
+        again = recommendations.recommendations_for(
+            host, product_id=viewed.shopify_id, limit=4, widget=widget
+        )
+
+    assert partner_shops(again) == partner_shops(first) != []
+    product_reads = [q["sql"] for q in queries if '"recommender_product"' in q["sql"]]
+    assert len(product_reads) == 1, product_reads  # the viewed product, nothing else
+
+
+def test_a_partner_products_change_shows_once_the_freshness_window_has_passed(network, settings):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0.2
+    host, viewed = network["host"], network["viewed"]
+    first = next(i for i in recommend(host, viewed, limit=4) if i.slot == "partner")
+    Product.objects.filter(pk=first.product.pk).update(title="The Roaster's Handbook, 2nd ed.")
+    time.sleep(0.3)
+
+    shown = {i.product.pk: i.product.title for i in recommend(host, viewed, limit=4)}
+    assert shown[first.product.pk] == "The Roaster's Handbook, 2nd ed."
+
+    # No longer eligible (its index event not applied yet): gone once the window passes.
+    Product.objects.filter(pk=first.product.pk).update(eligible=False)
+    time.sleep(0.3)
+    assert first.product.pk not in {i.product.pk for i in recommend(host, viewed, limit=4)}
+
+
+def test_cache_computes_only_the_missing_keys_and_remembers_absent_ones(settings):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 60
+    cache = runtime.TTLCache()
+    asked: list[list[int]] = []
+
+    def read(keys):
+        asked.append(sorted(keys))
+        return {key: key * 10 for key in keys if key != 3}
+
+    assert cache.get_many([1, 2, 3], read) == {1: 10, 2: 20}
+    assert cache.get_many([2, 3, 4], read) == {2: 20, 4: 40}
+    assert asked == [[1, 2, 3], [4]]  # 3 was not found the first time, and is not asked again
