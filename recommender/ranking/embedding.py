@@ -15,9 +15,11 @@ Two real embedders compute the same function:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -99,35 +101,62 @@ class OnnxEmbedder:
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token name
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        # One single-threaded session per thread, each running whole batches, rather than
+        # one session splitting every operator across threads: small batches of short
+        # texts leave a shared operator little to split, and the threads wait on each
+        # other at every one (measured: 1.08-1.12x the texts/s on 2 cores,
+        # bench/embedding_throughput.py). Nothing spins while idle: the cores are shared
+        # with the web processes and the database.
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        # Idle threads sleep instead of spinning: the cores are shared with the web
-        # processes and the database, and spinning threads took the time the work needed
-        # (measured: 1.47x the throughput on a busy 2-core machine, bench/embedding_throughput).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = onnxruntime.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
-        )
-        self._lock = threading.Lock()
+        self._sessions = [
+            onnxruntime.InferenceSession(
+                str(model_file), options, providers=["CPUExecutionProvider"]
+            )
+            for _ in range(max(1, threads))
+        ]
+        self._locks = [threading.Lock() for _ in self._sessions]
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process, its threads)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
         # Batches of similar length pad less; results go back in input order.
         order = np.argsort([len(text) for text in texts], kind="stable")
+        batches = [order[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            index = order[start : start + self.batch_size]
-            out[index] = self._run([texts[i] for i in index])
+
+        def run(session: int) -> None:
+            # Every session takes every n-th batch: an even share of short and long ones.
+            for index in batches[session :: len(self._sessions)]:
+                out[index] = self._run(session, [texts[i] for i in index])
+
+        workers = min(len(self._sessions), len(batches))
+        if workers == 1:
+            run(0)
+        else:
+            pool = self._threads()
+            for done in [pool.submit(run, session) for session in range(workers)]:
+                done.result()
         return out
 
-    def _run(self, batch: list[str]) -> np.ndarray:
+    def _threads(self) -> ThreadPoolExecutor:
+        """This process's threads: a process forked after a first encode starts its own
+        (threads do not survive a fork)."""
+        if self._pool is None or self._pool[0] != os.getpid():
+            self._pool = (
+                os.getpid(),
+                ThreadPoolExecutor(len(self._sessions), thread_name_prefix="embed"),
+            )
+        return self._pool[1]
+
+    def _run(self, session: int, batch: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(batch)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        with self._lock:
-            (vectors,) = self._session.run(
+        with self._locks[session]:
+            (vectors,) = self._sessions[session].run(
                 None,
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )

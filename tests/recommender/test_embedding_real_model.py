@@ -123,3 +123,22 @@ def test_a_process_without_the_model_file_refuses_to_build_it_and_says_how(tmp_p
     assert f"python -m recommender.ranking.embedding {tmp_path}" in message
     assert torch_loaded == "False"
     assert not list(tmp_path.iterdir())  # nothing was built
+
+
+def test_batches_run_side_by_side_come_back_in_input_order(onnx_embedder):
+    """Each thread's session runs whole batches of its own; every text still gets its own
+    vector, whatever the batch sizes and however the batches were shared out."""
+    texts = demo_product_texts()[:37]  # two full batches of 16 and a short one
+    alone = embedding.OnnxEmbedder(
+        Path(settings.RECOMMENDER_MODEL_DIR) / embedding.ONNX_FILENAME, threads=1
+    )
+
+    together = onnx_embedder.encode(texts)
+
+    assert np.allclose(together, alone.encode(texts), atol=1e-5)
+    # And each is the text's own vector, not a neighbour's (int8 activations are scaled per
+    # batch, so a text alone comes out close to, not exactly as, within a batch).
+    for i in (0, 17, 36):
+        own = alone.encode([texts[i]])[0]
+        assert together[i] @ own > 0.99
+        assert together[i] @ own > max(together[j] @ own for j in range(len(texts)) if j != i)
