@@ -123,9 +123,11 @@ review_states = TTLCache()
 balance_book = BalanceBook()
 widget_contents = TTLCache()
 widget_settings = TTLCache()  # store pk -> its WidgetSettings (never changed in place)
-# product pk -> what ranking reads of a partner candidate (ranking.recommendations.Candidate)
-ranking_candidates = TTLCache(size=50_000)
-shown_products = TTLCache()  # product pk -> the Product row a widget shows (never changed)
+# product pk -> what ranking reads of a partner candidate (ranking.recommendations.Candidate):
+# about 0.5 KB each, so at most 10 MB a process
+ranking_candidates = TTLCache(size=20_000)
+# product pk -> the Product row a widget shows (never changed): about 2 KB each, so 10 MB
+shown_products = TTLCache(size=5_000)
 click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
