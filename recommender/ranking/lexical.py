@@ -165,7 +165,7 @@ class LexicalIndex:
         self._idf = idf
         self._df = document_frequency  # of the built rows: which query features are common
         self._tail_rows: list[tuple[list, list]] = []
-        self._tail: sparse.csr_matrix | None = None  # the tail rows as one matrix, cached
+        self._tail: sparse.csc_matrix | None = None  # the tail rows as one matrix, cached
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
@@ -216,7 +216,9 @@ class LexicalIndex:
             out[:built] = self._base[:, features] @ weights
         if self._tail_rows:
             if self._tail is None:
-                self._tail = _matrix(self._tail_rows)
+                # Column-major like the built rows: selecting a query's columns from a
+                # row-major matrix walks arrays as long as the whole feature space.
+                self._tail = _matrix(self._tail_rows).tocsc()
             out[built:] = self._tail[:, features] @ weights
         return out
 
