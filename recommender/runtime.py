@@ -62,7 +62,9 @@ class TTLCache:
                 hit = self._entries.get(key)
                 if hit is None or hit[0] <= now:
                     missing.append(key)
-                elif hit[1] is not _ABSENT:
+                    continue
+                self._entries.move_to_end(key)
+                if hit[1] is not _ABSENT:
                     found[key] = hit[1]
         if not missing:
             return found
@@ -77,6 +79,11 @@ class TTLCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
         return found
+
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:

@@ -22,15 +22,16 @@ SAME_NICHE_PROFILE_SIMILARITY = 0.9
 _MODEL_TOKEN = re.compile(r"\b(?=[a-z-]*\d)(?=[\d-]*[a-z])[a-z0-9-]{3,}\b")
 
 
-# Per title, kept: a widget compares the viewed title with a hundred candidates, and the
-# same partner titles come up on page after page.
-@lru_cache(maxsize=65_536)
+# Per title, kept for the titles seen most lately: a widget compares the viewed title with a
+# hundred candidates, and the same partner titles come up on page after page. A title's
+# trigrams take 4-7 KB, so 4,096 of them about 25 MB a process.
+@lru_cache(maxsize=4096)
 def _trigrams(text: str) -> frozenset[str]:
     text = f"  {re.sub(r'[^a-z0-9]+', ' ', text.lower()).strip()}  "
     return frozenset(text[i : i + 3] for i in range(len(text) - 2))
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def _model_tokens(title: str) -> frozenset[str]:
     """Words of letters and digits, but not quantities: two 32GB kits are not one item."""
     return frozenset(

@@ -118,6 +118,7 @@ class OnnxEmbedder:
         ]
         self._locks = [threading.Lock() for _ in self._sessions]
         self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process, its threads)
+        self._pool_lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -144,12 +145,13 @@ class OnnxEmbedder:
     def _threads(self) -> ThreadPoolExecutor:
         """This process's threads: a process forked after a first encode starts its own
         (threads do not survive a fork)."""
-        if self._pool is None or self._pool[0] != os.getpid():
-            self._pool = (
-                os.getpid(),
-                ThreadPoolExecutor(len(self._sessions), thread_name_prefix="embed"),
-            )
-        return self._pool[1]
+        with self._pool_lock:
+            if self._pool is None or self._pool[0] != os.getpid():
+                self._pool = (
+                    os.getpid(),
+                    ThreadPoolExecutor(len(self._sessions), thread_name_prefix="embed"),
+                )
+            return self._pool[1]
 
     def _run(self, session: int, batch: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(batch)

@@ -39,6 +39,9 @@ TAXONOMY_WEIGHT = 0.2
 IDENTIFIER_WEIGHT = 2.0
 # The raw ranking re-ranks this many times the items it returns.
 RAW_POOL = 2
+# Rankings of one page at most: a kept item that left the exchange since its row was read
+# is read afresh and ranked again (rows change between two reads only in a race).
+RANKING_ROUNDS = 3
 # Candidates read per partner slot: enough that every partner store's best fitting item is
 # among them in a network of a few dozen stores (complements can be far in cosine).
 CANDIDATES_PER_SLOT = 40
@@ -150,12 +153,23 @@ def recommendations_for(
         hits = index.search(query, pool, exclude_stores=exclude, text=_text(viewed))
         return _raw_ranking(hits, viewed)[:limit]
     own_slots = round(limit * widget.own_share / 100)
-    partners = _partner_items(
-        index=index, state=state, host=host, widget=widget, query=query, viewed=viewed,
-        exclude=exclude, slots=limit - own_slots,
-    )  # fmt: skip
-    own = _own_items(index=index, host=host, query=query, viewed=viewed, slots=own_slots)
-    return _loaded([*partners, *own])
+    shown: list[Recommendation] = []
+    for _ in range(RANKING_ROUNDS):
+        partners = _partner_items(
+            index=index, state=state, host=host, widget=widget, query=query, viewed=viewed,
+            exclude=exclude, slots=limit - own_slots,
+        )  # fmt: skip
+        own = _own_items(index=index, host=host, query=query, viewed=viewed, slots=own_slots)
+        shown = _loaded([*partners, *own])
+        gone = {pick.pk for pick in partners} - {item.product.pk for item in shown}
+        if not gone:
+            break
+        # A kept partner item left the exchange after ranking read it (its index event not
+        # applied yet): rank again with its rows read afresh, so that its store's next item
+        # can take the slot.
+        runtime.ranking_candidates.forget(gone)
+        runtime.shown_products.forget(gone)
+    return shown
 
 
 def viewed_product(host: Store, product_id: int) -> Product | None:

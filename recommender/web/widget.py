@@ -116,7 +116,11 @@ def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
     )
     if not widget.enabled or host.status != Store.Status.ACTIVE:
         return {"items": [], "style": None, "cluster": ""}
-    viewed = viewed_product(host, product_id) if product_id is not None else None
+    viewed = None
+    if product_id is not None:
+        viewed = viewed_product(host, product_id)
+        if viewed is None:  # not this store's product: nothing to relate to
+            return {"items": [], "style": None, "cluster": ""}
     items: list[_ShownItem] = []
     for rec in recommendations_for(host, product_id=product_id, widget=widget, viewed=viewed):
         partner = rec.slot == "partner"

@@ -379,3 +379,47 @@ def test_cache_computes_only_the_missing_keys_and_remembers_absent_ones(settings
     assert cache.get_many([1, 2, 3], read) == {1: 10, 2: 20}
     assert cache.get_many([2, 3, 4], read) == {2: 20, 4: 40}
     assert asked == [[1, 2, 3], [4]]  # 3 was not found the first time, and is not asked again
+
+
+def test_a_partner_keeps_its_slot_when_its_kept_item_leaves_before_the_index_hears(
+    network, settings
+):
+    """Rows ranking read lately are kept. When the item a page would show has left the
+    exchange since (its index event not applied yet), its store's next item takes the slot
+    rather than the slot going empty."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 60
+    host = network["host"]
+    configure(host, own_share=0)
+    near = {"handbook": mixed_vector(("coffee", 0.8), ("books", 0.6), seed=10),
+            "espresso": mixed_vector(("coffee", 0.8), ("books", 0.6), seed=11)}  # fmt: skip
+    page_a = make_product(host, "Grinder A", near["handbook"])
+    page_b = make_product(host, "Grinder B", near["espresso"])
+    index_events.rebuild_index()
+
+    def titles(page):
+        return [item.product.title for item in recommend(host, page, limit=4)]
+
+    # Page A shows the handbook; ranking read the espresso book too, and kept its row.
+    assert "The Roaster's Handbook" in titles(page_a)
+    Product.objects.filter(title="Espresso at Home").update(eligible=False)
+
+    shown = titles(page_b)
+
+    assert "Espresso at Home" not in shown
+    assert "The Roaster's Handbook" in shown
+
+
+def test_a_viewed_row_handed_in_for_another_stores_page_is_not_ranked_from(network, settings):
+    settings.RECOMMENDER_EXPLORE_SHARE = 0
+    host, viewed = network["host"], network["viewed"]
+    dog_bed = Product.objects.get(title="Dog Bed")
+    # The same Shopify id in another store: a row that is not this page's product.
+    stranger = Product(store=dog_bed.store, shopify_id=viewed.shopify_id, title=dog_bed.title,
+                       vector=dog_bed.vector, category_id=dog_bed.category_id)  # fmt: skip
+    expected = [item.product.pk for item in recommend(host, viewed, limit=4)]
+
+    given = recommendations.recommendations_for(
+        host, product_id=viewed.shopify_id, limit=4, viewed=stranger
+    )
+
+    assert [item.product.pk for item in given] == expected

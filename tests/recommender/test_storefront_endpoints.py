@@ -13,7 +13,7 @@ from django.core import signing
 from recommender import runtime
 from recommender.catalog import index_events
 from recommender.exchange import ledger, rules, tokens
-from recommender.models import Click, Impression, WidgetSettings
+from recommender.models import Click, Impression, Product, WidgetSettings
 from simulator.server import sign_proxy_query
 from simulator.storefront import Storefront
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
@@ -337,3 +337,22 @@ def test_a_product_without_an_image_has_no_image_urls(client, shops):
 
     (partner,) = [item for item in payload["items"] if item["slot"] == "partner"]
     assert (partner["image_url"], partner["image_srcset"]) == ("", "")
+
+
+def test_with_widgets_kept_a_merchant_and_a_partner_change_show_within_two_windows(
+    client, shops, settings
+):
+    """Each process keeps widgets, widget settings and partner rows for the freshness
+    window; a widget kept may have been made from rows read a window before."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0.3
+    host, _, viewed, target = shops
+    before = widget(client, viewed).json()
+    assert [item["title"] for item in before["items"]] == [target.title]
+    WidgetSettings.objects.filter(store=host).update(title="Picked for you")
+    Product.objects.filter(pk=target.pk).update(title="Coffee Book, 2nd ed.")
+
+    time.sleep(0.7)
+    after = widget(client, viewed).json()
+
+    assert after["title"] == "Picked for you"
+    assert [item["title"] for item in after["items"]] == ["Coffee Book, 2nd ed."]
