@@ -41,11 +41,7 @@ class TTLCache:
                 self._entries.move_to_end(key)
                 return hit[1]
         value = compute()
-        with self._lock:
-            self._entries[key] = (now + ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+        self._put(now + ttl, [(key, value)])
         return value
 
     def get_many(self, keys: Iterable[K], compute: Callable[[list[K]], dict[K, T]]) -> dict[K, T]:
@@ -69,16 +65,17 @@ class TTLCache:
         if not missing:
             return found
         computed = compute(missing)
+        self._put(now + ttl, [(key, computed.get(key, _ABSENT)) for key in missing])
+        return {**found, **computed}
+
+    def _put(self, expires: float, items: list[tuple[Hashable, Any]]) -> None:
+        """Entries that live until ``expires``; the least lately used go beyond the size."""
         with self._lock:
-            for key in missing:
-                value = computed.get(key, _ABSENT)
-                self._entries[key] = (now + ttl, value)
+            for key, value in items:
+                self._entries[key] = (expires, value)
                 self._entries.move_to_end(key)
-                if value is not _ABSENT:
-                    found[key] = value
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
-        return found
 
     def forget(self, keys: Iterable[Hashable]) -> None:
         with self._lock:

@@ -126,9 +126,7 @@ def recommendations_for(
     """The widget's items for a page of ``host``: a product page when ``product_id`` (a
     Shopify product id of the host) is given, otherwise the store's profile. ``viewed`` is
     that product as ``viewed_product`` read it, when the caller has it already."""
-    widget = (
-        widget or WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
-    )
+    widget = widget or widget_settings_of(host)
     limit = limit or widget.items
     index = live_index.current()
     state = network_state()
@@ -170,6 +168,11 @@ def recommendations_for(
         runtime.ranking_candidates.forget(gone)
         runtime.shown_products.forget(gone)
     return shown
+
+
+def widget_settings_of(host: Store) -> WidgetSettings:
+    """The store's widget settings: the defaults until it saves its own."""
+    return WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host)
 
 
 def viewed_product(host: Store, product_id: int) -> Product | None:

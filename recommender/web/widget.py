@@ -15,9 +15,12 @@ from babel.numbers import format_currency
 from recommender import runtime
 from recommender.exchange import tokens
 from recommender.exchange.rules import Visitor
-from recommender.models import WidgetSettings
 from recommender.ranking import learning
-from recommender.ranking.recommendations import recommendations_for, viewed_product
+from recommender.ranking.recommendations import (
+    recommendations_for,
+    viewed_product,
+    widget_settings_of,
+)
 from stores.models import Store
 
 
@@ -110,10 +113,7 @@ def widget_payload(
 
 
 def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
-    widget = runtime.widget_settings.get_or_compute(
-        host.pk,
-        lambda: WidgetSettings.objects.filter(store=host).first() or WidgetSettings(store=host),
-    )
+    widget = runtime.widget_settings.get_or_compute(host.pk, lambda: widget_settings_of(host))
     if not widget.enabled or host.status != Store.Status.ACTIVE:
         return {"items": [], "style": None, "cluster": ""}
     viewed = None
