@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.signals import request_finished
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -117,6 +118,39 @@ def test_a_click_whose_process_died_after_the_redirect_is_billed_once_by_the_swe
     assert (click.billable, click.reason) == (True, "billable")
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_on_a_connection_the_database_dropped_is_recorded_once_and_redirected(rf, pair):
+    """The click's INSERT runs without a health check ahead of it, so it is the INSERT that
+    meets a connection the database has closed (a restart, a failover, an idle timeout):
+    the click is recorded on a new connection, not lost to an error page."""
+    if connection.vendor != "postgresql":
+        pytest.fail("the fault is a PostgreSQL backend terminated (scripts/pg.sh)")
+    host, partner, product = pair
+    # A busy storefront process: the store and the partner's product already known to it
+    # (another shopper clicked it).
+    warm = viewed_token(host, partner, product, impression="seen-0", ip="203.0.113.7")
+    storefront.click(
+        rf.get(proxied("click", t=warm), HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="203.0.113.7")
+    )
+    token = viewed_token(host, partner, product, impression="seen-1", ip="127.0.0.1")
+    dropped = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as operator:  # a restart, as it were
+        operator.execute("SELECT pg_terminate_backend(%s)", [dropped])
+    request = rf.get(proxied("click", t=token), HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="127.0.0.1")
+
+    response = storefront.click(request)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(product.url)
+    assert connection.connection.info.backend_pid != dropped
+    (click,) = Click.objects.filter(impression_id="seen-1")  # once, not twice
+    assert click.reason == CLICK_PENDING
+    tasks.settle_clicks()
+    click.refresh_from_db()
+    assert (click.billable, click.reason) == (True, "billable")
 
 
 @pytest.mark.django_db
