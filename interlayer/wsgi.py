@@ -6,6 +6,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "interlayer.settings")
 application = get_wsgi_application()
 
 # What a web process's first storefront requests would otherwise pay for, paid as it starts.
-from recommender.exchange import rules  # noqa: E402 -- needs the app registry set up above
+from recommender.web import storefront  # noqa: E402 -- needs the app registry set up above
 
-rules.warm_up()
+storefront.warm_up()

@@ -27,6 +27,8 @@ from recommender import runtime
 from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.models import CatalogSync, Product
+from recommender.ranking import live_index
+from recommender.web import storefront
 from simulator.install import install as merchant_installs
 from simulator.server import sign_proxy_query
 from tests.factories import make_product, make_store, topic_vector
@@ -273,3 +275,41 @@ def test_health_details_are_for_operators_only(client, settings, headers, detail
     assert response.status_code == 200
     assert ("checks" in response.json()) is details
     assert response.json()["ok"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_process_holds_the_index_before_its_first_storefront_request(settings, tmp_path):
+    """What wsgi.py runs as a web process starts: the first shopper's page does not wait
+    for the index to load, and no refresh thread is started before a server forks."""
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 30
+    store = make_store("warm")
+    for n in range(3):
+        make_product(store, f"Pour-Over Kettle {n}", topic_vector("coffee", seed=n))
+    index_events.rebuild_index()
+    runtime.reset()
+
+    storefront.warm_up()
+
+    assert live_index.status()["loaded"] and live_index.status()["size"] == 3
+    assert all(holder.thread is None for holder in runtime.index_holders.values())
+
+
+def test_a_web_process_starts_while_its_database_is_down(tmp_path):
+    """A database that is not there yet (a deploy racing a failover) is logged, and the
+    process serves anyway: its first request loads what the warm-up could not."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+        "INTERLAYER_ENV": "development",
+        "DATABASE_URL": f"postgres://interlayer@127.0.0.1:{free_port()}/nowhere",
+        "RECOMMENDER_INDEX_DIR": str(tmp_path / "index"),
+    }
+    started = subprocess.run(
+        [sys.executable, "-c", "import interlayer.wsgi; print('serving')"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "serving"
+    assert "warming up the storefront failed" in started.stderr
