@@ -313,3 +313,21 @@ def test_a_web_process_starts_while_its_database_is_down(tmp_path):
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "serving"
     assert "warming up the storefront failed" in started.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_process_warmed_before_an_index_was_published_serves_the_published_one(
+    settings, tmp_path
+):
+    """A process that starts before the first build (or a rebuild) does not keep the
+    index its warm-up found until the refresh thread's first round."""
+    settings.RECOMMENDER_INDEX_DIR = tmp_path / "index"
+    settings.RECOMMENDER_INDEX_POLL_SECONDS = 30
+    runtime.reset()
+    storefront.warm_up()
+    assert live_index.status()["size"] == 0
+    store = make_store("late")
+    make_product(store, "Pour-Over Kettle", topic_vector("coffee", seed=1))
+    index_events.rebuild_index()
+
+    assert len(live_index.current()) == 1

@@ -102,9 +102,12 @@ def _holder() -> _Holder:
 
 def current(*, refresh: bool = False) -> VectorIndex:
     holder = _holder()
-    if refresh or holder.index is None:
+    polling = settings.RECOMMENDER_INDEX_POLL_SECONDS > 0
+    # The first use in a serving process catches up with what was published or changed
+    # since a warm-up loaded the index, before the refresh thread takes over.
+    if refresh or holder.index is None or (polling and holder.thread is None):
         holder.refresh()
-    if not refresh and settings.RECOMMENDER_INDEX_POLL_SECONDS > 0:
+    if not refresh and polling:
         holder.start_polling()
     return holder.index
 
