@@ -164,6 +164,12 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database host that drops packets fails a connection in seconds, not psycopg's two
+    # minutes: a web process's start (storefront.warm_up) stays within gunicorn's timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", envint("DATABASE_CONNECT_TIMEOUT", "10")
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes (web, worker, demo) share one SQLite file: wait for locks rather
     # than fail, and let readers proceed while a writer works.

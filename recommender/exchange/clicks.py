@@ -170,11 +170,12 @@ _RECORD_CLICK_SQL = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(  # no
 
 
 def _insert_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
-    """The click's INSERT on PostgreSQL, as a statement prepared once per connection with
-    its values bound by the server, on the connection as it stands: Django's health check
-    (a round trip of its own before the first query of a request) is skipped, and the
-    INSERT itself finds a broken connection. Outside a transaction that connection is
-    then replaced and the INSERT tried once more. Should the first attempt have been
+    """The click's INSERT on PostgreSQL, as a statement prepared once per persistent
+    connection with its values bound by the server (behind PgBouncer in transaction mode
+    this needs its ``max_prepared_statements``), on the connection as it stands: Django's
+    health check (a round trip of its own before the first query of a request) is
+    skipped, and the INSERT itself finds a lost connection. Outside a transaction that connection is then
+    replaced and the INSERT tried once more. Should the first attempt have been
     committed with only its answer lost, the click is recorded twice, and settling bills
     it at most once (one billable click per impression).
 
@@ -183,7 +184,10 @@ def _insert_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
     try:
         return _execute_prepared(connection, row)
     except (psycopg.OperationalError, psycopg.InterfaceError):
-        if connection.in_atomic_block:
+        # Only a lost connection is worth a new one: a cancelled statement, a lock timeout
+        # or a full disk leaves the connection usable, and a second try would only add load.
+        raw = connection.connection
+        if connection.in_atomic_block or (raw is not None and not (raw.broken or raw.closed)):
             raise
         log.warning("the database connection broke under a click; recording it on a new one")
         connection.close()
@@ -192,8 +196,11 @@ def _insert_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
 
 def _execute_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
     connection.ensure_connection()
+    # Prepared where connections last (CONN_MAX_AGE): on a connection used once, preparing
+    # would be a round trip of its own.
+    persistent = connection.settings_dict["CONN_MAX_AGE"] != 0
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_RECORD_CLICK_SQL, row, prepare=True)
+        cursor.execute(_RECORD_CLICK_SQL, row, prepare=persistent)
         (pk,) = cursor.fetchone()
         return pk
 

@@ -153,6 +153,37 @@ def test_a_click_on_a_connection_the_database_dropped_is_recorded_once_and_redir
     assert (click.billable, click.reason) == (True, "billable")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_click_the_database_cancels_is_not_tried_again_on_a_new_connection(pair, caplog):
+    """A statement cancelled on a healthy connection (here a statement timeout) is an
+    error for this click, not a lost connection: no second INSERT, no new connection."""
+    if connection.vendor != "postgresql":
+        pytest.fail("the fault is a PostgreSQL statement timeout (scripts/pg.sh)")
+    host, partner, product = pair
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION slow_click() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER slow_click BEFORE INSERT ON recommender_click "
+            "FOR EACH ROW EXECUTE FUNCTION slow_click()"
+        )
+        cursor.execute("SET statement_timeout = 200")
+    backend = connection.connection.info.backend_pid
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+        assert connection.connection.info.backend_pid == backend
+        assert "recording it on a new one" not in caplog.text
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 0")
+        stop_refusing("slow_click", table="recommender_click")
+    assert not Click.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_settling_batch_that_fails_midway_bills_nothing_and_is_settled_whole_later(pair):
     if connection.vendor != "postgresql":
