@@ -86,10 +86,11 @@ def run(sim_url: str, app_url: str, handles: list[str], catalogs_of_alpha: list[
     from recommender.catalog import index_events
     from recommender.catalog import sync as catalog_sync
     from recommender.exchange import ledger, review, rules
-    from recommender.models import CLICK_PENDING, Click, Impression, LedgerEntry, WidgetSettings
+    from recommender.models import Click, Impression, LedgerEntry, WidgetSettings
     from stores import tasks as store_tasks
     from stores.models import Store
     from tests import shoppers
+    from tests.conftest import wait_until_clicks_settled
 
     for handle in handles:
         subprocess.run([PYTHON, "-m", "simulator", "install", f"{handle}.myshopify.com",
@@ -159,12 +160,7 @@ def run(sim_url: str, app_url: str, handles: list[str], catalogs_of_alpha: list[
         reset()
         before = {h: ledger.balance(s) for h, s in stores.items()}
         statuses = play()
-        settled_by = time.monotonic() + 10
-        # Billing follows the redirects by the settling thread's gather (half a second).
-        while Click.objects.filter(reason=CLICK_PENDING).exists():
-            if time.monotonic() > settled_by:
-                raise SystemExit(f"{name}: clicks still pending 10 s after the last redirect")
-            time.sleep(0.05)
+        wait_until_clicks_settled()  # billing follows the redirects by the settling thread's gather
         after = {h: ledger.balance(s) for h, s in stores.items()}
         earned = after["alpha"] - before["alpha"]
         held = ledger.held_earnings(stores["alpha"])

@@ -116,11 +116,9 @@ def warm_up() -> None:
     """Load the index and its lexical rows now, without starting the refresh thread (the
     first ``current()`` does, in the process that serves): a web process calls this as it
     starts, so its first storefront page does not wait for them."""
-    holder = _holder()
-    if holder.index is None:
-        holder.refresh()
-    if holder.index.lexical is not None:
-        holder.index.lexical.warm_up()
+    index = current(refresh=True)
+    if index.lexical is not None:
+        index.lexical.warm_up()
 
 
 def status() -> dict:
