@@ -174,10 +174,10 @@ def _insert_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
     connection with its values bound by the server (behind PgBouncer in transaction mode
     this needs its ``max_prepared_statements``), on the connection as it stands: Django's
     health check (a round trip of its own before the first query of a request) is
-    skipped, and the INSERT itself finds a lost connection. Outside a transaction that connection is then
-    replaced and the INSERT tried once more. Should the first attempt have been
-    committed with only its answer lost, the click is recorded twice, and settling bills
-    it at most once (one billable click per impression).
+    skipped, and the INSERT itself finds a lost connection. Outside a transaction that
+    connection is then replaced and the INSERT tried once more. Should the first attempt
+    have been committed with only its answer lost, the click is recorded twice, and
+    settling bills it at most once (one billable click per impression).
 
     Measured on the click path (bench/storefront_load.py): about half the client's time of
     the same INSERT through Django's cursor, and one round trip fewer."""
@@ -359,7 +359,7 @@ def _settle(batch: list[Click]) -> None:
     entries = []
     for click in batch:
         reason = book.not_billable_because(click)
-        held = not reason and review.under_review(click.source_store_id)
+        held = not reason and review.held_at(click.source_store_id, click.created_at)
         click.billable = not reason
         click.billed_impression = None if reason else click.impression_id
         click.reason = reason or (rules.HELD_FOR_REVIEW if held else "billable")

@@ -16,7 +16,7 @@ Two signals, over the last 24 hours:
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Count
 from django.utils import timezone
@@ -67,17 +67,22 @@ def _load_network_ctr() -> float:
 
 
 def under_review(store_id: int) -> bool:
-    """Whether new earnings of ``store_id`` are held right now. Asked on every click, so
-    the answer (two counts over the store's day) is reused for
-    RECOMMENDER_STATE_TTL_SECONDS, the freshness the network state promises too."""
-    return runtime.review_states.get_or_compute(store_id, lambda: _under_review(store_id))
+    """Whether new earnings of ``store_id`` are held right now, as its settings page and
+    the operators' command show it: the answer (two counts over the store's day) is
+    reused for RECOMMENDER_STATE_TTL_SECONDS, the freshness the network state promises."""
+    return runtime.review_states.get_or_compute(store_id, lambda: held_at(store_id, timezone.now()))
 
 
-def _under_review(store_id: int) -> bool:
-    since = timezone.now() - WINDOW
-    views = _views().filter(store_id=store_id, created_at__gte=since).count()
+def held_at(store_id: int, at: datetime) -> bool:
+    """Whether a click of ``store_id`` made at ``at`` is held: judged by the views and
+    billable clicks of the day up to that moment, never by views made after it (settling
+    comes a moment after the click, and a script goes on viewing meanwhile)."""
+    since = at - WINDOW
+    views = _views().filter(store_id=store_id, created_at__gte=since, created_at__lte=at).count()
     per_address = list(
-        Click.objects.filter(source_store_id=store_id, billable=True, created_at__gte=since)
+        Click.objects.filter(
+            source_store_id=store_id, billable=True, created_at__gte=since, created_at__lte=at
+        )
         .values("ip_hash").annotate(n=Count("id")).values_list("n", flat=True)
     )  # fmt: skip
     clicks = sum(per_address)

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from recommender import runtime, tasks
 from recommender.exchange import clicks, impressions, ledger, locks, macs, review, rules, tokens
-from recommender.models import CLICK_PENDING, Click, LedgerEntry
+from recommender.models import CLICK_PENDING, Click, Impression, LedgerEntry
 from recommender.web import storefront
 from tests.conftest import wait_until_clicks_settled
 from tests.factories import make_product, make_store, topic_vector
@@ -298,6 +298,29 @@ def test_review_holds_the_clicks_of_one_round_once_the_earlier_ones_make_the_rat
     assert reasons == ["billable"] * allowed + [rules.HELD_FOR_REVIEW] * 3
     assert ledger.held_earnings(host) == 3 * rules.EARN_PER_CLICK
     assert ledger.balance(partner) == rules.STARTER_GRANT - allowed * rules.SPEND_PER_CLICK
+
+
+@pytest.mark.django_db
+def test_views_a_script_makes_after_its_clicks_do_not_lift_the_hold_on_them(pair, settings):
+    """Settling comes a moment after the clicks (the settling thread gathers them), and a
+    script goes on viewing meanwhile: each click is judged by the views made up to it."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 60  # as served: the answer is kept a while
+    host, partner, product = pair
+    allowed = review.CLICKS_BEFORE_A_HOLD
+    record_viewed_clicks(host, partner, product, allowed + 3)
+    later = timezone.now() + timedelta(seconds=1)
+    visitor = rules.visitor(ip="198.51.100.200", user_agent=BROWSER)
+    for n in range(40):  # viewed after every click, never clicked
+        Impression.objects.create(
+            store=host, impression_id=f"later-{n}", visitor_hash=visitor.current,
+            items=4, partner_items=3, created_at=later,
+        )  # fmt: skip
+
+    clicks.settle_clicks()
+
+    reasons = list(Click.objects.order_by("pk").values_list("reason", flat=True))
+    assert reasons == ["billable"] * allowed + [rules.HELD_FOR_REVIEW] * 3
+    assert ledger.held_earnings(host) == 3 * rules.EARN_PER_CLICK
 
 
 @pytest.mark.django_db
