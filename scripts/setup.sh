@@ -55,7 +55,7 @@ if command -v npm >/dev/null 2>&1; then
 fi
 
 # The int8 ONNX embedding model, built offline from the packaged weights (once).
-if [[ ! -f var/models/all-minilm-l6-v2-int8-fused.onnx ]]; then  # embedding.ONNX_FILENAME
+if [[ ! -f var/models/all-minilm-l6-v2-int8-mha.onnx ]]; then  # embedding.ONNX_FILENAME
   echo "==> building the embedding model (int8 ONNX, offline)"
   HF_HUB_OFFLINE=1 .venv/bin/python -m recommender.ranking.embedding var/models 2>&1 | grep -v -i warn | tail -n 1
 fi
