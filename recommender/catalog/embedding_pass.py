@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from django.conf import settings
@@ -54,28 +55,48 @@ def wait_for_quiet(store: Store) -> None:
 
 
 def embed_store(store: Store, *, batch: int = 256) -> int:
-    """Embed every eligible product whose text changed since its vector was made."""
+    """Embed every eligible product whose text changed since its vector was made.
+
+    Pipelined: while one batch is encoded (a helper thread; the encoder's own threads do
+    the work outside the GIL), the next is read and the one before is saved, so the
+    encoder never waits on the database (measured: about 0.1 s between 256-text batches
+    before, bench/catalog_sync.py). Only this thread touches the database."""
     CatalogSync.objects.filter(store=store).update(embed_queued=False)
     pending = Product.objects.filter(store=store, eligible=True).exclude(
         embedded_hash=F("content_hash")
     )
-    embedder = None
+
+    def after(pk: int) -> list[Product]:
+        return list(pending.filter(pk__gt=pk).order_by("pk")[:batch])
+
+    products = after(0)
+    if not products:
+        return 0
+    embedder = get_embedder()
     done = 0
-    while True:
-        products = list(pending.order_by("pk")[:batch])
-        if not products:
-            break
-        embedder = embedder or get_embedder()
-        texts = [embedding_text(product.__dict__) for product in products]
-        vectors = embedder.encode(texts)
-        _save_vectors(products, vectors)
-        emit_index_events(IndexEvent.Kind.UPSERT, [(p.pk, p.store_id) for p in products])
-        done += len(products)
-    if done:
-        CatalogSync.objects.filter(store=store).update(
-            embeddings_total=F("embeddings_total") + done
-        )
-        log.info("embedded shop=%s products=%s", store.shop_domain, done)
+    with ThreadPoolExecutor(1, thread_name_prefix="embed-ahead") as ahead:
+
+        def encode(chosen: list[Product]) -> Future[np.ndarray]:
+            return ahead.submit(embedder.encode, [embedding_text(p.__dict__) for p in chosen])
+
+        encoding = encode(products)
+        while products:
+            following = after(products[-1].pk)
+            vectors = encoding.result()
+            if following:
+                encoding = encode(following)
+            _save_vectors(products, vectors)
+            emit_index_events(IndexEvent.Kind.UPSERT, [(p.pk, p.store_id) for p in products])
+            done += len(products)
+            if not following:
+                # Products changed meanwhile below the last one read: the pass ends when
+                # nothing is pending at all.
+                following = after(0)
+                if following:
+                    encoding = encode(following)
+            products = following
+    CatalogSync.objects.filter(store=store).update(embeddings_total=F("embeddings_total") + done)
+    log.info("embedded shop=%s products=%s", store.shop_domain, done)
     return done
 
 

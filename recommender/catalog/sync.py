@@ -55,8 +55,10 @@ COUNT_QUERY = "query CatalogSize { productsCount { count } }"
 MAX_PAGE = 250
 CONNECTION_COST = 2
 # Bulk JSONL rows are stored in batches of this many: small enough that embedding (which
-# goes on alongside) starts early, large enough that a batch is a few queries.
+# goes on alongside) starts early, large enough that a batch is a few queries. The first
+# batch is smaller still: the embedder waits for it.
 BULK_BATCH = 250
+FIRST_BULK_BATCH = 64
 
 
 # What a sync run moves forward, saved with every state change (plus ``updated_at``).
@@ -239,7 +241,7 @@ def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer, *, on_stored=None)
     batch: list[dict[str, Any]] = []
     for node in _jsonl(shopify.download_lines(status["url"])):
         batch.append(node)
-        if len(batch) >= BULK_BATCH:
+        if len(batch) >= (BULK_BATCH if sync.products_seen else FIRST_BULK_BATCH):
             _ensure_installed(store)
             upsert_products(store, sync, batch)
             sync.products_seen += len(batch)

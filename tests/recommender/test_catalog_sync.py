@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from recommender import tasks
 from recommender.catalog import embedding_pass, pacer
 from recommender.catalog import sync as catalog_sync
+from recommender.catalog.products import embedding_text
 from recommender.models import CatalogSync, Product
+from recommender.ranking import embedding
 from simulator.webhooks import product_payload
 from stores import tasks as store_tasks
 from stores import webhooks
@@ -434,3 +438,46 @@ def test_products_are_embedded_while_the_catalog_is_read_and_each_once(
     assert CatalogSync.objects.get(store=store).embeddings_total == eligible.count()
     alongside = [r for r in caplog.records if r.threadName.startswith("embed-alongside")]
     assert alongside, "nothing was embedded before the read ended"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedding_pass_pairs_every_vector_with_its_product_and_catches_changes_behind_it(
+    simulator, install, monkeypatch
+):
+    """The pass reads the next batch while one is encoded: each product still gets the
+    vector of its own text, and a product edited while the pass has gone past it is
+    embedded again (its new text) before the pass ends."""
+    add_products(simulator, "alpha", 7)
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    Product.objects.filter(store=store).update(embedded_hash="")  # all pending again
+    first = Product.objects.filter(store=store, eligible=True).order_by("pk").first()
+    real = embedding.HashEmbedder()
+    calls = []
+
+    class EditsTheFirstProductMidPass:
+        name = "hash"
+
+        def encode(self, texts):
+            calls.append(len(texts))
+            if len(calls) == 2:  # the first batch is saved; the pass has moved past it
+                fields = {**Product.objects.filter(pk=first.pk).values()[0], "title": "Renamed"}
+                Product.objects.filter(pk=first.pk).update(
+                    title="Renamed",
+                    content_hash=embedding.content_hash(embedding_text(fields)),
+                )
+                connection.close()  # this helper thread's own connection
+            return real.encode(texts)
+
+    monkeypatch.setattr(embedding_pass, "get_embedder", EditsTheFirstProductMidPass)
+
+    done = embedding_pass.embed_store(store, batch=2)
+
+    eligible = list(Product.objects.filter(store=store, eligible=True).order_by("pk"))
+    assert len(calls) > len(eligible) // 2  # several batches, and one more for the edit
+    assert done == len(eligible) + 1
+    for product in eligible:
+        assert product.embedded_hash == product.content_hash
+        expected = real.encode([embedding_text(product.__dict__)])[0]
+        assert np.array_equal(np.frombuffer(product.vector, dtype=np.float32), expected)
+    assert eligible[0].title == "Renamed"
