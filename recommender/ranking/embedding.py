@@ -214,12 +214,13 @@ def build_onnx_model(target: Path) -> Path:
     its transformer layers (embedding + layer norm, multi-head attention, bias + GELU) and
     quantise the weights to int8 per channel. Offline; imports torch. Idempotent.
 
-    Measured against the earlier recipe, which fused the query, key and value projections
-    into one quantised attention operator, exact GELU and skip + layer norm
-    (bench/embedding_throughput.py, in turns, best of five): 116.7 against 95.8 texts/s on
-    2 cores, mean cosine to the reference 0.9919 against 0.9918. Attention's own products
-    stay float (they are a few percent of the work at product-text lengths), the three
-    projections are separate int8 products, and GELU is the tanh form (cosine unchanged)."""
+    Against the earlier recipe, which fused the query, key and value projections into one
+    quantised attention operator with exact GELU and skip + layer norm, timed in turns in
+    one process on 2 cores: 1.04-1.21x its texts/s (best of 5-8 rounds in three runs;
+    median of rounds 1.07x), mean cosine to the reference 0.9919 against 0.9918, minimum
+    0.9858 against 0.9829. Attention's own products stay float (a few percent of the work
+    at product-text lengths), the three projections are separate int8 products, and GELU is
+    the tanh form."""
     if target.exists():
         return target
     import onnx  # noqa: PLC0415 -- heavy; only the offline model build needs it
