@@ -229,7 +229,7 @@ def main() -> int:
     All demo stores and their storefronts:
         {SIM_URL}/
     {"Shoppers browse, click and buy in the background: every settings page moves within a minute." if shoppers else "No shoppers (DEMO_SHOPPERS=0)."}
-    Network state: INTERLAYER_ENV=development DATABASE_URL={env["DATABASE_URL"]} .venv/bin/python manage.py network_status
+    Network state: INTERLAYER_ENV=development DATABASE_URL={env["DATABASE_URL"]} RECOMMENDER_INDEX_DIR={env["RECOMMENDER_INDEX_DIR"]} .venv/bin/python manage.py network_status
     Logs: {VAR}/{{simulator,web,worker,shoppers}}.log
 
     Press Ctrl-C to stop.""",
