@@ -187,12 +187,19 @@ class LedgerEntry(models.Model):
 CLICK_PENDING = "pending"
 
 
+ONE_BILLED_PER_IMPRESSION = "recommender_click_one_billed_per_impression"
+
+
 class Click(models.Model):
     """Every click through the widget (raw); ``billable`` when it passed the rules."""
 
-    source_store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="clicks_sent")
+    # Not indexed alone: the (store, created_at) indexes below lead with them. Every index
+    # is written on the storefront's hottest path, the click's INSERT.
+    source_store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="clicks_sent", db_index=False
+    )
     target_store = models.ForeignKey(
-        Store, on_delete=models.PROTECT, related_name="clicks_received"
+        Store, on_delete=models.PROTECT, related_name="clicks_received", db_index=False
     )
     target_product_id = models.BigIntegerField()  # Shopify product id
     impression_id = models.CharField(max_length=64)
@@ -207,8 +214,11 @@ class Click(models.Model):
     previous_visitor_hash = models.CharField(max_length=64, blank=True)
     previous_ip_hash = models.CharField(max_length=64, blank=True)
     billable = models.BooleanField(default=False)
-    # Set only on the billable click of an impression: one billable click per impression.
-    billed_impression = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Set only on the billable click of an impression: one billable click per impression
+    # (a unique index over the rows that have it, ONE_BILLED_PER_IMPRESSION).
+    billed_impression = models.CharField(  # noqa: DJ001 -- NULL: not billed, outside the index
+        max_length=64, null=True, blank=True
+    )
     # Why it is (not) billable; CLICK_PENDING from the moment it is recorded until it is settled.
     reason = models.CharField(max_length=40)
     user_agent = models.CharField(max_length=300, blank=True)
@@ -217,11 +227,17 @@ class Click(models.Model):
     landed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["billed_impression"],
+                condition=models.Q(billed_impression__isnull=False),
+                name=ONE_BILLED_PER_IMPRESSION,
+            ),
+        ]
         indexes = [
-            models.Index(fields=["visitor_hash", "target_product_id", "created_at"]),
+            # A store's clicks sent and received over time (its settings page, redaction).
             models.Index(fields=["source_store", "created_at"]),
             models.Index(fields=["target_store", "created_at"]),
-            models.Index(fields=["ip_hash", "created_at"]),
             # What the settler's rules read: the billable clicks of a shopper (visitor or
             # address) and of a sending store in a window. Billable clicks are few, and
             # without these a shopper's long history of clicks that did not bill (a bot's,

@@ -16,7 +16,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.core.signals import request_finished
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -482,3 +488,25 @@ def test_the_settling_thread_settles_its_click_once_another_settler_lets_go(pair
 
     wait_until_clicks_settled(timeout=5)  # no other click comes to wake the thread
     assert Click.objects.get().reason == "billable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_itself_refuses_a_second_billed_click_of_one_impression(pair):
+    """Behind the settler's own check: the table takes any number of clicks of an impression
+    that did not bill, and refuses to mark a second one billed."""
+    host, _, product = pair
+    token = tokens.read_click_token(viewed_token(host, pair[1], product, impression="imp-1"))
+    first, second, third = (
+        clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER) for _ in range(3)
+    )
+    Click.objects.filter(pk__in=[first.pk, second.pk, third.pk]).update(reason="repeat")
+    Click.objects.filter(pk=first.pk).update(billable=True, billed_impression="imp-1")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Click.objects.filter(pk=second.pk).update(billable=True, billed_impression="imp-1")
+    assert list(
+        Click.objects.filter(impression_id="imp-1", billed_impression__isnull=False).values_list(
+            "pk", flat=True
+        )
+    ) == [first.pk]
+    assert Click.objects.filter(impression_id="imp-1").count() == 3
