@@ -32,6 +32,9 @@ class AddUniqueConstraintWithoutBlockingWrites(migrations.AddConstraint):
         if schema_editor.connection.vendor != "postgresql":
             return super().database_forwards(app_label, schema_editor, from_state, to_state)
         model = to_state.apps.get_model(app_label, self.model_name)
+        # A build interrupted on an earlier try leaves an invalid index of that name behind.
+        name = schema_editor.quote_name(self.constraint.name)
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         statement = str(self.constraint.create_sql(model, schema_editor))
         schema_editor.execute(
             statement.replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY", 1)
