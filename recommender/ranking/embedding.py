@@ -103,7 +103,7 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self._tokenizer = Tokenizer.from_file(str(packaged_model_dir() / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token name
+        self._tokenizer.no_padding()  # the file pads every text to 128 tokens; _run pads
         options = onnxruntime.SessionOptions()
         # One single-threaded session per thread, each running whole batches, rather than
         # one session splitting every operator across threads: small batches of short
@@ -130,15 +130,20 @@ class OnnxEmbedder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        # Batches of similar length pad less; results go back in input order.
-        order = np.argsort([len(text) for text in texts], kind="stable")
+        # Tokenized at once, then batched by token count: each batch is padded only to its
+        # longest text, and texts of one length pad nothing. (Ordered by characters, the
+        # batches of the demo catalogs computed 15 % more tokens than the texts hold.)
+        # Results go back in input order.
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(encoding.ids) for encoding in encodings])
+        order = np.argsort(lengths, kind="stable")
         batches = [order[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         out = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
 
         def run(session: int) -> None:
             # Every session takes every n-th batch: an even share of short and long ones.
             for index in batches[session :: len(self._sessions)]:
-                out[index] = self._run(session, [texts[i] for i in index])
+                out[index] = self._run(session, [encodings[i] for i in index])
 
         workers = min(len(self._sessions), len(batches))
         if workers == 1:
@@ -160,10 +165,13 @@ class OnnxEmbedder:
                 )
             return self._pool[1]
 
-    def _run(self, session: int, batch: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(batch)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, session: int, encodings: list) -> np.ndarray:
+        longest = max(len(encoding.ids) for encoding in encodings)
+        ids = np.zeros((len(encodings), longest), dtype=np.int64)  # 0 is [PAD]
+        mask = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
         with self._locks[session]:
             (vectors,) = self._sessions[session].run(
                 None,
