@@ -155,7 +155,9 @@ class VectorIndex:
                 index.add(vectors)
         else:
             index, kind = _build_ivf(vectors), "ivf"
-        lexical = None if texts is None else LexicalIndex.build([texts[i] for i in order])
+        lexical = (
+            None if texts is None else LexicalIndex.build([texts[i] for i in order], stores[order])
+        )
         return cls(
             index,
             products[order],
@@ -227,7 +229,9 @@ class VectorIndex:
             start = self._total
             self._add_vectors(vectors)
             if self.lexical is not None:
-                self.lexical.append(texts if texts is not None else [""] * len(product_ids))
+                self.lexical.append(
+                    texts if texts is not None else [""] * len(product_ids), store_ids
+                )
             for offset, (product, store) in enumerate(zip(product_ids, store_ids, strict=True)):
                 self._profiles.pop(int(store), None)
                 old = self._label_of.get(int(product))
@@ -342,11 +346,12 @@ class VectorIndex:
         *,
         exclude_stores: Iterable[int] = (),
         text: str | None = None,
+        text_store: int | None = None,
         min_cosine: float | None = None,
     ) -> list[Hit]:
         """The k best live products, skipping every product of ``exclude_stores``: nearest
-        by cosine, or with ``text`` (the query product's lexical text) by the fused score.
-        ``min_cosine`` drops hits below that cosine before the k are kept, so lexical
+        by cosine, or with ``text`` (the query product's lexical text, of a product of
+        ``text_store``) by the fused score. ``min_cosine`` drops hits below that cosine before the k are kept, so lexical
         matches do not take the places of items the caller's floor would keep."""
         exclude_stores = set(exclude_stores)
         # One lock over both steps: the polling thread must not remove a product between
@@ -356,20 +361,20 @@ class VectorIndex:
             if hits is not None and min_cosine is not None:
                 hits = [hit for hit in hits if hit.score >= min_cosine]
             if text and self.lexical is not None and hits is not None:
-                return self._fused(query, text, hits, k, exclude_stores, min_cosine)
+                return self._fused(query, (text, text_store), hits, k, exclude_stores, min_cosine)
         return hits or []
 
     def _fused(
         self,
         query: np.ndarray,
-        text: str,
+        text: tuple[str, int | None],
         dense: list[Hit],
         k: int,
         exclude_stores: set[int],
         min_cosine: float | None,
     ) -> list[Hit]:
         with self._lock:
-            lexical = self.lexical.scores(self.lexical.query(text))
+            lexical = self.lexical.scores(self.lexical.query(*text))
             if not lexical.any():
                 return dense
             for start, end in (self._ranges[s] for s in exclude_stores if s in self._ranges):

@@ -148,7 +148,9 @@ def recommendations_for(
     exclude = index.store_ids() - state.partners_of(host.pk)
     if raw:
         pool = limit * RAW_POOL if viewed is not None else limit
-        hits = index.search(query, pool, exclude_stores=exclude, text=_text(viewed))
+        hits = index.search(
+            query, pool, exclude_stores=exclude, text=_text(viewed), text_store=host.pk
+        )
         return _raw_ranking(hits, viewed)[:limit]
     own_slots = round(limit * widget.own_share / 100)
     shown: list[Recommendation] = []
@@ -203,6 +205,7 @@ def _partner_items(
         slots * CANDIDATES_PER_SLOT,
         exclude_stores=exclude,
         text=_text(viewed),
+        text_store=host.pk,
         min_cosine=floor,
     )
     products = _candidates([hit.product_id for hit in hits])

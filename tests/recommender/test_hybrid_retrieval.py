@@ -157,6 +157,70 @@ def test_products_added_after_the_build_are_matched_lexically_and_survive_compac
     assert three.lexical < 0.05  # "Linen apron" now, not the model number it had
 
 
+def boilerplate_shops() -> tuple[list[str], list[int]]:
+    """Two shops of 60 products that both end every title with the same site's name, as
+    offers copied from one marketplace do (each sells a walnut lamp), in a network of 720
+    products: the site's name is on a sixth of them, too few to be common network-wide."""
+    texts, stores = [], []
+    for store, items in ((1, ["walnut desk lamp"]), (2, ["walnut desk lamp", "oak stool"])):
+        for n in range(60):
+            item = items[n] if n < len(items) else f"item{n} model q{n}x{store}"
+            texts.append(f"{item} | Shop Outlet Direct")
+            stores.append(store)
+    for n in range(600):
+        texts.append(f"other{n} thing r{n}")
+        stores.append(3 + n % 4)
+    return texts, stores
+
+
+def test_words_a_store_repeats_across_its_catalog_match_nothing():
+    texts, stores = boilerplate_shops()
+    oak_stool = texts.index("oak stool | Shop Outlet Direct")
+    lamp_b = texts.index("walnut desk lamp | Shop Outlet Direct", 60)
+
+    aware = lexical.LexicalIndex.build(texts, stores)
+    blind = lexical.LexicalIndex.build(texts)
+    query = "walnut desk lamp | Shop Outlet Direct"
+
+    # Without the stores, the shared site name alone makes the stool a lexical match.
+    assert blind.scores(blind.query(query))[oak_stool] > 0.1
+    # With them it is the store's boilerplate: the stool shares nothing with the lamp,
+    # the other shop's lamp still shares every word that names it.
+    scores = aware.scores(aware.query(query, store=1))
+    assert scores[oak_stool] == 0
+    assert scores[lamp_b] > 0.5
+
+
+def test_a_small_catalog_keeps_the_words_its_products_share():
+    # 40 variants of one item: below STORE_COMMON_MIN, so nothing is boilerplate.
+    texts = [f"hand burr grinder {size}" for size in range(40)] + ["burr grinder deluxe"]
+    stores = [1] * 40 + [2]
+
+    aware = lexical.LexicalIndex.build(texts, stores)
+    blind = lexical.LexicalIndex.build(texts)
+
+    scores = aware.scores(aware.query("hand burr grinder", store=1))
+    assert scores[40] > 0.1
+    assert np.allclose(scores, blind.scores(blind.query("hand burr grinder")))
+
+
+def test_a_stores_boilerplate_stays_left_out_of_rows_added_later_and_after_a_reload(tmp_path):
+    texts, stores = boilerplate_shops()
+    vectors = unit(np.random.default_rng(5).normal(size=(len(texts) + 1, 384)))
+    index = VectorIndex.build(vectors[:-1], list(range(1, len(texts) + 1)), stores, texts=texts)
+    index.upsert(vectors[-1:], [999], [2], ["brass bookends | Shop Outlet Direct"])
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+
+    for search in (index, loaded, index.compacted()):
+        hits = search.search(
+            vectors[0], len(texts) + 1, text="walnut desk lamp | Shop Outlet Direct", text_store=1
+        )
+        by_product = {hit.product_id: hit.lexical for hit in hits}
+        assert by_product[999] == 0  # shares only store 2's boilerplate with the query
+        assert by_product[texts.index("walnut desk lamp | Shop Outlet Direct", 60) + 1] > 0.5
+
+
 def test_an_index_saved_without_lexical_rows_serves_dense_results(tmp_path):
     index, query = watch_index()
     index.save(tmp_path)
