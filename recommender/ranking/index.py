@@ -350,9 +350,10 @@ class VectorIndex:
         min_cosine: float | None = None,
     ) -> list[Hit]:
         """The k best live products, skipping every product of ``exclude_stores``: nearest
-        by cosine, or with ``text`` (the query product's lexical text, of a product of
-        ``text_store``) by the fused score. ``min_cosine`` drops hits below that cosine before the k are kept, so lexical
-        matches do not take the places of items the caller's floor would keep."""
+        by cosine, or with ``text`` (the lexical text of the query product, one of
+        ``text_store``'s) by the fused score. ``min_cosine`` drops hits below that cosine
+        before the k are kept, so lexical matches do not take the places of items the
+        caller's floor would keep."""
         exclude_stores = set(exclude_stores)
         # One lock over both steps: the polling thread must not remove a product between
         # the vector search and the fusion that looks its label up.
@@ -361,20 +362,21 @@ class VectorIndex:
             if hits is not None and min_cosine is not None:
                 hits = [hit for hit in hits if hit.score >= min_cosine]
             if text and self.lexical is not None and hits is not None:
-                return self._fused(query, (text, text_store), hits, k, exclude_stores, min_cosine)
+                return self._fused(query, text, text_store, hits, k, exclude_stores, min_cosine)
         return hits or []
 
     def _fused(
         self,
         query: np.ndarray,
-        text: tuple[str, int | None],
+        text: str,
+        text_store: int | None,
         dense: list[Hit],
         k: int,
         exclude_stores: set[int],
         min_cosine: float | None,
     ) -> list[Hit]:
         with self._lock:
-            lexical = self.lexical.scores(self.lexical.query(*text))
+            lexical = self.lexical.scores(self.lexical.query(text, text_store))
             if not lexical.any():
                 return dense
             for start, end in (self._ranges[s] for s in exclude_stores if s in self._ranges):
