@@ -205,12 +205,9 @@ class LexicalIndex:
                 df[list(block)] += 1
         idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
         common = {} if stores is None else _store_common(counts, stores)
-        empty: frozenset[int] = frozenset()
         rows = [
-            _weighted_row(c, idf, common.get(int(store), empty))
-            for c, store in zip(
-                counts, stores if stores is not None else [0] * len(counts), strict=True
-            )
+            _weighted_row(c, idf, _left_out(common, store))
+            for c, store in zip(counts, _each_store(stores, len(counts)), strict=True)
         ]
         return cls(_matrix(rows).tocsc(), idf, df, common)
 
@@ -225,10 +222,8 @@ class LexicalIndex:
         """Rows for labels added after the build, in label order (``stores``: each text's
         store, as for ``build``)."""
         self._tail_rows += [
-            _weighted_row(_term_counts(text), self._idf, self._common_of(store))
-            for text, store in zip(
-                texts, stores if stores is not None else [None] * len(texts), strict=True
-            )
+            _weighted_row(_term_counts(text), self._idf, _left_out(self._store_common, store))
+            for text, store in zip(texts, _each_store(stores, len(texts)), strict=True)
         ]
         self._tail = None
 
@@ -237,13 +232,12 @@ class LexicalIndex:
         rows = self._all_rows()[labels] if len(labels) else _matrix([])
         return LexicalIndex(rows.tocsc(), self._idf, self._df, self._store_common)
 
-    def _common_of(self, store: int | None) -> frozenset[int]:
-        return self._store_common.get(int(store), frozenset()) if store is not None else frozenset()
-
     def query(self, text: str, store: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A query's (features, weights), without the features too common to tell much:
         across the index, or across ``store``'s catalog (the page's own store)."""
-        columns, values = _weighted_row(_term_counts(text), self._idf, self._common_of(store))
+        columns, values = _weighted_row(
+            _term_counts(text), self._idf, _left_out(self._store_common, store)
+        )
         if not columns:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         features = np.asarray(columns, dtype=np.int64)
@@ -342,7 +336,8 @@ def _store_common(
     products a counter per store would hold tens of millions of entries at once."""
     stores = np.asarray(stores, dtype=np.int64)
     order = np.argsort(stores, kind="stable")
-    starts = np.flatnonzero(np.r_[True, stores[order][1:] != stores[order][:-1]])
+    grouped = stores[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
     common = {}
     for start, end in zip(starts, [*starts[1:], len(order)], strict=True):
         size = end - start
@@ -356,8 +351,17 @@ def _store_common(
         ids, texts = np.unique(features, return_counts=True)
         found = frozenset(ids[texts > least].tolist())
         if found:
-            common[int(stores[order[start]])] = found
+            common[int(grouped[start])] = found
     return common
+
+
+def _each_store(stores: Sequence[int] | None, count: int) -> Sequence[int | None]:
+    return stores if stores is not None else [None] * count
+
+
+def _left_out(common: dict[int, frozenset[int]], store: int | None) -> frozenset[int]:
+    """The features left out of a text of ``store`` (none when its store is not given)."""
+    return common.get(int(store), frozenset()) if store is not None else frozenset()
 
 
 def _load_common(directory: Path) -> dict[int, frozenset[int]]:
