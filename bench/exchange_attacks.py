@@ -35,6 +35,7 @@ def main() -> None:
     os.environ.update({
         "INTERLAYER_ENV": "development", "SHOPIFY_SIMULATOR_URL": sim_url,
         "SHOPIFY_APP_URL": app_url, "RECOMMENDER_INDEX_DIR": str(work / "index"),
+        "RECOMMENDER_CLICK_JOURNAL_DIR": str(work / "click-journal"),
         "RECOMMENDER_INDEX_POLL_SECONDS": "0.5", "RECOMMENDER_STATE_TTL_SECONDS": "0",
         # Every partner item qualifies: this measures the exchange's rules, not relevance.
         "RECOMMENDER_EMBEDDER": "hash", "RECOMMENDER_RELEVANCE_FLOOR": "-1",

@@ -55,6 +55,33 @@ def wrk(url: str, seconds: int = 15) -> dict:
             "non_2xx_3xx": int(errors.group(1)) if errors else 0}  # fmt: skip
 
 
+def with_cpu(run, url: str, web: list[int]) -> dict:
+    """``run(url)``'s figures, and the CPU per request it cost the web processes (every
+    thread) and PostgreSQL (every process of the server), from /proc."""
+    before = _ticks(web), _ticks(_postgres())
+    figures = run(url)
+    after = _ticks(web), _ticks(_postgres())
+    per_request = 1e6 / os.sysconf("SC_CLK_TCK") / max(figures["requests"], 1)
+    return {**figures, "web_us": (after[0] - before[0]) * per_request,
+            "db_us": (after[1] - before[1]) * per_request}  # fmt: skip
+
+
+def _postgres() -> list[int]:
+    return [int(pid) for pid in subprocess.run(["pgrep", "-x", "postgres"], capture_output=True,
+                                               text=True).stdout.split()]  # fmt: skip
+
+
+def _ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
 def signed(app_url: str, path: str, shop: str, secret: str, **params) -> str:
     from simulator.server import sign_proxy_query
 
@@ -74,6 +101,7 @@ def main() -> None:
         "SHOPIFY_SIMULATOR_URL": sim_url,
         "SHOPIFY_APP_URL": app_url,
         "RECOMMENDER_INDEX_DIR": str(work / "index"),
+        "RECOMMENDER_CLICK_JOURNAL_DIR": str(work / "click-journal"),
         "HF_HUB_OFFLINE": "1",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
@@ -138,12 +166,14 @@ def main() -> None:
             "click redirect": signed(app_url, "click", shop, secret, t=token),
         }  # fmt: skip
         rounds = []
+        web = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(procs[1].pid)],
+                                                  capture_output=True, text=True).stdout.split()]  # fmt: skip
         for _ in range(3):
             # A fresh signature each round: the app proxy's timestamp is good for 90 s.
             urls["recommendations"] = signed(app_url, "recommendations", shop, secret,
                                              product_id=product["id"], page_type="product")  # fmt: skip
             urls["click redirect"] = signed(app_url, "click", shop, secret, t=token)
-            rounds.append({name: wrk(url, seconds=8) for name, url in urls.items()})
+            rounds.append({name: with_cpu(wrk, url, web) for name, url in urls.items()})
         ended = time.monotonic()
         # Every redirect was preceded by a committed click; their billing is settled behind
         # the responses. Nothing may be missing or left pending.
@@ -166,6 +196,10 @@ def main() -> None:
             print(f"{name:<22} {rps:8.0f} req/s  p99 {p99:7.2f} ms  ratio to trivial {ratio:.2f} "
                   f"(rounds: {each})"
                   f"  p99 / trivial's p99 {p99_ratio:.1f}  (non-2xx/3xx: {errors})")  # fmt: skip
+        print("CPU per request (median of the rounds): web processes / PostgreSQL, in us:",
+              ", ".join(f"{name} {statistics.median(r[name]['web_us'] for r in rounds):.0f} / "
+                        f"{statistics.median(r[name]['db_us'] for r in rounds):.0f}"
+                        for name in urls))  # fmt: skip
         billed = run(*manage, "shell", "--no-imports", "-c", "from recommender.models import Click; "
                      "print(Click.objects.filter(billable=True).count())").stdout.split()[-1].decode()  # fmt: skip
         answered = sum(r["click redirect"]["requests"] for r in rounds)

@@ -2,6 +2,8 @@
 production profile is the default). Subprocesses the tests start inherit it."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("INTERLAYER_ENV", "development")
 
@@ -15,3 +17,11 @@ RECOMMENDER_LEARNING = False
 # request settles its own clicks after its response instead. Tests over a live server
 # switch the production way back on.
 RECOMMENDER_SETTLE_CLICKS_BEHIND = False
+
+# Each test run journals clicks (recommender/exchange/click_journal.py) in a directory of
+# its own, never the checkout's var/; the processes it starts share it (the environment).
+RECOMMENDER_CLICK_JOURNAL_DIR = Path(
+    os.environ.setdefault(
+        "RECOMMENDER_CLICK_JOURNAL_DIR", tempfile.mkdtemp(prefix="interlayer-click-journal-")
+    )
+)

@@ -138,6 +138,8 @@ network_ctr: CachedValue[float] = CachedValue()
 item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
 # The thread settling this process's clicks (exchange.clicks.Settler), once it served one.
 click_settler: Any = None
+# This process's journal of clicks not yet inserted (exchange.click_journal), once it has one.
+click_journal: Any = None
 # Index directory -> its holder (ranking.live_index), which owns the polling thread.
 index_holders: dict[str, Any] = {}
 index_holders_lock = threading.Lock()
@@ -145,10 +147,13 @@ index_holders_lock = threading.Lock()
 
 def reset() -> None:
     """Forget everything this process holds (tests; a forked worker's fresh start)."""
-    global click_settler
+    global click_settler, click_journal
     if click_settler is not None:
-        click_settler.stop()
+        click_settler.stop()  # inserts what the journal holds, when it can
         click_settler = None
+    if click_journal is not None:
+        click_journal.close()
+        click_journal = None
     active_stores.clear()
     review_states.clear()
     widget_contents.clear()

@@ -6,7 +6,7 @@ import logging
 
 from interlayer.logs import bind_shop
 from recommender.catalog import embedding_pass, index_events, sync
-from recommender.exchange import clicks
+from recommender.exchange import click_journal, clicks
 from recommender.ranking import learning
 from stores.models import Store
 
@@ -49,5 +49,7 @@ def learn_from_clicks() -> None:
 
 def settle_clicks() -> None:
     # Normally a web process settles its clicks right behind their redirects; the sweep
-    # finds those whose process died first (or whose settling failed).
+    # finds those whose process died first (or whose settling failed), and the click
+    # journals dead processes left on this machine.
+    click_journal.recover_orphans()
     log.info("settled clicks count=%s", clicks.settle_clicks())

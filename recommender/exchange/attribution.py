@@ -19,6 +19,7 @@ webhook.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -130,10 +131,19 @@ def _click_for(store: Store, reference: str) -> Click:
     click_id, target_store_id = _read_click_reference(reference)
     if target_store_id != store.pk:
         raise AttributionRefused("click reference is for another store", status=403)
-    click = Click.objects.filter(pk=click_id, target_store=store).first()
-    if click is None:
-        raise AttributionRefused("click reference is not valid", status=401)
+    deadline = time.monotonic() + CLICK_INSERT_WAIT_SECONDS
+    while (click := Click.objects.filter(pk=click_id, target_store=store).first()) is None:
+        if time.monotonic() >= deadline:
+            raise AttributionRefused("click reference is not valid", status=401)
+        time.sleep(0.05)
     return click
+
+
+# A click is inserted a moment after its redirect (exchange.click_journal: within about
+# 0.05 s, unless the database is away); a pixel reporting the landing at once may come
+# first, and is answered once the click is there. A reference we signed names a click we
+# recorded, so only a click deleted since (a shop's data redacted) waits this long in vain.
+CLICK_INSERT_WAIT_SECONDS = 1.0
 
 
 # --- what the pixel reports -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -23,7 +24,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from recommender import runtime
-from recommender.exchange import attribution, ledger, locks, review, rules, tokens
+from recommender.exchange import (
+    attribution,
+    click_journal,
+    ledger,
+    locks,
+    review,
+    rules,
+    tokens,
+)
 from recommender.exchange.tokens import ClickToken
 from recommender.models import (
     CLICK_PENDING,
@@ -49,9 +58,10 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
     """Record a click and say where it goes: only ever the product the token names, and
     only from the storefront whose widget issued the token.
 
-    The click is written (and committed) before the shopper is redirected; whether it
-    bills is decided by settle_clicks right after the response, so nothing a shopper was
-    redirected for is lost if this process dies then: the worker's sweep settles it."""
+    The click is on record before the shopper is redirected (journaled, or inserted and
+    committed: record_click); whether it bills is decided by settle_clicks right after
+    the response, so nothing a shopper was redirected for is lost if this process dies
+    then: its journal is replayed and the worker's sweep settles it."""
     try:
         token = tokens.read_click_token(raw_token)
     except tokens.InvalidClickToken as error:
@@ -110,13 +120,16 @@ def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:
 
 
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
-    """Record a click as it happened, not yet settled (one committed INSERT, no locks):
-    the visitor the token was served to, the clicking address, the agent and the time, all
-    the rules need. It is settled behind the response (settle_after_response).
+    """Record a click as it happened, not yet settled (no locks): the visitor the token
+    was served to, the clicking address, the agent and the time, all the rules need. It is
+    settled behind the response (settle_after_response).
 
-    Written with one plain INSERT rather than ``Click.objects.create``: the ORM's model
-    save costs more than the statement itself on the exchange's hottest write path (on
-    PostgreSQL a prepared statement, ``_insert_prepared``)."""
+    Where clicks are settled behind on PostgreSQL, it is appended to this process's
+    journal and inserted by the settling thread (click_journal); elsewhere it is written
+    with one committed INSERT rather than ``Click.objects.create``: the ORM's model save
+    costs more than the statement itself on the exchange's hottest write path (on
+    PostgreSQL a prepared statement, ``_insert_prepared``). Either way the Click returned
+    has its id, which the shopper's attribution reference carries."""
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
     visitor = token.visitor
@@ -137,11 +150,14 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     }
     using = db.router.db_for_write(Click)
     connection = db.connections[using]
-    if connection.vendor == "postgresql":
-        row = [written[field.attname] for field in _RECORDED]  # plain str, int, bool, datetime
+    journaled = _journaled(written)
+    if journaled is not None:
+        written[Click._meta.pk.attname] = journaled
+    elif connection.vendor == "postgresql":
+        row = [written[field.attname] for field in RECORDED]  # plain str, int, bool, datetime
         written[Click._meta.pk.attname] = _insert_prepared(connection, row)
     else:
-        row = [field.get_db_prep_save(written[field.attname], connection) for field in _RECORDED]
+        row = [field.get_db_prep_save(written[field.attname], connection) for field in RECORDED]
         with connection.cursor() as cursor:
             cursor.execute(_RECORD_CLICK_SQL, row)
             (written[Click._meta.pk.attname],) = cursor.fetchone()
@@ -153,9 +169,21 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     )
 
 
+def _journaled(written: dict) -> int | None:
+    """The click's id once this process's journal holds it (click_journal), or None where
+    there is no journal or it cannot be written (the click is then inserted here)."""
+    if not click_journal.enabled():
+        return None
+    try:
+        return click_journal.of_this_process().record(written)
+    except OSError:
+        log.exception("the click journal cannot be written; recording the click directly")
+        return None
+
+
 # The columns record_click writes: all but the id and the two that stay NULL until the
 # click is billed or lands (a field added to Click must be given a value there).
-_RECORDED = [
+RECORDED = [
     field
     for field in Click._meta.concrete_fields
     if field.attname not in {Click._meta.pk.attname, "billed_impression", "landed_at"}
@@ -163,8 +191,8 @@ _RECORDED = [
 # Names from the model's own metadata, values as parameters.
 _RECORD_CLICK_SQL = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(  # noqa: S608
     Click._meta.db_table,
-    ", ".join(field.column for field in _RECORDED),
-    ", ".join(["%s"] * len(_RECORDED)),
+    ", ".join(field.column for field in RECORDED),
+    ", ".join(["%s"] * len(RECORDED)),
     Click._meta.pk.column,
 )
 
@@ -247,15 +275,24 @@ class Settler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        settle_at = 0.0
         try:
             while True:
                 self._wake.wait()
-                time.sleep(SETTLE_GATHER_SECONDS)  # let the clicks of the moment join
+                # The clicks of the moment join: their insert (a pixel may report the
+                # shopper's landing a moment after the redirect), then their settling.
+                time.sleep(JOURNAL_GATHER_SECONDS)
                 self._wake.clear()
                 if self._stopping:  # looked at after the clear, which may have taken stop's wake
+                    _save_journal()
                     return
                 try:
                     db.close_old_connections()
+                    _save_journal()
+                    if time.monotonic() < settle_at:
+                        self._wake.set()  # back once the settling gather is over
+                        continue
+                    settle_at = time.monotonic() + SETTLE_GATHER_SECONDS
                     if _settle_pending().busy:
                         # Another process was settling, perhaps from before this one's
                         # clicks were written: look again once the next ones gather.
@@ -264,14 +301,31 @@ class Settler:
                     log.exception("settling clicks failed; they stay pending for the sweep")
                     db.connection.close()  # a broken connection is not reused
                     time.sleep(1)
+                    if _journal_unsaved():
+                        self._wake.set()  # only this thread inserts them: try again
         finally:
             db.connections.close_all()  # this thread's
+
+
+def _save_journal() -> None:
+    """Insert the clicks this process journaled since the last round (click_journal)."""
+    journal = runtime.click_journal
+    if journal is not None and journal.pid == os.getpid():
+        journal.save()
+
+
+def _journal_unsaved() -> int:
+    journal = runtime.click_journal
+    return journal.unsaved() if journal is not None and journal.pid == os.getpid() else 0
 
 
 _settler_lock = threading.Lock()
 # How long the settling thread lets clicks gather once woken: under load a round then
 # settles dozens in the same few queries; a lone click is billed this much later.
 SETTLE_GATHER_SECONDS = 0.5
+# ... and before it inserts what this process journaled (click_journal): a batch per
+# round still, and a click is in the table well before its shopper's landing is reported.
+JOURNAL_GATHER_SECONDS = 0.05
 SETTLE_BATCH = 500
 
 

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.urls import get_resolver
 from django.views.decorators.http import require_GET, require_POST
 
-from recommender.exchange import clicks, impressions, rules
+from recommender.exchange import click_journal, clicks, impressions, rules
 from recommender.ranking import live_index
 from recommender.ranking.network import network_state
 from recommender.web.widget import active_store, format_price, widget_payload
@@ -36,7 +36,8 @@ def warm_up() -> None:
     """What a web process's first storefront requests would otherwise pay for, paid as it
     starts (about 0.5 s here, more on a busy machine): the URL configuration, the crawler
     list's patterns, the default language's money formats, the index with its lexical
-    rows and the network's state. A database or index that is not there yet is logged
+    rows and the network's state; and it replays the click journals of processes that
+    died on this machine (exchange.click_journal). A database or index that is not there yet is logged
     and left to the first request, and the process starts anyway; the connections opened
     are closed, so a server that forks after loading the app (gunicorn --preload) shares
     none of them."""
@@ -46,6 +47,9 @@ def warm_up() -> None:
     try:
         live_index.warm_up()
         network_state()
+        # The clicks a process that died here journaled (gunicorn starts this one in its
+        # place): inserted now, settled by the next round or the sweep.
+        click_journal.recover_orphans()
     except Exception:
         log.exception("warming up the storefront failed; the first request will load it")
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from recommender import runtime
+from recommender.exchange import ledger
+from tests.factories import make_product, make_store, topic_vector
 
 
 @pytest.fixture
@@ -23,3 +25,14 @@ def hash_embedder(settings):
     """The deterministic stand-in embedder, and no quiet period before embedding."""
     settings.RECOMMENDER_EMBEDDER = "hash"
     settings.RECOMMENDER_EMBED_QUIET_SECONDS = 0
+
+
+@pytest.fixture
+def pair():
+    """A host store and a partner with a product, both granted their starter credits: a
+    click from one to the other (the click tests')."""
+    host, partner = make_store("host"), make_store("partner")
+    for store in (host, partner):
+        ledger.grant_starter_credits(store)
+    product = make_product(partner, "Coffee Book", topic_vector("coffee", seed=1))
+    return host, partner, product

@@ -31,7 +31,6 @@ from recommender.exchange import clicks, impressions, ledger, locks, macs, revie
 from recommender.models import CLICK_PENDING, Click, Impression, LedgerEntry
 from recommender.web import storefront
 from tests.conftest import wait_until_clicks_settled
-from tests.factories import make_product, make_store, topic_vector
 from tests.recommender.test_storefront_endpoints import proxied
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -85,15 +84,6 @@ def stop_refusing(name: str, *, table: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TRIGGER {name} ON {table}")
         cursor.execute(f"DROP FUNCTION {name}()")
-
-
-@pytest.fixture
-def pair():
-    host, partner = make_store("host"), make_store("partner")
-    for store in (host, partner):
-        ledger.grant_starter_credits(store)
-    product = make_product(partner, "Coffee Book", topic_vector("coffee", seed=1))
-    return host, partner, product
 
 
 @pytest.mark.django_db(transaction=True)
@@ -480,7 +470,7 @@ def test_the_settling_thread_settles_its_click_once_another_settler_lets_go(pair
         token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
         clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
         clicks.settle_after_response()  # wakes this process's thread: the lock is taken
-        time.sleep(0.5)
+        time.sleep(clicks.SETTLE_GATHER_SECONDS + 0.5)  # its round: the click inserted
         assert Click.objects.get().reason == CLICK_PENDING
     finally:
         let_go.set()

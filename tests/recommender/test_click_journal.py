@@ -1,0 +1,192 @@
+"""A web process journals its clicks before their redirects and inserts them behind: a
+process that dies, a replay run twice, a line cut short or a database that refuses the
+insert loses no click and counts none twice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from recommender import runtime, tasks
+from recommender.exchange import attribution, click_journal, clicks, ledger, rules, tokens
+from recommender.models import CLICK_PENDING, Click
+from recommender.web import storefront
+from tests.conftest import wait_until_clicks_settled
+from tests.recommender.test_click_settlement import (
+    BROWSER,
+    refuse,
+    stop_refusing,
+    viewed_token,
+)
+from tests.recommender.test_storefront_endpoints import proxied
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A storefront process as in production (clicks journaled, settled behind): it follows one
+# click, says where the shopper went and where its journal is, then waits to be killed.
+FOLLOWS_A_CLICK_AND_WAITS = """
+import sys, time
+import django
+django.setup()
+from recommender import runtime
+from recommender.exchange import clicks
+from stores.models import Store
+host = Store.objects.get(shop_domain="host.myshopify.com")
+outcome = clicks.follow_click(host=host, raw_token=sys.argv[1], ip="203.0.113.9",
+                              user_agent=sys.argv[2])
+print(outcome.location, runtime.click_journal.path, flush=True)
+time.sleep(600)  # never woken: its settling thread is not started, nothing is inserted
+"""
+
+
+@pytest.fixture
+def journal_dir(settings, tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.fail("click journals take their ids from PostgreSQL (scripts/pg.sh)")
+    settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True
+    settings.RECOMMENDER_CLICK_JOURNAL_DIR = tmp_path / "journal"
+    runtime.reset()
+    yield settings.RECOMMENDER_CLICK_JOURNAL_DIR
+    runtime.reset()
+
+
+def test_a_click_whose_process_is_killed_after_the_redirect_is_replayed_and_billed_once(
+    pair,
+    journal_dir,
+):
+    host, partner, product = pair
+    token = viewed_token(host, partner, product, impression="seen-1")
+    db = connection.settings_dict
+    # The production settings (clicks settled behind), in the development profile.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+           "RECOMMENDER_CLICK_JOURNAL_DIR": str(journal_dir)}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", FOLLOWS_A_CLICK_AND_WAITS, token, BROWSER],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        location, journal = process.stdout.readline().split()
+        assert location.startswith(product.url)  # the shopper got the redirect
+        assert not Click.objects.exists()  # journaled, not inserted yet
+
+        # While its process lives, the journal is its own: a replay leaves it alone.
+        assert click_journal.recover_orphans() == 0
+        assert Path(journal).exists()
+        assert not Click.objects.exists()
+    finally:
+        process.send_signal(signal.SIGKILL)  # as an OOM kill would
+        process.wait(timeout=30)
+
+    tasks.settle_clicks()  # the worker's sweep replays it, then settles
+    tasks.settle_clicks()  # and again: nothing is inserted or billed twice
+
+    (click,) = Click.objects.all()
+    assert (click.billable, click.reason) == (True, "billable")
+    reference = location.split(f"{attribution.REFERENCE_PARAMETER}=")[1]
+    assert attribution.record_landing(store=partner, reference=reference) == "landed"
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+    assert not Path(journal).exists()
+
+
+def test_replaying_a_journal_whose_clicks_were_inserted_inserts_nothing_twice(
+    pair,
+    journal_dir,
+):
+    """A process that died after its insert and before emptying its journal, or two
+    processes replaying one journal: the ids the journal holds are inserted once."""
+    host, partner, product = pair
+    recorded = []
+    for n in (1, 2):
+        ip = f"198.51.100.{n}"
+        token = viewed_token(host, partner, product, impression=f"seen-{n}", ip=ip)
+        recorded.append(
+            clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
+        )
+    journal = runtime.click_journal
+    copy = journal_dir / "clicks-copy-of-a-dead-process.jsonl"
+    shutil.copy(journal.path, copy)  # the lines as they were before the insert
+
+    assert journal.save() == 2
+    assert journal.path.stat().st_size == 0  # emptied once everything in it is inserted
+    assert click_journal.recover_orphans() == 0
+    assert click_journal.recover_orphans() == 0
+
+    assert sorted(Click.objects.values_list("pk", flat=True)) == sorted(c.pk for c in recorded)
+    assert not copy.exists()
+
+
+def test_a_line_cut_short_is_skipped_and_the_rest_of_the_journal_replayed(
+    pair,
+    journal_dir,
+    caplog,
+):
+    host, partner, product = pair
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+    click = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    lines = runtime.click_journal.path.read_bytes()
+    runtime.reset()  # this process stops journaling without inserting (as if it died)
+    orphan = journal_dir / "clicks-dead.jsonl"
+    orphan.write_bytes(lines + lines[: len(lines) // 2])  # the process died inside write()
+
+    assert click_journal.recover_orphans() == 1
+
+    assert list(Click.objects.values_list("pk", "reason")) == [(click.pk, CLICK_PENDING)]
+    assert "skipped an unreadable line of a click journal" in caplog.text
+
+
+def test_clicks_the_database_refuses_to_insert_stay_journaled_and_are_inserted_later(
+    rf,
+    pair,
+    journal_dir,
+):
+    """A database that refuses the insert (a full disk, a failover): the shopper is
+    redirected anyway, and the process's own thread inserts and bills the click once the
+    database takes it again; nothing waits for the minute's sweep."""
+    host, partner, product = pair
+    token = viewed_token(host, partner, product, impression="seen-1", ip="127.0.0.1")
+    refuse("refuse_click", on="INSERT ON recommender_click", message="no space left on device")
+    try:
+        response = storefront.click(
+            rf.get(proxied("click", t=token), HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="127.0.0.1")
+        )
+        assert response.status_code == 302
+        assert response["Location"].startswith(product.url)
+        response.close()  # what the WSGI server does once the redirect is sent
+        time.sleep(clicks.JOURNAL_GATHER_SECONDS + 0.5)  # a round of its thread: refused
+        assert not Click.objects.exists()
+        assert runtime.click_journal.unsaved() == 1
+    finally:
+        stop_refusing("refuse_click", table="recommender_click")
+
+    wait_until_clicks_settled()  # no other click comes: the thread tries again itself
+
+    (click,) = Click.objects.all()
+    assert (click.billable, click.reason) == (True, "billable")
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
+def test_a_landing_reported_before_the_click_is_inserted_is_recorded_once_it_is(
+    pair,
+    journal_dir,
+):
+    host, partner, product = pair
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+    click = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    assert not Click.objects.filter(pk=click.pk).exists()
+    clicks.settle_after_response()  # its thread inserts it a moment later
+
+    reference = attribution.click_reference(click)
+    assert attribution.record_landing(store=partner, reference=reference) == "landed"
+
+    assert Click.objects.get(pk=click.pk).landed_at is not None
