@@ -20,8 +20,6 @@ RECOMMENDER_SETTLE_CLICKS_BEHIND = False
 
 # Each test run journals clicks (recommender/exchange/click_journal.py) in a directory of
 # its own, never the checkout's var/; the processes it starts share it (the environment).
-RECOMMENDER_CLICK_JOURNAL_DIR = Path(
-    os.environ.setdefault(
-        "RECOMMENDER_CLICK_JOURNAL_DIR", tempfile.mkdtemp(prefix="interlayer-click-journal-")
-    )
-)
+if "RECOMMENDER_CLICK_JOURNAL_DIR" not in os.environ:
+    os.environ["RECOMMENDER_CLICK_JOURNAL_DIR"] = tempfile.mkdtemp(prefix="interlayer-clicks-")
+RECOMMENDER_CLICK_JOURNAL_DIR = Path(os.environ["RECOMMENDER_CLICK_JOURNAL_DIR"])

@@ -140,6 +140,7 @@ item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
 click_settler: Any = None
 # This process's journal of clicks not yet inserted (exchange.click_journal), once it has one.
 click_journal: Any = None
+click_journal_unavailable_until = 0.0  # monotonic time; it could not be opened before
 # Index directory -> its holder (ranking.live_index), which owns the polling thread.
 index_holders: dict[str, Any] = {}
 index_holders_lock = threading.Lock()
@@ -147,13 +148,14 @@ index_holders_lock = threading.Lock()
 
 def reset() -> None:
     """Forget everything this process holds (tests; a forked worker's fresh start)."""
-    global click_settler, click_journal
+    global click_settler, click_journal, click_journal_unavailable_until
     if click_settler is not None:
         click_settler.stop()  # inserts what the journal holds, when it can
         click_settler = None
     if click_journal is not None:
         click_journal.close()
         click_journal = None
+    click_journal_unavailable_until = 0.0
     active_stores.clear()
     review_states.clear()
     widget_contents.clear()

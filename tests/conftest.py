@@ -14,6 +14,7 @@ from django.db.models import Max
 from django_q.models import OrmQ
 
 from recommender import runtime
+from recommender.exchange import click_journal
 from recommender.models import CLICK_PENDING, Click
 from simulator.server import mint_id_token, serve_in_thread, sign_query
 from simulator.state import AppConfig, Shop, World
@@ -28,10 +29,9 @@ def wait_until_clicks_settled(timeout: float = 10) -> None:
     a test reading billing over HTTP waits for that, as a merchant's page would a moment
     later."""
     deadline = time.monotonic() + timeout
-    journal = runtime.click_journal  # the live server's clicks not inserted yet
-    while (journal is not None and journal.unsaved()) or Click.objects.filter(
-        reason=CLICK_PENDING
-    ).exists():
+    # Clicks journaled and not inserted yet count as pending (the app's processes', or
+    # the live server's in this one).
+    while click_journal.holds_clicks() or Click.objects.filter(reason=CLICK_PENDING).exists():
         if time.monotonic() > deadline:
             raise AssertionError(f"clicks still pending after {timeout} s")
         time.sleep(0.02)

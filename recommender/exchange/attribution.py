@@ -131,7 +131,7 @@ def _click_for(store: Store, reference: str) -> Click:
     click_id, target_store_id = _read_click_reference(reference)
     if target_store_id != store.pk:
         raise AttributionRefused("click reference is for another store", status=403)
-    deadline = time.monotonic() + CLICK_INSERT_WAIT_SECONDS
+    deadline = time.monotonic() + (CLICK_INSERT_WAIT_SECONDS if _fresh(reference) else 0)
     while (click := Click.objects.filter(pk=click_id, target_store=store).first()) is None:
         if time.monotonic() >= deadline:
             raise AttributionRefused("click reference is not valid", status=401)
@@ -141,9 +141,18 @@ def _click_for(store: Store, reference: str) -> Click:
 
 # A click is inserted a moment after its redirect (exchange.click_journal: within about
 # 0.05 s, unless the database is away); a pixel reporting the landing at once may come
-# first, and is answered once the click is there. A reference we signed names a click we
-# recorded, so only a click deleted since (a shop's data redacted) waits this long in vain.
+# first, and is answered once the click is there. Only a reference made in the last few
+# seconds waits: an old one replayed cannot hold a web process.
 CLICK_INSERT_WAIT_SECONDS = 1.0
+FRESH_REFERENCE_SECONDS = 10
+
+
+def _fresh(reference: str) -> bool:
+    try:
+        tokens.unseal(reference, purpose=_REFERENCE_SALT, max_age=FRESH_REFERENCE_SECONDS)
+    except signing.BadSignature:  # SignatureExpired among them
+        return False
+    return True
 
 
 # --- what the pixel reports -------------------------------------------------------------------

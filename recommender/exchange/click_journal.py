@@ -20,8 +20,16 @@ What makes that safe:
   sequence before the line is written (a block of ids per round trip), and the insert
   skips ids already there. A journal replayed after its clicks were inserted, or twice at
   once, adds nothing.
-- **A database outage loses nothing either.** A failed insert leaves the lines where they
-  are and the thread tries again.
+- **A database that refuses the insert loses nothing either** (a full disk, a failover):
+  the lines stay where they are and the thread tries again. A row the database refuses
+  on its own (it cannot be inserted however often it is tried) is set aside in a
+  ``rejected-*`` file beside the journals, logged, and holds up no other click. Ids are
+  taken from the database ahead of need, 64 at a time: while it is unreachable a process
+  redirects what its ids cover, and then fails the click as it did before journals.
+- **Only this process's user writes here.** The directory is created private (0700) and a
+  directory anyone else can write to is refused (clicks are then inserted in the request,
+  as without a journal); replayed lines are checked as the rows they claim to be, and come
+  back pending, whatever they say.
 - **What it does not cover:** a power loss or a kernel crash of the web machine within the
   moment between a click and its insert (the settling thread's gather, half a second),
   unless ``RECOMMENDER_CLICK_JOURNAL_SYNC`` makes each line wait for the disk (fdatasync;
@@ -34,14 +42,18 @@ there clicks are written in the request as before.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import functools
 import json
 import logging
 import os
 import secrets
 import socket
+import stat
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +63,7 @@ from django import db
 from django.conf import settings
 
 from recommender import runtime
-from recommender.models import Click
+from recommender.models import CLICK_PENDING, Click
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +82,26 @@ def enabled() -> bool:
     )
 
 
+class Unavailable(OSError):
+    """The journal could not be opened a moment ago: not tried again for a minute."""
+
+
 def of_this_process() -> ClickJournal:
     """This process's journal, opened (and the machine's orphans replayed) on first use;
-    a forked process opens its own."""
+    a forked process opens its own. Raises OSError when it cannot be opened (Unavailable
+    for a minute after that)."""
     with _opening:
         journal = runtime.click_journal
         if journal is None or journal.pid != os.getpid():
-            journal = ClickJournal(Path(settings.RECOMMENDER_CLICK_JOURNAL_DIR))
+            if time.monotonic() < runtime.click_journal_unavailable_until:
+                raise Unavailable("the click journal could not be opened")
+            try:
+                journal = ClickJournal(Path(settings.RECOMMENDER_CLICK_JOURNAL_DIR))
+            except OSError:
+                runtime.click_journal_unavailable_until = time.monotonic() + 60
+                raise
             runtime.click_journal = journal
+            atexit.register(_save_at_exit, journal)
             try:
                 recover_orphans()
             except Exception:
@@ -93,32 +117,29 @@ class ClickJournal:
     for whoever replays it should the process die first."""
 
     def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
+        _private(directory)
+        self.directory = directory
         self.pid = os.getpid()
-        name = f"clicks-{socket.gethostname()}-{self.pid}-{secrets.token_hex(4)}.jsonl"
-        self.path = directory / name
-        # Locked under another name, then named as a journal: a replay never finds it
-        # unlocked (and empty) between its creation and its lock.
-        opening = directory / f"opening-{name}"
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self._fd = os.open(opening, flags, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while we live
-        os.rename(opening, self.path)
         self._lock = threading.Lock()  # the file and the list change together
-        self._unsaved: list[dict[str, Any]] = []
+        self._saving = threading.Lock()  # one save at a time
+        self._unsaved: list[tuple[dict[str, Any], bytes]] = []  # (row, its line)
         self._ids: list[int] = []
         self._ids_lock = threading.Lock()
+        self._fd, self.path = _new_journal(directory)
 
     def record(self, written: dict[str, Any]) -> int:
         """Journal one click (the columns record_click writes); returns its id. Raises
         OSError when the line cannot be written (the caller writes the click itself)."""
         row = {**written, "id": self._next_id()}
-        line = json.dumps(row, default=_iso, separators=(",", ":")) + "\n"
+        line = (json.dumps(row, default=_iso, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            os.write(self._fd, line.encode())
+            _append(self._fd, line)
+            self._unsaved.append((row, line))
             if settings.RECOMMENDER_CLICK_JOURNAL_SYNC:
-                os.fdatasync(self._fd)
-            self._unsaved.append(row)
+                try:
+                    os.fdatasync(self._fd)
+                except OSError:  # written all the same: inserted with the others
+                    log.exception("the click journal could not be synced to the disk")
         return row["id"]
 
     def unsaved(self) -> int:
@@ -126,19 +147,27 @@ class ClickJournal:
             return len(self._unsaved)
 
     def save(self) -> int:
-        """Insert what gathered (as pending clicks, to be settled), then forget it; the
-        file is emptied once nothing in it is unsaved. Returns how many were inserted. A
-        failure leaves everything in place for the next try."""
-        with self._lock:
-            rows = list(self._unsaved)
-        if not rows:
-            return 0
-        inserted = insert(rows)
-        with self._lock:
-            del self._unsaved[: len(rows)]  # clicks journaled meanwhile stay
-            if not self._unsaved:
-                os.ftruncate(self._fd, 0)
-        return inserted
+        """Insert what gathered (as pending clicks, to be settled) and forget it; returns
+        how many were new. The journal is then emptied, or, when clicks came in meanwhile,
+        replaced by a new one holding only those. A failure leaves everything in place for
+        the next try."""
+        with self._saving:
+            with self._lock:
+                rows = [row for row, _ in self._unsaved]
+            if not rows:
+                return 0
+            inserted = insert(rows, source=self.path.name)
+            with self._lock:
+                del self._unsaved[: len(rows)]
+                if not self._unsaved:
+                    os.ftruncate(self._fd, 0)
+                else:
+                    self._move_unsaved_to_a_new_journal()
+            return inserted
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
 
     def close(self) -> None:
         """Stop journaling here (tests; a process going away). What is unsaved stays in
@@ -150,6 +179,21 @@ class ClickJournal:
                 if not self._unsaved:
                     self.path.unlink(missing_ok=True)
 
+    def _move_unsaved_to_a_new_journal(self) -> None:
+        """The new file is written and locked before the old one goes: a process dying in
+        between leaves both, and the replay inserts each click once (its id)."""
+        fd, path = _new_journal(self.directory)
+        try:
+            _append(fd, b"".join(line for _, line in self._unsaved))
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        old_fd, old_path = self._fd, self.path
+        self._fd, self.path = fd, path
+        old_path.unlink(missing_ok=True)
+        os.close(old_fd)
+
     def _next_id(self) -> int:
         with self._ids_lock:
             if not self._ids:
@@ -157,11 +201,63 @@ class ClickJournal:
             return self._ids.pop(0)
 
 
+def _private(directory: Path) -> None:
+    """The journal directory, created private; refused (PermissionError) where another
+    user could write journals for us to replay."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = directory.stat()
+    if status.st_uid != os.geteuid() or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(f"{directory} is not private to this user: no click journal")
+
+
+def _new_journal(directory: Path) -> tuple[int, Path]:
+    """A new journal, locked under another name and then named as a journal: a replay
+    never finds it unlocked (and empty) between its creation and its lock."""
+    name = f"clicks-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+    opening, path = directory / f"opening-{name}", directory / name
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    fd = os.open(opening, flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while we live
+        os.rename(opening, path)
+    except OSError:
+        os.close(fd)
+        opening.unlink(missing_ok=True)
+        raise
+    return fd, path
+
+
+def _append(fd: int, data: bytes) -> None:
+    """All of ``data`` at the end of the file, or nothing (a write cut short by a full
+    disk is taken back, so the next line does not join a fragment)."""
+    size = os.fstat(fd).st_size
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+
+
+def _save_at_exit(journal: ClickJournal) -> None:
+    """A process stopping on purpose (a deploy, gunicorn's max_requests) inserts what it
+    journaled on its way out; what it cannot stays in its file for the next replay."""
+    if journal.pid != os.getpid() or journal.closed:
+        return  # a closed journal's file is left for a replay
+    try:
+        journal.save()
+    except Exception:
+        log.exception("the click journal could not be inserted on exit; it will be replayed")
+    finally:
+        journal.close()
+
+
 def _forget_in_child() -> None:
     """A forked process does not share its parent's journal: holding the inherited
     descriptor would keep the parent's journal locked after the parent died."""
     journal = runtime.click_journal
-    if journal is not None and journal._fd >= 0:  # our own object, in the child only
+    if journal is not None and not journal.closed:  # our own object, in the child only
         os.close(journal._fd)
     runtime.click_journal = None
 
@@ -169,98 +265,194 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
+def holds_clicks(directory: Path | None = None) -> bool:
+    """Whether any journal in ``directory`` (this machine's processes', alive or dead)
+    holds clicks not inserted yet: a journal is emptied once all of it is inserted."""
+    directory = Path(directory or settings.RECOMMENDER_CLICK_JOURNAL_DIR)
+    for path in directory.glob("clicks-*.jsonl"):
+        try:
+            if path.stat().st_size:
+                return True
+        except FileNotFoundError:
+            continue  # replayed meanwhile
+    return False
+
+
 def recover_orphans(directory: Path | None = None) -> int:
     """Replay the journals in ``directory`` whose processes are gone (a journal nobody
     holds locked), then delete them; returns how many clicks were inserted. A journal
-    its process still holds is left alone."""
+    its process still holds is left alone; one that cannot be replayed now (the database
+    is away) is left for the next try, and holds up no other."""
     directory = Path(directory or settings.RECOMMENDER_CLICK_JOURNAL_DIR)
     if not directory.is_dir():
         return 0
-    own = runtime.click_journal.path if runtime.click_journal is not None else None
     inserted = 0
     for path in sorted(directory.glob("clicks-*.jsonl")):
-        if path == own:
+        journal = runtime.click_journal
+        if journal is not None and path == journal.path:
             continue
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue  # replayed by someone else meanwhile
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its process is alive
-            rows = list(_read(path, fd))
-            inserted += insert(rows) if rows else 0
-            path.unlink(missing_ok=True)
-            if rows:
-                log.warning("replayed the click journal of a dead process clicks=%s", len(rows))
-        finally:
-            os.close(fd)
+            inserted += _replay(path)
+        except Exception:
+            log.exception("replaying a click journal failed; it is kept path=%s", path.name)
     return inserted
 
 
-def insert(rows: list[dict[str, Any]]) -> int:
+def _replay(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0  # replayed by someone else meanwhile
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # its process is alive
+        if os.fstat(fd).st_uid != os.geteuid():
+            raise PermissionError(f"{path.name} was not written by this user")
+        rows = _read(path, fd)
+        inserted = insert(rows, source=path.name) if rows else 0
+        path.unlink(missing_ok=True)
+        if rows:
+            log.warning("replayed the click journal of a dead process clicks=%s", len(rows))
+        return inserted
+    finally:
+        os.close(fd)
+
+
+def insert(rows: list[dict[str, Any]], *, source: str) -> int:
     """Insert journaled clicks as recorded (pending), skipping ids already there; one
-    transaction, one statement prepared once and sent for every row without waiting for
-    each (psycopg's pipeline). Returns how many were new."""
+    transaction, the rows sent without waiting for each (psycopg's pipeline). Returns how
+    many were new. A row the database refuses on its own (not the database being away)
+    is set aside in a ``rejected-`` file beside ``source``, so it holds up no other."""
     if not rows:
         return 0
+    try:
+        return _insert(rows)
+    except (db.DataError, db.IntegrityError):
+        if len(rows) == 1:
+            _set_aside(rows[0], source=source)
+            return 0
+    return sum(insert([row], source=source) for row in rows)  # find the one refused
+
+
+def _insert(rows: list[dict[str, Any]]) -> int:
     columns = {field.attname: field.column for field in Click._meta.concrete_fields}
     names = list(rows[0])
+    pk = Click._meta.pk.column
     sql = (
         f"INSERT INTO {Click._meta.db_table} ({', '.join(columns[n] for n in names)}) "  # noqa: S608 -- names from the model
-        f"VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({Click._meta.pk.column}) DO NOTHING"
+        f"VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({pk}) DO NOTHING"
     )
     connection = db.connections[db.router.db_for_write(Click)]
     with db.transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(sql, [[row[name] for name in names] for row in rows])
-        return cursor.rowcount
+        new = cursor.rowcount
+        if new < len(rows):  # replayed, or an id someone else holds (a sequence set back)
+            cursor.execute(
+                f"SELECT {pk}, token_id, created_at FROM {Click._meta.db_table} "  # noqa: S608
+                f"WHERE {pk} = ANY(%s)",
+                [[row["id"] for row in rows]],
+            )
+            there = {pk_: (token, at) for pk_, token, at in cursor.fetchall()}
+            for row in rows:
+                if there.get(row["id"], (row["token_id"], row["created_at"])) != (
+                    row["token_id"], row["created_at"],
+                ):  # fmt: skip
+                    log.error("a journaled click's id is another click's; it is not inserted "
+                              "id=%s", row["id"])  # fmt: skip
+    return new
+
+
+def _set_aside(row: dict[str, Any], *, source: str) -> None:
+    log.error("the database refuses a journaled click; set aside id=%s", row.get("id"))
+    directory = Path(settings.RECOMMENDER_CLICK_JOURNAL_DIR)
+    line = json.dumps(row, default=_iso, separators=(",", ":")) + "\n"
+    with open(directory / f"rejected-{source}", "a", encoding="utf-8") as rejected:
+        rejected.write(line)
 
 
 def _take_ids(count: int) -> list[int]:
     """``count`` ids from the clicks' own sequence, in one round trip on this thread's
-    connection (a lost connection is replaced once, as the click's INSERT did)."""
+    connection (a lost connection is replaced once, as the click's INSERT does)."""
     sql = "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)"
     params = [Click._meta.db_table, Click._meta.pk.column, count]
-    connection = db.connections[db.router.db_for_write(Click)]
+
+    def take(cursor: psycopg.Cursor) -> list[int]:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+    return on_connection(db.connections[db.router.db_for_write(Click)], take)
+
+
+def on_connection(connection, run: Callable[[psycopg.Cursor], Any]) -> Any:
+    """``run`` with a plain psycopg cursor on the connection as it stands: Django's health
+    check (a round trip of its own before a request's first query) is skipped, and the
+    statement itself finds a lost connection. Outside a transaction that connection is
+    then replaced and ``run`` tried once more."""
     for attempt in (1, 2):
         try:
             connection.ensure_connection()
             with psycopg.Cursor(connection.connection) as cursor:
-                cursor.execute(sql, params)
-                return [row[0] for row in cursor.fetchall()]
+                return run(cursor)
         except (psycopg.OperationalError, psycopg.InterfaceError):
+            # Only a lost connection is worth a new one: a cancelled statement, a lock
+            # timeout or a full disk leaves the connection usable.
             raw = connection.connection
             broken = raw is None or raw.broken or raw.closed
             if attempt == 2 or connection.in_atomic_block or not broken:
                 raise
+            log.warning("the database connection broke under a click; trying a new one")
             connection.close()
     raise AssertionError("unreachable")
 
 
-def _read(path: Path, fd: int) -> Iterator[dict[str, Any]]:
-    """The clicks of a journal; a line cut short (the process died inside ``write``, or
-    the disk filled) is logged and skipped."""
+def _read(path: Path, fd: int) -> list[dict[str, Any]]:
+    """The clicks of a journal, checked as the rows they claim to be and pending whatever
+    they say; a line that is not one (cut short as its process died, or not ours) is set
+    aside in a ``rejected-`` file and logged."""
+    rows, refused = [], []
     with os.fdopen(os.dup(fd), "rb") as file:
-        for number, line in enumerate(file, 1):
+        for line in file:
             try:
-                row = json.loads(line)
-                if not isinstance(row, dict) or row.keys() != _recorded():
-                    raise ValueError("not a journaled click")
-                for name in _TIMES:
-                    row[name] = datetime.fromisoformat(row[name])
-                yield row
+                rows.append(_row(json.loads(line)))
             except (ValueError, TypeError):
-                log.warning("skipped an unreadable line of a click journal path=%s line=%s",
-                            path.name, number)  # fmt: skip
+                refused.append(line)
+    if refused:
+        log.warning("set aside unreadable lines of a click journal path=%s lines=%s",
+                    path.name, len(refused))  # fmt: skip
+        with open(path.parent / f"rejected-{path.name}", "ab") as rejected:
+            rejected.writelines(line if line.endswith(b"\n") else line + b"\n" for line in refused)
+    return rows
 
 
-def _recorded() -> set[str]:
-    """The names a journaled click has: the columns record_click writes, and the id."""
+def _row(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict) or data.keys() != _recorded().keys():
+        raise ValueError("not a journaled click")
+    row = {}
+    for name, kind in _recorded().items():
+        value = data[name]
+        if name in _TIMES:
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError("a naive time")
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"{name} is not {kind.__name__}")
+        row[name] = value
+    row.update(billable=False, reason=CLICK_PENDING)  # settling decides, not the file
+    return row
+
+
+@functools.cache
+def _recorded() -> dict[str, type]:
+    """The names a journaled click has (the columns record_click writes, and the id)
+    with the type each holds."""
     from recommender.exchange.clicks import RECORDED  # noqa: PLC0415 -- clicks imports this module
 
-    return {field.attname for field in RECORDED} | {"id"}
+    kinds = {"IntegerField": int, "BigIntegerField": int, "BigAutoField": int,
+             "ForeignKey": int, "BooleanField": bool, "DateTimeField": datetime}  # fmt: skip
+    names = {field.attname: kinds.get(field.get_internal_type(), str) for field in RECORDED}
+    return {**names, "id": int}
 
 
 def _iso(value: Any) -> str:

@@ -176,6 +176,8 @@ def _journaled(written: dict) -> int | None:
         return None
     try:
         return click_journal.of_this_process().record(written)
+    except click_journal.Unavailable:
+        return None
     except OSError:
         log.exception("the click journal cannot be written; recording the click directly")
         return None
@@ -200,37 +202,24 @@ _RECORD_CLICK_SQL = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(  # no
 def _insert_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
     """The click's INSERT on PostgreSQL, as a statement prepared once per persistent
     connection with its values bound by the server (behind PgBouncer in transaction mode
-    this needs its ``max_prepared_statements``), on the connection as it stands: Django's
-    health check (a round trip of its own before the first query of a request) is
-    skipped, and the INSERT itself finds a lost connection. Outside a transaction that
-    connection is then replaced and the INSERT tried once more. Should the first attempt
-    have been committed with only its answer lost, the click is recorded twice, and
-    settling bills it at most once (one billable click per impression).
+    this needs its ``max_prepared_statements``), on the connection as it stands
+    (click_journal.on_connection: no health check ahead of it, a lost connection replaced
+    once). Should the first attempt have been committed with only its answer lost, the
+    click is recorded twice, and settling bills it at most once (one billable click per
+    impression).
 
     Measured on the click path (bench/storefront_load.py): about half the client's time of
     the same INSERT through Django's cursor, and one round trip fewer."""
-    try:
-        return _execute_prepared(connection, row)
-    except (psycopg.OperationalError, psycopg.InterfaceError):
-        # Only a lost connection is worth a new one: a cancelled statement, a lock timeout
-        # or a full disk leaves the connection usable, and a second try would only add load.
-        raw = connection.connection
-        if connection.in_atomic_block or (raw is not None and not (raw.broken or raw.closed)):
-            raise
-        log.warning("the database connection broke under a click; recording it on a new one")
-        connection.close()
-        return _execute_prepared(connection, row)
-
-
-def _execute_prepared(connection: BaseDatabaseWrapper, row: list) -> int:
-    connection.ensure_connection()
     # Prepared where connections last (CONN_MAX_AGE): on a connection used once, preparing
     # would be a round trip of its own.
     persistent = connection.settings_dict["CONN_MAX_AGE"] != 0
-    with psycopg.Cursor(connection.connection) as cursor:
+
+    def execute(cursor: psycopg.Cursor) -> int:
         cursor.execute(_RECORD_CLICK_SQL, row, prepare=persistent)
         (pk,) = cursor.fetchone()
         return pk
+
+    return click_journal.on_connection(connection, execute)
 
 
 def settle_after_response() -> None:
@@ -293,18 +282,27 @@ class Settler:
                         self._wake.set()  # back once the settling gather is over
                         continue
                     settle_at = time.monotonic() + SETTLE_GATHER_SECONDS
-                    if _settle_pending().busy:
+                    if _settle_pending().busy or _waiting():
                         # Another process was settling, perhaps from before this one's
-                        # clicks were written: look again once the next ones gather.
+                        # clicks were written, or clicks are not old enough to settle
+                        # yet: look again once the next ones gather.
                         self._wake.set()
                 except Exception:
-                    log.exception("settling clicks failed; they stay pending for the sweep")
+                    log.exception("inserting or settling clicks failed; tried again later")
                     db.connection.close()  # a broken connection is not reused
                     time.sleep(1)
                     if _journal_unsaved():
                         self._wake.set()  # only this thread inserts them: try again
         finally:
             db.connections.close_all()  # this thread's
+
+
+def _waiting() -> bool:
+    """Pending clicks a round left for not being old enough yet (_settleable)."""
+    if not click_journal.enabled():
+        return False
+    young = Click.objects.filter(created_at__gt=timezone.now() - SETTLE_LAG)
+    return young.filter(reason=CLICK_PENDING).exists()
 
 
 def _save_journal() -> None:
@@ -326,6 +324,9 @@ SETTLE_GATHER_SECONDS = 0.5
 # ... and before it inserts what this process journaled (click_journal): a batch per
 # round still, and a click is in the table well before its shopper's landing is reported.
 JOURNAL_GATHER_SECONDS = 0.05
+# How old a journaled click must be before it is settled (_settleable): well beyond the
+# moment every process takes to insert what it journaled.
+SETTLE_LAG = timedelta(seconds=1)
 SETTLE_BATCH = 500
 
 
@@ -347,8 +348,20 @@ def settle_clicks() -> int:
             return settled  # the holder looks again after it lets go
         # Looked at after letting go: a click committed while we held the lock, whose
         # request therefore left it to us, is seen here.
-        if not Click.objects.filter(reason=CLICK_PENDING).exists():
+        if not _settleable().exists():
             return settled
+
+
+def _settleable():
+    """The pending clicks a round may settle, oldest first. Where clicks are journaled,
+    each process inserts its own a moment after they happened, so a click only becomes
+    settleable once it is SETTLE_LAG_SECONDS old: by then every process has inserted the
+    clicks made before it, and the rules see them in the order they happened (review
+    counts a store's billable clicks up to each click's own time)."""
+    pending = Click.objects.filter(reason=CLICK_PENDING)
+    if click_journal.enabled():
+        pending = pending.filter(created_at__lte=timezone.now() - SETTLE_LAG)
+    return pending.order_by("created_at", "id")
 
 
 @dataclass(frozen=True)
@@ -369,9 +382,7 @@ def _settle_pending() -> _Settled:
             with transaction.atomic():
                 if not locks.try_lock_for_transaction(locks.BILLING):
                     return _Settled(settled, busy=True)
-                batch = list(
-                    Click.objects.filter(reason=CLICK_PENDING).order_by("id")[:SETTLE_BATCH]
-                )
+                batch = list(_settleable()[:SETTLE_BATCH])
                 if batch:
                     _settle(batch)
         except Exception:

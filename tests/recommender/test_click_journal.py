@@ -4,11 +4,13 @@ insert loses no click and counts none twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,7 +89,10 @@ def test_a_click_whose_process_is_killed_after_the_redirect_is_replayed_and_bill
         process.send_signal(signal.SIGKILL)  # as an OOM kill would
         process.wait(timeout=30)
 
-    tasks.settle_clicks()  # the worker's sweep replays it, then settles
+    tasks.settle_clicks()  # the worker's sweep replays it
+    assert Click.objects.get().reason == CLICK_PENDING
+    time.sleep(clicks.SETTLE_LAG.total_seconds())  # every process has inserted its clicks
+    tasks.settle_clicks()  # the next sweep settles it
     tasks.settle_clicks()  # and again: nothing is inserted or billed twice
 
     (click,) = Click.objects.all()
@@ -126,23 +131,150 @@ def test_replaying_a_journal_whose_clicks_were_inserted_inserts_nothing_twice(
     assert not copy.exists()
 
 
-def test_a_line_cut_short_is_skipped_and_the_rest_of_the_journal_replayed(
-    pair,
-    journal_dir,
-    caplog,
-):
+def journaled(pair, count: int) -> tuple[list[Click], list[bytes]]:
+    """``count`` clicks of different shoppers journaled by this process, which then stops
+    without inserting them; their lines, to be laid out as a dead process's journal."""
     host, partner, product = pair
-    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
-    click = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
-    lines = runtime.click_journal.path.read_bytes()
-    runtime.reset()  # this process stops journaling without inserting (as if it died)
+    recorded = []
+    for n in range(count):
+        ip = f"198.51.100.{n + 1}"
+        token = viewed_token(host, partner, product, impression=f"seen-{n}", ip=ip)
+        recorded.append(
+            clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
+        )
+    journal = runtime.click_journal
+    lines = journal.path.read_bytes().splitlines(keepends=True)
+    journal.path.unlink()
+    runtime.reset()
+    return recorded, lines
+
+
+def test_a_line_cut_short_is_set_aside_and_the_rest_of_the_journal_replayed(
+    pair, journal_dir, caplog
+):
+    (first, _), (line, cut) = journaled(pair, 2)
     orphan = journal_dir / "clicks-dead.jsonl"
-    orphan.write_bytes(lines + lines[: len(lines) // 2])  # the process died inside write()
+    orphan.write_bytes(line + cut[: len(cut) // 2])  # the process died inside write()
 
     assert click_journal.recover_orphans() == 1
 
-    assert list(Click.objects.values_list("pk", "reason")) == [(click.pk, CLICK_PENDING)]
-    assert "skipped an unreadable line of a click journal" in caplog.text
+    assert list(Click.objects.values_list("pk", "reason")) == [(first.pk, CLICK_PENDING)]
+    assert "set aside unreadable lines of a click journal" in caplog.text
+    kept = (journal_dir / "rejected-clicks-dead.jsonl").read_bytes()
+    assert kept == cut[: len(cut) // 2] + b"\n"  # for an operator to look at, not lost
+    assert not orphan.exists()
+
+
+def test_a_click_the_database_refuses_on_its_own_is_set_aside_and_holds_up_no_other(
+    pair, journal_dir, caplog
+):
+    """A row that can never be inserted (here: a store that is not there) must not keep
+    the clicks journaled with it out of the table, round after round."""
+    recorded, lines = journaled(pair, 3)
+    poisoned = json.loads(lines[1])
+    poisoned["target_store_id"] = 987_654
+    lines[1] = json.dumps(poisoned).encode() + b"\n"
+    (journal_dir / "clicks-dead.jsonl").write_bytes(b"".join(lines))
+
+    assert click_journal.recover_orphans() == 2
+
+    assert sorted(Click.objects.values_list("pk", flat=True)) == [recorded[0].pk, recorded[2].pk]
+    assert "the database refuses a journaled click" in caplog.text
+    (kept,) = (journal_dir / "rejected-clicks-dead.jsonl").read_text().splitlines()
+    assert json.loads(kept)["id"] == recorded[1].pk
+
+
+def test_a_journal_line_cannot_make_a_click_billable(pair, journal_dir):
+    """Whatever a line says of billing, a replayed click is pending: the rules decide."""
+    (click,), (line,) = journaled(pair, 1)
+    forged = {**json.loads(line), "billable": True, "reason": "billable"}
+    (journal_dir / "clicks-dead.jsonl").write_text(json.dumps(forged) + "\n")
+
+    assert click_journal.recover_orphans() == 1
+
+    assert Click.objects.filter(billable=False, reason=CLICK_PENDING, pk=click.pk).exists()
+
+
+def test_a_journal_directory_others_can_write_to_is_refused_and_clicks_are_inserted_directly(
+    pair, journal_dir, caplog
+):
+    journal_dir.mkdir(mode=0o700)
+    journal_dir.chmod(0o777)  # anyone could lay out journals to be replayed
+    host, partner, product = pair
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+
+    click = clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+
+    assert Click.objects.get().pk == click.pk  # in the table at once, as without a journal
+    assert "is not private to this user" in caplog.text
+    assert not list(journal_dir.iterdir())
+
+
+def test_clicks_made_while_their_journal_is_inserted_move_to_a_new_journal(pair, journal_dir):
+    """Under steady load clicks keep coming while a round inserts: the journal must not
+    keep every click the process ever made until a quiet moment comes."""
+    host, partner, product = pair
+
+    def click(n: int) -> Click:
+        ip = f"198.51.100.{n}"
+        token = viewed_token(host, partner, product, impression=f"seen-{n}", ip=ip)
+        return clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
+
+    first = click(1)
+    journal = runtime.click_journal
+    with connection.cursor() as cursor:  # an insert that takes a while, as under load
+        cursor.execute(
+            "CREATE FUNCTION slow_click() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER slow_click BEFORE INSERT ON recommender_click "
+            "FOR EACH ROW EXECUTE FUNCTION slow_click()"
+        )
+    try:
+        saving = threading.Thread(target=lambda: close_old_connections_after(journal.save))
+        saving.start()
+        time.sleep(0.2)
+        second = click(2)  # comes in while the first is inserted
+        saving.join(10)
+    finally:
+        stop_refusing("slow_click", table="recommender_click")
+
+    assert [c.pk for c in Click.objects.all()] == [first.pk]
+    (only,) = journal.path.read_bytes().splitlines()
+    assert json.loads(only)["id"] == second.pk
+    assert [p.name for p in journal_dir.glob("clicks-*.jsonl")] == [journal.path.name]
+
+    runtime.reset()  # the process stops (its journal left unlocked, the second unsaved)
+    assert click_journal.recover_orphans() == 1
+    assert sorted(Click.objects.values_list("pk", flat=True)) == sorted([first.pk, second.pk])
+
+
+def close_old_connections_after(run) -> None:
+    try:
+        run()
+    finally:
+        connection.close()
+
+
+def test_a_process_stopping_on_purpose_inserts_its_clicks_on_the_way_out(pair, journal_dir):
+    host, partner, product = pair
+    token = viewed_token(host, partner, product, impression="seen-1")
+    db = connection.settings_dict
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+           "RECOMMENDER_CLICK_JOURNAL_DIR": str(journal_dir)}  # fmt: skip
+    stops = FOLLOWS_A_CLICK_AND_WAITS.replace("time.sleep(600)", "sys.exit(0)  # a deploy")
+
+    done = subprocess.run(
+        [sys.executable, "-c", stops, token, BROWSER], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert Click.objects.get().reason == CLICK_PENDING  # inserted as it stopped
+    assert not click_journal.holds_clicks(journal_dir)
+    assert not list(journal_dir.glob("clicks-*.jsonl"))
 
 
 def test_clicks_the_database_refuses_to_insert_stay_journaled_and_are_inserted_later(
@@ -190,3 +322,22 @@ def test_a_landing_reported_before_the_click_is_inserted_is_recorded_once_it_is(
     assert attribution.record_landing(store=partner, reference=reference) == "landed"
 
     assert Click.objects.get(pk=click.pk).landed_at is not None
+
+
+def test_a_journaled_click_is_settled_once_every_process_had_time_to_insert_earlier_ones(
+    pair, journal_dir
+):
+    """Another process may still hold a click made a moment before this one in its
+    journal: settling waits until the click is SETTLE_LAG old, so the rules see both in
+    the order they happened."""
+    host, partner, product = pair
+    token = tokens.read_click_token(viewed_token(host, partner, product, impression="seen-1"))
+    clicks.record_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    assert runtime.click_journal.save() == 1
+
+    assert clicks.settle_clicks() == 0  # too young
+    assert Click.objects.get().reason == CLICK_PENDING
+
+    time.sleep(clicks.SETTLE_LAG.total_seconds())
+    assert clicks.settle_clicks() == 1
+    assert Click.objects.get().reason == "billable"
