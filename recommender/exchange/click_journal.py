@@ -14,8 +14,9 @@ What makes that safe:
   so a SIGKILL or an OOM kill right after the redirect leaves it in the file. Each
   journal is locked (``flock``) by its process while it lives; the lock goes with the
   process, and any process on the machine that finds a journal it can lock replays it: a
-  web process as it starts (gunicorn starts one in place of the one that died), and the
-  worker's minute sweep (``recover_orphans``).
+  web process as it starts (gunicorn starts one in place of the one that died), each web
+  process's settling thread once a minute, and the worker's minute sweep
+  (``recover_orphans``). A process stopping on purpose inserts its own on the way out.
 - **Replays insert nothing twice.** Each click's id is taken from the table's own
   sequence before the line is written (a block of ids per round trip), and the insert
   skips ids already there. A journal replayed after its clicks were inserted, or twice at
@@ -26,6 +27,10 @@ What makes that safe:
   ``rejected-*`` file beside the journals, logged, and holds up no other click. Ids are
   taken from the database ahead of need, 64 at a time: while it is unreachable a process
   redirects what its ids cover, and then fails the click as it did before journals.
+- **Settled in the order they happened**: a journaled click is settled once it is a
+  second old (exchange.clicks.SETTLE_LAG), when the other processes have inserted the
+  clicks made before it. A process whose inserts fall further behind (a refused insert
+  retried, a replay a minute later) has its clicks judged after newer ones.
 - **Only this process's user writes here.** The directory is created private (0700) and a
   directory anyone else can write to is refused (clicks are then inserted in the request,
   as without a journal); replayed lines are checked as the rows they claim to be, and come
@@ -87,8 +92,7 @@ class Unavailable(OSError):
 
 
 def of_this_process() -> ClickJournal:
-    """This process's journal, opened (and the machine's orphans replayed) on first use;
-    a forked process opens its own. Raises OSError when it cannot be opened (Unavailable
+    """This process's journal, opened on first use; a forked process opens its own. Raises OSError when it cannot be opened (Unavailable
     for a minute after that)."""
     with _opening:
         journal = runtime.click_journal
@@ -102,10 +106,6 @@ def of_this_process() -> ClickJournal:
                 raise
             runtime.click_journal = journal
             atexit.register(_save_at_exit, journal)
-            try:
-                recover_orphans()
-            except Exception:
-                log.exception("replaying the journals of dead processes failed; the sweep will")
         return journal
 
 
@@ -286,6 +286,8 @@ def recover_orphans(directory: Path | None = None) -> int:
     directory = Path(directory or settings.RECOMMENDER_CLICK_JOURNAL_DIR)
     if not directory.is_dir():
         return 0
+    for path in directory.glob("opening-clicks-*.jsonl"):
+        _remove_if_abandoned(path)
     inserted = 0
     for path in sorted(directory.glob("clicks-*.jsonl")):
         journal = runtime.click_journal
@@ -296,6 +298,22 @@ def recover_orphans(directory: Path | None = None) -> int:
         except Exception:
             log.exception("replaying a click journal failed; it is kept path=%s", path.name)
     return inserted
+
+
+def _remove_if_abandoned(path: Path) -> None:
+    """A journal its process died opening (before it was named as one: nothing in it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not os.fstat(fd).st_size:
+            path.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass  # being opened now
+    finally:
+        os.close(fd)
 
 
 def _replay(path: Path) -> int:
@@ -310,8 +328,13 @@ def _replay(path: Path) -> int:
             return 0  # its process is alive
         if os.fstat(fd).st_uid != os.geteuid():
             raise PermissionError(f"{path.name} was not written by this user")
-        rows = _read(path, fd)
+        rows, unreadable = _read(path, fd)
         inserted = insert(rows, source=path.name) if rows else 0
+        if unreadable:  # set aside once the rest is in: a replay tried again repeats none
+            log.warning("set aside unreadable lines of a click journal path=%s lines=%s",
+                        path.name, len(unreadable))  # fmt: skip
+            with open(path.parent / f"rejected-{path.name}", "ab") as rejected:
+                rejected.writelines(unreadable)
         path.unlink(missing_ok=True)
         if rows:
             log.warning("replayed the click journal of a dead process clicks=%s", len(rows))
@@ -407,23 +430,18 @@ def on_connection(connection, run: Callable[[psycopg.Cursor], Any]) -> Any:
     raise AssertionError("unreachable")
 
 
-def _read(path: Path, fd: int) -> list[dict[str, Any]]:
+def _read(path: Path, fd: int) -> tuple[list[dict[str, Any]], list[bytes]]:
     """The clicks of a journal, checked as the rows they claim to be and pending whatever
-    they say; a line that is not one (cut short as its process died, or not ours) is set
-    aside in a ``rejected-`` file and logged."""
-    rows, refused = [], []
+    they say; and the lines that are not one (cut short as their process died, or not
+    ours), each ending in a newline."""
+    rows, unreadable = [], []
     with os.fdopen(os.dup(fd), "rb") as file:
         for line in file:
             try:
                 rows.append(_row(json.loads(line)))
             except (ValueError, TypeError):
-                refused.append(line)
-    if refused:
-        log.warning("set aside unreadable lines of a click journal path=%s lines=%s",
-                    path.name, len(refused))  # fmt: skip
-        with open(path.parent / f"rejected-{path.name}", "ab") as rejected:
-            rejected.writelines(line if line.endswith(b"\n") else line + b"\n" for line in refused)
-    return rows
+                unreadable.append(line if line.endswith(b"\n") else line + b"\n")
+    return rows, unreadable
 
 
 def _row(data: Any) -> dict[str, Any]:

@@ -264,7 +264,7 @@ class Settler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        settle_at = 0.0
+        settle_at, replay_at, failures = 0.0, 0.0, 0
         try:
             while True:
                 self._wake.wait()
@@ -278,6 +278,9 @@ class Settler:
                 try:
                     db.close_old_connections()
                     _save_journal()
+                    if click_journal.enabled() and time.monotonic() >= replay_at:
+                        replay_at = time.monotonic() + 60
+                        click_journal.recover_orphans()  # a neighbour that died
                     if time.monotonic() < settle_at:
                         self._wake.set()  # back once the settling gather is over
                         continue
@@ -287,22 +290,25 @@ class Settler:
                         # clicks were written, or clicks are not old enough to settle
                         # yet: look again once the next ones gather.
                         self._wake.set()
+                    failures = 0
                 except Exception:
                     log.exception("inserting or settling clicks failed; tried again later")
                     db.connection.close()  # a broken connection is not reused
-                    time.sleep(1)
-                    if _journal_unsaved():
-                        self._wake.set()  # only this thread inserts them: try again
+                    failures += 1
+                    time.sleep(min(2 ** (failures - 1), 60))  # 1, 2, 4 ... s; a minute at most
+                    if _journal_unsaved() or click_journal.enabled():
+                        # Its journal is this thread's alone to insert, and its young
+                        # clicks wait for a round: try again.
+                        self._wake.set()
         finally:
             db.connections.close_all()  # this thread's
 
 
 def _waiting() -> bool:
-    """Pending clicks a round left for not being old enough yet (_settleable)."""
-    if not click_journal.enabled():
-        return False
-    young = Click.objects.filter(created_at__gt=timezone.now() - SETTLE_LAG)
-    return young.filter(reason=CLICK_PENDING).exists()
+    """Pending clicks after a round that went through: not old enough yet when it looked
+    (_settleable), or inserted meanwhile. (A click that cannot be settled fails its round
+    instead, and the thread backs off.)"""
+    return click_journal.enabled() and Click.objects.filter(reason=CLICK_PENDING).exists()
 
 
 def _save_journal() -> None:
