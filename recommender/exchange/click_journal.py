@@ -445,10 +445,17 @@ def _read(path: Path, fd: int) -> tuple[list[dict[str, Any]], list[bytes]]:
 
 
 def _row(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict) or data.keys() != _recorded().keys():
+    """A journaled click from its line. A line written by a release before or after this
+    one (a field added since, with a default, or one removed) is read as far as it goes."""
+    if not isinstance(data, dict) or "id" not in data:
         raise ValueError("not a journaled click")
     row = {}
-    for name, kind in _recorded().items():
+    for name, (kind, default) in _recorded().items():
+        if name not in data:
+            if default is _REQUIRED:
+                raise ValueError(f"a journaled click without {name}")
+            row[name] = default
+            continue
         value = data[name]
         if name in _TIMES:
             value = datetime.fromisoformat(value)
@@ -461,16 +468,25 @@ def _row(data: Any) -> dict[str, Any]:
     return row
 
 
+_REQUIRED = object()
+
+
 @functools.cache
-def _recorded() -> dict[str, type]:
-    """The names a journaled click has (the columns record_click writes, and the id)
-    with the type each holds."""
+def _recorded() -> dict[str, tuple[type, Any]]:
+    """The names a journaled click has (the columns record_click writes, and the id), with
+    the type each holds and what a line without it stands for (_REQUIRED: no such line)."""
     from recommender.exchange.clicks import RECORDED  # noqa: PLC0415 -- clicks imports this module
 
     kinds = {"IntegerField": int, "BigIntegerField": int, "BigAutoField": int,
              "ForeignKey": int, "BooleanField": bool, "DateTimeField": datetime}  # fmt: skip
-    names = {field.attname: kinds.get(field.get_internal_type(), str) for field in RECORDED}
-    return {**names, "id": int}
+    recorded = {"id": (int, _REQUIRED)}
+    for field in RECORDED:
+        optional = (
+            field.has_default() or field.null or (field.blank and field.empty_strings_allowed)
+        )
+        kind = kinds.get(field.get_internal_type(), str)
+        recorded[field.attname] = (kind, field.get_default() if optional else _REQUIRED)
+    return recorded
 
 
 def _iso(value: Any) -> str:

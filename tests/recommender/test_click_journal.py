@@ -13,10 +13,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 
 from recommender import runtime, tasks
 from recommender.exchange import attribution, click_journal, clicks, ledger, rules, tokens
@@ -195,6 +197,21 @@ def test_a_journal_line_cannot_make_a_click_billable(pair, journal_dir):
     assert Click.objects.filter(billable=False, reason=CLICK_PENDING, pk=click.pk).exists()
 
 
+def test_a_journal_written_by_another_release_is_replayed_as_far_as_it_goes(pair, journal_dir):
+    """A deploy between a process's death and its replay: a field the line lacks (added
+    since, with a default) takes its default, one the model no longer has is dropped."""
+    (click,), (line,) = journaled(pair, 1)
+    older = json.loads(line)
+    del older["user_agent"]
+    older["field_since_removed"] = 1
+    (journal_dir / "clicks-dead.jsonl").write_text(json.dumps(older) + "\n")
+
+    assert click_journal.recover_orphans() == 1
+
+    replayed = Click.objects.get(pk=click.pk)
+    assert (replayed.user_agent, replayed.reason) == ("", CLICK_PENDING)
+
+
 def test_a_journal_directory_others_can_write_to_is_refused_and_clicks_are_inserted_directly(
     pair, journal_dir, caplog
 ):
@@ -341,3 +358,25 @@ def test_a_journaled_click_is_settled_once_every_process_had_time_to_insert_earl
     Click.objects.update(created_at=F("created_at") - clicks.SETTLE_LAG)  # a second later
     assert clicks.settle_clicks() == 1
     assert Click.objects.get().reason == "billable"
+
+
+def test_only_a_fresh_reference_waits_for_a_click_that_is_not_in_the_table(pair, journal_dir):
+    """A reference replayed long after its click must not hold a web process: it is
+    looked up once and refused."""
+    _, partner, _ = pair
+    missing = Click(pk=987_654_321, target_store=partner)  # never inserted
+    with mock.patch("time.time", return_value=time.time() - 60):
+        old = attribution.click_reference(missing)
+    fresh = attribution.click_reference(missing)
+
+    lookups = {}
+    for name, reference in (("old", old), ("fresh", fresh)):
+        with (
+            CaptureQueriesContext(connection) as queries,
+            pytest.raises(attribution.AttributionRefused),
+        ):
+            attribution.record_landing(store=partner, reference=reference)
+        lookups[name] = sum('FROM "recommender_click"' in q["sql"] for q in queries)
+
+    assert lookups["old"] == 1
+    assert lookups["fresh"] > 1  # it waited for the click to be inserted
