@@ -92,11 +92,12 @@ class Unavailable(OSError):
 
 
 def of_this_process() -> ClickJournal:
-    """This process's journal, opened on first use; a forked process opens its own. Raises OSError when it cannot be opened (Unavailable
-    for a minute after that)."""
+    """This process's journal, opened on first use (a forked process forgets its parent's:
+    _forget_in_child). Raises OSError when it cannot be opened (Unavailable for a minute
+    after that)."""
     with _opening:
         journal = runtime.click_journal
-        if journal is None or journal.pid != os.getpid():
+        if journal is None:
             if time.monotonic() < runtime.click_journal_unavailable_until:
                 raise Unavailable("the click journal could not be opened")
             try:
@@ -131,7 +132,7 @@ class ClickJournal:
         """Journal one click (the columns record_click writes); returns its id. Raises
         OSError when the line cannot be written (the caller writes the click itself)."""
         row = {**written, "id": self._next_id()}
-        line = (json.dumps(row, default=_iso, separators=(",", ":")) + "\n").encode()
+        line = _line(row)
         with self._lock:
             _append(self._fd, line)
             self._unsaved.append((row, line))
@@ -265,11 +266,14 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
+def _directory(directory: Path | None = None) -> Path:
+    return Path(directory or settings.RECOMMENDER_CLICK_JOURNAL_DIR)
+
+
 def holds_clicks(directory: Path | None = None) -> bool:
     """Whether any journal in ``directory`` (this machine's processes', alive or dead)
     holds clicks not inserted yet: a journal is emptied once all of it is inserted."""
-    directory = Path(directory or settings.RECOMMENDER_CLICK_JOURNAL_DIR)
-    for path in directory.glob("clicks-*.jsonl"):
+    for path in _directory(directory).glob("clicks-*.jsonl"):
         try:
             if path.stat().st_size:
                 return True
@@ -283,7 +287,7 @@ def recover_orphans(directory: Path | None = None) -> int:
     holds locked), then delete them; returns how many clicks were inserted. A journal
     its process still holds is left alone; one that cannot be replayed now (the database
     is away) is left for the next try, and holds up no other."""
-    directory = Path(directory or settings.RECOMMENDER_CLICK_JOURNAL_DIR)
+    directory = _directory(directory)
     if not directory.is_dir():
         return 0
     for path in directory.glob("opening-clicks-*.jsonl"):
@@ -302,30 +306,21 @@ def recover_orphans(directory: Path | None = None) -> int:
 
 def _remove_if_abandoned(path: Path) -> None:
     """A journal its process died opening (before it was named as one: nothing in it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+    fd = _unheld(path)
+    if fd is None:
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if not os.fstat(fd).st_size:
             path.unlink(missing_ok=True)
-    except BlockingIOError:
-        pass  # being opened now
     finally:
         os.close(fd)
 
 
 def _replay(path: Path) -> int:
+    fd = _unheld(path)
+    if fd is None:
+        return 0
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return 0  # replayed by someone else meanwhile
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0  # its process is alive
         if os.fstat(fd).st_uid != os.geteuid():
             raise PermissionError(f"{path.name} was not written by this user")
         rows, unreadable = _read(path, fd)
@@ -333,14 +328,28 @@ def _replay(path: Path) -> int:
         if unreadable:  # set aside once the rest is in: a replay tried again repeats none
             log.warning("set aside unreadable lines of a click journal path=%s lines=%s",
                         path.name, len(unreadable))  # fmt: skip
-            with open(path.parent / f"rejected-{path.name}", "ab") as rejected:
-                rejected.writelines(unreadable)
+            _set_aside(unreadable, source=path.name)
         path.unlink(missing_ok=True)
         if rows:
             log.warning("replayed the click journal of a dead process clicks=%s", len(rows))
         return inserted
     finally:
         os.close(fd)
+
+
+def _unheld(path: Path) -> int | None:
+    """``path`` opened and locked, when no process holds it; None when one does (it is
+    alive, or opening it) or it is gone (replayed by someone else meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def insert(rows: list[dict[str, Any]], *, source: str) -> int:
@@ -354,7 +363,8 @@ def insert(rows: list[dict[str, Any]], *, source: str) -> int:
         return _insert(rows)
     except (db.DataError, db.IntegrityError):
         if len(rows) == 1:
-            _set_aside(rows[0], source=source)
+            log.error("the database refuses a journaled click; set aside id=%s", rows[0]["id"])
+            _set_aside([_line(rows[0])], source=source)
             return 0
     return sum(insert([row], source=source) for row in rows)  # find the one refused
 
@@ -387,12 +397,11 @@ def _insert(rows: list[dict[str, Any]]) -> int:
     return new
 
 
-def _set_aside(row: dict[str, Any], *, source: str) -> None:
-    log.error("the database refuses a journaled click; set aside id=%s", row.get("id"))
-    directory = Path(settings.RECOMMENDER_CLICK_JOURNAL_DIR)
-    line = json.dumps(row, default=_iso, separators=(",", ":")) + "\n"
-    with open(directory / f"rejected-{source}", "a", encoding="utf-8") as rejected:
-        rejected.write(line)
+def _set_aside(lines: list[bytes], *, source: str) -> None:
+    """Lines of the journal ``source`` that cannot go in, kept beside the journals for an
+    operator to look at."""
+    with open(_directory() / f"rejected-{source}", "ab") as rejected:
+        rejected.writelines(lines)
 
 
 def _take_ids(count: int) -> list[int]:
@@ -487,6 +496,10 @@ def _recorded() -> dict[str, tuple[type, Any]]:
         kind = kinds.get(field.get_internal_type(), str)
         recorded[field.attname] = (kind, field.get_default() if optional else _REQUIRED)
     return recorded
+
+
+def _line(row: dict[str, Any]) -> bytes:
+    return (json.dumps(row, default=_iso, separators=(",", ":")) + "\n").encode()
 
 
 def _iso(value: Any) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
@@ -296,7 +295,7 @@ class Settler:
                     db.connection.close()  # a broken connection is not reused
                     failures += 1
                     time.sleep(min(2 ** (failures - 1), 60))  # 1, 2, 4 ... s; a minute at most
-                    if _journal_unsaved() or click_journal.enabled():
+                    if click_journal.enabled():
                         # Its journal is this thread's alone to insert, and its young
                         # clicks wait for a round: try again.
                         self._wake.set()
@@ -313,14 +312,8 @@ def _waiting() -> bool:
 
 def _save_journal() -> None:
     """Insert the clicks this process journaled since the last round (click_journal)."""
-    journal = runtime.click_journal
-    if journal is not None and journal.pid == os.getpid():
-        journal.save()
-
-
-def _journal_unsaved() -> int:
-    journal = runtime.click_journal
-    return journal.unsaved() if journal is not None and journal.pid == os.getpid() else 0
+    if runtime.click_journal is not None:
+        runtime.click_journal.save()
 
 
 _settler_lock = threading.Lock()
@@ -361,7 +354,7 @@ def settle_clicks() -> int:
 def _settleable():
     """The pending clicks a round may settle, oldest first. Where clicks are journaled,
     each process inserts its own a moment after they happened, so a click only becomes
-    settleable once it is SETTLE_LAG_SECONDS old: by then every process has inserted the
+    settleable once it is SETTLE_LAG old: by then every process has inserted the
     clicks made before it, and the rules see them in the order they happened (review
     counts a store's billable clicks up to each click's own time)."""
     pending = Click.objects.filter(reason=CLICK_PENDING)

@@ -37,10 +37,10 @@ def warm_up() -> None:
     starts (about 0.5 s here, more on a busy machine): the URL configuration, the crawler
     list's patterns, the default language's money formats, the index with its lexical
     rows and the network's state; and it replays the click journals of processes that
-    died on this machine (exchange.click_journal). A database or index that is not there yet is logged
-    and left to the first request, and the process starts anyway; the connections opened
-    are closed, so a server that forks after loading the app (gunicorn --preload) shares
-    none of them."""
+    died on this machine (exchange.click_journal). A database or index that is not there
+    yet is logged and left to the first request, and the process starts anyway; the
+    connections opened are closed, so a server that forks after loading the app (gunicorn
+    --preload) shares none of them."""
     get_resolver().url_patterns  # noqa: B018 -- importing the URL configuration
     rules.warm_up()
     format_price(Decimal(1), "USD")  # Babel loads a language's data once

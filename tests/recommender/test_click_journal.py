@@ -27,6 +27,7 @@ from recommender.web import storefront
 from tests.conftest import wait_until_clicks_settled
 from tests.recommender.test_click_settlement import (
     BROWSER,
+    record_viewed_clicks,
     refuse,
     stop_refusing,
     viewed_token,
@@ -53,6 +54,15 @@ time.sleep(600)  # never woken: its settling thread is not started, nothing is i
 """
 
 
+def production_env(journal_dir: Path) -> dict[str, str]:
+    """A storefront process's environment: the production settings (clicks settled
+    behind) in the development profile, on the test's database and journal directory."""
+    db = connection.settings_dict
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "RECOMMENDER_CLICK_JOURNAL_DIR": str(journal_dir)}  # fmt: skip
+
+
 @pytest.fixture
 def journal_dir(settings, tmp_path):
     if connection.vendor != "postgresql":
@@ -70,14 +80,9 @@ def test_a_click_whose_process_is_killed_after_the_redirect_is_replayed_and_bill
 ):
     host, partner, product = pair
     token = viewed_token(host, partner, product, impression="seen-1")
-    db = connection.settings_dict
-    # The production settings (clicks settled behind), in the development profile.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "interlayer.settings",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "RECOMMENDER_CLICK_JOURNAL_DIR": str(journal_dir)}  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-c", FOLLOWS_A_CLICK_AND_WAITS, token, BROWSER],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT, env=production_env(journal_dir), stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         location, journal = process.stdout.readline().split()
@@ -112,14 +117,7 @@ def test_replaying_a_journal_whose_clicks_were_inserted_inserts_nothing_twice(
 ):
     """A process that died after its insert and before emptying its journal, or two
     processes replaying one journal: the ids the journal holds are inserted once."""
-    host, partner, product = pair
-    recorded = []
-    for n in (1, 2):
-        ip = f"198.51.100.{n}"
-        token = viewed_token(host, partner, product, impression=f"seen-{n}", ip=ip)
-        recorded.append(
-            clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
-        )
+    recorded = record_viewed_clicks(*pair, 2)
     journal = runtime.click_journal
     copy = journal_dir / "clicks-copy-of-a-dead-process.jsonl"
     shutil.copy(journal.path, copy)  # the lines as they were before the insert
@@ -136,14 +134,7 @@ def test_replaying_a_journal_whose_clicks_were_inserted_inserts_nothing_twice(
 def journaled(pair, count: int) -> tuple[list[Click], list[bytes]]:
     """``count`` clicks of different shoppers journaled by this process, which then stops
     without inserting them; their lines, to be laid out as a dead process's journal."""
-    host, partner, product = pair
-    recorded = []
-    for n in range(count):
-        ip = f"198.51.100.{n + 1}"
-        token = viewed_token(host, partner, product, impression=f"seen-{n}", ip=ip)
-        recorded.append(
-            clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
-        )
+    recorded = record_viewed_clicks(*pair, count)
     journal = runtime.click_journal
     lines = journal.path.read_bytes().splitlines(keepends=True)
     journal.path.unlink()
@@ -230,14 +221,7 @@ def test_a_journal_directory_others_can_write_to_is_refused_and_clicks_are_inser
 def test_clicks_made_while_their_journal_is_inserted_move_to_a_new_journal(pair, journal_dir):
     """Under steady load clicks keep coming while a round inserts: the journal must not
     keep every click the process ever made until a quiet moment comes."""
-    host, partner, product = pair
-
-    def click(n: int) -> Click:
-        ip = f"198.51.100.{n}"
-        token = viewed_token(host, partner, product, impression=f"seen-{n}", ip=ip)
-        return clicks.record_click(token=tokens.read_click_token(token), ip=ip, user_agent=BROWSER)
-
-    first = click(1)
+    (first,) = record_viewed_clicks(*pair, 1, prefix="first")
     journal = runtime.click_journal
     with connection.cursor() as cursor:  # an insert that takes a while, as under load
         cursor.execute(
@@ -252,7 +236,7 @@ def test_clicks_made_while_their_journal_is_inserted_move_to_a_new_journal(pair,
         saving = threading.Thread(target=lambda: close_old_connections_after(journal.save))
         saving.start()
         time.sleep(0.2)
-        second = click(2)  # comes in while the first is inserted
+        (second,) = record_viewed_clicks(*pair, 1, prefix="second")  # while the first goes in
         saving.join(10)
     finally:
         stop_refusing("slow_click", table="recommender_click")
@@ -277,14 +261,10 @@ def close_old_connections_after(run) -> None:
 def test_a_process_stopping_on_purpose_inserts_its_clicks_on_the_way_out(pair, journal_dir):
     host, partner, product = pair
     token = viewed_token(host, partner, product, impression="seen-1")
-    db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "interlayer.settings",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "RECOMMENDER_CLICK_JOURNAL_DIR": str(journal_dir)}  # fmt: skip
     stops = FOLLOWS_A_CLICK_AND_WAITS.replace("time.sleep(600)", "sys.exit(0)  # a deploy")
 
     done = subprocess.run(
-        [sys.executable, "-c", stops, token, BROWSER], cwd=ROOT, env=env,
+        [sys.executable, "-c", stops, token, BROWSER], cwd=ROOT, env=production_env(journal_dir),
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
