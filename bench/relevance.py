@@ -283,7 +283,8 @@ def widget_checks(stores, links) -> None:
 
 
 def measure_fill(stores: dict) -> None:
-    """Every product page of every store, the widget as merchants run it by default."""
+    """Every product page of every store, the widget as merchants run it by default (no
+    blocks, as on the demo network); then one block, to check it holds both ways."""
     import random
 
     from django.conf import settings
@@ -292,11 +293,24 @@ def measure_fill(stores: dict) -> None:
     from recommender.ranking.network import network_state
     from recommender.ranking.recommendations import recommendations_for
 
-    first, last = stores[min(stores)], stores[max(stores)]
-    WidgetSettings.objects.get(store=first).blocked_stores.set([last])
-    network_state(fresh=True)
     floor, minimum = settings.RECOMMENDER_RELEVANCE_FLOOR, settings.RECOMMENDER_MIN_RELEVANCE
     pages = list(Product.objects.filter(eligible=True).exclude(vector=None).select_related("store"))
+    widgets = {store.pk: WidgetSettings.objects.get(store=store) for store in stores.values()}
+
+    def partners_on(page_list) -> dict:
+        """page -> (the partner items its widget shows, the widget's partner slots)"""
+        shown = {}
+        for page in page_list:
+            widget = widgets[page.store_id]
+            items = recommendations_for(page.store, product_id=page.shopify_id, widget=widget)
+            slots = widget.items - round(widget.items * widget.own_share / 100)
+            shown[page] = ([item for item in items if item.slot == "partner"], slots, items)
+        return shown
+
+    for widget in widgets.values():
+        widget.blocked_stores.clear()
+    network_state(fresh=True)
+    shown = partners_on(pages)
     fill: Counter = Counter()
     full_by_store: Counter = Counter()
     empty_by_store: Counter = Counter()
@@ -304,13 +318,8 @@ def measure_fill(stores: dict) -> None:
     short: dict[tuple[str, str], list[int]] = {}
     cosines: list[float] = []
     relevances: list[float] = []
-    below_floor = host_shown = blocked_shown = 0
-    shown = {}
-    for page in pages:
-        widget = WidgetSettings.objects.get(store=page.store)
-        items = recommendations_for(page.store, product_id=page.shopify_id, widget=widget)
-        partners = [item for item in items if item.slot == "partner"]
-        slots = widget.items - round(widget.items * widget.own_share / 100)
+    below_floor = host_shown = 0
+    for page, (partners, slots, items) in shown.items():
         fill[len(partners) if len(partners) < slots else "all"] += 1
         full_by_store[page.store.name] += len(partners) >= slots
         if len(partners) < slots:
@@ -323,10 +332,8 @@ def measure_fill(stores: dict) -> None:
         below_floor += sum(1 for item in items if item.similarity < floor)
         below_floor += sum(1 for item in partners if item.relevance < minimum)
         host_shown += sum(1 for item in partners if item.product.store_id == page.store_id)
-        blocked_shown += page.store == first and any(i.product.store == last for i in partners)
-        shown[page.pk] = (page, partners)
     order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
-    print(f"\nproduct pages: {len(pages)}, partner slots per widget: {slots}")
+    print(f"\nproduct pages: {len(pages)}, partner slots per widget: {slots}, no store blocked")
     print("partner slots filled:", ", ".join(
         f"{k}: {fill[k] / len(pages):.0%} ({fill[k]})" for k in order
     ))  # fmt: skip
@@ -345,10 +352,32 @@ def measure_fill(stores: dict) -> None:
         for (name, kind), (n, items) in sorted(short.items(), key=lambda row: (-row[1][0], row[0]))
     ))  # fmt: skip
     print(f"items below the floors (cosine {floor}, relevance {minimum}): {below_floor}")
+
+    # One block, to check it holds both ways: the first shop blocks the last. Only their
+    # pages can change.
+    first, last = stores[min(stores)], stores[max(stores)]
+    widgets[first.pk].blocked_stores.set([last])
+    network_state(fresh=True)
+    pair = {first.pk: last.pk, last.pk: first.pk}
+    blocked = partners_on([page for page in pages if page.store_id in pair])
+    blocked_shown = sum(
+        any(item.product.store_id == pair[page.store_id] for item in partners)
+        for page, (partners, _, _) in blocked.items()
+    )
+    full_blocked = sum(len(partners) >= slots for partners, slots, _ in blocked.values())
+    full_before = sum(len(shown[page][0]) >= shown[page][1] for page in blocked)
+    print(
+        f"with {first.name} blocking {last.name}: their pages with every slot filled "
+        f"{full_before} -> {full_blocked} of {len(blocked)}; the whole network "
+        f"{(fill['all'] - full_before + full_blocked) / len(pages):.0%}"
+    )
     print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "
           f"{blocked_shown}")  # fmt: skip
+    widgets[first.pk].blocked_stores.clear()
+    network_state(fresh=True)
+
     print("\nrendered widgets, a random sample of product pages:")
-    for page, partners in random.Random(4).sample(list(shown.values()), 10):
+    for page, (partners, _, _) in random.Random(4).sample(list(shown.items()), 10):
         print(f"- {page.title} ({page.store.name}):")
         for item in partners:
             print(f"    {item.product.title} — {item.product.store.name} ({item.reason})")

@@ -12,8 +12,26 @@ from typing import Any
 
 from simulator.state import World
 
-# (handle, name, currency, vendors, [(product type, taxonomy id, taxonomy path, items)],
-#  qualifiers, description phrases)
+# Categories are Shopify's standard product taxonomy (ids are stable across its releases;
+# checked against release 2025-01). A product type names one category; an item that has a
+# more specific one gives it as (title, id, path), the path either whole or, for a category
+# below the type's, from there on ("Tents" under "... > Camping & Hiking").
+PET_SUPPLIES = "Animals & Pet Supplies > Pet Supplies"
+KITCHEN_TOOLS = "Home & Garden > Kitchen & Dining > Kitchen Tools & Utensils"
+TABLEWARE = "Home & Garden > Kitchen & Dining > Tableware"
+_VERTICALS = {
+    "Animals & Pet Supplies",
+    "Apparel & Accessories",
+    "Food, Beverages & Tobacco",
+    "Home & Garden",
+    "Luggage & Bags",
+    "Media",
+    "Office Supplies",
+    "Sporting Goods",
+}
+
+# (handle, name, currency, vendors, [(product type, taxonomy id, taxonomy path, items,
+#  price range)], qualifiers, description phrases)
 NICHES: list[dict[str, Any]] = [
     {
         "handle": "coffee-corner",
@@ -22,8 +40,8 @@ NICHES: list[dict[str, Any]] = [
         "types": [
             (
                 "Coffee Beans",
-                "fb-2-1-1",
-                "Food, Beverages & Tobacco > Beverages > Coffee > Coffee Beans",
+                "fb-1-3-1",
+                "Food, Beverages & Tobacco > Beverages > Coffee > Coffee Beans & Ground Coffee",
                 [
                     "Ethiopia Yirgacheffe",
                     "Colombia Huila",
@@ -42,8 +60,9 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Coffee Grinders",
-                "hg-11-1-5",
-                "Home & Garden > Kitchen & Dining > Kitchen Appliances > Coffee Grinders",
+                "hg-11-6-2-6",
+                "Home & Garden > Kitchen & Dining > Kitchen Appliance Accessories > "
+                "Coffee Maker & Espresso Machine Accessories > Coffee Grinders",
                 [
                     "Hand Burr Grinder",
                     "Electric Burr Grinder",
@@ -55,31 +74,41 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Coffee Makers",
-                "hg-11-1-4",
+                "hg-11-7-4",
                 "Home & Garden > Kitchen & Dining > Kitchen Appliances > Coffee Makers & Espresso Machines",
                 [
-                    "Pour-Over Dripper",
-                    "French Press",
+                    ("Pour-Over Dripper", "hg-11-7-4-1", "Drip Coffee Makers"),
+                    ("French Press", "hg-11-7-4-4", "French Presses"),
                     "AeroPress Coffee Maker",
-                    "Moka Pot",
+                    ("Moka Pot", "hg-11-7-4-2", "Electric & Stovetop Espresso Pots"),
                     "Cold Brew Maker",
-                    "Chemex Brewer",
-                    "Siphon Brewer",
+                    ("Chemex Brewer", "hg-11-7-4-1", "Drip Coffee Makers"),
+                    ("Siphon Brewer", "hg-11-7-4-6", "Vacuum Coffee Makers"),
                 ],
                 (18, 140),
             ),
             (
                 "Coffee Accessories",
-                "hg-11-2-3",
-                "Home & Garden > Kitchen & Dining > Kitchenware > Coffee & Tea Accessories",
+                "hg-11-6-2",
+                "Home & Garden > Kitchen & Dining > Kitchen Appliance Accessories > "
+                "Coffee Maker & Espresso Machine Accessories",
                 [
-                    "Gooseneck Kettle",
-                    "Coffee Scale with Timer",
-                    "Paper Filters",
-                    "Milk Frothing Pitcher",
+                    (
+                        "Gooseneck Kettle",
+                        "hg-11-2-3-15",
+                        "Home & Garden > Kitchen & Dining > Cookware & Bakeware > Cookware > "
+                        "Stovetop Kettles",
+                    ),
+                    ("Coffee Scale with Timer", "hg-11-8", KITCHEN_TOOLS),
+                    ("Paper Filters", "hg-11-6-2-4", "Coffee Filters"),
+                    ("Milk Frothing Pitcher", "hg-11-6-2-9", "Frothing Pitchers"),
                     "Espresso Tamper",
                     "Knock Box",
-                    "Coffee Canister",
+                    (
+                        "Coffee Canister",
+                        "hg-11-4-6",
+                        "Home & Garden > Kitchen & Dining > Food Storage > Food Storage Containers",
+                    ),
                 ],
                 (8, 95),
             ),
@@ -100,7 +129,7 @@ NICHES: list[dict[str, Any]] = [
         "types": [
             (
                 "Loose Leaf Tea",
-                "fb-2-6-1",
+                "fb-1-14-2",
                 "Food, Beverages & Tobacco > Beverages > Tea & Infusions > Tea",
                 [
                     "Darjeeling First Flush",
@@ -121,24 +150,32 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Matcha",
-                "fb-2-6-2",
-                "Food, Beverages & Tobacco > Beverages > Tea & Infusions > Matcha",
+                "fb-1-14-2",
+                "Food, Beverages & Tobacco > Beverages > Tea & Infusions > Tea",
                 ["Ceremonial Matcha", "Culinary Matcha", "Organic Uji Matcha"],
                 (18, 48),
             ),
             (
                 "Teaware",
-                "hg-11-2-3",
-                "Home & Garden > Kitchen & Dining > Kitchenware > Coffee & Tea Accessories",
+                "hg-11-10-2-2",
+                "Home & Garden > Kitchen & Dining > Tableware > Coffee Servers & Teapots > Teapots",
                 [
                     "Cast Iron Teapot",
                     "Glass Teapot with Infuser",
                     "Kyusu Teapot",
                     "Gaiwan Set",
-                    "Matcha Whisk",
-                    "Tea Strainer",
-                    "Tea Tin",
-                    "Electric Tea Kettle",
+                    ("Matcha Whisk", "hg-11-8", KITCHEN_TOOLS),
+                    ("Tea Strainer", "hg-11-8-75", f"{KITCHEN_TOOLS} > Tea Strainers"),
+                    (
+                        "Tea Tin",
+                        "hg-11-4-6",
+                        "Home & Garden > Kitchen & Dining > Food Storage > Food Storage Containers",
+                    ),
+                    (
+                        "Electric Tea Kettle",
+                        "hg-11-7-11",
+                        "Home & Garden > Kitchen & Dining > Kitchen Appliances > Electric Kettles",
+                    ),
                 ],
                 (8, 120),
             ),
@@ -158,7 +195,7 @@ NICHES: list[dict[str, Any]] = [
         "types": [
             (
                 "Cookware",
-                "hg-11-3-2",
+                "hg-11-2-3",
                 "Home & Garden > Kitchen & Dining > Cookware & Bakeware > Cookware",
                 [
                     "Cast Iron Skillet",
@@ -173,8 +210,8 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Kitchen Knives",
-                "hg-11-4-1",
-                "Home & Garden > Kitchen & Dining > Kitchen Tools & Utensils > Kitchen Knives",
+                "hg-11-8",
+                KITCHEN_TOOLS,
                 [
                     "Chef's Knife",
                     "Santoku Knife",
@@ -187,8 +224,8 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Kitchen Tools",
-                "hg-11-4-2",
-                "Home & Garden > Kitchen & Dining > Kitchen Tools & Utensils",
+                "hg-11-8",
+                KITCHEN_TOOLS,
                 [
                     "Wooden Spoon Set",
                     "Silicone Spatula",
@@ -203,7 +240,7 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Bakeware",
-                "hg-11-3-1",
+                "hg-11-2-1",
                 "Home & Garden > Kitchen & Dining > Cookware & Bakeware > Bakeware",
                 [
                     "Sourdough Proofing Basket",
@@ -230,14 +267,14 @@ NICHES: list[dict[str, Any]] = [
         "types": [
             (
                 "Backpacks",
-                "lb-1-1",
+                "lb-1",
                 "Luggage & Bags > Backpacks",
                 [
                     "Daypack 20L",
-                    "Hiking Backpack 45L",
-                    "Ultralight Pack",
+                    ("Hiking Backpack 45L", "lb-1-15", "Hiking Backpacks"),
+                    ("Ultralight Pack", "lb-1-15", "Hiking Backpacks"),
                     "Hydration Pack",
-                    "Trekking Rucksack 65L",
+                    ("Trekking Rucksack 65L", "lb-1-15", "Hiking Backpacks"),
                 ],
                 (45, 280),
             ),
@@ -246,14 +283,23 @@ NICHES: list[dict[str, Any]] = [
                 "sg-4-2",
                 "Sporting Goods > Outdoor Recreation > Camping & Hiking",
                 [
-                    "Two-Person Tent",
-                    "Down Sleeping Bag",
-                    "Inflatable Sleeping Pad",
-                    "Camp Stove",
-                    "Titanium Camp Mug",
-                    "Headlamp",
-                    "Trekking Poles",
-                    "Camp Chair",
+                    ("Two-Person Tent", "sg-4-2-17", "Tents"),
+                    ("Down Sleeping Bag", "sg-4-2-14", "Sleeping Bags"),
+                    ("Inflatable Sleeping Pad", "sg-4-2-15", "Sleeping Pads"),
+                    (
+                        "Camp Stove",
+                        "hg-11-7-38",
+                        "Home & Garden > Kitchen & Dining > Kitchen Appliances > "
+                        "Portable Cooking Stoves",
+                    ),
+                    (
+                        "Titanium Camp Mug",
+                        "sg-4-2-2-1",
+                        "Camping Cookware & Dinnerware > Camping Cups",
+                    ),
+                    ("Headlamp", "sg-4-2-3", "Camping Lights & Lanterns"),
+                    ("Trekking Poles", "sg-4-2-8", "Hiking Poles"),
+                    ("Camp Chair", "sg-4-2-1", "Camp Furniture"),
                 ],
                 (15, 420),
             ),
@@ -262,12 +308,24 @@ NICHES: list[dict[str, Any]] = [
                 "aa-1-10",
                 "Apparel & Accessories > Clothing > Outerwear",
                 [
-                    "Rain Shell Jacket",
+                    ("Rain Shell Jacket", "aa-1-10-2-10", "Coats & Jackets > Rain Coats"),
                     "Fleece Pullover",
-                    "Merino Base Layer",
-                    "Insulated Puffer Jacket",
-                    "Hiking Pants",
-                    "Wool Hiking Socks",
+                    (
+                        "Merino Base Layer",
+                        "aa-1-1-2",
+                        "Apparel & Accessories > Clothing > Activewear > Activewear Tops",
+                    ),
+                    ("Insulated Puffer Jacket", "aa-1-10-2-9", "Coats & Jackets > Puffer Jackets"),
+                    (
+                        "Hiking Pants",
+                        "aa-1-1-1",
+                        "Apparel & Accessories > Clothing > Activewear > Activewear Pants",
+                    ),
+                    (
+                        "Wool Hiking Socks",
+                        "aa-1-18-2",
+                        "Apparel & Accessories > Clothing > Socks > Athletic Socks",
+                    ),
                 ],
                 (18, 260),
             ),
@@ -309,14 +367,14 @@ NICHES: list[dict[str, Any]] = [
             ),
             (
                 "Notebooks",
-                "os-4-1",
-                "Office Supplies > Paper Products > Notebooks & Notepads",
+                "os-4-9-9",
+                "Office Supplies > General Office Supplies > Paper Products > Notebooks & Notepads",
                 ["Dotted Notebook A5", "Leather Journal", "Recipe Journal", "Travel Notebook"],
                 (9, 45),
             ),
             (
                 "Bookends",
-                "hg-3-1",
+                "hg-3-12",
                 "Home & Garden > Decor > Bookends",
                 ["Brass Bookends", "Oak Bookends", "Marble Bookends"],
                 (24, 70),
@@ -351,7 +409,7 @@ NICHES: list[dict[str, Any]] = [
             (
                 "Tops",
                 "aa-1-13",
-                "Apparel & Accessories > Clothing > Shirts & Tops",
+                "Apparel & Accessories > Clothing > Clothing Tops",
                 [
                     "Organic Cotton Tee",
                     "Oversized Linen Shirt",
@@ -365,7 +423,13 @@ NICHES: list[dict[str, Any]] = [
                 "Accessories",
                 "aa-2",
                 "Apparel & Accessories > Clothing Accessories",
-                ["Wool Scarf", "Leather Belt", "Canvas Tote Bag", "Silk Bandana", "Knit Beanie"],
+                [
+                    ("Wool Scarf", "aa-2-26", "Scarves & Shawls"),
+                    ("Leather Belt", "aa-2-6", "Belts"),
+                    ("Canvas Tote Bag", "lb-13", "Luggage & Bags > Tote Bags"),
+                    ("Silk Bandana", "aa-2-4", "Bandanas & Headties"),
+                    ("Knit Beanie", "aa-2-17-2", "Hats > Beanies"),
+                ],
                 (19, 120),
             ),
             (
@@ -397,48 +461,113 @@ NICHES: list[dict[str, Any]] = [
             (
                 "Dog Supplies",
                 "ap-2-3",
-                "Animals & Pet Supplies > Pet Supplies > Dog Supplies",
+                f"{PET_SUPPLIES} > Dog Supplies",
                 [
-                    "Rope Tug Toy",
-                    "Orthopedic Dog Bed",
-                    "Leather Dog Collar",
-                    "Reflective Leash",
-                    "Slow Feeder Bowl",
-                    "Dog Raincoat",
-                    "Training Treat Pouch",
+                    ("Rope Tug Toy", "ap-2-3-7", f"{PET_SUPPLIES} > Dog Supplies > Dog Toys"),
+                    (
+                        "Orthopedic Dog Bed",
+                        "ap-2-9-8",
+                        f"{PET_SUPPLIES} > Pet Beds > Orthopedic Beds",
+                    ),
+                    (
+                        "Leather Dog Collar",
+                        "ap-2-17-8",
+                        f"{PET_SUPPLIES} > Pet Collars & Harnesses > Standard Collars",
+                    ),
+                    (
+                        "Reflective Leash",
+                        "ap-2-31-5",
+                        f"{PET_SUPPLIES} > Pet Leashes > Standard Leashes",
+                    ),
+                    (
+                        "Slow Feeder Bowl",
+                        "ap-2-14-5",
+                        f"{PET_SUPPLIES} > Pet Bowls, Feeders & Waterers > Slow Feeder Bowls",
+                    ),
+                    ("Dog Raincoat", "ap-2-6-10", f"{PET_SUPPLIES} > Pet Apparel > Pet Rain Coats"),
+                    (
+                        "Training Treat Pouch",
+                        "ap-2-41-1",
+                        f"{PET_SUPPLIES} > Pet Training Aids > Pet Training Clickers & Treat Dispensers",
+                    ),
                 ],
                 (9, 140),
             ),
             (
                 "Cat Supplies",
                 "ap-2-2",
-                "Animals & Pet Supplies > Pet Supplies > Cat Supplies",
+                f"{PET_SUPPLIES} > Cat Supplies",
                 [
-                    "Cat Scratching Post",
-                    "Feather Wand Toy",
-                    "Covered Litter Box",
-                    "Cat Window Perch",
-                    "Ceramic Cat Bowl",
+                    (
+                        "Cat Scratching Post",
+                        "ap-2-2-2-3",
+                        f"{PET_SUPPLIES} > Cat Supplies > Cat Furniture > "
+                        "Cat Scratchers & Scratching Posts",
+                    ),
+                    (
+                        "Feather Wand Toy",
+                        "ap-2-2-5-12",
+                        f"{PET_SUPPLIES} > Cat Supplies > Cat Toys > Wands",
+                    ),
+                    (
+                        "Covered Litter Box",
+                        "ap-2-2-4-3",
+                        f"{PET_SUPPLIES} > Cat Supplies > Cat Litter > Cat Litter Boxes",
+                    ),
+                    (
+                        "Cat Window Perch",
+                        "ap-2-2-2-6",
+                        f"{PET_SUPPLIES} > Cat Supplies > Cat Furniture > Cat Window Beds & Perches",
+                    ),
+                    (
+                        "Ceramic Cat Bowl",
+                        "ap-2-14-2",
+                        f"{PET_SUPPLIES} > Pet Bowls, Feeders & Waterers > Bowls",
+                    ),
                 ],
                 (8, 120),
             ),
             (
                 "Pet Food",
-                "ap-2-3-5",
-                "Animals & Pet Supplies > Pet Supplies > Dog Supplies > Dog Food",
+                "ap-2-3-3-1",
+                f"{PET_SUPPLIES} > Dog Supplies > Dog Food > Non-Prescription Dog Food",
                 [
                     "Grain-Free Salmon Kibble",
-                    "Freeze-Dried Chicken Treats",
-                    "Dental Chews",
+                    (
+                        "Freeze-Dried Chicken Treats",
+                        "ap-2-3-9",
+                        f"{PET_SUPPLIES} > Dog Supplies > Dog Treats",
+                    ),
+                    (
+                        "Dental Chews",
+                        "ap-2-36-1",
+                        f"{PET_SUPPLIES} > Pet Oral Care Supplies > Dental Chews",
+                    ),
                     "Puppy Starter Food",
                 ],
                 (12, 65),
             ),
             (
                 "Pet Grooming",
-                "ap-2-1",
-                "Animals & Pet Supplies > Pet Supplies > Pet Grooming Supplies",
-                ["Deshedding Brush", "Oatmeal Pet Shampoo", "Pet Nail Clippers"],
+                "ap-2-26",
+                f"{PET_SUPPLIES} > Pet Grooming Supplies",
+                [
+                    (
+                        "Deshedding Brush",
+                        "ap-2-26-1-3",
+                        f"{PET_SUPPLIES} > Pet Grooming Supplies > Pet Combs & Brushes > Deshedders",
+                    ),
+                    (
+                        "Oatmeal Pet Shampoo",
+                        "ap-2-26-7-3",
+                        f"{PET_SUPPLIES} > Pet Grooming Supplies > Pet Shampoo & Conditioner > Shampoos",
+                    ),
+                    (
+                        "Pet Nail Clippers",
+                        "ap-2-26-6",
+                        f"{PET_SUPPLIES} > Pet Grooming Supplies > Pet Nail Tools",
+                    ),
+                ],
                 (9, 40),
             ),
         ],
@@ -457,7 +586,7 @@ NICHES: list[dict[str, Any]] = [
         "types": [
             (
                 "Candles",
-                "hg-3-4",
+                "hg-3-40-2",
                 "Home & Garden > Decor > Home Fragrances > Candles",
                 [
                     "Soy Wax Candle",
@@ -472,36 +601,81 @@ NICHES: list[dict[str, Any]] = [
                 "hg-13",
                 "Home & Garden > Lighting",
                 [
-                    "Ceramic Table Lamp",
-                    "Rattan Pendant Light",
-                    "Brass Floor Lamp",
-                    "Linen Lamp Shade",
+                    (
+                        "Ceramic Table Lamp",
+                        "hg-13-5-5",
+                        "Home & Garden > Lighting > Lamps > Table Lamps",
+                    ),
+                    (
+                        "Rattan Pendant Light",
+                        "hg-13-9-2",
+                        "Home & Garden > Lighting > Lighting Fixtures > Ceiling Light Fixtures",
+                    ),
+                    (
+                        "Brass Floor Lamp",
+                        "hg-13-5-3",
+                        "Home & Garden > Lighting > Lamps > Floor Lamps",
+                    ),
+                    (
+                        "Linen Lamp Shade",
+                        "hg-14-3",
+                        "Home & Garden > Lighting Accessories > Lamp Shades",
+                    ),
                 ],
                 (45, 320),
             ),
             (
                 "Textiles",
-                "hg-10",
+                "hg-15",
                 "Home & Garden > Linens & Bedding",
                 [
-                    "Linen Duvet Cover",
-                    "Wool Throw Blanket",
-                    "Cotton Cushion Cover",
-                    "Jute Area Rug",
-                    "Waffle Bath Towels",
+                    (
+                        "Linen Duvet Cover",
+                        "hg-15-1-5",
+                        "Home & Garden > Linens & Bedding > Bedding > Duvet Covers",
+                    ),
+                    (
+                        "Wool Throw Blanket",
+                        "hg-15-1-4",
+                        "Home & Garden > Linens & Bedding > Bedding > Blankets",
+                    ),
+                    (
+                        "Cotton Cushion Cover",
+                        "hg-3-14",
+                        "Home & Garden > Decor > Chair & Sofa Cushion Covers",
+                    ),
+                    ("Jute Area Rug", "hg-3-57", "Home & Garden > Decor > Rugs"),
+                    (
+                        "Waffle Bath Towels",
+                        "hg-15-4-1-1",
+                        "Home & Garden > Linens & Bedding > Towels > Bath Towels & Washcloths > "
+                        "Bath Towels",
+                    ),
                 ],
                 (25, 260),
             ),
             (
                 "Tableware",
-                "hg-11-6",
+                "hg-11-10",
                 "Home & Garden > Kitchen & Dining > Tableware",
                 [
-                    "Stoneware Dinner Plates",
-                    "Handmade Ceramic Mugs",
-                    "Linen Napkins",
-                    "Glass Carafe",
-                    "Serving Bowl",
+                    (
+                        "Stoneware Dinner Plates",
+                        "hg-11-10-4-3",
+                        f"{TABLEWARE} > Dinnerware > Plates",
+                    ),
+                    ("Handmade Ceramic Mugs", "hg-11-10-5-5", f"{TABLEWARE} > Drinkware > Mugs"),
+                    (
+                        "Linen Napkins",
+                        "hg-15-3-1",
+                        "Home & Garden > Linens & Bedding > Table Linens > Cloth Napkins",
+                    ),
+                    (
+                        "Glass Carafe",
+                        "hg-11-10-7-7",
+                        f"{TABLEWARE} > Serveware > Serving Pitchers & Carafes",
+                    ),
+                    ("Serving Bowl", "hg-11-10-4-1", f"{TABLEWARE} > Dinnerware > Bowls"),
                 ],
                 (18, 110),
             ),
@@ -528,8 +702,14 @@ def catalog(niche: dict[str, Any], *, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(f"{niche['handle']}:{seed}")
     products: list[dict[str, Any]] = []
     handles: set[str] = set()
-    for product_type, category_id, category_path, items, (low, high) in niche["types"]:
-        for item in items:
+    for product_type, type_category, type_path, items, (low, high) in niche["types"]:
+        for entry in items:
+            item, category_id, category_path = (
+                (entry, type_category, type_path) if isinstance(entry, str) else entry
+            )
+            if category_path.split(" > ")[0] not in _VERTICALS:
+                assert category_id.startswith(type_category + "-"), (item, category_id)
+                category_path = f"{type_path} > {category_path}"
             qualifiers = rng.sample(niche["qualifiers"], k=min(3, len(niche["qualifiers"])))
             for qualifier in qualifiers:
                 title = f"{item} {qualifier}".strip() if qualifier else item

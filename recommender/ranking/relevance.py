@@ -10,8 +10,8 @@ Two pieces of evidence, combined as independent ones (a noisy-OR):
   build recomputes the table from a sample of pairs; small networks use the table measured
   on the demo network (``DEFAULT_UNRELATED_COSINES``).
 - **Taxonomy**: how close the two products' categories are in the taxonomy tree (same
-  category or branch), or whether the categories are known complements (coffee beans and
-  grinders, tea and teaware, camping gear and outerwear; ``COMPLEMENTS``).
+  category or branch), or whether the categories are known complements (coffee and
+  grinders, tea and teapots, camping gear and outerwear; ``COMPLEMENTS``).
 
 Pairs whose verticals the taxonomy says are unrelated (an Ethernet switch and an aquarium)
 are discounted so that no cosine alone gets them over the floor. Books ("Media") are about
@@ -35,45 +35,62 @@ COMPLEMENT = 0.8
 UNRELATED_DISCOUNT = 0.9  # different verticals, no complement: never over a floor above 0.9
 TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
 
-# Category pairs that shoppers buy together, across branches of the taxonomy (either order;
-# a prefix covers its subcategories). Documented judgement, not learned: clicks refine it.
+# What a dog is walked in and with: pet apparel, collars & harnesses, leashes, training aids.
+_DOG_WALKING = ("ap-2-6", "ap-2-17", "ap-2-31", "ap-2-41")
+
+# Category pairs that shoppers buy together, across branches of Shopify's standard product
+# taxonomy (either order; a prefix covers its subcategories; ids as the taxonomy has had them
+# since its first releases). Documented judgement, not learned: clicks refine it.
 COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
     {
-        ("fb-2-1", "hg-11-1-4"),  # coffee: coffee makers
-        ("fb-2-1", "hg-11-1-5"),  # coffee: grinders
-        ("fb-2-1", "hg-11-2-3"),  # coffee: coffee & tea accessories
-        ("fb-2-6", "hg-11-2-3"),  # tea: coffee & tea accessories
-        ("fb-2", "hg-11-6"),  # beverages: tableware (cups, carafes)
+        ("fb-1-3", "hg-11-7-4"),  # coffee: coffee makers & espresso machines
+        ("fb-1-3", "hg-11-6-2"),  # coffee: coffee maker accessories (grinders, filters)
+        ("fb-1-3", "hg-11-2-3-15"),  # coffee: stovetop kettles (pour-over)
+        ("fb-1-3", "hg-11-7-11"),  # coffee: electric kettles
+        ("fb-1-14", "hg-11-8-75"),  # tea: tea strainers
+        ("fb-1-14", "hg-11-2-3-15"),  # tea: stovetop kettles
+        ("fb-1-14", "hg-11-7-11"),  # tea: electric kettles
+        ("fb-1", "hg-11-10-2"),  # beverages: coffee servers & teapots
+        ("fb-1", "hg-11-10-5"),  # beverages: drinkware (mugs, cups)
+        ("fb-1", "hg-11-10-7"),  # beverages: serveware (carafes)
         ("sg-4-2", "aa-1-10"),  # camping & hiking: outerwear
         ("sg-4-2", "lb-1"),  # camping & hiking: backpacks
         ("aa", "lb"),  # clothing: bags
-        ("ap-2-3", "sg-4-2"),  # dog supplies: camping & hiking (trail gear for dogs)
-        ("sg-4-2", "fb-2"),  # camping & hiking: coffee and tea for the trail
-        ("sg-4-2", "hg-11-2-3"),  # camping & hiking: travel coffee & tea gear
-        ("hg-10", "hg-3"),  # linens & bedding: decor
-        ("os-4-1", "me-1"),  # notebooks: books
+        ("sg-4-2", "fb-1"),  # camping & hiking: coffee and tea for the trail
+        ("sg-4-2", "hg-11-6-2"),  # camping & hiking: coffee gear (a hand grinder, filters)
+        ("sg-4-2", "hg-11-2-3-15"),  # camping & hiking: stovetop kettles
+        ("hg-15", "hg-3"),  # linens & bedding: decor
+        ("os-4-9-9", "me-1"),  # notebooks: books
         # Clothing and clothing accessories: linens & bedding. Clothes and home textiles
         # are chosen for the same materials and look (a wool scarf and a wool throw, a
         # linen dress and linen bedding), and lifestyle shops sell both. Measured on the
         # demo network, 72-79 % of dress, top and accessory / linens pairs are more alike
         # than 95 % of unrelated pairs are (5 % for unrelated categories, by definition).
-        ("aa-1", "hg-10"),
-        ("aa-2", "hg-10"),
-        # Dog supplies: outerwear. Dogs are walked in every weather: the walker's rain
-        # shell, fleece and socks go with the dog's raincoat, leash and treat pouch.
-        ("ap-2-3", "aa-1-10"),
-        # Not pet supplies and linens, although a dog bed and a throw share a sofa: where
-        # a catalog files beds, bowls and food under one pet category (the demo does), a
-        # bath towel or a duvet cover became the best "related" linens for cat bowls,
-        # kibble and litter boxes. Not camping gear and clothing beyond outerwear either:
-        # with that pair related, a camp stove page showed a sweater dress.
+        ("aa-1", "hg-15"),
+        ("aa-2", "hg-15"),
+        # Dog walking gear: camping & hiking and outerwear. Dogs are walked in every
+        # weather and come on hikes: the walker's rain shell, fleece and trekking poles go
+        # with the dog's raincoat, leash and treat pouch. Not dog food, toys or bowls.
+        *((walking, "sg-4-2") for walking in _DOG_WALKING),
+        *((walking, "aa-1-10") for walking in _DOG_WALKING),
+        # Pet beds: blankets and throws (the sofa and the bed a dog or a cat shares); pet
+        # grooming: towels (a dog's bath); cat furniture: rugs and cushions (chosen to
+        # suit the room). Not pet supplies and linens as a whole: a bath towel or a duvet
+        # cover is no match for cat bowls, kibble or a litter box. Not camping gear and
+        # clothing beyond outerwear either: with that pair related, a camp stove page
+        # showed a sweater dress.
+        ("ap-2-9", "hg-15-1"),
+        ("ap-2-26", "hg-15-4"),
+        ("ap-2-2-2", "hg-3-14"),
+        ("ap-2-2-2", "hg-3-57"),
+        ("ap-2-2-2", "hg-3-64"),
     }
 )
 
 # Cosines of unrelated cross-store pairs at some percentiles, measured on the demo network
 # (8 stores, 493 products, 176k pairs): the fallback table, kept at PERCENTILES.
 _DEFAULT_PERCENTILES = np.array([0, 50, 80, 90, 95, 98, 99, 100], dtype=np.float32)
-_DEFAULT_COSINES = np.array([-0.2, 0.104, 0.178, 0.223, 0.262, 0.308, 0.34, 0.6], np.float32)
+_DEFAULT_COSINES = np.array([-0.17, 0.105, 0.178, 0.219, 0.251, 0.29, 0.319, 0.485], np.float32)
 PERCENTILES = np.linspace(0, 100, 201, dtype=np.float32)
 DEFAULT_UNRELATED_COSINES = np.interp(PERCENTILES, _DEFAULT_PERCENTILES, _DEFAULT_COSINES)
 # A network smaller than this uses the default table: its pairs are too few, and too

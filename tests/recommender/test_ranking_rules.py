@@ -109,11 +109,11 @@ def test_the_own_products_share_sets_how_many_slots_are_the_hosts(
 @pytest.mark.parametrize(
     ("category", "excluded", "hidden"),
     [
-        ("gid://shopify/TaxonomyCategory/fb-2-6", "gid://shopify/TaxonomyCategory/fb-2-6", True),
-        ("gid://shopify/TaxonomyCategory/fb-2-6-1", "gid://shopify/TaxonomyCategory/fb-2", True),
-        ("gid://shopify/TaxonomyCategory/fb-2", "gid://shopify/TaxonomyCategory/fb-2-6", False),
-        ("gid://shopify/TaxonomyCategory/fb-21", "gid://shopify/TaxonomyCategory/fb-2", False),
-        ("", "gid://shopify/TaxonomyCategory/fb-2", False),
+        ("gid://shopify/TaxonomyCategory/fb-1-14", "gid://shopify/TaxonomyCategory/fb-1-14", True),
+        ("gid://shopify/TaxonomyCategory/fb-1-14-2", "gid://shopify/TaxonomyCategory/fb-1", True),
+        ("gid://shopify/TaxonomyCategory/fb-1", "gid://shopify/TaxonomyCategory/fb-1-14", False),
+        ("gid://shopify/TaxonomyCategory/fb-11", "gid://shopify/TaxonomyCategory/fb-1", False),
+        ("", "gid://shopify/TaxonomyCategory/fb-1", False),
     ],
 )
 def test_an_excluded_category_hides_itself_and_its_subcategories_only(category, excluded, hidden):
@@ -194,9 +194,9 @@ def test_an_own_product_exactly_at_the_floor_is_shown(host, query, settings):
 @pytest.mark.parametrize(
     ("page", "complement", "unrelated"),
     [
-        ("aa-1-4", "hg-10", "ap-2-2"),  # a dress page: linens, never cat supplies
-        ("aa-2", "hg-10", "sg-4-2"),  # a scarf page: linens, never a tent
-        ("ap-2-3", "aa-1-10", "aa-1-4"),  # a dog page: the walker's outerwear, never a dress
+        ("aa-1-4", "hg-15-1-5", "ap-2-2-4-3"),  # a dress: a duvet cover, never a litter box
+        ("aa-2-26", "hg-15-1-4", "sg-4-2-17"),  # a scarf: a throw, never a tent
+        ("ap-2-31-5", "aa-1-10-2-10", "aa-1-4"),  # a leash: the walker's shell, never a dress
     ],
 )
 def test_a_documented_complement_fills_a_slot_that_a_closer_unrelated_item_cannot(

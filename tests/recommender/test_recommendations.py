@@ -53,13 +53,13 @@ def network():
         teahouse,
         "Sencha",
         topic_vector("tea", seed=20, noise=0.9),
-        category_id="gid://shopify/TaxonomyCategory/fb-2-6-1",
+        category_id="gid://shopify/TaxonomyCategory/fb-1-14-2",
     )
     make_product(
         teahouse,
         "Coffee-ish Tea Blend",
         mixed_vector(("tea", 0.8), ("coffee", 0.5), seed=21),
-        category_id="gid://shopify/TaxonomyCategory/fb-2-6-1",
+        category_id="gid://shopify/TaxonomyCategory/fb-1-14-2",
     )
     make_product(dogs, "Dog Bed", topic_vector("dogs", seed=30))
     make_product(dresses, "Linen Dress", topic_vector("dresses", seed=40))
@@ -150,7 +150,7 @@ def test_partner_that_blocked_the_host_is_not_shown(network):
 
 def test_excluded_category_and_its_subcategories_are_not_shown(network):
     configure(
-        network["host"], own_share=0, excluded_categories=["gid://shopify/TaxonomyCategory/fb-2"]
+        network["host"], own_share=0, excluded_categories=["gid://shopify/TaxonomyCategory/fb-1"]
     )
 
     assert "teahouse" not in partner_shops(recommend(network["host"], network["viewed"], limit=6))

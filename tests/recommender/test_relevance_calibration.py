@@ -12,21 +12,28 @@ from recommender.ranking.relevance import Calibration, affinity
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
     [
-        ("hg-11-1-4", "hg-11-1-5", relevance.SAME_CATEGORY_BRANCH),  # coffee makers, grinders
+        ("hg-11-7-4-4", "hg-11-7-38", relevance.SAME_CATEGORY_BRANCH),  # French press, stove
         ("aa-2", "aa-2", relevance.SAME_CATEGORY_BRANCH),
-        ("fb-2-1-1", "hg-11-1-5", relevance.COMPLEMENT),  # coffee beans, grinders
-        ("hg-11-1-5", "fb-2-1-1", relevance.COMPLEMENT),  # either order
-        ("hg-11-3-2", "hg-11-6", relevance.SAME_DEPARTMENT),  # cookware, tableware
-        ("hg-3-4", "hg-11-6", None),  # same vertical only: the taxonomy says nothing
-        ("me-1-3", "hg-11-1-5", None),  # a book can be about anything
-        ("", "hg-11-1-5", None),
+        ("fb-1-3-1", "hg-11-6-2-6", relevance.COMPLEMENT),  # coffee beans, grinders
+        ("hg-11-6-2-6", "fb-1-3-1", relevance.COMPLEMENT),  # either order
+        ("hg-11-2-3", "hg-11-10-5-5", relevance.SAME_DEPARTMENT),  # cookware, mugs
+        ("hg-3-40-2", "hg-11-10", None),  # same vertical only: the taxonomy says nothing
+        ("me-1-3", "hg-11-6-2-6", None),  # a book can be about anything
+        ("", "hg-11-6-2-6", None),
         ("el-4", "ap-2-4", 0.0),  # an Ethernet switch and an aquarium
-        ("aa-1-4", "hg-10", relevance.COMPLEMENT),  # a linen dress, linen bedding
-        ("hg-10", "aa-2", relevance.COMPLEMENT),  # either order: a wool throw, a wool scarf
-        ("ap-2-3", "aa-1-10", relevance.COMPLEMENT),  # a dog's raincoat, the walker's shell
-        ("ap-2-2", "hg-10", 0.0),  # cat supplies and linens stay unrelated
-        ("ap-2-3", "aa-1-4", 0.0),  # and so do dog supplies and dresses
-        ("sg-4-2", "aa-1-4", 0.0),  # and a tent and a dress
+        ("aa-1-4", "hg-15-1-5", relevance.COMPLEMENT),  # a linen dress, a linen duvet cover
+        ("hg-15-1-4", "aa-2-26", relevance.COMPLEMENT),  # either order: a throw, a scarf
+        ("ap-2-6-10", "aa-1-10-2-10", relevance.COMPLEMENT),  # a dog's raincoat, the walker's
+        ("ap-2-31-5", "sg-4-2-8", relevance.COMPLEMENT),  # a leash, trekking poles
+        ("ap-2-9-8", "hg-15-1-4", relevance.COMPLEMENT),  # a dog bed, a throw blanket
+        ("ap-2-26-7-3", "hg-15-4-1-1", relevance.COMPLEMENT),  # pet shampoo, bath towels
+        ("ap-2-14-2", "hg-15-4-1-1", 0.0),  # a cat bowl and a towel stay unrelated
+        ("ap-2-3-3-1", "sg-4-2-17", 0.0),  # and so do dog food and a tent
+        ("ap-2-3-7", "aa-1-4", 0.0),  # and a dog toy and a dress
+        ("sg-4-2-17", "aa-1-4", 0.0),  # and a tent and a dress
+        # Ids from an earlier draft of the taxonomy are not read as complements: hg-10 is
+        # Household Supplies, not linens.
+        ("aa-1-4", "hg-10", 0.0),
     ],
 )
 def test_affinity_follows_the_taxonomy_tree_and_the_complements(a, b, expected):
