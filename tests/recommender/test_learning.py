@@ -103,7 +103,9 @@ def test_the_learner_recounts_only_the_last_two_days_and_ranks_on_the_whole_wind
     # Late rows for a final day are not read again (a run costs two days of traffic); new
     # ones for today are.
     history(host, viewed, item, shown=7, clicked=7, age=timedelta(days=10, minutes=1))
-    history(host, viewed, item, shown=5, clicked=1, age=timedelta(minutes=1))
+    since_midnight = timezone.now() - timezone.now().replace(hour=0, minute=0, second=0)
+    earlier_today = min(timedelta(minutes=1), since_midnight)  # today, even just after midnight
+    history(host, viewed, item, shown=5, clicked=1, age=earlier_today)
     learning.learn_from_clicks()
     runtime.reset()
 
