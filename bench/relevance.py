@@ -252,8 +252,9 @@ def widget_checks(stores, links) -> None:
     from recommender.ranking.network import network_state
     from recommender.ranking.recommendations import recommendations_for
 
-    # One block, to check it holds: the first shop blocks the last.
+    # One block, to check it holds both ways: the first shop blocks the last.
     first, last = stores[min(stores)], stores[max(stores)]
+    pair = {first.pk: last.pk, last.pk: first.pk}
     WidgetSettings.objects.get(store=first).blocked_stores.set([last])
     network_state(fresh=True)
 
@@ -271,7 +272,11 @@ def widget_checks(stores, links) -> None:
         leaks += bool(keys & links[(shop, product_id)])
         below_floor += sum(1 for item in items if item.similarity < floor)
         host_shown += sum(1 for item in partners if item.product.store_id == host.pk)
-        blocked_shown += host == first and any(i.product.store_id == last.pk for i in partners)
+        blocked_shown += host.pk in pair and any(
+            i.product.store_id == pair[host.pk] for i in partners
+        )
+    WidgetSettings.objects.get(store=first).blocked_stores.clear()
+    network_state(fresh=True)
     pages = len(links)
     print("\nthe widget with competitor avoidance on (the default), on the same pages")
     print(f"same-item leak rate: {leaks / pages:.3%} ({leaks} of {pages} pages)")
@@ -307,10 +312,17 @@ def measure_fill(stores: dict) -> None:
             shown[page] = ([item for item in items if item.slot == "partner"], slots, items)
         return shown
 
-    for widget in widgets.values():
-        widget.blocked_stores.clear()
-    network_state(fresh=True)
-    shown = partners_on(pages)
+    blocks = {pk: list(widget.blocked_stores.all()) for pk, widget in widgets.items()}
+    try:
+        for widget in widgets.values():
+            widget.blocked_stores.clear()
+        network_state(fresh=True)
+        shown = partners_on(pages)
+        blocked = _with_one_block(stores, pages, partners_on)
+    finally:
+        for pk, widget in widgets.items():
+            widget.blocked_stores.set(blocks[pk])
+        network_state(fresh=True)
     fill: Counter = Counter()
     full_by_store: Counter = Counter()
     empty_by_store: Counter = Counter()
@@ -353,28 +365,31 @@ def measure_fill(stores: dict) -> None:
     ))  # fmt: skip
     print(f"items below the floors (cosine {floor}, relevance {minimum}): {below_floor}")
 
-    # One block, to check it holds both ways: the first shop blocks the last. Only their
-    # pages can change.
     first, last = stores[min(stores)], stores[max(stores)]
-    widgets[first.pk].blocked_stores.set([last])
-    network_state(fresh=True)
     pair = {first.pk: last.pk, last.pk: first.pk}
-    blocked = partners_on([page for page in pages if page.store_id in pair])
+    before = sum(
+        any(item.product.store_id == pair[page.store_id] for item in shown[page][0])
+        for page in blocked
+    )
     blocked_shown = sum(
         any(item.product.store_id == pair[page.store_id] for item in partners)
         for page, (partners, _, _) in blocked.items()
     )
+    host_shown += sum(
+        item.product.store_id == page.store_id
+        for page, (partners, _, _) in blocked.items()
+        for item in partners
+    )
     full_blocked = sum(len(partners) >= slots for partners, slots, _ in blocked.values())
     full_before = sum(len(shown[page][0]) >= shown[page][1] for page in blocked)
     print(
-        f"with {first.name} blocking {last.name}: their pages with every slot filled "
+        f"with {first.name} blocking {last.name}: pages of either showing the other "
+        f"{before} -> {blocked_shown}; their pages with every slot filled "
         f"{full_before} -> {full_blocked} of {len(blocked)}; the whole network "
         f"{(fill['all'] - full_before + full_blocked) / len(pages):.0%}"
     )
     print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "
           f"{blocked_shown}")  # fmt: skip
-    widgets[first.pk].blocked_stores.clear()
-    network_state(fresh=True)
 
     print("\nrendered widgets, a random sample of product pages:")
     for page, (partners, _, _) in random.Random(4).sample(list(shown.items()), 10):
@@ -383,6 +398,18 @@ def measure_fill(stores: dict) -> None:
             print(f"    {item.product.title} — {item.product.store.name} ({item.reason})")
         if not partners:
             print("    (no partner item)")
+
+
+def _with_one_block(stores: dict, pages: list, partners_on) -> dict:
+    """The first shop blocks the last: their pages' widgets (only theirs can change), to
+    check that the block holds both ways."""
+    from recommender.models import WidgetSettings
+    from recommender.ranking.network import network_state
+
+    first, last = stores[min(stores)], stores[max(stores)]
+    WidgetSettings.objects.get(store=first).blocked_stores.set([last])
+    network_state(fresh=True)
+    return partners_on([page for page in pages if page.store_id in (first.pk, last.pk)])
 
 
 if __name__ == "__main__":

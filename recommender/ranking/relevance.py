@@ -29,18 +29,23 @@ import numpy as np
 # item must be more alike than 95 % of unrelated pairs, or less alike but in a related or
 # complementary category.
 MIN_RELEVANCE = 0.95
-SAME_CATEGORY_BRANCH = 0.8  # three or more taxonomy levels in common
-SAME_DEPARTMENT = 0.6  # two levels: "Home & Garden > Kitchen & Dining"
+# The same category, or four or more taxonomy levels in common ("... > Outerwear > Coats &
+# Jackets"). Three are not enough: "Home & Garden > Kitchen & Dining > Kitchen Appliances"
+# holds coffee makers and refrigerators.
+SAME_CATEGORY_BRANCH = 0.8
+SAME_DEPARTMENT = 0.6  # two or three levels: "Home & Garden > Kitchen & Dining"
 COMPLEMENT = 0.8
 UNRELATED_DISCOUNT = 0.9  # different verticals, no complement: never over a floor above 0.9
 TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
 
 # What a dog is walked in and with: pet apparel, collars & harnesses, leashes, training aids.
 _DOG_WALKING = ("ap-2-6", "ap-2-17", "ap-2-31", "ap-2-41")
+# What cooks and holds a drink in camp: camping cookware & dinnerware, portable stoves.
+_CAMP_KITCHEN = ("sg-4-2-2", "hg-11-7-38")
 
 # Category pairs that shoppers buy together, across branches of Shopify's standard product
-# taxonomy (either order; a prefix covers its subcategories; ids as the taxonomy has had them
-# since its first releases). Documented judgement, not learned: clicks refine it.
+# taxonomy (either order; a prefix covers its subcategories; the taxonomy keeps a category's
+# id across its releases, checked against 2025-01). Documented judgement, not learned: clicks refine it.
 COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("fb-1-3", "hg-11-7-4"),  # coffee: coffee makers & espresso machines
@@ -50,37 +55,48 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         ("fb-1-14", "hg-11-8-75"),  # tea: tea strainers
         ("fb-1-14", "hg-11-2-3-15"),  # tea: stovetop kettles
         ("fb-1-14", "hg-11-7-11"),  # tea: electric kettles
+        ("fb-1-3", "hg-11-7-32"),  # coffee: milk frothers & steamers
+        ("fb-1-14", "hg-11-7-45"),  # tea: tea makers
+        ("fb-1", "hg-11-10-1"),  # beverages: coffee & tea sets
         ("fb-1", "hg-11-10-2"),  # beverages: coffee servers & teapots
         ("fb-1", "hg-11-10-5"),  # beverages: drinkware (mugs, cups)
         ("fb-1", "hg-11-10-7"),  # beverages: serveware (carafes)
         ("sg-4-2", "aa-1-10"),  # camping & hiking: outerwear
         ("sg-4-2", "lb-1"),  # camping & hiking: backpacks
         ("aa", "lb"),  # clothing: bags
-        ("sg-4-2", "fb-1"),  # camping & hiking: coffee and tea for the trail
-        ("sg-4-2", "hg-11-6-2"),  # camping & hiking: coffee gear (a hand grinder, filters)
-        ("sg-4-2", "hg-11-2-3-15"),  # camping & hiking: stovetop kettles
-        ("hg-15", "hg-3"),  # linens & bedding: decor
+        # Coffee and tea on the trail: what brews and holds them in camp (camping cookware
+        # and cups; portable stoves, which the taxonomy files under kitchen appliances)
+        # with coffee, tea, grinders and stovetop kettles. Not a tent or a headlamp.
+        *((camp, "fb-1") for camp in _CAMP_KITCHEN),
+        *((camp, "hg-11-6-2-6") for camp in _CAMP_KITCHEN),
+        *((camp, "hg-11-2-3-15") for camp in _CAMP_KITCHEN),
+        ("hg-11-7-38", "sg-4-2"),  # portable stoves: camping & hiking
+        # Bedding: the rugs, cushion covers and throw pillows of the same room.
+        ("hg-15-1", "hg-3-14"),
+        ("hg-15-1", "hg-3-57"),
+        ("hg-15-1", "hg-3-64"),
         ("os-4-9-9", "me-1"),  # notebooks: books
-        # Clothing and clothing accessories: linens & bedding. Clothes and home textiles
-        # are chosen for the same materials and look (a wool scarf and a wool throw, a
-        # linen dress and linen bedding), and lifestyle shops sell both. Measured on the
-        # demo network, 72-79 % of dress, top and accessory / linens pairs are more alike
-        # than 95 % of unrelated pairs are (5 % for unrelated categories, by definition).
-        ("aa-1", "hg-15"),
-        ("aa-2", "hg-15"),
+        # Clothing and clothing accessories: bedding. Clothes and home textiles are chosen
+        # for the same materials and look (a wool scarf and a wool throw, a linen dress and
+        # linen bedding), and lifestyle shops sell both; not towels or napkins. Measured on the
+        # demo network, 72-79 % of dress, top and accessory / home textile pairs are more
+        # alike than 95 % of unrelated pairs are (5 % for unrelated categories, by
+        # definition).
+        ("aa-1", "hg-15-1"),
+        ("aa-2", "hg-15-1"),
         # Dog walking gear: camping & hiking and outerwear. Dogs are walked in every
         # weather and come on hikes: the walker's rain shell, fleece and trekking poles go
         # with the dog's raincoat, leash and treat pouch. Not dog food, toys or bowls.
         *((walking, "sg-4-2") for walking in _DOG_WALKING),
         *((walking, "aa-1-10") for walking in _DOG_WALKING),
         # Pet beds: blankets and throws (the sofa and the bed a dog or a cat shares); pet
-        # grooming: towels (a dog's bath); cat furniture: rugs and cushions (chosen to
-        # suit the room). Not pet supplies and linens as a whole: a bath towel or a duvet
+        # shampoo: towels (a dog's bath); cat furniture: rugs and cushions (chosen to suit
+        # the room). Not pet supplies and linens as a whole: a bath towel or a duvet
         # cover is no match for cat bowls, kibble or a litter box. Not camping gear and
         # clothing beyond outerwear either: with that pair related, a camp stove page
         # showed a sweater dress.
-        ("ap-2-9", "hg-15-1"),
-        ("ap-2-26", "hg-15-4"),
+        ("ap-2-9", "hg-15-1-4"),
+        ("ap-2-26-7", "hg-15-4"),
         ("ap-2-2-2", "hg-3-14"),
         ("ap-2-2-2", "hg-3-57"),
         ("ap-2-2-2", "hg-3-64"),
@@ -90,7 +106,7 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
 # Cosines of unrelated cross-store pairs at some percentiles, measured on the demo network
 # (8 stores, 493 products, 176k pairs): the fallback table, kept at PERCENTILES.
 _DEFAULT_PERCENTILES = np.array([0, 50, 80, 90, 95, 98, 99, 100], dtype=np.float32)
-_DEFAULT_COSINES = np.array([-0.17, 0.105, 0.178, 0.219, 0.251, 0.29, 0.319, 0.485], np.float32)
+_DEFAULT_COSINES = np.array([-0.164, 0.105, 0.178, 0.219, 0.251, 0.291, 0.32, 0.485], np.float32)
 PERCENTILES = np.linspace(0, 100, 201, dtype=np.float32)
 DEFAULT_UNRELATED_COSINES = np.interp(PERCENTILES, _DEFAULT_PERCENTILES, _DEFAULT_COSINES)
 # A network smaller than this uses the default table: its pairs are too few, and too
@@ -122,14 +138,14 @@ def affinity(a: str, b: str) -> float | None:
         if x != y:
             break
         common += 1
-    if a == b or common >= 3:
+    if a == b or common >= 4:
         return SAME_CATEGORY_BRANCH
     if any(
         (_within(a, x) and _within(b, y)) or (_within(a, y) and _within(b, x))
         for x, y in COMPLEMENTS
     ):
         return COMPLEMENT
-    if common == 2:
+    if common >= 2:
         return SAME_DEPARTMENT
     if common == 1 or pa[0] in TOPICAL_VERTICALS or pb[0] in TOPICAL_VERTICALS:
         return None

@@ -13,7 +13,7 @@ from django.utils import timezone
 from recommender import runtime
 from recommender.catalog import index_events
 from recommender.exchange import ledger
-from recommender.models import Click, Impression, ItemFeedback, WidgetSettings
+from recommender.models import Click, Impression, ItemFeedback, Product, WidgetSettings
 from recommender.ranking import learning, live_index, recommendations
 from tests.factories import make_product, make_store, topic_vector, toward
 
@@ -103,7 +103,8 @@ def test_the_learner_recounts_only_the_last_two_days_and_ranks_on_the_whole_wind
     # Late rows for a final day are not read again (a run costs two days of traffic); new
     # ones for today are.
     history(host, viewed, item, shown=7, clicked=7, age=timedelta(days=10, minutes=1))
-    since_midnight = timezone.now() - timezone.now().replace(hour=0, minute=0, second=0)
+    now = timezone.now()
+    since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
     earlier_today = min(timedelta(minutes=1), since_midnight)  # today, even just after midnight
     history(host, viewed, item, shown=5, clicked=1, age=earlier_today)
     learning.learn_from_clicks()
@@ -183,6 +184,22 @@ def test_what_one_store_pages_teach_moves_only_that_stores_widgets(network):
     assert widget(other_host, other_page)[0].product.pk == items["runner-up"].pk
     assert widget(host, viewed)[0].product.pk == items["a"].pk  # the host's pages: unmoved
     assert learning.page_cluster(host, viewed) != learning.page_cluster(other_host, other_page)
+
+
+def test_a_kind_of_page_is_a_stores_category_to_three_levels():
+    host, other = make_store("host"), make_store("other")
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+
+    def kind(store, category):
+        return learning.page_cluster(
+            store, Product(category_id=taxonomy + category if category else "")
+        )
+
+    presses, pour_over = kind(host, "hg-11-7-4-4"), kind(host, "hg-11-7-4-1")
+    assert presses == pour_over == kind(host, "hg-11-7")  # Kitchen Appliances, both
+    assert presses != kind(host, "hg-11-10-5-5")  # mugs: Tableware, another kind of page
+    assert presses != kind(other, "hg-11-7-4-4")  # and each store's pages are its own
+    assert kind(host, "aa-1") != kind(host, "") == f"{host.pk}:uncategorised"
 
 
 def test_exploration_only_ever_changes_the_last_slot_and_keeps_every_rule(network, settings):

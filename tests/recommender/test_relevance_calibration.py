@@ -12,7 +12,9 @@ from recommender.ranking.relevance import Calibration, affinity
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
     [
-        ("hg-11-7-4-4", "hg-11-7-38", relevance.SAME_CATEGORY_BRANCH),  # French press, stove
+        ("aa-1-10-2-10", "aa-1-10-2-9", relevance.SAME_CATEGORY_BRANCH),  # two kinds of coat
+        ("hg-11-7-4", "hg-11-7-4-4", relevance.SAME_CATEGORY_BRANCH),  # coffee makers: presses
+        ("hg-11-7-4-4", "hg-11-7-41", relevance.SAME_DEPARTMENT),  # a press, a refrigerator
         ("aa-2", "aa-2", relevance.SAME_CATEGORY_BRANCH),
         ("fb-1-3-1", "hg-11-6-2-6", relevance.COMPLEMENT),  # coffee beans, grinders
         ("hg-11-6-2-6", "fb-1-3-1", relevance.COMPLEMENT),  # either order
@@ -27,6 +29,10 @@ from recommender.ranking.relevance import Calibration, affinity
         ("ap-2-31-5", "sg-4-2-8", relevance.COMPLEMENT),  # a leash, trekking poles
         ("ap-2-9-8", "hg-15-1-4", relevance.COMPLEMENT),  # a dog bed, a throw blanket
         ("ap-2-26-7-3", "hg-15-4-1-1", relevance.COMPLEMENT),  # pet shampoo, bath towels
+        ("sg-4-2-2-1", "fb-1-3-1", relevance.COMPLEMENT),  # a camp mug, coffee
+        ("hg-11-7-38", "fb-1-14-2", relevance.COMPLEMENT),  # a camp stove, tea
+        ("sg-4-2-17", "fb-1-3-1", 0.0),  # but not a tent and coffee
+        ("hg-15-4-1-1", "aa-1-18-2", 0.0),  # nor bath towels and hiking socks
         ("ap-2-14-2", "hg-15-4-1-1", 0.0),  # a cat bowl and a towel stay unrelated
         ("ap-2-3-3-1", "sg-4-2-17", 0.0),  # and so do dog food and a tent
         ("ap-2-3-7", "aa-1-4", 0.0),  # and a dog toy and a dress
