@@ -34,6 +34,8 @@ from recommender.ranking.relevance import Calibration, affinity
         ("sg-4-2-17", "fb-1-3-1", 0.0),  # but not a tent and coffee
         ("hg-15-4-1-1", "aa-1-18-2", 0.0),  # nor bath towels and hiking socks
         ("ap-2-14-2", "hg-15-4-1-1", 0.0),  # a cat bowl and a towel stay unrelated
+        ("ap-2-26-6", "hg-15-4-1-1", 0.0),  # so do nail clippers and a towel
+        ("ap-2-9-8", "hg-15-1-5", 0.0),  # and a dog bed and a duvet cover
         ("ap-2-3-3-1", "sg-4-2-17", 0.0),  # and so do dog food and a tent
         ("ap-2-3-7", "aa-1-4", 0.0),  # and a dog toy and a dress
         ("sg-4-2-17", "aa-1-4", 0.0),  # and a tent and a dress
