@@ -252,31 +252,37 @@ def widget_checks(stores, links) -> None:
     from recommender.ranking.network import network_state
     from recommender.ranking.recommendations import recommendations_for
 
-    # One block, to check it holds both ways: the first shop blocks the last.
+    # One block, to check it holds both ways: the first shop blocks the last (the blocks
+    # the first shop had are put back afterwards).
     first, last = stores[min(stores)], stores[max(stores)]
     pair = {first.pk: last.pk, last.pk: first.pk}
-    WidgetSettings.objects.get(store=first).blocked_stores.set([last])
-    network_state(fresh=True)
-
+    blocking = WidgetSettings.objects.get(store=first)
+    had = list(blocking.blocked_stores.all())
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
     leaks = below_floor = host_shown = blocked_shown = 0
     fill = Counter()
-    for shop, product_id in links:
-        host = stores[shop]
-        widget = WidgetSettings.objects.get(store=host)
-        items = recommendations_for(host, product_id=product_id, widget=widget)
-        partners = [item for item in items if item.slot == "partner"]
-        slots = widget.items - round(widget.items * widget.own_share / 100)
-        fill[len(partners) if len(partners) < slots else "all"] += 1
-        keys = {(i.product.store.shop_domain.split(".")[0], i.product.shopify_id) for i in partners}
-        leaks += bool(keys & links[(shop, product_id)])
-        below_floor += sum(1 for item in items if item.similarity < floor)
-        host_shown += sum(1 for item in partners if item.product.store_id == host.pk)
-        blocked_shown += host.pk in pair and any(
-            i.product.store_id == pair[host.pk] for i in partners
-        )
-    WidgetSettings.objects.get(store=first).blocked_stores.clear()
-    network_state(fresh=True)
+    try:
+        blocking.blocked_stores.set([last])
+        network_state(fresh=True)
+        for shop, product_id in links:
+            host = stores[shop]
+            widget = WidgetSettings.objects.get(store=host)
+            items = recommendations_for(host, product_id=product_id, widget=widget)
+            partners = [item for item in items if item.slot == "partner"]
+            slots = widget.items - round(widget.items * widget.own_share / 100)
+            fill[len(partners) if len(partners) < slots else "all"] += 1
+            keys = {
+                (i.product.store.shop_domain.split(".")[0], i.product.shopify_id) for i in partners
+            }
+            leaks += bool(keys & links[(shop, product_id)])
+            below_floor += sum(1 for item in items if item.similarity < floor)
+            host_shown += sum(1 for item in partners if item.product.store_id == host.pk)
+            blocked_shown += host.pk in pair and any(
+                i.product.store_id == pair[host.pk] for i in partners
+            )
+    finally:
+        blocking.blocked_stores.set(had)
+        network_state(fresh=True)
     pages = len(links)
     print("\nthe widget with competitor avoidance on (the default), on the same pages")
     print(f"same-item leak rate: {leaks / pages:.3%} ({leaks} of {pages} pages)")

@@ -50,16 +50,8 @@ WEIGHT = 0.1
 DEFAULT_CTR = 0.02  # before the network has a CTR of its own
 
 
-# A kind of page is a store's pages of one taxonomy category taken to its first three
-# levels ("hg-11-7" Kitchen Appliances, "ap-2-3" Dog Supplies, "aa-1-10" Outerwear): what a
-# shopper there wants is much the same, and a leaf ("... > Coffee Makers > French
-# Presses") would split a store's few views over many kinds of page, each too few to learn.
-CLUSTER_LEVELS = 3
-
-
 def page_cluster(host: Store, viewed: Product | None) -> str:
     key = category_key(viewed.category_id) if viewed is not None else ""
-    key = "-".join(key.split("-")[:CLUSTER_LEVELS])
     return f"{host.pk}:{key}" if key else f"{host.pk}:uncategorised"
 
 

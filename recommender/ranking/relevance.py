@@ -57,7 +57,8 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         ("fb-1-14", "hg-11-7-11"),  # tea: electric kettles
         ("fb-1-3", "hg-11-7-32"),  # coffee: milk frothers & steamers
         ("fb-1-14", "hg-11-7-45"),  # tea: tea makers
-        ("fb-1", "hg-11-10-1"),  # beverages: coffee & tea sets
+        ("fb-1-3", "hg-11-10-1"),  # coffee: coffee & tea sets
+        ("fb-1-14", "hg-11-10-1"),  # tea: coffee & tea sets
         ("fb-1", "hg-11-10-2"),  # beverages: coffee servers & teapots
         ("fb-1", "hg-11-10-5"),  # beverages: drinkware (mugs, cups)
         ("fb-1", "hg-11-10-7"),  # beverages: serveware (carafes)
@@ -67,7 +68,8 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         # Coffee and tea on the trail: what brews and holds them in camp (camping cookware
         # and cups; portable stoves, which the taxonomy files under kitchen appliances)
         # with coffee, tea, grinders and stovetop kettles. Not a tent or a headlamp.
-        *((camp, "fb-1") for camp in _CAMP_KITCHEN),
+        *((camp, "fb-1-3") for camp in _CAMP_KITCHEN),
+        *((camp, "fb-1-14") for camp in _CAMP_KITCHEN),
         *((camp, "hg-11-6-2-6") for camp in _CAMP_KITCHEN),
         *((camp, "hg-11-2-3-15") for camp in _CAMP_KITCHEN),
         ("hg-11-7-38", "sg-4-2"),  # portable stoves: camping & hiking

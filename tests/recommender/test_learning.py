@@ -13,7 +13,7 @@ from django.utils import timezone
 from recommender import runtime
 from recommender.catalog import index_events
 from recommender.exchange import ledger
-from recommender.models import Click, Impression, ItemFeedback, Product, WidgetSettings
+from recommender.models import Click, Impression, ItemFeedback, WidgetSettings
 from recommender.ranking import learning, live_index, recommendations
 from tests.factories import make_product, make_store, topic_vector, toward
 
@@ -184,22 +184,6 @@ def test_what_one_store_pages_teach_moves_only_that_stores_widgets(network):
     assert widget(other_host, other_page)[0].product.pk == items["runner-up"].pk
     assert widget(host, viewed)[0].product.pk == items["a"].pk  # the host's pages: unmoved
     assert learning.page_cluster(host, viewed) != learning.page_cluster(other_host, other_page)
-
-
-def test_a_kind_of_page_is_a_stores_category_to_three_levels():
-    host, other = make_store("host"), make_store("other")
-    taxonomy = "gid://shopify/TaxonomyCategory/"
-
-    def kind(store, category):
-        return learning.page_cluster(
-            store, Product(category_id=taxonomy + category if category else "")
-        )
-
-    presses, pour_over = kind(host, "hg-11-7-4-4"), kind(host, "hg-11-7-4-1")
-    assert presses == pour_over == kind(host, "hg-11-7")  # Kitchen Appliances, both
-    assert presses != kind(host, "hg-11-10-5-5")  # mugs: Tableware, another kind of page
-    assert presses != kind(other, "hg-11-7-4-4")  # and each store's pages are its own
-    assert kind(host, "aa-1") != kind(host, "") == f"{host.pk}:uncategorised"
 
 
 def test_exploration_only_ever_changes_the_last_slot_and_keeps_every_rule(network, settings):

@@ -15,6 +15,9 @@ from recommender.ranking.relevance import Calibration, affinity
         ("aa-1-10-2-10", "aa-1-10-2-9", relevance.SAME_CATEGORY_BRANCH),  # two kinds of coat
         ("hg-11-7-4", "hg-11-7-4-4", relevance.SAME_CATEGORY_BRANCH),  # coffee makers: presses
         ("hg-11-7-4-4", "hg-11-7-41", relevance.SAME_DEPARTMENT),  # a press, a refrigerator
+        # A category three levels deep and one inside it: only the department, as for any
+        # two categories under it ("Outerwear" holds rain coats as it holds fur stoles).
+        ("aa-1-10", "aa-1-10-2-10", relevance.SAME_DEPARTMENT),
         ("aa-2", "aa-2", relevance.SAME_CATEGORY_BRANCH),
         ("fb-1-3-1", "hg-11-6-2-6", relevance.COMPLEMENT),  # coffee beans, grinders
         ("hg-11-6-2-6", "fb-1-3-1", relevance.COMPLEMENT),  # either order
@@ -32,6 +35,7 @@ from recommender.ranking.relevance import Calibration, affinity
         ("sg-4-2-2-1", "fb-1-3-1", relevance.COMPLEMENT),  # a camp mug, coffee
         ("hg-11-7-38", "fb-1-14-2", relevance.COMPLEMENT),  # a camp stove, tea
         ("sg-4-2-17", "fb-1-3-1", 0.0),  # but not a tent and coffee
+        ("hg-11-7-38", "fb-1-1", 0.0),  # nor a camp stove and alcoholic beverages
         ("hg-15-4-1-1", "aa-1-18-2", 0.0),  # nor bath towels and hiking socks
         ("ap-2-14-2", "hg-15-4-1-1", 0.0),  # a cat bowl and a towel stay unrelated
         ("ap-2-26-6", "hg-15-4-1-1", 0.0),  # so do nail clippers and a towel
