@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -249,21 +250,15 @@ def widget_checks(stores, links) -> None:
     from django.conf import settings
 
     from recommender.models import WidgetSettings
-    from recommender.ranking.network import network_state
     from recommender.ranking.recommendations import recommendations_for
 
-    # One block, to check it holds both ways: the first shop blocks the last (the blocks
-    # the first shop had are put back afterwards).
+    # One block, to check it holds both ways: the first shop blocks the last.
     first, last = stores[min(stores)], stores[max(stores)]
     pair = {first.pk: last.pk, last.pk: first.pk}
-    blocking = WidgetSettings.objects.get(store=first)
-    had = list(blocking.blocked_stores.all())
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
     leaks = below_floor = host_shown = blocked_shown = 0
     fill = Counter()
-    try:
-        blocking.blocked_stores.set([last])
-        network_state(fresh=True)
+    with _blocking(first, [last]):
         for shop, product_id in links:
             host = stores[shop]
             widget = WidgetSettings.objects.get(store=host)
@@ -280,9 +275,6 @@ def widget_checks(stores, links) -> None:
             blocked_shown += host.pk in pair and any(
                 i.product.store_id == pair[host.pk] for i in partners
             )
-    finally:
-        blocking.blocked_stores.set(had)
-        network_state(fresh=True)
     pages = len(links)
     print("\nthe widget with competitor avoidance on (the default), on the same pages")
     print(f"same-item leak rate: {leaks / pages:.3%} ({leaks} of {pages} pages)")
@@ -301,7 +293,6 @@ def measure_fill(stores: dict) -> None:
     from django.conf import settings
 
     from recommender.models import Product, WidgetSettings
-    from recommender.ranking.network import network_state
     from recommender.ranking.recommendations import recommendations_for
 
     floor, minimum = settings.RECOMMENDER_RELEVANCE_FLOOR, settings.RECOMMENDER_MIN_RELEVANCE
@@ -309,7 +300,7 @@ def measure_fill(stores: dict) -> None:
     widgets = {store.pk: WidgetSettings.objects.get(store=store) for store in stores.values()}
 
     def partners_on(page_list) -> dict:
-        """page -> (the partner items its widget shows, the widget's partner slots)"""
+        """page -> (the partner items its widget shows, its partner slots, all its items)"""
         shown = {}
         for page in page_list:
             widget = widgets[page.store_id]
@@ -318,17 +309,16 @@ def measure_fill(stores: dict) -> None:
             shown[page] = ([item for item in items if item.slot == "partner"], slots, items)
         return shown
 
-    blocks = {pk: list(widget.blocked_stores.all()) for pk, widget in widgets.items()}
-    try:
-        for widget in widgets.values():
-            widget.blocked_stores.clear()
-        network_state(fresh=True)
+    # Then one block, to check it holds both ways: the first shop blocks the last (only
+    # their pages can change).
+    first, last = stores[min(stores)], stores[max(stores)]
+    pair = {first.pk: last.pk, last.pk: first.pk}
+    with ExitStack() as unblocked:
+        for store in stores.values():
+            unblocked.enter_context(_blocking(store, []))
         shown = partners_on(pages)
-        blocked = _with_one_block(stores, pages, partners_on)
-    finally:
-        for pk, widget in widgets.items():
-            widget.blocked_stores.set(blocks[pk])
-        network_state(fresh=True)
+        with _blocking(first, [last]):
+            blocked = partners_on([page for page in pages if page.store_id in pair])
     fill: Counter = Counter()
     full_by_store: Counter = Counter()
     empty_by_store: Counter = Counter()
@@ -371,8 +361,6 @@ def measure_fill(stores: dict) -> None:
     ))  # fmt: skip
     print(f"items below the floors (cosine {floor}, relevance {minimum}): {below_floor}")
 
-    first, last = stores[min(stores)], stores[max(stores)]
-    pair = {first.pk: last.pk, last.pk: first.pk}
     before = sum(
         any(item.product.store_id == pair[page.store_id] for item in shown[page][0])
         for page in blocked
@@ -406,16 +394,22 @@ def measure_fill(stores: dict) -> None:
             print("    (no partner item)")
 
 
-def _with_one_block(stores: dict, pages: list, partners_on) -> dict:
-    """The first shop blocks the last: their pages' widgets (only theirs can change), to
-    check that the block holds both ways."""
+@contextmanager
+def _blocking(store, blocked: list):
+    """``store`` blocks exactly ``blocked`` (the network state refreshed) until the block
+    ends; then what it blocked before."""
     from recommender.models import WidgetSettings
     from recommender.ranking.network import network_state
 
-    first, last = stores[min(stores)], stores[max(stores)]
-    WidgetSettings.objects.get(store=first).blocked_stores.set([last])
+    widget = WidgetSettings.objects.get(store=store)
+    before = list(widget.blocked_stores.all())
+    widget.blocked_stores.set(blocked)
     network_state(fresh=True)
-    return partners_on([page for page in pages if page.store_id in (first.pk, last.pk)])
+    try:
+        yield
+    finally:
+        widget.blocked_stores.set(before)
+        network_state(fresh=True)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ _CAMP_KITCHEN = ("sg-4-2-2", "hg-11-7-38")
 
 # Category pairs that shoppers buy together, across branches of Shopify's standard product
 # taxonomy (either order; a prefix covers its subcategories; the taxonomy keeps a category's
-# id across its releases, checked against 2025-01). Documented judgement, not learned: clicks refine it.
+# id across its releases, checked against 2025-01). Documented judgement, not learned:
+# clicks refine it.
 COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("fb-1-3", "hg-11-7-4"),  # coffee: coffee makers & espresso machines
@@ -80,9 +81,9 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         ("os-4-9-9", "me-1"),  # notebooks: books
         # Clothing and clothing accessories: bedding. Clothes and home textiles are chosen
         # for the same materials and look (a wool scarf and a wool throw, a linen dress and
-        # linen bedding), and lifestyle shops sell both; not towels or napkins. Measured on the
-        # demo network, 72-79 % of dress, top and accessory / home textile pairs are more
-        # alike than 95 % of unrelated pairs are (5 % for unrelated categories, by
+        # linen bedding), and lifestyle shops sell both; not towels or napkins. Measured on
+        # the demo network, 72-79 % of dress, top and accessory / home textile pairs are
+        # more alike than 95 % of unrelated pairs are (5 % for unrelated categories, by
         # definition).
         ("aa-1", "hg-15-1"),
         ("aa-2", "hg-15-1"),
