@@ -37,6 +37,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INTERLAYER_ENV", "development")
 # Every widget is recomputed (no 10-second reuse), so each view sees the learner's latest.
 os.environ.setdefault("RECOMMENDER_STATE_TTL_SECONDS", "0")
+# Each click is settled as it is made, in this process, as the click path does without a
+# journal: on PostgreSQL the journal would hand it to a settling thread a second later, and
+# the bench, which settles and counts each click before the next view, would count none.
+os.environ.setdefault("RECOMMENDER_CLICK_JOURNAL", "false")
 
 from bench.local_servers import free_port  # noqa: E402
 from bench.relevance import set_up  # noqa: E402

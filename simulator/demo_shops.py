@@ -31,7 +31,9 @@ _VERTICALS = {
 }
 
 # (handle, name, currency, vendors, [(product type, taxonomy id, taxonomy path, items,
-#  price range)], qualifiers, description phrases)
+#  price range[, qualifiers])], qualifiers, description phrases). Each item is listed under
+# three of its type's qualifiers (a roast, a size, a colour; "" is the item as it is), or of
+# the store's where the type gives none: a grinder comes in "Matte Black", not "Dark Roast".
 NICHES: list[dict[str, Any]] = [
     {
         "handle": "coffee-corner",
@@ -71,6 +73,7 @@ NICHES: list[dict[str, Any]] = [
                     "Flat Burr Espresso Grinder",
                 ],
                 (45, 320),
+                ["", "Matte Black", "Stainless Steel", "Walnut"],
             ),
             (
                 "Coffee Makers",
@@ -86,6 +89,7 @@ NICHES: list[dict[str, Any]] = [
                     ("Siphon Brewer", "hg-11-7-4-6", "Vacuum Coffee Makers"),
                 ],
                 (18, 140),
+                ["", "Glass", "Stainless Steel", "3-Cup", "6-Cup"],
             ),
             (
                 "Coffee Accessories",
@@ -115,6 +119,7 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (8, 95),
+                ["", "Matte Black", "Stainless Steel", "Copper"],
             ),
         ],
         "qualifiers": ["", "Light Roast", "Medium Roast", "Dark Roast", "250g", "1kg"],
@@ -182,6 +187,7 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (8, 120),
+                ["", "Black", "Celadon", "Sand"],
             ),
         ],
         "qualifiers": ["", "50g", "100g", "Organic", "Gift Tin"],
@@ -225,6 +231,7 @@ NICHES: list[dict[str, Any]] = [
                     ("Whetstone Sharpener", "hg-11-8", KITCHEN_TOOLS),
                 ],
                 (19, 260),
+                ["", "Professional", "Stainless Steel", "Walnut"],
             ),
             (
                 "Kitchen Tools",
@@ -241,6 +248,7 @@ NICHES: list[dict[str, Any]] = [
                     ("Salad Spinner", "hg-11-8-64", "Salad Spinners"),
                 ],
                 (9, 85),
+                ["", "Black", "Natural", "Professional"],
             ),
             (
                 "Bakeware",
@@ -254,6 +262,7 @@ NICHES: list[dict[str, Any]] = [
                     "Bread Cloche",
                 ],
                 (12, 90),
+                ["", "Small", "Large", "Professional"],
             ),
         ],
         "qualifiers": ["", "10-inch", "12-inch", "Enameled", "Professional"],
@@ -281,6 +290,7 @@ NICHES: list[dict[str, Any]] = [
                     ("Trekking Rucksack 65L", "lb-1-15", "Hiking Backpacks"),
                 ],
                 (45, 280),
+                ["", "Black", "Forest Green", "Slate Blue"],
             ),
             (
                 "Camping Gear",
@@ -306,6 +316,7 @@ NICHES: list[dict[str, Any]] = [
                     ("Camp Chair", "sg-4-2-1", "Camp Furniture"),
                 ],
                 (15, 420),
+                ["", "Lightweight", "Ultralight", "Olive"],
             ),
             (
                 "Outdoor Apparel",
@@ -375,6 +386,7 @@ NICHES: list[dict[str, Any]] = [
                 "Office Supplies > General Office Supplies > Paper Products > Notebooks & Notepads",
                 ["Dotted Notebook A5", "Leather Journal", "Recipe Journal", "Travel Notebook"],
                 (9, 45),
+                ["", "Black", "Tan", "Pocket Size"],
             ),
             (
                 "Bookends",
@@ -382,6 +394,7 @@ NICHES: list[dict[str, Any]] = [
                 "Home & Garden > Decor > Bookends",
                 ["Brass Bookends", "Oak Bookends", "Marble Bookends"],
                 (24, 70),
+                ["", "Small", "Large", "Set of Two"],
             ),
         ],
         "qualifiers": ["", "Hardcover", "Paperback", "Signed Edition"],
@@ -550,6 +563,7 @@ NICHES: list[dict[str, Any]] = [
                     "Puppy Starter Food",
                 ],
                 (12, 65),
+                ["", "Small Bag", "Large Bag", "Value Pack"],
             ),
             (
                 "Pet Grooming",
@@ -573,6 +587,7 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (9, 40),
+                ["", "Travel Size", "Large"],
             ),
         ],
         "qualifiers": ["", "Small", "Medium", "Large"],
@@ -627,6 +642,7 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (45, 320),
+                ["", "Natural", "Charcoal", "Brass", "White"],
             ),
             (
                 "Textiles",
@@ -657,6 +673,7 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (25, 260),
+                ["", "Natural", "Charcoal", "Sage", "Oatmeal"],
             ),
             (
                 "Tableware",
@@ -682,6 +699,7 @@ NICHES: list[dict[str, Any]] = [
                     ("Serving Bowl", "hg-11-10-4-1", f"{TABLEWARE} > Dinnerware > Bowls"),
                 ],
                 (18, 110),
+                ["", "Natural", "Charcoal", "Speckled"],
             ),
         ],
         "qualifiers": ["", "Fig & Cedar", "Sea Salt", "Natural", "Charcoal"],
@@ -706,7 +724,8 @@ def catalog(niche: dict[str, Any], *, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(f"{niche['handle']}:{seed}")
     products: list[dict[str, Any]] = []
     handles: set[str] = set()
-    for product_type, type_category, type_path, items, (low, high) in niche["types"]:
+    for product_type, type_category, type_path, items, (low, high), *own in niche["types"]:
+        qualifier_choices = own[0] if own else niche["qualifiers"]
         for entry in items:
             item, category_id, category_path = (
                 (entry, type_category, type_path) if isinstance(entry, str) else entry
@@ -714,7 +733,7 @@ def catalog(niche: dict[str, Any], *, seed: int = 7) -> list[dict[str, Any]]:
             if category_path.split(" > ")[0] not in _VERTICALS:
                 assert category_id.startswith(type_category + "-"), (item, category_id)
                 category_path = f"{type_path} > {category_path}"
-            qualifiers = rng.sample(niche["qualifiers"], k=min(3, len(niche["qualifiers"])))
+            qualifiers = rng.sample(qualifier_choices, k=min(3, len(qualifier_choices)))
             for qualifier in qualifiers:
                 title = f"{item} {qualifier}".strip() if qualifier else item
                 handle = _slug(title)
