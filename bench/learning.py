@@ -99,6 +99,10 @@ def run(stores: dict, impressions: int, seed: int) -> None:
         results[arm] = serve(sequence, affinity, appeal, random.Random(seed + 1), learning)
         print(f"{arm}: {impressions} page views in {time.perf_counter() - started:.0f}s",
               flush=True)  # fmt: skip
+        if not sum(billed for _, billed in results[arm]["buckets"]):
+            # Shoppers click a few percent of widgets: none billed means the clicks were
+            # not counted (a CTR of 0 would be no measurement, not a result).
+            raise SystemExit(f"{arm}: no billable click was counted in {impressions} views")
     report(results, affinity, appeal)
 
 
