@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INTERLAYER_ENV", "development")
 # Every widget is recomputed (no 10-second reuse), so each view sees the learner's latest.
 os.environ.setdefault("RECOMMENDER_STATE_TTL_SECONDS", "0")
-# Each click is settled as it is made, in this process, as the click path does without a
-# journal: on PostgreSQL the journal would hand it to a settling thread a second later, and
-# the bench, which settles and counts each click before the next view, would count none.
+# Each click is inserted and settled as it is made, as the click path does without a
+# journal. On PostgreSQL the journal keeps a click until the web process's settling thread
+# inserts it, and the bench (which calls the click path directly and settles each click
+# before the next view) starts none: it would count no click at all.
 os.environ.setdefault("RECOMMENDER_CLICK_JOURNAL", "false")
 
 from bench.local_servers import free_port  # noqa: E402
@@ -100,8 +101,7 @@ def run(stores: dict, impressions: int, seed: int) -> None:
         print(f"{arm}: {impressions} page views in {time.perf_counter() - started:.0f}s",
               flush=True)  # fmt: skip
         if not sum(billed for _, billed in results[arm]["buckets"]):
-            # Shoppers click a few percent of widgets: none billed means the clicks were
-            # not counted (a CTR of 0 would be no measurement, not a result).
+            # A CTR of 0 would be no measurement, not a result (a short run, too).
             raise SystemExit(f"{arm}: no billable click was counted in {impressions} views")
     report(results, affinity, appeal)
 
@@ -119,6 +119,10 @@ def serve(sequence, affinity, appeal, rng, learning: bool) -> dict:
     violations = 0
     for n, (host, product_id) in enumerate(sequence):
         if n % RETRAIN_EVERY == 0:
+            if n == 2 * RETRAIN_EVERY and not sum(billed for _, billed in buckets):
+                # Shoppers click a few percent of widgets: none billed by now means the
+                # clicks are not being counted; stop before the rest of the run.
+                raise SystemExit(f"no billable click was counted in the first {n} views")
             buckets.append([0, 0])
             if learning and n:
                 learner.learn_from_clicks()

@@ -30,10 +30,14 @@ _VERTICALS = {
     "Sporting Goods",
 }
 
-# (handle, name, currency, vendors, [(product type, taxonomy id, taxonomy path, items,
-#  price range[, qualifiers])], qualifiers, description phrases). Each item is listed under
-# three of its type's qualifiers (a roast, a size, a colour; "" is the item as it is), or of
-# the store's where the type gives none: a grinder comes in "Matte Black", not "Dark Roast".
+# A store: its handle, name, vendors, product types, qualifiers and description phrases. A
+# type is (name, taxonomy id, taxonomy path, items, price range[, words]); its words, where
+# given, are its own "qualifiers" and "phrases" in place of the store's, and
+# "item_qualifiers" for the items whose qualifiers differ from their type's. Each item is
+# listed under up to three qualifiers (a roast, a size, a colour; "" is the item as it is;
+# "{}" puts the item inside: "Men's {}"), and described with two phrases: a grinder comes
+# in Matte Black, not Dark Roast, and is built for a consistent grind, not roasted in small
+# batches.
 NICHES: list[dict[str, Any]] = [
     {
         "handle": "coffee-corner",
@@ -73,7 +77,19 @@ NICHES: list[dict[str, Any]] = [
                     "Flat Burr Espresso Grinder",
                 ],
                 (45, 320),
-                ["", "Matte Black", "Stainless Steel", "Walnut"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Matte Black",
+                        "Stainless Steel",
+                        "Walnut",
+                    ],
+                    "phrases": [
+                        "built for a consistent grind",
+                        "burrs that stay sharp for years",
+                        "made for slow mornings",
+                    ],
+                },
             ),
             (
                 "Coffee Makers",
@@ -89,7 +105,23 @@ NICHES: list[dict[str, Any]] = [
                     ("Siphon Brewer", "hg-11-7-4-6", "Vacuum Coffee Makers"),
                 ],
                 (18, 140),
-                ["", "Glass", "Stainless Steel", "3-Cup", "6-Cup"],
+                {
+                    "qualifiers": [
+                        "",
+                        "3-Cup",
+                        "6-Cup",
+                        "8-Cup",
+                    ],
+                    "phrases": [
+                        "for a clean, sweet cup",
+                        "brews in a few minutes",
+                        "made for slow mornings",
+                    ],
+                    "item_qualifiers": {
+                        "Moka Pot": ["", "3-Cup", "6-Cup", "Stainless Steel"],
+                        "AeroPress Coffee Maker": ["", "Clear", "with Travel Case"],
+                    },
+                },
             ),
             (
                 "Coffee Accessories",
@@ -119,7 +151,23 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (8, 95),
-                ["", "Matte Black", "Stainless Steel", "Copper"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Matte Black",
+                        "Stainless Steel",
+                        "Copper",
+                    ],
+                    "phrases": [
+                        "a small upgrade to the daily brew",
+                        "made for slow mornings",
+                        "built to last",
+                    ],
+                    "item_qualifiers": {
+                        "Paper Filters": ["", "Size 02", "Size 04", "Unbleached"],
+                        "Coffee Scale with Timer": ["", "Black", "White"],
+                    },
+                },
             ),
         ],
         "qualifiers": ["", "Light Roast", "Medium Roast", "Dark Roast", "250g", "1kg"],
@@ -127,7 +175,6 @@ NICHES: list[dict[str, Any]] = [
             "notes of stone fruit and dark chocolate",
             "roasted in small batches every week",
             "for a clean, sweet cup",
-            "built for a consistent grind",
             "made for slow mornings",
         ],
     },
@@ -187,7 +234,25 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (8, 120),
-                ["", "Black", "Celadon", "Sand"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Black",
+                        "Celadon",
+                        "Sand",
+                    ],
+                    "phrases": [
+                        "made for a slow daily pot",
+                        "easy to rinse after every brew",
+                        "a quiet centrepiece for the tea table",
+                    ],
+                    "item_qualifiers": {
+                        "Glass Teapot with Infuser": ["", "600 ml", "1 L"],
+                        "Matcha Whisk": ["", "80 Prong", "100 Prong"],
+                        "Tea Strainer": ["", "Stainless Steel", "Fine Mesh"],
+                        "Electric Tea Kettle": ["", "Black", "Stainless Steel", "1.7 L"],
+                    },
+                },
             ),
         ],
         "qualifiers": ["", "50g", "100g", "Organic", "Gift Tin"],
@@ -217,6 +282,19 @@ NICHES: list[dict[str, Any]] = [
                     "Grill Pan",
                 ],
                 (25, 380),
+                {
+                    "phrases": [
+                        "heats evenly and lasts for generations",
+                        "a workhorse for everyday cooking",
+                        "oven safe",
+                    ],
+                    "item_qualifiers": {
+                        "Dutch Oven": ["", "5.5 qt", "7.25 qt", "Enameled"],
+                        "Stock Pot": ["", "8 qt", "12 qt", "Professional"],
+                        "Stainless Saucepan": ["", "2 qt", "3 qt", "Professional"],
+                        "Nonstick Frying Pan": ["", "10-inch", "12-inch", "Professional"],
+                    },
+                },
             ),
             (
                 "Kitchen Knives",
@@ -231,7 +309,22 @@ NICHES: list[dict[str, Any]] = [
                     ("Whetstone Sharpener", "hg-11-8", KITCHEN_TOOLS),
                 ],
                 (19, 260),
-                ["", "Professional", "Stainless Steel", "Walnut"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Professional",
+                        "Stainless Steel",
+                        "Walnut",
+                    ],
+                    "phrases": [
+                        "balanced, full-tang construction",
+                        "holds a keen edge",
+                        "a workhorse for everyday cooking",
+                    ],
+                    "item_qualifiers": {
+                        "Whetstone Sharpener": ["", "1000/6000 Grit", "with Stand"],
+                    },
+                },
             ),
             (
                 "Kitchen Tools",
@@ -248,7 +341,24 @@ NICHES: list[dict[str, Any]] = [
                     ("Salad Spinner", "hg-11-8-64", "Salad Spinners"),
                 ],
                 (9, 85),
-                ["", "Black", "Natural", "Professional"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Black",
+                        "White",
+                        "Professional",
+                    ],
+                    "phrases": [
+                        "dishwasher safe",
+                        "a workhorse for everyday cooking",
+                        "made to be used every day",
+                    ],
+                    "item_qualifiers": {
+                        "Wooden Spoon Set": ["", "Beech", "Olive Wood", "5-Piece"],
+                        "End Grain Cutting Board": ["", "Walnut", "Maple", "Large"],
+                        "Pepper Mill": ["", "Walnut", "Black", "Brass"],
+                    },
+                },
             ),
             (
                 "Bakeware",
@@ -262,7 +372,19 @@ NICHES: list[dict[str, Any]] = [
                     "Bread Cloche",
                 ],
                 (12, 90),
-                ["", "Small", "Large", "Professional"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Small",
+                        "Large",
+                        "Professional",
+                    ],
+                    "phrases": [
+                        "bakes evenly and releases cleanly",
+                        "a workhorse for everyday baking",
+                        "made to be used every day",
+                    ],
+                },
             ),
         ],
         "qualifiers": ["", "10-inch", "12-inch", "Enameled", "Professional"],
@@ -290,7 +412,19 @@ NICHES: list[dict[str, Any]] = [
                     ("Trekking Rucksack 65L", "lb-1-15", "Hiking Backpacks"),
                 ],
                 (45, 280),
-                ["", "Black", "Forest Green", "Slate Blue"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Black",
+                        "Forest Green",
+                        "Slate Blue",
+                    ],
+                    "phrases": [
+                        "tested on long days in the mountains",
+                        "made with recycled fabrics",
+                        "carries comfortably all day",
+                    ],
+                },
             ),
             (
                 "Camping Gear",
@@ -316,7 +450,19 @@ NICHES: list[dict[str, Any]] = [
                     ("Camp Chair", "sg-4-2-1", "Camp Furniture"),
                 ],
                 (15, 420),
-                ["", "Lightweight", "Ultralight", "Olive"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Lightweight",
+                        "Ultralight",
+                        "Olive",
+                    ],
+                    "phrases": [
+                        "tested on long days in the mountains",
+                        "packs down small",
+                        "built for all-season adventures",
+                    ],
+                },
             ),
             (
                 "Outdoor Apparel",
@@ -345,7 +491,7 @@ NICHES: list[dict[str, Any]] = [
                 (18, 260),
             ),
         ],
-        "qualifiers": ["", "Men's", "Women's", "Lightweight", "Waterproof"],
+        "qualifiers": ["", "Men's {}", "Women's {}", "Lightweight"],
         "phrases": [
             "tested on long days in the mountains",
             "packs down small",
@@ -386,7 +532,19 @@ NICHES: list[dict[str, Any]] = [
                 "Office Supplies > General Office Supplies > Paper Products > Notebooks & Notepads",
                 ["Dotted Notebook A5", "Leather Journal", "Recipe Journal", "Travel Notebook"],
                 (9, 45),
-                ["", "Black", "Tan", "Pocket Size"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Black",
+                        "Tan",
+                        "Pocket Size",
+                    ],
+                    "phrases": [
+                        "printed on recycled paper",
+                        "lies flat when open",
+                        "the perfect gift for a curious mind",
+                    ],
+                },
             ),
             (
                 "Bookends",
@@ -394,7 +552,19 @@ NICHES: list[dict[str, Any]] = [
                 "Home & Garden > Decor > Bookends",
                 ["Brass Bookends", "Oak Bookends", "Marble Bookends"],
                 (24, 70),
-                ["", "Small", "Large", "Set of Two"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Small",
+                        "Large",
+                        "Set of Two",
+                    ],
+                    "phrases": [
+                        "heavy enough for a full shelf",
+                        "the perfect gift for a curious mind",
+                        "a favourite of our booksellers",
+                    ],
+                },
             ),
         ],
         "qualifiers": ["", "Hardcover", "Paperback", "Signed Edition"],
@@ -509,6 +679,13 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (9, 140),
+                {
+                    "phrases": [
+                        "loved by our shop dogs",
+                        "vet-recommended",
+                        "durable and easy to clean",
+                    ],
+                },
             ),
             (
                 "Cat Supplies",
@@ -543,6 +720,13 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (8, 120),
+                {
+                    "phrases": [
+                        "loved by our shop cats",
+                        "vet-recommended",
+                        "durable and easy to clean",
+                    ],
+                },
             ),
             (
                 "Pet Food",
@@ -563,7 +747,19 @@ NICHES: list[dict[str, Any]] = [
                     "Puppy Starter Food",
                 ],
                 (12, 65),
-                ["", "Small Bag", "Large Bag", "Value Pack"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Small Bag",
+                        "Large Bag",
+                        "Value Pack",
+                    ],
+                    "phrases": [
+                        "made with natural ingredients",
+                        "vet-recommended",
+                        "loved by our shop dogs",
+                    ],
+                },
             ),
             (
                 "Pet Grooming",
@@ -587,7 +783,18 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (9, 40),
-                ["", "Travel Size", "Large"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Travel Size",
+                        "Large",
+                    ],
+                    "phrases": [
+                        "vet-recommended",
+                        "gentle on sensitive skin",
+                        "durable and easy to clean",
+                    ],
+                },
             ),
         ],
         "qualifiers": ["", "Small", "Medium", "Large"],
@@ -642,7 +849,19 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (45, 320),
-                ["", "Natural", "Charcoal", "Brass", "White"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Natural",
+                        "White",
+                        "Charcoal",
+                    ],
+                    "item_qualifiers": {
+                        "Ceramic Table Lamp": ["", "White", "Charcoal", "Sage"],
+                        "Rattan Pendant Light": ["", "Natural", "Small", "Large"],
+                        "Brass Floor Lamp": ["", "Antique", "Polished"],
+                    },
+                },
             ),
             (
                 "Textiles",
@@ -673,7 +892,15 @@ NICHES: list[dict[str, Any]] = [
                     ),
                 ],
                 (25, 260),
-                ["", "Natural", "Charcoal", "Sage", "Oatmeal"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Natural",
+                        "Charcoal",
+                        "Sage",
+                        "Oatmeal",
+                    ],
+                },
             ),
             (
                 "Tableware",
@@ -699,7 +926,18 @@ NICHES: list[dict[str, Any]] = [
                     ("Serving Bowl", "hg-11-10-4-1", f"{TABLEWARE} > Dinnerware > Bowls"),
                 ],
                 (18, 110),
-                ["", "Natural", "Charcoal", "Speckled"],
+                {
+                    "qualifiers": [
+                        "",
+                        "Natural",
+                        "Charcoal",
+                        "Speckled",
+                    ],
+                    "item_qualifiers": {
+                        "Linen Napkins": ["", "Natural", "Charcoal", "Set of 4"],
+                        "Glass Carafe": ["", "0.5 L", "1 L"],
+                    },
+                },
             ),
         ],
         "qualifiers": ["", "Fig & Cedar", "Sea Salt", "Natural", "Charcoal"],
@@ -725,7 +963,7 @@ def catalog(niche: dict[str, Any], *, seed: int = 7) -> list[dict[str, Any]]:
     products: list[dict[str, Any]] = []
     handles: set[str] = set()
     for product_type, type_category, type_path, items, (low, high), *own in niche["types"]:
-        qualifier_choices = own[0] if own else niche["qualifiers"]
+        words = {**niche, **own[0]} if own else niche  # the type's qualifiers and phrases
         for entry in items:
             item, category_id, category_path = (
                 (entry, type_category, type_path) if isinstance(entry, str) else entry
@@ -733,16 +971,19 @@ def catalog(niche: dict[str, Any], *, seed: int = 7) -> list[dict[str, Any]]:
             if category_path.split(" > ")[0] not in _VERTICALS:
                 assert category_id.startswith(type_category + "-"), (item, category_id)
                 category_path = f"{type_path} > {category_path}"
-            qualifiers = rng.sample(qualifier_choices, k=min(3, len(qualifier_choices)))
-            for qualifier in qualifiers:
-                title = f"{item} {qualifier}".strip() if qualifier else item
+            choices = words.get("item_qualifiers", {}).get(item, words["qualifiers"])
+            for qualifier in rng.sample(choices, k=min(3, len(choices))):
+                if qualifier and set(qualifier.lower().split()) <= set(item.lower().split()):
+                    continue  # "Organic Uji Matcha" is not listed again as "... Organic"
+                title = qualifier.format(item) if "{}" in qualifier else f"{item} {qualifier}"
+                title = title.strip()
                 handle = _slug(title)
                 if handle in handles:
                     continue
                 handles.add(handle)
                 vendor = rng.choice(niche["vendors"])
                 price = round(rng.uniform(low, high), 0) - 0.01
-                phrases = rng.sample(niche["phrases"], k=2)
+                phrases = rng.sample(words["phrases"], k=2)
                 body = (
                     f"<p>{title} from {vendor}: {phrases[0]}.</p>"
                     f"<p>{product_type} chosen by the {niche['name']} team, {phrases[1]}.</p>"
