@@ -264,7 +264,7 @@ def widget_checks(stores, links) -> None:
             widget = WidgetSettings.objects.get(store=host)
             items = recommendations_for(host, product_id=product_id, widget=widget)
             partners = [item for item in items if item.slot == "partner"]
-            slots = widget.items - round(widget.items * widget.own_share / 100)
+            slots = widget.items - widget.own_slots()
             fill[len(partners) if len(partners) < slots else "all"] += 1
             keys = {
                 (i.product.store.shop_domain.split(".")[0], i.product.shopify_id) for i in partners
@@ -305,7 +305,7 @@ def measure_fill(stores: dict) -> None:
         for page in page_list:
             widget = widgets[page.store_id]
             items = recommendations_for(page.store, product_id=page.shopify_id, widget=widget)
-            slots = widget.items - round(widget.items * widget.own_share / 100)
+            slots = widget.items - widget.own_slots()
             shown[page] = ([item for item in items if item.slot == "partner"], slots, items)
         return shown
 

@@ -136,6 +136,11 @@ class WidgetSettings(models.Model):
     def __str__(self) -> str:
         return f"widget settings of {self.store_id}"
 
+    def own_slots(self, items: int | None = None) -> int:
+        """How many of ``items`` slots (the widget's own count by default) show the host's
+        products; the rest are partner slots."""
+        return round((self.items if items is None else items) * self.own_share / 100)
+
 
 class LedgerEntry(models.Model):
     """One credit movement. Append-only: balances are sums, never stored.

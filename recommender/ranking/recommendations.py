@@ -152,7 +152,7 @@ def recommendations_for(
             query, pool, exclude_stores=exclude, text=_text(viewed), text_store=host.pk
         )
         return _raw_ranking(hits, viewed)[:limit]
-    own_slots = round(limit * widget.own_share / 100)
+    own_slots = widget.own_slots(limit)
     shown: list[Recommendation] = []
     for _ in range(RANKING_ROUNDS):
         partners = _partner_items(
