@@ -100,9 +100,6 @@ def run(stores: dict, impressions: int, seed: int) -> None:
         results[arm] = serve(sequence, affinity, appeal, random.Random(seed + 1), learning)
         print(f"{arm}: {impressions} page views in {time.perf_counter() - started:.0f}s",
               flush=True)  # fmt: skip
-        if not sum(billed for _, billed in results[arm]["buckets"]):
-            # A CTR of 0 would be no measurement, not a result (a short run, too).
-            raise SystemExit(f"{arm}: no billable click was counted in {impressions} views")
     report(results, affinity, appeal)
 
 
@@ -119,10 +116,8 @@ def serve(sequence, affinity, appeal, rng, learning: bool) -> dict:
     violations = 0
     for n, (host, product_id) in enumerate(sequence):
         if n % RETRAIN_EVERY == 0:
-            if n == 2 * RETRAIN_EVERY and not sum(billed for _, billed in buckets):
-                # Shoppers click a few percent of widgets: none billed by now means the
-                # clicks are not being counted; stop before the rest of the run.
-                raise SystemExit(f"no billable click was counted in the first {n} views")
+            if n == 2 * RETRAIN_EVERY:
+                _require_clicks(buckets, n)  # stop early rather than after the whole run
             buckets.append([0, 0])
             if learning and n:
                 learner.learn_from_clicks()
@@ -154,8 +149,16 @@ def serve(sequence, affinity, appeal, rng, learning: bool) -> dict:
                 clicks.settle_clicks()  # what the request does after its redirect
                 buckets[-1][1] += Click.objects.filter(pk=outcome.click_id, billable=True).exists()
                 break
+    _require_clicks(buckets, len(sequence))
     return {"buckets": buckets, "shown_on": shown_on, "expected": expected,
             "violations": violations}  # fmt: skip
+
+
+def _require_clicks(buckets: list[list[int]], views: int) -> None:
+    """Shoppers click a few percent of widgets: none billed in ``views`` views means the
+    clicks are not being counted, and a CTR of 0 would be no measurement, not a result."""
+    if not sum(billed for _, billed in buckets):
+        raise SystemExit(f"no billable click was counted in {views} views")
 
 
 def _targets(payload):
