@@ -42,6 +42,8 @@ TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
 _DOG_WALKING = ("ap-2-6", "ap-2-17", "ap-2-31", "ap-2-41")
 # What cooks and holds a drink in camp: camping cookware & dinnerware, portable stoves.
 _CAMP_KITCHEN = ("sg-4-2-2", "hg-11-7-38")
+# What furnishes a room around its bed and sofa: rugs, cushion covers, throw pillows.
+_ROOM_TEXTILES = ("hg-3-14", "hg-3-57", "hg-3-64")
 
 # Category pairs that shoppers buy together, across branches of Shopify's standard product
 # taxonomy (either order; a prefix covers its subcategories; the taxonomy keeps a category's
@@ -75,9 +77,7 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         *((camp, "hg-11-2-3-15") for camp in _CAMP_KITCHEN),
         ("hg-11-7-38", "sg-4-2"),  # portable stoves: camping & hiking
         # Bedding: the rugs, cushion covers and throw pillows of the same room.
-        ("hg-15-1", "hg-3-14"),
-        ("hg-15-1", "hg-3-57"),
-        ("hg-15-1", "hg-3-64"),
+        *(("hg-15-1", textile) for textile in _ROOM_TEXTILES),
         ("os-4-9-9", "me-1"),  # notebooks: books
         # Clothing and clothing accessories: bedding. Clothes and home textiles are chosen
         # for the same materials and look (a wool scarf and a wool throw, a linen dress and
@@ -100,9 +100,7 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         # showed a sweater dress.
         ("ap-2-9", "hg-15-1-4"),
         ("ap-2-26-7", "hg-15-4"),
-        ("ap-2-2-2", "hg-3-14"),
-        ("ap-2-2-2", "hg-3-57"),
-        ("ap-2-2-2", "hg-3-64"),
+        *(("ap-2-2-2", textile) for textile in _ROOM_TEXTILES),
     }
 )
 
