@@ -58,6 +58,14 @@ def main() -> None:
         help="keep the stores a previous run synced into this database: rebuild the index and "
         "measure again (for trying ranking changes; the first run syncs everything)",
     )
+    parser.add_argument(
+        "--show",
+        metavar="TYPE",
+        action="append",
+        default=[],
+        help="demo: print the widget of every product page of this product type (e.g. Books; "
+        "repeat for more) in place of the random sample",
+    )
     args = parser.parse_args()
     wdc = args.network == "wdc"
     if wdc and not (args.dataset / "gold-pairs.json").exists():
@@ -74,7 +82,7 @@ def main() -> None:
         if wdc:
             measure_recall(args.dataset, stores)
         else:
-            measure_fill(stores)
+            measure_fill(stores, show=args.show)
     finally:
         simulator.terminate()
         simulator.wait()
@@ -285,9 +293,11 @@ def widget_checks(stores, links) -> None:
     print("partner slots filled:", ", ".join(f"{k}: {fill[k] / pages:.0%}" for k in order))
 
 
-def measure_fill(stores: dict) -> None:
+def measure_fill(stores: dict, *, show: list[str]) -> None:
     """Every product page of every store, the widget as merchants run it by default (no
-    blocks, as on the demo network); then one block, to check it holds both ways."""
+    blocks, as on the demo network); then one block, to check it holds both ways. Prints
+    the widgets of a random sample of pages, or of every page of the product types in
+    ``show``."""
     import random
 
     from django.conf import settings
@@ -385,8 +395,13 @@ def measure_fill(stores: dict) -> None:
     print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "
           f"{blocked_shown}")  # fmt: skip
 
-    print("\nrendered widgets, a random sample of product pages:")
-    for page, (partners, _, _) in random.Random(4).sample(list(shown.items()), 10):
+    if show:
+        print(f"\nrendered widgets, every product page of {', '.join(show)}:")
+        chosen = [(page, row) for page, row in shown.items() if page.product_type in show]
+    else:
+        print("\nrendered widgets, a random sample of product pages:")
+        chosen = random.Random(4).sample(list(shown.items()), 10)
+    for page, (partners, _, _) in chosen:
         print(f"- {page.title} ({page.store.name}):")
         for item in partners:
             print(f"    {item.product.title} — {item.product.store.name} ({item.reason})")
