@@ -133,6 +133,8 @@ ranking_candidates = TTLCache(size=20_000)
 # product pk -> the Product row a widget shows (never changed): about 2 KB each, so 10 MB
 shown_products = TTLCache(size=5_000)
 click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
+# product pk -> what a book is about, by its nearest products (ranking.recommendations), or None
+product_topics = TTLCache(size=20_000)
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
 item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
@@ -163,6 +165,7 @@ def reset() -> None:
     ranking_candidates.clear()
     shown_products.clear()
     click_targets.clear()
+    product_topics.clear()
     network_state.clear()
     network_ctr.clear()
     item_feedback.clear()

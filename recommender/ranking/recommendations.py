@@ -24,7 +24,13 @@ from recommender.ranking.index import Hit, VectorIndex
 from recommender.ranking.lexical import identifier_agreement
 from recommender.ranking.live_index import LEXICAL_FIELDS, lexical_text_of
 from recommender.ranking.network import NetworkState, network_state
-from recommender.ranking.relevance import affinity, category_key
+from recommender.ranking.relevance import (
+    TOPIC_NEIGHBOURS,
+    affinity,
+    category_key,
+    inferred_topic,
+    is_topical,
+)
 from stores.models import Store
 
 # Fairness: a partner's rank blends relevance with its standing in the exchange.
@@ -45,6 +51,9 @@ RANKING_ROUNDS = 3
 # Candidates read per partner slot: enough that every partner store's best fitting item is
 # among them in a network of a few dozen stores (complements can be far in cosine).
 CANDIDATES_PER_SLOT = 40
+# Products read to find a book's nearest products of other kinds (relevance.inferred_topic):
+# other books are near it too, and are left out of the vote.
+TOPIC_CANDIDATES = 3 * TOPIC_NEIGHBOURS
 
 
 class RecommendationDict(TypedDict):
@@ -210,7 +219,8 @@ def _partner_items(
     )
     products = _candidates([hit.product_id for hit in hits])
     excluded_categories = set(widget.excluded_categories or [])
-    page_category = category_key(viewed.category_id) if viewed is not None else ""
+    page_category = _topic_or_category(index, viewed) if viewed is not None else ""
+    page_is_topical = viewed is not None and is_topical(category_key(viewed.category_id))
     learned = learning.feedback() if settings.RECOMMENDER_LEARNING else None
     cluster = learning.page_cluster(host, viewed)
     sampler = random.Random() if learned is not None and learning.explores() else None
@@ -222,7 +232,8 @@ def _partner_items(
             continue
         if widget.avoid_competitors and viewed is not None and same_item(viewed, product):
             continue
-        taxonomy = affinity(page_category, category_key(product.category_id))
+        taxonomy = affinity(page_category, _topic_or_category(index, product))
+        by_topic = page_is_topical or is_topical(category_key(product.category_id))
         related = index.calibration.relevance(hit.cosine, taxonomy)
         if related < settings.RECOMMENDER_MIN_RELEVANCE:
             continue
@@ -236,7 +247,7 @@ def _partner_items(
         )
         lift = learned.lift(cluster, product.pk) if learned is not None else 0.0
         score = content + lift
-        reason = _reason(hit, related, taxonomy, fairness, same_ids)
+        reason = _reason(hit, related, taxonomy, fairness, same_ids, by_topic=by_topic)
         if learned is not None and learned.history(cluster, product.pk)[0]:
             shown, clicked = learned.history(cluster, product.pk)
             reason += f", clicked {clicked} of {shown} times on such pages: {lift:+.3f}"
@@ -259,6 +270,37 @@ def _partner_items(
             _, explored = max(pool, key=lambda entry: (entry[0], -entry[1].pk))
             ranked = [*kept, replace(explored, reason=explored.reason + ", explored")]
     return ranked
+
+
+def _topic_or_category(index: VectorIndex, product: Product | Candidate) -> str:
+    """The taxonomy key ranking relates a product by: its category's, or for a book (whose
+    category says nothing of its subject) the topic its nearest products in other stores
+    agree on (relevance.inferred_topic), kept for the freshness window."""
+    key = category_key(product.category_id)
+    if not is_topical(key):
+        return key
+    topic = runtime.product_topics.get_or_compute(
+        product.pk, lambda: _inferred_topic(index, product.pk, product.store_id)
+    )
+    return topic or key
+
+
+def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> str | None:
+    vector = index.vector(pk)
+    if vector is None:
+        return None
+    hits = index.search(
+        vector,
+        TOPIC_CANDIDATES,
+        exclude_stores={store_id},
+        min_cosine=settings.RECOMMENDER_RELEVANCE_FLOOR,
+    )
+    products = _candidates([hit.product_id for hit in hits])
+    return inferred_topic(
+        (category_key(products[hit.product_id].category_id), hit.cosine)
+        for hit in hits
+        if hit.product_id in products
+    )
 
 
 def _own_items(
@@ -287,7 +329,13 @@ def _own_items(
 
 
 def _reason(
-    hit: Hit, related: float, taxonomy: float | None, fairness: float, same_ids: float
+    hit: Hit,
+    related: float,
+    taxonomy: float | None,
+    fairness: float,
+    same_ids: float,
+    *,
+    by_topic: bool = False,
 ) -> str:
     words = f", shared words {hit.lexical:.2f}" if hit.lexical >= 0.005 else ""
     words += _model_numbers(same_ids)
@@ -297,6 +345,8 @@ def _reason(
         kind = ", unrelated categories"
     else:
         kind = f", related categories {taxonomy:.1f}"
+    if taxonomy is not None and by_topic:
+        kind += " by a book's topic"
     return (
         f"relevance {related:.3f} (similarity {hit.cosine:.2f}{words}{kind}), "
         f"partner fairness {fairness:+.2f}"

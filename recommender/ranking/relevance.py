@@ -15,13 +15,18 @@ Two pieces of evidence, combined as independent ones (a noisy-OR):
 
 Pairs whose verticals the taxonomy says are unrelated (an Ethernet switch and an aquarium)
 are discounted so that no cosine alone gets them over the floor. Books ("Media") are about
-anything: the taxonomy says nothing about them and content decides.
+anything, and their category does not say what: a book's topic is read from the products
+nearest to it (``inferred_topic``: a coffee book's neighbours are beans, grinders and
+filters), and the taxonomy then speaks for that topic, so a coffee book goes with grinders
+and kettles and not with a cat's window perch. Where its neighbours agree on no topic,
+content alone decides.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -37,6 +42,13 @@ SAME_DEPARTMENT = 0.6  # two or three levels: "Home & Garden > Kitchen & Dining"
 COMPLEMENT = 0.8
 UNRELATED_DISCOUNT = 0.9  # different verticals, no complement: never over a floor above 0.9
 TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
+# A topical product's topic: the narrowest taxonomy branch of TOPIC_LEVELS levels ("fb-1-3",
+# coffee; else "fb-1", beverages) holding a majority of the cosines of its TOPIC_NEIGHBOURS
+# nearest products in other stores (topical ones left out), with at least
+# MIN_TOPIC_NEIGHBOURS of them there. One level says nothing ("hg": home and garden).
+TOPIC_NEIGHBOURS = 10
+MIN_TOPIC_NEIGHBOURS = 3
+TOPIC_LEVELS = (3, 2)
 
 # What a dog is walked in and with: pet apparel, collars & harnesses, leashes, training aids.
 _DOG_WALKING = ("ap-2-6", "ap-2-17", "ap-2-31", "ap-2-41")
@@ -125,6 +137,38 @@ def category_key(category_id: str) -> str:
 
 def _within(key: str, prefix: str) -> bool:
     return key == prefix or key.startswith(prefix + "-")
+
+
+def is_topical(key: str) -> bool:
+    """A category (key) whose products can be about anything: a book."""
+    return key.split("-", 1)[0] in TOPICAL_VERTICALS if key else False
+
+
+def inferred_topic(neighbours: Iterable[tuple[str, float]]) -> str | None:
+    """What a topical product is about, from its nearest products in other stores, nearest
+    first as (category key, cosine): the narrowest branch (``TOPIC_LEVELS``) holding a
+    majority of the first ``TOPIC_NEIGHBOURS`` non-topical ones' cosine, or None when none
+    does (a book about slow living is near candles, mugs and dog bowls alike) or too few
+    are known."""
+    nearest: list[tuple[list[str], float]] = []
+    for key, cosine in neighbours:
+        if key and not is_topical(key) and cosine > 0:
+            nearest.append((key.split("-"), cosine))
+            if len(nearest) == TOPIC_NEIGHBOURS:
+                break
+    if len(nearest) < MIN_TOPIC_NEIGHBOURS:
+        return None
+    total = sum(cosine for _, cosine in nearest)
+    for levels in TOPIC_LEVELS:
+        weights: Counter[str] = Counter()
+        for parts, cosine in nearest:
+            if len(parts) >= levels:
+                weights["-".join(parts[:levels])] += cosine
+        if weights:
+            branch, weight = max(weights.items(), key=lambda item: (item[1], item[0]))
+            if weight > total / 2:
+                return branch
+    return None
 
 
 @functools.lru_cache(maxsize=65_536)  # a network has few distinct category pairs

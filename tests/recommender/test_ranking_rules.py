@@ -216,3 +216,43 @@ def test_a_documented_complement_fills_a_slot_that_a_closer_unrelated_item_canno
     items = show(host, viewed, own_share=0, avoid_competitors=False)
 
     assert {i.product.store_id for i in items if i.slot == "partner"} == {fits.pk}
+
+
+def _coffee_book(page_vector, cosine: float) -> object:
+    """A book at ``cosine`` to the page, whose nearest products elsewhere are coffee."""
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    book = toward(page_vector, topic_vector("books", seed=11), cosine)
+    roaster = partner("roaster")
+    for seed in range(3):
+        beans = toward(book, topic_vector("coffee", seed=20 + seed), 0.8)
+        make_product(roaster, f"Beans {seed}", beans, category_id=taxonomy + "fb-1-3-1")
+    shop = partner("bookshop")
+    make_product(shop, "Coffee Book", book, category_id=taxonomy + "me-1-3")
+    return shop
+
+
+def test_a_book_is_not_shown_where_its_topic_is_unrelated_however_alike(host, settings):
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
+    vector = topic_vector("dogs", seed=12)
+    cats = "gid://shopify/TaxonomyCategory/ap-2-2-2-6"
+    viewed = make_product(host, "Cat Window Perch", vector, category_id=cats)
+    # More alike than about 98 % of unrelated pairs: content alone would show it.
+    bookshop = _coffee_book(vector, 0.30)
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    assert bookshop.pk not in {i.product.store_id for i in items}
+
+
+def test_a_book_fills_a_slot_where_its_topic_is_a_complement(host, settings):
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
+    vector = topic_vector("coffee", seed=13)
+    grinders = "gid://shopify/TaxonomyCategory/hg-11-6-2-6"
+    viewed = make_product(host, "Hand Grinder", vector, category_id=grinders)
+    # Less alike than content alone passes (about the 90th percentile of unrelated pairs).
+    bookshop = _coffee_book(vector, 0.22)
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    (book,) = [i for i in items if i.product.store_id == bookshop.pk]
+    assert "related categories 0.8 by a book's topic" in book.reason

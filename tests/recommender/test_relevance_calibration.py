@@ -94,3 +94,28 @@ def test_the_table_is_measured_on_unrelated_pairs_of_a_large_enough_network():
     assert table is not None and len(table) == len(relevance.PERCENTILES)
     assert abs(float(np.median(table))) < 0.05  # random 16-d vectors: centred on 0
     assert too_small is None
+
+
+def test_a_books_topic_is_the_narrowest_branch_most_of_its_neighbours_are_in():
+    coffee = [("fb-1-3-1", 0.5), ("hg-11-6-2-6", 0.45), ("fb-1-3-1", 0.4), ("fb-1-3-2", 0.3)]
+    dogs = [("ap-2-3-7", 0.4), ("ap-2-9-8", 0.35), ("ap-2-41-1", 0.3), ("sg-4-2-8", 0.3)]
+
+    assert relevance.inferred_topic(coffee) == "fb-1-3"  # coffee, three levels
+    # No three-level branch has most of the dog book's neighbours: pet supplies, two.
+    assert relevance.inferred_topic(dogs) == "ap-2"
+
+
+def test_a_book_whose_neighbours_agree_on_nothing_or_are_too_few_has_no_topic():
+    slow_living = [("hg-3-40-2", 0.3), ("hg-11-10-5", 0.3), ("ap-2-14-5", 0.28), ("aa-1-4", 0.25)]
+    other_books = [("me-1-3", 0.9), ("me-1-3", 0.8), ("fb-1-3-1", 0.3), ("fb-1-3-1", 0.3)]
+
+    assert relevance.inferred_topic(slow_living) is None
+    assert relevance.inferred_topic(other_books) is None  # books are no evidence: two left
+    assert relevance.inferred_topic([]) is None
+
+
+def test_only_the_nearest_neighbours_vote_on_a_topic():
+    near = [("fb-1-14-2", 0.5)] * relevance.TOPIC_NEIGHBOURS
+    far = [("ap-2-3-7", 0.45)] * (relevance.TOPIC_NEIGHBOURS + 1)
+
+    assert relevance.inferred_topic(near + far) == "fb-1-14"
