@@ -328,6 +328,9 @@ def test_the_set_up_guide_moves_step_by_step_with_the_stores_real_state(
     body, steps = guide_steps(merchant)
     assert (steps["preview"]["status"], body["current"]) == ("done", "live")
     assert steps["live"]["status"] == "todo"  # nobody has seen the widget yet
+    # "View your store" opens the storefront at its primary domain's URL, as Shopify gives it.
+    storefront = simulator.world.storefront_url(simulator.shop("alpha"))
+    assert storefront.startswith("http") and steps["live"]["action"]["url"] == storefront
 
     Impression.objects.create(store=merchant.store, impression_id="i1", visitor_hash="v")
     body, steps = guide_steps(merchant)
