@@ -116,7 +116,9 @@ class WidgetSettings(models.Model):
 
     store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="widget_settings")
     enabled = models.BooleanField(default=True)
-    title = models.CharField(max_length=80, default="You may also like")
+    # "" (the default): the theme's heading in the shopper's language ("You may also like",
+    # "Vous aimerez peut-être aussi"); else the merchant's own, in every language.
+    title = models.CharField(max_length=80, default="", blank=True)
     items = models.PositiveSmallIntegerField(default=4)
     own_share = models.PositiveSmallIntegerField(default=25)  # percent of the widget
     accent_color = models.CharField(max_length=7, default="#1a1a1a")

@@ -32,7 +32,8 @@ class ListField(forms.Field):
 
 class WidgetSettingsForm(forms.Form):
     enabled = forms.BooleanField(required=False)
-    title = forms.CharField(min_length=1, max_length=80, strip=True)
+    # Empty: the heading in each shopper's language (the widget's locale files).
+    title = forms.CharField(required=False, max_length=80, strip=True)
     items = forms.IntegerField(min_value=1, max_value=12)
     own_share = forms.IntegerField(min_value=0, max_value=100)
     accent_color = forms.RegexField(

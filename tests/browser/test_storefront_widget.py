@@ -194,6 +194,10 @@ def test_a_french_storefront_shows_french_strings_and_a_working_widget(
     links = widget_links(shopper)
     assert "/fr/apps/interlayer/recommendations?" in answer.value.url
     assert "locale=fr" in answer.value.url
+    # The merchant kept the default title: the heading in the shopper's language.
+    assert shopper.locator("[data-interlayer-slot] h2").inner_text() == (
+        "Vous aimerez peut-être aussi"
+    )
     assert shopper.locator("[data-interlayer-slot] [data-partner-label]").inner_text() == (
         "De boutiques partenaires"
     )

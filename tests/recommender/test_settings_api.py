@@ -100,13 +100,22 @@ def test_saving_settings_applies_them_and_records_who_changed_what(merchant, sim
     assert (widget.title, widget.items, widget.own_share) == ("Partners we love", 5, 20)
     change = SettingsChange.objects.get(store=merchant.store)
     assert change.actor == "1"  # the ID token's "sub"
-    assert change.changes["title"] == ["You may also like", "Partners we love"]
+    assert change.changes["title"] == ["", "Partners we love"]
+
+
+def test_an_empty_title_is_saved_as_the_heading_in_each_shoppers_language(merchant):
+    WidgetSettings.objects.filter(store=merchant.store).update(title="Partners we love")
+
+    response = merchant("post", "/api/settings", settings_body(title="  "))
+
+    assert response.status_code == 200
+    assert WidgetSettings.objects.get(store=merchant.store).title == ""
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [("items", 0), ("items", 99), ("own_share", 150), ("own_share", -1), ("accent_color", "red"),
-     ("title", ""), ("title", "x" * 200)],
+     ("title", "x" * 200)],
 )  # fmt: skip
 def test_out_of_range_values_are_400_with_the_field_named_and_nothing_saved(merchant, field, value):
     response = merchant("post", "/api/settings", settings_body(**{field: value}))
@@ -165,7 +174,7 @@ def test_a_token_for_shop_a_cannot_change_shop_b(merchant, simulator, install):
                         {**settings_body(title="Hijacked"), "shop": "beta.myshopify.com"})  # fmt: skip
 
     assert response.status_code == 200
-    assert WidgetSettings.objects.get(store=other).title == "You may also like"
+    assert WidgetSettings.objects.get(store=other).title == ""
     assert WidgetSettings.objects.get(store=merchant.store).title == "Hijacked"
 
 

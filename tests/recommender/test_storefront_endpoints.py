@@ -348,6 +348,7 @@ def test_with_widgets_kept_a_merchant_and_a_partner_change_show_within_two_windo
     host, _, viewed, target = shops
     before = widget(client, viewed).json()
     assert [item["title"] for item in before["items"]] == [target.title]
+    assert before["title"] == ""  # the default: the theme's heading in the shopper's language
     WidgetSettings.objects.filter(store=host).update(title="Picked for you")
     Product.objects.filter(pk=target.pk).update(title="Coffee Book, 2nd ed.")
 
