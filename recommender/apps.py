@@ -30,6 +30,12 @@ class RecommenderConfig(AppConfig):
             lifecycle.start_catalog_sync, dispatch_uid="recommender-catalog-sync"
         )
         hooks.store_redacted.connect(lifecycle.purge_store_data, dispatch_uid="recommender-purge")
+        hooks.customer_redacted.connect(
+            lifecycle.redact_customer_orders, dispatch_uid="recommender-customer-redact"
+        )
+        hooks.customer_data_requested.connect(
+            lifecycle.customer_order_data, dispatch_uid="recommender-customer-data"
+        )
         hooks.reconciliation_due.connect(
             lifecycle.resume_stalled_work, dispatch_uid="recommender-resume"
         )

@@ -58,6 +58,53 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _forget_in_the_index(store.pk))
 
 
+def redact_customer_orders(
+    sender: Any, *, store: Store, order_ids: list[str], **kwargs: Any
+) -> int:
+    """customer_redacted: the store's attributed orders among ``order_ids`` stay in its
+    figures (an order of that total and that many lines came through the exchange) but
+    lose what ties them to the customer: Shopify's order id, the click that brought them
+    and its exact time. That click keeps what its partners' ledgers need, stripped of
+    anything about the shopper, as on shop/redact. Returns the records changed.
+    https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance#customers-redact"""
+    orders = list(AttributedOrder.objects.filter(store=store, order_id__in=order_ids))
+    clicks = {order.click_id for order in orders if order.click_id is not None}
+    for order in orders:
+        AttributedOrder.objects.filter(pk=order.pk).update(
+            order_id=f"redacted-{order.pk}", click=None, clicked_at=order.created_at
+        )
+    Click.objects.filter(pk__in=clicks).update(
+        user_agent="", visitor_hash="", previous_visitor_hash="", ip_hash="", previous_ip_hash=""
+    )
+    return len(orders) + len(clicks)
+
+
+def customer_order_data(
+    sender: Any, *, store: Store, order_ids: list[str], **kwargs: Any
+) -> list[dict[str, Any]]:
+    """customer_data_requested: what is held of the store's orders among ``order_ids``:
+    each attributed order as its pixel reported it, the partner store whose widget sent
+    the shopper, and the click (its time and the browser's user agent; the visitor and
+    address only as salted hashes, which are not given: they identify no one)."""
+    orders = AttributedOrder.objects.filter(store=store, order_id__in=order_ids).select_related(
+        "source_store", "click"
+    )
+    return [
+        {
+            "order_id": order.order_id,
+            "recorded_at": order.created_at.isoformat(),
+            "total": str(order.total),
+            "currency": order.currency,
+            "line_count": order.line_count,
+            "refunded_at": order.refunded_at.isoformat() if order.refunded_at else None,
+            "referred_by": order.source_store.name or order.source_store.shop_domain,
+            "clicked_at": order.clicked_at.isoformat(),
+            "browser": order.click.user_agent if order.click is not None else "",
+        }
+        for order in orders.order_by("created_at", "pk")
+    ]
+
+
 def _forget_in_the_index(store_id: int) -> None:
     index_events.rebuild_index(keep_old_versions=False)
     # Serving processes applied the removal events within seconds of the redaction and load

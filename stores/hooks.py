@@ -21,6 +21,13 @@ store_redacted = Signal()
 # Sent by the reconciliation job (every few minutes); each receiver repairs what it owns
 # and returns a short summary for the log.
 reconciliation_due = Signal()
+# Shopify's customer requests (customers/redact, customers/data_request), sent with
+# ``store=`` and ``order_ids=`` (Shopify's order ids, as strings), inside a transaction.
+# On customer_redacted receivers erase what links what they keep to those orders and
+# return how many records they changed; on customer_data_requested they return a list of
+# what they hold of them (JSON-ready dicts, each with its "order_id").
+customer_redacted = Signal()
+customer_data_requested = Signal()
 
 HomePage = Callable[[HttpRequest, object], HttpResponse]
 _home_page: list[HomePage] = []

@@ -78,6 +78,24 @@ class OAuthState(models.Model):
         return f"{self.shop_domain}:{self.nonce[:8]}"
 
 
+class CustomerDataRequest(models.Model):
+    """Shopify's customers/data_request for a store: the orders it names and what the
+    apps built on stores/ hold of them (``hooks.customer_data_requested``), for the
+    merchant to pass on to the customer. Nothing of the customer but the order ids."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="data_requests")
+    request_id = models.CharField(max_length=64, blank=True)  # Shopify's data_request.id
+    order_ids = models.JSONField(default=list)  # Shopify's order ids, as strings
+    held = models.JSONField(default=list)  # one record per order we hold something of
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.store_id} {self.request_id}"
+
+
 class WebhookDelivery(models.Model):
     """One webhook event as Shopify delivered it; the unique event id makes redelivery a no-op."""
 

@@ -18,8 +18,14 @@ from shopify import ApiAccess
 from interlayer.queue import enqueue
 from stores import shopify
 from stores.auth import AuthError, require_shop_domain, verify_signed_query
-from stores.hooks import store_installed, store_redacted, web_pixel_settings
-from stores.models import OAuthState, Store, WebhookDelivery
+from stores.hooks import (
+    customer_data_requested,
+    customer_redacted,
+    store_installed,
+    store_redacted,
+    web_pixel_settings,
+)
+from stores.models import CustomerDataRequest, OAuthState, Store, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +355,7 @@ def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_deliver
         if store is None:
             return "never installed: nothing stored"
         store_redacted.send(sender=Store, store=store)
+        CustomerDataRequest.objects.filter(store=store).delete()
         _clear_tokens(store)
         for field in Store.DETAIL_FIELDS:
             setattr(store, field, Store._meta.get_field(field).get_default())
@@ -360,6 +367,46 @@ def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_deliver
         )  # fmt: skip
     log.info("store redacted shop=%s", shop_domain)
     return "redacted"
+
+
+def redact_customer_orders(*, shop_domain: str, order_ids: list[str]) -> str:
+    """customers/redact: what links anything kept to the customer's orders is erased by the
+    apps built on stores/ (``customer_redacted``), and any data request listing them goes.
+    https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance"""
+    store = Store.objects.filter(shop_domain=shop_domain).first()
+    if store is None:
+        return "never installed: nothing stored"
+    with transaction.atomic():
+        changed = sum(
+            count or 0
+            for _, count in customer_redacted.send(sender=Store, store=store, order_ids=order_ids)
+        )
+        requests = [
+            pk
+            for pk, ids in CustomerDataRequest.objects.filter(store=store).values_list(
+                "pk", "order_ids"
+            )
+            if set(ids) & set(order_ids)
+        ]
+        CustomerDataRequest.objects.filter(pk__in=requests).delete()
+    log.info("customer orders redacted shop=%s records=%d", shop_domain, changed)
+    return f"redacted {changed} records of {len(order_ids)} orders"
+
+
+def answer_customer_data_request(*, shop_domain: str, order_ids: list[str], request_id: str) -> str:
+    """customers/data_request: what the apps built on stores/ hold of the customer's orders
+    (``customer_data_requested``), kept for the merchant, who passes it on to the customer;
+    the settings page lists it for DATA_REQUEST_RETENTION."""
+    store = Store.objects.filter(shop_domain=shop_domain).first()
+    if store is None:
+        return "never installed: nothing stored"
+    held: list[dict[str, Any]] = []
+    for _, records in customer_data_requested.send(sender=Store, store=store, order_ids=order_ids):
+        held.extend(records or [])
+    CustomerDataRequest.objects.create(
+        store=store, request_id=request_id, order_ids=order_ids, held=held
+    )
+    return f"answered: {len(held)} records of {len(order_ids)} orders held"
 
 
 def _clear_tokens(store: Store) -> None:
@@ -407,11 +454,15 @@ WEBHOOK_PAYLOAD_RETENTION = timedelta(days=7)  # then the payload is emptied
 WEBHOOK_RETENTION = timedelta(days=30)  # then the delivery row goes (dead ones: 90 days)
 DEAD_WEBHOOK_RETENTION = timedelta(days=90)
 OAUTH_STATE_RETENTION = timedelta(days=1)
+# An answered customer data request: long enough for the merchant to pass it on (Shopify
+# gives the merchant 30 days to answer the customer).
+DATA_REQUEST_RETENTION = timedelta(days=60)
 
 
 def prune_records(*, now: datetime | None = None) -> dict[str, int]:
     """Drop what has served its purpose: old webhook payloads and deliveries (long after
-    Shopify's retries end) and OAuth states (long after their 10 minutes)."""
+    Shopify's retries end), OAuth states (long after their 10 minutes) and answered
+    customer data requests (DATA_REQUEST_RETENTION)."""
     now = now or timezone.now()
     finished = [WebhookDelivery.Status.DONE, WebhookDelivery.Status.IGNORED]
     emptied = (
@@ -428,8 +479,11 @@ def prune_records(*, now: datetime | None = None) -> dict[str, int]:
         status=WebhookDelivery.Status.DEAD, received_at__lt=now - DEAD_WEBHOOK_RETENTION
     ).delete()
     states, _ = OAuthState.objects.filter(created_at__lt=now - OAUTH_STATE_RETENTION).delete()
+    requests, _ = CustomerDataRequest.objects.filter(
+        created_at__lt=now - DATA_REQUEST_RETENTION
+    ).delete()
     return {"payloads_emptied": emptied, "deliveries_deleted": deleted + dead,
-            "oauth_states_deleted": states}  # fmt: skip
+            "oauth_states_deleted": states, "data_requests_deleted": requests}  # fmt: skip
 
 
 INSTALLATION_QUERY = "query Installation { currentAppInstallation { accessScopes { handle } } }"

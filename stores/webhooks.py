@@ -37,8 +37,10 @@ MAX_ATTEMPTS = 8
 PROCESSING_LEASE = timedelta(seconds=settings.Q_CLUSTER["timeout"]) + timedelta(minutes=5)
 # A pending delivery this old was queued but never picked up (a broker that lost it).
 PENDING_TOO_LONG = timedelta(minutes=10)
-# customers/* payloads carry personal data we must not keep; these keys are all we store.
-_COMPLIANCE_KEYS = ("shop_id", "shop_domain")
+# customers/* payloads carry personal data we must not keep (the customer's id, email and
+# phone): only the shop, the order ids the request is about and Shopify's request id are
+# stored. No customer has more orders than this in one request.
+MAX_REQUESTED_ORDERS = 10_000
 
 
 class WebhookRejected(Exception):
@@ -86,7 +88,7 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
     if not isinstance(payload, dict):
         raise WebhookRejected("Body is not a JSON object", 400)
     if topic.startswith("customers/"):
-        payload = {key: payload.get(key) for key in _COMPLIANCE_KEYS}
+        payload = _compliance_payload(payload)
     return _record(
         event_id=event_id[:255],
         webhook_id=lower.get("x-shopify-webhook-id", "")[:255],
@@ -96,6 +98,31 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         triggered_at=_parse_time(lower.get("x-shopify-triggered-at")),
         payload=payload,
     )
+
+
+def _compliance_payload(payload: dict) -> dict:
+    """What a customers/* request needs, without the customer: the shop, the order ids
+    (``orders_to_redact`` / ``orders_requested``) and the data request's id."""
+    kept = {key: payload.get(key) for key in ("shop_id", "shop_domain")}
+    for key in ("orders_to_redact", "orders_requested"):
+        if key in payload:
+            kept[key] = _order_ids(payload.get(key))
+    request = payload.get("data_request")
+    if isinstance(request, dict) and isinstance(request.get("id"), int | str):
+        kept["data_request_id"] = str(request["id"])[:64]
+    return kept
+
+
+def _order_ids(value: object) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_REQUESTED_ORDERS:
+        raise WebhookRejected("Order ids are not a list of ids", 400)
+    ids = []
+    for item in value:
+        text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+        if not isinstance(text, str) or not text.isdigit() or len(text) > 20:
+            raise WebhookRejected("Order ids are not a list of ids", 400)
+        ids.append(text)
+    return ids
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -279,10 +306,18 @@ def _on_scopes_update(delivery: WebhookDelivery) -> str:
     )
 
 
-def _on_customers(delivery: WebhookDelivery) -> str:
-    # Shoppers are only ever salted, rotating hashes here: nothing links to a customer id
-    # or email, so there is nothing to export or erase. The delivery is the record.
-    return "no customer data is stored"
+def _on_customers_redact(delivery: WebhookDelivery) -> str:
+    return services.redact_customer_orders(
+        shop_domain=delivery.shop_domain, order_ids=delivery.payload.get("orders_to_redact") or []
+    )
+
+
+def _on_customers_data_request(delivery: WebhookDelivery) -> str:
+    return services.answer_customer_data_request(
+        shop_domain=delivery.shop_domain,
+        order_ids=delivery.payload.get("orders_requested") or [],
+        request_id=delivery.payload.get("data_request_id") or "",
+    )
 
 
 Handler = Callable[[WebhookDelivery], str]
@@ -293,8 +328,8 @@ HANDLERS: dict[str, Handler] = {
     "app/uninstalled": _on_app_uninstalled,
     "app/scopes_update": _on_scopes_update,
     "shop/redact": _on_shop_redact,
-    "customers/redact": _on_customers,
-    "customers/data_request": _on_customers,
+    "customers/redact": _on_customers_redact,
+    "customers/data_request": _on_customers_data_request,
 }
 
 

@@ -35,7 +35,8 @@ def test_old_webhook_payloads_deliveries_and_oauth_states_are_pruned():
 
     pruned = services.prune_records()
 
-    assert pruned == {"payloads_emptied": 2, "deliveries_deleted": 1, "oauth_states_deleted": 1}
+    assert pruned == {"payloads_emptied": 2, "deliveries_deleted": 1, "oauth_states_deleted": 1,
+                      "data_requests_deleted": 0}  # fmt: skip
     assert WebhookDelivery.objects.get(pk=fresh.pk).payload == {"title": "x"}
     assert WebhookDelivery.objects.get(pk=week_old.pk).payload == {}
     assert not WebhookDelivery.objects.filter(pk=month_old.pk).exists()

@@ -25,7 +25,7 @@ from recommender.web import setup_guide, stats
 from recommender.web.forms import WidgetSettingsForm
 from stores import services as store_services
 from stores.auth import EmbeddedRequest, embedded_api
-from stores.models import Store
+from stores.models import CustomerDataRequest, Store
 
 MAX_JSON_BYTES = 512 * 1024
 MAX_OPT_OUT_IDS = 500
@@ -52,8 +52,25 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
             "rules": rules.RULES_IN_WORDS,
             "attribution_rules": attribution.RULES_IN_WORDS,
             "changes": SettingsChange.objects.filter(store=store)[:5],
+            "data_requests": [
+                (request, _readable(request.held))
+                for request in CustomerDataRequest.objects.filter(store=store)
+            ],
+            "data_request_days": store_services.DATA_REQUEST_RETENTION.days,
         },
     )
+
+
+def _readable(held: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """A data request's records as the page lists them: each order's id, then its fields
+    as (words, value)."""
+    return [
+        (
+            str(record.get("order_id", "")),
+            [(key.replace("_", " "), value) for key, value in record.items() if key != "order_id"],
+        )
+        for record in held
+    ]
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:

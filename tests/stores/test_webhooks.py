@@ -304,8 +304,14 @@ def test_customer_compliance_requests_are_answered_without_keeping_personal_data
     assert response.status_code == 200
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.DONE
-    assert delivery.payload == {"shop_id": 548380009, "shop_domain": "alpha.myshopify.com"}
+    kept = {"shop_id": 548380009, "shop_domain": "alpha.myshopify.com"}
+    orders = ["299938", "280263", "220458"]  # the order ids the request is about, no more
+    if topic == "customers/redact":
+        assert delivery.payload == {**kept, "orders_to_redact": orders}
+    else:
+        assert delivery.payload == {**kept, "orders_requested": orders, "data_request_id": "9999"}
     assert "shopper@example.net" not in json.dumps(delivery.payload)
+    assert "207119551" not in json.dumps(delivery.payload)  # nor the customer's id
 
 
 @pytest.fixture

@@ -1,0 +1,133 @@
+"""Shopify's customer requests (customers/redact, customers/data_request) through the
+webhook endpoint, for a store holding orders the exchange brought: what is erased, what is
+handed to the merchant, and that nothing of the customer is kept on the way."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from recommender.exchange import attribution
+from recommender.models import AttributedOrder, Click
+from stores import services, webhooks
+from stores.models import CustomerDataRequest, WebhookDelivery
+from tests.factories import make_store
+from tests.stores.test_webhooks import captured, post_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def orders():
+    """Two orders alpha received from shoppers bravo's widget sent: 299938 (one of the
+    customer's) and 555 (someone else's)."""
+    alpha = make_store("alpha", currency="USD")
+    bravo = make_store("bravo", name="Bravo Books", currency="USD")
+    for order_id in ("299938", "555"):
+        click = Click.objects.create(
+            source_store=bravo, target_store=alpha, target_product_id=1, impression_id="i",
+            token_id=f"t{order_id}", visitor_hash="visitor", ip_hash="address",
+            user_agent="Mozilla/5.0 (Shopper's phone)", billable=True, reason="billable",
+            created_at=timezone.now() - timedelta(minutes=30),
+        )  # fmt: skip
+        reported = attribution.reported_order(
+            order_id=order_id, total="40.00", currency="USD", lines=2
+        )
+        reference = attribution.click_reference(click)
+        assert attribution.record_order(store=alpha, reference=reference, order=reported) == (
+            "attributed"
+        )
+    return alpha
+
+
+def deliver(client, topic: str, payload: dict, event_id: str = "evt-1") -> WebhookDelivery:
+    response = post_webhook(client, topic, payload, event_id=event_id)
+    assert response.status_code == 200
+    webhooks.process_pending()
+    return WebhookDelivery.objects.get(event_id=event_id)
+
+
+def test_customers_redact_erases_what_ties_the_customers_orders_to_them(client, orders):
+    since = timezone.now() - timedelta(days=1)
+    before = attribution.store_sales(since=since)[orders.pk]
+
+    delivery = deliver(client, "customers/redact", captured("customers_redact"))
+
+    assert delivery.status == WebhookDelivery.Status.DONE
+    kept = AttributedOrder.objects.get(store=orders, order_id="555")
+    assert kept.click.user_agent == "Mozilla/5.0 (Shopper's phone)"  # someone else's: kept
+    redacted = AttributedOrder.objects.exclude(pk=kept.pk).get()
+    assert "299938" not in redacted.order_id and redacted.click is None
+    assert redacted.clicked_at == redacted.created_at  # not the click's time either
+    # The click that brought it keeps what the partners' ledgers need, nothing of the shopper.
+    (stripped,) = Click.objects.exclude(pk=kept.click_id)
+    assert (stripped.billable, stripped.user_agent, stripped.visitor_hash, stripped.ip_hash) == (
+        True, "", "", ""
+    )  # fmt: skip
+    # The store's figures keep the sale.
+    assert attribution.store_sales(since=since)[orders.pk] == before
+    assert "shopper@example.net" not in json.dumps(delivery.payload)
+
+
+def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchant(client, orders):
+    delivery = deliver(client, "customers/data_request", captured("customers_data_request"))
+
+    assert delivery.status == WebhookDelivery.Status.DONE
+    request = CustomerDataRequest.objects.get(store=orders)
+    assert request.request_id == "9999"
+    assert request.order_ids == ["299938", "280263", "220458"]
+    (record,) = request.held  # the one of the three orders alpha holds
+    assert record["order_id"] == "299938"
+    assert (record["total"], record["currency"], record["line_count"]) == ("40.00", "USD", 2)
+    assert (record["referred_by"], record["browser"]) == (
+        "Bravo Books", "Mozilla/5.0 (Shopper's phone)"
+    )  # fmt: skip
+    assert "shopper@example.net" not in json.dumps(delivery.payload)
+    assert "555-625-1199" not in json.dumps(delivery.payload)
+
+
+def test_the_merchant_sees_the_answer_on_the_settings_page(client, simulator, install):
+    store = install("alpha")
+    CustomerDataRequest.objects.create(
+        store=store, request_id="9999", order_ids=["299938"],
+        held=[{"order_id": "299938", "total": "40.00", "referred_by": "Bravo Books"}],
+    )  # fmt: skip
+
+    html = client.get("/", simulator.embedded_query("alpha")).content.decode()
+
+    assert 'id="data-requests"' in html
+    assert "Order 299938" in html and "referred by: Bravo Books" in html
+
+
+def test_a_later_redaction_and_the_retention_take_data_requests_away(client, orders):
+    deliver(client, "customers/data_request", captured("customers_data_request"))
+    other = CustomerDataRequest.objects.create(store=orders, request_id="1", order_ids=["555"])
+    old = CustomerDataRequest.objects.create(
+        store=orders, request_id="2", order_ids=["7"],
+        created_at=timezone.now() - services.DATA_REQUEST_RETENTION - timedelta(days=1),
+    )  # fmt: skip
+
+    deliver(client, "customers/redact", captured("customers_redact"), event_id="evt-2")
+    pruned = services.prune_records()
+
+    assert list(CustomerDataRequest.objects.all()) == [other]
+    assert (
+        pruned["data_requests_deleted"] == 1
+        and not CustomerDataRequest.objects.filter(pk=old.pk).exists()
+    )
+
+
+@pytest.mark.parametrize(
+    "orders_field",
+    [["1", "x"], "299938", [True], [{"id": 1}], list(range(webhooks.MAX_REQUESTED_ORDERS + 1))],
+)
+def test_malformed_order_lists_are_refused_and_nothing_is_recorded(client, orders_field):
+    payload = {**captured("customers_redact"), "orders_to_redact": orders_field}
+
+    response = post_webhook(client, "customers/redact", payload)
+
+    assert response.status_code == 400
+    assert not WebhookDelivery.objects.exists()
