@@ -159,28 +159,35 @@
     const NS = "http://www.w3.org/2000/svg";
     const W = 680, H = 220, PAD = 24;
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    let top = 1;
-    for (const d of days) top = Math.max(top, d.sent_billable, d.received_billable, Math.abs(d.earned - d.spent), d.orders_received);
+    // Net credits go below zero on days a store spent more than it earned: the zero line
+    // rises to make room for them.
+    let top = 1, low = 0;
+    for (const d of days) {
+      top = Math.max(top, d.sent_billable, d.received_billable, d.earned - d.spent, d.orders_received);
+      low = Math.min(low, d.earned - d.spent);
+    }
     const step = (W - 2 * PAD) / days.length;
     const bar = Math.max(1, step / 2 - 1);
-    const y = (v) => H - PAD - (v / top) * (H - 2 * PAD);
+    const y = (v) => H - PAD - ((v - low) / (top - low)) * (H - 2 * PAD);
+    const zero = y(0);
     const shape = (tag, attrs) => {
       const node = document.createElementNS(NS, tag);
       for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
       svg.appendChild(node);
       return node;
     };
-    shape("line", { x1: PAD, x2: W - PAD, y1: H - PAD, y2: H - PAD, class: "axis" });
+    shape("line", { x1: PAD, x2: W - PAD, y1: zero, y2: zero, class: "axis" });
     const points = [];
     days.forEach((d, i) => {
       const x = PAD + i * step;
-      if (d.sent_billable) shape("rect", { x, y: y(d.sent_billable), width: bar, height: H - PAD - y(d.sent_billable), class: "bar bar--sent" });
-      if (d.received_billable) shape("rect", { x: x + bar, y: y(d.received_billable), width: bar, height: H - PAD - y(d.received_billable), class: "bar bar--received" });
-      points.push(`${(x + bar).toFixed(1)},${y(Math.max(0, d.earned - d.spent)).toFixed(1)}`);
+      if (d.sent_billable) shape("rect", { x, y: y(d.sent_billable), width: bar, height: zero - y(d.sent_billable), class: "bar bar--sent" });
+      if (d.received_billable) shape("rect", { x: x + bar, y: y(d.received_billable), width: bar, height: zero - y(d.received_billable), class: "bar bar--received" });
+      points.push(`${(x + bar).toFixed(1)},${y(d.earned - d.spent).toFixed(1)}`);
       if (d.orders_received) shape("circle", { cx: (x + bar).toFixed(1), cy: y(d.orders_received).toFixed(1), r: 4, class: "dot--orders" });
     });
     shape("polyline", { points: points.join(" "), class: "line--net" });
     shape("text", { x: PAD, y: PAD - 8, class: "axis-label" }).textContent = String(top);
+    if (low < 0) shape("text", { x: PAD, y: H - PAD + 14, class: "axis-label" }).textContent = String(Math.round(low * 100) / 100);
     shape("text", { x: PAD, y: H - 6, class: "axis-label" }).textContent = days[0].date;
     shape("text", { x: W - PAD, y: H - 6, class: "axis-label", "text-anchor": "end" }).textContent = days[days.length - 1].date;
   };

@@ -7,7 +7,7 @@ if it can, and the source is paid) or voided (nothing moves)."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -199,13 +199,16 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     return released, voided
 
 
-def partner_ledger(store: Store) -> list[PartnerLedgerRow]:
-    """Per partner: billable clicks sent to them, received from them, and net credits."""
+def partner_ledger(store: Store, *, since: datetime | None = None) -> list[PartnerLedgerRow]:
+    """Per partner: billable clicks sent to them, received from them, and net credits
+    (since ``since``, else ever)."""
     sent = Q(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.HELD])
     received = Q(kind=LedgerEntry.Kind.SPEND)
+    entries = LedgerEntry.objects.filter(store=store, counterparty__isnull=False)
+    if since is not None:
+        entries = entries.filter(created_at__gte=since)
     rows = (
-        LedgerEntry.objects.filter(store=store, counterparty__isnull=False)
-        .values("counterparty_id", "counterparty__shop_domain", "counterparty__name")
+        entries.values("counterparty_id", "counterparty__shop_domain", "counterparty__name")
         .annotate(
             clicks_sent=Count("id", filter=sent),
             clicks_received=Count("id", filter=received),

@@ -125,7 +125,8 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     entries = LedgerEntry.objects.filter(store=store, created_at__gte=since)
     for row in by_day(
         entries,
-        earned=Sum("amount", filter=Q(kind=LedgerEntry.Kind.EARN)),
+        # Held earnings count as earned once an operator releases them (on that day).
+        earned=Sum("amount", filter=Q(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.RELEASE])),
         spent=Sum("amount", filter=Q(kind=LedgerEntry.Kind.SPEND)),
     ):
         series[_key(row["day"])].update(
@@ -146,7 +147,7 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     return {
         "days": [DatedDayStats(date=day, **values) for day, values in series.items()],
         "totals": TotalStats(**summed, ctr=ctr, revenue_sent_per_1000_impressions=per_1000),
-        "partners": _with_orders(ledger.partner_ledger(store), orders, currency),
+        "partners": _with_orders(ledger.partner_ledger(store, since=since), orders, currency),
         "balance": float(ledger.balance(store)),
         "currency": currency,
     }

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from django.utils.html import escape
 
 from recommender import controls, runtime
@@ -15,6 +18,7 @@ from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
 from recommender.models import (
     Impression,
+    LedgerEntry,
     Product,
     SettingsChange,
     WidgetSettings,
@@ -406,3 +410,26 @@ def test_opted_out_products_are_listed_for_the_resource_picker(merchant):
     listed = merchant("get", "/api/products?opted_out=1").json()["products"]
 
     assert [p["shopify_id"] for p in listed] == [product.shopify_id]
+
+
+def test_released_earnings_count_as_earned_and_the_partner_table_keeps_to_the_period(merchant):
+    store, partner_store = merchant.store, make_store("partner")
+    now = timezone.now()
+    held = LedgerEntry.objects.create(
+        store=store, kind=LedgerEntry.Kind.HELD, amount=Decimal("0.80"),
+        counterparty=partner_store, created_at=now - timedelta(days=2),
+    )  # fmt: skip
+    LedgerEntry.objects.create(
+        store=store, kind=LedgerEntry.Kind.RELEASE, amount=Decimal("0.80"),
+        counterparty=partner_store, resolves=held, created_at=now - timedelta(days=1),
+    )  # fmt: skip
+    LedgerEntry.objects.create(  # a click sent to the same partner long before the period
+        store=store, kind=LedgerEntry.Kind.EARN, amount=Decimal("1.00"),
+        counterparty=partner_store, created_at=now - timedelta(days=60),
+    )  # fmt: skip
+
+    body = merchant("get", "/api/stats?days=7").json()
+
+    assert body["totals"]["earned"] == 0.8  # released by an operator: earned
+    (row,) = body["partners"]
+    assert (row["clicks_sent"], row["net"]) == (1, "0.80")  # the held click, not the old one
