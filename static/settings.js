@@ -124,8 +124,13 @@
     const embed = r.body.app_embed;
     const status = $("#embed-status");
     status.textContent = "";
+    const theme = embed.theme ? ` (${embed.theme})` : "";
     if (embed.enabled) {
-      status.appendChild(el("s-text", { tone: "success" }, `The widget is switched on in your theme${embed.theme ? ` (${embed.theme})` : ""}.`));
+      status.appendChild(el("s-text", { tone: "success" }, `The widget is switched on in your theme${theme}.`));
+    } else if (embed.block_added) {
+      // The block alone shows the widget on product pages, as the set-up guide counts it.
+      status.appendChild(el("s-text", { tone: "success" }, `The widget is on your product pages: the Interlayer block is in your theme${theme}. Turn on the app embed too to show it on other pages. `));
+      status.appendChild(el("s-button", { href: embed.activate_url, target: "_top", id: "activate-embed", variant: "tertiary" }, "Turn on the app embed"));
     } else {
       status.appendChild(el("s-text", null, embed.enabled === false ? "The widget is not switched on in your live theme. " : "We could not check your theme. "));
       status.appendChild(el("s-button", { href: embed.activate_url, target: "_top", id: "activate-embed" }, "Turn it on in the theme editor"));
@@ -268,23 +273,31 @@
     const search = $("s-search-field", picker);
     const suggestions = $(".suggestions", picker);
     const chips = $(".chips", picker);
+    // A chip is a list item holding a button that removes it: reachable and announced by
+    // keyboard and screen reader alike ("Remove …").
+    const chip = (value) => {
+      const item = el("li", { "data-value": value });
+      item.appendChild(el("button", { type: "button", class: "chip", "aria-label": `Remove ${value}`, title: "Remove" }, value));
+      return item;
+    };
     const addChip = (value) => {
-      if (!chips.querySelector(`[data-value="${CSS.escape(value)}"]`)) {
-        chips.appendChild(el("li", { "data-value": value, title: "Remove" }, value));
-      }
+      if (!chips.querySelector(`[data-value="${CSS.escape(value)}"]`)) chips.appendChild(chip(value));
       checkDirty();
     };
     picker.setChips = (values) => {
       chips.textContent = "";
-      values.forEach((value) => chips.appendChild(el("li", { "data-value": value, title: "Remove" }, value)));
+      values.forEach((value) => chips.appendChild(chip(value)));
     };
     chips.addEventListener("click", (event) => {
-      if (event.target.matches("li")) {
-        event.target.remove();
-        checkDirty();
-      }
+      const button = event.target.closest("button.chip");
+      if (!button) return;
+      const item = button.closest("li");
+      // Focus stays in the list: on the next chip, else the search field.
+      const next = item.nextElementSibling || item.previousElementSibling;
+      item.remove();
+      (next ? $("button", next) : search).focus();
+      checkDirty();
     });
-    chips.querySelectorAll("li").forEach((chip) => { chip.title = "Remove"; });
     let timer;
     // Not part of the settings themselves: a search box must not mark the form changed.
     search.addEventListener("input", (event) => {
@@ -370,8 +383,16 @@
     for (const p of r.body.products) {
       const row = el("li", { "data-product": String(p.shopify_id) });
       row.appendChild(el("s-text", null, `${p.title} `));
-      const back = el("s-button", { variant: "tertiary" }, "Return to the network");
-      back.addEventListener("click", () => setOptedOut([p.shopify_id], false));
+      const back = el("s-button", { variant: "tertiary", accessibilityLabel: `Return ${p.title} to the network` }, "Return to the network");
+      back.addEventListener("click", async () => {
+        back.setAttribute("loading", "");
+        const ok = await setOptedOut([p.shopify_id], false);
+        back.removeAttribute("loading");
+        if (!ok) return;
+        toast(`${p.title} is back in the network`);
+        listOptedOut();
+        loadOverview();
+      });
       row.appendChild(back);
       list.appendChild(row);
     }

@@ -648,11 +648,13 @@ def _has_our_block(blocks: Any, handle: str) -> bool:
 
 
 def app_embed_status(store: Store) -> dict[str, Any]:
-    """Whether the Interlayer app embed is switched on in the live theme, and the theme
-    editor link that switches it on (from the cached theme state)."""
+    """Whether the Interlayer app embed is switched on in the live theme, whether the app
+    block is on its product template (either shows the widget), and the theme editor link
+    that switches the embed on (from the cached theme state)."""
     state = theme_state(store)
     return {
         "enabled": state["embed_enabled"],
+        "block_added": state["block_added"],
         "theme": state["theme"],
         "activate_url": state["activate_url"],
     }

@@ -222,3 +222,38 @@ def test_products_chosen_in_the_resource_picker_leave_the_network(admin, simulat
     admin.locator(".sim-toast", has_text="1 product kept off the network").wait_for()
     assert list(Product.objects.filter(store=grinders, opted_out=True).values_list(
         "title", flat=True)) == ["Coffee Grinder Brush"]  # fmt: skip
+
+    # "Return to the network" says it worked and the list drops the product.
+    frame.locator("#opted-out-list s-button").first.click()
+    admin.locator(".sim-toast", has_text="Coffee Grinder Brush is back in the network").wait_for()
+    frame.locator("#opted-out-list li.muted").wait_for()
+    assert not Product.objects.filter(store=grinders, opted_out=True).exists()
+
+
+def test_a_blocked_store_is_unblocked_from_the_keyboard(admin, simulator, live_exchange):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    WidgetSettings.objects.get(store=grinders).blocked_stores.set([brewers])
+    frame = open_settings(admin, simulator, "grinders")
+    chip = frame.locator("[data-picker=blocked_stores] .chips button")
+    assert chip.get_attribute("aria-label") == f"Remove {brewers.shop_domain}"
+
+    chip.focus()
+    admin.keyboard.press("Enter")
+
+    admin.locator("#sim-save-bar").wait_for(state="visible")
+    assert frame.locator("[data-picker=blocked_stores] .chips li").count() == 0
+    admin.locator("#sim-save-bar-save").click()
+    admin.locator(".sim-toast", has_text="Settings saved").wait_for()
+    assert not WidgetSettings.objects.get(store=grinders).blocked_stores.exists()
+
+
+def test_with_only_the_block_the_overview_says_the_widget_shows(admin, simulator, live_exchange):
+    simulator.control("grinders", "theme-embed", enabled=False)
+    simulator.control("grinders", "theme-block", added=True)
+
+    frame = open_settings(admin, simulator, "grinders")
+
+    status = frame.locator("#embed-status")
+    status.locator("s-text").wait_for()
+    assert "The widget is on your product pages" in status.inner_text()
+    assert "not switched on" not in status.inner_text()

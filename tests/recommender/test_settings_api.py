@@ -80,12 +80,14 @@ def test_settings_page_renders_controls_and_the_rules(client, simulator, install
 
 def test_overview_reports_catalog_and_the_theme_app_embed(merchant, simulator):
     simulator.control("alpha", "theme-embed", enabled=False)
+    simulator.control("alpha", "theme-block", added=True)
 
     body = merchant("get", "/api/overview").json()
 
     assert body["catalog"]["synced"] == 2 and body["catalog"]["eligible"] == 2
     assert body["catalog"]["state"] == "Synced"
     assert body["app_embed"]["enabled"] is False
+    assert body["app_embed"]["block_added"] is True  # the block alone shows the widget
     assert body["app_embed"]["activate_url"] == (
         "https://alpha.myshopify.com/admin/themes/current/editor"
         "?context=apps&activateAppId=interlayer-dev-api-key/app-embed"
