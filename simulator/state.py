@@ -139,6 +139,8 @@ class World:
         # The merchant's theme editor: is the app embed switched on, with which settings.
         self.theme_embed_enabled: dict[str, bool] = {}
         self.theme_embed_settings: dict[str, dict[str, Any]] = {}
+        # The app block's settings a merchant set in the theme editor (else its defaults).
+        self.theme_block_settings: dict[str, dict[str, Any]] = {}
         # And does the live theme's product template (templates/product.json) hold the app
         # block, in its main section.
         self.theme_app_block_added: dict[str, bool] = {}

@@ -184,8 +184,9 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         price = Decimal(str((product.get("variants") or [{}])[0].get("price") or "0"))
         image = (product.get("images") or [{}])[0].get("src", "")
         block, defaults = _block_source("recommendations")
+        settings = {**defaults, **self.world.theme_block_settings.get(shop.handle, {})}
         app_block = self.liquid.from_string(block).render(
-            block={"settings": defaults}, **_liquid_globals(shop, "product", product, root_url)
+            block={"settings": settings}, **_liquid_globals(shop, "product", product, root_url)
         )
         # The block is in the product template only while the theme has it (what the set-up
         # guide reads through the Admin API, and what the theme editor's switch changes).

@@ -34,6 +34,16 @@ def shopper(browser):
     context.close()
 
 
+@pytest.fixture
+def phone_shopper(browser):
+    """A phone's screen: the widget's place is below the first screen of a product page."""
+    context = browser.new_context(viewport={"width": 390, "height": 640}, user_agent=SHOPPER_UA)
+    page = context.new_page()
+    page.add_init_script(MEASURE_CLS)
+    yield page
+    context.close()
+
+
 def storefront(simulator, handle: str, path: str) -> str:
     return simulator.world.storefront_url(simulator.shop(handle)) + path
 
@@ -134,15 +144,17 @@ def test_script_in_a_product_title_shows_as_text(shopper, simulator, live_exchan
 
 
 def test_nothing_appears_and_no_gap_is_left_when_the_widget_is_disabled(
-    shopper, simulator, live_exchange
+    phone_shopper, simulator, live_exchange
 ):
     WidgetSettings.objects.filter(store=live_exchange["grinders"]).update(enabled=False)
 
-    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
-    wait_for_widget_to_settle(shopper)
+    phone_shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    wait_for_widget_to_settle(phone_shopper)
 
-    assert shopper.locator("[data-interlayer-slot]").count() == 0
-    assert shopper.locator("h1.product-title").count() == 1
+    # Not reached yet (below the first screen): the slot goes, leaving no gap.
+    assert phone_shopper.locator("[data-interlayer-slot]").count() == 0
+    assert phone_shopper.locator("h1.product-title").count() == 1
+    assert phone_shopper.evaluate("window.__cls") == 0
 
 
 def test_nothing_appears_for_a_store_without_relevant_partners(shopper, simulator, live_exchange):
@@ -153,7 +165,11 @@ def test_nothing_appears_for_a_store_without_relevant_partners(shopper, simulato
     # The endpoint answered, and answered "nothing relevant": not an error hidden as empty.
     assert answer.value.status == 200
     assert answer.value.json() == {"items": []}
-    assert shopper.locator("[data-interlayer-slot]").count() == 0
+    # The slot is on this screen: it stays as empty space rather than move the page.
+    slot = shopper.locator("[data-interlayer-slot]")
+    assert slot.evaluate("node => getComputedStyle(node).visibility") == "hidden"
+    assert shopper.locator("[data-interlayer-slot] a").count() == 0
+    assert shopper.evaluate("window.__cls") == 0
 
 
 def test_the_app_block_alone_shows_the_widget_without_the_app_embed(
@@ -269,3 +285,37 @@ def test_partner_images_are_requested_at_the_size_they_are_shown(
     assert f'width="{px}" height="{px}"' in served
     assert image.evaluate("i => i.getBoundingClientRect().height") == 170
     context.close()
+
+
+def test_a_row_wider_than_its_place_gets_arrows_on_a_desktop_screen_too(
+    shopper, simulator, live_exchange
+):
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper)
+    next_button = shopper.locator("[data-interlayer-slot] button[aria-label='Next products']")
+    assert next_button.is_hidden()  # the whole row fits: no arrows
+
+    # A theme that puts the widget in a narrow column: the row no longer fits.
+    shopper.add_style_tag(content="[data-interlayer-slot] { width: 260px; }")
+
+    next_button.wait_for(state="visible")
+    next_button.click()
+    shopper.wait_for_function(
+        "() => document.querySelector('[data-interlayer-slot]').shadowRoot"
+        ".querySelector('ul').scrollLeft > 0"
+    )
+
+
+def test_a_short_reserved_height_shrinks_the_images_and_clips_nothing(
+    shopper, simulator, live_exchange
+):
+    simulator.world.theme_block_settings["grinders"] = {"reserved_height": 200}  # the minimum
+
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper)
+
+    slot = shopper.locator("[data-interlayer-slot]").bounding_box()
+    price = shopper.locator("[data-interlayer-slot] a .m").first.bounding_box()
+    assert slot["height"] == 200
+    assert price["y"] + price["height"] <= slot["y"] + slot["height"]  # the price line shows
+    assert shopper.evaluate("window.__cls") == 0

@@ -1,8 +1,10 @@
 /* Interlayer storefront widget: a row of partner products in a Shadow DOM.
    No framework. Product data is inserted as text, never HTML. The row's height is
    reserved before data arrives and kept while it renders, so nothing on the page moves;
-   when there is nothing relevant the slot is removed and leaves no gap. An impression is
-   counted once, when at least half the row has been visible for a second. */
+   when there is nothing relevant, a slot the shopper has not reached yet is removed and
+   leaves no gap, while one already on screen (or scrolled past) stays as empty space:
+   taking it away would move the page under the shopper. An impression is counted once,
+   when at least half the row has been visible for a second. */
 (function () {
   "use strict";
   const script = document.currentScript;
@@ -48,7 +50,14 @@
     try { return selector ? document.querySelector(selector) : null; } catch { return null; }
   }
 
-  function gone() { slot.remove(); }
+  function gone() {
+    if (slot.getBoundingClientRect().top >= window.innerHeight) {
+      slot.remove();
+    } else {
+      slot.style.visibility = "hidden";
+      slot.setAttribute("aria-hidden", "true");
+    }
+  }
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -63,6 +72,9 @@
 
   function render(body) {
     const root = slot.attachShadow({ mode: "open" });
+    // Everything but the image takes about 140 px (padding, heading, title, price): a slot
+    // reserved shorter than 310 px gets a smaller image, not a clipped price line.
+    const IMAGE = Math.max(60, Math.min(170, HEIGHT - 140));
     const style = el("style");
     style.textContent =
       ":host{display:block;height:" + HEIGHT + "px;overflow:hidden;contain:layout paint;" +
@@ -77,11 +89,11 @@
       "li{scroll-snap-align:start}" +
       "a{display:block;color:var(--fg);text-decoration:none;border-radius:8px;outline-offset:2px}" +
       "a:focus-visible{outline:2px solid var(--ac)}" +
-      "img,.ph{display:block;width:100%;height:170px;object-fit:cover;border-radius:8px;background:#f2f2f2}" +
+      "img,.ph{display:block;width:100%;height:" + IMAGE + "px;object-fit:cover;border-radius:8px;background:#f2f2f2}" +
       ".t{display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;margin-top:6px;font-weight:600;line-height:1.3;height:2.6em}" +
       ".m{font-size:.85em;opacity:.75;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
       "button{border:1px solid var(--ac);background:var(--bg);color:var(--ac);border-radius:50%;width:32px;height:32px;cursor:pointer;margin-left:6px}" +
-      "@media(min-width:750px){.nav{display:none}}";
+      ".nav[hidden]{display:none}";
     const labelId = "il-title";
     const section = el("section", { "aria-labelledby": labelId });
     const top = el("div", { "class": "top" });
@@ -133,6 +145,11 @@
     section.appendChild(list);
     root.appendChild(style);
     root.appendChild(section);
+    // The arrows show whenever the row is wider than its place, on any screen (a mouse has
+    // no other way along a row without a scrollbar).
+    const fits = function () { nav.hidden = list.scrollWidth <= list.clientWidth + 1; };
+    fits();
+    if ("ResizeObserver" in window) new ResizeObserver(fits).observe(list);
     // For the theme's own performance tools (and ours): when the row was on the page.
     if (window.performance && performance.mark) performance.mark("interlayer:rendered");
     const view = watch(body.impression);
