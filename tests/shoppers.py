@@ -78,12 +78,14 @@ def harvest_without_viewing(url: str, handle: str, product: int, *, fetches: int
 
 
 def rotate_agents_after_one_view(url: str, handle: str, product: int) -> list[int]:
+    """One real view clicked, then links of unseen fetches clicked under new agents (each
+    a new visitor to the per-shopper limits)."""
     shopper = Shopper(url, handle)
     seen = shopper.widget(product)
     shopper.see(seen)
     harvested = [t for _ in range(5) for t in partner_tokens(shopper.widget(product))]
-    statuses = []
-    for n, token in enumerate(partner_tokens(seen) + harvested):
+    statuses = [shopper.click(partner_tokens(seen)[0]).status_code]
+    for n, token in enumerate(partner_tokens(seen)[1:] + harvested):
         shopper.ua = browser_ua(n)
         statuses.append(shopper.click(token).status_code)
     return statuses
@@ -120,15 +122,41 @@ def pad_views_from_one_address(
     products, then click a few distinct partner products: the rate looks ordinary, the
     addresses do not."""
     shopper = Shopper(url, handle)
-    by_target: dict[tuple[str, str], str] = {}
+    by_target: dict[tuple[str, str], tuple[str, str]] = {}
     for n in range(views):
         shopper.ua = browser_ua(n)
         payload = shopper.widget(products[n % len(products)])
         shopper.see(payload)
         for item in payload["items"]:
             if item["slot"] == "partner":
-                by_target.setdefault((item["store_name"], item["title"]), item["token"])
-    return [shopper.click(token).status_code for token in list(by_target.values())[:clicks]]
+                by_target.setdefault(
+                    (item["store_name"], item["title"]), (item["token"], shopper.ua)
+                )
+    statuses = []
+    for token, agent in list(by_target.values())[:clicks]:
+        shopper.ua = agent  # each link clicked by the "visitor" that saw it
+        statuses.append(shopper.click(token).status_code)
+    return statuses
+
+
+def view_here_click_elsewhere(url: str, handle: str, product: int, *, views: int) -> list[int]:
+    """Views reported from one address (a new agent for each, so each a new visitor), and
+    each view's partner link clicked later from an address of its own that never viewed
+    anything: every click looks like a new shopper's first, and the view it names was
+    really seen."""
+    viewer = Shopper(url, handle, ip="127.0.6.1")
+    tokens = []
+    for n in range(views):
+        viewer.ua = browser_ua(n)
+        payload = viewer.widget(product)
+        viewer.see(payload)
+        tokens.append(partner_tokens(payload)[0])
+    return [
+        Shopper(url, handle, ip=f"127.0.7.{n + 1}", ua=browser_ua(1000 + n))
+        .click(token)
+        .status_code
+        for n, token in enumerate(tokens)
+    ]
 
 
 def replay_a_billed_token(url: str, handle: str, product: int) -> list[int]:
@@ -151,7 +179,7 @@ def concurrent_clicks_on_one_view(url: str, handle: str, product: int, *, clicks
     statuses: list[int] = []
 
     def hammer(n: int) -> None:
-        clicker = Shopper(url, handle, ip=f"127.0.5.{n + 1}")
+        clicker = Shopper(url, handle)  # the shopper's own browser, its links clicked at once
         barrier.wait()
         statuses.append(clicker.click(in_view[n % len(in_view)]).status_code)
 

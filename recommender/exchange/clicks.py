@@ -119,8 +119,8 @@ def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:
 
 
 def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
-    """Record a click as it happened, not yet settled (no locks): the visitor the token
-    was served to, the clicking address, the agent and the time, all the rules need. It is
+    """Record a click as it happened, not yet settled (no locks): who clicked (visitor and
+    address), the agent and the time, all the rules need. It is
     settled behind the response (settle_after_response).
 
     Where clicks are settled behind on PostgreSQL, it is appended to this process's
@@ -131,15 +131,17 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     has its id, which the shopper's attribution reference carries."""
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
-    visitor = token.visitor
+    # Who clicked, not whom the token names: a view counts for a click only when the same
+    # shopper made both (settlement compares this with the view's visitor).
+    clicker = rules.visitor_hashes(ip=ip, user_agent=user_agent, now=now)
     written = {
         "source_store_id": token.source_store_id,
         "target_store_id": token.target_store_id,
         "target_product_id": token.target_product_id,
         "impression_id": token.impression_id[:64],
         "token_id": token.token_id[:64],
-        "visitor_hash": visitor.current[:64] if visitor else "",
-        "previous_visitor_hash": visitor.previous[:64] if visitor else "",
+        "visitor_hash": clicker[0],
+        "previous_visitor_hash": clicker[1],
         "ip_hash": addresses[0],
         "previous_ip_hash": addresses[1],
         "billable": False,
@@ -475,11 +477,17 @@ class _Book:
         self.spent: dict[int, Decimal] = defaultdict(Decimal)  # balance changes so far
 
     @cached_property
-    def seen(self) -> set[tuple[str, int, str]]:
-        """(impression, store, visitor) of the viewable impressions the batch's clicks name."""
+    def seen(self) -> dict[tuple[str, int], set[str]]:
+        """(impression, store) -> the visitors who saw it, for the viewable impressions the
+        batch's clicks name."""
         impressions = {c.impression_id for c in self.batch}
         rows = Impression.objects.filter(impression_id__in=impressions)
-        return set(rows.values_list("impression_id", "store_id", "visitor_hash"))
+        seen: dict[tuple[str, int], set[str]] = defaultdict(set)
+        for impression_id, store_id, visitor in rows.values_list(
+            "impression_id", "store_id", "visitor_hash"
+        ):
+            seen[(impression_id, store_id)].add(visitor)
+        return dict(seen)
 
     @cached_property
     def billed_impressions(self) -> set[str]:
@@ -550,10 +558,12 @@ class _Book:
             return "own store"
         if rules.is_bot(click.user_agent):
             return "bot"
-        if not click.visitor_hash:  # a token minted before tokens carried the visitor
+        clicker = {click.visitor_hash, click.previous_visitor_hash} - {""}
+        viewers = self.seen.get((click.impression_id, source))
+        if viewers is None:
             return "no viewable impression"
-        if (click.impression_id, source, click.visitor_hash) not in self.seen:
-            return "no viewable impression"
+        if not viewers & clicker:  # seen, but by someone else (or this click's agent changed)
+            return "not the shopper it was shown to"
         if click.impression_id in self.new_impressions or (
             click.impression_id in self.billed_impressions
         ):

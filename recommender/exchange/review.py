@@ -6,8 +6,11 @@ Two signals, over the last 24 hours:
   smoothed towards the network's rate with ``PRIOR_VIEWS`` imaginary views (a Beta prior),
   so a new store with three views and one click is not flagged, while a script that clicks
   every view it makes is flagged after a handful. Held above ``CTR_MULTIPLE`` times the
-  network's rate: the median over paying stores with enough views, never below
-  ``FALLBACK_NETWORK_CTR`` (throwaway stores cannot drag it down).
+  network's rate: the median over paying stores with enough views of their clicks that
+  were paid (held ones are suspect, and cost their store nothing), never below
+  ``FALLBACK_NETWORK_CTR`` (throwaway stores cannot drag it down) nor above
+  ``MAX_NETWORK_CTR`` (stores clicking their own widgets cannot lift it until nothing is
+  held).
 - **Pattern**: once a store has ``PATTERN_MIN_CLICKS`` billable clicks, more than half of
   them coming from addresses that each made ``HEAVY_ADDRESS_CLICKS`` or more. Padding the
   views (reporting many, clicking a few) hides a rate, not this.
@@ -22,13 +25,15 @@ from django.db.models import Count
 from django.utils import timezone
 
 from recommender import runtime
-from recommender.exchange.rules import PAYING_PLANS
+from recommender.exchange.rules import HELD_FOR_REVIEW, PAYING_PLANS
 from recommender.models import Click, Impression
 
 WINDOW = timedelta(hours=24)
 CTR_MULTIPLE = 5  # held when the smoothed rate is more than this times the network's
 PRIOR_VIEWS = 50
 FALLBACK_NETWORK_CTR = 0.02  # a typical widget's rate, used until the network has data
+# Above any real widget's rate (1-3 % is typical): held at more than a quarter of views.
+MAX_NETWORK_CTR = 0.05
 MIN_VIEWS_FOR_MEDIAN = 50
 MIN_STORES_FOR_MEDIAN = 3
 PATTERN_MIN_CLICKS = 5
@@ -58,12 +63,13 @@ def _load_network_ctr() -> float:
     views = dict(paying.values("store_id").annotate(n=Count("id")).values_list("store_id", "n"))
     clicks = dict(
         Click.objects.filter(created_at__gte=since, billable=True)
+        .exclude(reason=HELD_FOR_REVIEW)
         .values("source_store_id").annotate(n=Count("id")).values_list("source_store_id", "n")
     )  # fmt: skip
     rates = [clicks.get(store, 0) / n for store, n in views.items() if n >= MIN_VIEWS_FOR_MEDIAN]
     if len(rates) < MIN_STORES_FOR_MEDIAN:
         return FALLBACK_NETWORK_CTR
-    return max(statistics.median(rates), FALLBACK_NETWORK_CTR)
+    return min(max(statistics.median(rates), FALLBACK_NETWORK_CTR), MAX_NETWORK_CTR)
 
 
 def under_review(store_id: int) -> bool:
@@ -95,6 +101,8 @@ def held_at(store_id: int, at: datetime) -> bool:
 
 def _clicks_before_a_hold(network: float = FALLBACK_NETWORK_CTR) -> int:
     """How many clicks a store that clicks every view it makes earns before it is held."""
+    if CTR_MULTIPLE * network >= 1:
+        raise ValueError("at that network rate a store clicking every view is never held")
     clicks = 0
     while (
         smoothed_ctr(clicks=clicks, views=clicks + 1, network_ctr=network) <= CTR_MULTIPLE * network

@@ -5,6 +5,7 @@ these numbers; none of them defines its own.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -53,7 +54,9 @@ RULES_IN_WORDS = [
     f"Each billable click a partner's widget sends to you costs {SPEND_PER_CLICK} credit.",
     "A click is billable only when the shopper was shown the row and it was really seen (half "
     "of it on screen for a second), through a fresh signed Interlayer link bound to that view "
-    "and that shopper: at most one billable click per view, none from known bots, none for a "
+    "and that shopper, and the click comes from that same shopper (the same browser at the same "
+    "network address; the addresses of one IPv6 /64 network count as one address): at most "
+    "one billable click per view, none from known bots, none for a "
     "repeat of the same shopper on the same product within 24 hours, and within hourly limits "
     f"per shopper ({BILLABLE_CLICKS_PER_VISITOR_PER_HOUR}), per network address "
     f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day) and per store "
@@ -121,7 +124,7 @@ def visitor_hashes(*, ip: str, user_agent: str, now: datetime | None = None) -> 
     """(current, previous) salted hashes of a visitor. The salt rotates every period and is
     derived from the secret key, so hashes cannot be reversed or linked across periods."""
     period = _period(now)
-    value = f"{ip}|{user_agent}"
+    value = f"{network_address(ip)}|{user_agent}"
     return _salted(value, period, "visitor"), _salted(value, period - 1, "visitor")
 
 
@@ -129,4 +132,21 @@ def ip_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
     """(current, previous) salted hashes of the address a request came from, like visitors
     (never stored in the clear); limits check both so they hold across a salt rotation."""
     period = _period(now)
-    return _salted(ip, period, "address"), _salted(ip, period - 1, "address")
+    address = network_address(ip)
+    return _salted(address, period, "address"), _salted(address, period - 1, "address")
+
+
+@lru_cache(maxsize=4096)
+def network_address(ip: str) -> str:
+    """The address the exchange's limits count: an IPv4 address as it is, an IPv6 address
+    as its /64 network, which one subscriber is given whole (RFC 6177), so that rotating
+    through it is one address; an IPv4-mapped IPv6 address as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

@@ -30,15 +30,18 @@ def pair(db):
     return sender, receiver
 
 
-def token_for(sender, receiver, product_id=555, impression="imp-1", *, ip="203.0.113.9", seen=True):
+def token_for(
+    sender, receiver, product_id=555, impression="imp-1", *, ip="203.0.113.9", seen=True,
+    user_agent=BROWSER,
+):  # fmt: skip
     """A click token as the widget hands it out, for a view the shopper really saw (the
     impression recorded through the impression endpoint's service) unless ``seen=False``."""
-    visitor = rules.visitor(ip=ip, user_agent=BROWSER)
+    visitor = rules.visitor(ip=ip, user_agent=user_agent)
     if seen:
         raw = tokens.sign_impression(
             store_id=sender.pk, impression_id=impression, items=4, partner_items=3, visitor=visitor
         )
-        impressions.record_impression(host=sender, raw=raw, ip=ip, user_agent=BROWSER)
+        impressions.record_impression(host=sender, raw=raw, ip=ip, user_agent=user_agent)
     signed = tokens.issue_click_token(
         impression_id=impression,
         source_store_id=sender.pk,
@@ -119,15 +122,17 @@ def test_own_store_click_is_never_billable(pair):
     assert (click.billable, click.reason) == (False, "own store")
 
 
-def test_replayed_token_bills_once_even_from_another_visitor(pair):
+def test_replayed_token_bills_once_by_its_shopper_and_never_for_another_visitor(pair):
     sender, receiver = pair
     token = token_for(sender, receiver)
 
     first = settled_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
-    replay = settled_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
+    replay = settled_click(token=token, ip="203.0.113.9", user_agent=BROWSER)
+    elsewhere = settled_click(token=token, ip="198.51.100.7", user_agent=BROWSER)
 
-    assert first.billable and not replay.billable
+    assert first.billable and not replay.billable and not elsewhere.billable
     assert replay.reason == "impression already clicked"
+    assert elsewhere.reason == "not the shopper it was shown to"
 
 
 def test_tampered_and_forged_tokens_are_rejected(pair):
@@ -267,7 +272,7 @@ def test_an_impression_seen_by_another_visitor_does_not_make_the_click_billable(
 
     click = settled_click(token=token, ip="198.51.100.2", user_agent=BROWSER)
 
-    assert (click.billable, click.reason) == (False, "no viewable impression")
+    assert (click.billable, click.reason) == (False, "not the shopper it was shown to")
 
 
 @pytest.mark.parametrize(
@@ -690,7 +695,7 @@ def test_a_token_that_names_no_visitor_never_bills_even_for_a_view_that_named_no
 
     click = settled_click(token=tokens.read_click_token(old), ip="203.0.113.9", user_agent=BROWSER)
 
-    assert (click.billable, click.reason) == (False, "no viewable impression")
+    assert (click.billable, click.reason) == (False, "not the shopper it was shown to")
     assert ledger.balance(sender) == rules.STARTER_GRANT
 
 
@@ -698,15 +703,12 @@ def test_a_token_that_names_no_visitor_never_bills_even_for_a_view_that_named_no
 def test_a_repeat_on_the_same_product_is_found_by_the_visitor_or_by_the_address(pair, shared):
     sender, receiver = pair
     first = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
-    if shared == "visitor":  # served to the same shopper, clicked through another network
-        token, ip = token_for(sender, receiver, impression="imp-2"), "198.51.100.77"
-    else:  # another shopper (served elsewhere) clicking from the first one's address
-        token, ip = (
-            token_for(sender, receiver, impression="imp-2", ip="198.51.100.77"),
-            "203.0.113.9",
-        )
+    # The same shopper on a second view of the page, or another browser behind the first
+    # one's address (an office, a household), each clicking the same product again.
+    agent = BROWSER if shared == "visitor" else BROWSER.replace("156.0", "157.0")
+    token = token_for(sender, receiver, impression="imp-2", user_agent=agent)
 
-    second = settled_click(token=token, ip=ip, user_agent=BROWSER)
+    second = settled_click(token=token, ip="203.0.113.9", user_agent=agent)
 
     assert first.billable
     assert (second.billable, second.reason) == (False, "repeat within 24h")
@@ -796,3 +798,55 @@ def test_a_recorded_click_is_returned_as_it_was_stored(pair):
     for field in Click._meta.concrete_fields:
         assert getattr(click, field.attname) == getattr(stored, field.attname), field.name
     assert (click._state.adding, click._state.db) == (False, stored._state.db)
+
+
+def test_the_addresses_of_one_ipv6_network_are_one_address_to_the_limits(pair):
+    """A subscriber is given a whole /64: rotating through it is one address."""
+    assert rules.ip_hashes("2001:db8:1:2::1") == rules.ip_hashes("2001:db8:1:2:ffff::7")
+    assert rules.ip_hashes("2001:db8:1:2::1") != rules.ip_hashes("2001:db8:1:3::1")
+    assert rules.ip_hashes("::ffff:198.51.100.7") == rules.ip_hashes("198.51.100.7")
+    sender, receiver = pair
+    allowed = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR
+    results = []
+    for n in range(allowed + 2):  # each click from an address and browser of its own
+        ip, agent = f"2001:db8:1:2::{n + 1:x}", BROWSER.replace("156.0", f"156.{n}")
+        token = token_for(sender, receiver, product_id=n, impression=f"six{n}", ip=ip,
+                          user_agent=agent)  # fmt: skip
+        results.append(settled_click(token=token, ip=ip, user_agent=agent))
+
+    assert sum(c.billable for c in results) == allowed
+    assert {c.reason for c in results[allowed:]} == {"address limit"}
+
+
+@pytest.mark.django_db
+def test_stores_whose_clicks_are_held_cannot_raise_the_network_rate(settings):
+    """Sybil stores on a paying plan click every view they make: their clicks are held
+    (costing them nothing) and must not count toward the rate review compares with, or
+    the threshold climbs until review holds nothing."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    partner = make_store("partner")
+    for n in range(3):
+        sybil = make_store(f"sybil{n}", plan_name="Starter")
+        traffic(sybil, partner, views=50, clicks_by_address={f"s{n}-{c}": 1 for c in range(50)})
+        Click.objects.filter(source_store=sybil, target_product_id__gte=4).update(
+            reason=rules.HELD_FOR_REVIEW
+        )  # all but the first few, as review holds them
+
+    assert review.network_ctr() <= review.MAX_NETWORK_CTR
+
+
+@pytest.mark.django_db
+def test_the_network_rate_review_compares_with_is_capped(settings):
+    """Even with every click paid, a network median above a widget's plausible rate (a
+    ring of colluding stores) cannot lift the hold threshold past what a script makes."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    partner = make_store("partner")
+    for n in range(3):
+        ring = make_store(f"ring{n}")
+        traffic(ring, partner, views=50, clicks_by_address={f"r{n}-{c}": 1 for c in range(25)})
+
+    assert review.network_ctr() == review.MAX_NETWORK_CTR
+    assert review.CTR_MULTIPLE * review.MAX_NETWORK_CTR < 1  # clicking every view is held
+    assert review.smoothed_ctr(clicks=60, views=60, network_ctr=review.network_ctr()) > (
+        review.CTR_MULTIPLE * review.network_ctr()
+    )

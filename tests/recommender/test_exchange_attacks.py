@@ -158,6 +158,22 @@ def test_padding_views_to_hide_the_rate_is_caught_by_the_address_pattern(simulat
     assert charged == (earned / rules.EARN_PER_CLICK) * rules.SPEND_PER_CLICK
 
 
+def test_views_reported_here_and_clicked_from_elsewhere_earn_nothing(simulator, exchange):
+    before = balances(exchange)
+
+    statuses = shoppers.view_here_click_elsewhere(
+        simulator.url, "alpha", exchange["viewed"], views=8
+    )
+    wait_until_clicks_settled()
+
+    # Each view was real, but no click came from the shopper it was shown to.
+    assert statuses == [302] * 8  # the clickers still land on the products
+    assert balances(exchange) == before
+    assert set(Click.objects.values_list("reason", flat=True)) == {
+        "not the shopper it was shown to"
+    }
+
+
 def test_a_billed_token_replayed_earns_nothing_more(simulator, exchange):
     before = balances(exchange)
 

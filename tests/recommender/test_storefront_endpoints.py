@@ -54,9 +54,13 @@ def proxied(path: str, shop: str = "host.myshopify.com", *, age: int = 0, secret
     return f"/proxy/{path}?{urlencode(pairs)}"
 
 
-def widget(client, viewed, **extra):
+def widget(client, viewed, *, ip="203.0.113.5", user_agent=None, **extra):
+    """The widget's fetch, by default from the shopper the impression and click helpers
+    play (a view and a click count only when the same shopper makes them)."""
     response = client.get(
-        proxied("recommendations", product_id=viewed.shopify_id, page_type="product", **extra)
+        proxied("recommendations", product_id=viewed.shopify_id, page_type="product", **extra),
+        HTTP_USER_AGENT=user_agent or BROWSER,
+        HTTP_X_FORWARDED_FOR=ip,
     )
     assert response.status_code == 200
     return response
@@ -286,7 +290,7 @@ def test_forged_or_foreign_impression_is_rejected(client, shops):
 
 def test_impression_flood_from_one_visitor_is_capped(client, shops):
     _, _, viewed, _ = shops
-    raws = [widget(client, viewed).json()["impression"] for _ in range(40)]
+    raws = [widget(client, viewed, ip="192.0.2.66").json()["impression"] for _ in range(40)]
 
     results = [impression(client, raw, ip="192.0.2.66").json()["result"] for raw in raws]
 
@@ -357,3 +361,16 @@ def test_with_widgets_kept_a_merchant_and_a_partner_change_show_within_two_windo
 
     assert after["title"] == "Picked for you"
     assert [item["title"] for item in after["items"]] == ["Coffee Book, 2nd ed."]
+
+
+def test_a_view_reported_by_another_shopper_is_not_counted(client, shops):
+    _, _, viewed, _ = shops
+    raw = widget(client, viewed, ip="203.0.113.5").json()["impression"]
+
+    elsewhere = impression(client, raw, ip="198.51.100.77").json()["result"]
+    # The same /64 network is the same address: a shopper's IPv6 privacy addresses rotate.
+    raw6 = widget(client, viewed, ip="2001:db8:1:2::10").json()["impression"]
+    same_network = impression(client, raw6, ip="2001:db8:1:2:abcd::99").json()["result"]
+
+    assert (elsewhere, same_network) == ("not the shopper it was shown to", "counted")
+    assert Impression.objects.count() == 1
