@@ -12,7 +12,7 @@ from django.db.models import Q
 from recommender.catalog import index_events, sync
 from recommender.catalog.index_events import delete_products
 from recommender.controls import widget_settings_for
-from recommender.exchange import ledger
+from recommender.exchange import attribution, ledger
 from recommender.models import (
     AttributedOrder,
     CatalogSync,
@@ -27,6 +27,7 @@ from stores.models import Store
 
 # A sync not finished after this long was lost (a worker died) and is requested again.
 STALLED_SYNC_AFTER = timedelta(minutes=30)
+UNCONFIRMED_ORDER_AFTER = timedelta(minutes=5)  # its confirmation task has had its chance
 
 
 def welcome(sender: Any, *, store: Store, **kwargs: Any) -> None:
@@ -114,5 +115,8 @@ def _forget_in_the_index(store_id: int) -> None:
 
 
 def resume_stalled_work(sender: Any, **kwargs: Any) -> str:
-    """reconciliation_due: syncs and embedding passes lost with a worker."""
-    return f"resumed={sync.resume_stalled_syncs(older_than=STALLED_SYNC_AFTER)} syncs"
+    """reconciliation_due: syncs and embedding passes lost with a worker, and reported
+    orders Shopify has not confirmed yet (a lost task, Shopify away)."""
+    syncs = sync.resume_stalled_syncs(older_than=STALLED_SYNC_AFTER)
+    orders = attribution.confirm_pending_orders(older_than=UNCONFIRMED_ORDER_AFTER)
+    return f"resumed={syncs} syncs, {orders} order confirmations"

@@ -343,6 +343,9 @@ class AttributedOrder(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # A refunded order leaves every figure (refunds/create webhook).
     refunded_at = models.DateTimeField(null=True, blank=True)
+    # When Shopify confirmed the order (its total and lines read from the Admin API, not
+    # the pixel's word): only confirmed orders are in the figures.
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

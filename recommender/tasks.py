@@ -6,7 +6,8 @@ import logging
 
 from interlayer.logs import bind_shop
 from recommender.catalog import embedding_pass, index_events, sync
-from recommender.exchange import click_journal, clicks
+from recommender.exchange import attribution, click_journal, clicks
+from recommender.models import AttributedOrder
 from recommender.ranking import learning
 from stores.models import Store
 
@@ -53,3 +54,13 @@ def settle_clicks() -> None:
     # journals dead processes left on this machine.
     click_journal.recover_orphans()
     log.info("settled clicks count=%s", clicks.settle_clicks())
+
+
+def verify_order(order_pk: int) -> None:
+    """An order a pixel reported, confirmed with Shopify (exchange.attribution)."""
+    order = AttributedOrder.objects.select_related("store").filter(pk=order_pk).first()
+    if order is None:
+        log.info("order confirmation skipped: order %s is gone", order_pk)
+        return
+    bind_shop(order.store.shop_domain)
+    log.info("attributed order %s: %s", order_pk, attribution.verify_order(order))

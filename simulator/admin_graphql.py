@@ -40,7 +40,7 @@ scalar Decimal
 scalar JSON
 
 enum ProductStatus { ACTIVE ARCHIVED DRAFT }
-enum CurrencyCode { USD EUR GBP CAD AUD JPY }
+enum CurrencyCode { USD EUR GBP CAD AUD JPY CHF }
 enum BulkOperationStatus { CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }
 enum BulkOperationType { QUERY MUTATION }
 
@@ -54,7 +54,17 @@ type Query {
   themes(first: Int, roles: [ThemeRole!]): OnlineStoreThemeConnection
   bulkOperation(id: ID!): BulkOperation
   webPixel(id: ID): WebPixel
+  order(id: ID!): Order
 }
+type Order {
+  id: ID!
+  name: String!
+  createdAt: DateTime!
+  currencyCode: CurrencyCode!
+  totalPriceSet: MoneyBag!
+  subtotalLineItemsQuantity: Int!
+}
+type MoneyBag { shopMoney: MoneyV2! }
 
 type Mutation {
   bulkOperationRunQuery(query: String!): BulkOperationRunQueryPayload
@@ -287,6 +297,26 @@ def _resolve_product(root, info, id: str):  # noqa: A002 - the GraphQL argument 
         return None
     product = shop.products.get(product_id)
     return product_node(world, shop, product) if product else None
+
+
+def _resolve_order(root, info, id: str):  # noqa: A002 - the GraphQL argument name
+    """One of the shop's orders (the storefront checkout's); null when the id is not one."""
+    shop: Shop = info.context["shop"]
+    try:
+        order = shop.orders.get(int(str(id).rsplit("/", 1)[-1]))
+    except ValueError:
+        return None
+    if order is None:
+        return None
+    money = {"amount": order["total"], "currencyCode": order["currency"]}
+    return {
+        "id": f"gid://shopify/Order/{order['id']}",
+        "name": order["name"],
+        "createdAt": order["created_at"],
+        "currencyCode": order["currency"],
+        "totalPriceSet": {"shopMoney": money},
+        "subtotalLineItemsQuantity": sum(line["quantity"] for line in order["line_items"]),
+    }
 
 
 def _resolve_shop(root, info):
@@ -524,6 +554,7 @@ SCHEMA.query_type.fields["bulkOperation"].resolve = _resolve_bulk
 SCHEMA.mutation_type.fields["bulkOperationRunQuery"].resolve = _resolve_bulk_run
 SCHEMA.query_type.fields["products"].resolve = _resolve_products
 SCHEMA.query_type.fields["product"].resolve = _resolve_product
+SCHEMA.query_type.fields["order"].resolve = _resolve_order
 SCHEMA.query_type.fields["shop"].resolve = _resolve_shop
 SCHEMA.query_type.fields["currentAppInstallation"].resolve = _resolve_installation
 

@@ -14,6 +14,12 @@ with a key bound to its shop (set through ``webPixelCreate``); the reference is 
 click and to the store it sent the shopper to, so one shop can neither report another's
 orders nor claim another store's clicks. Refunds arrive through the ``refunds/create``
 webhook.
+
+The pixel's report is a claim, not a fact: its key and the reference travel through the
+shopper's browser, so anyone can send one. An order counts only once Shopify confirms it
+(``verify_order``, in the worker): the order exists in the receiving shop, was placed
+within the window after the click, and its total, currency and lines are read from the
+Admin API, never taken from the report.
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from interlayer.queue import enqueue
 from recommender.exchange import tokens
 from recommender.models import AttributedOrder, Click, Impression
+from stores import services as store_services
+from stores import shopify
 from stores.models import Store
 
 # --- the rules ------------------------------------------------------------------------------
@@ -64,6 +73,8 @@ RULES_IN_WORDS = [
     "Orders are reported by Interlayer's web pixel, only when the shopper allows analytics and "
     "marketing under your store's privacy settings. Only the order's number, total, currency "
     "and number of lines are sent; nothing that identifies the customer is sent or stored.",
+    "An order counts once Shopify confirms it: Interlayer looks the order up in your store "
+    "and takes its total and lines from Shopify, not from the report.",
     "Attributed orders are shown to both stores; they move no credits.",
 ]
 
@@ -212,24 +223,91 @@ def record_order(
         return "click older than the attribution window"
     if click.source_store_id == store.pk:
         return "own store"
-    store_currency = store.currency or order.currency
     try:
         with transaction.atomic():
-            AttributedOrder.objects.create(
+            recorded = AttributedOrder.objects.create(
                 store=store, source_store_id=click.source_store_id, click=click,
-                order_id=order.order_id, total=order.total, currency=order.currency,
-                total_store_currency=convert(
-                    order.total, from_currency=order.currency, to_currency=store_currency
-                ),
-                store_currency=store_currency,
-                total_reference=convert(
-                    order.total, from_currency=order.currency, to_currency=REFERENCE_CURRENCY
-                ),
-                line_count=order.line_count, clicked_at=click.created_at, created_at=now,
+                clicked_at=click.created_at, created_at=now,
+                **_amounts(store, order.total, order.currency), line_count=order.line_count,
+                order_id=order.order_id,
             )  # fmt: skip
+            transaction.on_commit(lambda: _confirm_later(recorded.pk))
     except IntegrityError:  # the pixel reported this order before
         return "already attributed"
     return "attributed"
+
+
+def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
+    store_currency = store.currency or currency
+    return {
+        "total": total,
+        "currency": currency,
+        "total_store_currency": convert(total, from_currency=currency, to_currency=store_currency),
+        "store_currency": store_currency,
+        "total_reference": convert(total, from_currency=currency, to_currency=REFERENCE_CURRENCY),
+    }
+
+
+def _confirm_later(order_pk: int) -> None:
+    enqueue("recommender.tasks.verify_order", order_pk, task_name=f"verify-order:{order_pk}")
+
+
+ORDER_QUERY = """
+query AttributedOrder($id: ID!) {
+  order(id: $id) {
+    createdAt
+    totalPriceSet { shopMoney { amount currencyCode } }
+    subtotalLineItemsQuantity
+  }
+}
+"""
+# Shopify's clock and ours: an order a few seconds "before" its click is still after it.
+CLOCK_SKEW = timedelta(minutes=5)
+# An order Shopify could not be asked about (an outage, a store needing re-authorisation)
+# is asked again by reconciliation; one still unconfirmed after this is dropped.
+CONFIRM_WITHIN = timedelta(days=2)
+
+
+def verify_order(order: AttributedOrder) -> str:
+    """Ask Shopify about a reported order: it counts (with Shopify's total, currency and
+    lines) only if the receiving shop has it, placed within the window after the click;
+    otherwise it is deleted. Shopify being unreachable raises (the task is retried)."""
+    if order.verified_at is not None:
+        return "already confirmed"
+    response = store_services.admin_graphql(
+        order.store, ORDER_QUERY, {"id": f"gid://shopify/Order/{order.order_id}"}
+    )
+    found = (response.data or {}).get("order")
+    if not found:
+        order.delete()
+        return "not an order of this shop: dropped"
+    placed = datetime.fromisoformat(str(found["createdAt"]).replace("Z", "+00:00"))
+    if not order.clicked_at - CLOCK_SKEW <= placed <= order.clicked_at + ATTRIBUTION_WINDOW:
+        order.delete()
+        return "placed outside the click's window: dropped"
+    money = found["totalPriceSet"]["shopMoney"]
+    try:
+        total = Decimal(str(money["amount"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    except (InvalidOperation, ValueError):
+        raise shopify.ShopifyError("order total is not a decimal", status=200) from None
+    amounts = _amounts(order.store, total, str(money["currencyCode"]))
+    lines = int(found.get("subtotalLineItemsQuantity") or 0)
+    AttributedOrder.objects.filter(pk=order.pk).update(
+        **amounts, line_count=lines, verified_at=timezone.now()
+    )
+    return "confirmed"
+
+
+def confirm_pending_orders(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Reconciliation: ask again about orders still unconfirmed (their task lost, or
+    Shopify away), and drop those unconfirmed for CONFIRM_WITHIN."""
+    now = now or timezone.now()
+    pending = AttributedOrder.objects.filter(verified_at__isnull=True)
+    pending.filter(created_at__lt=now - CONFIRM_WITHIN).delete()
+    due = list(pending.filter(created_at__lt=now - older_than).values_list("pk", flat=True))
+    for pk in due:
+        _confirm_later(pk)
+    return len(due)
 
 
 def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
@@ -254,8 +332,8 @@ def handle_refund_webhook(delivery) -> str:
 
 # --- figures ------------------------------------------------------------------------------------
 def counted() -> Q:
-    """Orders that count: not refunded."""
-    return Q(refunded_at__isnull=True)
+    """Orders that count: confirmed by Shopify, not refunded."""
+    return Q(refunded_at__isnull=True, verified_at__isnull=False)
 
 
 class StoreSales(TypedDict):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from recommender import tasks
 from recommender.exchange import attribution
 from recommender.models import AttributedOrder, Click
 from stores import webhooks
@@ -100,6 +101,8 @@ def test_an_order_after_a_widget_click_is_attributed_once_and_a_refund_removes_i
     saved = AttributedOrder.objects.get()
     assert (saved.store, saved.source_store, saved.order_id) == (brewers, grinders, order_id)
     assert Click.objects.get(pk=saved.click_id).landed_at is not None
+    assert stats(client, simulator, "brewers")["totals"]["orders_received"] == 0  # not yet
+    tasks.verify_order(saved.pk)  # as the worker does: Shopify confirms the order
     received, given = stats(client, simulator, "brewers"), stats(client, simulator, "grinders")
     assert (received["totals"]["orders_received"], received["totals"]["revenue_received"]) == (
         1, 20.0,

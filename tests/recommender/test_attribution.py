@@ -42,6 +42,15 @@ def order(order_id="1001", total="40.00", currency="USD", lines=2) -> attributio
     )
 
 
+def record_confirmed(**report) -> str:
+    """An order as the pixel reports it, then confirmed as Shopify confirms it
+    (``verify_order``, tested against the simulator in test_order_confirmation.py): for
+    the figures' tests, which are about what confirmed orders add up to."""
+    outcome = attribution.record_order(**report)
+    AttributedOrder.objects.filter(verified_at__isnull=True).update(verified_at=timezone.now())
+    return outcome
+
+
 def pixel_post(client, store, **fields):
     body = {"key": attribution.pixel_key(store.shop_domain), "shop": store.shop_domain, **fields}
     return client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
@@ -76,7 +85,7 @@ def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency
     sender, receiver = stores["sender"], stores["receiver"]  # receiver sells in EUR
     ref = attribution.click_reference(click(sender, receiver))
 
-    attribution.record_order(store=receiver, reference=ref, order=order(total="108.00"))
+    record_confirmed(store=receiver, reference=ref, order=order(total="108.00"))
 
     saved = AttributedOrder.objects.get()
     rate = attribution.REFERENCE_RATES["EUR"]
@@ -93,9 +102,7 @@ def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency
 def test_refund_removes_the_order_for_both_stores_and_is_safe_to_repeat(stores):
     sender, receiver = stores["sender"], stores["receiver"]
     ref = attribution.click_reference(click(sender, receiver))
-    attribution.record_order(
-        store=receiver, reference=ref, order=order(order_id="gid://shopify/Order/77")
-    )
+    record_confirmed(store=receiver, reference=ref, order=order(order_id="gid://shopify/Order/77"))
     since = timezone.now() - timedelta(days=1)
     before = attribution.store_sales(since=since)
 
@@ -115,7 +122,7 @@ def test_revenue_per_1000_impressions_is_what_a_store_sent_over_its_viewable_imp
         Impression(store=sender, impression_id=f"v{n}", visitor_hash=str(n)) for n in range(8)
     )
     ref = attribution.click_reference(click(sender, receiver))
-    attribution.record_order(store=receiver, reference=ref, order=order(total="20.00"))
+    record_confirmed(store=receiver, reference=ref, order=order(total="20.00"))
 
     figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))[sender.pk]
 
@@ -126,7 +133,7 @@ def test_settings_stats_report_the_same_figures_as_the_network_summary(stores):
     sender, receiver = stores["sender"], stores["receiver"]
     for n, total in enumerate(["10.00", "15.55", "7.45"]):
         ref = attribution.click_reference(click(sender, receiver))
-        attribution.record_order(store=receiver, reference=ref, order=order(str(n), total=total))
+        record_confirmed(store=receiver, reference=ref, order=order(str(n), total=total))
     attribution.remove_refunded(store=receiver, order_id="2")
 
     page = {s: stats.store_stats(stores[s], days=30) for s in ("sender", "receiver")}
@@ -146,7 +153,7 @@ def test_settings_stats_report_the_same_figures_as_the_network_summary(stores):
 def test_network_status_reports_what_the_settings_pages_show(stores):
     sender, receiver = stores["sender"], stores["receiver"]
     ref = attribution.click_reference(click(sender, receiver))
-    attribution.record_order(store=receiver, reference=ref, order=order(total="54.00"))
+    record_confirmed(store=receiver, reference=ref, order=order(total="54.00"))
 
     status = network_status.network_status()["attributed_sales"]
 

@@ -1,0 +1,138 @@
+"""Orders count once Shopify confirms them: what a pixel reports is a claim (its key and
+the click reference travel through shoppers' browsers, so anyone can send one), checked
+against the receiving shop's orders through the Admin API of the simulator, over HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from recommender import tasks
+from recommender.exchange import attribution
+from recommender.models import AttributedOrder, Click
+from simulator import pixels
+from stores import shopify
+from tests.factories import make_store
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(simulator, install):
+    """alpha installed (its token the app uses to ask Shopify), a partner whose widget sent
+    a shopper there five minutes ago, and the reference that click carried."""
+    receiver = install("alpha")
+    sender = make_store("sender")
+    click = Click.objects.create(
+        source_store=sender, target_store=receiver, target_product_id=1000, impression_id="i",
+        token_id="t", visitor_hash="v", billable=True, reason="billable",
+        created_at=timezone.now() - timedelta(minutes=5),
+    )  # fmt: skip
+    return {"receiver": receiver, "sender": sender, "click": click,
+            "ref": attribution.click_reference(click)}  # fmt: skip
+
+
+def report(client, shop, *, order_id, total="20.00", currency="USD", lines=1):
+    """The pixel's checkout_completed, as any browser can send it."""
+    receiver = shop["receiver"]
+    body = {"key": attribution.pixel_key(receiver.shop_domain), "shop": receiver.shop_domain,
+            "event": "checkout_completed", "ref": shop["ref"],
+            "order": {"id": str(order_id), "total": total, "currency": currency, "lines": lines}}  # fmt: skip
+    response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+    assert response.status_code == 202, response.content
+    return response.json()["result"]
+
+
+def sales(shop) -> tuple[int, float]:
+    figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))
+    return figures[shop["receiver"].pk]["orders_received"], figures[shop["sender"].pk][
+        "revenue_sent"
+    ]
+
+
+def confirm(task_queue) -> list[str]:
+    """Run the confirmation tasks the reports queued, as the worker does."""
+    queued = [args for func, args in task_queue.new() if func == "recommender.tasks.verify_order"]
+    for (pk,) in queued:
+        tasks.verify_order(pk)
+    task_queue.mark()
+    return [str(pk) for (pk,) in queued]
+
+
+def test_a_forged_order_counts_for_nothing_and_is_dropped(
+    client, shop, task_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = report(client, shop, order_id=10**12 + 5, total="1000000", currency="CHF")
+
+    assert outcome == "attributed"  # taken in, as any report is...
+    assert sales(shop) == (0, 0.0)  # ...but in no figure before Shopify confirms it
+    assert len(confirm(task_queue)) == 1
+    assert not AttributedOrder.objects.exists()  # Shopify has no such order
+    assert sales(shop) == (0, 0.0)
+
+
+def test_a_real_order_counts_with_shopifys_total_and_lines_not_the_reports(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000, quantity=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"], total="999.00", lines=9)
+
+    confirm(task_queue)
+
+    confirmed = AttributedOrder.objects.get()
+    assert (confirmed.total, confirmed.currency, confirmed.line_count) == (
+        Decimal("40.00"), "USD", 2
+    )  # fmt: skip
+    assert confirmed.verified_at is not None
+    assert sales(shop) == (1, 40.0)
+
+
+def test_an_order_placed_before_the_click_is_dropped(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    placed["created_at"] = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+
+    confirm(task_queue)
+
+    assert not AttributedOrder.objects.exists()
+
+
+def test_with_shopify_away_the_order_waits_and_reconciliation_asks_again(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+    simulator.fault("alpha", "graphql", "503", count=20)
+
+    with pytest.raises(shopify.ShopifyUnavailable):
+        confirm(task_queue)  # the task fails; the queue may retry it, or it is lost
+
+    assert AttributedOrder.objects.get().verified_at is None
+    assert sales(shop) == (0, 0.0)
+    simulator.shop("alpha").faults.queues.clear()  # Shopify is back
+    asked = attribution.confirm_pending_orders(older_than=timedelta(0))
+    confirm(task_queue)
+    assert asked == 1 and sales(shop) == (1, 20.0)
+
+
+def test_an_order_shopify_never_confirms_is_dropped_after_two_days(shop):
+    stale = AttributedOrder.objects.create(
+        store=shop["receiver"], source_store=shop["sender"], click=shop["click"], order_id="1",
+        total=Decimal("5"), currency="USD", total_store_currency=Decimal("5"),
+        store_currency="USD", total_reference=Decimal("5"), clicked_at=shop["click"].created_at,
+        created_at=timezone.now() - attribution.CONFIRM_WITHIN - timedelta(minutes=1),
+    )  # fmt: skip
+
+    attribution.confirm_pending_orders(older_than=timedelta(minutes=5))
+
+    assert not AttributedOrder.objects.filter(pk=stale.pk).exists()
