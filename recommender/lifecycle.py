@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from recommender.catalog import index_events, sync
 from recommender.catalog.index_events import delete_products
@@ -53,10 +54,36 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     Impression.objects.filter(store=store).delete()
     AttributedOrder.objects.filter(store=store).delete()  # its orders, as its pixel saw them
     SettingsChange.objects.filter(store=store).delete()  # staff ids, titles, what changed
-    Click.objects.filter(Q(source_store=store) | Q(target_store=store)).update(
-        user_agent="", visitor_hash="", previous_visitor_hash="", ip_hash="", previous_ip_hash=""
-    )
+    Click.objects.filter(Q(source_store=store) | Q(target_store=store)).update(**_NO_SHOPPER)
     transaction.on_commit(lambda: _forget_in_the_index(store.pk))
+
+
+# What a click keeps of the shopper who made it: blanked where it must be forgotten, while
+# the click itself stays for the ledgers that point at it.
+_NO_SHOPPER = {
+    "user_agent": "", "visitor_hash": "", "previous_visitor_hash": "", "ip_hash": "",
+    "previous_ip_hash": "",
+}  # fmt: skip
+# The exchange's rules look back a day (review, repeats, limits) and operators review held
+# earnings within days: after this, clicks and views forget the shopper.
+SHOPPER_DATA_RETENTION = timedelta(days=30)
+
+
+def forget_old_shoppers(*, now: datetime | None = None) -> dict[str, int]:
+    """Daily: clicks and viewable impressions older than SHOPPER_DATA_RETENTION lose the
+    shopper's agent and visitor and address hashes; counts, ledgers and figures stay."""
+    before = (now or timezone.now()) - SHOPPER_DATA_RETENTION
+    clicks = (
+        Click.objects.filter(created_at__lt=before)
+        .exclude(**dict.fromkeys(_NO_SHOPPER, ""))
+        .update(**_NO_SHOPPER)
+    )
+    views = (
+        Impression.objects.filter(created_at__lt=before)
+        .exclude(visitor_hash="", ip_hash="")
+        .update(visitor_hash="", ip_hash="")
+    )
+    return {"clicks": clicks, "impressions": views}
 
 
 def redact_customer_orders(
@@ -74,9 +101,7 @@ def redact_customer_orders(
         AttributedOrder.objects.filter(pk=order.pk).update(
             order_id=f"redacted-{order.pk}", click=None, clicked_at=order.created_at
         )
-    Click.objects.filter(pk__in=clicks).update(
-        user_agent="", visitor_hash="", previous_visitor_hash="", ip_hash="", previous_ip_hash=""
-    )
+    Click.objects.filter(pk__in=clicks).update(**_NO_SHOPPER)
     return len(orders) + len(clicks)
 
 

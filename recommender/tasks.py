@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from interlayer.logs import bind_shop
+from recommender import lifecycle
 from recommender.catalog import embedding_pass, index_events, sync
 from recommender.exchange import attribution, click_journal, clicks
 from recommender.models import AttributedOrder
@@ -41,6 +42,10 @@ def rebuild_index() -> None:
 
 def prune_index_events() -> None:
     log.info("pruned %s applied index events", index_events.prune_applied_events())
+
+
+def forget_old_shoppers() -> None:
+    log.info("forgot old shoppers %s", lifecycle.forget_old_shoppers())
 
 
 def learn_from_clicks() -> None:

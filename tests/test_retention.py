@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from recommender import lifecycle
 from recommender.catalog import index_events
-from recommender.models import IndexEvent
+from recommender.models import Click, Impression, IndexEvent, LedgerEntry
 from stores import services
 from stores.models import OAuthState, WebhookDelivery
 from tests.factories import make_product, make_store, topic_vector
@@ -57,3 +58,31 @@ def test_index_events_are_pruned_only_once_the_published_index_holds_them(settin
 
     assert index_events.prune_applied_events() == 1
     assert IndexEvent.objects.count() == 1
+
+
+def test_clicks_and_views_forget_the_shopper_after_the_retention_but_keep_the_ledger():
+    sender, target = make_store("sender"), make_store("target")
+    old = timezone.now() - lifecycle.SHOPPER_DATA_RETENTION - timedelta(hours=1)
+    shopper = {"user_agent": "Mozilla/5.0 (Shopper)", "visitor_hash": "v", "ip_hash": "a",
+               "previous_visitor_hash": "pv", "previous_ip_hash": "pa"}  # fmt: skip
+    clicks = {}
+    for age, when in (("old", old), ("recent", timezone.now())):
+        clicks[age] = Click.objects.create(
+            source_store=sender, target_store=target, target_product_id=1, impression_id=age,
+            token_id=age, billable=True, reason="billable", created_at=when, **shopper,
+        )  # fmt: skip
+    LedgerEntry.objects.create(store=sender, kind="earn", amount="0.80", click=clicks["old"])
+    Impression.objects.create(store=sender, impression_id="old", visitor_hash="v", ip_hash="a",
+                              created_at=old)  # fmt: skip
+    Impression.objects.create(store=sender, impression_id="recent", visitor_hash="v", ip_hash="a")
+
+    forgotten = lifecycle.forget_old_shoppers()
+
+    assert forgotten == {"clicks": 1, "impressions": 1}
+    stripped = Click.objects.get(pk=clicks["old"].pk)
+    assert (stripped.user_agent, stripped.visitor_hash, stripped.ip_hash) == ("", "", "")
+    assert stripped.billable and LedgerEntry.objects.filter(click=stripped).exists()
+    assert Click.objects.get(pk=clicks["recent"].pk).user_agent == "Mozilla/5.0 (Shopper)"
+    assert Impression.objects.get(impression_id="old").visitor_hash == ""
+    assert Impression.objects.get(impression_id="recent").visitor_hash == "v"
+    assert lifecycle.forget_old_shoppers() == {"clicks": 0, "impressions": 0}  # once

@@ -354,8 +354,8 @@ def test_schedules_are_created_idempotently():
     schedule = Schedule.objects.get(name="reconcile")
     assert schedule.func == "stores.tasks.reconcile"
     assert sorted(Schedule.objects.values_list("name", flat=True)) == [
-        "learn-from-clicks", "prune-index-events", "prune-records", "rebuild-index", "reconcile",
-        "settle-clicks",
+        "forget-old-shoppers", "learn-from-clicks", "prune-index-events", "prune-records",
+        "rebuild-index", "reconcile", "settle-clicks",
     ]  # fmt: skip
 
 
