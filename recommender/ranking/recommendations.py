@@ -30,6 +30,7 @@ from recommender.ranking.relevance import (
     category_key,
     inferred_topic,
     is_topical,
+    topic_affinity,
 )
 from stores.models import Store
 
@@ -232,8 +233,9 @@ def _partner_items(
             continue
         if widget.avoid_competitors and viewed is not None and same_item(viewed, product):
             continue
-        taxonomy = affinity(page_category, _topic_or_category(index, product))
         by_topic = page_is_topical or is_topical(category_key(product.category_id))
+        relate = topic_affinity if by_topic else affinity
+        taxonomy = relate(page_category, _topic_or_category(index, product))
         related = index.calibration.relevance(hit.cosine, taxonomy)
         if related < settings.RECOMMENDER_MIN_RELEVANCE:
             continue

@@ -198,6 +198,24 @@ def affinity(a: str, b: str) -> float | None:
     return 0.0
 
 
+def topic_affinity(a: str, b: str) -> float | None:
+    """``affinity`` where a key may be a book's inferred topic: a topic that names a whole
+    branch ("hg-11", kitchen and dining) does not rule out an item that a part of that
+    branch complements (a book near teapots and tea tins, with a tea's page): the taxonomy
+    then says nothing, and content decides."""
+    value = affinity(a, b)
+    if value == 0 and (_complements_part_of(a, b) or _complements_part_of(b, a)):
+        return None
+    return value
+
+
+def _complements_part_of(branch: str, key: str) -> bool:
+    return any(
+        (_within(key, x) and _within(y, branch)) or (_within(key, y) and _within(x, branch))
+        for x, y in COMPLEMENTS
+    )
+
+
 class Calibration:
     """Content evidence: the share of unrelated pairs less alike than a cosine."""
 

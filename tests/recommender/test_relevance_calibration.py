@@ -119,3 +119,19 @@ def test_only_the_nearest_neighbours_vote_on_a_topic():
     far = [("ap-2-3-7", 0.45)] * (relevance.TOPIC_NEIGHBOURS + 1)
 
     assert relevance.inferred_topic(near + far) == "fb-1-14"
+
+
+@pytest.mark.parametrize(
+    ("topic", "item", "expected"),
+    [
+        # A book about kitchen and dining at large, with a tea's page: teapots and tea tins
+        # (parts of that branch) go with tea, so the taxonomy says nothing; content decides.
+        ("hg-11", "fb-1-14-2", None),
+        ("hg-11", "ap-2-3-3-1", 0.0),  # but dog food complements no part of it
+        ("fb-1-3", "ap-2-2-2-6", 0.0),  # nor a cat's window perch any part of coffee
+        ("fb-1-3", "hg-11-6-2-6", relevance.COMPLEMENT),  # coffee and grinders, as ever
+    ],
+)
+def test_a_topic_rules_out_only_what_no_part_of_it_complements(topic, item, expected):
+    assert relevance.topic_affinity(topic, item) == expected
+    assert relevance.topic_affinity(item, topic) == expected
