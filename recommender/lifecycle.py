@@ -28,7 +28,6 @@ from stores.models import Store
 
 # A sync not finished after this long was lost (a worker died) and is requested again.
 STALLED_SYNC_AFTER = timedelta(minutes=30)
-UNCONFIRMED_ORDER_AFTER = timedelta(minutes=5)  # its confirmation task has had its chance
 
 
 def welcome(sender: Any, *, store: Store, **kwargs: Any) -> None:
@@ -71,38 +70,56 @@ SHOPPER_DATA_RETENTION = timedelta(days=30)
 
 def forget_old_shoppers(*, now: datetime | None = None) -> dict[str, int]:
     """Daily: clicks and viewable impressions older than SHOPPER_DATA_RETENTION lose the
-    shopper's agent and visitor and address hashes; counts, ledgers and figures stay."""
+    shopper's agent and visitor and address hashes; counts, ledgers and figures stay. In
+    batches of FORGET_BATCH rows, each its own short transaction (the first run after a
+    deploy has months of rows to go through, on the exchange's busiest tables)."""
     before = (now or timezone.now()) - SHOPPER_DATA_RETENTION
-    clicks = (
-        Click.objects.filter(created_at__lt=before)
-        .exclude(**dict.fromkeys(_NO_SHOPPER, ""))
-        .update(**_NO_SHOPPER)
-    )
-    views = (
-        Impression.objects.filter(created_at__lt=before)
-        .exclude(visitor_hash="", ip_hash="")
-        .update(visitor_hash="", ip_hash="")
-    )
-    return {"clicks": clicks, "impressions": views}
+    clicks = Click.objects.filter(created_at__lt=before).exclude(**dict.fromkeys(_NO_SHOPPER, ""))
+    views = Impression.objects.filter(created_at__lt=before).exclude(visitor_hash="", ip_hash="")
+    return {
+        "clicks": _in_batches(clicks, _NO_SHOPPER),
+        "impressions": _in_batches(views, {"visitor_hash": "", "ip_hash": ""}),
+    }
+
+
+FORGET_BATCH = 5_000
+
+
+def _in_batches(rows, blank: dict[str, str]) -> int:
+    changed = 0
+    while batch := list(rows.values_list("pk", flat=True)[:FORGET_BATCH]):
+        changed += rows.model.objects.filter(pk__in=batch).update(**blank)
+    return changed
 
 
 def redact_customer_orders(
     sender: Any, *, store: Store, order_ids: list[str], **kwargs: Any
 ) -> int:
-    """customer_redacted: the store's attributed orders among ``order_ids`` stay in its
-    figures (an order of that total and that many lines came through the exchange) but
-    lose what ties them to the customer: Shopify's order id, the click that brought them
-    and its exact time. That click keeps what its partners' ledgers need, stripped of
-    anything about the shopper, as on shop/redact. Returns the records changed.
+    """customer_redacted: the store's confirmed attributed orders among ``order_ids`` stay in
+    its figures, as a sale of that total on that day, but lose what ties them to the
+    customer: Shopify's order id, their time of day and the click that brought them. That
+    click keeps what its partners' ledgers need, stripped of anything about the shopper
+    (as on shop/redact) and of the view it came from, whose hashes go too. Unconfirmed
+    orders among them, in no figure yet, are deleted. Returns the records changed.
     https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance#customers-redact"""
-    orders = list(AttributedOrder.objects.filter(store=store, order_id__in=order_ids))
-    clicks = {order.click_id for order in orders if order.click_id is not None}
+    listed = AttributedOrder.objects.filter(store=store, order_id__in=order_ids)
+    unconfirmed, _ = listed.filter(verified_at__isnull=True).delete()
+    orders = list(listed)
+    clicks = list(Click.objects.filter(pk__in={o.click_id for o in orders if o.click_id}))
     for order in orders:
+        day = order.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
         AttributedOrder.objects.filter(pk=order.pk).update(
-            order_id=f"redacted-{order.pk}", click=None, clicked_at=order.created_at
-        )
-    Click.objects.filter(pk__in=clicks).update(**_NO_SHOPPER)
-    return len(orders) + len(clicks)
+            order_id=f"redacted-{order.pk}", click=None, created_at=day, clicked_at=day,
+            verified_at=day, asked_at=None,
+        )  # fmt: skip
+    for click in clicks:
+        Impression.objects.filter(
+            store_id=click.source_store_id, impression_id=click.impression_id
+        ).update(visitor_hash="", ip_hash="")
+    Click.objects.filter(pk__in=[c.pk for c in clicks]).update(
+        **_NO_SHOPPER, impression_id="", landed_at=None
+    )
+    return unconfirmed + len(orders) + len(clicks)
 
 
 def customer_order_data(
@@ -119,9 +136,10 @@ def customer_order_data(
         {
             "order_id": order.order_id,
             "recorded_at": order.created_at.isoformat(),
+            "confirmed_by_shopify": order.verified_at is not None,
             "total": str(order.total),
             "currency": order.currency,
-            "line_count": order.line_count,
+            "items": order.line_count,
             "refunded_at": order.refunded_at.isoformat() if order.refunded_at else None,
             "referred_by": order.source_store.name or order.source_store.shop_domain,
             "clicked_at": order.clicked_at.isoformat(),
@@ -143,5 +161,5 @@ def resume_stalled_work(sender: Any, **kwargs: Any) -> str:
     """reconciliation_due: syncs and embedding passes lost with a worker, and reported
     orders Shopify has not confirmed yet (a lost task, Shopify away)."""
     syncs = sync.resume_stalled_syncs(older_than=STALLED_SYNC_AFTER)
-    orders = attribution.confirm_pending_orders(older_than=UNCONFIRMED_ORDER_AFTER)
+    orders = attribution.confirm_pending_orders()
     return f"resumed={syncs} syncs, {orders} order confirmations"

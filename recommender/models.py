@@ -346,6 +346,7 @@ class AttributedOrder(models.Model):
     # When Shopify confirmed the order (its total and lines read from the Admin API, not
     # the pixel's word): only confirmed orders are in the figures.
     verified_at = models.DateTimeField(null=True, blank=True)
+    asked_at = models.DateTimeField(null=True, blank=True)  # when Shopify was last asked
 
     class Meta:
         constraints = [

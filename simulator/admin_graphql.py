@@ -60,6 +60,8 @@ type Order {
   id: ID!
   name: String!
   createdAt: DateTime!
+  cancelledAt: DateTime
+  test: Boolean!
   currencyCode: CurrencyCode!
   totalPriceSet: MoneyBag!
   subtotalLineItemsQuantity: Int!
@@ -313,6 +315,8 @@ def _resolve_order(root, info, id: str):  # noqa: A002 - the GraphQL argument na
         "id": f"gid://shopify/Order/{order['id']}",
         "name": order["name"],
         "createdAt": order["created_at"],
+        "cancelledAt": order.get("cancelled_at"),
+        "test": order.get("test", False),
         "currencyCode": order["currency"],
         "totalPriceSet": {"shopMoney": money},
         "subtotalLineItemsQuantity": sum(line["quantity"] for line in order["line_items"]),

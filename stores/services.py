@@ -401,11 +401,14 @@ def answer_customer_data_request(*, shop_domain: str, order_ids: list[str], requ
     if store is None:
         return "never installed: nothing stored"
     held: list[dict[str, Any]] = []
-    for _, records in customer_data_requested.send(sender=Store, store=store, order_ids=order_ids):
-        held.extend(records or [])
-    CustomerDataRequest.objects.create(
-        store=store, request_id=request_id, order_ids=order_ids, held=held
-    )
+    with transaction.atomic():  # a retried delivery finds the request answered, or not at all
+        for _, records in customer_data_requested.send(
+            sender=Store, store=store, order_ids=order_ids
+        ):
+            held.extend(records or [])
+        CustomerDataRequest.objects.create(
+            store=store, request_id=request_id, order_ids=order_ids, held=held
+        )
     return f"answered: {len(held)} records of {len(order_ids)} orders held"
 
 

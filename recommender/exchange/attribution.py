@@ -38,8 +38,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from interlayer.queue import enqueue
-from recommender.exchange import tokens
-from recommender.models import AttributedOrder, Click, Impression
+from recommender.exchange import rules, tokens
+from recommender.models import CLICK_PENDING, AttributedOrder, Click, Impression
 from stores import services as store_services
 from stores import shopify
 from stores.models import Store
@@ -60,6 +60,9 @@ REFERENCE_RATES = {
 }  # fmt: skip
 # An order total above this is not a shopper's order; refused rather than recorded.
 MAX_ORDER_TOTAL = Decimal("1000000")
+# Orders one click can bring, reported or confirmed: a shopper buys once or twice after a
+# click, and each report costs an Admin API call, so a reference cannot be replayed at will.
+MAX_ORDERS_PER_CLICK = 5
 
 RULES_IN_WORDS = [
     "An order your store receives is attributed to the partner whose widget sent the shopper "
@@ -74,7 +77,9 @@ RULES_IN_WORDS = [
     "marketing under your store's privacy settings. Only the order's number, total, currency "
     "and number of lines are sent; nothing that identifies the customer is sent or stored.",
     "An order counts once Shopify confirms it: Interlayer looks the order up in your store "
-    "and takes its total and lines from Shopify, not from the report.",
+    "and takes its total and number of items from Shopify, not from the report; cancelled and "
+    f"test orders do not count, nor orders reported after a bot's click, and one click brings "
+    f"at most {MAX_ORDERS_PER_CLICK} orders.",
     "Attributed orders are shown to both stores; they move no credits.",
 ]
 
@@ -222,7 +227,9 @@ def record_order(
     if now - click.created_at > ATTRIBUTION_WINDOW:
         return "click older than the attribution window"
     if click.source_store_id == store.pk:
-        return "own store"
+        return rules.OWN_STORE
+    if AttributedOrder.objects.filter(click=click).count() >= MAX_ORDERS_PER_CLICK:
+        return "too many orders for one click"
     try:
         with transaction.atomic():
             recorded = AttributedOrder.objects.create(
@@ -249,6 +256,7 @@ def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
 
 
 def _confirm_later(order_pk: int) -> None:
+    AttributedOrder.objects.filter(pk=order_pk).update(asked_at=timezone.now())
     enqueue("recommender.tasks.verify_order", order_pk, task_name=f"verify-order:{order_pk}")
 
 
@@ -256,6 +264,8 @@ ORDER_QUERY = """
 query AttributedOrder($id: ID!) {
   order(id: $id) {
     createdAt
+    cancelledAt
+    test
     totalPriceSet { shopMoney { amount currencyCode } }
     subtotalLineItemsQuantity
   }
@@ -263,24 +273,42 @@ query AttributedOrder($id: ID!) {
 """
 # Shopify's clock and ours: an order a few seconds "before" its click is still after it.
 CLOCK_SKEW = timedelta(minutes=5)
-# An order Shopify could not be asked about (an outage, a store needing re-authorisation)
-# is asked again by reconciliation; one still unconfirmed after this is dropped.
+# An order the Admin API does not show yet may be one a moment old: asked about again
+# until it is this old, then taken for one the shop never had.
+ORDER_VISIBLE_WITHIN = timedelta(hours=1)
+# Reconciliation asks again about an order asked about this long ago without an answer
+# (Shopify away, the store needing re-authorisation, a lost task), and drops one still
+# unconfirmed after CONFIRM_WITHIN.
+ASK_AGAIN_AFTER = timedelta(minutes=30)
 CONFIRM_WITHIN = timedelta(days=2)
 
 
-def verify_order(order: AttributedOrder) -> str:
+def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     """Ask Shopify about a reported order: it counts (with Shopify's total, currency and
-    lines) only if the receiving shop has it, placed within the window after the click;
-    otherwise it is deleted. Shopify being unreachable raises (the task is retried)."""
+    number of items) only if the receiving shop has it, placed within the window after a
+    shopper's click, neither cancelled nor a test order; otherwise it is deleted. Shopify
+    being unreachable raises; reconciliation asks again."""
+    now = now or timezone.now()
     if order.verified_at is not None:
         return "already confirmed"
+    click = Click.objects.filter(pk=order.click_id).only("reason").first()
+    if click is None or click.reason in rules.NOT_A_SHOPPERS_CLICK:
+        order.delete()
+        return "not a shopper's click: dropped"
+    if click.reason == CLICK_PENDING:
+        return "its click is not settled yet: asked again later"
     response = store_services.admin_graphql(
         order.store, ORDER_QUERY, {"id": f"gid://shopify/Order/{order.order_id}"}
     )
     found = (response.data or {}).get("order")
     if not found:
+        if now - order.created_at < ORDER_VISIBLE_WITHIN:
+            return "not visible yet: asked again later"
         order.delete()
         return "not an order of this shop: dropped"
+    if found.get("cancelledAt") or found.get("test"):
+        order.delete()
+        return "cancelled or a test order: dropped"
     placed = datetime.fromisoformat(str(found["createdAt"]).replace("Z", "+00:00"))
     if not order.clicked_at - CLOCK_SKEW <= placed <= order.clicked_at + ATTRIBUTION_WINDOW:
         order.delete()
@@ -292,19 +320,22 @@ def verify_order(order: AttributedOrder) -> str:
         raise shopify.ShopifyError("order total is not a decimal", status=200) from None
     amounts = _amounts(order.store, total, str(money["currencyCode"]))
     lines = int(found.get("subtotalLineItemsQuantity") or 0)
-    AttributedOrder.objects.filter(pk=order.pk).update(
-        **amounts, line_count=lines, verified_at=timezone.now()
-    )
+    AttributedOrder.objects.filter(pk=order.pk).update(**amounts, line_count=lines, verified_at=now)
     return "confirmed"
 
 
-def confirm_pending_orders(*, older_than: timedelta, now: datetime | None = None) -> int:
-    """Reconciliation: ask again about orders still unconfirmed (their task lost, or
-    Shopify away), and drop those unconfirmed for CONFIRM_WITHIN."""
+def confirm_pending_orders(*, now: datetime | None = None) -> int:
+    """Reconciliation: ask again about orders still unconfirmed whose last question is
+    ASK_AGAIN_AFTER old (Shopify away, a lost task, an order not visible yet), and drop
+    those unconfirmed for CONFIRM_WITHIN."""
     now = now or timezone.now()
     pending = AttributedOrder.objects.filter(verified_at__isnull=True)
     pending.filter(created_at__lt=now - CONFIRM_WITHIN).delete()
-    due = list(pending.filter(created_at__lt=now - older_than).values_list("pk", flat=True))
+    due = list(
+        pending.filter(
+            Q(asked_at__isnull=True) | Q(asked_at__lt=now - ASK_AGAIN_AFTER)
+        ).values_list("pk", flat=True)
+    )
     for pk in due:
         _confirm_later(pk)
     return len(due)

@@ -555,20 +555,19 @@ class _Book:
         at the click's own time: what it would have been judged by the moment it came."""
         source, target = click.source_store_id, click.target_store_id
         if source == target:
-            return "own store"
+            return rules.OWN_STORE
         if rules.is_bot(click.user_agent):
-            return "bot"
-        clicker = {click.visitor_hash, click.previous_visitor_hash} - {""}
+            return rules.BOT
+        visitor = {click.visitor_hash, click.previous_visitor_hash} - {""}
         viewers = self.seen.get((click.impression_id, source))
         if viewers is None:
-            return "no viewable impression"
-        if not viewers & clicker:  # seen, but by someone else (or this click's agent changed)
-            return "not the shopper it was shown to"
+            return rules.NO_VIEW
+        if not viewers & visitor:  # seen, but by someone else (or this click's agent changed)
+            return rules.ANOTHER_SHOPPER
         if click.impression_id in self.new_impressions or (
             click.impression_id in self.billed_impressions
         ):
             return "impression already clicked"
-        visitor = {click.visitor_hash, click.previous_visitor_hash} - {""}
         address = {click.ip_hash, click.previous_ip_hash} - {""}
         day_start = click.created_at - rules.DEDUPE_WINDOW
         hour_start = click.created_at - timedelta(hours=1)

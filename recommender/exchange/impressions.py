@@ -34,11 +34,11 @@ def record_impression(*, host: Store, raw: str, ip: str, user_agent: str) -> str
     except (KeyError, TypeError, ValueError):
         return "invalid"
     if rules.is_bot(user_agent):
-        return "bot"
+        return rules.BOT
     # Reported by the shopper the row was served to (this salt period or the last), or not
     # counted: a view reported from elsewhere would make any click on it look seen.
     if visitor not in rules.visitor_hashes(ip=ip, user_agent=user_agent):
-        return "not the shopper it was shown to"
+        return rules.ANOTHER_SHOPPER
     addresses = rules.ip_hashes(ip)
     since = timezone.now() - _LIMIT_WINDOW
     recent = Impression.objects.filter(created_at__gte=since)

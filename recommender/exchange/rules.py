@@ -43,6 +43,13 @@ BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR = 600
 # Viewable impressions counted per 10 minutes; beyond them they are dropped.
 IMPRESSIONS_PER_VISITOR_PER_10_MIN = 30
 IMPRESSIONS_PER_IP_PER_10_MIN = 60
+# Why a click is not a shopper's click on a row they saw: it bills nothing, and an order
+# reported with its reference is not attributed either.
+OWN_STORE = "own store"
+BOT = "bot"
+NO_VIEW = "no viewable impression"
+ANOTHER_SHOPPER = "not the shopper it was shown to"
+NOT_A_SHOPPERS_CLICK = frozenset({OWN_STORE, BOT, NO_VIEW, ANOTHER_SHOPPER})
 # Visitor and address hashes rotate with their salt; two periods are checked so the 24 h
 # window holds across a rotation.
 VISITOR_SALT_PERIOD = timedelta(hours=24)

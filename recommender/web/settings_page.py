@@ -53,8 +53,8 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
             "attribution_rules": attribution.RULES_IN_WORDS,
             "changes": SettingsChange.objects.filter(store=store)[:5],
             "data_requests": [
-                (request, _readable(request.held))
-                for request in CustomerDataRequest.objects.filter(store=store)
+                (data_request, _readable(data_request.held))
+                for data_request in CustomerDataRequest.objects.filter(store=store)
             ],
             "data_request_days": store_services.DATA_REQUEST_RETENTION.days,
         },

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from recommender.exchange import attribution
-from recommender.models import AttributedOrder, Click
+from recommender.models import AttributedOrder, Click, Impression
 from stores import services, webhooks
 from stores.models import CustomerDataRequest, WebhookDelivery
 from tests.factories import make_store
@@ -27,11 +27,14 @@ def orders():
     alpha = make_store("alpha", currency="USD")
     bravo = make_store("bravo", name="Bravo Books", currency="USD")
     for order_id in ("299938", "555"):
+        Impression.objects.create(store=bravo, impression_id=f"view-{order_id}",
+                                  visitor_hash="visitor", ip_hash="address")  # fmt: skip
         click = Click.objects.create(
-            source_store=bravo, target_store=alpha, target_product_id=1, impression_id="i",
-            token_id=f"t{order_id}", visitor_hash="visitor", ip_hash="address",
-            user_agent="Mozilla/5.0 (Shopper's phone)", billable=True, reason="billable",
-            created_at=timezone.now() - timedelta(minutes=30),
+            source_store=bravo, target_store=alpha, target_product_id=1,
+            impression_id=f"view-{order_id}", token_id=f"t{order_id}", visitor_hash="visitor",
+            ip_hash="address", user_agent="Mozilla/5.0 (Shopper's phone)", billable=True,
+            reason="billable", created_at=timezone.now() - timedelta(minutes=30),
+            landed_at=timezone.now() - timedelta(minutes=29),
         )  # fmt: skip
         reported = attribution.reported_order(
             order_id=order_id, total="40.00", currency="USD", lines=2
@@ -40,6 +43,8 @@ def orders():
         assert attribution.record_order(store=alpha, reference=reference, order=reported) == (
             "attributed"
         )
+    # Both confirmed by Shopify (test_order_confirmation.py): in the store's figures.
+    AttributedOrder.objects.update(verified_at=timezone.now())
     return alpha
 
 
@@ -61,15 +66,30 @@ def test_customers_redact_erases_what_ties_the_customers_orders_to_them(client, 
     assert kept.click.user_agent == "Mozilla/5.0 (Shopper's phone)"  # someone else's: kept
     redacted = AttributedOrder.objects.exclude(pk=kept.pk).get()
     assert "299938" not in redacted.order_id and redacted.click is None
-    assert redacted.clicked_at == redacted.created_at  # not the click's time either
-    # The click that brought it keeps what the partners' ledgers need, nothing of the shopper.
+    # Its day stays (for the figures), not its time, nor the click's.
+    assert (redacted.created_at.hour, redacted.created_at.minute) == (0, 0)
+    assert redacted.clicked_at == redacted.created_at
+    # The click that brought it keeps what the partners' ledgers need, nothing of the shopper
+    # nor the view it came from, whose hashes go too.
     (stripped,) = Click.objects.exclude(pk=kept.click_id)
     assert (stripped.billable, stripped.user_agent, stripped.visitor_hash, stripped.ip_hash) == (
         True, "", "", ""
     )  # fmt: skip
+    assert (stripped.impression_id, stripped.landed_at) == ("", None)
+    assert Impression.objects.get(impression_id="view-299938").visitor_hash == ""
+    assert Impression.objects.get(impression_id="view-555").visitor_hash == "visitor"
     # The store's figures keep the sale.
     assert attribution.store_sales(since=since)[orders.pk] == before
+    assert before["orders_received"] == 2
     assert "shopper@example.net" not in json.dumps(delivery.payload)
+
+
+def test_an_unconfirmed_order_of_the_customer_is_deleted_not_kept(client, orders):
+    AttributedOrder.objects.filter(order_id="299938").update(verified_at=None)
+
+    deliver(client, "customers/redact", captured("customers_redact"))
+
+    assert list(AttributedOrder.objects.values_list("order_id", flat=True)) == ["555"]
 
 
 def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchant(client, orders):
@@ -81,7 +101,8 @@ def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchan
     assert request.order_ids == ["299938", "280263", "220458"]
     (record,) = request.held  # the one of the three orders alpha holds
     assert record["order_id"] == "299938"
-    assert (record["total"], record["currency"], record["line_count"]) == ("40.00", "USD", 2)
+    assert (record["total"], record["currency"], record["items"]) == ("40.00", "USD", 2)
+    assert record["confirmed_by_shopify"] is True
     assert (record["referred_by"], record["browser"]) == (
         "Bravo Books", "Mozilla/5.0 (Shopper's phone)"
     )  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from recommender import tasks
-from recommender.exchange import attribution
+from recommender.exchange import attribution, rules
 from recommender.models import AttributedOrder, Click
 from simulator import pixels
 from stores import shopify
@@ -72,8 +72,11 @@ def test_a_forged_order_counts_for_nothing_and_is_dropped(
     assert outcome == "attributed"  # taken in, as any report is...
     assert sales(shop) == (0, 0.0)  # ...but in no figure before Shopify confirms it
     assert len(confirm(task_queue)) == 1
-    assert not AttributedOrder.objects.exists()  # Shopify has no such order
-    assert sales(shop) == (0, 0.0)
+    assert sales(shop) == (0, 0.0)  # Shopify has no such order: it never counts...
+    forged = AttributedOrder.objects.get()
+    later = forged.created_at + attribution.ORDER_VISIBLE_WITHIN + timedelta(minutes=1)
+    attribution.verify_order(forged, now=later)
+    assert not AttributedOrder.objects.exists()  # ...and once surely none, it goes
 
 
 def test_a_real_order_counts_with_shopifys_total_and_lines_not_the_reports(
@@ -120,7 +123,8 @@ def test_with_shopify_away_the_order_waits_and_reconciliation_asks_again(
     assert AttributedOrder.objects.get().verified_at is None
     assert sales(shop) == (0, 0.0)
     simulator.shop("alpha").faults.queues.clear()  # Shopify is back
-    asked = attribution.confirm_pending_orders(older_than=timedelta(0))
+    AttributedOrder.objects.update(asked_at=timezone.now() - attribution.ASK_AGAIN_AFTER)
+    asked = attribution.confirm_pending_orders()
     confirm(task_queue)
     assert asked == 1 and sales(shop) == (1, 20.0)
 
@@ -133,6 +137,62 @@ def test_an_order_shopify_never_confirms_is_dropped_after_two_days(shop):
         created_at=timezone.now() - attribution.CONFIRM_WITHIN - timedelta(minutes=1),
     )  # fmt: skip
 
-    attribution.confirm_pending_orders(older_than=timedelta(minutes=5))
+    attribution.confirm_pending_orders()
 
     assert not AttributedOrder.objects.filter(pk=stale.pk).exists()
+
+
+def test_an_order_not_visible_yet_is_asked_about_again_then_dropped(
+    client, shop, task_queue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=10**12 + 7)
+
+    confirm(task_queue)
+    waiting = AttributedOrder.objects.get()  # a moment old: Shopify may not show it yet
+    assert waiting.verified_at is None
+    later = waiting.created_at + attribution.ORDER_VISIBLE_WITHIN + timedelta(minutes=1)
+    assert attribution.verify_order(waiting, now=later) == "not an order of this shop: dropped"
+    assert not AttributedOrder.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["cancelled", "test"])
+def test_a_cancelled_or_test_order_is_dropped(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks, kind
+):
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    if kind == "cancelled":
+        placed["cancelled_at"] = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        placed["test"] = True
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+
+    confirm(task_queue)
+
+    assert not AttributedOrder.objects.exists()
+
+
+def test_an_order_reported_with_a_bots_click_is_dropped_without_asking_shopify(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    Click.objects.filter(pk=shop["click"].pk).update(billable=False, reason=rules.BOT)
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    simulator.fault("alpha", "graphql", "503", count=20)  # Shopify is not even asked
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+
+    confirm(task_queue)
+
+    assert not AttributedOrder.objects.exists()
+
+
+def test_one_click_brings_a_bounded_number_of_orders(client, shop):
+    outcomes = [
+        report(client, shop, order_id=10**12 + n)
+        for n in range(attribution.MAX_ORDERS_PER_CLICK + 2)
+    ]
+
+    assert outcomes.count("attributed") == attribution.MAX_ORDERS_PER_CLICK
+    assert outcomes[-1] == "too many orders for one click"
+    assert AttributedOrder.objects.count() == attribution.MAX_ORDERS_PER_CLICK
