@@ -384,3 +384,23 @@ class ItemFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.page_cluster} {self.product_id}: {self.clicks}/{self.impressions}"
+
+
+class VisitorSalt(models.Model):
+    """The random salt of one period's visitor or address hashes (exchange.rules). Kept for
+    the current period and the one before (the rules look back a day), then deleted: once
+    it is gone, no one, the operators included, can hash an address or browser to compare
+    with that period's stored hashes."""
+
+    purpose = models.CharField(max_length=20)  # "visitor" or "address"
+    period = models.BigIntegerField()  # days since the epoch (rules.VISITOR_SALT_PERIOD)
+    salt = models.CharField(max_length=64)  # 32 random bytes, hex
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "period"], name="one_salt_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.period}"

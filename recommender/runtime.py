@@ -133,6 +133,9 @@ ranking_candidates = TTLCache(size=20_000)
 # product pk -> the Product row a widget shows (never changed): about 2 KB each, so 10 MB
 shown_products = TTLCache(size=5_000)
 click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
+# (purpose, period) -> that period's visitor or address salt (exchange.rules), as a Mac
+visitor_salts: dict[tuple[str, int], Any] = {}
+visitor_salts_lock = threading.Lock()
 # product pk -> what a book is about, by its nearest products (ranking.recommendations), or None
 product_topics = TTLCache(size=20_000)
 network_state: CachedValue[Any] = CachedValue()
@@ -166,6 +169,8 @@ def reset() -> None:
     shown_products.clear()
     click_targets.clear()
     product_topics.clear()
+    with visitor_salts_lock:
+        visitor_salts.clear()
     network_state.clear()
     network_ctr.clear()
     item_feedback.clear()

@@ -7,7 +7,7 @@ import logging
 from interlayer.logs import bind_shop
 from recommender import lifecycle
 from recommender.catalog import embedding_pass, index_events, sync
-from recommender.exchange import attribution, click_journal, clicks
+from recommender.exchange import attribution, click_journal, clicks, rules
 from recommender.models import AttributedOrder
 from recommender.ranking import learning
 from stores.models import Store
@@ -45,7 +45,11 @@ def prune_index_events() -> None:
 
 
 def forget_old_shoppers() -> None:
-    log.info("forgot old shoppers %s", lifecycle.forget_old_shoppers())
+    log.info(
+        "forgot old shoppers %s, deleted %s salts",
+        lifecycle.forget_old_shoppers(),
+        rules.forget_old_salts(),
+    )
 
 
 def learn_from_clicks() -> None:

@@ -6,16 +6,19 @@ these numbers; none of them defines its own.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect, crawlerdetect
-from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from recommender import runtime
 from recommender.exchange import macs
+from recommender.models import VisitorSalt
 from stores.models import Store
 
 # --- credits ------------------------------------------------------------------------------
@@ -104,8 +107,49 @@ def is_bot(user_agent: str) -> bool:
 
 
 def _salted(value: str, period: int, purpose: str) -> str:
-    salt = macs.derived(settings.SECRET_KEY, f"{purpose}-salt:{period}")
-    return salt.digest(value.encode()).hex()
+    return _salt(purpose, period).digest(value.encode()).hex()
+
+
+def _salt(purpose: str, period: int) -> macs.Mac:
+    """The period's salt as a Mac, read once per period per process (runtime.visitor_salts):
+    a salt never changes while it exists."""
+    key = (purpose, period)
+    salts = runtime.visitor_salts
+    found = salts.get(key)
+    if found is not None:
+        return found
+    with runtime.visitor_salts_lock:
+        if key not in salts:
+            salts[key] = macs.Mac(bytes.fromhex(_stored_salt(purpose, period)))
+            for stale in sorted(salts, key=lambda k: k[1])[: max(len(salts) - 8, 0)]:
+                salts.pop(stale, None)  # a few periods are all the rules look at
+        return salts[key]
+
+
+def _stored_salt(purpose: str, period: int) -> str:
+    """The period's random salt, made by whichever process needs it first."""
+    row = VisitorSalt.objects.filter(purpose=purpose, period=period).first()
+    if row is not None:
+        return row.salt
+    try:
+        with transaction.atomic():
+            return VisitorSalt.objects.create(
+                purpose=purpose, period=period, salt=secrets.token_hex(32)
+            ).salt
+    except IntegrityError:  # another process made it first
+        return VisitorSalt.objects.get(purpose=purpose, period=period).salt
+
+
+def forget_old_salts(*, now: datetime | None = None) -> int:
+    """Daily: delete the salts of periods before the previous one. Hashes made with them
+    can no longer be matched by anyone: not by the rules (which look back a day), not by
+    an operator, not with the secret key."""
+    oldest = _period(now) - 1
+    deleted, _ = VisitorSalt.objects.filter(period__lt=oldest).delete()
+    with runtime.visitor_salts_lock:
+        for key in [key for key in runtime.visitor_salts if key[1] < oldest]:
+            runtime.visitor_salts.pop(key, None)
+    return deleted
 
 
 def _period(now: datetime | None) -> int:
@@ -128,8 +172,9 @@ def visitor(*, ip: str, user_agent: str, now: datetime | None = None) -> Visitor
 
 
 def visitor_hashes(*, ip: str, user_agent: str, now: datetime | None = None) -> tuple[str, str]:
-    """(current, previous) salted hashes of a visitor. The salt rotates every period and is
-    derived from the secret key, so hashes cannot be reversed or linked across periods."""
+    """(current, previous) salted hashes of a visitor. The salt is random, new every period
+    and deleted after the next one (``forget_old_salts``), so hashes cannot be linked across
+    periods, nor recomputed by anyone once their salt is gone."""
     period = _period(now)
     value = f"{network_address(ip)}|{user_agent}"
     return _salted(value, period, "visitor"), _salted(value, period - 1, "visitor")

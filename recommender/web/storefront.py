@@ -47,6 +47,7 @@ def warm_up() -> None:
     try:
         live_index.warm_up()
         network_state()
+        rules.visitor_hashes(ip="", user_agent="")  # this period's salts, read once
         # The clicks a process that died here journaled (gunicorn starts this one in its
         # place): inserted now, settled by the next round or the sweep.
         click_journal.recover_orphans()

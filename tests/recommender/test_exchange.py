@@ -13,6 +13,7 @@ from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
+from recommender import runtime
 from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
 from recommender.models import Click, Impression, LedgerEntry, WidgetSettings
 from stores import services
@@ -852,3 +853,20 @@ def test_the_network_rate_review_compares_with_is_capped(settings):
     assert review.smoothed_ctr(clicks=60, views=60, network_ctr=review.network_ctr()) > (
         review.CTR_MULTIPLE * review.network_ctr()
     )
+
+
+@pytest.mark.django_db
+def test_visitor_salts_are_random_shared_and_gone_after_two_days(settings):
+    day = timezone.now()
+    first = rules.visitor_hashes(ip="198.51.100.7", user_agent=BROWSER, now=day)
+    runtime.reset()  # another process reads the same stored salts
+    settings.SECRET_KEY = "another-key-" + "x" * 40  # nothing derives from the secret key
+
+    again = rules.visitor_hashes(ip="198.51.100.7", user_agent=BROWSER, now=day)
+    deleted = rules.forget_old_salts(now=day + timedelta(days=2))
+    runtime.reset()
+    afterwards = rules.visitor_hashes(ip="198.51.100.7", user_agent=BROWSER, now=day)
+
+    assert again == first
+    assert deleted >= 2  # that day's and the day before's visitor salts
+    assert afterwards[0] != first[0]  # the salt is gone: that day's hash cannot be made again
