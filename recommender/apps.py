@@ -10,6 +10,7 @@ class RecommenderConfig(AppConfig):
         "rebuild-index": ("recommender.tasks.rebuild_index", 24 * 60),
         "prune-index-events": ("recommender.tasks.prune_index_events", 24 * 60),
         "forget-old-shoppers": ("recommender.tasks.forget_old_shoppers", 24 * 60),
+        "forget-old-salts": ("recommender.tasks.forget_old_salts", 60),
         "learn-from-clicks": ("recommender.tasks.learn_from_clicks", 10),
         # Clicks are settled right after their redirect; this picks up any whose process
         # died before it could.

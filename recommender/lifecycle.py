@@ -74,12 +74,19 @@ def forget_old_shoppers(*, now: datetime | None = None) -> dict[str, int]:
     batches of FORGET_BATCH rows, each its own short transaction (the first run after a
     deploy has months of rows to go through, on the exchange's busiest tables)."""
     before = (now or timezone.now()) - SHOPPER_DATA_RETENTION
-    clicks = Click.objects.filter(created_at__lt=before).exclude(**dict.fromkeys(_NO_SHOPPER, ""))
-    views = Impression.objects.filter(created_at__lt=before).exclude(visitor_hash="", ip_hash="")
-    return {
-        "clicks": _in_batches(clicks, _NO_SHOPPER),
-        "impressions": _in_batches(views, {"visitor_hash": "", "ip_hash": ""}),
-    }
+    forgotten = {"clicks": 0, "impressions": 0}
+    # Store by store, so each batch reads the (store, created_at) indexes the tables keep
+    # rather than the whole table (the clicks table keeps no index on the time alone).
+    for store_id in Store.objects.values_list("pk", flat=True).iterator():
+        clicks = Click.objects.filter(source_store_id=store_id, created_at__lt=before)
+        forgotten["clicks"] += _in_batches(
+            clicks.exclude(**dict.fromkeys(_NO_SHOPPER, "")), _NO_SHOPPER
+        )
+        views = Impression.objects.filter(store_id=store_id, created_at__lt=before)
+        forgotten["impressions"] += _in_batches(
+            views.exclude(visitor_hash="", ip_hash=""), {"visitor_hash": "", "ip_hash": ""}
+        )
+    return forgotten
 
 
 FORGET_BATCH = 5_000
@@ -136,7 +143,13 @@ def customer_order_data(
         {
             "order_id": order.order_id,
             "recorded_at": order.created_at.isoformat(),
-            "confirmed_by_shopify": order.verified_at is not None,
+            "status": (
+                "confirmed by Shopify"
+                if order.verified_at
+                else "not an order Shopify confirmed"
+                if order.rejected_at
+                else "waiting for Shopify's confirmation"
+            ),
             "total": str(order.total),
             "currency": order.currency,
             "items": order.line_count,

@@ -347,6 +347,9 @@ class AttributedOrder(models.Model):
     # the pixel's word): only confirmed orders are in the figures.
     verified_at = models.DateTimeField(null=True, blank=True)
     asked_at = models.DateTimeField(null=True, blank=True)  # when Shopify was last asked
+    # When the report was found wrong (no such order, cancelled, outside the window...):
+    # kept a while, in no figure, so that dropping it frees no place (MAX_ORDERS_PER_CLICK).
+    rejected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -45,11 +45,12 @@ def prune_index_events() -> None:
 
 
 def forget_old_shoppers() -> None:
-    log.info(
-        "forgot old shoppers %s, deleted %s salts",
-        lifecycle.forget_old_shoppers(),
-        rules.forget_old_salts(),
-    )
+    log.info("forgot old shoppers %s", lifecycle.forget_old_shoppers())
+
+
+def forget_old_salts() -> None:
+    # Its own task, hourly: the salts go whatever happens to the slower pass above.
+    log.info("deleted %s visitor salts", rules.forget_old_salts())
 
 
 def learn_from_clicks() -> None:

@@ -40,7 +40,7 @@ scalar Decimal
 scalar JSON
 
 enum ProductStatus { ACTIVE ARCHIVED DRAFT }
-enum CurrencyCode { USD EUR GBP CAD AUD JPY CHF }
+enum CurrencyCode { USD EUR GBP CAD AUD JPY CHF KRW }
 enum BulkOperationStatus { CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }
 enum BulkOperationType { QUERY MUTATION }
 

@@ -60,9 +60,18 @@ REFERENCE_RATES = {
 }  # fmt: skip
 # An order total above this is not a shopper's order; refused rather than recorded.
 MAX_ORDER_TOTAL = Decimal("1000000")
-# Orders one click can bring, reported or confirmed: a shopper buys once or twice after a
-# click, and each report costs an Admin API call, so a reference cannot be replayed at will.
+# Orders one click can bring, reported, confirmed or rejected alike: a shopper buys once or
+# twice after a click.
 MAX_ORDERS_PER_CLICK = 5
+# A store asks Shopify about at most this many reported orders an hour (each is an Admin API
+# call on its budget; click references are cheap to make, so reports are too); the rest
+# wait for reconciliation. Far above the orders a partner's widget brings a store in an hour.
+CONFIRMATIONS_PER_STORE_PER_HOUR = 300
+# Reports waiting to be confirmed, per store, beyond which new ones are refused.
+MAX_UNCONFIRMED_PER_STORE = 1_000
+# A click that billed nothing can still have brought a shopper who buys (a phone that left
+# Wi-Fi between the view and the click): only clicks that were no shopper's bring no orders.
+_NOT_A_SHOPPER = frozenset({rules.OWN_STORE, rules.BOT})
 
 RULES_IN_WORDS = [
     "An order your store receives is attributed to the partner whose widget sent the shopper "
@@ -228,10 +237,14 @@ def record_order(
         return "click older than the attribution window"
     if click.source_store_id == store.pk:
         return rules.OWN_STORE
-    if AttributedOrder.objects.filter(click=click).count() >= MAX_ORDERS_PER_CLICK:
-        return "too many orders for one click"
+    if _unconfirmed(store).count() >= MAX_UNCONFIRMED_PER_STORE:
+        return "too many unconfirmed orders"
     try:
         with transaction.atomic():
+            # One report of this click at a time, so the cap below holds under concurrency.
+            Click.objects.select_for_update().filter(pk=click.pk).first()
+            if AttributedOrder.objects.filter(click=click).count() >= MAX_ORDERS_PER_CLICK:
+                return "too many orders for one click"
             recorded = AttributedOrder.objects.create(
                 store=store, source_store_id=click.source_store_id, click=click,
                 clicked_at=click.created_at, created_at=now,
@@ -255,9 +268,25 @@ def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
     }
 
 
-def _confirm_later(order_pk: int) -> None:
-    AttributedOrder.objects.filter(pk=order_pk).update(asked_at=timezone.now())
+def _unconfirmed(store: Store):
+    return AttributedOrder.objects.filter(
+        store=store, verified_at__isnull=True, rejected_at__isnull=True
+    )
+
+
+def _confirm_later(order_pk: int) -> bool:
+    """Queue the question to Shopify, within the store's hourly budget (False: over it; the
+    order waits for reconciliation)."""
+    now = timezone.now()
+    store_id = AttributedOrder.objects.filter(pk=order_pk).values_list("store_id", flat=True)
+    asked = AttributedOrder.objects.filter(
+        store_id__in=store_id, asked_at__gte=now - timedelta(hours=1)
+    ).count()
+    if asked >= CONFIRMATIONS_PER_STORE_PER_HOUR:
+        return False
+    AttributedOrder.objects.filter(pk=order_pk).update(asked_at=now)
     enqueue("recommender.tasks.verify_order", order_pk, task_name=f"verify-order:{order_pk}")
+    return True
 
 
 ORDER_QUERY = """
@@ -277,10 +306,17 @@ CLOCK_SKEW = timedelta(minutes=5)
 # until it is this old, then taken for one the shop never had.
 ORDER_VISIBLE_WITHIN = timedelta(hours=1)
 # Reconciliation asks again about an order asked about this long ago without an answer
-# (Shopify away, the store needing re-authorisation, a lost task), and drops one still
-# unconfirmed after CONFIRM_WITHIN.
+# (Shopify away, the store needing re-authorisation, a lost task), and rejects one asked
+# about but still unconfirmed after CONFIRM_WITHIN. Rejected reports are kept (they count
+# toward MAX_ORDERS_PER_CLICK) for REJECTED_KEPT, in no figure.
 ASK_AGAIN_AFTER = timedelta(minutes=30)
-CONFIRM_WITHIN = timedelta(days=2)
+CONFIRM_WITHIN = timedelta(days=14)
+REJECTED_KEPT = timedelta(days=30)
+
+
+def _reject(order: AttributedOrder, why: str, now: datetime) -> str:
+    AttributedOrder.objects.filter(pk=order.pk).update(rejected_at=now)
+    return f"{why}: rejected"
 
 
 def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
@@ -289,12 +325,11 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     shopper's click, neither cancelled nor a test order; otherwise it is deleted. Shopify
     being unreachable raises; reconciliation asks again."""
     now = now or timezone.now()
-    if order.verified_at is not None:
-        return "already confirmed"
+    if order.verified_at is not None or order.rejected_at is not None:
+        return "already answered"
     click = Click.objects.filter(pk=order.click_id).only("reason").first()
-    if click is None or click.reason in rules.NOT_A_SHOPPERS_CLICK:
-        order.delete()
-        return "not a shopper's click: dropped"
+    if click is None or click.reason in _NOT_A_SHOPPER:
+        return _reject(order, "not a shopper's click", now)
     if click.reason == CLICK_PENDING:
         return "its click is not settled yet: asked again later"
     response = store_services.admin_graphql(
@@ -304,21 +339,21 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     if not found:
         if now - order.created_at < ORDER_VISIBLE_WITHIN:
             return "not visible yet: asked again later"
-        order.delete()
-        return "not an order of this shop: dropped"
+        return _reject(order, "not an order of this shop", now)
     if found.get("cancelledAt") or found.get("test"):
-        order.delete()
-        return "cancelled or a test order: dropped"
+        return _reject(order, "cancelled or a test order", now)
     placed = datetime.fromisoformat(str(found["createdAt"]).replace("Z", "+00:00"))
     if not order.clicked_at - CLOCK_SKEW <= placed <= order.clicked_at + ATTRIBUTION_WINDOW:
-        order.delete()
-        return "placed outside the click's window: dropped"
+        return _reject(order, "placed outside the click's window", now)
     money = found["totalPriceSet"]["shopMoney"]
     try:
         total = Decimal(str(money["amount"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         raise shopify.ShopifyError("order total is not a decimal", status=200) from None
-    amounts = _amounts(order.store, total, str(money["currencyCode"]))
+    currency = str(money["currencyCode"])
+    if currency not in REFERENCE_RATES or not Decimal("0") <= total <= MAX_ORDER_TOTAL:
+        return _reject(order, "a currency or total the figures cannot take", now)
+    amounts = _amounts(order.store, total, currency)
     lines = int(found.get("subtotalLineItemsQuantity") or 0)
     AttributedOrder.objects.filter(pk=order.pk).update(**amounts, line_count=lines, verified_at=now)
     return "confirmed"
@@ -329,16 +364,13 @@ def confirm_pending_orders(*, now: datetime | None = None) -> int:
     ASK_AGAIN_AFTER old (Shopify away, a lost task, an order not visible yet), and drop
     those unconfirmed for CONFIRM_WITHIN."""
     now = now or timezone.now()
-    pending = AttributedOrder.objects.filter(verified_at__isnull=True)
-    pending.filter(created_at__lt=now - CONFIRM_WITHIN).delete()
-    due = list(
-        pending.filter(
-            Q(asked_at__isnull=True) | Q(asked_at__lt=now - ASK_AGAIN_AFTER)
-        ).values_list("pk", flat=True)
+    AttributedOrder.objects.filter(rejected_at__lt=now - REJECTED_KEPT).delete()
+    pending = AttributedOrder.objects.filter(verified_at__isnull=True, rejected_at__isnull=True)
+    pending.filter(created_at__lt=now - CONFIRM_WITHIN, asked_at__isnull=False).update(
+        rejected_at=now
     )
-    for pk in due:
-        _confirm_later(pk)
-    return len(due)
+    due = pending.filter(Q(asked_at__isnull=True) | Q(asked_at__lt=now - ASK_AGAIN_AFTER))
+    return sum(_confirm_later(pk) for pk in due.order_by("created_at").values_list("pk", flat=True))
 
 
 def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:

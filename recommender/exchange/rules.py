@@ -46,13 +46,11 @@ BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR = 600
 # Viewable impressions counted per 10 minutes; beyond them they are dropped.
 IMPRESSIONS_PER_VISITOR_PER_10_MIN = 30
 IMPRESSIONS_PER_IP_PER_10_MIN = 60
-# Why a click is not a shopper's click on a row they saw: it bills nothing, and an order
-# reported with its reference is not attributed either.
+# Why a click bills nothing, named where other rules ask (order attribution).
 OWN_STORE = "own store"
 BOT = "bot"
 NO_VIEW = "no viewable impression"
 ANOTHER_SHOPPER = "not the shopper it was shown to"
-NOT_A_SHOPPERS_CLICK = frozenset({OWN_STORE, BOT, NO_VIEW, ANOTHER_SHOPPER})
 # Visitor and address hashes rotate with their salt; two periods are checked so the 24 h
 # window holds across a rotation.
 VISITOR_SALT_PERIOD = timedelta(hours=24)
@@ -121,8 +119,9 @@ def _salt(purpose: str, period: int) -> macs.Mac:
     with runtime.visitor_salts_lock:
         if key not in salts:
             salts[key] = macs.Mac(bytes.fromhex(_stored_salt(purpose, period)))
-            for stale in sorted(salts, key=lambda k: k[1])[: max(len(salts) - 8, 0)]:
-                salts.pop(stale, None)  # a few periods are all the rules look at
+            newest = max(p for _, p in salts)
+            for stale in [k for k in salts if k[1] < newest - 1]:
+                salts.pop(stale)  # this period's and the last are all the rules look at
         return salts[key]
 
 
@@ -190,15 +189,18 @@ def ip_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
 
 @lru_cache(maxsize=4096)
 def network_address(ip: str) -> str:
-    """The address the exchange's limits count: an IPv4 address as it is, an IPv6 address
-    as its /64 network, which one subscriber is given whole (RFC 6177), so that rotating
-    through it is one address; an IPv4-mapped IPv6 address as its IPv4 address."""
+    """The address the exchange's limits count: an IPv4 address as it is; an IPv6 address as
+    its /64 network, the least one subscriber is given whole, so that rotating through it is
+    one address (many subscribers get a /56 or a /48: those are not folded, since a mobile
+    network gives each phone its own /64 out of a shared block); an IPv6 address that
+    carries an IPv4 one (mapped, 6to4, Teredo) as that IPv4 address."""
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
         return ip
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+        carried = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if carried is not None:
+            return str(carried)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)

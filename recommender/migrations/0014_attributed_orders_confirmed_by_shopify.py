@@ -17,4 +17,9 @@ class Migration(migrations.Migration):
             name="asked_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.AddField(
+            model_name="attributedorder",
+            name="rejected_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
     ]

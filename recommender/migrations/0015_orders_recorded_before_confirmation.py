@@ -6,7 +6,7 @@ from django.utils import timezone
 
 # attribution.CONFIRM_WITHIN when this was written: reconciliation still asks Shopify about
 # orders younger than this; older ones it would drop unasked.
-CONFIRM_WITHIN = timedelta(days=2)
+CONFIRM_WITHIN = timedelta(days=14)
 
 
 def keep_what_cannot_be_asked_about(apps, schema_editor):

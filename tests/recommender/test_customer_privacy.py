@@ -102,7 +102,7 @@ def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchan
     (record,) = request.held  # the one of the three orders alpha holds
     assert record["order_id"] == "299938"
     assert (record["total"], record["currency"], record["items"]) == ("40.00", "USD", 2)
-    assert record["confirmed_by_shopify"] is True
+    assert record["status"] == "confirmed by Shopify"
     assert (record["referred_by"], record["browser"]) == (
         "Bravo Books", "Mozilla/5.0 (Shopper's phone)"
     )  # fmt: skip

@@ -806,6 +806,7 @@ def test_the_addresses_of_one_ipv6_network_are_one_address_to_the_limits(pair):
     assert rules.ip_hashes("2001:db8:1:2::1") == rules.ip_hashes("2001:db8:1:2:ffff::7")
     assert rules.ip_hashes("2001:db8:1:2::1") != rules.ip_hashes("2001:db8:1:3::1")
     assert rules.ip_hashes("::ffff:198.51.100.7") == rules.ip_hashes("198.51.100.7")
+    assert rules.ip_hashes("2002:c633:6407::1") == rules.ip_hashes("198.51.100.7")  # 6to4
     sender, receiver = pair
     allowed = rules.BILLABLE_CLICKS_PER_IP_PER_HOUR
     results = []

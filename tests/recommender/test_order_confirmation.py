@@ -75,8 +75,9 @@ def test_a_forged_order_counts_for_nothing_and_is_dropped(
     assert sales(shop) == (0, 0.0)  # Shopify has no such order: it never counts...
     forged = AttributedOrder.objects.get()
     later = forged.created_at + attribution.ORDER_VISIBLE_WITHIN + timedelta(minutes=1)
-    attribution.verify_order(forged, now=later)
-    assert not AttributedOrder.objects.exists()  # ...and once surely none, it goes
+    assert attribution.verify_order(forged, now=later) == "not an order of this shop: rejected"
+    forged.refresh_from_db()
+    assert forged.rejected_at is not None and sales(shop) == (0, 0.0)  # ...and it never will
 
 
 def test_a_real_order_counts_with_shopifys_total_and_lines_not_the_reports(
@@ -96,7 +97,7 @@ def test_a_real_order_counts_with_shopifys_total_and_lines_not_the_reports(
     assert sales(shop) == (1, 40.0)
 
 
-def test_an_order_placed_before_the_click_is_dropped(
+def test_an_order_placed_before_the_click_is_rejected(
     client, simulator, shop, task_queue, django_capture_on_commit_callbacks
 ):
     placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
@@ -106,7 +107,8 @@ def test_an_order_placed_before_the_click_is_dropped(
 
     confirm(task_queue)
 
-    assert not AttributedOrder.objects.exists()
+    assert AttributedOrder.objects.get().rejected_at is not None
+    assert sales(shop) == (0, 0.0)
 
 
 def test_with_shopify_away_the_order_waits_and_reconciliation_asks_again(
@@ -129,17 +131,37 @@ def test_with_shopify_away_the_order_waits_and_reconciliation_asks_again(
     assert asked == 1 and sales(shop) == (1, 20.0)
 
 
-def test_an_order_shopify_never_confirms_is_dropped_after_two_days(shop):
-    stale = AttributedOrder.objects.create(
-        store=shop["receiver"], source_store=shop["sender"], click=shop["click"], order_id="1",
-        total=Decimal("5"), currency="USD", total_store_currency=Decimal("5"),
-        store_currency="USD", total_reference=Decimal("5"), clicked_at=shop["click"].created_at,
-        created_at=timezone.now() - attribution.CONFIRM_WITHIN - timedelta(minutes=1),
+def pending_order(
+    shop, order_id: str, *, age: timedelta, asked: bool, other_click: bool = False
+) -> AttributedOrder:
+    now = timezone.now()
+    return AttributedOrder.objects.create(
+        store=shop["receiver"], source_store=shop["sender"],
+        click=None if other_click else shop["click"],
+        order_id=order_id, total=Decimal("5"), currency="USD",
+        total_store_currency=Decimal("5"), store_currency="USD", total_reference=Decimal("5"),
+        clicked_at=shop["click"].created_at, created_at=now - age,
+        asked_at=now - age if asked else None,
     )  # fmt: skip
+
+
+def test_an_order_shopify_never_answers_about_is_rejected_once_asked_about_long_enough(
+    shop, task_queue
+):
+    old = attribution.CONFIRM_WITHIN + timedelta(minutes=1)
+    asked = pending_order(shop, "1", age=old, asked=True)
+    # Never asked (the worker was down throughout): asked now, not rejected unasked.
+    never_asked = pending_order(shop, "2", age=old, asked=False)
 
     attribution.confirm_pending_orders()
 
-    assert not AttributedOrder.objects.filter(pk=stale.pk).exists()
+    asked.refresh_from_db()
+    never_asked.refresh_from_db()
+    assert asked.rejected_at is not None
+    assert never_asked.rejected_at is None and never_asked.asked_at is not None
+    assert [args for func, args in task_queue.new() if func.endswith("verify_order")] == [
+        (never_asked.pk,)
+    ]
 
 
 def test_an_order_not_visible_yet_is_asked_about_again_then_dropped(
@@ -152,12 +174,12 @@ def test_an_order_not_visible_yet_is_asked_about_again_then_dropped(
     waiting = AttributedOrder.objects.get()  # a moment old: Shopify may not show it yet
     assert waiting.verified_at is None
     later = waiting.created_at + attribution.ORDER_VISIBLE_WITHIN + timedelta(minutes=1)
-    assert attribution.verify_order(waiting, now=later) == "not an order of this shop: dropped"
-    assert not AttributedOrder.objects.exists()
+    assert attribution.verify_order(waiting, now=later) == "not an order of this shop: rejected"
+    assert sales(shop) == (0, 0.0)
 
 
 @pytest.mark.parametrize("kind", ["cancelled", "test"])
-def test_a_cancelled_or_test_order_is_dropped(
+def test_a_cancelled_or_test_order_is_rejected(
     client, simulator, shop, task_queue, django_capture_on_commit_callbacks, kind
 ):
     placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
@@ -170,10 +192,10 @@ def test_a_cancelled_or_test_order_is_dropped(
 
     confirm(task_queue)
 
-    assert not AttributedOrder.objects.exists()
+    assert AttributedOrder.objects.get().rejected_at is not None
 
 
-def test_an_order_reported_with_a_bots_click_is_dropped_without_asking_shopify(
+def test_an_order_reported_with_a_bots_click_is_rejected_without_asking_shopify(
     client, simulator, shop, task_queue, django_capture_on_commit_callbacks
 ):
     Click.objects.filter(pk=shop["click"].pk).update(billable=False, reason=rules.BOT)
@@ -184,15 +206,58 @@ def test_an_order_reported_with_a_bots_click_is_dropped_without_asking_shopify(
 
     confirm(task_queue)
 
-    assert not AttributedOrder.objects.exists()
+    assert AttributedOrder.objects.get().rejected_at is not None
 
 
-def test_one_click_brings_a_bounded_number_of_orders(client, shop):
+def test_one_click_brings_a_bounded_number_of_orders_rejected_ones_included(client, shop):
     outcomes = [
-        report(client, shop, order_id=10**12 + n)
-        for n in range(attribution.MAX_ORDERS_PER_CLICK + 2)
+        report(client, shop, order_id=10**12 + n) for n in range(attribution.MAX_ORDERS_PER_CLICK)
     ]
+    AttributedOrder.objects.update(rejected_at=timezone.now())  # Shopify had none of them
 
-    assert outcomes.count("attributed") == attribution.MAX_ORDERS_PER_CLICK
-    assert outcomes[-1] == "too many orders for one click"
-    assert AttributedOrder.objects.count() == attribution.MAX_ORDERS_PER_CLICK
+    again = report(client, shop, order_id=10**12 + 99)
+
+    assert outcomes == ["attributed"] * attribution.MAX_ORDERS_PER_CLICK
+    assert again == "too many orders for one click"  # a rejected report frees no place
+
+
+def test_a_store_asks_shopify_about_a_bounded_number_of_orders_an_hour(
+    client, shop, task_queue, django_capture_on_commit_callbacks
+):
+    for n in range(attribution.CONFIRMATIONS_PER_STORE_PER_HOUR):
+        pending_order(shop, f"9{n}", age=timedelta(minutes=1), asked=True, other_click=True)
+    task_queue.mark()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert report(client, shop, order_id=10**12 + 1) == "attributed"
+
+    assert not [f for f, _ in task_queue.new() if f.endswith("verify_order")]  # it waits
+    assert AttributedOrder.objects.get(order_id=str(10**12 + 1)).asked_at is None
+
+
+def test_a_real_order_after_a_click_that_billed_nothing_still_counts(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    # Seen on Wi-Fi, clicked on mobile data: the click bills nothing, the sale is real.
+    Click.objects.filter(pk=shop["click"].pk).update(billable=False, reason=rules.ANOTHER_SHOPPER)
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+
+    confirm(task_queue)
+
+    assert sales(shop) == (1, 20.0)
+
+
+def test_an_order_in_a_currency_without_a_reference_rate_is_rejected(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    placed.update(currency="KRW", total="27000")  # what Shopify says, whatever was reported
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+
+    confirm(task_queue)
+
+    assert AttributedOrder.objects.get().rejected_at is not None
+    assert sales(shop) == (0, 0.0)

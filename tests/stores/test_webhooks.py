@@ -354,7 +354,8 @@ def test_schedules_are_created_idempotently():
     schedule = Schedule.objects.get(name="reconcile")
     assert schedule.func == "stores.tasks.reconcile"
     assert sorted(Schedule.objects.values_list("name", flat=True)) == [
-        "forget-old-shoppers", "learn-from-clicks", "prune-index-events", "prune-records",
+        "forget-old-salts", "forget-old-shoppers", "learn-from-clicks", "prune-index-events",
+        "prune-records",
         "rebuild-index", "reconcile", "settle-clicks",
     ]  # fmt: skip
 
