@@ -341,7 +341,7 @@ class AttributedOrder(models.Model):
     line_count = models.PositiveIntegerField(default=0)
     clicked_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
-    # A refunded order leaves every figure (refunds/create webhook).
+    # A refunded or cancelled order leaves every figure (refunds/create, orders/cancelled).
     refunded_at = models.DateTimeField(null=True, blank=True)
     # When Shopify confirmed the order (its total and lines read from the Admin API, not
     # the pixel's word): only confirmed orders are in the figures.

@@ -89,6 +89,8 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         raise WebhookRejected("Body is not a JSON object", 400)
     if topic.startswith("customers/"):
         payload = _compliance_payload(payload)
+    elif topic in KEPT_FIELDS:  # an order's webhook: the customer and addresses never kept
+        payload = {key: payload.get(key) for key in KEPT_FIELDS[topic]}
     return _record(
         event_id=event_id[:255],
         webhook_id=lower.get("x-shopify-webhook-id", "")[:255],
@@ -333,8 +335,16 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def register_handler(topic: str, handler: Handler) -> None:
-    """Handle ``topic`` (it must also be subscribed in shopify.app.toml)."""
+# Topic -> the only payload fields stored, for topics whose payloads carry personal data
+# the handler does not read (an order's customer, email and addresses).
+KEPT_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def register_handler(topic: str, handler: Handler, *, keep: tuple[str, ...] = ()) -> None:
+    """Handle ``topic`` (it must also be subscribed in shopify.app.toml). With ``keep``,
+    only those payload fields are ever stored."""
     if topic in HANDLERS and HANDLERS[topic] is not handler:
         raise ValueError(f"webhook topic {topic} already has a handler")
     HANDLERS[topic] = handler
+    if keep:
+        KEPT_FIELDS[topic] = keep

@@ -81,7 +81,8 @@ RULES_IN_WORDS = [
     "Amounts are in your store's currency. Figures across stores (what you brought partners, "
     f"network totals) use published reference rates to {REFERENCE_CURRENCY}, for comparison, "
     "not accounting.",
-    "A refunded order (any refund) leaves every figure, for you and for the partner.",
+    "A refunded order (any refund) or a cancelled one leaves every figure, for you and for the "
+    "partner.",
     "Orders are reported by Interlayer's web pixel, only when the shopper allows analytics and "
     "marketing under your store's privacy settings. Only the order's number, total, currency "
     "and number of lines are sent; nothing that identifies the customer is sent or stored.",
@@ -383,6 +384,15 @@ def remove_refunded(*, store: Store, order_id: object, now: datetime | None = No
         return "order not attributed"
     found.filter(refunded_at__isnull=True).update(refunded_at=now or timezone.now())
     return "refunded order removed"
+
+
+def handle_cancel_webhook(delivery) -> str:
+    """The handler registered for orders/cancelled: a cancelled order leaves every figure as
+    a refunded one does (an unpaid order cancelled brings no refund)."""
+    store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
+    if store is None:
+        return "unknown shop"
+    return remove_refunded(store=store, order_id=delivery.payload.get("id"))
 
 
 def handle_refund_webhook(delivery) -> str:

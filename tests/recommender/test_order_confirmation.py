@@ -15,8 +15,10 @@ from recommender import tasks
 from recommender.exchange import attribution, rules
 from recommender.models import AttributedOrder, Click
 from simulator import pixels
-from stores import shopify
+from stores import shopify, webhooks
+from stores.models import WebhookDelivery
 from tests.factories import make_store
+from tests.stores.test_webhooks import post_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -260,4 +262,28 @@ def test_an_order_in_a_currency_without_a_reference_rate_is_rejected(
     confirm(task_queue)
 
     assert AttributedOrder.objects.get().rejected_at is not None
+    assert sales(shop) == (0, 0.0)
+
+
+def test_a_cancelled_order_leaves_the_figures_and_its_customer_is_never_stored(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    with django_capture_on_commit_callbacks(execute=True):
+        report(client, shop, order_id=placed["id"])
+    confirm(task_queue)
+    assert sales(shop) == (1, 20.0)
+    # Unpaid, cancelled days later: no refund is made, orders/cancelled is all there is.
+    payload = {"id": placed["id"], "cancelled_at": "2026-11-25T10:00:00Z", "cancel_reason":
+               "customer", "email": "shopper@example.com",
+               "customer": {"id": 207119551, "email": "shopper@example.com"},
+               "shipping_address": {"address1": "1 Example Street"}}  # fmt: skip
+
+    response = post_webhook(client, "orders/cancelled", payload, event_id="evt-cancel")
+    webhooks.process_pending()
+
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get(event_id="evt-cancel")
+    assert delivery.payload == {"id": placed["id"], "cancelled_at": "2026-11-25T10:00:00Z"}
+    assert delivery.outcome == "refunded order removed"
     assert sales(shop) == (0, 0.0)
