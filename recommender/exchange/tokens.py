@@ -1,8 +1,10 @@
 """Signed tokens the widget carries: one per partner link, one per rendered row.
 
-Both are bound to the page view they were served in (the impression id) and to the visitor
-they were served to (salted hashes of address and agent at that moment, current and
-previous salt period): what a later request says about itself changes neither."""
+Both are bound to the page view they were served in (the impression id). The impression
+token also names the visitor it was served to (salted hashes of address and agent at that
+moment): a view counts only when that visitor reports it, and a click bills only when the
+visitor who makes it is one who saw the row (exchange.clicks), so the click token needs
+no visitor of its own."""
 
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ class ClickToken:
     source_store_id: int
     target_store_id: int
     target_product_id: int  # Shopify product id
-    visitor: Visitor | None  # None for a token minted before tokens carried it
 
 
 class InvalidClickToken(Exception):
@@ -47,7 +48,6 @@ def issue_click_token(
     source_store_id: int,
     target_store_id: int,
     target_product_id: int,
-    visitor: Visitor,
 ) -> str:
     payload = {
         "t": secrets.token_hex(8),
@@ -55,8 +55,6 @@ def issue_click_token(
         "s": source_store_id,
         "d": target_store_id,
         "p": target_product_id,
-        "v": visitor.current,
-        "w": visitor.previous,
     }
     return seal(payload, purpose=_CLICK_SALT)
 
@@ -88,9 +86,6 @@ def _click_token_from(data: Any) -> ClickToken:
             source_store_id=int(data["s"]),
             target_store_id=int(data["d"]),
             target_product_id=int(data["p"]),
-            visitor=Visitor(current=str(data["v"]), previous=str(data["w"]))
-            if "v" in data and "w" in data
-            else None,
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidClickToken("tampered") from None

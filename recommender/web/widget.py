@@ -97,7 +97,6 @@ def widget_payload(
                 source_store_id=host.pk,
                 target_store_id=store_id,
                 target_product_id=shopify_id,
-                visitor=visitor,
             )
         rendered.append(item)
     targets = [entry["target"] for entry in shown["items"] if entry["target"] is not None]

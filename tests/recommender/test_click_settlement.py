@@ -63,7 +63,7 @@ def viewed_token(host, partner, product, *, impression: str, ip: str = "203.0.11
     )
     return tokens.issue_click_token(
         impression_id=impression, source_store_id=host.pk, target_store_id=partner.pk,
-        target_product_id=product.shopify_id, visitor=visitor,
+        target_product_id=product.shopify_id,
     )  # fmt: skip
 
 

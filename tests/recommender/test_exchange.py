@@ -48,7 +48,6 @@ def token_for(
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=product_id,
-        visitor=visitor,
     )
     return tokens.read_click_token(signed)
 
@@ -143,7 +142,6 @@ def test_tampered_and_forged_tokens_are_rejected(pair):
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=1,
-        visitor=rules.visitor(ip="203.0.113.9", user_agent=BROWSER),
     )
     payload, signature = signed.rsplit(".", 1)
     forged = {"t": "x", "i": "i", "s": sender.pk, "d": receiver.pk, "p": 2, "v": "v", "w": "w"}
@@ -170,7 +168,6 @@ def test_expired_token_is_rejected(pair, monkeypatch):
         source_store_id=sender.pk,
         target_store_id=receiver.pk,
         target_product_id=1,
-        visitor=rules.visitor(ip="203.0.113.9", user_agent=BROWSER),
     )
 
     monkeypatch.setattr(rules, "CLICK_TOKEN_MAX_AGE", timedelta(seconds=-1))
@@ -300,8 +297,7 @@ def test_hourly_limits_leave_clicks_raw(pair, limit, ips):
                                          partner_items=3, visitor=visitor)  # fmt: skip
             impressions.record_impression(host=sender, raw=raw, ip="192.0.2.1", user_agent=agent)
             signed = tokens.issue_click_token(impression_id=f"a{n}", source_store_id=sender.pk,
-                                              target_store_id=receiver.pk, target_product_id=n,
-                                              visitor=visitor)  # fmt: skip
+                                              target_store_id=receiver.pk, target_product_id=n)  # fmt: skip
             token = tokens.read_click_token(signed)
             results.append(settled_click(token=token, ip="192.0.2.1", user_agent=agent))
 
