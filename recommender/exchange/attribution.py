@@ -252,7 +252,7 @@ def record_order(
                 **_amounts(store, order.total, order.currency), line_count=order.line_count,
                 order_id=order.order_id,
             )  # fmt: skip
-            transaction.on_commit(lambda: _confirm_later(recorded.pk))
+            transaction.on_commit(lambda: _confirm_later(store.pk, [recorded.pk]))
     except IntegrityError:  # the pixel reported this order before
         return "already attributed"
     return "attributed"
@@ -269,25 +269,26 @@ def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
     }
 
 
+# Reported, neither confirmed nor rejected yet.
+_PENDING = Q(verified_at__isnull=True, rejected_at__isnull=True)
+
+
 def _unconfirmed(store: Store):
-    return AttributedOrder.objects.filter(
-        store=store, verified_at__isnull=True, rejected_at__isnull=True
-    )
+    return AttributedOrder.objects.filter(_PENDING, store=store)
 
 
-def _confirm_later(order_pk: int) -> bool:
-    """Queue the question to Shopify, within the store's hourly budget (False: over it; the
-    order waits for reconciliation)."""
+def _confirm_later(store_id: int, order_pks: list[int]) -> int:
+    """Queue the questions to Shopify about a store's orders, as many as its hourly budget
+    leaves (the rest wait for reconciliation); returns how many were queued."""
     now = timezone.now()
-    store_id = AttributedOrder.objects.filter(pk=order_pk).values_list("store_id", flat=True)
     asked = AttributedOrder.objects.filter(
-        store_id__in=store_id, asked_at__gte=now - timedelta(hours=1)
+        store_id=store_id, asked_at__gte=now - timedelta(hours=1)
     ).count()
-    if asked >= CONFIRMATIONS_PER_STORE_PER_HOUR:
-        return False
-    AttributedOrder.objects.filter(pk=order_pk).update(asked_at=now)
-    enqueue("recommender.tasks.verify_order", order_pk, task_name=f"verify-order:{order_pk}")
-    return True
+    queued = order_pks[: max(CONFIRMATIONS_PER_STORE_PER_HOUR - asked, 0)]
+    AttributedOrder.objects.filter(pk__in=queued).update(asked_at=now)
+    for pk in queued:
+        enqueue("recommender.tasks.verify_order", pk, task_name=f"verify-order:{pk}")
+    return len(queued)
 
 
 ORDER_QUERY = """
@@ -323,7 +324,7 @@ def _reject(order: AttributedOrder, why: str, now: datetime) -> str:
 def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     """Ask Shopify about a reported order: it counts (with Shopify's total, currency and
     number of items) only if the receiving shop has it, placed within the window after a
-    shopper's click, neither cancelled nor a test order; otherwise it is deleted. Shopify
+    shopper's click, neither cancelled nor a test order; otherwise it is rejected. Shopify
     being unreachable raises; reconciliation asks again."""
     now = now or timezone.now()
     if order.verified_at is not None or order.rejected_at is not None:
@@ -362,16 +363,20 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
 
 def confirm_pending_orders(*, now: datetime | None = None) -> int:
     """Reconciliation: ask again about orders still unconfirmed whose last question is
-    ASK_AGAIN_AFTER old (Shopify away, a lost task, an order not visible yet), and drop
-    those unconfirmed for CONFIRM_WITHIN."""
+    ASK_AGAIN_AFTER old (Shopify away, a lost task, an order not visible yet), reject those
+    asked about and unconfirmed for CONFIRM_WITHIN, and delete rejected ones past
+    REJECTED_KEPT. Returns how many questions were queued."""
     now = now or timezone.now()
     AttributedOrder.objects.filter(rejected_at__lt=now - REJECTED_KEPT).delete()
-    pending = AttributedOrder.objects.filter(verified_at__isnull=True, rejected_at__isnull=True)
+    pending = AttributedOrder.objects.filter(_PENDING)
     pending.filter(created_at__lt=now - CONFIRM_WITHIN, asked_at__isnull=False).update(
         rejected_at=now
     )
     due = pending.filter(Q(asked_at__isnull=True) | Q(asked_at__lt=now - ASK_AGAIN_AFTER))
-    return sum(_confirm_later(pk) for pk in due.order_by("created_at").values_list("pk", flat=True))
+    by_store: dict[int, list[int]] = {}
+    for store_id, pk in due.order_by("created_at").values_list("store_id", "pk"):
+        by_store.setdefault(store_id, []).append(pk)
+    return sum(_confirm_later(store_id, pks) for store_id, pks in by_store.items())
 
 
 def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
@@ -386,21 +391,22 @@ def remove_refunded(*, store: Store, order_id: object, now: datetime | None = No
     return "refunded order removed"
 
 
+def handle_refund_webhook(delivery) -> str:
+    """The handler registered for refunds/create (a stores.models.WebhookDelivery)."""
+    return _remove_on_webhook(delivery, order_id_key="order_id")
+
+
 def handle_cancel_webhook(delivery) -> str:
     """The handler registered for orders/cancelled: a cancelled order leaves every figure as
     a refunded one does (an unpaid order cancelled brings no refund)."""
+    return _remove_on_webhook(delivery, order_id_key="id")
+
+
+def _remove_on_webhook(delivery, *, order_id_key: str) -> str:
     store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
     if store is None:
         return "unknown shop"
-    return remove_refunded(store=store, order_id=delivery.payload.get("id"))
-
-
-def handle_refund_webhook(delivery) -> str:
-    """The handler registered for refunds/create (a stores.models.WebhookDelivery)."""
-    store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
-    if store is None:
-        return "unknown shop"
-    return remove_refunded(store=store, order_id=delivery.payload.get("order_id"))
+    return remove_refunded(store=store, order_id=delivery.payload.get(order_id_key))
 
 
 # --- figures ------------------------------------------------------------------------------------
