@@ -41,6 +41,14 @@ def start_catalog_sync(sender: Any, *, store: Store, **kwargs: Any) -> None:
     sync.request_sync(store)
 
 
+# What a click keeps of the shopper who made it: blanked where it must be forgotten, while
+# the click itself stays for the ledgers that point at it.
+_NO_SHOPPER = {
+    "user_agent": "", "visitor_hash": "", "previous_visitor_hash": "", "ip_hash": "",
+    "previous_ip_hash": "",
+}  # fmt: skip
+
+
 def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     """store_redacted: delete everything of the store but what its partners need to audit
     their ledgers (their entries, and the clicks those point to, stripped of anything about
@@ -57,12 +65,6 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _forget_in_the_index(store.pk))
 
 
-# What a click keeps of the shopper who made it: blanked where it must be forgotten, while
-# the click itself stays for the ledgers that point at it.
-_NO_SHOPPER = {
-    "user_agent": "", "visitor_hash": "", "previous_visitor_hash": "", "ip_hash": "",
-    "previous_ip_hash": "",
-}  # fmt: skip
 # The exchange's rules look back a day (review, repeats, limits) and operators review held
 # earnings within days: after this, clicks and views forget the shopper.
 SHOPPER_DATA_RETENTION = timedelta(days=30)
@@ -79,9 +81,7 @@ def forget_old_shoppers(*, now: datetime | None = None) -> dict[str, int]:
     # rather than the whole table (the clicks table keeps no index on the time alone).
     for store_id in Store.objects.values_list("pk", flat=True).iterator():
         clicks = Click.objects.filter(source_store_id=store_id, created_at__lt=before)
-        forgotten["clicks"] += _in_batches(
-            clicks.exclude(**dict.fromkeys(_NO_SHOPPER, "")), _NO_SHOPPER
-        )
+        forgotten["clicks"] += _in_batches(clicks.exclude(**_NO_SHOPPER), _NO_SHOPPER)
         views = Impression.objects.filter(store_id=store_id, created_at__lt=before)
         forgotten["impressions"] += _in_batches(
             views.exclude(visitor_hash="", ip_hash=""), {"visitor_hash": "", "ip_hash": ""}

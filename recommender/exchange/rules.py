@@ -119,10 +119,15 @@ def _salt(purpose: str, period: int) -> macs.Mac:
     with runtime.visitor_salts_lock:
         if key not in salts:
             salts[key] = macs.Mac(bytes.fromhex(_stored_salt(purpose, period)))
-            newest = max(p for _, p in salts)
-            for stale in [k for k in salts if k[1] < newest - 1]:
-                salts.pop(stale)  # this period's and the last are all the rules look at
+            # This period's and the last are all the rules look at.
+            _forget_salts_before(max(p for _, p in salts) - 1)
         return salts[key]
+
+
+def _forget_salts_before(period: int) -> None:
+    """This process's copies of the salts of periods before ``period`` (the lock held)."""
+    for key in [key for key in runtime.visitor_salts if key[1] < period]:
+        del runtime.visitor_salts[key]
 
 
 def _stored_salt(purpose: str, period: int) -> str:
@@ -140,14 +145,13 @@ def _stored_salt(purpose: str, period: int) -> str:
 
 
 def forget_old_salts(*, now: datetime | None = None) -> int:
-    """Daily: delete the salts of periods before the previous one. Hashes made with them
+    """Hourly: delete the salts of periods before the previous one. Hashes made with them
     can no longer be matched by anyone: not by the rules (which look back a day), not by
     an operator, not with the secret key."""
     oldest = _period(now) - 1
     deleted, _ = VisitorSalt.objects.filter(period__lt=oldest).delete()
     with runtime.visitor_salts_lock:
-        for key in [key for key in runtime.visitor_salts if key[1] < oldest]:
-            runtime.visitor_salts.pop(key, None)
+        _forget_salts_before(oldest)
     return deleted
 
 
