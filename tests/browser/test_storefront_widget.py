@@ -25,23 +25,26 @@ new PerformanceObserver(list => {
 SHOPPER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
 
 
-@pytest.fixture
-def shopper(browser):
-    context = browser.new_context(viewport={"width": 1100, "height": 1000}, user_agent=SHOPPER_UA)
+def _shopper_on(browser, width: int, height: int):
+    """A shopper's page on a screen of that size, measuring layout shifts."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, user_agent=SHOPPER_UA
+    )
     page = context.new_page()
     page.add_init_script(MEASURE_CLS)
     yield page
     context.close()
+
+
+@pytest.fixture
+def shopper(browser):
+    yield from _shopper_on(browser, 1100, 1000)
 
 
 @pytest.fixture
 def phone_shopper(browser):
     """A phone's screen: the widget's place is below the first screen of a product page."""
-    context = browser.new_context(viewport={"width": 390, "height": 640}, user_agent=SHOPPER_UA)
-    page = context.new_page()
-    page.add_init_script(MEASURE_CLS)
-    yield page
-    context.close()
+    yield from _shopper_on(browser, 390, 640)
 
 
 def storefront(simulator, handle: str, path: str) -> str:

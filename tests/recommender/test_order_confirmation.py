@@ -49,6 +49,21 @@ def report(client, shop, *, order_id, total="20.00", currency="USD", lines=1):
     return response.json()["result"]
 
 
+@pytest.fixture
+def bought(client, simulator, shop, django_capture_on_commit_callbacks):
+    """A real order of alpha's product 1000, reported by the pixel (``reported`` overrides
+    what the report says); ``shopify_says`` changes what the Admin API answers about it."""
+
+    def buy(*, quantity: int = 1, shopify_says: dict | None = None, **reported) -> dict:
+        placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000, quantity)
+        placed.update(shopify_says or {})
+        with django_capture_on_commit_callbacks(execute=True):
+            report(client, shop, order_id=placed["id"], **reported)
+        return placed
+
+    return buy
+
+
 def sales(shop) -> tuple[int, float]:
     figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))
     return figures[shop["receiver"].pk]["orders_received"], figures[shop["sender"].pk][
@@ -83,11 +98,9 @@ def test_a_forged_order_counts_for_nothing_and_is_dropped(
 
 
 def test_a_real_order_counts_with_shopifys_total_and_lines_not_the_reports(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+    bought, shop, task_queue
 ):
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000, quantity=2)
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"], total="999.00", lines=9)
+    bought(quantity=2, total="999.00", lines=9)
 
     confirm(task_queue)
 
@@ -99,13 +112,9 @@ def test_a_real_order_counts_with_shopifys_total_and_lines_not_the_reports(
     assert sales(shop) == (1, 40.0)
 
 
-def test_an_order_placed_before_the_click_is_rejected(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
-):
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
-    placed["created_at"] = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+def test_an_order_placed_before_the_click_is_rejected(bought, shop, task_queue):
+    a_day_ago = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bought(shopify_says={"created_at": a_day_ago})
 
     confirm(task_queue)
 
@@ -114,11 +123,9 @@ def test_an_order_placed_before_the_click_is_rejected(
 
 
 def test_with_shopify_away_the_order_waits_and_reconciliation_asks_again(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+    bought, simulator, shop, task_queue
 ):
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+    bought()
     simulator.fault("alpha", "graphql", "503", count=20)
 
     with pytest.raises(shopify.ShopifyUnavailable):
@@ -181,16 +188,11 @@ def test_an_order_not_visible_yet_is_asked_about_again_then_dropped(
 
 
 @pytest.mark.parametrize("kind", ["cancelled", "test"])
-def test_a_cancelled_or_test_order_is_rejected(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks, kind
-):
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+def test_a_cancelled_or_test_order_is_rejected(bought, task_queue, kind):
     if kind == "cancelled":
-        placed["cancelled_at"] = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        bought(shopify_says={"cancelled_at": timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")})
     else:
-        placed["test"] = True
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+        bought(shopify_says={"test": True})
 
     confirm(task_queue)
 
@@ -198,13 +200,11 @@ def test_a_cancelled_or_test_order_is_rejected(
 
 
 def test_an_order_reported_with_a_bots_click_is_rejected_without_asking_shopify(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+    bought, simulator, shop, task_queue
 ):
     Click.objects.filter(pk=shop["click"].pk).update(billable=False, reason=rules.BOT)
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
     simulator.fault("alpha", "graphql", "503", count=20)  # Shopify is not even asked
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+    bought()
 
     confirm(task_queue)
 
@@ -237,27 +237,18 @@ def test_a_store_asks_shopify_about_a_bounded_number_of_orders_an_hour(
     assert AttributedOrder.objects.get(order_id=str(10**12 + 1)).asked_at is None
 
 
-def test_a_real_order_after_a_click_that_billed_nothing_still_counts(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
-):
+def test_a_real_order_after_a_click_that_billed_nothing_still_counts(bought, shop, task_queue):
     # Seen on Wi-Fi, clicked on mobile data: the click bills nothing, the sale is real.
     Click.objects.filter(pk=shop["click"].pk).update(billable=False, reason=rules.ANOTHER_SHOPPER)
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+    bought()
 
     confirm(task_queue)
 
     assert sales(shop) == (1, 20.0)
 
 
-def test_an_order_in_a_currency_without_a_reference_rate_is_rejected(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
-):
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
-    placed.update(currency="KRW", total="27000")  # what Shopify says, whatever was reported
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+def test_an_order_in_a_currency_without_a_reference_rate_is_rejected(bought, shop, task_queue):
+    bought(shopify_says={"currency": "KRW", "total": "27000"})  # whatever was reported
 
     confirm(task_queue)
 
@@ -266,11 +257,9 @@ def test_an_order_in_a_currency_without_a_reference_rate_is_rejected(
 
 
 def test_a_cancelled_order_leaves_the_figures_and_its_customer_is_never_stored(
-    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+    bought, client, shop, task_queue
 ):
-    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
-    with django_capture_on_commit_callbacks(execute=True):
-        report(client, shop, order_id=placed["id"])
+    placed = bought()
     confirm(task_queue)
     assert sales(shop) == (1, 20.0)
     # Unpaid, cancelled days later: no refund is made, orders/cancelled is all there is.
