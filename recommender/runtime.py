@@ -25,13 +25,33 @@ class TTLCache:
     """A small cache whose entries live RECOMMENDER_STATE_TTL_SECONDS: the same freshness
     promise the network state makes (merchant changes show within it)."""
 
-    def __init__(self, size: int = 20_000):
+    def __init__(self, size: int = 20_000, *, ttl_seconds: float | None = None):
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
+        self._ttl_seconds = ttl_seconds  # None: the freshness window
+
+    def _ttl(self) -> float:
+        if self._ttl_seconds is not None:
+            return self._ttl_seconds
+        return settings.RECOMMENDER_STATE_TTL_SECONDS
+
+    def get(self, key: Hashable) -> Any:
+        """The value kept for ``key``, or None."""
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or hit[0] <= time.monotonic():
+                return None
+            self._entries.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        ttl = self._ttl()
+        if ttl > 0:
+            self._put(time.monotonic() + ttl, [(key, value)])
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
-        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
+        ttl = self._ttl()
         if ttl <= 0:
             return compute()
         now = time.monotonic()
@@ -47,7 +67,7 @@ class TTLCache:
     def get_many(self, keys: Iterable[K], compute: Callable[[list[K]], dict[K, T]]) -> dict[K, T]:
         """The values of ``keys``, the missing ones computed in one call. A key ``compute``
         leaves out is remembered as absent for as long as a value would be."""
-        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
+        ttl = self._ttl()
         if ttl <= 0:
             return compute(list(keys))
         now = time.monotonic()
@@ -133,6 +153,9 @@ ranking_candidates = TTLCache(size=20_000)
 # product pk -> the Product row a widget shows (never changed): about 2 KB each, so 10 MB
 shown_products = TTLCache(size=5_000)
 click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
+# A click token this process followed -> where it sent the shopper (exchange.clicks): for as
+# long as a token bills (rules.CLICK_TOKEN_MAX_AGE), at most 50,000 of them (about 15 MB)
+followed_tokens = TTLCache(size=50_000, ttl_seconds=2 * 3600)
 # (purpose, period) -> that period's visitor or address salt (exchange.rules), as a Mac
 visitor_salts: dict[tuple[str, int], Any] = {}
 visitor_salts_lock = threading.Lock()
@@ -168,6 +191,7 @@ def reset() -> None:
     ranking_candidates.clear()
     shown_products.clear()
     click_targets.clear()
+    followed_tokens.clear()
     product_topics.clear()
     with visitor_salts_lock:
         visitor_salts.clear()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -53,6 +53,10 @@ class ClickOutcome:
     click_id: int | None = None  # the recorded click, settled right after (settle_clicks)
 
 
+# The outcome of a link this process followed before (follow_click): sent on, not recorded.
+FOLLOWED_AGAIN = "followed again"
+
+
 def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> ClickOutcome:
     """Record a click and say where it goes: only ever the product the token names, and
     only from the storefront whose widget issued the token.
@@ -77,12 +81,21 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
         return ClickOutcome(_with_utm(url, host) if url else None, "expired")
     if token.source_store_id != host.pk:
         return ClickOutcome(None, "issued for another store")
+    # A link followed again (a double click, the back button, a script replaying it) goes
+    # where it went the first time, with the same reference, and is not recorded again:
+    # one page view's link is one click, and replays fill neither the table nor the
+    # settler's queue. Kept per process, so at most one row per web process.
+    followed = runtime.followed_tokens.get(token.token_id)
+    if followed is not None:
+        return ClickOutcome(followed, FOLLOWED_AGAIN)
     url = _target_url(token)
     if not url:
         return ClickOutcome(None, "product gone")
     click = record_click(token=token, ip=ip, user_agent=user_agent)
     # The partner's web pixel reads the reference where the shopper lands (order attribution).
     location = _with_utm(url, host, reference=attribution.click_reference(click))
+    if location is not None:
+        runtime.followed_tokens.put(token.token_id, location)
     return ClickOutcome(location, click.reason, click.pk)
 
 
@@ -103,16 +116,22 @@ def _target_url(token: ClickToken) -> str:
 
 
 def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:
+    base = _tagged(url, source.shop_name)
+    if base is None or not reference:
+        return base
+    return f"{base}&{urlencode({attribution.REFERENCE_PARAMETER: reference})}"
+
+
+@lru_cache(maxsize=16_384)
+def _tagged(url: str, campaign: str) -> str | None:
+    """``url`` with the UTM parameters of a click from the store ``campaign`` names, or None
+    when it is not a web address; kept per value, since the same few products are clicked
+    from the same stores again and again."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return None
     utm = urlencode(
-        {
-            "utm_source": "interlayer",
-            "utm_medium": "referral",
-            "utm_campaign": source.shop_name,
-            **({attribution.REFERENCE_PARAMETER: reference} if reference else {}),
-        }
+        {"utm_source": "interlayer", "utm_medium": "referral", "utm_campaign": campaign}
     )
     query = f"{parts.query}&{utm}" if parts.query else utm
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))

@@ -107,7 +107,7 @@ def recommendations(request: ProxyRequest) -> JsonResponse:
 
 def _shopper(request: HttpRequest) -> dict[str, str]:
     """Who is asking, as the exchange's rules see a shopper."""
-    return {"ip": auth.client_ip(request), "user_agent": request.headers.get("User-Agent", "")}
+    return {"ip": auth.client_ip(request), "user_agent": request.META.get("HTTP_USER_AGENT", "")}
 
 
 @require_GET

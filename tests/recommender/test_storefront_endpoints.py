@@ -14,6 +14,7 @@ from recommender import runtime
 from recommender.catalog import index_events
 from recommender.exchange import ledger, rules, tokens
 from recommender.models import Click, Impression, Product, WidgetSettings
+from recommender.web import stats
 from simulator.server import sign_proxy_query
 from simulator.storefront import Storefront
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
@@ -187,10 +188,27 @@ def test_click_redirects_to_the_tokens_product_with_utm_and_moves_credits_once(c
     assert tokens.unseal(reference[0], purpose="interlayer.click-reference") == {
         "c": Click.objects.order_by("pk").first().pk, "d": partner.pk,
     }  # fmt: skip
-    assert replay.status_code == 302
+    assert (replay.status_code, replay["Location"]) == (302, first["Location"])
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
-    assert list(Click.objects.order_by("pk").values_list("billable", flat=True)) == [True, False]
+    assert list(Click.objects.order_by("pk").values_list("billable", flat=True)) == [True]
+
+
+def test_a_link_followed_again_goes_where_it_went_and_is_one_click(client, shops):
+    """A double click, the back button or a script replaying one link, from anywhere: one
+    page view's link is one click. (Each replay used to write a click, inflating the
+    partner's clicks received and the settler's queue.)"""
+    _, partner, viewed, _ = shops
+    token = partner_token(client, viewed)
+
+    first = click(client, token)
+    replays = [click(client, token, ip=f"198.51.100.{n}") for n in range(1, 21)]
+    replays.append(click(client, token))
+
+    assert {response.status_code for response in replays} == {302}
+    assert {response["Location"] for response in replays} == {first["Location"]}
+    assert Click.objects.count() == 1
+    assert stats.store_stats(partner, days=1)["totals"]["received"] == 1
 
 
 def test_tampered_token_is_400_and_never_redirects(client, shops):
