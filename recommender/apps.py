@@ -43,7 +43,9 @@ class RecommenderConfig(AppConfig):
         )
         hooks.register_home_page(settings_page)
         hooks.register_web_pixel(attribution.pixel_settings)
-        webhooks.register_handler("refunds/create", attribution.handle_refund_webhook)
+        webhooks.register_handler(
+            "refunds/create", attribution.handle_refund_webhook, keep=("order_id",)
+        )
         webhooks.register_handler(
             "orders/cancelled", attribution.handle_cancel_webhook, keep=("id", "cancelled_at")
         )

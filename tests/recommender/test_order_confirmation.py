@@ -276,3 +276,27 @@ def test_a_cancelled_order_leaves_the_figures_and_its_customer_is_never_stored(
     assert delivery.payload == {"id": placed["id"], "cancelled_at": "2026-11-25T10:00:00Z"}
     assert delivery.outcome == "refunded order removed"
     assert sales(shop) == (0, 0.0)
+
+
+def test_a_refund_leaves_the_figures_and_nothing_of_it_but_the_order_is_stored(
+    bought, client, shop, task_queue
+):
+    placed = bought()
+    confirm(task_queue)
+    # A refund as Shopify sends it: its note, lines and transactions can name the customer
+    # and the card (the cardholder's name in payment_details).
+    payload = {"id": 890088186, "order_id": placed["id"], "note": "Returned: wrong size",
+               "refund_line_items": [{"line_item": {"properties": [{"name": "Engraving",
+                                                                    "value": "For Ana"}]}}],
+               "transactions": [{"kind": "refund", "amount": "20.00", "payment_details": {
+                   "credit_card_name": "Ana Example", "credit_card_number": "•••• 4242"},
+                   "receipt": {"authorization": "ch_1"}}]}  # fmt: skip
+
+    response = post_webhook(client, "refunds/create", payload, event_id="evt-refund")
+    webhooks.process_pending()
+
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get(event_id="evt-refund")
+    assert delivery.payload == {"order_id": placed["id"]}
+    assert delivery.outcome == "refunded order removed"
+    assert sales(shop) == (0, 0.0)
