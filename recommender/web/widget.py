@@ -56,7 +56,8 @@ class WidgetPayload(TypedDict, total=False):
 
 
 class _ShownItem(TypedDict):
-    item: WidgetItem
+    item: dict[str, str]  # the WidgetItem but its price, written in each shopper's language
+    price: tuple[Decimal, str]  # amount, currency
     target: tuple[int, int] | None  # (store pk, Shopify product id) of a partner item
 
 
@@ -78,18 +79,19 @@ def widget_payload(
 ) -> WidgetPayload:
     """The JSON the widget renders for ``visitor``.
 
-    What to show is computed once per page and process within the freshness window; the
-    tokens and the impression are minted for every response, bound to this page view and
-    this visitor."""
+    What to show is computed once per page and process within the freshness window, for
+    shoppers of every language; the prices are written in the shopper's, and the tokens
+    and the impression are minted for every response, bound to this page view and this
+    visitor."""
     shown = runtime.widget_contents.get_or_compute(
-        (host.pk, product_id, locale), lambda: _shown_items(host, product_id, locale)
+        (host.pk, product_id), lambda: _shown_items(host, product_id)
     )
     if not shown["items"] or shown["style"] is None:
         return {"items": []}
     impression_id = secrets.token_hex(12)
     rendered: list[WidgetItem] = []
     for entry in shown["items"]:
-        item = WidgetItem(**entry["item"])
+        item = WidgetItem(**entry["item"], price=format_price(*entry["price"], locale=locale))
         if entry["target"] is not None:
             store_id, shopify_id = entry["target"]
             item["token"] = tokens.issue_click_token(
@@ -111,7 +113,7 @@ def widget_payload(
     }  # fmt: skip
 
 
-def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
+def _shown_items(host: Store, product_id: int | None) -> _Shown:
     widget = runtime.widget_settings.get_or_compute(host.pk, lambda: widget_settings_of(host))
     if not widget.enabled or host.status != Store.Status.ACTIVE:
         return {"items": [], "style": None, "cluster": ""}
@@ -123,18 +125,18 @@ def _shown_items(host: Store, product_id: int | None, locale: str) -> _Shown:
     items: list[_ShownItem] = []
     for rec in recommendations_for(host, product_id=product_id, widget=widget, viewed=viewed):
         partner = rec.slot == "partner"
-        item: WidgetItem = {
+        item = {
             "slot": rec.slot,
             "title": rec.product.title,
             "image_url": sized_image_url(rec.product.image_url, IMAGE_PX),
             "image_srcset": image_srcset(rec.product.image_url, IMAGE_PX),
-            "price": format_price(rec.product.price_min, rec.product.currency, locale=locale),
             "store_name": rec.product.store.name if partner else "",
         }
         if not partner:
             item["url"] = rec.product.url
         target = (rec.product.store_id, rec.product.shopify_id) if partner else None
-        items.append({"item": item, "target": target})
+        price = (rec.product.price_min, rec.product.currency)
+        items.append({"item": item, "price": price, "target": target})
     style: WidgetStyle = {
         "title": widget.title,
         "accent_color": widget.accent_color,

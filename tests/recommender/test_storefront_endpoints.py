@@ -317,6 +317,25 @@ def test_impression_flood_from_one_visitor_is_capped(client, shops):
     assert Impression.objects.count() == 30
 
 
+def test_a_page_in_another_language_is_not_ranked_again(
+    client, shops, settings, django_assert_num_queries
+):
+    """The shopper's language changes how prices are written, not what is shown: a page
+    ranked once is not ranked again for each language asked for (made-up ones included,
+    which a script could send by the thousand to keep every widget cold)."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 60  # widgets kept, as in production
+    _, _, viewed, _ = shops
+    english = widget(client, viewed).json()
+
+    with django_assert_num_queries(0):
+        answers = [widget(client, viewed, locale=locale).json()
+                   for locale in ("fr", "de-CH", "pt-BR", "qq", "zz-Abcd", "xy-ZZ")]  # fmt: skip
+
+    shown = [[item["title"] for item in answer["items"]] for answer in answers]
+    assert shown == [[item["title"] for item in english["items"]]] * len(answers)
+    assert answers[0]["items"][0]["price"] != english["items"][0]["price"]  # written in French
+
+
 @pytest.mark.parametrize(
     ("currency", "amount", "locale", "shown"),
     [
