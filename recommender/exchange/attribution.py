@@ -67,7 +67,11 @@ MAX_ORDERS_PER_CLICK = 5
 # call on its budget; click references are cheap to make, so reports are too); the rest
 # wait for reconciliation. Far above the orders a partner's widget brings a store in an hour.
 CONFIRMATIONS_PER_STORE_PER_HOUR = 300
-# Reports waiting to be confirmed, per store, beyond which new ones are refused.
+# Reports waiting to be confirmed that clicks from one address may bring a store (a shopper
+# buys once or twice; anyone can make clicks and post reports for them), and that a store
+# may have from every address together, beyond which new ones are refused: one address
+# cannot fill a store's queue and have its real orders refused.
+MAX_UNCONFIRMED_PER_ADDRESS = 10
 MAX_UNCONFIRMED_PER_STORE = 1_000
 # A click that billed nothing can still have brought a shopper who buys (a phone that left
 # Wi-Fi between the view and the click): only clicks that were no shopper's bring no orders.
@@ -238,7 +242,10 @@ def record_order(
         return "click older than the attribution window"
     if click.source_store_id == store.pk:
         return rules.OWN_STORE
-    if _unconfirmed(store).count() >= MAX_UNCONFIRMED_PER_STORE:
+    waiting = _unconfirmed(store)
+    if waiting.filter(click__ip_hash=click.ip_hash).count() >= MAX_UNCONFIRMED_PER_ADDRESS:
+        return "too many unconfirmed orders from this address"
+    if waiting.count() >= MAX_UNCONFIRMED_PER_STORE:
         return "too many unconfirmed orders"
     try:
         with transaction.atomic():

@@ -300,3 +300,31 @@ def test_a_refund_leaves_the_figures_and_nothing_of_it_but_the_order_is_stored(
     assert delivery.payload == {"order_id": placed["id"]}
     assert delivery.outcome == "refunded order removed"
     assert sales(shop) == (0, 0.0)
+
+
+def test_forged_reports_from_one_address_do_not_lock_out_other_shoppers_orders(
+    bought, client, shop, task_queue, monkeypatch
+):
+    """The pixel key is public and any click makes a reference: one address follows a few
+    partner links and posts made-up orders until the store's queue of unconfirmed reports
+    is full. Every real order reported after that used to be refused (the pixel does not
+    report twice), so the partner lost its sales. Now one address's clicks can keep only
+    a few reports waiting; the store's own bound is for floods from many addresses."""
+    monkeypatch.setattr(attribution, "MAX_UNCONFIRMED_PER_STORE", 20)
+    receiver, sender = shop["receiver"], shop["sender"]
+    for n in range(4):
+        click = Click.objects.create(
+            source_store=sender, target_store=receiver, target_product_id=1000,
+            impression_id=f"forger-{n}", token_id=f"forger-{n}", visitor_hash=f"agent-{n}",
+            ip_hash="forger-address", reason=rules.NO_VIEW, created_at=timezone.now(),
+        )  # fmt: skip
+        forger = {**shop, "ref": attribution.click_reference(click)}
+        for m in range(5):
+            report(client, forger, order_id=9_000_000 + 10 * n + m)
+
+    bought()  # a real shopper's order
+    confirm(task_queue)
+
+    assert sales(shop) == (1, 20.0)
+    waiting = AttributedOrder.objects.filter(verified_at__isnull=True, rejected_at__isnull=True)
+    assert waiting.count() <= attribution.MAX_UNCONFIRMED_PER_ADDRESS
