@@ -57,6 +57,14 @@ class Store(models.Model):
         return self.shop_domain
 
     @property
+    def storefront_url(self) -> str:
+        """The store's storefront: its primary domain's URL as Shopify gives it
+        (``primaryDomain.url``, scheme included), else its myshopify domain."""
+        if self.primary_domain.startswith(("https://", "http://")):
+            return self.primary_domain
+        return f"https://{self.shop_domain}"
+
+    @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 

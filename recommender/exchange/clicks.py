@@ -78,7 +78,8 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
             return ClickOutcome(None, "issued for another store")
         url = _target_url(token)
         # An old link still takes the shopper to the product; it just earns nothing.
-        return ClickOutcome(_with_utm(url, host) if url else None, "expired")
+        location = _with_utm(url, host) if url else _storefront_instead(token, host)
+        return ClickOutcome(location, "expired")
     if token.source_store_id != host.pk:
         return ClickOutcome(None, "issued for another store")
     # A link followed again (a double click, the back button, a script replaying it) goes
@@ -90,7 +91,7 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
         return ClickOutcome(followed, FOLLOWED_AGAIN)
     url = _target_url(token)
     if not url:
-        return ClickOutcome(None, "product gone")
+        return ClickOutcome(_storefront_instead(token, host), "product gone")
     click = record_click(token=token, ip=ip, user_agent=user_agent)
     # The partner's web pixel reads the reference where the shopper lands (order attribution).
     location = _with_utm(url, host, reference=attribution.click_reference(click))
@@ -113,6 +114,13 @@ def _target_url(token: ClickToken) -> str:
             or ""
         ),
     )
+
+
+def _storefront_instead(token: ClickToken, host: Store) -> str:
+    """Where a link whose product is gone takes the shopper: the partner's storefront while
+    the partner takes part, else back to the store they were on (never an error page)."""
+    partner = Store.objects.filter(pk=token.target_store_id, status=Store.Status.ACTIVE).first()
+    return (partner or host).storefront_url
 
 
 def _with_utm(url: str, source: Store, *, reference: str = "") -> str | None:

@@ -140,19 +140,11 @@ def _preview_step(store: Store) -> SetupStep:
     return step
 
 
-def _storefront_url(store: Store) -> str:
-    """The store's storefront: its primary domain's URL as Shopify gives it
-    (``primaryDomain.url``, scheme included), else its myshopify domain."""
-    if store.primary_domain.startswith(("https://", "http://")):
-        return store.primary_domain
-    return f"https://{store.shop_domain}"
-
-
 def _live_step(store: Store, theme: store_services.ThemeState) -> SetupStep:
     widget = WidgetSettings.objects.filter(store=store).first()
     on_theme = bool(theme["embed_enabled"] or theme["block_added"])
     seen = Impression.objects.filter(store=store).exists()
-    storefront = _storefront_url(store)
+    storefront = store.storefront_url
     step: SetupStep = {
         "key": "live", "title": "Go live", "status": "todo",
         "detail": "Waiting for the first shopper to see the widget on your store.",

@@ -15,6 +15,7 @@ from recommender.catalog import index_events
 from recommender.exchange import ledger, rules, tokens
 from recommender.models import Click, Impression, Product, WidgetSettings
 from recommender.web import stats
+from stores.models import Store
 from simulator.server import sign_proxy_query
 from simulator.storefront import Storefront
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
@@ -209,6 +210,29 @@ def test_a_link_followed_again_goes_where_it_went_and_is_one_click(client, shops
     assert {response["Location"] for response in replays} == {first["Location"]}
     assert Click.objects.count() == 1
     assert stats.store_stats(partner, days=1)["totals"]["received"] == 1
+
+
+@pytest.mark.parametrize("gone", ["product", "partner"])
+def test_a_link_whose_product_is_gone_leads_to_a_storefront_not_an_error_page(
+    client, shops, gone
+):
+    """A shopper following a link whose product was deleted since (or whose store left the
+    network) reaches the partner's storefront, or else the store they were on: never a
+    bare error page. Nothing is recorded: there is no product to send them to."""
+    host, partner, viewed, target = shops
+    Store.objects.filter(pk=partner.pk).update(primary_domain="https://partner.example")
+    Store.objects.filter(pk=host.pk).update(primary_domain="https://host.example")
+    token = partner_token(client, viewed)
+    target.delete()
+    if gone == "partner":
+        Store.objects.filter(pk=partner.pk).update(status=Store.Status.UNINSTALLED)
+
+    response = click(client, token)
+
+    assert response.status_code == 302
+    expected = {"product": "partner.example", "partner": "host.example"}[gone]
+    assert urlparse(response["Location"]).netloc == expected
+    assert not Click.objects.exists()
 
 
 def test_tampered_token_is_400_and_never_redirects(client, shops):
