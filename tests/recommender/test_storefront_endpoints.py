@@ -15,9 +15,9 @@ from recommender.catalog import index_events
 from recommender.exchange import ledger, rules, tokens
 from recommender.models import Click, Impression, Product, WidgetSettings
 from recommender.web import stats
-from stores.models import Store
 from simulator.server import sign_proxy_query
 from simulator.storefront import Storefront
+from stores.models import Store
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
 
 pytestmark = pytest.mark.django_db
@@ -213,9 +213,7 @@ def test_a_link_followed_again_goes_where_it_went_and_is_one_click(client, shops
 
 
 @pytest.mark.parametrize("gone", ["product", "partner"])
-def test_a_link_whose_product_is_gone_leads_to_a_storefront_not_an_error_page(
-    client, shops, gone
-):
+def test_a_link_whose_product_is_gone_leads_to_a_storefront_not_an_error_page(client, shops, gone):
     """A shopper following a link whose product was deleted since (or whose store left the
     network) reaches the partner's storefront, or else the store they were on: never a
     bare error page. Nothing is recorded: there is no product to send them to."""
