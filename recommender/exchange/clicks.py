@@ -452,7 +452,9 @@ def _settle(batch: list[Click]) -> None:
     entries = []
     for click in batch:
         reason = book.not_billable_because(click)
-        held = not reason and review.held_at(click.source_store_id, click.created_at)
+        held = not reason and review.held_at(
+            click.source_store_id, click.created_at, address=click.ip_hash
+        )
         click.billable = not reason
         click.billed_impression = None if reason else click.impression_id
         click.reason = reason or (rules.HELD_FOR_REVIEW if held else "billable")

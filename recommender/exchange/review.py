@@ -13,7 +13,9 @@ Two signals, over the last 24 hours:
   held).
 - **Pattern**: once a store has ``PATTERN_MIN_CLICKS`` billable clicks, more than half of
   them coming from addresses that each made ``HEAVY_ADDRESS_CLICKS`` or more. Padding the
-  views (reporting many, clicking a few) hides a rate, not this.
+  views (reporting many, clicking a few) hides a rate, not this. It holds the clicks of
+  those heavy addresses only: anyone can click a small store's widget from one address, and
+  that must not hold the clicks of the store's shoppers.
 """
 
 from __future__ import annotations
@@ -79,24 +81,29 @@ def under_review(store_id: int) -> bool:
     return runtime.review_states.get_or_compute(store_id, lambda: held_at(store_id, timezone.now()))
 
 
-def held_at(store_id: int, at: datetime) -> bool:
-    """Whether a click of ``store_id`` made at ``at`` is held: judged by the views and
-    billable clicks of the day up to that moment, never by views made after it (settling
-    comes a moment after the click, and a script goes on viewing meanwhile)."""
+def held_at(store_id: int, at: datetime, *, address: str | None = None) -> bool:
+    """Whether a click of ``store_id`` made at ``at`` from ``address`` (its address hash) is
+    held: judged by the views and billable clicks of the day up to that moment, never by
+    views made after it (settling comes a moment after the click, and a script goes on
+    viewing meanwhile). Without an address: whether the store is under review at all (its
+    rate, or a pattern holding some addresses' clicks)."""
     since = at - WINDOW
     views = _views().filter(store_id=store_id, created_at__gte=since, created_at__lte=at).count()
-    per_address = list(
+    per_address = dict(
         Click.objects.filter(
             source_store_id=store_id, billable=True, created_at__gte=since, created_at__lte=at
         )
-        .values("ip_hash").annotate(n=Count("id")).values_list("n", flat=True)
+        .values("ip_hash").annotate(n=Count("id")).values_list("ip_hash", "n")
     )  # fmt: skip
-    clicks = sum(per_address)
+    clicks = sum(per_address.values())
     network = network_ctr()
     if smoothed_ctr(clicks=clicks, views=views, network_ctr=network) > CTR_MULTIPLE * network:
         return True
-    heavy = sum(n for n in per_address if n >= HEAVY_ADDRESS_CLICKS)
-    return clicks >= PATTERN_MIN_CLICKS and heavy * 2 > clicks
+    heavy = sum(n for n in per_address.values() if n >= HEAVY_ADDRESS_CLICKS)
+    pattern = clicks >= PATTERN_MIN_CLICKS and heavy * 2 > clicks
+    if address is None:
+        return pattern
+    return pattern and per_address.get(address, 0) >= HEAVY_ADDRESS_CLICKS
 
 
 def _clicks_before_a_hold(network: float = FALLBACK_NETWORK_CTR) -> int:

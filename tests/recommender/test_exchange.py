@@ -554,6 +554,34 @@ def test_review_holds_at_the_published_thresholds(pair, settings, views, clicks_
     assert review.under_review(sender.pk) is held
 
 
+def test_one_address_clicking_a_store_heavily_holds_its_own_clicks_not_the_stores(pair, settings):
+    """Anyone can view a small store's widget and click it five times in an hour from one
+    address (two agents: the limits allow it). That used to put the whole store under
+    review: every shopper's click it sent was held for a day, and again the next day. Now
+    the address pattern holds the clicks of the heavy address alone."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    sender, receiver = pair
+    traffic(sender, receiver, views=500, clicks_by_address={})  # an ordinary rate
+    griefer, other = "192.0.2.50", "Mozilla/5.0 Firefox/150.0"
+
+    def griefers_click(n: int, agent: str) -> Click:
+        token = token_for(sender, receiver, product_id=100 + n, impression=f"g{n}", ip=griefer,
+                          user_agent=agent)  # fmt: skip
+        return settled_click(token=token, ip=griefer, user_agent=agent)
+
+    first = [griefers_click(n, agent) for n, agent in enumerate([BROWSER] * 3 + [other] * 2)]
+    shopper = "198.51.100.20"
+    real = settled_click(
+        token=token_for(sender, receiver, product_id=200, impression="real", ip=shopper),
+        ip=shopper, user_agent=BROWSER,
+    )  # fmt: skip
+    sixth = griefers_click(5, "Mozilla/5.0 Safari/620.1")
+
+    assert [click.reason for click in first] == ["billable"] * 5
+    assert (real.billable, real.reason) == (True, "billable")
+    assert (sixth.billable, sixth.reason) == (True, rules.HELD_FOR_REVIEW)
+
+
 @pytest.mark.parametrize(
     ("stores", "views", "median"), [(3, 50, 0.04), (2, 50, 0.02), (3, 49, 0.02)]
 )
