@@ -274,10 +274,13 @@
     const suggestions = $(".suggestions", picker);
     const chips = $(".chips", picker);
     // A chip is a list item holding a button that removes it: reachable and announced by
-    // keyboard and screen reader alike ("Remove …").
+    // keyboard and screen reader alike ("Remove …"). The page may label a saved value
+    // otherwise (a category no longer in the network); Discard keeps that label.
+    const labels = new Map(Array.from(chips.children, (li) => [li.dataset.value, li.textContent]));
     const chip = (value) => {
+      const label = labels.get(value) || value;
       const item = el("li", { "data-value": value });
-      item.appendChild(el("button", { type: "button", class: "chip", "aria-label": `Remove ${value}`, title: "Remove" }, value));
+      item.appendChild(el("button", { type: "button", class: "chip", "aria-label": `Remove ${label}`, title: "Remove" }, label));
       return item;
     };
     const addChip = (value) => {

@@ -47,9 +47,20 @@ class WidgetSettingsForm(forms.Form):
     blocked_stores = ListField(max_items=MAX_BLOCKED, required=False)
     excluded_categories = ListField(max_items=MAX_EXCLUDED_CATEGORIES, required=False)
 
-    def __init__(self, *args, store: Store, known_categories: dict[str, str], **kwargs):
+    def __init__(
+        self,
+        *args,
+        store: Store,
+        known_categories: dict[str, str],
+        saved_categories: list[str],
+        **kwargs,
+    ):
         self.store = store
         self.known_categories = known_categories  # full name -> taxonomy id
+        # Taxonomy ids this store already excludes. A category leaves the network with its
+        # last products (a partner redacted), and the page then shows it by its id: it must
+        # stay savable, or no other setting could be saved until the merchant removed it.
+        self.saved_categories = set(saved_categories)
         super().__init__(*args, **kwargs)
 
     def clean_blocked_stores(self) -> list[Store]:
@@ -66,8 +77,13 @@ class WidgetSettingsForm(forms.Form):
         return found
 
     def clean_excluded_categories(self) -> list[str]:
-        names = self.cleaned_data["excluded_categories"]
-        unknown = [name for name in names if name not in self.known_categories]
+        """Full names of categories known to the network, or the ids of those already saved."""
+        values = self.cleaned_data["excluded_categories"]
+        unknown = [
+            value
+            for value in values
+            if value not in self.known_categories and value not in self.saved_categories
+        ]
         if unknown:
             raise forms.ValidationError(f"Unknown categories: {', '.join(unknown[:10])}")
-        return [self.known_categories[name] for name in names]
+        return list(dict.fromkeys(self.known_categories.get(value, value) for value in values))

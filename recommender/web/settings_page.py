@@ -48,7 +48,7 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
             "store": store,
             "widget": widget,
             "blocked": list(widget.blocked_stores.values_list("shop_domain", flat=True)),
-            "excluded": stats.category_names(widget.excluded_categories),
+            "excluded": stats.excluded_category_chips(widget.excluded_categories),
             "rules": rules.RULES_IN_WORDS,
             "attribution_rules": attribution.RULES_IN_WORDS,
             "changes": SettingsChange.objects.filter(store=store)[:5],
@@ -129,7 +129,12 @@ def save_settings(request: EmbeddedRequest) -> JsonResponse:
     body = _json_body(request)
     if isinstance(body, JsonResponse):
         return body
-    form = WidgetSettingsForm(body, store=request.store, known_categories=stats.known_categories())
+    form = WidgetSettingsForm(
+        body,
+        store=request.store,
+        known_categories=stats.known_categories(),
+        saved_categories=controls.widget_settings_for(request.store).excluded_categories,
+    )
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
     widget = controls.update_widget_settings(

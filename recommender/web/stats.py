@@ -76,6 +76,11 @@ class CatalogOverview(TypedDict):
     last_error_at: str | None
 
 
+class CategoryChip(TypedDict):
+    value: str  # what the page posts back
+    label: str
+
+
 class PartnerChoice(TypedDict):
     shop: str
     name: str
@@ -278,9 +283,17 @@ def category_search(query: str, *, limit: int = 50) -> list[str]:
     return sorted(name for name in known_categories() if query in name.lower())[:limit]
 
 
-def category_names(ids: list[str]) -> list[str]:
+def excluded_category_chips(ids: list[str]) -> list[CategoryChip]:
+    """A store's excluded categories as its page shows them: by full name, or by taxonomy id
+    once no product in the network is in the category any more (the settings form takes
+    that id back, as it is already saved)."""
     by_id = {gid: name for name, gid in known_categories().items()}
-    return [by_id.get(gid, gid) for gid in ids]
+    return [
+        {"value": by_id[gid], "label": by_id[gid]}
+        if gid in by_id
+        else {"value": gid, "label": f"{gid} (no longer in the network)"}
+        for gid in ids
+    ]
 
 
 def partner_search(store: Store, query: str, *, limit: int = 20) -> list[PartnerChoice]:

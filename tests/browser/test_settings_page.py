@@ -257,3 +257,30 @@ def test_with_only_the_block_the_overview_says_the_widget_shows(admin, simulator
     status.locator("s-text").wait_for()
     assert "The widget is on your product pages" in status.inner_text()
     assert "not switched on" not in status.inner_text()
+
+
+def test_a_category_no_longer_in_the_network_is_named_kept_and_removable(
+    admin, simulator, live_exchange
+):
+    gone = "gid://shopify/TaxonomyCategory/hg-11"  # no product in the network has it now
+    grinders = live_exchange["grinders"]
+    WidgetSettings.objects.filter(store=grinders).update(excluded_categories=[gone])
+    frame = open_settings(admin, simulator, "grinders")
+    chip = frame.locator("[data-picker=excluded_categories] .chips button")
+    assert chip.inner_text() == f"{gone} (no longer in the network)"
+
+    frame.locator("s-text-field[name=title] input").fill("More for your coffee")
+    admin.locator("#sim-save-bar-save").click()
+    admin.locator(".sim-toast", has_text="Settings saved").wait_for()
+    widget = WidgetSettings.objects.get(store=grinders)
+    assert (widget.title, widget.excluded_categories) == ("More for your coffee", [gone])
+
+    chip.click()
+    admin.locator("#sim-save-bar").wait_for(state="visible")
+    admin.locator("#sim-save-bar-discard").click()  # the chip comes back as it was shown
+    assert chip.inner_text() == f"{gone} (no longer in the network)"
+    chip.click()
+    admin.locator("#sim-save-bar").wait_for(state="visible")
+    admin.locator("#sim-save-bar-save").click()
+    admin.locator("#sim-save-bar").wait_for(state="hidden")  # hidden once the save answered
+    assert WidgetSettings.objects.get(store=grinders).excluded_categories == []

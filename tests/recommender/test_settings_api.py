@@ -24,9 +24,10 @@ from recommender.models import (
     WidgetSettings,
 )
 from recommender.ranking import live_index
+from stores import services as store_services
 from stores import tasks
 from stores.models import Store
-from tests.factories import make_store, seed_exchange_history
+from tests.factories import make_product, make_store, seed_exchange_history
 
 pytestmark = pytest.mark.django_db
 
@@ -149,6 +150,54 @@ def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_i
     assert WidgetSettings.objects.get(store=merchant.store).excluded_categories == [
         "gid://shopify/TaxonomyCategory/hg-11"
     ]
+
+
+KETTLES = "gid://shopify/TaxonomyCategory/hg-11-7"
+KITCHEN = "gid://shopify/TaxonomyCategory/hg-11"
+
+
+def test_a_saved_category_that_left_the_network_is_kept_on_save_and_can_be_removed(
+    client, merchant, simulator
+):
+    partner = make_store("partner", status=Store.Status.UNINSTALLED)
+    make_product(partner, "Gooseneck kettle", category_id=KETTLES,
+                 category_full_name="Home & Garden > Kitchen & Dining > Kitchen Appliances")  # fmt: skip
+    saved = merchant(
+        "post",
+        "/api/settings",
+        settings_body(excluded_categories=["Home & Garden > Kitchen & Dining"]),
+    )
+    assert saved.status_code == 200
+    # The partner's last products in that category go with its data.
+    store_services.redact_shop(
+        shop_domain=partner.shop_domain, triggered_at=None, keep_delivery_id=0
+    )
+    assert merchant("get", "/api/categories?q=Kitchen").json()["categories"] == []
+
+    page = client.get("/", simulator.embedded_query("alpha")).content.decode()
+    retitled = merchant(
+        "post", "/api/settings", settings_body(title="New title", excluded_categories=[KITCHEN])
+    )
+    kept = WidgetSettings.objects.get(store=merchant.store)
+    removed = merchant("post", "/api/settings", settings_body(excluded_categories=[]))
+
+    assert f'<li data-value="{KITCHEN}">' in page  # what the page posts back for it
+    assert f"{KITCHEN} (no longer in the network)" in page
+    assert retitled.status_code == 200
+    assert (kept.title, kept.excluded_categories) == ("New title", [KITCHEN])
+    assert removed.status_code == 200
+    assert WidgetSettings.objects.get(store=merchant.store).excluded_categories == []
+
+
+def test_a_category_id_this_store_never_saved_is_rejected_unless_known(merchant):
+    # Saved by another store: it is still new to this one.
+    WidgetSettings.objects.filter(store=make_store("other")).update(excluded_categories=[KITCHEN])
+
+    response = merchant("post", "/api/settings", settings_body(excluded_categories=[KITCHEN]))
+
+    assert response.status_code == 400
+    assert KITCHEN in json.dumps(response.json()["errors"]["excluded_categories"])
+    assert WidgetSettings.objects.get(store=merchant.store).excluded_categories == []
 
 
 def test_a_blocked_partner_list_of_thousands_is_validated_in_bounded_queries(
