@@ -242,7 +242,9 @@ def catalog_overview(store: Store) -> CatalogOverview:
         n_synced=Count("id"),
         n_eligible=Count("id", filter=Q(eligible=True)),
         n_embedded=Count("id", filter=Q(eligible=True, vector__isnull=False)),
-        n_opted_out=Count("id", filter=Q(opted_out=True)),
+        # Among eligible ones: the page says "N of your M eligible products are in the
+        # network; K kept off", and a draft chosen in the resource picker was never in it.
+        n_opted_out=Count("id", filter=Q(eligible=True, opted_out=True)),
     )
     sync = CatalogSync.objects.filter(store=store).first()
     return {

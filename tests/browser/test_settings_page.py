@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from recommender import controls
 from recommender.models import Click, Impression, LedgerEntry, Product, WidgetSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -228,6 +229,27 @@ def test_products_chosen_in_the_resource_picker_leave_the_network(admin, simulat
     admin.locator(".sim-toast", has_text="Coffee Grinder Brush is back in the network").wait_for()
     frame.locator("#opted-out-list li.muted").wait_for()
     assert not Product.objects.filter(store=grinders, opted_out=True).exists()
+
+
+def test_the_product_summary_counts_only_eligible_products_kept_off(
+    admin, simulator, live_exchange
+):
+    grinders = live_exchange["grinders"]
+    draft = Product.objects.get(store=grinders, title="Coffee Grinder Brush")
+    Product.objects.filter(pk=draft.pk).update(status="DRAFT", eligible=False,
+                                               ineligible_reason="draft")  # fmt: skip
+    kept_off = [
+        draft.shopify_id,
+        Product.objects.get(store=grinders, title="Electric Coffee Grinder").shopify_id,
+    ]
+    controls.set_products_opted_out(store=grinders, actor="1", shopify_ids=kept_off,
+                                    opted_out=True)  # fmt: skip
+
+    frame = open_settings(admin, simulator, "grinders")
+
+    assert frame.locator("#product-summary").inner_text() == (
+        "1 of your 2 eligible products are in the network; 1 kept off."
+    )
 
 
 def test_a_blocked_store_is_unblocked_from_the_keyboard(admin, simulator, live_exchange):

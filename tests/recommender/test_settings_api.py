@@ -99,6 +99,19 @@ def test_overview_reports_catalog_and_the_theme_app_embed(merchant, simulator):
     assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is True
 
 
+def test_overview_counts_products_kept_off_among_eligible_ones_only(merchant):
+    draft = make_product(merchant.store, "Draft mug", status="DRAFT", eligible=False,
+                         ineligible_reason="draft")  # fmt: skip
+    eligible = Product.objects.filter(store=merchant.store, eligible=True).first()
+    merchant("post", "/api/products/opt-out",
+             {"product_ids": [draft.shopify_id, eligible.shopify_id], "opted_out": True})  # fmt: skip
+
+    catalog = merchant("get", "/api/overview").json()["catalog"]
+
+    assert (catalog["synced"], catalog["eligible"]) == (3, 2)
+    assert catalog["opted_out"] == 1  # the draft is never shown: it is not one kept off
+
+
 def test_saving_settings_applies_them_and_records_who_changed_what(merchant, simulator):
     response = merchant("post", "/api/settings", settings_body())
 
