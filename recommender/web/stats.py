@@ -147,7 +147,10 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
             sent_reference, from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
         )
     )
-    ctr = round(summed["sent"] / summed["impressions"], 4) if summed["impressions"] else None
+    # Billable clicks sent (held ones included) over viewable impressions, the rate review
+    # judges a store by: raw clicks count bots and rows never seen, and can outnumber views.
+    impressions = summed["impressions"]
+    ctr = round(summed["sent_billable"] / impressions, 4) if impressions else None
     per_1000 = attribution.per_1000(summed["revenue_sent"], summed["impressions"])
     return {
         "days": [DatedDayStats(date=day, **values) for day, values in series.items()],

@@ -306,3 +306,36 @@ def test_a_category_no_longer_in_the_network_is_named_kept_and_removable(
     admin.locator("#sim-save-bar-save").click()
     admin.locator("#sim-save-bar").wait_for(state="hidden")  # hidden once the save answered
     assert WidgetSettings.objects.get(store=grinders).excluded_categories == []
+
+
+def test_the_click_through_rate_shown_is_billable_clicks_over_viewable_impressions(
+    admin, simulator, live_exchange
+):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    for n in range(4):
+        Impression.objects.create(store=grinders, impression_id=f"i{n}", visitor_hash=f"v{n}",
+                                  items=4, partner_items=2)  # fmt: skip
+        Click.objects.create(source_store=grinders, target_store=brewers, target_product_id=n,
+                             impression_id=f"i{n}", token_id=f"t{n}", visitor_hash=f"v{n}",
+                             billable=n == 0, reason="billable" if n == 0 else "bot")  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    rate = frame.locator("#totals .metric", has_text="Click-through rate")
+    rate.wait_for()
+
+    assert rate.locator(".metric-label").inner_text() == "Click-through rate (billable)"
+    assert rate.locator(".metric-value").inner_text() == "25.0%"
+
+
+def test_the_review_notice_says_held_clicks_charge_no_partner(admin, simulator, live_exchange):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    LedgerEntry.objects.create(store=grinders, kind=LedgerEntry.Kind.HELD, amount="0.80",
+                               counterparty=brewers)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    notice = frame.locator("#review-notice").inner_text()
+
+    assert "held for review" in notice
+    assert "A held click charges the partner nothing" in notice
+    assert "a voided one is never charged nor paid" in notice
+    assert "refund" not in notice

@@ -17,6 +17,7 @@ from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
 from recommender.models import (
+    Click,
     Impression,
     LedgerEntry,
     Product,
@@ -322,8 +323,24 @@ def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(
     assert len(body["days"]) == 365
     assert body["totals"]["sent"] == 365 * 6 and body["totals"]["sent_billable"] == 365 * 4
     assert body["totals"]["impressions"] == 365 * 6
-    assert body["totals"]["ctr"] == 1.0
+    assert body["totals"]["ctr"] == round(4 / 6, 4)  # billable clicks over viewable impressions
     assert body["partners"][0]["clicks_sent"] == 4 * 365
+
+
+def test_the_click_through_rate_is_billable_clicks_sent_over_viewable_impressions(merchant):
+    # 4 viewable impressions and 6 clicks sent: 1 billable, 3 from bots, 2 on rows never
+    # reported seen. Raw clicks over views would be 150 %.
+    partner = make_store("partner")
+    seed_exchange_history(merchant.store, [partner], days=1, per_day=4, billable=lambda n: n == 0)
+    for n in range(2):
+        Click.objects.create(source_store=merchant.store, target_store=partner,
+                             target_product_id=n, impression_id=f"unseen-{n}",
+                             token_id=f"unseen-{n}", visitor_hash="v", reason=rules.NO_VIEW)  # fmt: skip
+
+    totals = merchant("get", "/api/stats?days=7").json()["totals"]
+
+    assert (totals["impressions"], totals["sent"], totals["sent_billable"]) == (4, 6, 1)
+    assert totals["ctr"] == 0.25
 
 
 def test_stats_period_is_bounded(merchant):
