@@ -318,7 +318,8 @@
           const value = picker.dataset.key ? item[picker.dataset.key] : item;
           const label = picker.dataset.label ? `${item[picker.dataset.label]} (${value})` : item;
           const option = el("li", { role: "option", tabindex: "0", "data-value": value }, label);
-          option.addEventListener("click", () => { addChip(value); suggestions.textContent = ""; search.value = ""; });
+          // The chosen option goes with the list: focus returns to the search field, not <body>.
+          option.addEventListener("click", () => { addChip(value); suggestions.textContent = ""; search.value = ""; search.focus(); });
           option.addEventListener("keydown", (e) => { if (e.key === "Enter") option.click(); });
           suggestions.appendChild(option);
         }

@@ -339,3 +339,23 @@ def test_the_review_notice_says_held_clicks_charge_no_partner(admin, simulator, 
     assert "A held click charges the partner nothing" in notice
     assert "a voided one is never charged nor paid" in notice
     assert "refund" not in notice
+
+
+def test_choosing_a_suggestion_from_the_keyboard_returns_focus_to_the_search_field(
+    admin, simulator, live_exchange
+):
+    frame = open_settings(admin, simulator, "grinders")
+    search = frame.locator("[data-picker=blocked_stores] input")
+    search.fill("Brew")
+    suggestions = frame.get_by_role("listbox", name="Matching partner stores")
+    option = suggestions.get_by_role("option", name="Brewers (brewers.myshopify.com)")
+
+    option.focus()
+    admin.keyboard.press("Enter")
+
+    frame.locator(
+        "[data-picker=blocked_stores] .chips li[data-value='brewers.myshopify.com']"
+    ).wait_for()
+    assert search.evaluate("input => input === document.activeElement")
+    assert search.input_value() == ""
+    assert frame.get_by_role("listbox", name="Matching categories").count() == 1
