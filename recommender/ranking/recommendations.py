@@ -365,8 +365,9 @@ def _text(viewed: Product | None) -> str | None:
 # Candidates are read on every widget, so only what ranking and the widget use: not their
 # vectors (the index has them), and not their store's tokens, decrypted row by row.
 _READ_FIELDS = (
-    "store_id", "shopify_id", "title", "vendor", "product_type", "category_id", "image_url",
-    "url", "price_min", "currency", "store__shop_domain", "store__name", "store__status",
+    "store_id", "shopify_id", "handle", "title", "vendor", "product_type", "category_id",
+    "image_url", "url", "price_min", "currency", "store__shop_domain", "store__name",
+    "store__status",
 )  # fmt: skip
 
 

@@ -38,7 +38,10 @@ class WidgetItem(TypedDict):
     image_srcset: str  # the same image at 1x and 2x
     price: str
     store_name: str
-    url: NotRequired[str]  # own products: a plain, free link
+    # Own products: a plain, free link the widget builds under the shopper's storefront root
+    # (/fr/products/<handle>); the product's onlineStoreUrl is the primary domain in the
+    # default language, which would move a shopper off their language or market domain.
+    handle: NotRequired[str]
     token: NotRequired[str]  # partner products: the signed click token
 
 
@@ -133,7 +136,7 @@ def _shown_items(host: Store, product_id: int | None) -> _Shown:
             "store_name": rec.product.store.name if partner else "",
         }
         if not partner:
-            item["url"] = rec.product.url
+            item["handle"] = rec.product.handle
         target = (rec.product.store_id, rec.product.shopify_id) if partner else None
         price = (rec.product.price_min, rec.product.currency)
         items.append({"item": item, "price": price, "target": target})

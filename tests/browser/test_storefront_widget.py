@@ -324,3 +324,20 @@ def test_a_short_reserved_height_shrinks_the_images_and_clips_nothing(
     assert slot["height"] == 200
     assert price["y"] + price["height"] <= slot["y"] + slot["height"]  # the price line shows
     assert shopper.evaluate("window.__cls") == 0
+
+
+@pytest.mark.parametrize("root", ["", "/fr"])
+def test_own_products_link_to_the_shoppers_own_storefront_root(
+    shopper, simulator, live_exchange, root
+):
+    shopper.goto(storefront(simulator, "grinders", f"{root}/products/grinders-0"))
+
+    own = widget_links(shopper).and_(shopper.locator("[data-slot=own]")).first
+    href = own.get_attribute("href")
+    # The store's own page in the shopper's language, on the domain they are on: not the
+    # product's address on the primary domain in the default language.
+    assert re.fullmatch(rf"{root}/products/grinders-[12]", href), href
+    own.click()
+    shopper.wait_for_url(storefront(simulator, "grinders", href))
+    assert shopper.locator("html").get_attribute("lang") == (root.strip("/") or "en")
+    assert shopper.locator("h1.product-title").count() == 1

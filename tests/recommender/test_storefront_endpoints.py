@@ -134,6 +134,20 @@ def test_disabled_widget_shows_nothing(client, shops):
     assert widget(client, viewed).json() == {"items": []}
 
 
+def test_own_products_come_with_their_handle_not_their_primary_domain_url(client, shops):
+    host, _, viewed, _ = shops
+    make_product(host, "Burr Grinder Brush", topic_vector("coffee", seed=3), handle="burr-brush")
+    index_events.rebuild_index()
+
+    payload = widget(client, viewed).json()
+
+    (own,) = [item for item in payload["items"] if item["slot"] == "own"]
+    # The widget links it under the shopper's storefront root (/fr/products/burr-brush):
+    # the onlineStoreUrl is the primary domain in the default language.
+    assert own["handle"] == "burr-brush"
+    assert "url" not in own and "token" not in own
+
+
 @pytest.mark.parametrize(("placement", "on_collection_page"), [("product", False), ("all", True)])
 def test_theme_editor_placement_decides_which_pages_load_the_widget(
     simulator, placement, on_collection_page

@@ -23,6 +23,9 @@
     next: data.textNext || "Next products",
   };
   const proxy = (data.proxy || "/apps/interlayer").replace(/\/$/, "");
+  // The shopper's storefront root (routes.root_url: "/" or "/fr"), so a link to the store's
+  // own product keeps their language and the domain they are on.
+  const home = (data.root || "").replace(/\/$/, "") + "/";
   let HEIGHT = 330;
 
   let slot = document.querySelector("[data-interlayer-slot]");
@@ -114,7 +117,9 @@
     nav.appendChild(next);
     top.appendChild(nav);
     body.items.forEach(function (item) {
-      const href = item.token ? proxy + "/click?t=" + encodeURIComponent(item.token) : item.url;
+      const href = item.token
+        ? proxy + "/click?t=" + encodeURIComponent(item.token)
+        : home + "products/" + encodeURIComponent(item.handle);
       // Partner links are paid placements: search engines must not read them as endorsements.
       const link = item.token
         ? el("a", { href: href, "data-slot": item.slot, rel: "sponsored noopener" })
