@@ -176,7 +176,7 @@ class Handler(BaseHTTPRequestHandler):
                 svg,
                 {"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
             )
-        if path in {"/cdn/app-bridge.js", "/cdn/polaris.js"}:  # offline stand-ins
+        if path in {"/cdn/app-bridge.js", "/cdn/polaris.js", "/cdn/theme-editor.js"}:  # stand-ins
             body = (STATIC_DIR / path.removeprefix("/cdn/")).read_bytes()
             return self._send(200, body, {"Content-Type": "application/javascript"})
         if path == "/_sim/state":
@@ -241,9 +241,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(
                 200, {"enabled": self.world.theme_embed_enabled.get(shop.handle, True)}
             )
-        if action == "theme-block":  # the merchant adds or removes the app block
-            self.world.theme_app_block_added[shop.handle] = bool(data["added"])
-            return self._json(200, {"added": self.world.theme_app_block_added[shop.handle]})
+        if action == "theme-block":  # the merchant adds, removes or sets up the app block
+            if "added" in data:
+                self.world.theme_app_block_added[shop.handle] = bool(data["added"])
+            if "settings" in data:
+                self.world.theme_block_settings[shop.handle] = dict(data["settings"])
+            return self._json(
+                200, {"added": self.world.theme_app_block_added.get(shop.handle, True)}
+            )
         if action == "consent":  # the storefront visitor's privacy choices (and enforcement)
             self.world.visitor_consent[shop.handle] = {
                 key: bool(data[key]) for key in pixels.DEFAULT_CONSENT if key in data
@@ -353,7 +358,7 @@ class Handler(BaseHTTPRequestHandler):
                 content_type=self.headers.get("Content-Type", ""),
             )
             return self._send(status, content, {"Content-Type": "text/plain", **headers})
-        status, page = self.storefront.page(shop, path)
+        status, page = self.storefront.page(shop, path, self.query)
         return self._html(status, page)
 
     def _web_pixel_asset(self, path: str):

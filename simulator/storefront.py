@@ -6,6 +6,13 @@ Every shop publishes its storefront in English and in the languages of ``LOCALE_
 under their own root (``/fr/products/…``, ``routes.root_url`` = ``/fr``), and Liquid's ``t``
 filter reads the extension's locale file for the page's language, as Shopify's does.
 
+Each section is in Shopify's wrapper (``<div id="shopify-section-<id>" class="shopify-section">``)
+and answers the Section Rendering API (``?section_id=<id>``: that section's HTML alone).
+``?_sim_design_mode=1`` renders a page as the theme editor's preview frame does:
+``request.design_mode`` is true, ``Shopify.designMode`` is set before any theme or app script
+runs, and a stand-in for the editor (``/cdn/theme-editor.js``) re-renders a section the way
+the editor does when the merchant changes it (``ShopifySimThemeEditor.renderSection(id)``).
+
 The app proxy works as Shopify's does: ``/apps/interlayer/<path>`` is forwarded to the
 app's proxy URL + ``/<path>`` with ``shop``, ``logged_in_customer_id``, ``path_prefix``,
 ``timestamp`` and a ``signature`` over them; the shopper's address goes in
@@ -39,6 +46,11 @@ _TO_APP = httpx.Client(timeout=10)
 # The storefront's alternate languages, each under its root: /fr, /de, /es.
 LOCALE_ROOTS = ("fr", "de", "es")
 _LOCALE_ROOT_RE = re.compile(rf"^/({'|'.join(LOCALE_ROOTS)})(/.*)?$")
+# The product template's sections, as a JSON template names them (section ids).
+MAIN_PRODUCT_SECTION = "template--product__main"
+RECOMMENDATIONS_SECTION = "template--product__recommendations"
+# What the query asks for the theme editor's preview (a simulator switch, not Shopify's).
+DESIGN_MODE_PARAM = "_sim_design_mode"
 
 
 def _locale_strings(iso_code: str) -> dict[str, Any]:
@@ -102,7 +114,9 @@ class Storefront:
         return f"/{match.group(1)}", match.group(2) or "/"
 
     # --- pages ----------------------------------------------------------------------------
-    def page(self, shop: Shop, path: str) -> tuple[int, str]:
+    def page(self, shop: Shop, path: str, query: dict[str, str] | None = None) -> tuple[int, str]:
+        query = query or {}
+        design_mode = query.get(DESIGN_MODE_PARAM) == "1"
         root_url, path = self.split_locale_root(path)
         if path in {"", "/"}:
             return 200, self._layout(
@@ -123,8 +137,14 @@ class Storefront:
             )
             if product is None:
                 return 404, self._layout(shop, "404", None, "<h1>Page not found</h1>", root_url)
-            section = self._product_section(shop, product, root_url)
-            return 200, self._layout(shop, "product", product, section, root_url)
+            sections = self._product_sections(shop, product, root_url, design_mode)
+            if "section_id" in query:  # the Section Rendering API: that section alone
+                section = sections.get(query["section_id"])
+                return (200, section) if section is not None else (404, "")
+            main = "".join(sections.values())
+            return 200, self._layout(
+                shop, "product", product, main, root_url, design_mode=design_mode
+            )
         thank_you = re.match(r"^/checkouts/([0-9a-f]{32})/thank-you$", path)
         order = next(
             (o for o in shop.orders.values() if thank_you and o["token"] == thank_you.group(1)),
@@ -144,14 +164,23 @@ class Storefront:
 
     def _layout(
         self, shop: Shop, page_type: str, product: dict | None, main: str, root_url: str = "/",
-        events: list[dict[str, Any]] | None = None,
+        events: list[dict[str, Any]] | None = None, design_mode: bool = False,
     ) -> str:  # fmt: skip
         name = html.escape(shop.name)
         # Theme app embeds are not rendered in checkout; the pixels run on every page.
         embed = (
             ""
             if page_type == "checkout"
-            else self.render_embed(shop, page_type, product, root_url=root_url)
+            else self.render_embed(
+                shop, page_type, product, root_url=root_url, design_mode=design_mode
+            )
+        )
+        # In the theme editor, content_for_header sets Shopify.designMode before any script.
+        editor = (
+            "<script>window.Shopify = window.Shopify || {}; Shopify.designMode = true;</script>"
+            f'<script src="{self.world.public_url}/cdn/theme-editor.js" defer></script>'
+            if design_mode
+            else ""
         )
         web_pixels = pixels.manager_tags(self.world, shop, events or [])
         lang = root_url.strip("/") or "en"
@@ -161,6 +190,7 @@ class Storefront:
 <head>
 <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name}</title>
+{editor}
 <style>
 body{{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1a1a1a}}
 header,footer{{padding:16px 24px;background:#f6f6f4}} header a{{color:inherit;text-decoration:none;font-weight:700}}
@@ -180,19 +210,23 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 </body>
 </html>"""
 
-    def _product_section(self, shop: Shop, product: dict, root_url: str = "/") -> str:
+    def _product_sections(
+        self, shop: Shop, product: dict, root_url: str, design_mode: bool
+    ) -> dict[str, str]:
+        """The product template's sections by id, each in Shopify's section wrapper."""
         price = Decimal(str((product.get("variants") or [{}])[0].get("price") or "0"))
         image = (product.get("images") or [{}])[0].get("src", "")
         block, defaults = _block_source("recommendations")
         settings = {**defaults, **self.world.theme_block_settings.get(shop.handle, {})}
         app_block = self.liquid.from_string(block).render(
-            block={"settings": settings}, **_liquid_globals(shop, "product", product, root_url)
+            block={"settings": settings},
+            **_liquid_globals(shop, "product", product, root_url, design_mode),
         )
         # The block is in the product template only while the theme has it (what the set-up
         # guide reads through the Admin API, and what the theme editor's switch changes).
         if not self.world.theme_app_block_added.get(shop.handle, True):
             app_block = ""
-        return f"""<section class="product" data-product-id="{product["id"]}">
+        main = f"""<section class="product" data-product-id="{product["id"]}">
   <img src="{html.escape(image)}" alt="" width="540" height="540">
   <div>
     <h1 class="product-title">{html.escape(product.get("title") or "")}</h1>
@@ -204,8 +238,16 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
       <button type="submit" class="buy-now">Buy it now</button>
     </form>
   </div>
-</section>
-<section class="product-recommendations">{app_block}</section>"""
+</section>"""
+        recommendations = f'<section class="product-recommendations">{app_block}</section>'
+        return {
+            section_id: f'<div id="shopify-section-{section_id}" class="shopify-section">'
+            f"{content}</div>"
+            for section_id, content in (
+                (MAIN_PRODUCT_SECTION, main),
+                (RECOMMENDATIONS_SECTION, recommendations),
+            )
+        }
 
     def _grid(self, shop: Shop, limit: int, heading: str, root_url: str = "/") -> str:
         cards = []
@@ -222,14 +264,16 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
         return f"<h1>{heading}</h1><div class='grid'>{''.join(cards)}</div>"
 
     def render_embed(
-        self, shop: Shop, page_type: str, product: dict | None, root_url: str = "/"
-    ) -> str:
+        self, shop: Shop, page_type: str, product: dict | None, root_url: str = "/",
+        design_mode: bool = False,
+    ) -> str:  # fmt: skip
         if not shop.installed or not self.world.theme_embed_enabled.get(shop.handle, True):
             return ""
         block, defaults = _block_source("app-embed")
         settings = {**defaults, **self.world.theme_embed_settings.get(shop.handle, {})}
         return self.liquid.from_string(block).render(
-            block={"settings": settings}, **_liquid_globals(shop, page_type, product, root_url)
+            block={"settings": settings},
+            **_liquid_globals(shop, page_type, product, root_url, design_mode),
         )
 
     # --- assets ---------------------------------------------------------------------------
@@ -290,12 +334,16 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 
 
 def _liquid_globals(
-    shop: Shop, page_type: str, product: dict | None, root_url: str
+    shop: Shop, page_type: str, product: dict | None, root_url: str, design_mode: bool = False
 ) -> dict[str, Any]:
     """The Liquid objects Shopify gives every block and the snippets it renders."""
     return {
         "shop": {"permanent_domain": shop.domain},
-        "request": {"page_type": page_type, "locale": {"iso_code": root_url.strip("/") or "en"}},
+        "request": {
+            "page_type": page_type,
+            "locale": {"iso_code": root_url.strip("/") or "en"},
+            "design_mode": design_mode,  # true in the theme editor's preview
+        },
         "product": {"id": product["id"]} if product else None,
         "routes": {"root_url": root_url},
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulator.state import AppConfig, World
-from simulator.storefront import Storefront
+from simulator.storefront import DESIGN_MODE_PARAM, RECOMMENDATIONS_SECTION, Storefront
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extensions" / "interlayer-widget"
 MAX_BLOCK_NAME = 25  # Shopify rejects longer block schema names ("name is too long")
@@ -138,7 +138,9 @@ def test_the_proxy_path_is_right_under_any_storefront_root(root_url, proxy):
     assert f'data-proxy="{proxy}"' in html
 
 
-def storefront_page(path: str, *, embed: bool = True, block: bool = True) -> str:
+def storefront_page(
+    path: str, *, embed: bool = True, block: bool = True, query: dict | None = None, status=200
+) -> str:
     world = World(
         AppConfig(api_key="k", api_secret="s", app_url="http://app"), public_url="http://sim"
     )
@@ -147,8 +149,8 @@ def storefront_page(path: str, *, embed: bool = True, block: bool = True) -> str
     world.install(shop)
     world.theme_embed_enabled["alpha"] = embed
     world.theme_app_block_added["alpha"] = block
-    status, page = Storefront(world).page(shop, path)
-    assert status == 200
+    answered, page = Storefront(world).page(shop, path, query)
+    assert answered == status
     return page
 
 
@@ -194,3 +196,27 @@ def test_a_theme_without_the_block_or_the_embed_shows_no_widget_and_reserves_not
     assert "data-anchor" in tag  # the embed's own tag: it places the row itself
     assert "data-interlayer-slot" not in without_block
     assert script_tags(neither) == [] and "data-interlayer-slot" not in neither
+
+
+def test_the_theme_editors_preview_is_in_design_mode_and_renders_a_section_alone():
+    design_mode = {DESIGN_MODE_PARAM: "1"}
+
+    live = storefront_page("/products/kettle")
+    editor = storefront_page("/products/kettle", query=design_mode)
+    section = storefront_page(
+        "/products/kettle", query={**design_mode, "section_id": RECOMMENDATIONS_SECTION}
+    )
+    unknown = storefront_page(
+        "/products/kettle", query={**design_mode, "section_id": "nope"}, status=404
+    )
+
+    assert "Shopify.designMode" not in live and "theme-editor.js" not in live
+    # Set in the head, before the deferred scripts of the theme and its apps run.
+    assert editor.index("Shopify.designMode = true;") < editor.index("interlayer.js")
+    assert "/cdn/theme-editor.js" in editor
+    wrapper = f'<div id="shopify-section-{RECOMMENDATIONS_SECTION}" class="shopify-section">'
+    assert wrapper in editor and wrapper in live
+    assert section.startswith(wrapper) and section.endswith("</div>")
+    assert "data-interlayer-slot" in section
+    assert "<html" not in section and 'class="product"' not in section
+    assert unknown == ""
