@@ -220,3 +220,11 @@ def test_the_theme_editors_preview_is_in_design_mode_and_renders_a_section_alone
     assert "data-interlayer-slot" in section
     assert "<html" not in section and 'class="product"' not in section
     assert unknown == ""
+
+
+def test_in_the_theme_editor_the_script_is_told_it_is_in_design_mode():
+    live = script_tags(storefront_page("/products/kettle"))
+    editor = script_tags(storefront_page("/products/kettle", query={DESIGN_MODE_PARAM: "1"}))
+
+    assert len(editor) == 2 and all(" data-design-mode" in tag for tag in editor)
+    assert not any("data-design-mode" in tag for tag in live)

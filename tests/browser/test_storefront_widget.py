@@ -10,6 +10,7 @@ import pytest
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.models import Click, Impression, WidgetSettings
+from simulator.storefront import DESIGN_MODE_PARAM
 from tests.conftest import wait_until_clicks_settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -49,6 +50,11 @@ def phone_shopper(browser):
 
 def storefront(simulator, handle: str, path: str) -> str:
     return simulator.world.storefront_url(simulator.shop(handle)) + path
+
+
+def editor_preview(simulator, handle: str, path: str) -> str:
+    """The page as the theme editor shows it to the merchant (request.design_mode)."""
+    return storefront(simulator, handle, f"{path}?{DESIGN_MODE_PARAM}=1")
 
 
 def widget_links(page):
@@ -341,3 +347,33 @@ def test_own_products_link_to_the_shoppers_own_storefront_root(
     shopper.wait_for_url(storefront(simulator, "grinders", href))
     assert shopper.locator("html").get_attribute("lang") == (root.strip("/") or "en")
     assert shopper.locator("h1.product-title").count() == 1
+
+
+def test_in_the_theme_editor_the_row_shows_but_sends_no_view_and_no_click(
+    shopper, simulator, live_exchange
+):
+    reported = []
+    shopper.on(
+        "request",
+        lambda r: (
+            reported.append(r.url)
+            if re.search(r"/apps/interlayer/(impression|click)", r.url)
+            else None
+        ),
+    )
+    shopper.goto(editor_preview(simulator, "grinders", "/products/grinders-0"))
+
+    partner = widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first
+    partner.scroll_into_view_if_needed()
+    shopper.wait_for_timeout(1500)  # half visible for over a second: a shopper's view
+    shown, href = partner.inner_text(), partner.get_attribute("href")
+    partner.click()
+    shopper.wait_for_timeout(500)
+
+    # The merchant sees partner products as shoppers will; previews are not views or clicks
+    # (they would count as traffic and tick the set-up guide's "Go live").
+    assert "Brewers" in shown
+    assert reported == []
+    assert href is None or "/click" not in href
+    assert not Impression.objects.exists()
+    assert not Click.objects.exists()

@@ -4,7 +4,7 @@
    when there is nothing relevant, a slot the shopper has not reached yet is removed and
    leaves no gap, while one already on screen (or scrolled past) stays as empty space:
    taking it away would move the page under the shopper. An impression is counted once,
-   when at least half the row has been visible for a second. */
+   when at least half the row has been visible for a second; never in the theme editor. */
 (function () {
   "use strict";
   const script = document.currentScript;
@@ -26,6 +26,9 @@
   // The shopper's storefront root (routes.root_url: "/" or "/fr"), so a link to the store's
   // own product keeps their language and the domain they are on.
   const home = (data.root || "").replace(/\/$/, "") + "/";
+  // The theme editor (request.design_mode) shows the row, but a merchant's preview is no
+  // shopper's view or click: none is reported, and partner items link nowhere.
+  const design = "designMode" in data;
   let HEIGHT = 330;
 
   let slot = document.querySelector("[data-interlayer-slot]");
@@ -117,13 +120,14 @@
     nav.appendChild(next);
     top.appendChild(nav);
     body.items.forEach(function (item) {
-      const href = item.token
-        ? proxy + "/click?t=" + encodeURIComponent(item.token)
-        : home + "products/" + encodeURIComponent(item.handle);
-      // Partner links are paid placements: search engines must not read them as endorsements.
-      const link = item.token
-        ? el("a", { href: href, "data-slot": item.slot, rel: "sponsored noopener" })
-        : el("a", { href: href, "data-slot": item.slot });
+      const link = el("a", { "data-slot": item.slot });
+      if (!item.token) {
+        link.href = home + "products/" + encodeURIComponent(item.handle);
+      } else if (!design) {
+        link.href = proxy + "/click?t=" + encodeURIComponent(item.token);
+        // Paid placements: search engines must not read them as endorsements.
+        link.rel = "sponsored noopener";
+      }
       // Requested at the size shown (170 px, 340 px on high-density screens), not full size.
       const img = item.image_url
         ? el("img", { src: item.image_url, alt: "", loading: "lazy", decoding: "async", width: "170", height: "170" })
@@ -157,7 +161,7 @@
     if ("ResizeObserver" in window) new ResizeObserver(fits).observe(list);
     // For the theme's own performance tools (and ours): when the row was on the page.
     if (window.performance && performance.mark) performance.mark("interlayer:rendered");
-    const view = watch(body.impression);
+    const view = watch(design ? null : body.impression);
     // A shopper who clicks a partner before the row's second on screen is up has seen it:
     // report the view first (a billable click needs it), then follow the link.
     list.addEventListener("click", function (event) {
