@@ -10,7 +10,7 @@ import pytest
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.models import Click, Impression, WidgetSettings
-from simulator.storefront import DESIGN_MODE_PARAM
+from simulator.storefront import DESIGN_MODE_PARAM, RECOMMENDATIONS_SECTION
 from tests.conftest import wait_until_clicks_settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -377,3 +377,36 @@ def test_in_the_theme_editor_the_row_shows_but_sends_no_view_and_no_click(
     assert href is None or "/click" not in href
     assert not Impression.objects.exists()
     assert not Click.objects.exists()
+
+
+def test_the_theme_editor_re_rendering_the_section_shows_the_row_at_its_new_height(
+    shopper, simulator, live_exchange
+):
+    errors = []
+    shopper.on("pageerror", lambda error: errors.append(error))
+    shopper.goto(editor_preview(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper)
+
+    # The merchant moves the "Reserved height" slider: the editor re-renders the section.
+    simulator.world.theme_block_settings["grinders"] = {"reserved_height": 400}
+    shopper.evaluate("id => ShopifySimThemeEditor.renderSection(id)", RECOMMENDATIONS_SECTION)
+
+    assert widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).count() >= 1
+    assert shopper.locator("[data-interlayer-slot]").bounding_box()["height"] == 400
+    assert shopper.locator("[data-interlayer-slot] h2").count() == 1  # one row
+    assert errors == []
+
+
+def test_a_block_added_in_the_theme_editor_takes_the_row_from_the_app_embed(
+    shopper, simulator, live_exchange
+):
+    simulator.world.theme_app_block_added["grinders"] = False
+    shopper.goto(editor_preview(simulator, "grinders", "/products/grinders-0"))
+    shopper.wait_for_selector("h2#il-title", timeout=15000)  # the embed's row, after <main>
+
+    simulator.world.theme_app_block_added["grinders"] = True
+    shopper.evaluate("id => ShopifySimThemeEditor.renderSection(id)", RECOMMENDATIONS_SECTION)
+
+    in_block = "section.product-recommendations [data-interlayer-slot] a"
+    shopper.wait_for_selector(in_block, timeout=15000)
+    assert shopper.locator("h2#il-title").count() == 1  # the embed's row gave way

@@ -10,7 +10,7 @@
   const script = document.currentScript;
   // The app block and the app embed both include this script: it runs once, from the
   // first tag in the page (the block's: the embed's comes before </body>), into the
-  // block's slot when there is one.
+  // block's slot when there is one. In the theme editor it then follows the block's section.
   if (!script || window.__interlayerLoaded) return;
   window.__interlayerLoaded = true;
   const data = script.dataset;
@@ -29,28 +29,56 @@
   // The theme editor (request.design_mode) shows the row, but a merchant's preview is no
   // shopper's view or click: none is reported, and partner items link nowhere.
   const design = "designMode" in data;
-  let HEIGHT = 330;
-
-  let slot = document.querySelector("[data-interlayer-slot]");
-  if (slot) {
-    HEIGHT = parseInt(slot.style.minHeight, 10) || HEIGHT;
-  } else {
-    const anchor = find(data.anchor) || document.querySelector("main");
-    if (!anchor || !anchor.parentNode) return;
-    slot = document.createElement("div");
-    slot.style.minHeight = HEIGHT + "px";
-    anchor.parentNode.insertBefore(slot, anchor.nextSibling);
-  }
-
   const query = new URLSearchParams({ page_type: data.pageType || "" });
   if (data.productId) query.set("product_id", data.productId);
   if (data.locale) query.set("locale", data.locale);  // prices formatted for the shopper
-  fetch(proxy + "/recommendations?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
-    .then(function (r) { return r.ok ? r.json() : null; })
-    .then(function (body) {
-      if (body && body.items && body.items.length) render(body); else gone();
-    })
-    .catch(gone);
+  let HEIGHT = 330;
+  let slot = null;
+  let run = 0;  // an answer for an earlier row is dropped
+  let stops = [];  // the row's observers, stopped when it goes
+
+  show(document.querySelector("[data-interlayer-slot]") || embedSlot());
+  // The theme editor re-renders a section in place (block added, setting changed) and runs
+  // no page-load script again (shopify.dev: "Integrate sections and blocks with the theme editor").
+  document.addEventListener("shopify:section:load", function (event) {
+    const next = event.target.querySelector("[data-interlayer-slot]");
+    if (!next) return;
+    if (slot && !slot.hasAttribute("data-interlayer-slot")) slot.remove();  // the embed's row
+    show(next);
+  });
+  document.addEventListener("shopify:section:unload", function (event) {
+    if (slot && event.target.contains(slot)) stop();
+  });
+
+  function embedSlot() {
+    const anchor = find(data.anchor) || document.querySelector("main");
+    if (!anchor || !anchor.parentNode) return null;
+    const node = document.createElement("div");
+    node.style.minHeight = HEIGHT + "px";
+    anchor.parentNode.insertBefore(node, anchor.nextSibling);
+    return node;
+  }
+
+  function stop() {
+    run++;
+    stops.forEach(function (f) { f(); });
+    stops = [];
+  }
+
+  function show(next) {
+    stop();
+    slot = next;
+    if (!slot) return;
+    const mine = run;
+    HEIGHT = parseInt(slot.style.minHeight, 10) || 330;
+    fetch(proxy + "/recommendations?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (mine !== run) return;
+        if (body && body.items && body.items.length) render(body); else gone();
+      })
+      .catch(function () { if (mine === run) gone(); });
+  }
 
   function find(selector) {
     try { return selector ? document.querySelector(selector) : null; } catch { return null; }
@@ -158,7 +186,11 @@
     // no other way along a row without a scrollbar).
     const fits = function () { nav.hidden = list.scrollWidth <= list.clientWidth + 1; };
     fits();
-    if ("ResizeObserver" in window) new ResizeObserver(fits).observe(list);
+    if ("ResizeObserver" in window) {
+      const resized = new ResizeObserver(fits);
+      resized.observe(list);
+      stops.push(function () { resized.disconnect(); });
+    }
     // For the theme's own performance tools (and ours): when the row was on the page.
     if (window.performance && performance.mark) performance.mark("interlayer:rendered");
     const view = watch(design ? null : body.impression);
@@ -199,6 +231,7 @@
         }
       }, { threshold: [0, 0.5, 1] });
       observer.observe(slot);
+      stops.push(function () { clearTimeout(timer); observer.disconnect(); });
     }
     return { report: report, reported: function () { return reported; } };
   }
