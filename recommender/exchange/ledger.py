@@ -21,9 +21,10 @@ from recommender.exchange.rules import (
     EARN_PER_CLICK,
     SPEND_PER_CLICK,
     STARTER_GRANT,
+    VOIDED_IN_REVIEW,
     starter_grant_allowed,
 )
-from recommender.models import Click, LedgerEntry
+from recommender.models import Click, LedgerEntry, WidgetSettings
 from stores.models import Store
 
 log = logging.getLogger(__name__)
@@ -174,15 +175,21 @@ def click_entries(click: Click, *, held: bool) -> list[LedgerEntry]:
 def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     """Release or void every held click of ``store``; returns (released, voided).
 
-    Releasing bills the click as it would have been: the partner pays (under its lock, and
-    only if it can pay now: never below zero) and the source is paid; a click the partner
-    can no longer pay is voided instead. Safe to run twice: each is resolved once."""
+    Releasing bills the click as settling it would now: the partner pays (under its lock,
+    and only if it can pay now: never below zero) and the source is paid; a click the rules
+    no longer allow (either store gone, the partner paused, a block either way since) or the
+    partner can no longer pay is voided instead. A voided click is no longer billable in
+    anyone's figures. Safe to run twice: each is resolved once."""
     released = voided = 0
     for held in _unresolved_held().filter(store=store).order_by("pk"):
         try:
             with transaction.atomic():
                 lock_for_transaction(BILLING)  # charges serialised with settling clicks
-                pays = release and can_pay_a_click(held.counterparty_id)
+                pays = (
+                    release
+                    and _still_billable(store.pk, held.counterparty_id)
+                    and can_pay_a_click(held.counterparty_id)
+                )
                 kind = LedgerEntry.Kind.RELEASE if pays else LedgerEntry.Kind.VOID
                 LedgerEntry.objects.create(
                     store=store, kind=kind, amount=held.amount if pays else Decimal("0"),
@@ -193,16 +200,39 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
                         store_id=held.counterparty_id, kind=LedgerEntry.Kind.SPEND,
                         amount=-SPEND_PER_CLICK, counterparty=store, click_id=held.click_id,
                     )  # fmt: skip
+                elif held.click_id is not None:
+                    # It keeps its view's one billable click: the view cannot bill again.
+                    Click.objects.filter(pk=held.click_id).update(
+                        billable=False, reason=VOIDED_IN_REVIEW
+                    )
         except IntegrityError:  # resolved concurrently by another operator
             continue
         released, voided = (released + 1, voided) if pays else (released, voided + 1)
     return released, voided
 
 
+def _still_billable(source_id: int, target_id: int) -> bool:
+    """Whether settling a click from ``source_id`` to ``target_id`` would bill it now, but
+    for the partner's balance (exchange.clicks judges a batch the same way)."""
+    active = Store.objects.filter(pk__in=[source_id, target_id], status=Store.Status.ACTIVE)
+    if active.count() < 2:
+        return False
+    widgets = WidgetSettings.objects.filter(store_id__in=[source_id, target_id])
+    if widgets.filter(store_id=target_id, enabled=False).exists():
+        return False
+    blocks = WidgetSettings.blocked_stores.through.objects.filter(
+        Q(widgetsettings__store_id=source_id, store_id=target_id)
+        | Q(widgetsettings__store_id=target_id, store_id=source_id)
+    )
+    return not blocks.exists()
+
+
 def partner_ledger(store: Store, *, since: datetime | None = None) -> list[PartnerLedgerRow]:
     """Per partner: billable clicks sent to them, received from them, and net credits
     (since ``since``, else ever)."""
+    # A held click is sent until an operator voids it (its release is not a second click).
     sent = Q(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.HELD])
+    voided = Q(kind=LedgerEntry.Kind.VOID)
     received = Q(kind=LedgerEntry.Kind.SPEND)
     entries = LedgerEntry.objects.filter(store=store, counterparty__isnull=False)
     if since is not None:
@@ -210,7 +240,7 @@ def partner_ledger(store: Store, *, since: datetime | None = None) -> list[Partn
     rows = (
         entries.values("counterparty_id", "counterparty__shop_domain", "counterparty__name")
         .annotate(
-            clicks_sent=Count("id", filter=sent),
+            clicks_sent=Count("id", filter=sent) - Count("id", filter=voided),
             clicks_received=Count("id", filter=received),
             net=Sum("amount", filter=_IN_BALANCE),
         )

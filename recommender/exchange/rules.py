@@ -27,6 +27,7 @@ EARN_PER_CLICK = Decimal("0.80")
 SPEND_PER_CLICK = Decimal("1.00")
 # The reason a billable click carries while its earning waits for review.
 HELD_FOR_REVIEW = "held for review"
+VOIDED_IN_REVIEW = "voided in review"  # a held click an operator voided: never billable
 # Shopify plans whose shops pay Shopify (ShopPlan.publicDisplayName): only these get the
 # starter grant, so throwaway development, trial and sandbox shops cannot farm credits.
 PAYING_PLANS = frozenset(

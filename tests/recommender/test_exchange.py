@@ -16,6 +16,7 @@ from django.utils import timezone
 from recommender import runtime
 from recommender.exchange import clicks, impressions, ledger, review, rules, tokens
 from recommender.models import Click, Impression, LedgerEntry, WidgetSettings
+from recommender.web import stats
 from stores import services
 from stores.models import Store
 from tests.factories import make_store
@@ -217,7 +218,7 @@ def test_concurrent_clicks_never_lose_or_double_count_credits():
     sender, receiver = make_store("sender"), make_store("receiver")
     ledger.grant_starter_credits(sender)
     ledger.grant_starter_credits(receiver)
-    barrier = threading.Barrier(16)
+    barrier = threading.Barrier(16, timeout=60)  # a thread that fails first fails the test
     errors = []
 
     def click(ip: str, product_id: int) -> None:
@@ -345,6 +346,60 @@ def test_releasing_a_held_click_the_partner_can_no_longer_pay_voids_it(pair):
     assert ledger.resolve_held(sender, release=True) == (0, 1)
     assert ledger.balance(receiver) == Decimal("0.40")
     assert ledger.balance(sender) == rules.STARTER_GRANT
+
+
+def held_click(sender, receiver, n: int = 1) -> Click:
+    click = Click.objects.create(
+        source_store=sender, target_store=receiver, target_product_id=n, impression_id=f"h{n}",
+        token_id=f"h{n}", visitor_hash="v", billable=True, reason=rules.HELD_FOR_REVIEW,
+    )  # fmt: skip
+    ledger.credit_click(click, held=True)
+    return click
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["blocked by the partner", "blocking the partner", "partner paused", "partner uninstalled"],
+)
+def test_releasing_a_held_click_the_rules_no_longer_allow_voids_it(pair, change):
+    """A release bills as settling would now: a partner that blocked the source since (often
+    for that very traffic), paused, or left is not charged."""
+    sender, receiver = pair
+    held_click(sender, receiver)
+    if change == "blocked by the partner":
+        WidgetSettings.objects.get(store=receiver).blocked_stores.add(sender)
+    elif change == "blocking the partner":
+        WidgetSettings.objects.get(store=sender).blocked_stores.add(receiver)
+    elif change == "partner paused":
+        WidgetSettings.objects.filter(store=receiver).update(enabled=False)
+    else:
+        Store.objects.filter(pk=receiver.pk).update(status=Store.Status.UNINSTALLED)
+
+    assert ledger.resolve_held(sender, release=True) == (0, 1)
+    assert ledger.balance(receiver) == rules.STARTER_GRANT
+    assert ledger.balance(sender) == rules.STARTER_GRANT
+
+
+def test_voided_clicks_leave_the_billable_figures_of_both_stores(pair):
+    """A click an operator voided was never billable: neither store's page counts it (both
+    used to show it among billable clicks sent and received, with nothing paid for it)."""
+    sender, receiver = pair
+    released = held_click(sender, receiver, 1)
+    assert ledger.resolve_held(sender, release=True) == (1, 0)
+    voided = held_click(sender, receiver, 2)
+    assert ledger.resolve_held(sender, release=False) == (0, 1)
+
+    sent = stats.store_stats(sender, days=1)["totals"]
+    received = stats.store_stats(receiver, days=1)["totals"]
+    (partner,) = ledger.partner_ledger(sender)
+
+    assert (sent["sent"], sent["sent_billable"]) == (2, 1)
+    assert (received["received"], received["received_billable"]) == (2, 1)
+    assert partner["clicks_sent"] == 1
+    assert Click.objects.get(pk=released.pk).billable
+    assert (Click.objects.get(pk=voided.pk).billable, Click.objects.get(pk=voided.pk).reason) == (
+        False, rules.VOIDED_IN_REVIEW,
+    )  # fmt: skip
 
 
 def test_review_smooths_small_stores_and_flags_a_store_that_clicks_every_view():
