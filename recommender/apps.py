@@ -31,6 +31,9 @@ class RecommenderConfig(AppConfig):
         hooks.store_installed.connect(
             lifecycle.start_catalog_sync, dispatch_uid="recommender-catalog-sync"
         )
+        hooks.store_details_changed.connect(
+            lifecycle.grant_if_now_paying, dispatch_uid="recommender-grant-if-paying"
+        )
         hooks.store_redacted.connect(lifecycle.purge_store_data, dispatch_uid="recommender-purge")
         hooks.customer_redacted.connect(
             lifecycle.redact_customer_orders, dispatch_uid="recommender-customer-redact"

@@ -36,6 +36,12 @@ def welcome(sender: Any, *, store: Store, **kwargs: Any) -> None:
     ledger.grant_starter_credits(store)
 
 
+def grant_if_now_paying(sender: Any, *, store: Store, **kwargs: Any) -> None:
+    """store_details_changed: a shop installed on a trial or development plan that now pays
+    Shopify gets the starter grant (once per shop domain ever, as at install)."""
+    ledger.grant_starter_credits(store)
+
+
 def start_catalog_sync(sender: Any, *, store: Store, **kwargs: Any) -> None:
     """store_installed: read the catalog."""
     sync.request_sync(store)

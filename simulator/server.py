@@ -208,6 +208,12 @@ class Handler(BaseHTTPRequestHandler):
                 after=int(data.get("after", 0)),
             )
             return self._json(200, {"ok": True})
+        if action == "close":  # the shop frozen (402) or locked (423) by Shopify
+            shop.closed_status = int(data.get("status", 402))
+            return self._json(200, {"ok": True})
+        if action == "reopen":
+            shop.closed_status = 0
+            return self._json(200, {"ok": True})
         if action == "expire-tokens":
             self.world.expire_access_tokens(shop)
             return self._json(200, {"ok": True})
@@ -519,6 +525,8 @@ class Handler(BaseHTTPRequestHandler):
                     "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"
                 },
             )
+        if shop.closed_status:
+            return self._json(shop.closed_status, {"errors": "Unavailable Shop"})
         if self._fault_response(shop, "graphql"):
             return None
         try:

@@ -105,6 +105,9 @@ class Shop:
     refresh_tokens: dict[str, float] = field(default_factory=dict)
     codes: dict[str, float] = field(default_factory=dict)  # authorization code -> expiry
     faults: Faults = field(default_factory=Faults)
+    # Shopify closes the Admin API to a shop it froze (402: unpaid bills) or locked (423: an
+    # account issue); 0 while open.
+    closed_status: int = 0
     bucket_available: float = BUCKET_SIZE
     bucket_updated: float = field(default_factory=time.monotonic)
     bulk_operations: list[dict[str, Any]] = field(default_factory=list)

@@ -15,6 +15,9 @@ from django.http import HttpRequest, HttpResponse
 # Sent with ``store=`` once a store is (re)installed and its details are recorded; the
 # catalog sync starts from here.
 store_installed = Signal()
+# Sent with ``store=`` when reconciliation read an active store's details again (its plan
+# may have changed: a trial that became a paying plan).
+store_details_changed = Signal()
 # Sent with ``store=`` inside the shop/redact transaction: receivers delete what they keep
 # of the shop. A receiver that raises rolls the redaction back, and the delivery is retried.
 store_redacted = Signal()

@@ -13,6 +13,9 @@ class Store(models.Model):
         INSTALLING = "installing", "Installing"
         ACTIVE = "active", "Active"
         NEEDS_REAUTH = "needs_reauth", "Needs re-authorisation"
+        # Shopify froze the shop (unpaid bills) or locked it: out of the exchange until its
+        # Admin API answers again (reconciliation looks).
+        FROZEN = "frozen", "Frozen or locked by Shopify"
         UNINSTALLED = "uninstalled", "Uninstalled"
         # After shop/redact: only the domain is left, for partners' ledger audit.
         REDACTED = "redacted", "Redacted"

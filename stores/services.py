@@ -21,6 +21,7 @@ from stores.auth import AuthError, require_shop_domain, verify_signed_query
 from stores.hooks import (
     customer_data_requested,
     customer_redacted,
+    store_details_changed,
     store_installed,
     store_redacted,
     web_pixel_settings,
@@ -143,6 +144,17 @@ def mark_needs_reauth(store: Store, *, reason: str) -> None:
     log.warning("store needs re-auth shop=%s reason=%s", store.shop_domain, reason)
 
 
+def mark_frozen(store: Store, *, reason: str) -> None:
+    """Shopify froze or locked the shop: out of the exchange (its products shown nowhere,
+    its widget off, no click to or from it billed) until reconciliation finds its Admin API
+    answering again (reconcile_installs)."""
+    Store.objects.filter(pk=store.pk, status=Store.Status.ACTIVE).update(
+        status=Store.Status.FROZEN, updated_at=timezone.now()
+    )
+    store.status = Store.Status.FROZEN
+    log.warning("store closed by Shopify shop=%s reason=%s", store.shop_domain, reason)
+
+
 def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
     """A usable access token, refreshing it first when it is about to expire.
 
@@ -209,6 +221,9 @@ def admin_graphql(
     except shopify.ShopifyAuthError as error:
         mark_needs_reauth(store, reason=error.detail)
         raise
+    except shopify.ShopUnavailable as error:
+        mark_frozen(store, reason=error.detail)
+        raise
 
 
 SHOP_DETAILS_QUERY = """
@@ -236,6 +251,23 @@ def sync_store_details(store: Store) -> Store:
     store.details_synced_at = timezone.now()
     store.save(update_fields=[*Store.DETAIL_FIELDS, "details_synced_at", "updated_at"])
     return store
+
+
+DETAILS_FRESH_FOR = timedelta(days=1)
+
+
+def _details_stale(store: Store) -> bool:
+    synced = store.details_synced_at
+    return synced is None or timezone.now() - synced > DETAILS_FRESH_FOR
+
+
+def _refresh_details(store: Store) -> None:
+    try:
+        sync_store_details(store)
+    except shopify.ShopifyError as error:
+        log.warning("shop details not read shop=%s detail=%s", store.shop_domain, error.detail)
+        return
+    store_details_changed.send(sender=Store, store=store)
 
 
 def after_install(store: Store) -> None:
@@ -493,22 +525,39 @@ INSTALLATION_QUERY = "query Installation { currentAppInstallation { accessScopes
 
 
 def reconcile_installs(*, limit: int = 500) -> int:
-    """Ask Shopify whether each active store still has us installed with our scopes.
+    """Ask Shopify whether each active store still has us installed with our scopes, and
+    whether each store Shopify froze or locked is open again.
 
     A store whose credentials Shopify refuses becomes "needs re-auth" (admin_graphql does
-    that), which takes its products out of the exchange until the merchant opens the app.
+    that), which takes its products out of the exchange until the merchant opens the app;
+    one Shopify froze or locked becomes "frozen" the same way, and is active again (its
+    catalog read again: its webhooks may not have come meanwhile) once Shopify answers.
+    A store's details are read again once a day: a shop that starts paying Shopify after a
+    trial gets the starter grant then (store_details_changed).
     """
     checked = 0
-    for store in Store.objects.filter(status=Store.Status.ACTIVE).order_by("updated_at")[:limit]:
+    statuses = [Store.Status.ACTIVE, Store.Status.FROZEN]
+    for store in Store.objects.filter(status__in=statuses).order_by("updated_at")[:limit]:
         try:
             data = admin_graphql(store, INSTALLATION_QUERY).data
-        except shopify.ShopifyAuthError:
+        except (shopify.ShopifyAuthError, shopify.ShopUnavailable):
             checked += 1
             continue
         except shopify.ShopifyError as error:
             log.warning("reconcile skipped shop=%s detail=%s", store.shop_domain, error.detail)
             continue
         checked += 1
+        if store.status == Store.Status.FROZEN:
+            reopened = Store.objects.filter(pk=store.pk, status=Store.Status.FROZEN).update(
+                status=Store.Status.ACTIVE, updated_at=timezone.now()
+            )
+            if reopened:
+                store.status = Store.Status.ACTIVE
+                log.info("store open again shop=%s", store.shop_domain)
+                after_install(store)
+                continue
+        elif _details_stale(store):
+            _refresh_details(store)
         scopes = ",".join(s["handle"] for s in data["currentAppInstallation"]["accessScopes"])
         if missing_scopes(scopes):
             mark_needs_reauth(store, reason="scopes revoked: " + ",".join(missing_scopes(scopes)))

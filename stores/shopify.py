@@ -51,6 +51,11 @@ class ShopifyUnavailable(ShopifyError):
     """Shopify failed (5xx), timed out or could not be reached; worth retrying later."""
 
 
+class ShopUnavailable(ShopifyError):
+    """Shopify closed the shop's Admin API: frozen for unpaid bills (402) or locked (423).
+    https://shopify.dev/docs/api/usage/response-codes"""
+
+
 @dataclass(frozen=True)
 class TokenGrant:
     """An expiring offline access token and its refresh token, as Shopify issued them."""
@@ -291,6 +296,10 @@ def graphql(
         raise ShopifyAuthError("Admin API rejected the access token", status=401)
     if result.log.code == "graphql_errors":
         return _raise_for_graphql_errors(result.response.body)
+    if status in (402, 423):
+        raise ShopUnavailable(
+            f"the shop is {'frozen' if status == 402 else 'locked'}", status=status
+        )
     if status == 429:
         raise ShopifyThrottled("Admin API rate limit (429)", retry_after=2.0)
     if status == 0 or status >= 500:

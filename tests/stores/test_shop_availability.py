@@ -1,0 +1,66 @@
+"""A shop Shopify freezes (unpaid bills: 402) or locks (423) leaves the exchange until it
+answers again, and a shop that starts paying Shopify gets the starter grant then.
+Through the real client over HTTP to the simulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from recommender.exchange import ledger, rules
+from recommender.ranking.network import network_state
+from stores import services, shopify
+from stores.models import Store
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(("status", "how"), [(402, "frozen"), (423, "locked")])
+def test_a_frozen_or_locked_shop_leaves_the_exchange_until_it_answers_again(
+    simulator, install, settings, status, how
+):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    store = install("alpha")
+    services.after_install(store)
+    simulator.control("alpha", "close", status=status)
+
+    with pytest.raises(shopify.ShopUnavailable):
+        services.admin_graphql(store, "query { shop { name } }")
+    closed = Store.objects.get(pk=store.pk).status
+    out = store.pk not in network_state().participating
+
+    simulator.control("alpha", "reopen")
+    services.reconcile_installs()
+
+    assert (closed, out) == (Store.Status.FROZEN, True)
+    assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
+    assert store.pk in network_state().participating
+
+
+def test_reconciliation_finds_a_shop_frozen_while_nothing_asked(simulator, install):
+    store = install("alpha")
+    simulator.control("alpha", "close", status=402)
+
+    services.reconcile_installs()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.FROZEN
+
+
+def test_a_shop_that_starts_paying_shopify_gets_the_starter_grant_then(simulator, install):
+    simulator.shop("alpha").plan = "Development"
+    store = install("alpha")
+    services.after_install(store)
+    assert ledger.balance(store) == 0  # a development store gets no grant
+
+    simulator.shop("alpha").plan = "Basic"
+    services.reconcile_installs()  # its details read a moment ago: not read again yet
+    unchanged = ledger.balance(store)
+    a_day_later = timezone.now() - services.DETAILS_FRESH_FOR - timedelta(minutes=1)
+    Store.objects.filter(pk=store.pk).update(details_synced_at=a_day_later)
+    services.reconcile_installs()
+
+    assert unchanged == 0
+    assert Store.objects.get(pk=store.pk).plan_name == "Basic"
+    assert ledger.balance(store) == rules.STARTER_GRANT
