@@ -25,15 +25,12 @@ class TTLCache:
     """A small cache whose entries live RECOMMENDER_STATE_TTL_SECONDS: the same freshness
     promise the network state makes (merchant changes show within it)."""
 
-    def __init__(self, size: int = 20_000, *, ttl_seconds: float | None = None):
+    def __init__(self, size: int = 20_000):
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
-        self._ttl_seconds = ttl_seconds  # None: the freshness window
 
     def _ttl(self) -> float:
-        if self._ttl_seconds is not None:
-            return self._ttl_seconds
         return settings.RECOMMENDER_STATE_TTL_SECONDS
 
     def get(self, key: Hashable) -> Any:
@@ -45,8 +42,9 @@ class TTLCache:
             self._entries.move_to_end(key)
             return hit[1]
 
-    def put(self, key: Hashable, value: Any) -> None:
-        ttl = self._ttl()
+    def put(self, key: Hashable, value: Any, *, ttl_seconds: float | None = None) -> None:
+        """Keep ``value`` for the freshness window, or for ``ttl_seconds``."""
+        ttl = self._ttl() if ttl_seconds is None else ttl_seconds
         if ttl > 0:
             self._put(time.monotonic() + ttl, [(key, value)])
 
@@ -153,9 +151,9 @@ ranking_candidates = TTLCache(size=20_000)
 # product pk -> the Product row a widget shows (never changed): about 2 KB each, so 10 MB
 shown_products = TTLCache(size=5_000)
 click_targets = TTLCache()  # (store pk, Shopify product id) -> the product's URL
-# A click token this process followed -> where it sent the shopper (exchange.clicks): for as
-# long as a token bills (rules.CLICK_TOKEN_MAX_AGE), at most 50,000 of them (about 15 MB)
-followed_tokens = TTLCache(size=50_000, ttl_seconds=2 * 3600)
+# A click token this process followed -> where it last sent the shopper and how many of its
+# follows were recorded (exchange.clicks): at most 50,000 of them (about 15 MB)
+followed_tokens = TTLCache(size=50_000)
 # (purpose, period) -> that period's visitor or address salt (exchange.rules), as a Mac
 visitor_salts: dict[tuple[str, int], Any] = {}
 visitor_salts_lock = threading.Lock()

@@ -53,8 +53,10 @@ class ClickOutcome:
     click_id: int | None = None  # the recorded click, settled right after (settle_clicks)
 
 
-# The outcome of a link this process followed before (follow_click): sent on, not recorded.
+# The outcome of a link followed again once this process recorded RECORDED_FOLLOWS of it
+# (follow_click): sent on, not recorded.
 FOLLOWED_AGAIN = "followed again"
+RECORDED_FOLLOWS = 3
 
 
 def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> ClickOutcome:
@@ -82,13 +84,14 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
         return ClickOutcome(location, "expired")
     if token.source_store_id != host.pk:
         return ClickOutcome(None, "issued for another store")
-    # A link followed again (a double click, the back button, a script replaying it) goes
-    # where it went the first time, with the same reference, and is not recorded again:
-    # one page view's link is one click, and replays fill neither the table nor the
-    # settler's queue. Kept per process, so at most one row per web process.
+    # A link is recorded the first few times it is followed (a double click, a link preview
+    # before the shopper, the back button after a click too quick for the view to count:
+    # each judged on its own), then sent on where it went last, with that reference, and
+    # not recorded: a script replaying a link fills neither the table nor the settler's
+    # queue. Kept per process for as long as a link bills.
     followed = runtime.followed_tokens.get(token.token_id)
-    if followed is not None:
-        return ClickOutcome(followed, FOLLOWED_AGAIN)
+    if followed is not None and followed[1] >= RECORDED_FOLLOWS:
+        return ClickOutcome(followed[0], FOLLOWED_AGAIN)
     url = _target_url(token)
     if not url:
         return ClickOutcome(_storefront_instead(token, host), "product gone")
@@ -96,7 +99,12 @@ def follow_click(*, host: Store, raw_token: str, ip: str, user_agent: str) -> Cl
     # The partner's web pixel reads the reference where the shopper lands (order attribution).
     location = _with_utm(url, host, reference=attribution.click_reference(click))
     if location is not None:
-        runtime.followed_tokens.put(token.token_id, location)
+        recorded = (followed[1] if followed else 0) + 1
+        runtime.followed_tokens.put(
+            token.token_id,
+            (location, recorded),
+            ttl_seconds=rules.CLICK_TOKEN_MAX_AGE.total_seconds(),
+        )
     return ClickOutcome(location, click.reason, click.pk)
 
 
