@@ -170,7 +170,10 @@ def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
         return store.access_token
     with transaction.atomic():
         locked = Store.objects.select_for_update().get(pk=store.pk)
-        if locked.status != Store.Status.ACTIVE or not locked.refresh_token:
+        # A frozen shop's token expires while Shopify keeps it closed; reconciliation needs a
+        # fresh one to see it open again.
+        refreshable = (Store.Status.ACTIVE, Store.Status.FROZEN)
+        if locked.status not in refreshable or not locked.refresh_token:
             raise shopify.ShopifyAuthError("store has no usable credentials")
         token_changed = locked.access_token != store.access_token
         if token_changed or (not force_refresh and not _expiring(locked, margin)):
@@ -554,7 +557,7 @@ def reconcile_installs(*, limit: int = 500) -> int:
             if reopened:
                 store.status = Store.Status.ACTIVE
                 log.info("store open again shop=%s", store.shop_domain)
-                after_install(store)
+                _enqueue_after_install(store.pk)  # its details and catalog read afresh
                 continue
         elif _details_stale(store):
             _refresh_details(store)

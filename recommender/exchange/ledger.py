@@ -178,18 +178,19 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     Releasing bills the click as settling it would now: the partner pays (under its lock,
     and only if it can pay now: never below zero) and the source is paid; a click the rules
     no longer allow (either store gone, the partner paused, a block either way since) or the
-    partner can no longer pay is voided instead. A voided click is no longer billable in
-    anyone's figures. Safe to run twice: each is resolved once."""
+    partner can no longer pay is voided instead, and one whose store is out for a while
+    (Shopify froze it, or it must be authorised again) stays held for a later release. A
+    voided click is no longer billable in anyone's figures. Safe to run twice: each is
+    resolved once."""
     released = voided = 0
     for held in _unresolved_held().filter(store=store).order_by("pk"):
         try:
             with transaction.atomic():
                 lock_for_transaction(BILLING)  # charges serialised with settling clicks
-                pays = (
-                    release
-                    and _still_billable(store.pk, held.counterparty_id)
-                    and can_pay_a_click(held.counterparty_id)
-                )
+                state = _release_state(store.pk, held.counterparty_id) if release else "void"
+                if state == "wait":
+                    continue
+                pays = state == "bill" and can_pay_a_click(held.counterparty_id)
                 kind = LedgerEntry.Kind.RELEASE if pays else LedgerEntry.Kind.VOID
                 LedgerEntry.objects.create(
                     store=store, kind=kind, amount=held.amount if pays else Decimal("0"),
@@ -211,36 +212,45 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     return released, voided
 
 
-def _still_billable(source_id: int, target_id: int) -> bool:
-    """Whether settling a click from ``source_id`` to ``target_id`` would bill it now, but
-    for the partner's balance (exchange.clicks judges a batch the same way)."""
-    active = Store.objects.filter(pk__in=[source_id, target_id], status=Store.Status.ACTIVE)
-    if active.count() < 2:
-        return False
-    widgets = WidgetSettings.objects.filter(store_id__in=[source_id, target_id])
-    if widgets.filter(store_id=target_id, enabled=False).exists():
-        return False
+# A store out of the exchange for a while, not for good: its held clicks wait.
+_OUT_FOR_A_WHILE = (Store.Status.FROZEN, Store.Status.NEEDS_REAUTH)
+
+
+def _release_state(source_id: int, target_id: int) -> str:
+    """ "bill" when settling a click from ``source_id`` to ``target_id`` would bill it now
+    but for the partner's balance (exchange.clicks judges a batch the same way); "wait"
+    while either store is out for a while; else "void"."""
+    statuses = dict(Store.objects.filter(pk__in=[source_id, target_id]).values_list("pk", "status"))
+    if any(statuses.get(pk) in _OUT_FOR_A_WHILE for pk in (source_id, target_id)):
+        return "wait"
+    if any(statuses.get(pk) != Store.Status.ACTIVE for pk in (source_id, target_id)):
+        return "void"
+    if WidgetSettings.objects.filter(store_id=target_id, enabled=False).exists():
+        return "void"
     blocks = WidgetSettings.blocked_stores.through.objects.filter(
         Q(widgetsettings__store_id=source_id, store_id=target_id)
         | Q(widgetsettings__store_id=target_id, store_id=source_id)
     )
-    return not blocks.exists()
+    return "void" if blocks.exists() else "bill"
 
 
 def partner_ledger(store: Store, *, since: datetime | None = None) -> list[PartnerLedgerRow]:
     """Per partner: billable clicks sent to them, received from them, and net credits
     (since ``since``, else ever)."""
-    # A held click is sent until an operator voids it (its release is not a second click).
-    sent = Q(kind__in=[LedgerEntry.Kind.EARN, LedgerEntry.Kind.HELD])
-    voided = Q(kind=LedgerEntry.Kind.VOID)
+    # A held click is sent unless an operator voided it (whenever that was; its release is
+    # not a second click).
+    voided = LedgerEntry.objects.filter(resolves=OuterRef("pk"), kind=LedgerEntry.Kind.VOID)
+    sent = Q(kind=LedgerEntry.Kind.EARN) | Q(kind=LedgerEntry.Kind.HELD, voided=False)
     received = Q(kind=LedgerEntry.Kind.SPEND)
-    entries = LedgerEntry.objects.filter(store=store, counterparty__isnull=False)
+    entries = LedgerEntry.objects.filter(store=store, counterparty__isnull=False).annotate(
+        voided=Exists(voided)
+    )
     if since is not None:
         entries = entries.filter(created_at__gte=since)
     rows = (
         entries.values("counterparty_id", "counterparty__shop_domain", "counterparty__name")
         .annotate(
-            clicks_sent=Count("id", filter=sent) - Count("id", filter=voided),
+            clicks_sent=Count("id", filter=sent),
             clicks_received=Count("id", filter=received),
             net=Sum("amount", filter=_IN_BALANCE),
         )

@@ -147,8 +147,9 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
             sent_reference, from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
         )
     )
-    # Billable clicks sent (held ones included) over viewable impressions, the rate review
-    # judges a store by: raw clicks count bots and rows never seen, and can outnumber views.
+    # Billable clicks sent (held ones included) over viewable impressions: raw clicks count
+    # bots and rows never seen, and can outnumber views. (Review judges a store by the same
+    # clicks over the views that showed partner items, smoothed: exchange.review.)
     impressions = summed["impressions"]
     ctr = round(summed["sent_billable"] / impressions, 4) if impressions else None
     per_1000 = attribution.per_1000(summed["revenue_sent"], summed["impressions"])

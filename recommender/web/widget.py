@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import NotRequired, TypedDict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from babel.core import UnknownLocaleError
+from babel.core import Locale, UnknownLocaleError
 from babel.numbers import format_currency
 
 from recommender import runtime
@@ -42,6 +42,9 @@ class WidgetItem(TypedDict):
     # (/fr/products/<handle>); the product's onlineStoreUrl is the primary domain in the
     # default language, which would move a shopper off their language or market domain.
     handle: NotRequired[str]
+    # ... and its URL as before, for a script a storefront still has from an earlier release
+    # of the theme extension (it ships on its own: `shopify app deploy`).
+    url: NotRequired[str]
     token: NotRequired[str]  # partner products: the signed click token
 
 
@@ -91,6 +94,7 @@ def widget_payload(
     )
     if not shown["items"] or shown["style"] is None:
         return {"items": []}
+    locale = known_locale(locale)
     impression_id = secrets.token_hex(12)
     rendered: list[WidgetItem] = []
     for entry in shown["items"]:
@@ -137,6 +141,7 @@ def _shown_items(host: Store, product_id: int | None) -> _Shown:
         }
         if not partner:
             item["handle"] = rec.product.handle
+            item["url"] = rec.product.url
         target = (rec.product.store_id, rec.product.shopify_id) if partner else None
         price = (rec.product.price_min, rec.product.currency)
         items.append({"item": item, "price": price, "target": target})
@@ -147,6 +152,16 @@ def _shown_items(host: Store, product_id: int | None) -> _Shown:
         "background_color": widget.background_color,
     }
     return {"items": items, "style": style, "cluster": learning.page_cluster(host, viewed)}
+
+
+@lru_cache(maxsize=1024)
+def known_locale(locale: str) -> str:
+    """The shopper's language as CLDR knows it ("pt-BR" is "pt_BR"), else "en": prices are
+    then kept per language there is, not per string a request may send."""
+    try:
+        return str(Locale.parse(locale.replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        return "en"
 
 
 # Prices and image URLs are kept per value: the same partner items fill page after page.

@@ -380,6 +380,23 @@ def test_releasing_a_held_click_the_rules_no_longer_allow_voids_it(pair, change)
     assert ledger.balance(sender) == rules.STARTER_GRANT
 
 
+@pytest.mark.parametrize("out", [Store.Status.FROZEN, Store.Status.NEEDS_REAUTH])
+def test_a_held_click_whose_partner_is_out_for_a_while_stays_held(pair, out):
+    """Shopify froze the partner, or it must authorise the app again: a release then would
+    lose the source its earning for good, so the click waits for a later release."""
+    sender, receiver = pair
+    held_click(sender, receiver)
+    Store.objects.filter(pk=receiver.pk).update(status=out)
+
+    waiting = ledger.resolve_held(sender, release=True)
+    Store.objects.filter(pk=receiver.pk).update(status=Store.Status.ACTIVE)
+    later = ledger.resolve_held(sender, release=True)
+
+    assert waiting == (0, 0)
+    assert later == (1, 0)
+    assert ledger.balance(sender) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+
+
 def test_voided_clicks_leave_the_billable_figures_of_both_stores(pair):
     """A click an operator voided was never billable: neither store's page counts it (both
     used to show it among billable clicks sent and received, with nothing paid for it)."""
@@ -396,6 +413,13 @@ def test_voided_clicks_leave_the_billable_figures_of_both_stores(pair):
     assert (sent["sent"], sent["sent_billable"]) == (2, 1)
     assert (received["received"], received["received_billable"]) == (2, 1)
     assert partner["clicks_sent"] == 1
+    # Voided days after it was held: a period holding the void and not the click counts
+    # neither (it used to count minus one).
+    LedgerEntry.objects.filter(click=voided).exclude(kind=LedgerEntry.Kind.VOID).update(
+        created_at=timezone.now() - timedelta(days=3)
+    )
+    (today,) = ledger.partner_ledger(sender, since=timezone.now() - timedelta(hours=1))
+    assert today["clicks_sent"] == 1
     assert Click.objects.get(pk=released.pk).billable
     assert (Click.objects.get(pk=voided.pk).billable, Click.objects.get(pk=voided.pk).reason) == (
         False, rules.VOIDED_IN_REVIEW,

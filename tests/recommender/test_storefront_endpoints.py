@@ -134,18 +134,21 @@ def test_disabled_widget_shows_nothing(client, shops):
     assert widget(client, viewed).json() == {"items": []}
 
 
-def test_own_products_come_with_their_handle_not_their_primary_domain_url(client, shops):
+def test_own_products_come_with_their_handle_and_their_url(client, shops):
     host, _, viewed, _ = shops
-    make_product(host, "Burr Grinder Brush", topic_vector("coffee", seed=3), handle="burr-brush")
+    make_product(host, "Burr Grinder Brush", topic_vector("coffee", seed=3), handle="burr-brush",
+                 url="https://host.example/products/burr-brush")  # fmt: skip
     index_events.rebuild_index()
 
     payload = widget(client, viewed).json()
 
     (own,) = [item for item in payload["items"] if item["slot"] == "own"]
     # The widget links it under the shopper's storefront root (/fr/products/burr-brush):
-    # the onlineStoreUrl is the primary domain in the default language.
+    # the onlineStoreUrl is the primary domain in the default language. The URL stays for
+    # the script of an earlier release, which storefronts keep until the extension ships.
     assert own["handle"] == "burr-brush"
-    assert "url" not in own and "token" not in own
+    assert own["url"] == "https://host.example/products/burr-brush"
+    assert "token" not in own
 
 
 @pytest.mark.parametrize(("placement", "on_collection_page"), [("product", False), ("all", True)])

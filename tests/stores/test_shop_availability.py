@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(("status", "how"), [(402, "frozen"), (423, "locked")])
 def test_a_frozen_or_locked_shop_leaves_the_exchange_until_it_answers_again(
-    simulator, install, settings, status, how
+    simulator, install, settings, task_queue, status, how
 ):
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     store = install("alpha")
@@ -32,11 +32,26 @@ def test_a_frozen_or_locked_shop_leaves_the_exchange_until_it_answers_again(
     out = store.pk not in network_state().participating
 
     simulator.control("alpha", "reopen")
+    task_queue.mark()
     services.reconcile_installs()
 
     assert (closed, out) == (Store.Status.FROZEN, True)
     assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
     assert store.pk in network_state().participating
+    # Its details and catalog read afresh: its webhooks may not have come meanwhile.
+    assert ("stores.tasks.after_install", (store.pk,)) in task_queue.new()
+
+
+def test_a_shop_frozen_longer_than_its_access_token_lives_is_found_open_again(simulator, install):
+    store = install("alpha")
+    simulator.control("alpha", "close", status=402)
+    services.reconcile_installs()
+    simulator.control("alpha", "expire-tokens")  # days frozen: the hour-long token is gone
+    simulator.control("alpha", "reopen")
+
+    services.reconcile_installs()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
 
 
 def test_reconciliation_finds_a_shop_frozen_while_nothing_asked(simulator, install):
