@@ -445,15 +445,26 @@
     }
     if (!list.children.length) list.appendChild(el("li", { class: "muted" }, "Nothing relevant to show on this page."));
   };
-  const fillPreviewChoices = async () => {
-    const r = await api("api/products?q=");
+  // The first 30 eligible products by title, or those the search finds: any page can be
+  // previewed, however large the catalog.
+  const fillPreviewChoices = async (query = "") => {
+    const r = await api(`api/products?eligible=1&q=${encodeURIComponent(query)}`);
     if (!r.ok) return; // the product list above shows the same failure
     const select = $("#preview-product");
-    for (const p of r.body.products.filter((product) => product.eligible)) {
+    for (const option of select.querySelectorAll("s-option:not([value=''])")) option.remove(); // "home page" stays
+    for (const p of r.body.products) {
       select.appendChild(el("s-option", { value: String(p.shopify_id) }, p.title));
     }
   };
   $("#preview-product").addEventListener("change", loadPreview);
+  let previewSearch;
+  // Not a setting: the search box must not mark the form changed.
+  $("#preview-search").addEventListener("input", (event) => {
+    event.stopPropagation();
+    clearTimeout(previewSearch);
+    previewSearch = setTimeout(() => fillPreviewChoices($("#preview-search").value), 150);
+  });
+  $("#preview-search").addEventListener("change", (event) => event.stopPropagation());
 
   // The fields are Polaris elements: read the saved state once they are defined.
   const FIELDS = ["s-checkbox", "s-text-field", "s-number-field", "s-color-field"];

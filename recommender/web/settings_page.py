@@ -163,10 +163,11 @@ def categories(request: EmbeddedRequest) -> JsonResponse:
 @embedded_api
 def products(request: EmbeddedRequest) -> JsonResponse:
     # ?opted_out=1: every product kept off the network (what the resource picker starts
-    # from), up to what one opt-out request takes.
+    # from), up to what one opt-out request takes; ?eligible=1: the preview's search.
     opted_out = request.GET.get("opted_out") == "1"
     products = stats.product_search(
         request.store, _search_text(request), opted_out_only=opted_out,
+        eligible_only=request.GET.get("eligible") == "1",
         limit=MAX_OPT_OUT_IDS if opted_out else 30,
     )  # fmt: skip
     return JsonResponse({"products": products})

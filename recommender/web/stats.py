@@ -313,11 +313,18 @@ def partner_search(store: Store, query: str, *, limit: int = 20) -> list[Partner
 
 
 def product_search(
-    store: Store, query: str, *, opted_out_only: bool = False, limit: int = 30
+    store: Store,
+    query: str,
+    *,
+    opted_out_only: bool = False,
+    eligible_only: bool = False,
+    limit: int = 30,
 ) -> list[ProductChoice]:
     found = Product.objects.filter(store=store, title__icontains=query)
     if opted_out_only:
         found = found.filter(opted_out=True)
+    if eligible_only:  # the preview: pages the widget can show something on
+        found = found.filter(eligible=True)
     products = found.order_by("title").values(
         "shopify_id", "title", "opted_out", "eligible", "ineligible_reason"
     )[:limit]

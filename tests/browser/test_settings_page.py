@@ -359,3 +359,17 @@ def test_choosing_a_suggestion_from_the_keyboard_returns_focus_to_the_search_fie
     assert search.evaluate("input => input === document.activeElement")
     assert search.input_value() == ""
     assert frame.get_by_role("listbox", name="Matching categories").count() == 1
+
+
+def test_the_preview_searches_the_products_it_offers(admin, simulator, live_exchange):
+    frame = open_settings(admin, simulator, "grinders")
+    options = frame.locator("#preview-product s-option")
+    options.nth(3).wait_for(state="attached")  # the home page and the three products
+    assert options.count() == 4
+
+    frame.locator("#preview-search input").fill("brush")
+
+    options.nth(2).wait_for(state="detached")  # the search's answer replaced the list
+    assert options.count() == 2
+    assert options.nth(0).get_attribute("value") == ""  # the home page stays
+    assert options.nth(1).inner_text() == "Coffee Grinder Brush"

@@ -493,6 +493,24 @@ def test_opted_out_products_are_listed_for_the_resource_picker(merchant):
     assert [p["shopify_id"] for p in listed] == [product.shopify_id]
 
 
+def test_the_preview_finds_any_eligible_product_by_its_title(merchant):
+    """The preview offered the first 30 products by title, drafts included: a merchant with
+    more could not preview most of their pages. It now searches eligible products."""
+    store = merchant.store
+    for n in range(5):
+        make_product(store, f"Aaa Draft {n}", eligible=False)  # first by title
+    for n in range(40):
+        make_product(store, f"Aeropress Filter {n:02d}")
+    make_product(store, "Zebra Mug")
+    make_product(store, "Zebra Mug Draft", eligible=False)
+
+    first = merchant("get", "/api/products?eligible=1&q=").json()["products"]
+    found = merchant("get", "/api/products?eligible=1&q=zebra").json()["products"]
+
+    assert len(first) == 30 and all(p["eligible"] for p in first)
+    assert [p["title"] for p in found] == ["Zebra Mug"]
+
+
 def test_released_earnings_count_as_earned_and_the_partner_table_keeps_to_the_period(merchant):
     store, partner_store = merchant.store, make_store("partner")
     now = timezone.now()
