@@ -447,12 +447,18 @@
   };
   // The first 30 eligible products by title, or those the search finds: any page can be
   // previewed, however large the catalog.
+  let previewAsked = 0;
   const fillPreviewChoices = async (query = "") => {
+    const asked = ++previewAsked;
     const r = await api(`api/products?eligible=1&q=${encodeURIComponent(query)}`);
-    if (!r.ok) return; // the product list above shows the same failure
+    if (!r.ok || asked !== previewAsked) return; // a failure shows in the product list above; a later search answers
     const select = $("#preview-product");
-    for (const option of select.querySelectorAll("s-option:not([value=''])")) option.remove(); // "home page" stays
+    // "Home page" and the product being previewed stay; the rest is the search's answer.
+    for (const option of select.querySelectorAll("s-option:not([value=''])")) {
+      if (option.getAttribute("value") !== select.value) option.remove();
+    }
     for (const p of r.body.products) {
+      if (String(p.shopify_id) === select.value) continue;
       select.appendChild(el("s-option", { value: String(p.shopify_id) }, p.title));
     }
   };

@@ -137,7 +137,10 @@ def needs_token_exchange(store: Store | None) -> bool:
 
 
 def mark_needs_reauth(store: Store, *, reason: str) -> None:
-    Store.objects.filter(pk=store.pk, status=Store.Status.ACTIVE).update(
+    """Shopify refuses our credentials: out of the exchange until the merchant opens the
+    app (a token exchange). A frozen shop too: it cannot come back without them."""
+    in_use = [Store.Status.ACTIVE, Store.Status.FROZEN]
+    Store.objects.filter(pk=store.pk, status__in=in_use).update(
         status=Store.Status.NEEDS_REAUTH, updated_at=timezone.now()
     )
     store.status = Store.Status.NEEDS_REAUTH
@@ -545,6 +548,9 @@ def reconcile_installs(*, limit: int = 500) -> int:
             data = admin_graphql(store, INSTALLATION_QUERY).data
         except (shopify.ShopifyAuthError, shopify.ShopUnavailable):
             checked += 1
+            # Looked at: to the back of the queue (a shop frozen for weeks must not take a
+            # place at the front of every run).
+            Store.objects.filter(pk=store.pk).update(updated_at=timezone.now())
             continue
         except shopify.ShopifyError as error:
             log.warning("reconcile skipped shop=%s detail=%s", store.shop_domain, error.detail)

@@ -237,8 +237,8 @@ def _release_state(source_id: int, target_id: int) -> str:
 def partner_ledger(store: Store, *, since: datetime | None = None) -> list[PartnerLedgerRow]:
     """Per partner: billable clicks sent to them, received from them, and net credits
     (since ``since``, else ever)."""
-    # A held click is sent unless an operator voided it (whenever that was; its release is
-    # not a second click).
+    # A held click is sent unless it was voided (whenever that was; its release is not a
+    # second click).
     voided = LedgerEntry.objects.filter(resolves=OuterRef("pk"), kind=LedgerEntry.Kind.VOID)
     sent = Q(kind=LedgerEntry.Kind.EARN) | Q(kind=LedgerEntry.Kind.HELD, voided=False)
     received = Q(kind=LedgerEntry.Kind.SPEND)

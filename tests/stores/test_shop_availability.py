@@ -54,6 +54,21 @@ def test_a_shop_frozen_longer_than_its_access_token_lives_is_found_open_again(si
     assert Store.objects.get(pk=store.pk).status == Store.Status.ACTIVE
 
 
+def test_a_frozen_shop_whose_credentials_are_refused_needs_the_merchant(simulator, install):
+    """Uninstalled while frozen, its uninstall webhook lost: it cannot come back by itself,
+    and must not stay frozen (waiting) for ever."""
+    store = install("alpha")
+    simulator.control("alpha", "close", status=402)
+    services.reconcile_installs()
+    simulator.world.app.app_url = "http://127.0.0.1:9"  # the webhook goes nowhere
+    simulator.world.webhooks.retries = 0
+    simulator.world.uninstall(simulator.shop("alpha"))
+
+    services.reconcile_installs()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.NEEDS_REAUTH
+
+
 def test_reconciliation_finds_a_shop_frozen_while_nothing_asked(simulator, install):
     store = install("alpha")
     simulator.control("alpha", "close", status=402)

@@ -12,7 +12,8 @@ from stores.models import Store
 class Command(BaseCommand):
     help = (
         "List stores with clicks held for review; --release SHOP bills them (each partner pays "
-        "if it can, else that click is voided), --void SHOP drops them."
+        "if settling would bill the click now and it can pay, else that click is voided; a "
+        "click whose store is frozen or must re-authorise waits), --void SHOP drops them."
     )
 
     def add_arguments(self, parser) -> None:
@@ -34,4 +35,11 @@ class Command(BaseCommand):
         if store is None:
             raise CommandError(f"unknown store {shop!r}")
         released, voided = ledger.resolve_held(store, release=bool(release))
-        self.stdout.write(f"{store.shop_domain}: {released} released, {voided} voided")
+        waiting = ledger.held_earnings(store)
+        note = (
+            f", {waiting:.2f} still held (a store is frozen or must re-authorise: release again "
+            "later)"
+            if waiting
+            else ""
+        )
+        self.stdout.write(f"{store.shop_domain}: {released} released, {voided} voided{note}")
