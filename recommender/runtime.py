@@ -30,9 +30,6 @@ class TTLCache:
         self._size = size
         self._lock = threading.Lock()
 
-    def _ttl(self) -> float:
-        return settings.RECOMMENDER_STATE_TTL_SECONDS
-
     def get(self, key: Hashable) -> Any:
         """The value kept for ``key``, or None."""
         with self._lock:
@@ -42,14 +39,13 @@ class TTLCache:
             self._entries.move_to_end(key)
             return hit[1]
 
-    def put(self, key: Hashable, value: Any, *, ttl_seconds: float | None = None) -> None:
-        """Keep ``value`` for the freshness window, or for ``ttl_seconds``."""
-        ttl = self._ttl() if ttl_seconds is None else ttl_seconds
-        if ttl > 0:
-            self._put(time.monotonic() + ttl, [(key, value)])
+    def put(self, key: Hashable, value: Any, *, ttl_seconds: float) -> None:
+        """Keep ``value`` for ``ttl_seconds`` (not the freshness window: what is kept so is
+        not a copy of the database)."""
+        self._put(time.monotonic() + ttl_seconds, [(key, value)])
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
-        ttl = self._ttl()
+        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
         if ttl <= 0:
             return compute()
         now = time.monotonic()
@@ -65,7 +61,7 @@ class TTLCache:
     def get_many(self, keys: Iterable[K], compute: Callable[[list[K]], dict[K, T]]) -> dict[K, T]:
         """The values of ``keys``, the missing ones computed in one call. A key ``compute``
         leaves out is remembered as absent for as long as a value would be."""
-        ttl = self._ttl()
+        ttl = settings.RECOMMENDER_STATE_TTL_SECONDS
         if ttl <= 0:
             return compute(list(keys))
         now = time.monotonic()

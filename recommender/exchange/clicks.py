@@ -39,7 +39,6 @@ from recommender.models import (
     Impression,
     LedgerEntry,
     Product,
-    WidgetSettings,
 )
 from stores.models import Store
 
@@ -554,21 +553,8 @@ class _Book:
         return [_Billed(*row) for row in rows.values_list(*_Billed.COLUMNS)]
 
     @cached_property
-    def active(self) -> set[int]:
-        rows = Store.objects.filter(pk__in=self.stores, status=Store.Status.ACTIVE)
-        return set(rows.values_list("pk", flat=True))
-
-    @cached_property
-    def paused(self) -> set[int]:
-        rows = WidgetSettings.objects.filter(store_id__in=self.stores, enabled=False)
-        return set(rows.values_list("store_id", flat=True))
-
-    @cached_property
-    def blocks(self) -> set[tuple[int, int]]:
-        rows = WidgetSettings.blocked_stores.through.objects.filter(
-            widgetsettings__store_id__in=self.stores, store_id__in=self.stores
-        )
-        return set(rows.values_list("widgetsettings__store_id", "store_id"))
+    def billing_state(self) -> ledger.BillingState:
+        return ledger.BillingState(self.stores)
 
     @cached_property
     def balances(self) -> dict[int, Decimal]:
@@ -630,14 +616,7 @@ class _Book:
     def _billing_state_forbids(self, *, source: int, target: int) -> str:
         """As things stand when the click is settled (under the BILLING lock): both stores
         installed, the partner still taking part and able to pay, no block either way."""
-        if source not in self.active:
-            return "store not active"
-        if target not in self.active:
-            return "partner not active"
-        if target in self.paused:
-            return "partner not participating"
-        if (source, target) in self.blocks or (target, source) in self.blocks:
-            return "blocked"
-        if self.balance(target) < rules.SPEND_PER_CLICK:
+        forbidden = self.billing_state.forbids(source=source, target=target)
+        if not forbidden and self.balance(target) < rules.SPEND_PER_CLICK:
             return "partner cannot pay"
-        return ""
+        return forbidden

@@ -7,6 +7,7 @@ if it can, and the source is paid) or voided (nothing moves)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
@@ -212,26 +213,47 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     return released, voided
 
 
+class BillingState:
+    """What billing a click between some stores depends on but the partner's balance, read
+    in three queries: their statuses, the paused widgets, the blocks among them. Settling
+    a batch (exchange.clicks) and releasing a held click judge by it alike."""
+
+    def __init__(self, store_ids: Iterable[int]) -> None:
+        ids = set(store_ids)
+        self.statuses = dict(Store.objects.filter(pk__in=ids).values_list("pk", "status"))
+        paused = WidgetSettings.objects.filter(store_id__in=ids, enabled=False)
+        self.paused = set(paused.values_list("store_id", flat=True))
+        blocks = WidgetSettings.blocked_stores.through.objects.filter(
+            widgetsettings__store_id__in=ids, store_id__in=ids
+        )
+        self.blocks = set(blocks.values_list("widgetsettings__store_id", "store_id"))
+
+    def forbids(self, *, source: int, target: int) -> str:
+        """Why a click from ``source`` to ``target`` cannot bill now, or "": both stores
+        installed, the partner still taking part, no block either way."""
+        if self.statuses.get(source) != Store.Status.ACTIVE:
+            return "store not active"
+        if self.statuses.get(target) != Store.Status.ACTIVE:
+            return "partner not active"
+        if target in self.paused:
+            return "partner not participating"
+        if (source, target) in self.blocks or (target, source) in self.blocks:
+            return "blocked"
+        return ""
+
+
 # A store out of the exchange for a while, not for good: its held clicks wait.
 _OUT_FOR_A_WHILE = (Store.Status.FROZEN, Store.Status.NEEDS_REAUTH)
 
 
 def _release_state(source_id: int, target_id: int) -> str:
     """ "bill" when settling a click from ``source_id`` to ``target_id`` would bill it now
-    but for the partner's balance (exchange.clicks judges a batch the same way); "wait"
-    while either store is out for a while; else "void"."""
-    statuses = dict(Store.objects.filter(pk__in=[source_id, target_id]).values_list("pk", "status"))
-    if any(statuses.get(pk) in _OUT_FOR_A_WHILE for pk in (source_id, target_id)):
+    but for the partner's balance; "wait" while either store is out for a while; else
+    "void"."""
+    state = BillingState([source_id, target_id])
+    if any(state.statuses.get(pk) in _OUT_FOR_A_WHILE for pk in (source_id, target_id)):
         return "wait"
-    if any(statuses.get(pk) != Store.Status.ACTIVE for pk in (source_id, target_id)):
-        return "void"
-    if WidgetSettings.objects.filter(store_id=target_id, enabled=False).exists():
-        return "void"
-    blocks = WidgetSettings.blocked_stores.through.objects.filter(
-        Q(widgetsettings__store_id=source_id, store_id=target_id)
-        | Q(widgetsettings__store_id=target_id, store_id=source_id)
-    )
-    return "void" if blocks.exists() else "bill"
+    return "void" if state.forbids(source=source_id, target=target_id) else "bill"
 
 
 def partner_ledger(store: Store, *, since: datetime | None = None) -> list[PartnerLedgerRow]:
