@@ -139,23 +139,23 @@ def needs_token_exchange(store: Store | None) -> bool:
 def mark_needs_reauth(store: Store, *, reason: str) -> None:
     """Shopify refuses our credentials: out of the exchange until the merchant opens the
     app (a token exchange). A frozen shop too: it cannot come back without them."""
-    in_use = [Store.Status.ACTIVE, Store.Status.FROZEN]
-    Store.objects.filter(pk=store.pk, status__in=in_use).update(
-        status=Store.Status.NEEDS_REAUTH, updated_at=timezone.now()
-    )
-    store.status = Store.Status.NEEDS_REAUTH
-    log.warning("store needs re-auth shop=%s reason=%s", store.shop_domain, reason)
+    _take_out(store, Store.Status.NEEDS_REAUTH, [Store.Status.ACTIVE, Store.Status.FROZEN],
+              why=f"needs re-auth: {reason}")  # fmt: skip
 
 
 def mark_frozen(store: Store, *, reason: str) -> None:
     """Shopify froze or locked the shop: out of the exchange (its products shown nowhere,
     its widget off, no click to or from it billed) until reconciliation finds its Admin API
     answering again (reconcile_installs)."""
-    Store.objects.filter(pk=store.pk, status=Store.Status.ACTIVE).update(
-        status=Store.Status.FROZEN, updated_at=timezone.now()
+    _take_out(store, Store.Status.FROZEN, [Store.Status.ACTIVE], why=f"closed by Shopify: {reason}")
+
+
+def _take_out(store: Store, status: str, taken_from: list[str], *, why: str) -> None:
+    Store.objects.filter(pk=store.pk, status__in=taken_from).update(
+        status=status, updated_at=timezone.now()
     )
-    store.status = Store.Status.FROZEN
-    log.warning("store closed by Shopify shop=%s reason=%s", store.shop_domain, reason)
+    store.status = status
+    log.warning("store out of the exchange shop=%s reason=%s", store.shop_domain, why)
 
 
 def access_token_for(store: Store, *, force_refresh: bool = False) -> str:
