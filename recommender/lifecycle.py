@@ -51,7 +51,7 @@ def start_catalog_sync(sender: Any, *, store: Store, **kwargs: Any) -> None:
 # the click itself stays for the ledgers that point at it.
 _NO_SHOPPER = {
     "user_agent": "", "visitor_hash": "", "previous_visitor_hash": "", "ip_hash": "",
-    "previous_ip_hash": "",
+    "previous_ip_hash": "", "site_hash": "", "previous_site_hash": "",
 }  # fmt: skip
 
 

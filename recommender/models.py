@@ -220,6 +220,10 @@ class Click(models.Model):
     # it is settled).
     previous_visitor_hash = models.CharField(max_length=64, blank=True)
     previous_ip_hash = models.CharField(max_length=64, blank=True)
+    # The IPv6 site (/48) the address is in, hashed the same way under both periods; blank
+    # for an IPv4 address, which is its own site (rules.site_hashes).
+    site_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    previous_site_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
     billable = models.BooleanField(default=False)
     # Set only on the billable click of an impression: one billable click per impression
     # (a unique index over the rows that have it, ONE_BILLED_PER_IMPRESSION).
@@ -263,6 +267,11 @@ class Click(models.Model):
                 fields=["source_store", "created_at"],
                 condition=models.Q(billable=True),
                 name="recommender_click_billed_src",
+            ),
+            models.Index(
+                fields=["site_hash", "created_at"],
+                condition=models.Q(billable=True) & ~models.Q(site_hash=""),
+                name="recommender_click_billed_site",
             ),
             # The settler's queue: small, since clicks are settled right after they are
             # recorded.

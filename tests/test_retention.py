@@ -64,7 +64,8 @@ def test_clicks_and_views_forget_the_shopper_after_the_retention_but_keep_the_le
     sender, target = make_store("sender"), make_store("target")
     old = timezone.now() - lifecycle.SHOPPER_DATA_RETENTION - timedelta(hours=1)
     shopper = {"user_agent": "Mozilla/5.0 (Shopper)", "visitor_hash": "v", "ip_hash": "a",
-               "previous_visitor_hash": "pv", "previous_ip_hash": "pa"}  # fmt: skip
+               "previous_visitor_hash": "pv", "previous_ip_hash": "pa", "site_hash": "s",
+               "previous_site_hash": "ps"}  # fmt: skip
     clicks = {}
     for age, when in (("old", old), ("recent", timezone.now())):
         clicks[age] = Click.objects.create(
@@ -80,7 +81,8 @@ def test_clicks_and_views_forget_the_shopper_after_the_retention_but_keep_the_le
 
     assert forgotten == {"clicks": 1, "impressions": 1}
     stripped = Click.objects.get(pk=clicks["old"].pk)
-    assert (stripped.user_agent, stripped.visitor_hash, stripped.ip_hash) == ("", "", "")
+    assert (stripped.user_agent, stripped.visitor_hash, stripped.ip_hash, stripped.site_hash,
+            stripped.previous_site_hash) == ("",) * 5  # fmt: skip
     assert stripped.billable and LedgerEntry.objects.filter(click=stripped).exists()
     assert Click.objects.get(pk=clicks["recent"].pk).user_agent == "Mozilla/5.0 (Shopper)"
     assert Impression.objects.get(impression_id="old").visitor_hash == ""

@@ -165,6 +165,7 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
     has its id, which the shopper's attribution reference carries."""
     now = timezone.now()
     addresses = rules.ip_hashes(ip, now=now)
+    sites = rules.site_hashes(ip, now=now)
     # Who clicked, not whom the token names: a view counts for a click only when the same
     # shopper made both (settlement compares this with the view's visitor).
     clicker = rules.visitor_hashes(ip=ip, user_agent=user_agent, now=now)
@@ -178,6 +179,8 @@ def record_click(*, token: ClickToken, ip: str, user_agent: str) -> Click:
         "previous_visitor_hash": clicker[1],
         "ip_hash": addresses[0],
         "previous_ip_hash": addresses[1],
+        "site_hash": sites[0],
+        "previous_site_hash": sites[1],
         "billable": False,
         "reason": CLICK_PENDING,
         "user_agent": user_agent[:300],
@@ -491,11 +494,13 @@ class _Billed:
     source: int
     visitor: str
     address: str
+    site: str
     product: int
     at: datetime
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
-        "source_store_id", "visitor_hash", "ip_hash", "target_product_id", "created_at"
+        "source_store_id", "visitor_hash", "ip_hash", "site_hash", "target_product_id",
+        "created_at",
     )  # fmt: skip
 
 
@@ -533,14 +538,18 @@ class _Book:
 
     @cached_property
     def by_shoppers(self) -> list[_Billed]:
-        """Billable clicks of the batch's visitors and addresses within the day window."""
+        """Billable clicks of the batch's visitors, addresses and IPv6 sites within the day
+        window."""
         batch = self.batch
         visitors = {h for c in batch for h in (c.visitor_hash, c.previous_visitor_hash) if h}
         addresses = {h for c in batch for h in (c.ip_hash, c.previous_ip_hash) if h}
+        sites = {h for c in batch for h in (c.site_hash, c.previous_site_hash) if h}
+        shoppers = Q(visitor_hash__in=visitors) | Q(ip_hash__in=addresses)
+        if sites:
+            shoppers |= Q(site_hash__in=sites)
         rows = Click.objects.filter(
-            Q(visitor_hash__in=visitors) | Q(ip_hash__in=addresses),
-            billable=True, created_at__gte=self.earliest - rules.DEDUPE_WINDOW,
-        )  # fmt: skip
+            shoppers, billable=True, created_at__gte=self.earliest - rules.DEDUPE_WINDOW
+        )
         return [_Billed(*row) for row in rows.values_list(*_Billed.COLUMNS)]
 
     @cached_property
@@ -566,7 +575,7 @@ class _Book:
     def bill(self, click: Click, *, held: bool) -> None:
         self.new_impressions.add(click.impression_id)
         self.new.append(
-            _Billed(click.source_store_id, click.visitor_hash, click.ip_hash,
+            _Billed(click.source_store_id, click.visitor_hash, click.ip_hash, click.site_hash,
                     click.target_product_id, click.created_at)
         )  # fmt: skip
         if not held:  # a held click charges nobody until it is released
@@ -607,6 +616,14 @@ class _Book:
             return "address limit"
         if sum(b.address in address for b in day) >= rules.BILLABLE_CLICKS_PER_IP_PER_DAY:
             return "address limit"
+        site = {click.site_hash, click.previous_site_hash} - {""}
+        if site:
+            from_site = [b for b in day if b.site in site and b.source == source]
+            in_hour = sum(b.at >= hour_start for b in from_site)
+            if in_hour >= rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR:
+                return rules.SITE_LIMIT
+            if len(from_site) >= rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY:
+                return rules.SITE_LIMIT
         sent = (*self.by_sources, *self.new)
         sent_in_hour = sum(b.source == source and b.at >= hour_start for b in sent)
         if sent_in_hour >= rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR:

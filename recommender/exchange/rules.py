@@ -44,6 +44,12 @@ BILLABLE_CLICKS_PER_VISITOR_PER_HOUR = 3
 BILLABLE_CLICKS_PER_IP_PER_HOUR = 10
 BILLABLE_CLICKS_PER_IP_PER_DAY = 30
 BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR = 600
+# Per IPv6 site (a /48) and sending store: a /48 holds 65,536 /64s, each an address of its
+# own to the limits above, and one is had for free from a tunnel broker. Counted per
+# sending store, since a mobile network's phones can share a /48, and their clicks spread
+# over the stores they shop at while a script's earn its own store.
+BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR = 20
+BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY = 60
 # Viewable impressions counted per 10 minutes; beyond them they are dropped.
 IMPRESSIONS_PER_VISITOR_PER_10_MIN = 30
 IMPRESSIONS_PER_IP_PER_10_MIN = 60
@@ -52,6 +58,7 @@ OWN_STORE = "own store"
 BOT = "bot"
 NO_VIEW = "no viewable impression"
 ANOTHER_SHOPPER = "not the shopper it was shown to"
+SITE_LIMIT = "site limit"
 # Visitor and address hashes rotate with their salt; two periods are checked so the 24 h
 # window holds across a rotation.
 VISITOR_SALT_PERIOD = timedelta(hours=24)
@@ -68,7 +75,9 @@ RULES_IN_WORDS = [
     "one billable click per view, none from known bots, none for a "
     "repeat of the same shopper on the same product within 24 hours, and within hourly limits "
     f"per shopper ({BILLABLE_CLICKS_PER_VISITOR_PER_HOUR}), per network address "
-    f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day) and per store "
+    f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day), per IPv6 site "
+    f"(/48) to one store ({BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR}, and "
+    f"{BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
     "be installed, the partner must still take part and be able to pay, and neither may block "
@@ -190,6 +199,27 @@ def ip_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
     period = _period(now)
     address = network_address(ip)
     return _salted(address, period, "address"), _salted(address, period - 1, "address")
+
+
+def site_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
+    """(current, previous) salted hashes of the IPv6 site (/48) an address is in, like
+    ``ip_hashes``; blank for an IPv4 address (or one carried in IPv6), which is its own
+    site to the limits."""
+    site = network_site(ip)
+    if site is None:
+        return "", ""
+    period = _period(now)
+    return _salted(site, period, "address"), _salted(site, period - 1, "address")
+
+
+@lru_cache(maxsize=4096)
+def network_site(ip: str) -> str | None:
+    """The /48 network of an IPv6 address (the most a site is given), or None for an IPv4
+    address or an IPv6 one that carries it."""
+    address = network_address(ip)
+    if "/" not in address:
+        return None
+    return str(ipaddress.IPv6Network((address.split("/")[0], 48), strict=False))
 
 
 @lru_cache(maxsize=4096)

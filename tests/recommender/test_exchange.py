@@ -762,15 +762,17 @@ def test_impressions_from_bots_or_of_the_wrong_shape_are_not_counted(pair, agent
 
 def test_redacting_a_store_strips_every_shopper_hash_from_the_clicks_partners_keep(pair):
     sender, receiver = pair
-    click = settled_click(token=token_for(sender, receiver), ip="203.0.113.9", user_agent=BROWSER)
+    ip = "2001:db8:5::9"  # IPv6: the click keeps its site too
+    click = settled_click(token=token_for(sender, receiver, ip=ip), ip=ip, user_agent=BROWSER)
     assert click.billable and click.previous_visitor_hash and click.previous_ip_hash
+    assert click.site_hash and click.previous_site_hash
     Store.objects.filter(pk=sender.pk).update(status=Store.Status.UNINSTALLED)
 
     services.redact_shop(shop_domain=sender.shop_domain, triggered_at=None, keep_delivery_id=0)
 
     kept = Click.objects.get(pk=click.pk)  # the receiver's ledger still points at it
     assert (kept.user_agent, kept.visitor_hash, kept.previous_visitor_hash, kept.ip_hash,
-            kept.previous_ip_hash) == ("", "", "", "", "")  # fmt: skip
+            kept.previous_ip_hash, kept.site_hash, kept.previous_site_hash) == ("",) * 7  # fmt: skip
 
 
 def test_a_partner_holding_exactly_the_price_of_a_click_pays_for_it(pair):
@@ -921,6 +923,60 @@ def test_the_addresses_of_one_ipv6_network_are_one_address_to_the_limits(pair):
 
     assert sum(c.billable for c in results) == allowed
     assert {c.reason for c in results[allowed:]} == {"address limit"}
+
+
+def site_click(sender, receiver, n: int, *, site: str = "2001:db8:77") -> Click:
+    """A click from the n-th /64 of an IPv6 site (/48), each from a browser of its own,
+    after its own view: what a script with a tunnelled /48 rotates through."""
+    ip, agent = f"{site}:{n:x}::1", BROWSER.replace("156.0", f"156.{n}")
+    token = token_for(sender, receiver, product_id=n, impression=f"{site}-{n}", ip=ip,
+                      user_agent=agent)  # fmt: skip
+    return settled_click(token=token, ip=ip, user_agent=agent)
+
+
+def test_rotating_the_64s_of_one_ipv6_site_bills_no_more_than_the_sites_limit(pair):
+    """A /48 (a tunnel broker gives one away) holds 65,536 /64s, each an address of its own
+    to the address limits. A script viewing and clicking from a new /64 each time, its views
+    padded so the rate looks ordinary, billed every click up to the store's hourly limit."""
+    sender, receiver = pair
+    traffic(sender, receiver, views=2_000, clicks_by_address={})  # an ordinary rate
+    allowed = rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR
+
+    results = [site_click(sender, receiver, n) for n in range(allowed + 3)]
+
+    assert len({c.ip_hash for c in results}) == allowed + 3  # every /64 its own address
+    assert sum(c.billable for c in results) == allowed
+    assert {c.reason for c in results[allowed:]} == {rules.SITE_LIMIT}
+    # Another site, and the same site's clicks for another store, are limited apart.
+    assert site_click(sender, receiver, 0, site="2001:db8:78").billable
+    other = make_store("other")
+    assert site_click(other, receiver, allowed + 3).billable
+
+
+def test_the_sites_daily_limit_bills_up_to_its_number_and_not_one_more(pair):
+    sender, receiver = pair
+    traffic(sender, receiver, views=5_000, clicks_by_address={})
+    block, _ = rules.site_hashes("2001:db8:77::1")
+    Click.objects.bulk_create(
+        Click(source_store=sender, target_store=receiver, target_product_id=30_000 + n,
+              impression_id=f"site-before-{n}", token_id=f"site-before-{n}",
+              visitor_hash=f"site-shopper-{n}", ip_hash=f"site-address-{n}", site_hash=block,
+              billable=True, reason="billable", created_at=timezone.now() - timedelta(hours=3))
+        for n in range(rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY - 1)
+    )  # fmt: skip
+
+    last, over = site_click(sender, receiver, 1), site_click(sender, receiver, 2)
+
+    assert last.billable
+    assert (over.billable, over.reason) == (False, rules.SITE_LIMIT)
+
+
+def test_an_ipv4_address_is_its_own_site(db):
+    assert rules.site_hashes("198.51.100.7") == ("", "")
+    assert rules.site_hashes("::ffff:198.51.100.7") == ("", "")
+    assert rules.site_hashes("2001:db8:77:1::1") == rules.site_hashes("2001:db8:77:ffff::9")
+    assert rules.site_hashes("2001:db8:77:1::1") != rules.site_hashes("2001:db8:78:1::1")
+    assert rules.site_hashes("2001:db8:77:1::1")[0] not in rules.ip_hashes("2001:db8:77:1::1")
 
 
 @pytest.mark.django_db
