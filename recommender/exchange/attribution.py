@@ -101,7 +101,10 @@ RULES_IN_WORDS = [
 REFERENCE_PARAMETER = "il_ref"
 _REFERENCE_SALT = "interlayer.click-reference"
 _PIXEL_KEY_SALT = "interlayer.pixel-key"
-_ORDER_ID = re.compile(r"^(?:gid://shopify/Order/)?(\d{1,20})$")
+# Shopify's order id, written one way: Shopify reads "0123" (or other digits than ASCII's)
+# as the number they make, so one order could be reported under several ids here and
+# attributed once for each. ASCII digits only, without leading zeros.
+_ORDER_ID = re.compile(r"^(?:gid://shopify/Order/)?0*([1-9][0-9]{0,19})$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 

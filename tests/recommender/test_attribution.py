@@ -133,8 +133,8 @@ def test_settings_stats_report_the_same_figures_as_the_network_summary(stores):
     sender, receiver = stores["sender"], stores["receiver"]
     for n, total in enumerate(["10.00", "15.55", "7.45"]):
         ref = attribution.click_reference(click(sender, receiver))
-        record_confirmed(store=receiver, reference=ref, order=order(str(n), total=total))
-    attribution.remove_refunded(store=receiver, order_id="2")
+        record_confirmed(store=receiver, reference=ref, order=order(str(n + 1), total=total))
+    attribution.remove_refunded(store=receiver, order_id="3")
 
     page = {s: stats.store_stats(stores[s], days=30) for s in ("sender", "receiver")}
     network = attribution.store_sales(since=stats.period_start(30))

@@ -328,3 +328,37 @@ def test_forged_reports_from_one_address_do_not_lock_out_other_shoppers_orders(
     assert sales(shop) == (1, 20.0)
     waiting = AttributedOrder.objects.filter(verified_at__isnull=True, rejected_at__isnull=True)
     assert waiting.count() <= attribution.MAX_UNCONFIRMED_PER_ADDRESS
+
+
+ALREADY = {"result": "already attributed"}
+NOT_AN_ID = {"error": "order id must be Shopify's order id"}
+
+
+@pytest.mark.parametrize(
+    ("written", "answer"),
+    [(lambda n: f"00{n}", ALREADY), (lambda n: f"gid://shopify/Order/0{n}", ALREADY),
+     (lambda n: str(n).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")), NOT_AN_ID)],
+    ids=["leading zeros", "gid with a leading zero", "arabic-indic digits"],
+)  # fmt: skip
+def test_one_order_reported_again_with_its_id_written_differently_counts_once(
+    bought, client, shop, task_queue, django_capture_on_commit_callbacks, written, answer
+):
+    """Shopify reads an order id as the number it writes, so "0123" is order 123 to it:
+    reported again with leading zeros, the same order was a second attribution, confirmed
+    by Shopify, and out of reach of the refund (which names the order as 123)."""
+    placed = bought()
+    receiver = shop["receiver"].shop_domain
+    body = {"key": attribution.pixel_key(receiver), "shop": receiver,
+            "event": "checkout_completed", "ref": shop["ref"],
+            "order": {"id": written(placed["id"]), "total": "20.00", "currency": "USD",
+                      "lines": 1}}  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+    confirm(task_queue)
+
+    assert again.json() == answer
+    assert sales(shop) == (1, 20.0)
+    post_webhook(client, "refunds/create", {"order_id": placed["id"]}, event_id="evt-refund-0")
+    webhooks.process_pending()
+    assert sales(shop) == (0, 0.0)
