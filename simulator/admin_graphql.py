@@ -65,7 +65,9 @@ type Order {
   currencyCode: CurrencyCode!
   totalPriceSet: MoneyBag!
   subtotalLineItemsQuantity: Int!
+  refunds(first: Int): [Refund!]!
 }
+type Refund { id: ID! }
 type MoneyBag { shopMoney: MoneyV2! }
 
 type Mutation {
@@ -320,6 +322,7 @@ def _resolve_order(root, info, id: str):  # noqa: A002 - the GraphQL argument na
         "currencyCode": order["currency"],
         "totalPriceSet": {"shopMoney": money},
         "subtotalLineItemsQuantity": sum(line["quantity"] for line in order["line_items"]),
+        "refunds": [{"id": f"gid://shopify/Refund/{r['id']}"} for r in order["refunds"]],
     }
 
 

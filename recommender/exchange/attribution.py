@@ -309,6 +309,7 @@ query AttributedOrder($id: ID!) {
     test
     totalPriceSet { shopMoney { amount currencyCode } }
     subtotalLineItemsQuantity
+    refunds(first: 1) { id }
   }
 }
 """
@@ -334,7 +335,8 @@ def _reject(order: AttributedOrder, why: str, now: datetime) -> str:
 def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     """Ask Shopify about a reported order: it counts (with Shopify's total, currency and
     number of items) only if the receiving shop has it, placed within the window after a
-    shopper's click, neither cancelled nor a test order; otherwise it is rejected. Shopify
+    shopper's click, neither cancelled nor a test order; otherwise it is rejected. One
+    refunded already is confirmed as refunded, in no figure. Shopify
     being unreachable raises; reconciliation asks again."""
     now = now or timezone.now()
     if order.verified_at is not None or order.rejected_at is not None:
@@ -367,8 +369,13 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
         return _reject(order, "a currency or total the figures cannot take", now)
     amounts = _amounts(order.store, total, currency)
     lines = int(found.get("subtotalLineItemsQuantity") or 0)
-    AttributedOrder.objects.filter(pk=order.pk).update(**amounts, line_count=lines, verified_at=now)
-    return "confirmed"
+    # A refund made before the order was reported found nothing to remove (refunds/create
+    # is not replayed): Shopify's answer is what says so.
+    refunded = {"refunded_at": now} if found.get("refunds") else {}
+    AttributedOrder.objects.filter(pk=order.pk).update(
+        **amounts, line_count=lines, verified_at=now, **refunded
+    )
+    return "confirmed, refunded" if refunded else "confirmed"
 
 
 def confirm_pending_orders(*, now: datetime | None = None) -> int:

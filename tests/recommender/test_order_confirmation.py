@@ -362,3 +362,22 @@ def test_one_order_reported_again_with_its_id_written_differently_counts_once(
     post_webhook(client, "refunds/create", {"order_id": placed["id"]}, event_id="evt-refund-0")
     webhooks.process_pending()
     assert sales(shop) == (0, 0.0)
+
+
+def test_an_order_refunded_before_it_is_reported_does_not_count(
+    client, simulator, shop, task_queue, django_capture_on_commit_callbacks
+):
+    """The refund's webhook found no attributed order to remove (the report came later: the
+    shopper's browser, or anyone holding the click reference and the order id, sends it
+    when it likes), so Shopify's answer about the order must say it was refunded."""
+    placed = pixels.place_order(simulator.world, simulator.shop("alpha"), 1000)
+    pixels.refund_order(simulator.world, simulator.shop("alpha"), placed["id"])
+    post_webhook(client, "refunds/create", {"order_id": placed["id"]}, event_id="evt-early")
+    webhooks.process_pending()
+    assert WebhookDelivery.objects.get(event_id="evt-early").outcome == "order not attributed"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert report(client, shop, order_id=placed["id"]) == "attributed"
+    confirm(task_queue)
+
+    assert sales(shop) == (0, 0.0)
