@@ -146,15 +146,22 @@ def pixel_settings(store: Store) -> dict[str, str]:
     }
 
 
+# A store out of the exchange for a while (Shopify refused our token, or froze the shop)
+# keeps its storefront and pixel: a shopper a partner sent there days before still buys,
+# and Shopify confirms the order once the store is back. The pixel reports only once.
+_TAKES_ORDERS = (Store.Status.ACTIVE, Store.Status.NEEDS_REAUTH, Store.Status.FROZEN)
+
+
 def pixel_store(*, key: str, shop: str) -> Store:
-    """The active store a pixel request speaks for: its key must be ours and name ``shop``."""
+    """The installed store a pixel request speaks for: its key must be ours and name
+    ``shop``."""
     try:
         key_shop = signing.Signer(salt=_PIXEL_KEY_SALT).unsign(key)
     except signing.BadSignature:
         raise AttributionRefused("pixel key is not valid", status=401) from None
     if key_shop != shop:
         raise AttributionRefused("pixel key belongs to another shop", status=403)
-    store = Store.objects.filter(shop_domain=shop, status=Store.Status.ACTIVE).first()
+    store = Store.objects.filter(shop_domain=shop, status__in=_TAKES_ORDERS).first()
     if store is None:
         raise AttributionRefused("unknown shop", status=404)
     return store

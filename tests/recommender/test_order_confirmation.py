@@ -16,7 +16,7 @@ from recommender.exchange import attribution, rules
 from recommender.models import AttributedOrder, Click
 from simulator import pixels
 from stores import shopify, webhooks
-from stores.models import WebhookDelivery
+from stores.models import Store, WebhookDelivery
 from tests.factories import make_store
 from tests.stores.test_webhooks import post_webhook
 
@@ -381,3 +381,31 @@ def test_an_order_refunded_before_it_is_reported_does_not_count(
     confirm(task_queue)
 
     assert sales(shop) == (0, 0.0)
+
+
+@pytest.mark.parametrize("status", [Store.Status.NEEDS_REAUTH, Store.Status.FROZEN])
+def test_an_order_placed_while_the_store_is_out_of_the_exchange_still_counts(
+    bought, shop, task_queue, status
+):
+    """A store Shopify refused our token for (or froze a while) keeps its storefront, its
+    web pixel and its shoppers' orders; a shopper a partner sent there days before buys.
+    The report was refused ("unknown shop") and, as the pixel reports once, lost to the
+    partner for good, though Shopify confirms it once the store is back."""
+    Store.objects.filter(pk=shop["receiver"].pk).update(status=status)
+
+    bought()  # reported: the pixel is answered 202
+    Store.objects.filter(pk=shop["receiver"].pk).update(status=Store.Status.ACTIVE)
+    confirm(task_queue)
+
+    assert sales(shop) == (1, 20.0)
+
+
+def test_an_uninstalled_stores_pixel_is_refused(client, shop):
+    Store.objects.filter(pk=shop["receiver"].pk).update(status=Store.Status.UNINSTALLED)
+    receiver = shop["receiver"].shop_domain
+    body = {"key": attribution.pixel_key(receiver), "shop": receiver, "event": "landing",
+            "ref": shop["ref"]}  # fmt: skip
+
+    response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+
+    assert (response.status_code, response.json()) == (404, {"error": "unknown shop"})
