@@ -103,8 +103,9 @@ _REFERENCE_SALT = "interlayer.click-reference"
 _PIXEL_KEY_SALT = "interlayer.pixel-key"
 # Shopify's order id, written one way: Shopify reads "0123" (or other digits than ASCII's)
 # as the number they make, so one order could be reported under several ids here and
-# attributed once for each. ASCII digits only, without leading zeros.
-_ORDER_ID = re.compile(r"^(?:gid://shopify/Order/)?0*([1-9][0-9]{0,19})$")
+# attributed once for each. ASCII digits only, without leading zeros. Checkout surfaces
+# may write it as an OrderIdentity gid, whose number is the order's id in the Admin API.
+_ORDER_ID = re.compile(r"^(?:gid://shopify/Order(?:Identity)?/)?0*([1-9][0-9]{0,19})$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 

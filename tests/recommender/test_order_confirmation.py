@@ -337,8 +337,9 @@ NOT_AN_ID = {"error": "order id must be Shopify's order id"}
 @pytest.mark.parametrize(
     ("written", "answer"),
     [(lambda n: f"00{n}", ALREADY), (lambda n: f"gid://shopify/Order/0{n}", ALREADY),
+     (lambda n: f"gid://shopify/OrderIdentity/{n}", ALREADY),
      (lambda n: str(n).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")), NOT_AN_ID)],
-    ids=["leading zeros", "gid with a leading zero", "arabic-indic digits"],
+    ids=["leading zeros", "gid with a leading zero", "order identity gid", "arabic-indic digits"],
 )  # fmt: skip
 def test_one_order_reported_again_with_its_id_written_differently_counts_once(
     bought, client, shop, task_queue, django_capture_on_commit_callbacks, written, answer
