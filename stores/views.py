@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 
 from stores import auth, hooks, services, shopify, webhooks
@@ -120,11 +121,18 @@ def session_token_bounce(request: HttpRequest) -> HttpResponse:
     """The bounce page: App Bridge fetches a fresh ID token and reloads the original URL."""
     shop = auth.valid_shop_domain(request.GET.get("shop"))
     reload_path = request.GET.get("shopify-reload", "")
-    if shop is None or not reload_path.startswith("/") or reload_path.startswith("//"):
+    if shop is None or not _is_local_path(reload_path):
         return HttpResponse("Bad request.", status=400)
     response = render(request, "stores/session_token.html")
     response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
     return response
+
+
+def _is_local_path(value: str) -> bool:
+    """A path on this host, as a browser reads it: App Bridge reloads ``shopify-reload``
+    with a fresh ID token appended, so a value a browser resolves to another host
+    (``/\\evil.com``, ``/<tab>/evil.com``) would hand that host the merchant's session."""
+    return value.startswith("/") and url_has_allowed_host_and_scheme(value, allowed_hosts=None)
 
 
 @require_GET

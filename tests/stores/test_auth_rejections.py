@@ -221,6 +221,32 @@ def test_bounce_page_rejects_bad_shop_and_offsite_reload(client):
     assert offsite.status_code == 400
 
 
+# Paths that pass a "starts with one slash" check but that a browser (and App Bridge, which
+# resolves shopify-reload against the page's origin) reads as another host: the reload
+# would carry the merchant's fresh ID token there.
+@pytest.mark.parametrize(
+    "reload_path",
+    ["/\\evil.com/x", "/\\/evil.com", "/\t/evil.com", "/\n/evil.com", "/\r/evil.com"],
+    ids=["backslash", "slash-backslash", "tab", "newline", "carriage-return"],
+)
+def test_bounce_page_rejects_a_reload_path_a_browser_reads_as_another_host(client, reload_path):
+    response = client.get(
+        "/auth/session-token", {"shop": "alpha.myshopify.com", "shopify-reload": reload_path}
+    )
+
+    assert response.status_code == 400
+    assert b"app-bridge" not in response.content
+
+
+def test_bounce_page_accepts_the_apps_own_reload_path(client):
+    reload_path = "/?embedded=1&shop=alpha.myshopify.com&host=YWRtaW4"
+    response = client.get(
+        "/auth/session-token", {"shop": "alpha.myshopify.com", "shopify-reload": reload_path}
+    )
+
+    assert response.status_code == 200
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
