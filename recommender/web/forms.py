@@ -23,7 +23,10 @@ class ListField(forms.Field):
     def to_python(self, value):
         if value in (None, ""):
             return []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        # A NUL is in no name, and PostgreSQL refuses one in the lookup that checks them.
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and "\x00" not in v for v in value
+        ):
             raise forms.ValidationError("Expected a list of names.")
         if len(value) > self.max_items:
             raise forms.ValidationError(f"At most {self.max_items} entries.")

@@ -144,7 +144,8 @@ def save_settings(request: EmbeddedRequest) -> JsonResponse:
 
 
 def _search_text(request: HttpRequest) -> str:
-    return request.GET.get("q", "")[:100]
+    # No name holds a NUL, and PostgreSQL refuses one in a query (a 500, not "no match").
+    return request.GET.get("q", "")[:100].replace("\x00", "")
 
 
 @require_GET

@@ -146,6 +146,16 @@ def test_out_of_range_values_are_400_with_the_field_named_and_nothing_saved(merc
     assert not SettingsChange.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["blocked_stores", "excluded_categories"])
+def test_a_nul_character_in_a_list_is_400_with_the_field_named_not_a_server_error(merchant, field):
+    # PostgreSQL text cannot hold NUL: unchecked, the lookup fails in the database (500).
+    response = merchant("post", "/api/settings", settings_body(**{field: ["beta\x00"]}))
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert not SettingsChange.objects.exists()
+
+
 def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_ids(merchant):
     Product.objects.filter(store=merchant.store).update(
         category_id="gid://shopify/TaxonomyCategory/hg-11-7",
@@ -373,6 +383,22 @@ def test_partner_and_category_search(merchant, install):
 
     assert [p["shop"] for p in partners] == ["beta.myshopify.com"]
     assert themselves == []
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [("/api/partners", "partners"), ("/api/products", "products"),
+     ("/api/products?eligible=1&", "products"), ("/api/categories", "categories")],
+)  # fmt: skip
+def test_a_search_with_a_nul_character_answers_like_one_without_it(merchant, install, path, key):
+    install("beta")
+    separator = "&" if path.endswith("&") else "?"
+
+    with_nul = merchant("get", f"{path.rstrip('&')}{separator}q=B%00")
+    without = merchant("get", f"{path.rstrip('&')}{separator}q=B")
+
+    assert with_nul.status_code == 200
+    assert with_nul.json()[key] == without.json()[key]
 
 
 # --- the set-up guide ----------------------------------------------------------------------
