@@ -144,7 +144,7 @@
       toast(r.body.error || "The sync could not be started. Try again.", true);
       return;
     }
-    toast("Catalog sync queued");
+    toast(r.body.queued ? "Catalog sync queued" : "Your catalog is already syncing");
     setTimeout(() => { loadOverview(); loadSetup(false); }, 2000);
   };
   $("#sync-now").addEventListener("click", () => syncNow($("#sync-now")));

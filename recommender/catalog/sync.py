@@ -69,15 +69,26 @@ class SyncAborted(Exception):
     """The store went away (uninstalled) while its catalog was being read."""
 
 
-def request_sync(store: Store) -> None:
-    """Queue a full sync of the store's catalog (install hook, operator command, merchant)."""
+def request_sync(store: Store, *, requeue: bool = False) -> bool:
+    """Queue a full sync of the store's catalog (install hook, operator command, merchant),
+    unless one is queued or running already: each is a full read of the catalog on the
+    workers every store shares, and a merchant's repeated clicks must not stack them up.
+    ``requeue`` queues one all the same (a sync whose task was lost). Returns whether a
+    sync was queued."""
     sync, _ = CatalogSync.objects.get_or_create(store=store)
-    CatalogSync.objects.filter(pk=sync.pk).exclude(state=CatalogSync.State.RUNNING).update(
-        state=CatalogSync.State.QUEUED
+    waiting = [CatalogSync.State.QUEUED, CatalogSync.State.RUNNING]
+    # One atomic UPDATE: of two concurrent requests, only one finds the sync not waiting.
+    queued = (
+        CatalogSync.objects.filter(pk=sync.pk)
+        .exclude(state__in=waiting)
+        .update(state=CatalogSync.State.QUEUED)
     )
+    if not queued and not requeue:
+        return False
     transaction.on_commit(
         lambda: enqueue("recommender.tasks.sync_catalog", store.pk, task_name=f"sync:{store.pk}")
     )
+    return True
 
 
 def resume_stalled_syncs(*, older_than: timedelta) -> int:
@@ -95,7 +106,7 @@ def resume_stalled_syncs(*, older_than: timedelta) -> int:
     count = 0
     for store in stalled:
         CatalogSync.objects.filter(store=store).update(updated_at=timezone.now())
-        request_sync(store)
+        request_sync(store, requeue=True)
         count += 1
     # Synced, but the embedding pass was cut short (a worker stopped mid-way).
     unembedded = (

@@ -212,5 +212,4 @@ def preview(request: EmbeddedRequest) -> JsonResponse:
 @require_POST
 @embedded_api
 def sync_now(request: EmbeddedRequest) -> JsonResponse:
-    sync.request_sync(request.store)
-    return JsonResponse({"queued": True})
+    return JsonResponse({"queued": sync.request_sync(request.store)})

@@ -263,6 +263,20 @@ def test_store_uninstalled_while_its_sync_waits_stops_before_the_next_page(
     assert Product.objects.filter(store=store).count() == 0
 
 
+def test_a_reinstall_syncs_even_when_the_last_sync_was_left_queued(
+    simulator, install, task_queue, django_capture_on_commit_callbacks
+):
+    # Uninstalled while its sync waited: the task found the store gone and left it queued.
+    store = install("alpha")
+    CatalogSync.objects.update_or_create(store=store, defaults={"state": CatalogSync.State.QUEUED})
+    task_queue.mark()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        store_tasks.after_install(store.pk)
+
+    assert ("recommender.tasks.sync_catalog", (store.pk,)) in task_queue.new()
+
+
 def test_product_deleted_mid_sync_is_removed_by_the_next_full_sync(simulator, install):
     products = add_products(simulator, "alpha", 5)
     store = install("alpha")

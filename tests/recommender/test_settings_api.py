@@ -17,6 +17,7 @@ from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
 from recommender.models import (
+    CatalogSync,
     Click,
     Impression,
     LedgerEntry,
@@ -482,6 +483,37 @@ def test_the_catalog_step_waits_for_a_sync_with_products_to_show(merchant):
 
     assert steps["catalog"]["status"] == "todo"
     assert steps["catalog"]["action"]["command"] == "sync"
+
+
+def test_sync_now_pressed_again_queues_no_second_full_read(
+    merchant, task_queue, django_capture_on_commit_callbacks
+):
+    # Each sync reads the whole catalog on the workers every store shares: a merchant's
+    # repeated clicks (or a script with their token) must not stack them up.
+    task_queue.mark()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = [merchant("post", "/api/sync").json() for _ in range(5)]
+        CatalogSync.objects.filter(store=merchant.store).update(state=CatalogSync.State.RUNNING)
+        while_running = merchant("post", "/api/sync").json()
+
+    assert answers == [{"queued": True}] + [{"queued": False}] * 4
+    assert while_running == {"queued": False}
+    assert task_queue.new() == [("recommender.tasks.sync_catalog", (merchant.store.pk,))]
+
+
+def test_sync_now_after_a_finished_sync_queues_one(
+    merchant, task_queue, django_capture_on_commit_callbacks
+):
+    CatalogSync.objects.filter(store=merchant.store).update(state=CatalogSync.State.DONE)
+    task_queue.mark()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = merchant("post", "/api/sync")
+
+    assert answer.json() == {"queued": True}
+    assert task_queue.new() == [("recommender.tasks.sync_catalog", (merchant.store.pk,))]
+    assert CatalogSync.objects.get(store=merchant.store).state == CatalogSync.State.QUEUED
 
 
 def test_a_theme_that_cannot_be_read_is_unknown_not_missing(merchant, simulator):

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         if store is None:
             raise CommandError(f"no active store {shop!r}")
         if not now:
-            catalog.request_sync(store)
+            catalog.request_sync(store, requeue=True)  # the operator asks for it
             self.stdout.write(f"sync of {domain} queued")
             return
         sync = catalog.sync_catalog(store)
