@@ -86,3 +86,31 @@ def test_settings_api_with_a_malformed_bearer_token_is_401(client, bad):
 
     assert_clean_401(response)
     assert response["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+
+
+# shopifyapp's verifiers parse a JSON body (to redact it for their log) before they check
+# anything, and Python's parser answers deep nesting with a RecursionError, not the
+# ValueError they expect: unsigned, such a body must still get a clean 401.
+TOO_DEEP = "[" * 3000
+
+
+def test_an_unsigned_webhook_body_nested_too_deep_is_401(client):
+    wrong = sign_body(b"another body", settings.SHOPIFY_API_SECRET)
+
+    response = client.post(
+        "/webhooks", data=TOO_DEEP, content_type="application/json",
+        HTTP_X_SHOPIFY_TOPIC="app/uninstalled", HTTP_X_SHOPIFY_HMAC_SHA256=wrong,
+        HTTP_X_SHOPIFY_SHOP_DOMAIN="alpha.myshopify.com", HTTP_X_SHOPIFY_EVENT_ID="e-deep",
+    )  # fmt: skip
+
+    assert_clean_401(response)
+
+
+def test_a_settings_api_body_nested_too_deep_with_a_bad_token_is_401(client):
+    response = client.post(
+        "/api/settings", data=TOO_DEEP, content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer not-a-jwt",
+    )  # fmt: skip
+
+    assert_clean_401(response)
+    assert response["X-Shopify-Retry-Invalid-Session-Request"] == "1"

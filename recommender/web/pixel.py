@@ -36,7 +36,7 @@ def pixel_events(request: HttpRequest) -> HttpResponse:
         return _answer({"error": "request too large"}, 413)
     try:
         body = json.loads(request.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the parser's answer to nesting too deep
         return _answer({"error": "invalid JSON"}, 400)
     if not isinstance(body, dict) or not all(
         isinstance(body.get(k), str) for k in ("key", "shop", "event", "ref")

@@ -80,7 +80,7 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
         return JsonResponse({"error": "send JSON"}, status=415)
     try:
         body = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # the parser's answer to nesting too deep
         return JsonResponse({"error": "invalid JSON"}, status=400)
     return (
         body

@@ -235,3 +235,11 @@ def test_forged_pixel_requests_are_refused_with_a_clear_error(client, stores, fo
 
     assert (response.status_code, response.json()) == (status, {"error": error})
     assert not AttributedOrder.objects.exists()
+
+
+def test_a_pixel_body_nested_too_deep_to_parse_is_400_not_a_server_error(client):
+    # Anyone can post here; Python's JSON parser gives up on deep nesting with a
+    # RecursionError, not the ValueError of other malformed JSON.
+    response = client.post("/pixel/events", data="[" * 3000, content_type="text/plain")
+
+    assert (response.status_code, response.json()) == (400, {"error": "invalid JSON"})

@@ -157,6 +157,16 @@ def test_a_nul_character_in_a_list_is_400_with_the_field_named_not_a_server_erro
     assert not SettingsChange.objects.exists()
 
 
+def test_a_body_nested_too_deep_to_parse_is_400_not_a_server_error(merchant, client, simulator):
+    response = client.post(
+        "/api/settings", data="[" * 3000, content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {simulator.id_token('alpha')}",
+    )  # fmt: skip
+
+    assert (response.status_code, response.json()) == (400, {"error": "invalid JSON"})
+    assert not SettingsChange.objects.exists()
+
+
 def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_ids(merchant):
     Product.objects.filter(store=merchant.store).update(
         category_id="gid://shopify/TaxonomyCategory/hg-11-7",
