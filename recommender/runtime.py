@@ -158,6 +158,7 @@ product_topics = TTLCache(size=20_000)
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()
 item_feedback: CachedValue[Any] = CachedValue()  # ranking.learning's Feedback
+network_categories: CachedValue[dict[str, str]] = CachedValue()  # web.stats.known_categories
 # The thread settling this process's clicks (exchange.clicks.Settler), once it served one.
 click_settler: Any = None
 # This process's journal of clicks not yet inserted (exchange.click_journal), once it has one.
@@ -192,6 +193,7 @@ def reset() -> None:
     network_state.clear()
     network_ctr.clear()
     item_feedback.clear()
+    network_categories.clear()
     balance_book.clear()
     with index_holders_lock:
         for holder in index_holders.values():

@@ -10,6 +10,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from recommender import runtime
 from recommender.exchange import attribution, ledger
 from recommender.models import (
     AttributedOrder,
@@ -264,7 +265,14 @@ def catalog_overview(store: Store) -> CatalogOverview:
 
 
 def known_categories() -> dict[str, str]:
-    """Standard-taxonomy categories seen in the network, every level: full name -> id."""
+    """Standard-taxonomy categories seen in the network, every level: full name -> id.
+    Read from the products table at most once per RECOMMENDER_STATE_TTL_SECONDS in a
+    process (a DISTINCT over every product of the network, asked by every save and
+    every keystroke of a category search)."""
+    return runtime.network_categories.get(_read_known_categories)
+
+
+def _read_known_categories() -> dict[str, str]:
     rows = (
         Product.objects.exclude(category_id="")
         .values_list("category_id", "category_full_name")

@@ -26,6 +26,7 @@ from recommender.models import (
     WidgetSettings,
 )
 from recommender.ranking import live_index
+from recommender.web import stats
 from stores import services as store_services
 from stores import tasks
 from stores.models import Store
@@ -394,6 +395,26 @@ def test_partner_and_category_search(merchant, install):
 
     assert [p["shop"] for p in partners] == ["beta.myshopify.com"]
     assert themselves == []
+
+
+def test_the_networks_categories_are_read_once_per_freshness_window(
+    merchant, settings, django_assert_num_queries
+):
+    """Every save and every keystroke of a category search asks for them: a DISTINCT over
+    every product of the network, read once per RECOMMENDER_STATE_TTL_SECONDS."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 60
+    Product.objects.filter(store=merchant.store).update(
+        category_id=KETTLES,
+        category_full_name="Home & Garden > Kitchen & Dining > Kitchen Appliances",
+    )
+    runtime.network_categories.clear()  # what the page read before the products changed
+    first = stats.category_search("")
+
+    with django_assert_num_queries(0):
+        again = stats.category_search("")
+
+    assert first and again == first
+    assert merchant("get", "/api/categories?q=").json()["categories"] == first
 
 
 @pytest.mark.parametrize(
