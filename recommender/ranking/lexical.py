@@ -71,7 +71,6 @@ _QUANTITY = re.compile(
     r"|ghz|rpm|w|kw|v|mah|mp|k|p|gsm|ct|count|set|pcs?|pk|pack|pieces?|x)|\d+x\d+"
     r"|(?:19|20)\d\d|\d{1,4}"
 )
-_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 
 
 def lexical_text(*, title: str, vendor: str = "", product_type: str = "") -> str:
@@ -133,16 +132,25 @@ def identifier_agreement(query: str, candidate: str) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def _bare(text: str) -> str:
-    return _NOT_ALPHANUMERIC.sub("", unicodedata.normalize("NFKC", text).lower())
+def _bare(text: str) -> tuple[str, str]:
+    """A text's letters and digits as one run, and word by word (each word without its
+    separators, the words apart): a number is looked for in both (_written_in)."""
+    words = [
+        _SEPARATORS.sub("", word)
+        for word in _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    ]
+    return "".join(words), " ".join(words)
 
 
-def _written_in(code: str, text: str) -> bool:
+def _written_in(code: str, text: tuple[str, str]) -> bool:
     """A code inside a text's letters and digits; a number only where no digit adjoins it
-    ("12345" is not in "0123456")."""
+    ("12345" is not in "0123456"), in the run ("844994 002" is 844994002) or word by word
+    (where the run puts a number against another: "2541.80.00 2541.80.00")."""
+    run, words = text
     if not code.isdigit():
-        return code in text
-    return re.search(rf"(?<!\d){code}(?!\d)", text) is not None
+        return code in run
+    number = re.compile(rf"(?<!\d){code}(?!\d)")
+    return number.search(run) is not None or number.search(words) is not None
 
 
 def _hashed(prefix: str, items: list[str]) -> Counter:

@@ -84,6 +84,23 @@ def test_a_number_is_not_found_inside_a_longer_number():
 
 
 @pytest.mark.parametrize(
+    "candidate",
+    [
+        "Omega Seamaster 300m 2541.80.00 2541.80.00 Watch",  # written twice
+        "Sneakers Nike WMNS Roshe One 844994-002 844994-002 | Bludshop",
+        "Omega Seamaster 2541.80.00 300 Watch",  # beside another number
+    ],
+)
+def test_a_number_written_beside_another_number_is_still_found(candidate):
+    """Letters and digits only, a number written twice ran into itself ("2541800025418000")
+    and was found nowhere: the candidate carrying the query's own reference lost to a
+    sibling's."""
+    query = "Omega Seamaster 25418000" if "Omega" in candidate else "NIKE ROSHE ONE 844994002"
+
+    assert lexical.identifier_agreement(query, candidate) == 1
+
+
+@pytest.mark.parametrize(
     ("candidate", "agreement"),
     [
         # Inside a store's code: both of ours are in it, one of its two is in ours.
