@@ -208,6 +208,8 @@ class Handler(BaseHTTPRequestHandler):
                 after=int(data.get("after", 0)),
             )
             return self._json(200, {"ok": True})
+        if action == "release":  # a request held by a "hold" fault goes on
+            return self._json(200, {"released": shop.faults.release()})
         if action == "close":  # the shop frozen (402) or locked (423) by Shopify
             shop.closed_status = int(data.get("status", 402))
             return self._json(200, {"ok": True})
@@ -418,6 +420,9 @@ class Handler(BaseHTTPRequestHandler):
     def _fault_response(self, shop: Shop, channel: str) -> bool:
         mode = shop.faults.pop(channel)
         if mode is None or mode == "pass":
+            return False
+        if mode == "hold":
+            shop.faults.hold()
             return False
         if mode == "timeout":
             time.sleep(self.world.timeout_delay)

@@ -72,9 +72,12 @@ class Faults:
 
     ``after`` lets that many requests through first ("pass" entries), so a fault can land
     mid-way through a sync. Most modes answer the request with a failure; the shop events
-    ("expire-tokens", "uninstall") happen to the shop just before the request is served."""
+    ("expire-tokens", "uninstall") happen to the shop just before the request is served.
+    "hold" keeps a request waiting until a test releases it (``release``), then serves it:
+    an interleaving with other requests made exactly, not by timing."""
 
     queues: dict[str, deque] = field(default_factory=dict)
+    held: deque = field(default_factory=deque)  # one threading.Event per request held
 
     SHOP_EVENTS = frozenset({"expire-tokens", "uninstall"})
 
@@ -84,6 +87,19 @@ class Faults:
     def pop(self, channel: str) -> str | None:
         queue = self.queues.get(channel)
         return queue.popleft() if queue else None
+
+    def hold(self, timeout: float = 60) -> None:
+        """Keep the calling request waiting until ``release`` (or ``timeout`` seconds)."""
+        released = threading.Event()
+        self.held.append(released)
+        released.wait(timeout)
+
+    def release(self) -> bool:
+        """Let the longest-held request go on."""
+        if not self.held:
+            return False
+        self.held.popleft().set()
+        return True
 
     def pop_shop_event(self, channel: str) -> str | None:
         queue = self.queues.get(channel)

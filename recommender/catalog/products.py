@@ -133,6 +133,10 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
                     store=store, shopify_id=product_id, sync_generation=sync.generation, **fields
                 )
             )
+        elif _older_than_stored(fields, product):
+            # A bulk operation's file is a snapshot taken minutes ago: a webhook may have
+            # stored a later edit of this product since. Still seen (the UPDATE below).
+            continue
         elif any(getattr(product, name) != value for name, value in fields.items()):
             if product.eligible != fields["eligible"]:
                 # Out of the index at once; back in when its (current) vector is there.
@@ -161,6 +165,11 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
     return len(to_create) + sum(
         1 for p in to_update if p.content_hash != existing_hashes.get(p.shopify_id)
     )
+
+
+def _older_than_stored(fields: dict[str, Any], product: Product) -> bool:
+    incoming, stored = fields["shopify_updated_at"], product.shopify_updated_at
+    return bool(incoming and stored and incoming < stored)
 
 
 # The columns product_fields() fills, in one list for bulk_update.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -495,3 +497,55 @@ def test_embedding_pass_pairs_every_vector_with_its_product_and_catches_changes_
         expected = real.encode([embedding_text(product.__dict__)])[0]
         assert np.array_equal(np.frombuffer(product.vector, dtype=np.float32), expected)
     assert eligible[0].title == "Renamed"
+
+
+# --- interleavings, made exact with the simulator's "hold" fault --------------------------
+
+
+def sync_in_thread(store) -> threading.Thread:
+    """A catalog sync on a thread of its own (its own database connection), as a worker's."""
+
+    def run() -> None:
+        try:
+            catalog_sync.sync_catalog(store)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def wait_for_held(simulator, handle: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 10
+    while len(simulator.shop(handle).faults.held) < count:
+        assert time.monotonic() < deadline, "the request was never held"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_result_older_than_a_webhook_does_not_overwrite_the_webhooks_product(
+    client, simulator, install, settings
+):
+    """A bulk operation's file is a snapshot; the product was drafted, and its webhook
+    applied, after Shopify took it and before the sync stored it."""
+    settings.RECOMMENDER_BULK_THRESHOLD = 1
+    settings.SHOPIFY_HTTP_TIMEOUT = 10
+    store = install("alpha")
+    for product in simulator.shop("alpha").products.values():
+        product["updated_at"] = "2026-01-01T00:00:00Z"  # last edited long before this sync
+    # productsCount and bulkOperationRunQuery go through; the first status poll waits.
+    simulator.fault("alpha", "graphql", "hold", after=2)
+    syncing = sync_in_thread(store)
+    wait_for_held(simulator, "alpha")
+    drafted = simulator.world.upsert_product("alpha", {"id": 1000, "status": "draft"})
+    product_webhook(client, simulator, "products/update", drafted, "drafted-mid-sync")
+    webhooks.process_pending()
+    assert Product.objects.get(store=store, shopify_id=1000).status == "DRAFT"
+
+    simulator.control("alpha", "release")
+    syncing.join(timeout=30)
+
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
+    stored = Product.objects.get(store=store, shopify_id=1000)
+    assert (stored.status, stored.eligible) == ("DRAFT", False)
