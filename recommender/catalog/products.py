@@ -147,7 +147,7 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
                     index_changes.append((IndexEvent.Kind.UPSERT, product.pk))
             for name, value in fields.items():
                 setattr(product, name, value)
-            product.sync_generation = sync.generation
+            product.sync_generation = max(product.sync_generation, sync.generation)
             product.updated_at = now  # bulk_update skips auto_now
             to_update.append(product)
     with transaction.atomic():
@@ -157,8 +157,10 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
                 to_update, [*_FIELD_NAMES, "sync_generation", "updated_at"], batch_size=500
             )
         # Unchanged rows are only marked as seen by this sync: one UPDATE, no row rewrites.
-        Product.objects.filter(store=store, shopify_id__in=list(incoming)).exclude(
-            sync_generation=sync.generation
+        # Never back to an older generation: a later sync running beside this one (a
+        # requeued task, an operator's --now) saw them already, and would delete them.
+        Product.objects.filter(
+            store=store, shopify_id__in=list(incoming), sync_generation__lt=sync.generation
         ).update(sync_generation=sync.generation)
         for kind in (IndexEvent.Kind.REMOVE, IndexEvent.Kind.UPSERT):
             emit_index_events(kind, [(pk, store.pk) for k, pk in index_changes if k == kind])

@@ -62,7 +62,7 @@ FIRST_BULK_BATCH = 64
 
 
 # What a sync run moves forward, saved with every state change (plus ``updated_at``).
-_PROGRESS_FIELDS = ["generation", "products_seen", "cursor", "updated_at"]
+_PROGRESS_FIELDS = ["products_seen", "cursor", "updated_at"]
 
 
 class SyncAborted(Exception):
@@ -128,7 +128,10 @@ def sync_catalog(store: Store) -> CatalogSync:
     sync, _ = CatalogSync.objects.get_or_create(store=store)
     resuming = bool(sync.cursor) and sync.state == CatalogSync.State.FAILED
     if not resuming:
-        sync.generation += 1
+        # In the database: a sync started beside this one gets a generation of its own,
+        # and neither writes its own back over the other's.
+        CatalogSync.objects.filter(pk=sync.pk).update(generation=F("generation") + 1)
+        sync.refresh_from_db(fields=["generation"])
         sync.products_seen = 0
         sync.cursor = ""
     sync.state = CatalogSync.State.RUNNING

@@ -549,3 +549,30 @@ def test_a_bulk_result_older_than_a_webhook_does_not_overwrite_the_webhooks_prod
     assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
     stored = Product.objects.get(store=store, shopify_id=1000)
     assert (stored.status, stored.eligible) == ("DRAFT", False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_syncs_of_a_store_at_once_delete_nothing_shopify_still_has(
+    simulator, install, settings
+):
+    """A sync requested while one runs (a reinstall requeues it, an operator's --now, a
+    second worker taking a requeued task): the earlier one, behind, reads a page the later
+    one read already; the later one must not then take those products for deleted."""
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    settings.SHOPIFY_HTTP_TIMEOUT = 10
+    add_products(simulator, "alpha", 25)
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    simulator.fault("alpha", "graphql", "hold", after=1)  # the first sync's first page
+    behind = sync_in_thread(store)
+    wait_for_held(simulator, "alpha")
+    simulator.fault("alpha", "graphql", "hold", after=2)  # the second sync's second page
+    ahead = sync_in_thread(store)
+    wait_for_held(simulator, "alpha", count=2)
+
+    simulator.control("alpha", "release")  # the first sync reads all its pages and ends
+    behind.join(timeout=30)
+    simulator.control("alpha", "release")
+    ahead.join(timeout=30)
+
+    assert Product.objects.filter(store=store).count() == 27
