@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -90,6 +91,17 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _cut_short(self, body: bytes) -> None:
+        """A 200 that promises ``body`` and sends half of it before the connection drops
+        (a reset mid-response)."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None):
         self._send(status, json.dumps(payload), headers)
@@ -325,6 +337,8 @@ class Handler(BaseHTTPRequestHandler):
             data = shop.bulk_results.get(bulk.group(1))
             if data is None:
                 return self._json(404, {"errors": "Not Found"})
+            if self._fault_response(shop, "bulk", body=data):
+                return None
             return self._send(200, data, {"Content-Type": "application/jsonl"})
         if path == "/_sim/id-token":
             if not shop.installed:
@@ -417,7 +431,9 @@ class Handler(BaseHTTPRequestHandler):
         params["hmac"] = sign_query(params, app.api_secret)
         return self._redirect(f"{redirect_uri}?{urlencode(params)}")
 
-    def _fault_response(self, shop: Shop, channel: str) -> bool:
+    def _fault_response(self, shop: Shop, channel: str, *, body: bytes | None = None) -> bool:
+        """Answer with the next fault queued on ``channel``, if any; a "reset" cuts ``body``
+        (what the request would have had) short."""
         mode = shop.faults.pop(channel)
         if mode is None or mode == "pass":
             return False
@@ -443,6 +459,8 @@ class Handler(BaseHTTPRequestHandler):
                     },
                 ),
             )
+        elif mode == "reset":
+            self._cut_short(body or b'{"data": {"products": {"nodes": []}}}' + b" " * 1000)
         elif mode == "malformed":
             self._send(200, b'{"data": {"products": ', {"Content-Type": "application/json"})
         elif mode.isdigit():

@@ -68,7 +68,8 @@ class AppConfig:
 
 @dataclass
 class Faults:
-    """Queued failures per channel ("graphql", "token"): each entry fails one request.
+    """Queued failures per channel ("graphql", "token", "bulk": a bulk operation's result
+    download): each entry fails one request.
 
     ``after`` lets that many requests through first ("pass" entries), so a fault can land
     mid-way through a sync. Most modes answer the request with a failure; the shop events

@@ -333,10 +333,13 @@ def _raise_for_graphql_errors(body: str) -> GraphQLResponse:
 
 def download_lines(url: str):
     """Stream a bulk operation's JSONL result line by line (it can be large)."""
-    with http_client(timeout=120) as client, client.stream("GET", url) as response:
-        if response.status_code != 200:
-            raise ShopifyUnavailable(f"bulk result download failed ({response.status_code})")
-        yield from response.iter_lines()
+    try:
+        with http_client(timeout=120) as client, client.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise ShopifyUnavailable(f"bulk result download failed ({response.status_code})")
+            yield from response.iter_lines()
+    except httpx.HTTPError as error:  # cut off, timed out, unreachable: as Shopify's 5xx
+        raise ShopifyUnavailable(f"bulk result download failed ({type(error).__name__})") from None
 
 
 def throttle_wait(cost: dict[str, Any], *, next_cost: float | None = None) -> float:

@@ -576,3 +576,21 @@ def test_two_syncs_of_a_store_at_once_delete_nothing_shopify_still_has(
     ahead.join(timeout=30)
 
     assert Product.objects.filter(store=store).count() == 27
+
+
+def test_connection_reset_mid_bulk_download_fails_the_sync_with_a_reason(
+    simulator, install, settings
+):
+    settings.RECOMMENDER_BULK_THRESHOLD = 20
+    add_products(simulator, "alpha", 200)
+    store = install("alpha")
+    simulator.fault("alpha", "bulk", "reset")
+
+    sync = catalog_sync.sync_catalog(store)
+
+    # Not left "running" (a sync refused to the merchant until reconciliation's next pass)
+    assert sync.state == CatalogSync.State.FAILED
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.FAILED
+    assert "bulk result download" in sync.last_error
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
+    assert Product.objects.filter(store=store).count() == 202
