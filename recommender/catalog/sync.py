@@ -33,7 +33,7 @@ from recommender.catalog.pacer import Pacer
 from recommender.catalog.products import NODE_COST, PRODUCT_FIELDS, upsert_products
 from recommender.models import CatalogSync, Product
 from stores import shopify
-from stores.models import Store
+from stores.models import Store, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +283,20 @@ def _ensure_installed(store: Store) -> None:
 
 def _delete_unseen(store: Store, sync: CatalogSync) -> int:
     """Products the full read did not see are gone from Shopify (their webhook was missed),
-    unless a webhook touched them after the sync started."""
-    return delete_products(
+    unless a webhook touched them after the sync started. And those deleted since it
+    started: the read (a bulk operation's file above all, a snapshot taken minutes before
+    it is stored) may have stored them again after their products/delete removed them."""
+    unseen = delete_products(
         Product.objects.filter(store=store, sync_generation__lt=sync.generation).filter(
             updated_at__lt=sync.started_at
         )
     )
+    deleted_since = (
+        WebhookDelivery.objects.filter(
+            shop_domain=store.shop_domain, topic="products/delete", received_at__gte=sync.started_at
+        )
+        .order_by()
+        .values_list("payload__id", flat=True)
+    )
+    ids = [int(pid) for pid in deleted_since if str(pid).isdigit()]
+    return unseen + delete_products(Product.objects.filter(store=store, shopify_id__in=ids))

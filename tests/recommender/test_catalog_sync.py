@@ -594,3 +594,27 @@ def test_connection_reset_mid_bulk_download_fails_the_sync_with_a_reason(
     assert "bulk result download" in sync.last_error
     assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
     assert Product.objects.filter(store=store).count() == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_deleted_while_a_bulk_sync_runs_is_not_brought_back(
+    client, simulator, install, settings
+):
+    settings.RECOMMENDER_BULK_THRESHOLD = 1
+    settings.SHOPIFY_HTTP_TIMEOUT = 10
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    # productsCount and bulkOperationRunQuery go through; the first status poll waits.
+    simulator.fault("alpha", "graphql", "hold", after=2)
+    syncing = sync_in_thread(store)
+    wait_for_held(simulator, "alpha")
+    simulator.world.delete_product("alpha", 1000)
+    product_webhook(client, simulator, "products/delete", {"id": 1000}, "deleted-mid-sync")
+    webhooks.process_pending()
+    assert not Product.objects.filter(store=store, shopify_id=1000).exists()
+
+    simulator.control("alpha", "release")
+    syncing.join(timeout=30)
+
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
+    assert not Product.objects.filter(store=store, shopify_id=1000).exists()
