@@ -31,11 +31,21 @@ def health(request: HttpRequest) -> JsonResponse:
         checks["broker"] = {"ok": bool(broker.ping()), "kind": type(broker).__name__}
     except Exception as error:  # likewise
         checks["broker"] = {"ok": False, "error": type(error).__name__}
+    try:
+        checks["index"] = _index_check()
+    except Exception as error:  # likewise: loading it reads the database
+        checks["index"] = {"ok": False, "error": type(error).__name__}
+    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
+    body = {"ok": healthy, "checks": checks} if _is_operator(request) else {"ok": healthy}
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _index_check() -> dict:
     live_index.current()
     status = live_index.status()
     # An index is healthy when a published version is loaded, or when there is nothing to
     # index yet; an empty stand-in while products wait for a build is not.
-    checks["index"] = {
+    return {
         "ok": status["version"] is not None or not live_index.products_waiting(),
         "version": status["version"],
         "size": status["size"],
@@ -43,9 +53,6 @@ def health(request: HttpRequest) -> JsonResponse:
         "age_seconds": round(time.time() - status["built_at"]) if status["version"] else None,
         "changes_applied_up_to": status["watermark"],
     }
-    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
-    body = {"ok": healthy, "checks": checks} if _is_operator(request) else {"ok": healthy}
-    return JsonResponse(body, status=200 if healthy else 503)
 
 
 def _is_operator(request: HttpRequest) -> bool:

@@ -331,3 +331,31 @@ def test_a_web_process_warmed_before_an_index_was_published_serves_the_published
     index_events.rebuild_index()
 
     assert len(live_index.current()) == 1
+
+
+def test_health_answers_503_with_its_checks_while_the_database_is_down(tmp_path):
+    """A load balancer's first probe of a process that started while its database was
+    away: the endpoint says what is down, it does not fail with a 500."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+        "INTERLAYER_ENV": "development",
+        "DATABASE_URL": f"postgres://interlayer@127.0.0.1:{free_port()}/nowhere",
+        "RECOMMENDER_INDEX_DIR": str(tmp_path / "index"),
+        "LOG_LEVEL": "CRITICAL",
+    }
+    probe = (
+        "import json, django; django.setup()\n"
+        "from django.test import Client\n"
+        "response = Client(raise_request_exception=False).get('/health')\n"
+        "print(json.dumps([response.status_code, response.content.decode()]))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+    assert ran.returncode == 0, ran.stderr
+    status, body = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert status == 503
+    assert json.loads(body)["checks"]["database"]["ok"] is False
