@@ -277,10 +277,16 @@ def _refresh_details(store: Store) -> None:
 
 
 def after_install(store: Store) -> None:
-    """What follows a (re)install: shop details, then the hook that starts catalog sync.
-    The web pixel is connected on the way; if Shopify refuses it now, reconciliation
-    connects it later."""
-    sync_store_details(store)
+    """What follows a (re)install, or a shop open again: shop details, then the hook that
+    starts catalog sync. The details and the web pixel are done on the way; if Shopify
+    fails either now, reconciliation does it later (details missing or a day old are read
+    again), and the hook is sent all the same: after a reinstall or a freeze its catalog
+    read is the only way the changes whose webhooks were turned away come in, and nothing
+    else starts it for a store synced before."""
+    try:
+        sync_store_details(store)
+    except shopify.ShopifyError as error:
+        log.warning("shop details not read shop=%s detail=%s", store.shop_domain, error.detail)
     try:
         ensure_web_pixel(store)
     except shopify.ShopifyError as error:

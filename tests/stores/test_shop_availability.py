@@ -9,9 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.ranking.network import network_state
 from stores import services, shopify
+from stores import tasks as store_tasks
 from stores.models import Store
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +96,24 @@ def test_a_shop_that_starts_paying_shopify_gets_the_starter_grant_then(simulator
     assert unchanged == 0
     assert Store.objects.get(pk=store.pk).plan_name == "Basic"
     assert ledger.balance(store) == rules.STARTER_GRANT
+
+
+def test_a_reopened_shop_has_its_catalog_read_even_when_its_details_fail_then(
+    simulator, install, task_queue, django_capture_on_commit_callbacks
+):
+    """Its webhooks were turned away while it was frozen: the catalog read after it opens
+    again is the only way its changes come in. The catalog had been synced before, so
+    nothing else (reconciliation's stalled syncs) would ever read it again."""
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    simulator.control("alpha", "close", status=402)
+    services.reconcile_installs()
+    simulator.control("alpha", "reopen")
+    services.reconcile_installs()  # queues after_install
+    simulator.fault("alpha", "graphql", "500")  # Shopify fails the shop's details once
+    task_queue.mark()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        store_tasks.after_install(store.pk)
+
+    assert ("recommender.tasks.sync_catalog", (store.pk,)) in task_queue.new()
