@@ -618,3 +618,29 @@ def test_a_product_deleted_while_a_bulk_sync_runs_is_not_brought_back(
 
     assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
     assert not Product.objects.filter(store=store, shopify_id=1000).exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="request_sync sets a failed sync QUEUED, and sync_catalog resumes only a FAILED "
+    "one: no queued run resumes (and one after a freeze must not: its webhooks were turned "
+    "away); see the review-faults report",
+)
+def test_a_failed_page_sync_requeued_by_reconciliation_resumes_from_its_cursor(
+    simulator, install, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    add_products(simulator, "alpha", 28)
+    store = install("alpha")
+    simulator.fault("alpha", "graphql", "500", after=3)  # the third page
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.FAILED
+    CatalogSync.objects.filter(store=store).update(updated_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=False):
+        catalog_sync.resume_stalled_syncs(older_than=timedelta(minutes=30))
+    requests_before = simulator.shop("alpha").graphql_requests
+
+    tasks.sync_catalog(store.pk)  # the task reconciliation queued
+
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
+    assert simulator.shop("alpha").graphql_requests - requests_before == 2
