@@ -43,9 +43,10 @@ def grant_if_now_paying(sender: Any, *, store: Store, **kwargs: Any) -> None:
 
 
 def start_catalog_sync(sender: Any, *, store: Store, **kwargs: Any) -> None:
-    """store_installed: read the catalog, even if a sync looks queued (one left waiting
+    """store_installed (an install, a reinstall, a shop open again after a freeze): read
+    the whole catalog from its first page, even if a sync looks queued (one left waiting
     when the store was uninstalled found it gone and never ran)."""
-    sync.request_sync(store, requeue=True)
+    sync.request_sync(store, requeue=True, afresh=True)
 
 
 # What a click keeps of the shopper who made it: blanked where it must be forgotten, while

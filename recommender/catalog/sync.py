@@ -69,14 +69,20 @@ class SyncAborted(Exception):
     """The store went away (uninstalled) while its catalog was being read."""
 
 
-def request_sync(store: Store, *, requeue: bool = False) -> bool:
+def request_sync(store: Store, *, requeue: bool = False, afresh: bool = False) -> bool:
     """Queue a full sync of the store's catalog (install hook, operator command, merchant),
     unless one is queued or running already: each is a full read of the catalog on the
     workers every store shares, and a merchant's repeated clicks must not stack them up.
-    ``requeue`` queues one all the same (a sync whose task was lost). Returns whether a
+    ``requeue`` queues one all the same (a sync whose task was lost). A failed read resumes
+    from its last page, unless ``afresh``: after a reinstall or a freeze, whose webhooks
+    were turned away, the pages read before hold what changed since. Returns whether a
     sync was queued."""
     sync, _ = CatalogSync.objects.get_or_create(store=store)
     waiting = [CatalogSync.State.QUEUED, CatalogSync.State.RUNNING]
+    if afresh:  # a running read sets its own cursor; the sync queued after it starts afresh
+        CatalogSync.objects.filter(pk=sync.pk).exclude(state=CatalogSync.State.RUNNING).update(
+            cursor=""
+        )
     # One atomic UPDATE: of two concurrent requests, only one finds the sync not waiting.
     queued = (
         CatalogSync.objects.filter(pk=sync.pk)
@@ -126,7 +132,12 @@ def resume_stalled_syncs(*, older_than: timedelta) -> int:
 def sync_catalog(store: Store) -> CatalogSync:
     """Read the whole catalog; store, update and delete products; then embed what changed."""
     sync, _ = CatalogSync.objects.get_or_create(store=store)
-    resuming = bool(sync.cursor) and sync.state == CatalogSync.State.FAILED
+    # A read that failed part-way, queued again (reconciliation, the merchant): on from its
+    # last page (request_sync leaves no cursor where the read must start over).
+    resuming = bool(sync.cursor) and sync.state in (
+        CatalogSync.State.FAILED,
+        CatalogSync.State.QUEUED,
+    )
     if not resuming:
         # In the database: a sync started beside this one gets a generation of its own,
         # and neither writes its own back over the other's.

@@ -620,12 +620,6 @@ def test_a_product_deleted_while_a_bulk_sync_runs_is_not_brought_back(
     assert not Product.objects.filter(store=store, shopify_id=1000).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="request_sync sets a failed sync QUEUED, and sync_catalog resumes only a FAILED "
-    "one: no queued run resumes (and one after a freeze must not: its webhooks were turned "
-    "away); see the review-faults report",
-)
 def test_a_failed_page_sync_requeued_by_reconciliation_resumes_from_its_cursor(
     simulator, install, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
@@ -644,3 +638,28 @@ def test_a_failed_page_sync_requeued_by_reconciliation_resumes_from_its_cursor(
 
     assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
     assert simulator.shop("alpha").graphql_requests - requests_before == 2
+
+
+def test_a_reinstall_reads_the_catalog_from_its_first_page_despite_a_failed_read(
+    simulator, install, settings, monkeypatch, task_queue, django_capture_on_commit_callbacks
+):
+    """Its webhooks were turned away while it was gone: the pages the failed read had
+    done hold what changed since, and the read after the reinstall must not skip them."""
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    add_products(simulator, "alpha", 28)
+    store = install("alpha")
+    simulator.fault("alpha", "graphql", "500", after=3)  # the third page
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.FAILED
+    simulator.world.upsert_product("alpha", {"id": 1000, "title": "Renamed while away"})
+    task_queue.mark()
+    with django_capture_on_commit_callbacks(execute=True):
+        store_tasks.after_install(store.pk)  # the reinstall
+    requests_before = simulator.shop("alpha").graphql_requests
+
+    tasks.sync_catalog(store.pk)
+
+    assert ("recommender.tasks.sync_catalog", (store.pk,)) in task_queue.new()
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
+    assert simulator.shop("alpha").graphql_requests - requests_before >= 4  # every page
+    assert Product.objects.get(store=store, shopify_id=1000).title == "Renamed while away"
