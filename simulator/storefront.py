@@ -199,6 +199,8 @@ main{{max-width:1100px;margin:0 auto;padding:24px}}
 .grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:16px}}
 .card{{color:inherit;text-decoration:none}} .card img{{width:100%;aspect-ratio:1;border-radius:6px}}
 @media(max-width:749px){{.product{{grid-template-columns:1fr}}}}
+/* Dawn's base.css, and so every free theme built on it, hides empty elements. */
+a:empty,ul:empty,div:empty,section:empty,p:empty,h1:empty,h2:empty{{display:none}}
 </style>
 </head>
 <body>

@@ -408,3 +408,22 @@ def test_a_block_added_in_the_theme_editor_takes_the_row_from_the_app_embed(
     in_block = "section.product-recommendations [data-interlayer-slot] a"
     shopper.wait_for_selector(in_block, timeout=15000)
     assert shopper.locator("h2#il-title").count() == 1  # the embed's row gave way
+
+
+@pytest.mark.parametrize("app_block", [True, False], ids=["app block", "app embed only"])
+def test_the_row_shows_in_a_theme_that_hides_empty_elements(
+    shopper, simulator, live_exchange, app_block
+):
+    # Dawn (Shopify's reference theme, and the free themes built on it) has
+    # `div:empty { display: none }`: an element whose children are a shadow root only is
+    # still :empty, and a theme's rule for the host beats the row's own :host rule.
+    simulator.world.theme_app_block_added["grinders"] = app_block
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    shopper.wait_for_selector("h2#il-title", state="attached", timeout=15000)
+
+    heading = shopper.locator("h2#il-title")
+    heading.wait_for(state="visible", timeout=5000)
+    host = heading.evaluate_handle("node => node.getRootNode().host")
+    assert host.evaluate("node => node.getBoundingClientRect().height") == 330
+    if app_block:  # the block's space is reserved in the page's HTML: nothing moves
+        assert shopper.evaluate("window.__cls") == 0

@@ -54,7 +54,8 @@
     const anchor = find(data.anchor) || document.querySelector("main");
     if (!anchor || !anchor.parentNode) return null;
     const node = document.createElement("div");
-    node.style.minHeight = HEIGHT + "px";
+    // display:block inline, as the block's slot: themes hide empty divs (Dawn's div:empty).
+    node.style.cssText = "display:block;min-height:" + HEIGHT + "px";
     anchor.parentNode.insertBefore(node, anchor.nextSibling);
     return node;
   }
