@@ -427,3 +427,32 @@ def test_the_row_shows_in_a_theme_that_hides_empty_elements(
     assert host.evaluate("node => node.getBoundingClientRect().height") == 330
     if app_block:  # the block's space is reserved in the page's HTML: nothing moves
         assert shopper.evaluate("window.__cls") == 0
+
+
+@pytest.mark.parametrize("root", ["", "/fr", "/de"])
+def test_on_a_phone_the_heading_leaves_room_for_the_partner_label_and_the_arrows(
+    phone_shopper, simulator, live_exchange, root
+):
+    phone_shopper.goto(storefront(simulator, "grinders", f"{root}/products/grinders-0"))
+    widget_links(phone_shopper)
+
+    box = phone_shopper.evaluate(
+        """() => {
+          const row = document.querySelector('[data-interlayer-slot]').shadowRoot;
+          const box = node => node.getBoundingClientRect();
+          const label = row.querySelector('[data-partner-label]');
+          return {
+            heading: box(row.querySelector('h2')), label: box(label),
+            labelCut: label.scrollWidth > label.clientWidth,
+            nav: box(row.querySelector('.nav')),
+            buttons: [...row.querySelectorAll('button')].map(b => box(b).width),
+          };
+        }"""
+    )
+    # Shoppers are told these are partner stores' products, whatever the language...
+    assert box["label"]["width"] > 0 and not box["labelCut"]
+    # ... the heading gives way (an ellipsis) rather than run under the arrows...
+    assert box["heading"]["right"] <= box["label"]["left"]
+    assert box["label"]["right"] <= box["nav"]["left"]
+    # ... and the arrows keep their size (a touch target, not a squeezed oval).
+    assert box["buttons"] == [32, 32]

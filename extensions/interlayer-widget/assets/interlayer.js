@@ -117,8 +117,10 @@
       ";--ac:" + colour(body.accent_color, "#1a1a1a") + "}" +
       "section{box-sizing:border-box;height:100%;padding:12px 16px;background:var(--bg);color:var(--fg);font:inherit}" +
       ".top{display:flex;align-items:center;justify-content:space-between;height:32px}" +
-      ".top>div{display:flex;align-items:baseline;gap:8px;min-width:0}" +
-      "h2{font-size:1.1em;margin:0;color:var(--fg);white-space:nowrap}p{margin:0}" +
+      // On a narrow screen the heading gives way (an ellipsis); the partner label and the
+      // arrows keep their size.
+      ".top>div{display:flex;align-items:baseline;gap:8px;min-width:0}.nav,p{flex:none}" +
+      "h2{font-size:1.1em;margin:0;color:var(--fg);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}p{margin:0}" +
       "ul{list-style:none;margin:8px 0 0;padding:0;display:grid;grid-auto-flow:column;" +
       "grid-auto-columns:minmax(150px,170px);gap:12px;overflow-x:auto;scroll-snap-type:x mandatory;scrollbar-width:none}" +
       "li{scroll-snap-align:start}" +
