@@ -3,6 +3,7 @@ app's theme app extension with a real Liquid engine (the app embed block before 
 the app block inside the product section), its assets, and the app proxy.
 
 Every shop publishes its storefront in English and in the languages of ``LOCALE_ROOTS``
+(Arabic right to left, as a theme sets ``<html dir="rtl">``)
 under their own root (``/fr/products/…``, ``routes.root_url`` = ``/fr``), and Liquid's ``t``
 filter reads the extension's locale file for the page's language, as Shopify's does.
 
@@ -43,8 +44,10 @@ _PASSED_BACK = ("content-type", "location", "cache-control")
 # client per request builds a TLS context each time (about 50 ms here), which would be the
 # stand-in's cost, not the app's, in every storefront timing.
 _TO_APP = httpx.Client(timeout=10)
-# The storefront's alternate languages, each under its root: /fr, /de, /es.
-LOCALE_ROOTS = ("fr", "de", "es")
+# The storefront's alternate languages, each under its root: /fr, /de, /es, and Arabic (/ar),
+# written right to left, for which the extension has no locale file (English strings).
+LOCALE_ROOTS = ("fr", "de", "es", "ar")
+RIGHT_TO_LEFT = {"ar"}
 _LOCALE_ROOT_RE = re.compile(rf"^/({'|'.join(LOCALE_ROOTS)})(/.*)?$")
 # The product template's sections, as a JSON template names them (section ids).
 MAIN_PRODUCT_SECTION = "template--product__main"
@@ -184,9 +187,10 @@ class Storefront:
         )
         web_pixels = pixels.manager_tags(self.world, shop, events or [])
         lang = root_url.strip("/") or "en"
+        direction = ' dir="rtl"' if lang in RIGHT_TO_LEFT else ""
         home = root_url.rstrip("/")
         return f"""<!doctype html>
-<html lang="{lang}">
+<html lang="{lang}"{direction}>
 <head>
 <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name}</title>

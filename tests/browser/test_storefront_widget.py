@@ -456,3 +456,25 @@ def test_on_a_phone_the_heading_leaves_room_for_the_partner_label_and_the_arrows
     assert box["label"]["right"] <= box["nav"]["left"]
     # ... and the arrows keep their size (a touch target, not a squeezed oval).
     assert box["buttons"] == [32, 32]
+
+
+def test_in_a_right_to_left_language_the_arrows_and_arrow_keys_go_the_way_they_point(
+    shopper, simulator, live_exchange
+):
+    shopper.goto(storefront(simulator, "grinders", "/ar/products/grinders-0"))
+    links = widget_links(shopper)
+    shopper.add_style_tag(content="[data-interlayer-slot] { width: 260px; }")  # a narrow column
+    row = "document.querySelector('[data-interlayer-slot]').shadowRoot.querySelector('ul')"
+    next_button = shopper.locator("[data-interlayer-slot] button[aria-label='Next products']")
+    next_button.wait_for(state="visible")
+
+    # The row starts on the right and goes on to the left: "next" moves it there.
+    next_button.click()
+    shopper.wait_for_function(f"() => {row}.scrollLeft < 0", timeout=3000)
+    # The key that points at the next item (to the left) moves the focus to it.
+    links.first.focus()
+    shopper.keyboard.press("ArrowLeft")
+    focused = shopper.evaluate(
+        "document.querySelector('[data-interlayer-slot]').shadowRoot.activeElement.textContent"
+    )
+    assert focused == links.nth(1).text_content()

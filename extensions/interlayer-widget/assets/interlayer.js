@@ -145,8 +145,11 @@
     const nav = el("div", { "class": "nav" });
     const prev = el("button", { type: "button", "aria-label": text.previous }, "\u2039");
     const next = el("button", { type: "button", "aria-label": text.next }, "\u203a");
-    prev.onclick = function () { list.scrollBy({ left: -list.clientWidth, behavior: "smooth" }); };
-    next.onclick = function () { list.scrollBy({ left: list.clientWidth, behavior: "smooth" }); };
+    // Right to left (Arabic, Hebrew: the theme's dir="rtl" reaches the shadow root), the row
+    // starts on the right and goes on to the left; the arrows' glyphs mirror by themselves.
+    const ahead = function () { return getComputedStyle(list).direction === "rtl" ? -1 : 1; };
+    prev.onclick = function () { list.scrollBy({ left: -ahead() * list.clientWidth, behavior: "smooth" }); };
+    next.onclick = function () { list.scrollBy({ left: ahead() * list.clientWidth, behavior: "smooth" }); };
     nav.appendChild(prev);
     nav.appendChild(next);
     top.appendChild(nav);
@@ -174,7 +177,7 @@
     list.addEventListener("keydown", function (event) {
       const links = list.querySelectorAll("a");
       const at = Array.prototype.indexOf.call(links, root.activeElement);
-      const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+      const step = (event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0) * ahead();
       if (!step || at < 0) return;
       event.preventDefault();
       const target = links[Math.max(0, Math.min(links.length - 1, at + step))];
