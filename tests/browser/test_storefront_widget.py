@@ -478,3 +478,28 @@ def test_in_a_right_to_left_language_the_arrows_and_arrow_keys_go_the_way_they_p
         "document.querySelector('[data-interlayer-slot]').shadowRoot.activeElement.textContent"
     )
     assert focused == links.nth(1).text_content()
+
+
+def test_a_keyboard_shoppers_focus_ring_is_not_cut_off_by_the_row(
+    shopper, simulator, live_exchange
+):
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper).first.focus()  # as Tab brings it: the ring shows
+    shopper.keyboard.press("ArrowRight")
+    shopper.keyboard.press("ArrowLeft")
+
+    ring = shopper.evaluate(
+        """() => {
+          const row = document.querySelector('[data-interlayer-slot]').shadowRoot;
+          const link = row.activeElement, style = getComputedStyle(link);
+          const out = parseFloat(style.outlineOffset) + parseFloat(style.outlineWidth);
+          const a = link.getBoundingClientRect(), clip = row.querySelector('ul').getBoundingClientRect();
+          return {
+            style: style.outlineStyle, width: parseFloat(style.outlineWidth),
+            inside: a.left - out >= clip.left && a.top - out >= clip.top &&
+                    a.right + out <= clip.right && a.bottom + out <= clip.bottom,
+          };
+        }"""
+    )
+    # The row scrolls (it clips what overflows it): the whole ring must be inside it.
+    assert ring == {"style": "solid", "width": 2, "inside": True}

@@ -121,7 +121,8 @@
       // arrows keep their size.
       ".top>div{display:flex;align-items:baseline;gap:8px;min-width:0}.nav,p{flex:none}" +
       "h2{font-size:1.1em;margin:0;color:var(--fg);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}p{margin:0}" +
-      "ul{list-style:none;margin:8px 0 0;padding:0;display:grid;grid-auto-flow:column;" +
+      // The row scrolls, so it clips: its 4 px of padding hold a link's focus ring.
+      "ul{list-style:none;margin:4px -4px 0;padding:4px;scroll-padding:0 4px;display:grid;grid-auto-flow:column;" +
       "grid-auto-columns:minmax(150px,170px);gap:12px;overflow-x:auto;scroll-snap-type:x mandatory;scrollbar-width:none}" +
       "li{scroll-snap-align:start}" +
       "a{display:block;color:var(--fg);text-decoration:none;border-radius:8px;outline-offset:2px}" +
