@@ -503,3 +503,25 @@ def test_a_keyboard_shoppers_focus_ring_is_not_cut_off_by_the_row(
     )
     # The row scrolls (it clips what overflows it): the whole ring must be inside it.
     assert ring == {"style": "solid", "width": 2, "inside": True}
+
+
+def test_a_second_partner_row_block_on_the_page_leaves_no_empty_space(
+    phone_shopper, simulator, live_exchange
+):
+    # The merchant added the block twice (the product template and the footer group): the
+    # row goes into the first; the second is no blank 330 px of page.
+    phone_shopper.add_init_script(
+        """document.addEventListener('readystatechange', () => {
+          if (document.readyState !== 'interactive') return;
+          const copy = document.querySelector('[data-interlayer-slot]').cloneNode();
+          document.querySelector('footer').before(copy);
+        })"""
+    )
+    phone_shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(phone_shopper)
+    wait_for_widget_to_settle(phone_shopper)
+
+    slots = phone_shopper.locator("[data-interlayer-slot]")
+    assert slots.count() == 1
+    assert slots.locator("a").count() >= 1
+    assert phone_shopper.evaluate("window.__cls") == 0

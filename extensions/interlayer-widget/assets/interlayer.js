@@ -37,7 +37,11 @@
   let run = 0;  // an answer for an earlier row is dropped
   let stops = [];  // the row's observers, stopped when it goes
 
-  show(document.querySelector("[data-interlayer-slot]") || embedSlot());
+  // A block added twice (say, the product template and the footer group) gets one row, in
+  // the first; the others go as an empty answer's slot does, not stay as blank space.
+  const slots = document.querySelectorAll("[data-interlayer-slot]");
+  for (let i = 1; i < slots.length; i++) gone(slots[i]);
+  show(slots[0] || embedSlot());
   // The theme editor re-renders a section in place (block added, setting changed) and runs
   // no page-load script again (shopify.dev: "Integrate sections and blocks with the theme editor").
   document.addEventListener("shopify:section:load", function (event) {
@@ -76,21 +80,21 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
         if (mine !== run) return;
-        if (body && body.items && body.items.length) render(body); else gone();
+        if (body && body.items && body.items.length) render(body); else gone(slot);
       })
-      .catch(function () { if (mine === run) gone(); });
+      .catch(function () { if (mine === run) gone(slot); });
   }
 
   function find(selector) {
     try { return selector ? document.querySelector(selector) : null; } catch { return null; }
   }
 
-  function gone() {
-    if (slot.getBoundingClientRect().top >= window.innerHeight) {
-      slot.remove();
+  function gone(node) {
+    if (node.getBoundingClientRect().top >= window.innerHeight) {
+      node.remove();
     } else {
-      slot.style.visibility = "hidden";
-      slot.setAttribute("aria-hidden", "true");
+      node.style.visibility = "hidden";
+      node.setAttribute("aria-hidden", "true");
     }
   }
 
