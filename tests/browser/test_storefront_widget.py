@@ -480,6 +480,28 @@ def test_in_a_right_to_left_language_the_arrows_and_arrow_keys_go_the_way_they_p
     assert focused == links.nth(1).text_content()
 
 
+@pytest.mark.parametrize("motion", ["reduce", "no-preference"])
+def test_the_arrows_scroll_at_once_for_a_shopper_who_asked_for_reduced_motion(
+    shopper, simulator, live_exchange, motion
+):
+    shopper.emulate_media(reduced_motion=motion)
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    widget_links(shopper)
+    shopper.add_style_tag(content="[data-interlayer-slot] { width: 260px; }")  # a narrow column
+    shopper.locator("[data-interlayer-slot] button[aria-label='Next products']").wait_for()
+
+    # Read in the same task as the click: a smooth scroll has not moved yet, a jump has.
+    moved = shopper.evaluate(
+        """() => {
+          const row = document.querySelector('[data-interlayer-slot]').shadowRoot;
+          row.querySelector("button[aria-label='Next products']").click();
+          return row.querySelector('ul').scrollLeft > 0;
+        }"""
+    )
+
+    assert moved is (motion == "reduce")
+
+
 def test_a_keyboard_shoppers_focus_ring_is_not_cut_off_by_the_row(
     shopper, simulator, live_exchange
 ):

@@ -128,7 +128,7 @@
       // The row scrolls, so it clips: its 4 px of padding hold a link's focus ring.
       "ul{list-style:none;margin:4px -4px 0;padding:4px;scroll-padding:0 4px;display:grid;grid-auto-flow:column;" +
       "grid-auto-columns:minmax(150px,170px);gap:12px;overflow-x:auto;scroll-snap-type:x mandatory;scrollbar-width:none}" +
-      "li{scroll-snap-align:start}" +
+      "li{scroll-snap-align:start}@media(prefers-reduced-motion:no-preference){ul{scroll-behavior:smooth}}" +
       "a{display:block;color:var(--fg);text-decoration:none;border-radius:8px;outline-offset:2px}" +
       "a:focus-visible{outline:2px solid var(--ac)}" +
       "img,.ph{display:block;width:100%;height:" + IMAGE + "px;object-fit:cover;border-radius:8px;background:#f2f2f2}" +
@@ -153,8 +153,9 @@
     // Right to left (Arabic, Hebrew: the theme's dir="rtl" reaches the shadow root), the row
     // starts on the right and goes on to the left; the arrows' glyphs mirror by themselves.
     const ahead = function () { return getComputedStyle(list).direction === "rtl" ? -1 : 1; };
-    prev.onclick = function () { list.scrollBy({ left: -ahead() * list.clientWidth, behavior: "smooth" }); };
-    next.onclick = function () { list.scrollBy({ left: ahead() * list.clientWidth, behavior: "smooth" }); };
+    // Smooth unless the shopper asked for reduced motion (the stylesheet's scroll-behavior).
+    prev.onclick = function () { list.scrollBy(-ahead() * list.clientWidth, 0); };
+    next.onclick = function () { list.scrollBy(ahead() * list.clientWidth, 0); };
     nav.appendChild(prev);
     nav.appendChild(next);
     top.appendChild(nav);
