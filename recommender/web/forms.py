@@ -9,6 +9,10 @@ from django import forms
 from stores.models import Store
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+# The least contrast with the background (WCAG's ratio) the widget's colours may have: its
+# text, and its accent, which draws the arrows and the keyboard focus ring (WCAG's 3:1
+# for large text and for what is not text; a product title needs 4.5:1 to read easily).
+MIN_CONTRAST = {"text_color": 3.0, "accent_color": 3.0}
 MAX_BLOCKED = 5000
 MAX_EXCLUDED_CATEGORIES = 200
 
@@ -66,6 +70,23 @@ class WidgetSettingsForm(forms.Form):
         self.saved_categories = set(saved_categories)
         super().__init__(*args, **kwargs)
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        background = cleaned.get("background_color")
+        for name, least in MIN_CONTRAST.items():
+            colour = cleaned.get(name)
+            if colour is None or background is None:
+                continue  # refused already
+            ratio = contrast(colour, background)
+            if ratio < least:
+                what = "text" if name == "text_color" else "arrows and focus ring"
+                self.add_error(
+                    name,
+                    f"Shoppers could not make out the widget's {what} on this background: "
+                    f"contrast {ratio:.1f}:1, at least {least:g}:1 (4.5:1 reads easily).",
+                )
+        return cleaned
+
     def clean_blocked_stores(self) -> list[Store]:
         domains = self.cleaned_data["blocked_stores"]
         if self.store.shop_domain in domains:
@@ -90,3 +111,16 @@ class WidgetSettingsForm(forms.Form):
         if unknown:
             raise forms.ValidationError(f"Unknown categories: {', '.join(unknown[:10])}")
         return list(dict.fromkeys(self.known_categories.get(value, value) for value in values))
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2's contrast ratio of two colours written #rrggbb, 1-21."""
+    lighter, darker = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2's relative luminance of an sRGB colour."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b

@@ -188,6 +188,30 @@ def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_i
     ]
 
 
+@pytest.mark.parametrize(
+    ("colours", "refused"),
+    [
+        ({"text_color": "#ffffff"}, "text_color"),  # white on white: no text at all
+        ({"text_color": "#bbbbbb"}, "text_color"),  # 1.9:1
+        ({"accent_color": "#ffd600"}, "accent_color"),  # arrows and focus ring: 1.5:1
+        ({"text_color": "#767676", "accent_color": "#949494"}, None),  # 4.5:1 and 3:1
+        ({"text_color": "#f5f5f5", "accent_color": "#ffd600", "background_color": "#121212"},
+         None),  # a dark widget
+    ],
+)  # fmt: skip
+def test_colours_a_shopper_could_not_read_are_refused_with_the_reason(merchant, colours, refused):
+    before = WidgetSettings.objects.get(store=merchant.store).text_color
+
+    response = merchant("post", "/api/settings", settings_body(**colours))
+
+    if refused is None:
+        assert response.status_code == 200
+        return
+    assert response.status_code == 400
+    assert "contrast" in response.json()["errors"][refused][0]["message"]
+    assert WidgetSettings.objects.get(store=merchant.store).text_color == before
+
+
 KETTLES = "gid://shopify/TaxonomyCategory/hg-11-7"
 KITCHEN = "gid://shopify/TaxonomyCategory/hg-11"
 
