@@ -11,6 +11,7 @@ import pytest
 from django.core import signing
 from django.db import connections
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from recommender import runtime
@@ -1030,3 +1031,43 @@ def test_visitor_salts_are_random_shared_and_gone_after_two_days(settings):
     assert again == first
     assert deleted >= 2  # that day's and the day before's visitor salts
     assert afterwards[0] != first[0]  # the salt is gone: that day's hash cannot be made again
+
+
+def test_the_settlers_read_of_ipv6_sites_uses_their_index_for_a_full_batch(pair):
+    """The billable clicks of a batch's shoppers are read through the partial indexes; the
+    sites' index covers only rows with a site, which PostgreSQL proves of an IN list of at
+    most 100 values by itself. A batch of more than 50 IPv6 shoppers (two hashes each) must
+    not turn the read into a scan of every click the table holds."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    sender, receiver = pair
+    now = timezone.now()
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO recommender_click (source_store_id, target_store_id, target_product_id,"
+            " impression_id, token_id, visitor_hash, ip_hash, previous_visitor_hash,"
+            " previous_ip_hash, site_hash, previous_site_hash, billable, reason, user_agent,"
+            " created_at) SELECT %s, %s, i, 'i' || i, 't' || i, 'v' || i, 'a' || (i %% 50000),"
+            " '', '', CASE WHEN i %% 2 = 1 THEN 's' || (i %% 30000) ELSE '' END, '', true,"
+            " 'billable', '', %s - (i %% 1400) * interval '1 minute'"
+            " FROM generate_series(1, 200000) i",
+            [sender.pk, receiver.pk, now],
+        )
+        cursor.execute("ANALYZE recommender_click")
+    batch = [
+        Click(source_store=sender, target_store=receiver, target_product_id=n,
+              impression_id=f"batch-{n}", visitor_hash=f"batch-v{n}", ip_hash=f"batch-a{n}",
+              site_hash=f"batch-s{n}", previous_site_hash=f"batch-ps{n}", created_at=now)
+        for n in range(60)
+    ]  # fmt: skip
+    book = clicks._Book(batch)
+    with CaptureQueriesContext(connections["default"]) as read:
+        assert book.by_shoppers == []
+    (query,) = read.captured_queries
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute(f"EXPLAIN {query['sql']}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "recommender_click_billed_site" in plan, plan
+    assert "Seq Scan" not in plan, plan
