@@ -65,6 +65,19 @@ FIRST_BULK_BATCH = 64
 _PROGRESS_FIELDS = ["products_seen", "cursor", "updated_at"]
 
 
+def _save(sync: CatalogSync, fields: list[str]) -> None:
+    """Save a run's state, and its place in the catalog only while it is the store's latest
+    run: two runs at once share the row, and a read resumed from one's cursor under the
+    other's generation would skip pages neither saw under it (their products then taken
+    for deleted)."""
+    place = [name for name in fields if name in {"cursor", "products_seen"}]
+    if place:
+        CatalogSync.objects.filter(pk=sync.pk, generation=sync.generation).update(
+            **{name: getattr(sync, name) for name in place}
+        )
+    sync.save(update_fields=[name for name in fields if name not in place])
+
+
 class SyncAborted(Exception):
     """The store went away (uninstalled) while its catalog was being read."""
 
@@ -164,7 +177,7 @@ def sync_catalog(store: Store) -> CatalogSync:
         sync.state = CatalogSync.State.FAILED
         sync.last_error = detail[:2000]
         sync.last_error_at = timezone.now()
-        sync.save(update_fields=[*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at"])
+        _save(sync, [*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at"])
         log.warning("catalog sync failed shop=%s error=%s", store.shop_domain, detail)
         return sync
     sync.state = CatalogSync.State.DONE
@@ -234,7 +247,7 @@ def _sync_pages(
         with transaction.atomic():
             sync.products_seen += len(nodes)
             sync.cursor = page.get("endCursor") or sync.cursor
-            sync.save(update_fields=["products_seen", "cursor", "updated_at"])
+            _save(sync, ["products_seen", "cursor", "updated_at"])
         if on_stored:
             on_stored()
         if not page.get("hasNextPage"):

@@ -663,3 +663,36 @@ def test_a_reinstall_reads_the_catalog_from_its_first_page_despite_a_failed_read
     assert CatalogSync.objects.get(store=store).state == CatalogSync.State.DONE
     assert simulator.shop("alpha").graphql_requests - requests_before >= 4  # every page
     assert Product.objects.get(store=store, shopify_id=1000).title == "Renamed while away"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_syncs_that_fail_at_once_resume_with_one_runs_cursor_and_generation(
+    simulator, install, settings, monkeypatch
+):
+    """Two reads of a store at once (a requeued task beside a running one), both failed by
+    one Shopify outage: each wrote its cursor to the one CatalogSync row, and the row's
+    generation is the later one's. Resumed (Sync now, reconciliation), a read must not go
+    on from one run's cursor under the other's generation: the pages in between were seen
+    under neither, and their products were taken for deleted."""
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    settings.SHOPIFY_HTTP_TIMEOUT = 10
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    add_products(simulator, "alpha", 28)
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    assert Product.objects.filter(store=store).count() == 30
+    simulator.fault("alpha", "graphql", "hold", after=1)  # the first sync's first page
+    behind = sync_in_thread(store)
+    wait_for_held(simulator, "alpha")
+    simulator.fault("alpha", "graphql", "500", after=2)  # the second sync's second page
+    ahead = sync_in_thread(store)
+    ahead.join(timeout=30)
+    simulator.fault("alpha", "graphql", "500", after=1)  # the first sync's third page
+    simulator.control("alpha", "release")
+    behind.join(timeout=30)
+    assert CatalogSync.objects.get(store=store).state == CatalogSync.State.FAILED
+
+    catalog_sync.request_sync(store)  # the merchant's Sync now
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
+
+    assert Product.objects.filter(store=store).count() == 30
