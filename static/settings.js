@@ -109,6 +109,9 @@
     if (!r.ok) return showError(box, r.body.error || "The overview could not be loaded.");
     const c = r.body.catalog;
     box.textContent = "";
+    // Banners go under the metrics, across the section: not into the grid of tiles.
+    const notices = $("#overview-notices");
+    notices.textContent = "";
     box.appendChild(metric("Catalog", c.state));
     box.appendChild(metric("Products synced", String(c.synced)));
     box.appendChild(metric("Eligible", String(c.eligible)));
@@ -117,9 +120,9 @@
     box.appendChild(metric("Credit balance", r.body.balance.toFixed(2)));
     if (r.body.held_for_review > 0 || r.body.under_review) {
       box.appendChild(metric("Held for review", r.body.held_for_review.toFixed(2)));
-      box.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, "Some of your store's earnings are held for review: all new ones while its click-through rate is far above the network's, or those from a few addresses that made most of its clicks. A held click charges the partner nothing until the Interlayer team releases it (you are paid then, and the partner charged, if it can pay); a voided one is never charged nor paid. Reviews usually take two business days."));
+      notices.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, "Some of your store's earnings are held for review: all new ones while its click-through rate is far above the network's, or those from a few addresses that made most of its clicks. A held click charges the partner nothing until the Interlayer team releases it (you are paid then, and the partner charged, if it can pay); a voided one is never charged nor paid. Reviews usually take two business days."));
     }
-    if (c.last_error) box.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
+    if (c.last_error) notices.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
     const status = $("#embed-status");

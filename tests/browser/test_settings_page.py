@@ -373,3 +373,20 @@ def test_the_preview_searches_the_products_it_offers(admin, simulator, live_exch
     assert options.count() == 2
     assert options.nth(0).get_attribute("value") == ""  # the home page stays
     assert options.nth(1).inner_text() == "Coffee Grinder Brush"
+
+
+def test_the_overview_notices_span_the_section_not_one_metric_column(
+    admin, simulator, live_exchange
+):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    LedgerEntry.objects.create(store=grinders, kind=LedgerEntry.Kind.HELD, amount="0.80",
+                               counterparty=brewers)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    notice = frame.locator("#review-notice")
+    notice.wait_for()
+
+    # A banner is a sentence or three: laid out as one more 140 px metric tile it ran down
+    # the page a few words a line.
+    overview = frame.locator("#overview").bounding_box()
+    assert notice.bounding_box()["width"] >= 0.9 * overview["width"]
