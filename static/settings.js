@@ -103,11 +103,29 @@
   });
 
   // --- overview ----------------------------------------------------------------------
+  // While the catalog syncs (the first open after install, "Sync catalog now") the page
+  // looks again every few seconds: it must not stay on "Queued" once the sync is done.
+  const SYNC_POLL_MS = 4000;
+  let syncPoll;
+  let wasSyncing = false;
+  const followSync = (syncing) => {
+    clearTimeout(syncPoll);
+    if (syncing) {
+      syncPoll = setTimeout(() => { loadOverview(); loadSetup(false); }, SYNC_POLL_MS);
+    } else if (wasSyncing) {
+      // Done: the lists read from the catalog are read again.
+      listOptedOut();
+      fillPreviewChoices($("#preview-search").value);
+      loadPreview();
+    }
+    wasSyncing = syncing;
+  };
   const loadOverview = async () => {
     const r = await api("api/overview");
     const box = $("#overview");
     if (!r.ok) return showError(box, r.body.error || "The overview could not be loaded.");
     const c = r.body.catalog;
+    followSync(c.syncing);
     box.textContent = "";
     // Banners go under the metrics, across the section: not into the grid of tiles.
     const notices = $("#overview-notices");
@@ -148,7 +166,8 @@
       return;
     }
     toast(r.body.queued ? "Catalog sync queued" : "Your catalog is already syncing");
-    setTimeout(() => { loadOverview(); loadSetup(false); }, 2000);
+    loadOverview(); // and again every few seconds until the sync is done
+    loadSetup(false);
   };
   $("#sync-now").addEventListener("click", () => syncNow($("#sync-now")));
 

@@ -72,6 +72,7 @@ class CatalogOverview(TypedDict):
     embedded: int
     opted_out: int
     state: str
+    syncing: bool  # queued or running: the page looks again until it is done
     last_finished: str | None
     last_error: str
     last_error_at: str | None
@@ -258,6 +259,8 @@ def catalog_overview(store: Store) -> CatalogOverview:
         "embedded": counts["n_embedded"],
         "opted_out": counts["n_opted_out"],
         "state": sync.get_state_display() if sync else "Not synced yet",
+        "syncing": sync is not None
+        and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING),
         "last_finished": sync.finished_at.isoformat() if sync and sync.finished_at else None,
         "last_error": sync.last_error if sync else "",
         "last_error_at": sync.last_error_at.isoformat() if sync and sync.last_error_at else None,

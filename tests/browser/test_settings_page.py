@@ -7,7 +7,15 @@ import pytest
 from django.utils import timezone
 
 from recommender import controls
-from recommender.models import Click, Impression, LedgerEntry, Product, WidgetSettings
+from recommender.catalog import sync as catalog_sync
+from recommender.models import (
+    CatalogSync,
+    Click,
+    Impression,
+    LedgerEntry,
+    Product,
+    WidgetSettings,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -390,3 +398,26 @@ def test_the_overview_notices_span_the_section_not_one_metric_column(
     # the page a few words a line.
     overview = frame.locator("#overview").bounding_box()
     assert notice.bounding_box()["width"] >= 0.9 * overview["width"]
+
+
+def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
+    admin, simulator, live_exchange
+):
+    grinders = live_exchange["grinders"]
+    # The first open after install: the install's sync is queued, no product read yet.
+    Product.objects.filter(store=grinders).delete()
+    CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,
+                                                      finished_at=None)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+    assert frame.locator("#overview .metric").first.inner_text() == "Catalog\nQueued"
+
+    catalog_sync.sync_catalog(grinders)  # the worker finishes while the page stays open
+
+    catalog = frame.locator("#overview .metric").first
+    catalog.filter(has_text="Synced").wait_for(timeout=15000)
+    frame.locator("li[data-step=catalog][data-status=done]").wait_for(timeout=15000)
+    assert frame.locator("#overview .metric", has_text="Products synced").inner_text() == (
+        "Products synced\n3"
+    )
+    # The products the page lists for the preview arrive with the catalog.
+    frame.locator("#preview-product s-option").nth(3).wait_for(state="attached")
