@@ -136,6 +136,10 @@
     box.appendChild(metric("Embedded", String(c.embedded)));
     box.appendChild(metric("Last sync", when(c.last_finished)));
     box.appendChild(metric("Credit balance", r.body.balance.toFixed(2)));
+    if (r.body.balance_exhausted) {
+      notices.appendChild(el("s-banner", { tone: "warning", id: "balance-notice", heading: "Partner stores are not showing your products" },
+        `Your balance is below the ${r.body.spend_per_click.toFixed(2)} credit a click on one of your products costs, so the network shows them on no partner store for now. Your widget keeps showing partners' products and earning credits for the clicks it sends them; your products come back as soon as your balance can pay for a click.`));
+    }
     if (r.body.held_for_review > 0 || r.body.under_review) {
       box.appendChild(metric("Held for review", r.body.held_for_review.toFixed(2)));
       notices.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, "Some of your store's earnings are held for review: all new ones while its click-through rate is far above the network's, or those from a few addresses that made most of its clicks. A held click charges the partner nothing until the Interlayer team releases it (you are paid then, and the partner charged, if it can pay); a voided one is never charged nor paid. Reviews usually take two business days."));

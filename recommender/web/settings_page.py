@@ -35,6 +35,10 @@ class OverviewPayload(TypedDict):
     catalog: stats.CatalogOverview
     app_embed: dict[str, Any]
     balance: float
+    # Too low to pay for one click: the store's products are shown on no partner store
+    # until it earns again (its widget keeps showing partners and earning).
+    balance_exhausted: bool
+    spend_per_click: float
     held_for_review: float
     under_review: bool
 
@@ -92,12 +96,18 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
 @require_GET
 @embedded_api
 def overview(request: EmbeddedRequest) -> JsonResponse:
+    store = request.store
+    balance = ledger.balance(store)
     payload: OverviewPayload = {
-        "catalog": stats.catalog_overview(request.store),
-        "app_embed": store_services.app_embed_status(request.store),
-        "balance": float(ledger.balance(request.store)),
-        "held_for_review": float(ledger.held_earnings(request.store)),
-        "under_review": review.under_review(request.store.pk),
+        "catalog": stats.catalog_overview(store),
+        "app_embed": store_services.app_embed_status(store),
+        "balance": float(balance),
+        "balance_exhausted": bool(
+            ledger.exhausted_store_ids([store.pk], known={store.pk: balance})
+        ),
+        "spend_per_click": float(rules.SPEND_PER_CLICK),
+        "held_for_review": float(ledger.held_earnings(store)),
+        "under_review": review.under_review(store.pk),
     }
     return JsonResponse(payload)
 

@@ -421,3 +421,37 @@ def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
     )
     # The products the page lists for the preview arrive with the catalog.
     frame.locator("#preview-product s-option").nth(3).wait_for(state="attached")
+
+
+def test_a_store_whose_balance_ran_out_is_told_its_products_are_not_shown(
+    admin, simulator, live_exchange
+):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    # 25.00 granted, 24.50 spent: 0.50 left, less than the 1.00 a click costs.
+    LedgerEntry.objects.create(store=grinders, kind=LedgerEntry.Kind.SPEND, amount="-24.50",
+                               counterparty=brewers)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    notice = frame.locator("#balance-notice")
+    notice.wait_for()
+
+    assert frame.locator("#overview .metric", has_text="Credit balance").inner_text() == (
+        "Credit balance\n0.50"
+    )
+    assert notice.get_attribute("heading") == "Partner stores are not showing your products"
+    assert "below the 1.00 credit a click on one of your products costs" in notice.inner_text()
+    assert "keeps showing partners' products and earning" in notice.inner_text()
+
+
+def test_a_store_that_can_pay_for_a_click_gets_no_balance_notice(admin, simulator, live_exchange):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    LedgerEntry.objects.create(store=grinders, kind=LedgerEntry.Kind.SPEND, amount="-24.00",
+                               counterparty=brewers)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    frame.locator("#overview .metric", has_text="Credit balance").wait_for()
+
+    assert frame.locator("#overview .metric", has_text="Credit balance").inner_text() == (
+        "Credit balance\n1.00"
+    )
+    assert frame.locator("#balance-notice").count() == 0
