@@ -416,9 +416,9 @@
       const back = el("s-button", { variant: "tertiary", accessibilityLabel: `Return ${p.title} to the network` }, "Return to the network");
       back.addEventListener("click", async () => {
         back.setAttribute("loading", "");
-        const ok = await setOptedOut([p.shopify_id], false);
+        const done = await setOptedOut([p.shopify_id], false);
         back.removeAttribute("loading");
-        if (!ok) return;
+        if (!done) return;
         toast(`${p.title} is back in the network`);
         listOptedOut();
         loadOverview();
@@ -428,13 +428,14 @@
     }
     if (!list.children.length) list.appendChild(el("li", { class: "muted" }, "None: all your eligible products are in the network."));
   };
+  // Resolves to the answer ({changed, not_synced}), or null once the failure is shown.
   const setOptedOut = async (ids, opted) => {
     const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: ids, opted_out: opted }) });
     if (!r.ok) {
       toast(r.body.error || "Not saved.", true);
-      return false;
+      return null;
     }
-    return true;
+    return r.body;
   };
   $("#choose-opt-outs").addEventListener("click", async () => {
     const selection = await shopify.resourcePicker({
@@ -448,9 +449,20 @@
     const add = [...chosen].filter((id) => !before.has(id));
     const remove = optedOut.filter((id) => !chosen.has(id));
     let ok = true;
-    if (add.length) ok = (await setOptedOut(add, true)) && ok;
-    if (remove.length) ok = (await setOptedOut(remove, false)) && ok;
-    if (ok && (add.length || remove.length)) toast(`${chosen.size} ${chosen.size === 1 ? "product" : "products"} kept off the network`);
+    let notSynced = 0; // products Interlayer has not read yet: nothing was kept off
+    if (add.length) {
+      const done = await setOptedOut(add, true);
+      ok = Boolean(done);
+      if (done) notSynced = done.not_synced.length;
+    }
+    if (remove.length) ok = Boolean(await setOptedOut(remove, false)) && ok;
+    const kept = chosen.size - notSynced;
+    if (ok && notSynced) {
+      const which = notSynced === 1 ? "1 product you chose is" : `${notSynced} products you chose are`;
+      toast(`${which} not synced yet and not kept off the network: choose ${notSynced === 1 ? "it" : "them"} again once your catalog has synced.`, true);
+    } else if (ok && (add.length || remove.length)) {
+      toast(`${kept} ${kept === 1 ? "product" : "products"} kept off the network`);
+    }
     listOptedOut();
     loadOverview();
   });

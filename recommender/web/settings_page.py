@@ -204,7 +204,9 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
     changed = controls.set_products_opted_out(
         store=request.store, actor=request.actor, shopify_ids=ids, opted_out=body["opted_out"]
     )
-    return JsonResponse({"changed": changed})
+    # The page must not say a product is kept off the network when nothing was kept.
+    not_synced = stats.products_not_synced(request.store, ids)
+    return JsonResponse({"changed": changed, "not_synced": not_synced})
 
 
 @require_GET

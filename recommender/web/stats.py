@@ -340,3 +340,10 @@ def product_search(
         "shopify_id", "title", "opted_out", "eligible", "ineligible_reason"
     )[:limit]
     return list(products)
+
+
+def products_not_synced(store: Store, shopify_ids: list[int]) -> list[int]:
+    """Of ``shopify_ids``, those the catalog has not read yet (a product created a moment
+    ago, or any product while the first sync runs): nothing can be set on them yet."""
+    known = Product.objects.filter(store=store, shopify_id__in=shopify_ids)
+    return sorted(set(shopify_ids) - set(known.values_list("shopify_id", flat=True)))

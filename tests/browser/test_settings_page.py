@@ -455,3 +455,22 @@ def test_a_store_that_can_pay_for_a_click_gets_no_balance_notice(admin, simulato
         "Credit balance\n1.00"
     )
     assert frame.locator("#balance-notice").count() == 0
+
+
+def test_a_product_chosen_before_the_catalog_synced_it_is_not_said_to_be_kept_off(
+    admin, simulator, live_exchange
+):
+    grinders = live_exchange["grinders"]
+    # In the shop, not read yet (a new product, or the first sync still running).
+    Product.objects.filter(store=grinders, title="Coffee Grinder Brush").delete()
+    frame = open_settings(admin, simulator, "grinders")
+
+    frame.locator("#choose-opt-outs").click()
+    admin.locator("#sim-picker").get_by_label("Coffee Grinder Brush").check()
+    admin.locator("#sim-picker-select").click()
+
+    toast = admin.locator(".sim-toast--error", has_text="not synced yet")
+    toast.wait_for()
+    assert "Coffee Grinder Brush" not in frame.locator("#opted-out-list").inner_text()
+    assert "choose it again once your catalog has synced" in toast.inner_text()
+    assert admin.locator(".sim-toast:not(.sim-toast--error)").count() == 0  # no "1 kept off"

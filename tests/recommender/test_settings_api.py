@@ -344,7 +344,7 @@ def test_opting_a_product_out_takes_it_off_partner_widgets(merchant):
     )
     bad = merchant("post", "/api/products/opt-out", {"product_ids": "all", "opted_out": "yes"})
 
-    assert response.json() == {"changed": 1}
+    assert response.json() == {"changed": 1, "not_synced": []}
     assert bad.status_code == 400
     product.refresh_from_db()
     assert product.opted_out
@@ -352,6 +352,17 @@ def test_opting_a_product_out_takes_it_off_partner_widgets(merchant):
         np.frombuffer(product.vector, dtype=np.float32), 10
     )
     assert product.pk not in {hit.product_id for hit in hits}
+
+
+def test_opting_out_a_product_not_synced_yet_says_so(merchant):
+    product = Product.objects.filter(store=merchant.store).first()
+    unread = product.shopify_id + 1000  # in the shop, not read yet
+
+    response = merchant("post", "/api/products/opt-out",
+                        {"product_ids": [product.shopify_id, unread], "opted_out": True})  # fmt: skip
+
+    assert response.status_code == 200
+    assert response.json() == {"changed": 1, "not_synced": [unread]}
 
 
 def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(
