@@ -222,15 +222,18 @@
     shape("text", { x: PAD, y: H - 6, class: "axis-label" }).textContent = days[0].date;
     shape("text", { x: W - PAD, y: H - 6, class: "axis-label", "text-anchor": "end" }).textContent = days[days.length - 1].date;
   };
+  // One row across the table: "none yet", or why there is nothing to show.
+  const partnersMessage = (text, attrs) => {
+    const body = $("#partner-table tbody");
+    body.textContent = "";
+    const tr = el("tr");
+    tr.appendChild(el("td", { colspan: "6", ...attrs }, text));
+    body.appendChild(tr);
+  };
   const fillPartners = (rows) => {
     const body = $("#partner-table tbody");
     body.textContent = "";
-    if (!rows.length) {
-      const tr = el("tr");
-      tr.appendChild(el("td", { colspan: "6", class: "muted" }, "No exchange yet."));
-      body.appendChild(tr);
-      return;
-    }
+    if (!rows.length) return partnersMessage("No exchange yet.", { class: "muted" });
     for (const row of rows) {
       const tr = el("tr");
       tr.appendChild(el("th", { scope: "row" }, row.name));
@@ -245,7 +248,13 @@
   const loadStats = async () => {
     const r = await api(`api/stats?days=${$("#period").value}`);
     const box = $("#totals");
-    if (!r.ok) return showError(box, r.body.error || "The statistics could not be loaded.");
+    if (!r.ok) {
+      // Nothing of another period stays up, and a failure never reads as "no exchange".
+      const chart = $("#chart");
+      while (chart.firstChild) chart.removeChild(chart.firstChild);
+      partnersMessage("Your exchange with each partner could not be loaded.", { class: "error-message" });
+      return showError(box, r.body.error || "The statistics could not be loaded.");
+    }
     const t = r.body.totals;
     box.textContent = "";
     box.appendChild(metric("Viewable impressions", String(t.impressions)));

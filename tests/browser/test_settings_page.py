@@ -474,3 +474,16 @@ def test_a_product_chosen_before_the_catalog_synced_it_is_not_said_to_be_kept_of
     assert "Coffee Grinder Brush" not in frame.locator("#opted-out-list").inner_text()
     assert "choose it again once your catalog has synced" in toast.inner_text()
     assert admin.locator(".sim-toast:not(.sim-toast--error)").count() == 0  # no "1 kept off"
+
+
+def test_statistics_that_failed_to_load_are_not_shown_as_no_exchange(
+    admin, simulator, live_exchange
+):
+    admin.route("**/api/stats*", lambda route: route.fulfill(status=500, body="Server Error"))
+    frame = open_settings(admin, simulator, "grinders")
+
+    frame.locator("#totals .error-message").wait_for()
+
+    table = frame.locator("#partner-table tbody").inner_text()
+    assert "No exchange yet" not in table
+    assert "could not be loaded" in table
