@@ -245,8 +245,12 @@
       body.appendChild(tr);
     }
   };
+  // A year takes longer to answer than a week: only the period asked last is drawn.
+  let statsAsked = 0;
   const loadStats = async () => {
+    const asked = ++statsAsked;
     const r = await api(`api/stats?days=${$("#period").value}`);
+    if (asked !== statsAsked) return;
     const box = $("#totals");
     if (!r.ok) {
       // Nothing of another period stays up, and a failure never reads as "no exchange".

@@ -3,6 +3,8 @@ authenticated by App Bridge ID tokens, changing what shoppers see."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -487,3 +489,32 @@ def test_statistics_that_failed_to_load_are_not_shown_as_no_exchange(
     table = frame.locator("#partner-table tbody").inner_text()
     assert "No exchange yet" not in table
     assert "could not be loaded" in table
+
+
+def test_the_period_chosen_last_is_the_one_shown_when_an_earlier_answer_comes_late(
+    admin, simulator, live_exchange
+):
+    held = []  # a year of statistics takes longer to answer than a week
+
+    def hold_the_year(route):
+        if "days=365" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    admin.route("**/api/stats*", hold_the_year)
+    frame = open_settings(admin, simulator, "grinders")
+    first_day = frame.locator("#chart text.axis-label").nth(1)
+    frame.locator("#chart text.axis-label").nth(1).wait_for()
+    period = frame.locator("#period select")
+    week_start = (timezone.now().date() - timedelta(days=6)).isoformat()
+
+    period.select_option("365")
+    period.select_option("7")
+    frame.locator("#chart text.axis-label", has_text=week_start).wait_for()
+    with admin.expect_response(lambda r: "days=365" in r.url):
+        held[0].continue_()
+    admin.wait_for_timeout(300)  # the late answer is read, and must be set aside
+
+    assert period.input_value() == "7"
+    assert first_day.text_content() == week_start
