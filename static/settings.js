@@ -218,7 +218,8 @@
     });
     shape("polyline", { points: points.join(" "), class: "line--net" });
     shape("text", { x: PAD, y: PAD - 8, class: "axis-label" }).textContent = String(top);
-    if (low < 0) shape("text", { x: PAD, y: H - PAD + 14, class: "axis-label" }).textContent = String(Math.round(low * 100) / 100);
+    // The lowest value goes just above the plot's bottom edge: below it, the first day's date.
+    if (low < 0) shape("text", { x: PAD, y: H - PAD - 4, class: "axis-label" }).textContent = String(Math.round(low * 100) / 100);
     shape("text", { x: PAD, y: H - 6, class: "axis-label" }).textContent = days[0].date;
     shape("text", { x: W - PAD, y: H - 6, class: "axis-label", "text-anchor": "end" }).textContent = days[days.length - 1].date;
   };

@@ -518,3 +518,23 @@ def test_the_period_chosen_last_is_the_one_shown_when_an_earlier_answer_comes_la
 
     assert period.input_value() == "7"
     assert first_day.text_content() == week_start
+
+
+def test_the_charts_lowest_value_and_first_day_are_both_legible(admin, simulator, live_exchange):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    for _ in range(3):  # a day of spending more than it earned: net credits below zero
+        LedgerEntry.objects.create(
+            store=grinders,
+            kind=LedgerEntry.Kind.SPEND,
+            amount="-1.00",
+            counterparty=brewers,
+            created_at=timezone.now() - timedelta(days=10),
+        )
+    frame = open_settings(admin, simulator, "grinders")
+    labels = frame.locator("#chart text.axis-label")
+    labels.nth(3).wait_for()
+
+    lowest, first_day = labels.nth(1), labels.nth(2)
+    assert lowest.text_content() == "-3"
+    low, day = lowest.bounding_box(), first_day.bounding_box()
+    assert low["y"] + low["height"] <= day["y"] or day["y"] + day["height"] <= low["y"]
