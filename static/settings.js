@@ -142,7 +142,10 @@
     }
     if (r.body.held_for_review > 0 || r.body.under_review) {
       box.appendChild(metric("Held for review", r.body.held_for_review.toFixed(2)));
-      notices.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, "Some of your store's earnings are held for review: all new ones while its click-through rate is far above the network's, or those from a few addresses that made most of its clicks. A held click charges the partner nothing until the Interlayer team releases it (you are paid then, and the partner charged, if it can pay); a voided one is never charged nor paid. Reviews usually take two business days."));
+      const held = r.body.held_for_review > 0
+        ? "Some of your store's earnings are held for review"
+        : "Your store's new earnings will be held for review";
+      notices.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, `${held}: all new ones while its click-through rate is far above the network's, or those from a few addresses that made most of its clicks. A held click charges the partner nothing until the Interlayer team releases it (you are paid then, and the partner charged, if it can pay); a voided one is never charged nor paid. Reviews usually take two business days.`));
     }
     if (c.last_error) notices.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;

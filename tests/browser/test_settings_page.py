@@ -351,6 +351,24 @@ def test_the_review_notice_says_held_clicks_charge_no_partner(admin, simulator, 
     assert "refund" not in notice
 
 
+def test_a_store_under_review_with_nothing_held_yet_is_not_told_earnings_are_held(
+    admin, simulator, live_exchange
+):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    for n in range(10):  # every view clicked, each from an address of its own: far too high
+        Impression.objects.create(store=grinders, impression_id=f"i{n}", visitor_hash=f"v{n}",
+                                  items=4, partner_items=2)  # fmt: skip
+        Click.objects.create(source_store=grinders, target_store=brewers, target_product_id=n,
+                             impression_id=f"i{n}", token_id=f"t{n}", visitor_hash=f"v{n}",
+                             ip_hash=f"a{n}", billable=True, reason="billable")  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    notice = frame.locator("#review-notice").inner_text()
+
+    assert notice.startswith("Your store's new earnings will be held for review")
+    assert "are held" not in notice
+
+
 def test_choosing_a_suggestion_from_the_keyboard_returns_focus_to_the_search_field(
     admin, simulator, live_exchange
 ):
