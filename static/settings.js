@@ -59,7 +59,15 @@
     if (command === "sync") {
       button.addEventListener("click", () => syncNow(button));
     } else if (url.startsWith("#")) {
-      button.addEventListener("click", () => { const target = $(url); if (target) target.scrollIntoView({ behavior: "smooth" }); });
+      // A place on this page: scrolled to, and the keyboard's focus taken there.
+      button.addEventListener("click", () => {
+        const target = $(url);
+        if (!target) return;
+        const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+        target.scrollIntoView({ behavior: still ? "auto" : "smooth" });
+        if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+        target.focus({ preventScroll: true });
+      });
     } else {
       // Theme editor deep links and the storefront open in the admin's own window.
       button.setAttribute("href", url);

@@ -18,6 +18,7 @@ from recommender.models import (
     Product,
     WidgetSettings,
 )
+from stores.models import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -207,6 +208,20 @@ def test_the_set_up_guide_follows_the_merchants_theme(admin, simulator, live_exc
     frame.locator("#setup-refresh").click()
     frame.locator("#setup-progress", has_text="Interlayer is live on your store.").wait_for()
     assert setup_step(frame) == ""
+
+
+def test_a_checklist_step_that_leads_down_the_page_takes_the_keyboard_focus_there(
+    admin, simulator, live_exchange
+):
+    # No partner left whose products fit: the preview step is to do, with its button.
+    Store.objects.filter(pk=live_exchange["brewers"].pk).update(status=Store.Status.UNINSTALLED)
+    frame = open_settings(admin, simulator, "grinders")
+    action = frame.locator("li[data-step=preview] s-button")
+
+    action.click()
+
+    # A keyboard or screen-reader user goes on from the preview, not from the checklist.
+    frame.locator("#preview-title:focus").wait_for(timeout=3000)
 
 
 def test_products_chosen_in_the_resource_picker_leave_the_network(admin, simulator, live_exchange):
