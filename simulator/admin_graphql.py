@@ -114,6 +114,7 @@ type Shop {
   name: String!
   myshopifyDomain: String!
   currencyCode: CurrencyCode!
+  ianaTimezone: String!
   primaryDomain: Domain!
   plan: ShopPlan!
 }
@@ -335,6 +336,7 @@ def _resolve_shop(root, info):
         "name": shop.name,
         "myshopifyDomain": shop.domain,
         "currencyCode": shop.currency,
+        "ianaTimezone": shop.time_zone,
         "primaryDomain": {"url": url, "host": url.split("://", 1)[1]},
         "plan": {
             "displayName": shop.plan,

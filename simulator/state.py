@@ -115,6 +115,7 @@ class Shop:
     name: str
     currency: str = "USD"
     plan: str = "Basic"
+    time_zone: str = "Etc/UTC"  # Shop.ianaTimezone
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     installed: bool = False
     granted_scopes: list[str] = field(default_factory=list)

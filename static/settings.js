@@ -285,6 +285,7 @@
     box.appendChild(metric("Orders you brought partners", String(t.orders_sent)));
     box.appendChild(metric("Revenue you brought partners", money(t.revenue_sent)));
     box.appendChild(metric("Partner revenue per 1,000 impressions", t.revenue_sent_per_1000_impressions == null ? "—" : money(t.revenue_sent_per_1000_impressions)));
+    $("#chart-days").textContent = `Days run midnight to midnight in your store's time zone (${r.body.time_zone}).`;
     drawChart(r.body.days);
     fillPartners(r.body.partners);
   };

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import functools
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.db import models
 from django.utils import timezone
 
@@ -28,6 +31,8 @@ class Store(models.Model):
     currency = models.CharField(max_length=3, blank=True)
     plan_name = models.CharField(max_length=100, blank=True)  # ShopPlan.publicDisplayName
     plan_partner_development = models.BooleanField(default=False)
+    # The shop's IANA time zone (Shop.ianaTimezone): the days its figures are counted in.
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     # Expiring offline token pair (access 1 h, refresh 90 days), encrypted at rest.
     access_token = EncryptedTextField(blank=True)
@@ -51,7 +56,9 @@ class Store(models.Model):
         "refresh_token_expires_at",
         "scopes",
     )
-    DETAIL_FIELDS = ("name", "primary_domain", "currency", "plan_name", "plan_partner_development")
+    DETAIL_FIELDS = (
+        "name", "primary_domain", "currency", "plan_name", "plan_partner_development", "time_zone"
+    )  # fmt: skip
 
     class Meta:
         ordering = ["shop_domain"]
@@ -66,6 +73,12 @@ class Store(models.Model):
         if self.primary_domain.startswith(("https://", "http://")):
             return self.primary_domain
         return f"https://{self.shop_domain}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The shop's time zone; UTC until Shopify has said (or for a name it no longer
+        knows)."""
+        return _zone(self.time_zone)
 
     @property
     def is_active(self) -> bool:
@@ -142,3 +155,11 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.shop_domain} {self.event_id}"
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

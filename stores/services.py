@@ -238,6 +238,7 @@ query ShopDetails {
     name
     myshopifyDomain
     currencyCode
+    ianaTimezone
     primaryDomain { url host }
     plan { publicDisplayName partnerDevelopment }
   }
@@ -246,9 +247,10 @@ query ShopDetails {
 
 
 def sync_store_details(store: Store) -> Store:
-    """Record the shop's name, primary storefront domain, currency and plan."""
+    """Record the shop's name, primary storefront domain, currency, plan and time zone."""
     shop = admin_graphql(store, SHOP_DETAILS_QUERY).data.get("shop") or {}
     store.name = (shop.get("name") or "")[:255]
+    store.time_zone = (shop.get("ianaTimezone") or "")[:64]
     store.primary_domain = ((shop.get("primaryDomain") or {}).get("url") or "")[:255]
     store.currency = (shop.get("currencyCode") or "")[:3]
     plan = shop.get("plan") or {}

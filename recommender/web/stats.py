@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -64,6 +64,7 @@ class StoreStats(TypedDict):
     partners: list[PartnerRow]
     balance: float
     currency: str
+    time_zone: str  # the shop's, whose days the series counts
 
 
 class CatalogOverview(TypedDict):
@@ -96,10 +97,12 @@ class ProductChoice(TypedDict):
     ineligible_reason: str
 
 
-def period_start(days: int) -> datetime:
-    """The start of a period of ``days`` days ending today (midnight, UTC)."""
-    start = timezone.now().date() - timedelta(days=max(1, min(days, MAX_DAYS)) - 1)
-    return timezone.make_aware(timezone.datetime.combine(start, timezone.datetime.min.time()))
+def period_start(days: int, zone: tzinfo = UTC) -> datetime:
+    """The start of a period of ``days`` days ending today: midnight in ``zone`` (a store's
+    own days; the network's in UTC)."""
+    today = timezone.now().astimezone(zone).date()
+    start = today - timedelta(days=max(1, min(days, MAX_DAYS)) - 1)
+    return datetime.combine(start, time.min, tzinfo=zone)
 
 
 def store_stats(store: Store, *, days: int) -> StoreStats:
@@ -107,7 +110,8 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     billable clicks sent and received, credits earned and spent, attributed orders and
     revenue received and sent. Seven aggregate queries, whatever the volume."""
     days = max(1, min(days, MAX_DAYS))
-    since = period_start(days)
+    zone = store.zone  # the shop's own days, midnight to midnight
+    since = period_start(days, zone)
     start = since.date()
     series: dict[str, DayStats] = {
         (start + timedelta(days=n)).isoformat(): {
@@ -119,7 +123,11 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     }  # fmt: skip
 
     def by_day(queryset, **aggregates):
-        return queryset.annotate(day=TruncDate("created_at")).values("day").annotate(**aggregates)
+        return (
+            queryset.annotate(day=TruncDate("created_at", tzinfo=zone))
+            .values("day")
+            .annotate(**aggregates)
+        )
 
     for row in by_day(Impression.objects.filter(store=store, created_at__gte=since), n=Count("id")):
         series[_key(row["day"])]["impressions"] = row["n"]
@@ -140,7 +148,7 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
             earned=float(row["earned"] or 0), spent=float(-(row["spent"] or 0))
         )
     currency = store.currency or attribution.REFERENCE_CURRENCY
-    orders, sent_reference = _attributed_orders(store, since, series, currency)
+    orders, sent_reference = _attributed_orders(store, since, series, currency, zone)
     summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
     # Totals of money are summed before rounding or converting, as network_status sums them.
     summed["revenue_received"] = float(sum(o["received"] for o in orders.values()))
@@ -161,11 +169,12 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
         "partners": _with_orders(ledger.partner_ledger(store, since=since), orders, currency),
         "balance": float(ledger.balance(store)),
         "currency": currency,
+        "time_zone": zone.key,
     }
 
 
 def _attributed_orders(
-    store: Store, since: datetime, series: dict[str, DayStats], currency: str
+    store: Store, since: datetime, series: dict[str, DayStats], currency: str, zone: tzinfo
 ) -> tuple[dict[int, dict[str, Any]], Decimal]:
     """Fill the series with attributed orders received and sent (two queries); return them
     per partner, and the total sent in the reference currency."""
@@ -180,7 +189,7 @@ def _attributed_orders(
     counted = AttributedOrder.objects.filter(attribution.counted(), created_at__gte=since)
     received = (
         counted.filter(store=store)
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "source_store_id")
         .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
     )
@@ -192,7 +201,7 @@ def _attributed_orders(
         mine["received"] += row["revenue"]
     sent = (
         counted.filter(source_store=store)
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "store_id")
         .annotate(n=Count("id"), revenue=Sum("total_reference"))
     )

@@ -551,6 +551,9 @@ def test_the_period_chosen_last_is_the_one_shown_when_an_earlier_answer_comes_la
 
     assert period.input_value() == "7"
     assert first_day.text_content() == week_start
+    assert frame.locator("#chart-days").inner_text() == (
+        "Days run midnight to midnight in your store's time zone (Etc/UTC)."
+    )
 
 
 def test_the_charts_lowest_value_and_first_day_are_both_legible(admin, simulator, live_exchange):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as clock
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -398,6 +400,25 @@ def test_the_click_through_rate_is_billable_clicks_sent_over_viewable_impression
 
     assert (totals["impressions"], totals["sent"], totals["sent_billable"]) == (4, 6, 1)
     assert totals["ctr"] == 0.25
+
+
+def test_stats_count_the_shops_own_days_in_the_time_zone_shopify_gives(merchant, simulator):
+    """A click at 11 pm in Los Angeles is that day's, not the next (UTC's) day's."""
+    simulator.shop("alpha").time_zone = "America/Los_Angeles"
+    store = store_services.sync_store_details(merchant.store)
+    zone = ZoneInfo("America/Los_Angeles")
+    today = timezone.now().astimezone(zone).date()
+    evening = datetime.combine(today, clock.min, tzinfo=zone) - timedelta(hours=1)
+    Click.objects.create(source_store=store, target_store=make_store("partner"),
+                         target_product_id=1, impression_id="late", token_id="late",
+                         visitor_hash="v", created_at=evening)  # fmt: skip
+
+    body = merchant("get", "/api/stats?days=2").json()
+
+    assert store.time_zone == body["time_zone"] == "America/Los_Angeles"
+    assert [(day["date"], day["sent"]) for day in body["days"]] == [
+        ((today - timedelta(days=1)).isoformat(), 1), (today.isoformat(), 0)
+    ]  # fmt: skip
 
 
 def test_stats_period_is_bounded(merchant):
