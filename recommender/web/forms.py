@@ -13,6 +13,7 @@ COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # text, and its accent, which draws the arrows and the keyboard focus ring (WCAG's 3:1
 # for large text and for what is not text; a product title needs 4.5:1 to read easily).
 MIN_CONTRAST = {"text_color": 3.0, "accent_color": 3.0}
+COLOUR_FIELDS = (*MIN_CONTRAST, "background_color")
 MAX_BLOCKED = 5000
 MAX_EXCLUDED_CATEGORIES = 200
 
@@ -60,6 +61,7 @@ class WidgetSettingsForm(forms.Form):
         store: Store,
         known_categories: dict[str, str],
         saved_categories: list[str],
+        saved_colours: dict[str, str] | None = None,
         **kwargs,
     ):
         self.store = store
@@ -68,6 +70,9 @@ class WidgetSettingsForm(forms.Form):
         # last products (a partner redacted), and the page then shows it by its id: it must
         # stay savable, or no other setting could be saved until the merchant removed it.
         self.saved_categories = set(saved_categories)
+        # The colours saved before the contrast rule, likewise: kept as they are, they must
+        # not stop the merchant from saving anything else (switching the widget off, say).
+        self.saved_colours = {k: v.lower() for k, v in (saved_colours or {}).items()}
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict:
@@ -77,6 +82,11 @@ class WidgetSettingsForm(forms.Form):
             colour = cleaned.get(name)
             if colour is None or background is None:
                 continue  # refused already
+            if (colour.lower(), background.lower()) == (
+                self.saved_colours.get(name),
+                self.saved_colours.get("background_color"),
+            ):
+                continue  # as saved
             ratio = contrast(colour, background)
             if ratio < least:
                 what = "text" if name == "text_color" else "arrows and focus ring"

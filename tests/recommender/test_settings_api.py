@@ -214,6 +214,24 @@ def test_colours_a_shopper_could_not_read_are_refused_with_the_reason(merchant, 
     assert WidgetSettings.objects.get(store=merchant.store).text_color == before
 
 
+def test_colours_saved_before_the_contrast_rule_do_not_block_saving_other_settings(merchant):
+    # Saved when any colour was taken: the merchant can still switch the widget off or
+    # rename it; a colour changed now must pass.
+    controls.widget_settings_for(merchant.store)
+    WidgetSettings.objects.filter(store=merchant.store).update(
+        text_color="#BBBBBB", accent_color="#ffd600"
+    )
+    kept = settings_body(text_color="#bbbbbb", accent_color="#ffd600")
+
+    response = merchant("post", "/api/settings", {**kept, "enabled": False})
+    changed = merchant("post", "/api/settings", {**kept, "text_color": "#cccccc"})
+
+    assert response.status_code == 200
+    assert WidgetSettings.objects.get(store=merchant.store).enabled is False
+    assert changed.status_code == 400
+    assert list(changed.json()["errors"]) == ["text_color"]
+
+
 KETTLES = "gid://shopify/TaxonomyCategory/hg-11-7"
 KITCHEN = "gid://shopify/TaxonomyCategory/hg-11"
 
