@@ -96,12 +96,20 @@
       list.appendChild(item);
     }
   };
+  // The page looks again every few seconds while the catalog syncs: an answer like the one
+  // on screen is not drawn again, or a keyboard user's focus on a step's button would go
+  // back to the top of the page each time.
+  let setupShown = "";
   const loadSetup = async (refresh) => {
     const r = await api(`api/setup${refresh ? "?refresh=1" : ""}`);
     if (!r.ok) {
+      setupShown = "";
       $("#setup-progress").textContent = r.body.error || "The set-up guide could not be loaded.";
       return;
     }
+    const shown = JSON.stringify(r.body);
+    if (shown === setupShown) return;
+    setupShown = shown;
     renderSetup(r.body);
   };
   $("#setup-refresh").addEventListener("click", () => loadSetup(true));
@@ -128,12 +136,22 @@
     }
     wasSyncing = syncing;
   };
+  // Likewise the overview, a live region (read out again whenever it is drawn), and the
+  // embed status, whose button may have the focus.
+  let overviewShown = "";
+  let embedShown = "";
   const loadOverview = async () => {
     const r = await api("api/overview");
     const box = $("#overview");
-    if (!r.ok) return showError(box, r.body.error || "The overview could not be loaded.");
+    if (!r.ok) {
+      overviewShown = "";
+      return showError(box, r.body.error || "The overview could not be loaded.");
+    }
     const c = r.body.catalog;
     followSync(c.syncing);
+    const shown = JSON.stringify(r.body);
+    if (shown === overviewShown) return;
+    overviewShown = shown;
     box.textContent = "";
     // Banners go under the metrics, across the section: not into the grid of tiles.
     const notices = $("#overview-notices");
@@ -158,6 +176,8 @@
     if (c.last_error) notices.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
+    if (JSON.stringify(embed) === embedShown) return;
+    embedShown = JSON.stringify(embed);
     const status = $("#embed-status");
     status.textContent = "";
     const theme = embed.theme ? ` (${embed.theme})` : "";

@@ -458,6 +458,33 @@ def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
     frame.locator("#preview-product s-option").nth(3).wait_for(state="attached")
 
 
+def test_looking_again_while_the_catalog_syncs_keeps_the_keyboard_focus_and_reads_nothing_out(
+    admin, simulator, live_exchange
+):
+    grinders = live_exchange["grinders"]
+    Product.objects.filter(store=grinders).delete()
+    CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,
+                                                      finished_at=None)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+    step = frame.locator("#setup-steps s-button").first
+    step.focus()  # a keyboard user on the set-up guide's next step
+    frame.locator("#overview").evaluate(
+        """box => {
+          window.__announced = 0;  // changes to the overview, a live region, are read out
+          new MutationObserver(() => { window.__announced++; })
+            .observe(box, { childList: true, subtree: true, characterData: true });
+        }"""
+    )
+
+    for _ in range(2):  # the page looks again (every 4 s), and nothing has changed
+        with admin.expect_response(lambda r: "/api/setup" in r.url, timeout=10000):
+            pass
+    admin.wait_for_timeout(300)
+
+    assert frame.locator("#setup-steps s-button:focus").count() == 1
+    assert frame.locator("#overview").evaluate("() => window.__announced") == 0
+
+
 def test_a_store_whose_balance_ran_out_is_told_its_products_are_not_shown(
     admin, simulator, live_exchange
 ):
