@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from django import forms
@@ -90,10 +91,12 @@ class WidgetSettingsForm(forms.Form):
             ratio = contrast(colour, background)
             if ratio < least:
                 what = "text" if name == "text_color" else "arrows and focus ring"
+                # Rounded down: 2.995:1 is refused, and must not read "3.0:1, at least 3:1".
+                shown = math.floor(ratio * 10) / 10
                 self.add_error(
                     name,
                     f"Shoppers could not make out the widget's {what} on this background: "
-                    f"contrast {ratio:.1f}:1, at least {least:g}:1 (4.5:1 reads easily).",
+                    f"contrast {shown:.1f}:1, at least {least:g}:1 (4.5:1 reads easily).",
                 )
         return cleaned
 

@@ -232,6 +232,14 @@ def test_colours_saved_before_the_contrast_rule_do_not_block_saving_other_settin
     assert list(changed.json()["errors"]) == ["text_color"]
 
 
+def test_a_contrast_just_short_of_the_least_is_not_shown_as_reaching_it(merchant):
+    response = merchant("post", "/api/settings", settings_body(text_color="#959595"))  # 2.995:1
+
+    assert response.status_code == 400
+    message = response.json()["errors"]["text_color"][0]["message"]
+    assert "contrast 2.9:1, at least 3:1" in message
+
+
 KETTLES = "gid://shopify/TaxonomyCategory/hg-11-7"
 KITCHEN = "gid://shopify/TaxonomyCategory/hg-11"
 
