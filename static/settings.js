@@ -164,7 +164,7 @@
     box.appendChild(metric("Credit balance", r.body.balance.toFixed(2)));
     if (r.body.balance_exhausted) {
       notices.appendChild(el("s-banner", { tone: "warning", id: "balance-notice", heading: "Partner stores are not showing your products" },
-        `Your balance is below the ${r.body.spend_per_click.toFixed(2)} credit a click on one of your products costs, so the network shows them on no partner store for now. Your widget keeps showing partners' products and earning credits for the clicks it sends them; your products come back as soon as your balance can pay for a click.`));
+        `Your balance is below the ${r.body.spend_per_click.toFixed(2)} credit a click on one of your products costs, so the network shows them on no partner store for now. Your widget, while it is on, keeps showing partners' products and earning credits for the clicks it sends them; your products come back as soon as your balance can pay for a click.`));
     }
     if (r.body.held_for_review > 0 || r.body.under_review) {
       box.appendChild(metric("Held for review", r.body.held_for_review.toFixed(2)));

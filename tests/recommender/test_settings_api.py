@@ -202,7 +202,11 @@ def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_i
     ],
 )  # fmt: skip
 def test_colours_a_shopper_could_not_read_are_refused_with_the_reason(merchant, colours, refused):
-    before = WidgetSettings.objects.get(store=merchant.store).text_color
+    def saved_colours():
+        widget = WidgetSettings.objects.get(store=merchant.store)
+        return widget.text_color, widget.accent_color, widget.background_color
+
+    before = saved_colours()
 
     response = merchant("post", "/api/settings", settings_body(**colours))
 
@@ -211,7 +215,7 @@ def test_colours_a_shopper_could_not_read_are_refused_with_the_reason(merchant, 
         return
     assert response.status_code == 400
     assert "contrast" in response.json()["errors"][refused][0]["message"]
-    assert WidgetSettings.objects.get(store=merchant.store).text_color == before
+    assert saved_colours() == before
 
 
 def test_colours_saved_before_the_contrast_rule_do_not_block_saving_other_settings(merchant):
