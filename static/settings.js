@@ -140,8 +140,11 @@
   // embed status, whose button may have the focus.
   let overviewShown = "";
   let embedShown = "";
+  let overviewAsked = 0;
   const loadOverview = async () => {
+    const asked = ++overviewAsked;
     const r = await api("api/overview");
+    if (asked !== overviewAsked) return; // a later look answers (a poll crossed a refresh)
     const box = $("#overview");
     if (!r.ok) {
       overviewShown = "";

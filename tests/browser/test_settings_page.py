@@ -551,6 +551,34 @@ def test_statistics_that_failed_to_load_are_not_shown_as_no_exchange(
     assert "could not be loaded" in table
 
 
+def test_a_late_overview_answer_does_not_replace_a_newer_one(admin, simulator, live_exchange):
+    held = []  # the page's first look at the overview: answered now, delivered last
+
+    def hold_the_first(route):
+        if not held:
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    admin.route("**/api/overview*", hold_the_first)
+    admin.goto(f"{simulator.url}/store/grinders/admin/apps/interlayer")
+    frame = admin.frame_locator("#app-frame")
+    frame.locator("#totals .metric").first.wait_for(timeout=15000)  # the rest of the page
+    LedgerEntry.objects.create(store=live_exchange["grinders"], kind=LedgerEntry.Kind.EARN,
+                               amount="10.00")  # fmt: skip
+    balance = frame.locator("#overview .metric", has_text="Credit balance")
+
+    admin.locator("#sim-title-actions button").click()  # Sync catalog now: it looks again
+    balance.wait_for()
+    newer = balance.inner_text()
+    route, stale = held[0]
+    with admin.expect_response(lambda r: "api/overview" in r.url):
+        route.fulfill(response=stale)
+    admin.wait_for_timeout(300)  # the late answer is read, and must be set aside
+
+    assert balance.inner_text() == newer
+
+
 def test_the_period_chosen_last_is_the_one_shown_when_an_earlier_answer_comes_late(
     admin, simulator, live_exchange
 ):
