@@ -188,17 +188,13 @@ def visitor_hashes(*, ip: str, user_agent: str, now: datetime | None = None) -> 
     """(current, previous) salted hashes of a visitor. The salt is random, new every period
     and deleted after the next one (``forget_old_salts``), so hashes cannot be linked across
     periods, nor recomputed by anyone once their salt is gone."""
-    period = _period(now)
-    value = f"{network_address(ip)}|{user_agent}"
-    return _salted(value, period, "visitor"), _salted(value, period - 1, "visitor")
+    return _this_and_last_period(f"{network_address(ip)}|{user_agent}", "visitor", now)
 
 
 def ip_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
     """(current, previous) salted hashes of the address a request came from, like visitors
     (never stored in the clear); limits check both so they hold across a salt rotation."""
-    period = _period(now)
-    address = network_address(ip)
-    return _salted(address, period, "address"), _salted(address, period - 1, "address")
+    return _this_and_last_period(network_address(ip), "address", now)
 
 
 def site_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
@@ -206,20 +202,23 @@ def site_hashes(ip: str, *, now: datetime | None = None) -> tuple[str, str]:
     ``ip_hashes``; blank for an IPv4 address (or one carried in IPv6), which is its own
     site to the limits."""
     site = network_site(ip)
-    if site is None:
-        return "", ""
+    return ("", "") if site is None else _this_and_last_period(site, "address", now)
+
+
+def _this_and_last_period(value: str, purpose: str, now: datetime | None) -> tuple[str, str]:
     period = _period(now)
-    return _salted(site, period, "address"), _salted(site, period - 1, "address")
+    return _salted(value, period, purpose), _salted(value, period - 1, purpose)
 
 
 @lru_cache(maxsize=4096)
 def network_site(ip: str) -> str | None:
     """The /48 network of an IPv6 address (the most a site is given), or None for an IPv4
     address or an IPv6 one that carries it."""
-    address = network_address(ip)
-    if "/" not in address:
-        return None
-    return str(ipaddress.IPv6Network((address.split("/")[0], 48), strict=False))
+    try:
+        network = ipaddress.IPv6Network(network_address(ip))  # a /64, as network_address gives
+    except ValueError:
+        return None  # an IPv4 address, or no address
+    return str(network.supernet(new_prefix=48))
 
 
 @lru_cache(maxsize=4096)
