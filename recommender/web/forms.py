@@ -7,6 +7,7 @@ import re
 
 from django import forms
 
+from recommender.models import WidgetSettings
 from stores.models import Store
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -14,7 +15,6 @@ COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # text, and its accent, which draws the arrows and the keyboard focus ring (WCAG's 3:1
 # for large text and for what is not text; a product title needs 4.5:1 to read easily).
 MIN_CONTRAST = {"text_color": 3.0, "accent_color": 3.0}
-COLOUR_FIELDS = (*MIN_CONTRAST, "background_color")
 MAX_BLOCKED = 5000
 MAX_EXCLUDED_CATEGORIES = 200
 
@@ -61,8 +61,7 @@ class WidgetSettingsForm(forms.Form):
         *args,
         store: Store,
         known_categories: dict[str, str],
-        saved_categories: list[str],
-        saved_colours: dict[str, str] | None = None,
+        saved: WidgetSettings,
         **kwargs,
     ):
         self.store = store
@@ -70,10 +69,12 @@ class WidgetSettingsForm(forms.Form):
         # Taxonomy ids this store already excludes. A category leaves the network with its
         # last products (a partner redacted), and the page then shows it by its id: it must
         # stay savable, or no other setting could be saved until the merchant removed it.
-        self.saved_categories = set(saved_categories)
+        self.saved_categories = set(saved.excluded_categories)
         # The colours saved before the contrast rule, likewise: kept as they are, they must
         # not stop the merchant from saving anything else (switching the widget off, say).
-        self.saved_colours = {k: v.lower() for k, v in (saved_colours or {}).items()}
+        self.saved_colours = {
+            name: getattr(saved, name).lower() for name in (*MIN_CONTRAST, "background_color")
+        }
         super().__init__(*args, **kwargs)
 
     def clean(self) -> dict:

@@ -22,7 +22,7 @@ from recommender.exchange import attribution, ledger, review, rules
 from recommender.models import SettingsChange
 from recommender.ranking.recommendations import recommendations_for
 from recommender.web import setup_guide, stats
-from recommender.web.forms import COLOUR_FIELDS, WidgetSettingsForm
+from recommender.web.forms import WidgetSettingsForm
 from stores import services as store_services
 from stores.auth import EmbeddedRequest, embedded_api
 from stores.models import CustomerDataRequest, Store
@@ -139,13 +139,11 @@ def save_settings(request: EmbeddedRequest) -> JsonResponse:
     body = _json_body(request)
     if isinstance(body, JsonResponse):
         return body
-    saved = controls.widget_settings_for(request.store)
     form = WidgetSettingsForm(
         body,
         store=request.store,
         known_categories=stats.known_categories(),
-        saved_categories=saved.excluded_categories,
-        saved_colours={name: getattr(saved, name) for name in COLOUR_FIELDS},
+        saved=controls.widget_settings_for(request.store),
     )
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
