@@ -270,12 +270,19 @@ def _details_stale(store: Store) -> bool:
 
 
 def _refresh_details(store: Store) -> None:
+    if _read_details(store):
+        store_details_changed.send(sender=Store, store=store)
+
+
+def _read_details(store: Store) -> bool:
+    """The shop's details read, or the failure logged (reconciliation reads details missing
+    or a day old again)."""
     try:
         sync_store_details(store)
     except shopify.ShopifyError as error:
         log.warning("shop details not read shop=%s detail=%s", store.shop_domain, error.detail)
-        return
-    store_details_changed.send(sender=Store, store=store)
+        return False
+    return True
 
 
 def after_install(store: Store) -> None:
@@ -285,10 +292,7 @@ def after_install(store: Store) -> None:
     again), and the hook is sent all the same: after a reinstall or a freeze its catalog
     read is the only way the changes whose webhooks were turned away come in, and nothing
     else starts it for a store synced before."""
-    try:
-        sync_store_details(store)
-    except shopify.ShopifyError as error:
-        log.warning("shop details not read shop=%s detail=%s", store.shop_domain, error.detail)
+    _read_details(store)
     try:
         ensure_web_pixel(store)
     except shopify.ShopifyError as error:
