@@ -31,6 +31,16 @@
     if (!response.ok && !body.error && !body.errors) body.error = `Interlayer answered ${response.status}. Please reload the page.`;
     return { ok: response.ok, status: response.status, body };
   };
+  // Only the latest of one kind of request is answered: an earlier one answering late (a
+  // period chosen before, a poll crossed by a refresh, a search typed on) gets null.
+  const latestOnly = () => {
+    let asked = 0;
+    return async (path) => {
+      const mine = ++asked;
+      const r = await api(path);
+      return mine === asked ? r : null;
+    };
+  };
   const showError = (box, message) => {
     box.textContent = "";
     box.appendChild(el("p", { class: "error-message", role: "alert" }, message));
@@ -140,11 +150,10 @@
   // embed status, whose button may have the focus.
   let overviewShown = "";
   let embedShown = "";
-  let overviewAsked = 0;
+  const overviewApi = latestOnly();
   const loadOverview = async () => {
-    const asked = ++overviewAsked;
-    const r = await api("api/overview");
-    if (asked !== overviewAsked) return; // a later look answers (a poll crossed a refresh)
+    const r = await overviewApi("api/overview");
+    if (!r) return;
     const box = $("#overview");
     if (!r.ok) {
       overviewShown = "";
@@ -281,11 +290,10 @@
     }
   };
   // A year takes longer to answer than a week: only the period asked last is drawn.
-  let statsAsked = 0;
+  const statsApi = latestOnly();
   const loadStats = async () => {
-    const asked = ++statsAsked;
-    const r = await api(`api/stats?days=${$("#period").value}`);
-    if (asked !== statsAsked) return;
+    const r = await statsApi(`api/stats?days=${$("#period").value}`);
+    if (!r) return;
     const box = $("#totals");
     if (!r.ok) {
       // Nothing of another period stays up, and a failure never reads as "no exchange".
@@ -534,11 +542,10 @@
   };
   // The first 30 eligible products by title, or those the search finds: any page can be
   // previewed, however large the catalog.
-  let previewAsked = 0;
+  const previewChoicesApi = latestOnly();
   const fillPreviewChoices = async (query = "") => {
-    const asked = ++previewAsked;
-    const r = await api(`api/products?eligible=1&q=${encodeURIComponent(query)}`);
-    if (!r.ok || asked !== previewAsked) return; // a failure shows in the product list above; a later search answers
+    const r = await previewChoicesApi(`api/products?eligible=1&q=${encodeURIComponent(query)}`);
+    if (!r || !r.ok) return; // a failure shows in the product list above
     const select = $("#preview-product");
     // "Home page" and the product being previewed stay; the rest is the search's answer.
     for (const option of select.querySelectorAll("s-option:not([value=''])")) {
