@@ -78,6 +78,8 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         ("fb-1", "hg-11-10-5"),  # beverages: drinkware (mugs, cups)
         ("fb-1", "hg-11-10-7"),  # beverages: serveware (carafes)
         ("sg-4-2", "aa-1-10"),  # camping & hiking: outerwear
+        ("sg-4-2", "aa-2-17"),  # camping & hiking: hats (a beanie for the night in camp)
+        ("sg-4-2", "aa-2-4"),  # camping & hiking: bandanas (sun, sweat, dust on the trail)
         ("sg-4-2", "lb-1"),  # camping & hiking: backpacks
         ("aa", "lb"),  # clothing: bags
         # Coffee and tea on the trail: what brews and holds them in camp (camping cookware
@@ -91,6 +93,11 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         # Bedding: the rugs, cushion covers and throw pillows of the same room.
         *(("hg-15-1", textile) for textile in _ROOM_TEXTILES),
         ("os-4-9-9", "me-1"),  # notebooks: books
+        # Notebooks: what carries them (backpacks, totes). Not bags as a whole: a suitcase
+        # is no match for a journal.
+        ("os-4-9-9", "lb-1"),
+        ("os-4-9-9", "lb-11"),
+        ("os-4-9-9", "lb-13"),
         # Clothing and clothing accessories: bedding. Clothes and home textiles are chosen
         # for the same materials and look (a wool scarf and a wool throw, a linen dress and
         # linen bedding), and lifestyle shops sell both; not towels or napkins. Measured on
@@ -99,20 +106,25 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         # definition).
         ("aa-1", "hg-15-1"),
         ("aa-2", "hg-15-1"),
-        # Dog walking gear: camping & hiking and outerwear. Dogs are walked in every
-        # weather and come on hikes: the walker's rain shell, fleece and trekking poles go
-        # with the dog's raincoat, leash and treat pouch. Not dog food, toys or bowls.
+        # Dog walking gear: camping & hiking, outerwear, backpacks, hats and scarves. Dogs
+        # are walked in every weather and come on hikes: the walker's rain shell, fleece,
+        # daypack, beanie and trekking poles go with the dog's raincoat, leash and treat
+        # pouch. Not dog food, toys or bowls.
         *((walking, "sg-4-2") for walking in _DOG_WALKING),
         *((walking, "aa-1-10") for walking in _DOG_WALKING),
+        *((walking, "lb-1") for walking in _DOG_WALKING),
+        *((walking, "aa-2-17") for walking in _DOG_WALKING),
+        *((walking, "aa-2-26") for walking in _DOG_WALKING),
         # Pet beds: blankets and throws (the sofa and the bed a dog or a cat shares); pet
-        # shampoo: towels (a dog's bath); cat furniture: rugs and cushions (chosen to suit
-        # the room). Not pet supplies and linens as a whole: a bath towel or a duvet
+        # shampoo: towels (a dog's bath); dog beds and cat furniture: rugs and cushions
+        # (chosen to suit the room). Not pet supplies and linens as a whole: a bath towel or a duvet
         # cover is no match for cat bowls, kibble or a litter box. Not camping gear and
         # clothing beyond outerwear either: with that pair related, a camp stove page
         # showed a sweater dress.
         ("ap-2-9", "hg-15-1-4"),
         ("ap-2-26-7", "hg-15-4"),
         *(("ap-2-2-2", textile) for textile in _ROOM_TEXTILES),
+        *(("ap-2-9", textile) for textile in _ROOM_TEXTILES),
     }
 )
 

@@ -43,6 +43,16 @@ from recommender.ranking.relevance import Calibration, affinity
         ("ap-2-3-3-1", "sg-4-2-17", 0.0),  # and so do dog food and a tent
         ("ap-2-3-7", "aa-1-4", 0.0),  # and a dog toy and a dress
         ("sg-4-2-17", "aa-1-4", 0.0),  # and a tent and a dress
+        ("sg-4-2-14", "aa-2-17-2", relevance.COMPLEMENT),  # a sleeping bag, a beanie
+        ("aa-2-4", "sg-4-2-8", relevance.COMPLEMENT),  # a bandana, trekking poles
+        ("sg-4-2-17", "aa-2-6", 0.0),  # but not a tent and a belt
+        ("ap-2-31-5", "lb-1-15", relevance.COMPLEMENT),  # a leash, a hiking backpack
+        ("ap-2-6-10", "aa-2-26", relevance.COMPLEMENT),  # a dog's raincoat, a scarf
+        ("ap-2-3-7", "aa-2-17-2", 0.0),  # but not a dog toy and a beanie
+        ("ap-2-9-8", "hg-3-57", relevance.COMPLEMENT),  # a dog bed, a rug
+        ("os-4-9-9", "lb-1-15", relevance.COMPLEMENT),  # a notebook, a backpack
+        ("os-4-9-9", "lb-13", relevance.COMPLEMENT),  # a notebook, a tote bag
+        ("os-4-9-9", "lb-12-2", 0.0),  # but not a notebook and a suitcase
         # Ids from an earlier draft of the taxonomy are not read as complements: hg-10 is
         # Household Supplies, not linens.
         ("aa-1-4", "hg-10", 0.0),
