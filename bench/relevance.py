@@ -355,6 +355,13 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
     print("partner slots filled:", ", ".join(
         f"{k}: {fill[k] / len(pages):.0%} ({fill[k]})" for k in order
     ))  # fmt: skip
+    full, empty = fill["all"], fill[0]
+    print(
+        f"goal (at least 80 % of pages fill every partner slot, at most 5 % show none): "
+        f"every slot {full} of {len(pages)} = {full / len(pages):.2%} "
+        f"({'met' if full >= 0.8 * len(pages) else 'not met'}), none {empty} = "
+        f"{empty / len(pages):.2%} ({'met' if empty <= 0.05 * len(pages) else 'not met'})"
+    )
     if relevances:
         print(
             f"median partner item: relevance {float(np.median(relevances)):.3f}, "

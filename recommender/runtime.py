@@ -153,7 +153,7 @@ followed_tokens = TTLCache(size=50_000)
 # (purpose, period) -> that period's visitor or address salt (exchange.rules), as a Mac
 visitor_salts: dict[tuple[str, int], Any] = {}
 visitor_salts_lock = threading.Lock()
-# product pk -> what a book is about, by its nearest products (ranking.recommendations), or None
+# product pk -> what a book is about, by its nearest products (ranking.recommendations._Topic)
 product_topics = TTLCache(size=20_000)
 network_state: CachedValue[Any] = CachedValue()
 network_ctr: CachedValue[float] = CachedValue()

@@ -30,7 +30,9 @@ from recommender.ranking.relevance import (
     category_key,
     inferred_topic,
     is_topical,
+    neighbours_affinity,
     topic_affinity,
+    topic_neighbours,
 )
 from stores.models import Store
 
@@ -236,6 +238,10 @@ def _partner_items(
         by_topic = page_is_topical or is_topical(category_key(product.category_id))
         relate = topic_affinity if by_topic else affinity
         taxonomy = relate(page_category, _topic_or_category(index, product))
+        basis = "a book's topic" if by_topic else ""
+        if taxonomy is None and by_topic and viewed is not None:
+            taxonomy = _by_neighbours(index, viewed, product, page_is_topical=page_is_topical)
+            basis = "a book's neighbours"
         related = index.calibration.relevance(hit.cosine, taxonomy)
         if related < settings.RECOMMENDER_MIN_RELEVANCE:
             continue
@@ -249,7 +255,7 @@ def _partner_items(
         )
         lift = learned.lift(cluster, product.pk) if learned is not None else 0.0
         score = content + lift
-        reason = _reason(hit, related, taxonomy, fairness, same_ids, by_topic=by_topic)
+        reason = _reason(hit, related, taxonomy, fairness, same_ids, basis=basis)
         if learned is not None and learned.history(cluster, product.pk)[0]:
             shown, clicked = learned.history(cluster, product.pk)
             reason += f", clicked {clicked} of {shown} times on such pages: {lift:+.3f}"
@@ -281,16 +287,38 @@ def _topic_or_category(index: VectorIndex, product: Product | Candidate) -> str:
     key = category_key(product.category_id)
     if not is_topical(key):
         return key
-    topic = runtime.product_topics.get_or_compute(
+    return _topic(index, product).branch or key
+
+
+def _by_neighbours(
+    index: VectorIndex, viewed: Product, product: Candidate, *, page_is_topical: bool
+) -> float | None:
+    """What a book's nearest products say of the item beside it, where its topic says
+    nothing (relevance.neighbours_affinity); None for two books."""
+    topical, other = (viewed, product) if page_is_topical else (product, viewed)
+    key = category_key(other.category_id)
+    if is_topical(key):
+        return None
+    return neighbours_affinity(_topic(index, topical).nearest, key)
+
+
+class _Topic(NamedTuple):
+    branch: str | None  # relevance.inferred_topic
+    nearest: tuple[tuple[str, float], ...]  # relevance.topic_neighbours
+
+
+def _topic(index: VectorIndex, product: Product | Candidate) -> _Topic:
+    """What a book is about, by its nearest products in other stores, kept for the freshness
+    window: one dense search per book, not per page."""
+    return runtime.product_topics.get_or_compute(
         product.pk, lambda: _inferred_topic(index, product.pk, product.store_id)
     )
-    return topic or key
 
 
-def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> str | None:
+def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> _Topic:
     vector = index.vector(pk)
     if vector is None:
-        return None
+        return _Topic(None, ())
     hits = index.search(
         vector,
         TOPIC_CANDIDATES,
@@ -298,11 +326,12 @@ def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> str | None:
         min_cosine=settings.RECOMMENDER_RELEVANCE_FLOOR,
     )
     products = _candidates([hit.product_id for hit in hits])
-    return inferred_topic(
+    nearest = topic_neighbours(
         (category_key(products[hit.product_id].category_id), hit.cosine)
         for hit in hits
         if hit.product_id in products
     )
+    return _Topic(inferred_topic(nearest), nearest)
 
 
 def _own_items(
@@ -337,7 +366,7 @@ def _reason(
     fairness: float,
     same_ids: float,
     *,
-    by_topic: bool = False,
+    basis: str = "",
 ) -> str:
     words = f", shared words {hit.lexical:.2f}" if hit.lexical >= 0.005 else ""
     words += _model_numbers(same_ids)
@@ -347,8 +376,8 @@ def _reason(
         kind = ", unrelated categories"
     else:
         kind = f", related categories {taxonomy:.1f}"
-    if taxonomy is not None and by_topic:
-        kind += " by a book's topic"
+    if taxonomy is not None and basis:
+        kind += f" by {basis}"
     return (
         f"relevance {related:.3f} (similarity {hit.cosine:.2f}{words}{kind}), "
         f"partner fairness {fairness:+.2f}"

@@ -18,8 +18,11 @@ are discounted so that no cosine alone gets them over the floor. Books ("Media")
 anything, and their category does not say what: a book's topic is read from the products
 nearest to it (``inferred_topic``: a coffee book's neighbours are beans, grinders and
 filters), and the taxonomy then speaks for that topic, so a coffee book goes with grinders
-and kettles and not with a cat's window perch. Where its neighbours agree on no topic,
-content alone decides.
+and kettles and not with a cat's window perch. Where the topic says nothing of an item (no
+branch holds a majority of the neighbours, or only part of the branch goes with the item),
+the neighbours speak for themselves: a book most of whose neighbours go with the item is
+related to it (a tea history book near teapots and strainers, with a tea). Else content
+alone decides.
 """
 
 from __future__ import annotations
@@ -49,6 +52,14 @@ TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
 TOPIC_NEIGHBOURS = 10
 MIN_TOPIC_NEIGHBOURS = 3
 TOPIC_LEVELS = (3, 2)
+# Where the topic says nothing of an item (no branch holds a majority, or the branch that
+# does is only partly complemented by the item's category: a tea history book is near
+# teapots, strainers and teas, so its topic is "kitchen and dining", and only parts of that
+# go with a tea), a topical product is related to the item when more than
+# NEIGHBOURS_AGREE of its neighbours' cosine is in categories related to the item's (all
+# of the tea book's neighbours go with a tea): as closely as those neighbours are, on
+# average.
+NEIGHBOURS_AGREE = 0.5
 
 # What a dog is walked in and with: pet apparel, collars & harnesses, leashes, training aids.
 _DOG_WALKING = ("ap-2-6", "ap-2-17", "ap-2-31", "ap-2-41")
@@ -156,24 +167,32 @@ def is_topical(key: str) -> bool:
     return key.split("-", 1)[0] in TOPICAL_VERTICALS if key else False
 
 
+def topic_neighbours(neighbours: Iterable[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    """The neighbours that speak for a topical product's topic, from its nearest products in
+    other stores, nearest first as (category key, cosine): the first ``TOPIC_NEIGHBOURS``
+    with a category that is not topical and a positive cosine."""
+    nearest: list[tuple[str, float]] = []
+    for key, cosine in neighbours:
+        if key and not is_topical(key) and cosine > 0:
+            nearest.append((key, cosine))
+            if len(nearest) == TOPIC_NEIGHBOURS:
+                break
+    return tuple(nearest)
+
+
 def inferred_topic(neighbours: Iterable[tuple[str, float]]) -> str | None:
     """What a topical product is about, from its nearest products in other stores, nearest
     first as (category key, cosine): the narrowest branch (``TOPIC_LEVELS``) holding a
-    majority of the first ``TOPIC_NEIGHBOURS`` non-topical ones' cosine, or None when none
-    does (a book about slow living is near candles, mugs and dog bowls alike) or too few
-    are known."""
-    nearest: list[tuple[list[str], float]] = []
-    for key, cosine in neighbours:
-        if key and not is_topical(key) and cosine > 0:
-            nearest.append((key.split("-"), cosine))
-            if len(nearest) == TOPIC_NEIGHBOURS:
-                break
+    majority of its ``topic_neighbours``' cosine, or None when none does (a book about slow
+    living is near candles, mugs and dog bowls alike) or too few are known."""
+    nearest = topic_neighbours(neighbours)
     if len(nearest) < MIN_TOPIC_NEIGHBOURS:
         return None
     total = sum(cosine for _, cosine in nearest)
     for levels in TOPIC_LEVELS:
         weights: Counter[str] = Counter()
-        for parts, cosine in nearest:
+        for key, cosine in nearest:
+            parts = key.split("-")
             if len(parts) >= levels:
                 weights["-".join(parts[:levels])] += cosine
         if weights:
@@ -219,6 +238,24 @@ def topic_affinity(a: str, b: str) -> float | None:
     if value == 0 and (_complements_part_of(a, b) or _complements_part_of(b, a)):
         return None
     return value
+
+
+def neighbours_affinity(nearest: Sequence[tuple[str, float]], key: str) -> float | None:
+    """What a topical product's ``topic_neighbours`` say of an item in the category ``key``
+    where its topic says nothing: when more than ``NEIGHBOURS_AGREE`` of their cosine is in
+    categories related to it (the same branch or department, or a complement), the
+    cosine-weighted mean of those relations; else None (content decides)."""
+    if len(nearest) < MIN_TOPIC_NEIGHBOURS or not key or is_topical(key):
+        return None
+    weight = strength = 0.0
+    for near, cosine in nearest:
+        related = affinity(near, key) or 0.0
+        if related > 0:
+            weight += cosine
+            strength += cosine * related
+    if weight <= NEIGHBOURS_AGREE * sum(cosine for _, cosine in nearest):
+        return None
+    return strength / weight
 
 
 def _complements_part_of(branch: str, key: str) -> bool:

@@ -256,3 +256,24 @@ def test_a_book_fills_a_slot_where_its_topic_is_a_complement(host, settings):
 
     (book,) = [i for i in items if i.product.store_id == bookshop.pk]
     assert "related categories 0.8 by a book's topic" in book.reason
+
+
+def test_a_book_fills_a_slot_where_its_neighbours_go_with_the_page(host, settings):
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    vector = topic_vector("tea", seed=14)
+    viewed = make_product(host, "Sencha", vector, category_id=taxonomy + "fb-1-14-2")
+    # A tea history book, nearest to teapots and strainers: its topic is kitchen and
+    # dining, which says nothing of a tea; each of its neighbours goes with one.
+    book = toward(vector, topic_vector("books", seed=15), 0.22)
+    teaware = partner("teaware")
+    for seed, category in enumerate(["hg-11-10-2", "hg-11-8-75", "hg-11-10-2", "hg-11-8-75"]):
+        near = toward(book, topic_vector("dresses", seed=40 + seed), 0.8)
+        make_product(teaware, f"Teaware {seed}", near, category_id=taxonomy + category)
+    bookshop = partner("bookshop")
+    make_product(bookshop, "A History of Tea", book, category_id=taxonomy + "me-1-3")
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    (shown,) = [i for i in items if i.product.store_id == bookshop.pk]
+    assert "related categories 0.8 by a book's neighbours" in shown.reason

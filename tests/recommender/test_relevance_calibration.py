@@ -145,3 +145,46 @@ def test_only_the_nearest_neighbours_vote_on_a_topic():
 def test_a_topic_rules_out_only_what_no_part_of_it_complements(topic, item, expected):
     assert relevance.topic_affinity(topic, item) == expected
     assert relevance.topic_affinity(item, topic) == expected
+
+
+def test_a_books_neighbours_relate_it_to_an_item_where_its_topic_says_nothing():
+    # A tea history book: near teapots, strainers and teas. Its topic is kitchen and dining
+    # (hg-11), which says nothing of a tea's page; every one of its neighbours goes with tea.
+    tea_book = relevance.topic_neighbours(
+        [("hg-11-10-2", 0.45), ("hg-11-8-75", 0.4), ("fb-1-14-2", 0.35), ("hg-11-10-2", 0.3)]
+    )
+    assert relevance.inferred_topic(tea_book) == "hg-11"
+    assert relevance.topic_affinity("hg-11", "fb-1-14-2") is None
+    # Teapots and strainers complement tea (0.8), the tea is of its branch (0.8).
+    assert relevance.neighbours_affinity(tea_book, "fb-1-14-2") == pytest.approx(0.8)
+    # A cast iron pan is in the same department as the teapots (0.6), not as the tea.
+    mixed = relevance.neighbours_affinity(tea_book, "hg-11-2-3")
+    assert mixed == pytest.approx(0.6)  # the related neighbours' mean (teapots, strainer)
+    # Dog food goes with none of them.
+    assert relevance.neighbours_affinity(tea_book, "ap-2-3-3-1") is None
+
+
+def test_a_books_neighbours_speak_only_as_a_majority_and_never_for_other_books():
+    # Half the cosine with the item is not a majority.
+    split = relevance.topic_neighbours(
+        [("fb-1-14-2", 0.4), ("ap-2-3-7", 0.4), ("fb-1-14-2", 0.3), ("ap-2-9-8", 0.3)]
+    )
+    assert relevance.neighbours_affinity(split, "hg-11-8-75") is None
+    most = relevance.topic_neighbours(
+        [("fb-1-14-2", 0.4), ("ap-2-3-7", 0.4), ("fb-1-14-2", 0.31), ("ap-2-9-8", 0.3)]
+    )
+    assert relevance.neighbours_affinity(most, "hg-11-8-75") == pytest.approx(0.8)
+    assert relevance.neighbours_affinity(most, "me-1-3") is None  # a book beside a book
+    assert relevance.neighbours_affinity(most, "") is None
+    assert relevance.neighbours_affinity(most[:2], "hg-11-8-75") is None  # too few
+
+
+def test_a_books_neighbours_leave_out_books_and_keep_the_nearest():
+    listed = [("me-1-3", 0.9), ("fb-1-3-1", 0.5), ("", 0.4), ("hg-11-6-2-6", -0.1)]
+    listed += [("ap-2-3-7", 0.3)] * (relevance.TOPIC_NEIGHBOURS + 2)
+
+    nearest = relevance.topic_neighbours(listed)
+
+    assert nearest[0] == ("fb-1-3-1", 0.5)
+    assert len(nearest) == relevance.TOPIC_NEIGHBOURS
+    assert all(key and not relevance.is_topical(key) and cosine > 0 for key, cosine in nearest)
