@@ -132,12 +132,19 @@
   // While the catalog syncs (the first open after install, "Sync catalog now") the page
   // looks again every few seconds: it must not stay on "Queued" once the sync is done.
   const SYNC_POLL_MS = 4000;
+  const SYNC_POLL_MAX_MS = 60000;
   let syncPoll;
   let wasSyncing = false;
+  let failedLooks = 0;
+  const lookAgain = (ms) => {
+    clearTimeout(syncPoll);
+    syncPoll = setTimeout(() => { loadOverview(); loadSetup(false); }, ms);
+  };
   const followSync = (syncing) => {
     clearTimeout(syncPoll);
+    failedLooks = 0;
     if (syncing) {
-      syncPoll = setTimeout(() => { loadOverview(); loadSetup(false); }, SYNC_POLL_MS);
+      lookAgain(SYNC_POLL_MS);
     } else if (wasSyncing) {
       // Done: the lists read from the catalog are read again.
       listOptedOut();
@@ -157,6 +164,9 @@
     const box = $("#overview");
     if (!r.ok) {
       overviewShown = "";
+      // A look that fails while the catalog syncs (a dropped connection, a deploy) is tried
+      // again, less often each time: the page must not stay on the error once it is over.
+      if (wasSyncing) lookAgain(Math.min(SYNC_POLL_MS * 2 ** failedLooks++, SYNC_POLL_MAX_MS));
       return showError(box, r.body.error || "The overview could not be loaded.");
     }
     const c = r.body.catalog;

@@ -639,6 +639,9 @@ def theme_editor_links(shop_domain: str) -> tuple[str, str]:
     )
 
 
+FAILED_THEME_READ_TTL_SECONDS = 15
+
+
 def theme_state(store: Store, *, fresh: bool = False) -> ThemeState:
     """The live theme's Interlayer state, read through GraphQL at most once per
     SHOPIFY_THEME_STATE_TTL_SECONDS per store (``fresh`` reads it again): the settings
@@ -650,8 +653,12 @@ def theme_state(store: Store, *, fresh: bool = False) -> ThemeState:
         if cached is not None:
             return cached
     state = _read_theme_state(store)
-    if ttl > 0 and state["theme"] is not None:  # a failed read is retried on the next load
-        cache.set(key, state, ttl)
+    if ttl > 0:
+        # A read that failed (Shopify down or throttling) is kept for less: the page's
+        # looks every few seconds while a catalog syncs must not each ask Shopify again,
+        # and "Check again" (fresh) still asks at once.
+        failed = state["theme"] is None
+        cache.set(key, state, min(ttl, FAILED_THEME_READ_TTL_SECONDS) if failed else ttl)
     return state
 
 

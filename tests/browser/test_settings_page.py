@@ -458,6 +458,33 @@ def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
     frame.locator("#preview-product s-option").nth(3).wait_for(state="attached")
 
 
+def test_a_look_that_fails_while_the_catalog_syncs_is_tried_again(
+    admin, simulator, live_exchange
+):
+    grinders = live_exchange["grinders"]
+    Product.objects.filter(store=grinders).delete()
+    CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,
+                                                      finished_at=None)  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+    failed = []
+
+    def drop_the_next_look(route):  # a dropped connection, a deploy: one look fails
+        if not failed:
+            failed.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    admin.route("**/api/overview*", drop_the_next_look)
+    error = frame.locator("#overview .error-message")
+    error.wait_for(timeout=10000)  # the failure says so, where the overview was
+    catalog_sync.sync_catalog(grinders)  # the worker finishes meanwhile
+
+    catalog = frame.locator("#overview .metric").first
+    catalog.filter(has_text="Synced").wait_for(timeout=15000)
+    assert failed and error.count() == 0
+    frame.locator("li[data-step=catalog][data-status=done]").wait_for(timeout=15000)
+
+
 def test_looking_again_while_the_catalog_syncs_keeps_the_keyboard_focus_and_reads_nothing_out(
     admin, simulator, live_exchange
 ):

@@ -657,6 +657,28 @@ def test_one_page_load_reads_the_theme_once(merchant, simulator, settings):
     assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is False
 
 
+def test_a_theme_that_cannot_be_read_is_not_asked_for_on_every_look(
+    merchant, simulator, settings
+):
+    # While the catalog syncs the page looks again every 4 s (overview and guide): with
+    # Shopify failing or throttling, each look used to ask it for the theme once more.
+    settings.SHOPIFY_THEME_STATE_TTL_SECONDS = 30
+    shop = simulator.shop("alpha")
+    simulator.fault("alpha", "graphql", "500")  # the next read fails; the one after works
+    before = shop.graphql_requests
+
+    for _ in range(3):
+        assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is None
+        assert merchant("get", "/api/setup").status_code == 200
+    asked = shop.graphql_requests - before
+    # "Check again" still asks at once, and Shopify answers it.
+    checked = merchant("get", "/api/setup?refresh=1").json()
+
+    assert asked == 1
+    assert shop.graphql_requests - before == 2
+    assert checked["steps"][1]["status"] != "unknown"
+
+
 def test_opted_out_products_are_listed_for_the_resource_picker(merchant):
     product = Product.objects.filter(store=merchant.store).order_by("title").first()
     merchant(
