@@ -458,9 +458,7 @@ def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
     frame.locator("#preview-product s-option").nth(3).wait_for(state="attached")
 
 
-def test_a_look_that_fails_while_the_catalog_syncs_is_tried_again(
-    admin, simulator, live_exchange
-):
+def test_a_look_that_fails_while_the_catalog_syncs_is_tried_again(admin, simulator, live_exchange):
     grinders = live_exchange["grinders"]
     Product.objects.filter(store=grinders).delete()
     CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,

@@ -657,9 +657,7 @@ def test_one_page_load_reads_the_theme_once(merchant, simulator, settings):
     assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is False
 
 
-def test_a_theme_that_cannot_be_read_is_not_asked_for_on_every_look(
-    merchant, simulator, settings
-):
+def test_a_theme_that_cannot_be_read_is_not_asked_for_on_every_look(merchant, simulator, settings):
     # While the catalog syncs the page looks again every 4 s (overview and guide): with
     # Shopify failing or throttling, each look used to ask it for the theme once more.
     settings.SHOPIFY_THEME_STATE_TTL_SECONDS = 30
