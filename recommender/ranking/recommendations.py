@@ -32,7 +32,7 @@ from recommender.ranking.relevance import (
     is_topical,
     neighbours_affinity,
     topic_affinity,
-    topic_neighbours,
+    votes_on_topic,
 )
 from stores.models import Store
 
@@ -294,17 +294,22 @@ def _by_neighbours(
     index: VectorIndex, viewed: Product, product: Candidate, *, page_is_topical: bool
 ) -> float | None:
     """What a book's nearest products say of the item beside it, where its topic says
-    nothing (relevance.neighbours_affinity); None for two books."""
+    nothing (relevance.neighbours_affinity); None for two books. The item itself, often
+    one of them, has no vote: its cosine is the content evidence already, and content and
+    taxonomy are combined as independent evidence."""
     topical, other = (viewed, product) if page_is_topical else (product, viewed)
     key = category_key(other.category_id)
     if is_topical(key):
         return None
-    return neighbours_affinity(_topic(index, topical).nearest, key)
+    topic = _topic(index, topical)
+    votes = [near for near, pk in zip(topic.nearest, topic.pks, strict=True) if pk != other.pk]
+    return neighbours_affinity(votes, key)
 
 
 class _Topic(NamedTuple):
     branch: str | None  # relevance.inferred_topic
     nearest: tuple[tuple[str, float], ...]  # relevance.topic_neighbours
+    pks: tuple[int, ...]  # the product each of ``nearest`` is
 
 
 def _topic(index: VectorIndex, product: Product | Candidate) -> _Topic:
@@ -318,7 +323,7 @@ def _topic(index: VectorIndex, product: Product | Candidate) -> _Topic:
 def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> _Topic:
     vector = index.vector(pk)
     if vector is None:
-        return _Topic(None, ())
+        return _Topic(None, (), ())
     hits = index.search(
         vector,
         TOPIC_CANDIDATES,
@@ -326,12 +331,13 @@ def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> _Topic:
         min_cosine=settings.RECOMMENDER_RELEVANCE_FLOOR,
     )
     products = _candidates([hit.product_id for hit in hits])
-    nearest = topic_neighbours(
-        (category_key(products[hit.product_id].category_id), hit.cosine)
-        for hit in hits
-        if hit.product_id in products
-    )
-    return _Topic(inferred_topic(nearest), nearest)
+    listed = [hit for hit in hits if hit.product_id in products]
+    keys = {hit.product_id: category_key(products[hit.product_id].category_id) for hit in listed}
+    voters = [hit for hit in listed if votes_on_topic(keys[hit.product_id], hit.cosine)]
+    voters = voters[:TOPIC_NEIGHBOURS]  # relevance.topic_neighbours, with their products
+    nearest = tuple((keys[hit.product_id], hit.cosine) for hit in voters)
+    pks = tuple(hit.product_id for hit in voters)
+    return _Topic(inferred_topic(nearest), nearest, pks)
 
 
 def _own_items(

@@ -167,13 +167,19 @@ def is_topical(key: str) -> bool:
     return key.split("-", 1)[0] in TOPICAL_VERTICALS if key else False
 
 
+def votes_on_topic(key: str, cosine: float) -> bool:
+    """Whether a neighbour of a topical product speaks for its topic: a category that is not
+    topical (another book says nothing of what a book is about) and a positive cosine."""
+    return bool(key) and not is_topical(key) and cosine > 0
+
+
 def topic_neighbours(neighbours: Iterable[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
     """The neighbours that speak for a topical product's topic, from its nearest products in
     other stores, nearest first as (category key, cosine): the first ``TOPIC_NEIGHBOURS``
     with a category that is not topical and a positive cosine."""
     nearest: list[tuple[str, float]] = []
     for key, cosine in neighbours:
-        if key and not is_topical(key) and cosine > 0:
+        if votes_on_topic(key, cosine):
             nearest.append((key, cosine))
             if len(nearest) == TOPIC_NEIGHBOURS:
                 break

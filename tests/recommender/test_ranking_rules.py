@@ -277,3 +277,31 @@ def test_a_book_fills_a_slot_where_its_neighbours_go_with_the_page(host, setting
 
     (shown,) = [i for i in items if i.product.store_id == bookshop.pk]
     assert "related categories 0.8 by a book's neighbours" in shown.reason
+
+
+@pytest.mark.parametrize("book_is_the_page", [False, True])
+def test_an_item_is_no_evidence_of_its_own_relation_to_a_book(host, settings, book_is_the_page):
+    # The item beside a book is often among the book's nearest products itself: its vote
+    # for itself (its own category, 0.8) would count its cosine twice, once as content and
+    # once as the taxonomy's word, and content and taxonomy are combined as independent.
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.1
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    tea_vector = topic_vector("tea", seed=16)
+    # Less alike than content alone passes (about the 93rd percentile of unrelated pairs).
+    book_vector = toward(tea_vector, topic_vector("books", seed=17), 0.24)
+    bookshop = host if book_is_the_page else partner("bookshop")
+    teashop = partner("teashop") if book_is_the_page else host
+    tea = make_product(teashop, "Sencha", tea_vector, category_id=taxonomy + "fb-1-14-2")
+    book = make_product(bookshop, "Slow Mornings", book_vector, category_id=taxonomy + "me-1-3")
+    # The book's other neighbours: one teapot (goes with a tea), two dog toys (do not). Without
+    # the tea's own vote, a third of their cosine goes with a tea: no majority.
+    others = partner("others")
+    for seed, category in enumerate(["hg-11-10-2", "ap-2-3-7", "ap-2-3-7"]):
+        near = toward(book_vector, topic_vector("dresses", seed=50 + seed), 0.15)
+        make_product(others, f"Neighbour {seed}", near, category_id=taxonomy + category)
+
+    items = show(host, book if book_is_the_page else tea, own_share=0, avoid_competitors=False)
+
+    shown = {i.product.pk: i for i in items}
+    item = tea if book_is_the_page else book
+    assert item.pk not in shown, shown[item.pk].reason
