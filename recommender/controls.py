@@ -8,7 +8,14 @@ from typing import Any
 from django.db import transaction
 
 from recommender.catalog.index_events import emit_index_events
-from recommender.models import IndexEvent, Product, SettingsChange, WidgetSettings
+from recommender.catalog.products import keep_off_as_chosen
+from recommender.models import (
+    IndexEvent,
+    PendingOptOut,
+    Product,
+    SettingsChange,
+    WidgetSettings,
+)
 from stores.models import Store
 
 
@@ -41,23 +48,60 @@ def update_widget_settings(*, store: Store, actor: str, cleaned: dict[str, Any])
     return widget
 
 
+# Products kept off before the sync read them, per store: the ids come from the merchant's
+# resource picker, and nothing says the shop has them, so what waits is bounded.
+MAX_WAITING_OPT_OUTS = 1_000
+
+
+class TooManyWaiting(ValueError):
+    """More products would wait for the sync than MAX_WAITING_OPT_OUTS."""
+
+
 def set_products_opted_out(
-    *, store: Store, actor: str, shopify_ids: list[int], opted_out: bool
+    *,
+    store: Store,
+    actor: str,
+    shopify_ids: list[int],
+    opted_out: bool,
+    titles: dict[int, str] | None = None,
 ) -> int:
-    """Take products out of the network (or back in); the index follows at once."""
+    """Take products out of the network (or back in); the index follows at once. Products
+    the catalog has not read yet are kept off as the sync reads them (PendingOptOut, shown
+    by their ``titles`` meanwhile), or no longer, when put back first. Returns how many
+    read products changed; raises TooManyWaiting (and changes nothing) past the bound."""
     with transaction.atomic():
-        products = Product.objects.filter(store=store, shopify_id__in=shopify_ids).exclude(
-            opted_out=opted_out
-        )
-        changed = list(products.values_list("pk", "shopify_id"))
-        if not changed:
-            return 0
-        Product.objects.filter(pk__in=[pk for pk, _ in changed]).update(opted_out=opted_out)
-        kind = IndexEvent.Kind.REMOVE if opted_out else IndexEvent.Kind.UPSERT
-        emit_index_events(kind, [(pk, store.pk) for pk, _ in changed])
-        SettingsChange.objects.create(
-            store=store,
-            actor=actor,
-            changes={"opted_out" if opted_out else "opted_in": sorted(sid for _, sid in changed)},
-        )
+        products = Product.objects.filter(store=store, shopify_id__in=shopify_ids)
+        changed = list(products.exclude(opted_out=opted_out).values_list("pk", "shopify_id"))
+        unread = set(shopify_ids) - set(products.values_list("shopify_id", flat=True))
+        waiting = PendingOptOut.objects.filter(store=store)
+        audit: dict[str, list[int]] = {}
+        if opted_out and unread:
+            new = unread - set(
+                waiting.filter(shopify_id__in=unread).values_list("shopify_id", flat=True)
+            )
+            if new and waiting.count() + len(new) > MAX_WAITING_OPT_OUTS:
+                raise TooManyWaiting(MAX_WAITING_OPT_OUTS)
+            PendingOptOut.objects.bulk_create(
+                [PendingOptOut(store=store, shopify_id=i, title=(titles or {}).get(i, "")[:255])
+                 for i in sorted(new)],
+                ignore_conflicts=True,
+            )  # fmt: skip
+            if new:
+                audit["opted_out_once_synced"] = sorted(new)
+                # Read by a sync meanwhile (this request looked before it committed)?
+                keep_off_as_chosen(store, sorted(new))
+        elif not opted_out and unread:
+            dropped = sorted(
+                waiting.filter(shopify_id__in=unread).values_list("shopify_id", flat=True)
+            )
+            waiting.filter(shopify_id__in=dropped).delete()
+            if dropped:
+                audit["no_longer_opted_out_once_synced"] = dropped
+        if changed:
+            Product.objects.filter(pk__in=[pk for pk, _ in changed]).update(opted_out=opted_out)
+            kind = IndexEvent.Kind.REMOVE if opted_out else IndexEvent.Kind.UPSERT
+            emit_index_events(kind, [(pk, store.pk) for pk, _ in changed])
+            audit["opted_out" if opted_out else "opted_in"] = sorted(sid for _, sid in changed)
+        if audit:
+            SettingsChange.objects.create(store=store, actor=actor, changes=audit)
     return len(changed)

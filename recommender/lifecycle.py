@@ -20,6 +20,7 @@ from recommender.models import (
     Click,
     Impression,
     IndexEvent,
+    PendingOptOut,
     Product,
     SettingsChange,
     WidgetSettings,
@@ -69,6 +70,7 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     Impression.objects.filter(store=store).delete()
     AttributedOrder.objects.filter(store=store).delete()  # its orders, as its pixel saw them
     SettingsChange.objects.filter(store=store).delete()  # staff ids, titles, what changed
+    PendingOptOut.objects.filter(store=store).delete()  # titles of products to come
     Click.objects.filter(Q(source_store=store) | Q(target_store=store)).update(**_NO_SHOPPER)
     transaction.on_commit(lambda: _forget_in_the_index(store.pk))
 

@@ -315,6 +315,27 @@ class Impression(models.Model):
         return f"impression {self.impression_id}"
 
 
+class PendingOptOut(models.Model):
+    """A product the merchant chose to keep off the network before the catalog sync read it
+    (a product created a moment ago, or any product while the first sync runs): kept off as
+    the sync reads it (catalog.products), then deleted."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="pending_opt_outs")
+    shopify_id = models.BigIntegerField()
+    title = models.CharField(max_length=255, blank=True)  # as the resource picker gave it
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "shopify_id"], name="unique_pending_opt_out_per_store"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.shopify_id} ({self.store_id})"
+
+
 class SettingsChange(models.Model):
     """Audit trail: who changed what in a store's Interlayer settings, and when."""
 

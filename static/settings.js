@@ -479,14 +479,17 @@
     list.textContent = "";
     for (const p of r.body.products) {
       const row = el("li", { "data-product": String(p.shopify_id) });
-      row.appendChild(el("s-text", null, `${p.title} `));
-      const back = el("s-button", { variant: "tertiary", accessibilityLabel: `Return ${p.title} to the network` }, "Return to the network");
+      const name = p.title || `Product ${p.shopify_id}`;
+      row.appendChild(el("s-text", null, `${name} `));
+      // Chosen before the catalog sync read it: kept off as soon as it does.
+      if (p.not_synced) row.appendChild(el("s-text", { tone: "neutral", class: "muted" }, "(not synced yet: kept off once it is) "));
+      const back = el("s-button", { variant: "tertiary", accessibilityLabel: `Return ${name} to the network` }, "Return to the network");
       back.addEventListener("click", async () => {
         back.setAttribute("loading", "");
         const done = await setOptedOut([p.shopify_id], false);
         back.removeAttribute("loading");
         if (!done) return;
-        toast(`${p.title} is back in the network`);
+        toast(`${name} is back in the network`);
         listOptedOut();
         loadOverview();
       });
@@ -496,8 +499,9 @@
     if (!list.children.length) list.appendChild(el("li", { class: "muted" }, "None: all your eligible products are in the network."));
   };
   // Resolves to the answer ({changed, not_synced}), or null once the failure is shown.
-  const setOptedOut = async (ids, opted) => {
-    const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: ids, opted_out: opted }) });
+  // ``titles`` (id -> title, from the picker) name products not synced yet meanwhile.
+  const setOptedOut = async (ids, opted, titles) => {
+    const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: ids, opted_out: opted, titles: titles || {} }) });
     if (!r.ok) {
       toast(r.body.error || "Not saved.", true);
       return null;
@@ -512,23 +516,23 @@
     });
     if (!selection) return; // the merchant cancelled
     const chosen = new Set(selection.map((p) => productId(p.id)));
+    const titles = Object.fromEntries(selection.map((p) => [String(productId(p.id)), String(p.title || "")]));
     const before = new Set(optedOut);
     const add = [...chosen].filter((id) => !before.has(id));
     const remove = optedOut.filter((id) => !chosen.has(id));
     let ok = true;
-    let notSynced = 0; // products Interlayer has not read yet: nothing was kept off
+    let notSynced = 0; // products Interlayer has not read yet: kept off once it has
     if (add.length) {
-      const done = await setOptedOut(add, true);
+      const done = await setOptedOut(add, true, titles);
       ok = Boolean(done);
       if (done) notSynced = done.not_synced.length;
     }
     if (remove.length) ok = Boolean(await setOptedOut(remove, false)) && ok;
     const kept = chosen.size - notSynced;
-    if (ok && notSynced) {
-      const which = notSynced === 1 ? "1 product you chose is" : `${notSynced} products you chose are`;
-      toast(`${which} not synced yet and not kept off the network: choose ${notSynced === 1 ? "it" : "them"} again once your catalog has synced.`, true);
-    } else if (ok && (add.length || remove.length)) {
-      toast(`${kept} ${kept === 1 ? "product" : "products"} kept off the network`);
+    if (ok && (add.length || remove.length)) {
+      const now = `${kept} ${kept === 1 ? "product" : "products"} kept off the network`;
+      const later = notSynced === 1 ? "1 more not synced yet, kept off once it is" : `${notSynced} more not synced yet, kept off once they are`;
+      toast(notSynced ? `${now}; ${later}` : now);
     }
     listOptedOut();
     loadOverview();

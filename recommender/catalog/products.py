@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from recommender.catalog.index_events import emit_index_events
-from recommender.models import CatalogSync, IndexEvent, Product
+from recommender.models import CatalogSync, IndexEvent, PendingOptOut, Product
 from recommender.ranking import embedding
 from stores.models import Store
 
@@ -164,9 +164,30 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
         ).update(sync_generation=sync.generation)
         for kind in (IndexEvent.Kind.REMOVE, IndexEvent.Kind.UPSERT):
             emit_index_events(kind, [(pk, store.pk) for k, pk in index_changes if k == kind])
+        keep_off_as_chosen(store, list(incoming))
     return len(to_create) + sum(
         1 for p in to_update if p.content_hash != existing_hashes.get(p.shopify_id)
     )
+
+
+def keep_off_as_chosen(store: Store, shopify_ids: list[int]) -> int:
+    """Products among ``shopify_ids`` the merchant chose to keep off the network before the
+    catalog had read them (PendingOptOut): kept off now that it has, out of the index if
+    they were in it. Returns how many. Every batch the sync or a webhook stores, and each
+    such choice, calls it: a choice made while the sync stored the product is applied the
+    next time either sees it."""
+    waiting = PendingOptOut.objects.filter(store=store, shopify_id__in=shopify_ids)
+    chosen = list(waiting.values_list("shopify_id", flat=True))
+    if not chosen:
+        return 0
+    read = Product.objects.filter(store=store, shopify_id__in=chosen)
+    kept = list(read.filter(opted_out=False).values_list("pk", flat=True))
+    Product.objects.filter(pk__in=kept).update(opted_out=True)
+    emit_index_events(IndexEvent.Kind.REMOVE, [(pk, store.pk) for pk in kept])
+    PendingOptOut.objects.filter(
+        store=store, shopify_id__in=read.values_list("shopify_id", flat=True)
+    ).delete()
+    return len(kept)
 
 
 def _older_than_stored(fields: dict[str, Any], product: Product) -> bool:

@@ -201,10 +201,25 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
             {"error": f"send product_ids (1-{MAX_OPT_OUT_IDS} numbers) and opted_out (true/false)"},
             status=400,
         )
-    changed = controls.set_products_opted_out(
-        store=request.store, actor=request.actor, shopify_ids=ids, opted_out=body["opted_out"]
-    )
-    # The page must not say a product is kept off the network when nothing was kept.
+    # The resource picker's titles, to list products not synced yet by name meanwhile.
+    titles = body.get("titles", {})
+    if not isinstance(titles, dict) or not all(
+        isinstance(title, str) and len(title) <= 500 for title in titles.values()
+    ):
+        return JsonResponse({"error": "titles: product id -> title (text)"}, status=400)
+    named = {i: titles.get(str(i), "").strip() for i in ids}
+    try:
+        changed = controls.set_products_opted_out(
+            store=request.store, actor=request.actor, shopify_ids=ids,
+            opted_out=body["opted_out"], titles=named,
+        )  # fmt: skip
+    except controls.TooManyWaiting as limit:
+        return JsonResponse(
+            {"error": f"Up to {limit} products can be waiting for your catalog to sync. "
+                      "Choose the rest once it has synced."},
+            status=400,
+        )  # fmt: skip
+    # Products the catalog has not read yet: kept off (or not) once the sync reads them.
     not_synced = stats.products_not_synced(request.store, ids)
     return JsonResponse({"changed": changed, "not_synced": not_synced})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
@@ -18,6 +18,7 @@ from recommender.models import (
     Click,
     Impression,
     LedgerEntry,
+    PendingOptOut,
     Product,
 )
 from stores.models import Store
@@ -95,6 +96,7 @@ class ProductChoice(TypedDict):
     opted_out: bool
     eligible: bool
     ineligible_reason: str
+    not_synced: NotRequired[bool]  # kept off once the catalog sync reads it
 
 
 def period_start(days: int, zone: tzinfo = UTC) -> datetime:
@@ -345,10 +347,22 @@ def product_search(
         found = found.filter(opted_out=True)
     if eligible_only:  # the preview: pages the widget can show something on
         found = found.filter(eligible=True)
-    products = found.order_by("title").values(
-        "shopify_id", "title", "opted_out", "eligible", "ineligible_reason"
-    )[:limit]
-    return list(products)
+    products = list(
+        found.order_by("title").values(
+            "shopify_id", "title", "opted_out", "eligible", "ineligible_reason"
+        )[:limit]
+    )
+    if opted_out_only and len(products) < limit:
+        # And those kept off once the sync reads them (controls.set_products_opted_out).
+        waiting = PendingOptOut.objects.filter(store=store, title__icontains=query)
+        products += [
+            {"shopify_id": shopify_id, "title": title, "opted_out": True, "eligible": False,
+             "ineligible_reason": "", "not_synced": True}
+            for shopify_id, title in waiting.order_by("title", "shopify_id").values_list(
+                "shopify_id", "title"
+            )[: limit - len(products)]
+        ]  # fmt: skip
+    return products
 
 
 def products_not_synced(store: Store, shopify_ids: list[int]) -> list[int]:

@@ -544,7 +544,7 @@ def test_a_store_that_can_pay_for_a_click_gets_no_balance_notice(admin, simulato
     assert frame.locator("#balance-notice").count() == 0
 
 
-def test_a_product_chosen_before_the_catalog_synced_it_is_not_said_to_be_kept_off(
+def test_a_product_chosen_before_the_catalog_synced_it_is_kept_off_once_it_has(
     admin, simulator, live_exchange
 ):
     grinders = live_exchange["grinders"]
@@ -556,11 +556,20 @@ def test_a_product_chosen_before_the_catalog_synced_it_is_not_said_to_be_kept_of
     admin.locator("#sim-picker").get_by_label("Coffee Grinder Brush").check()
     admin.locator("#sim-picker-select").click()
 
-    toast = admin.locator(".sim-toast--error", has_text="not synced yet")
+    toast = admin.locator(".sim-toast", has_text="not synced yet")
     toast.wait_for()
-    assert "Coffee Grinder Brush" not in frame.locator("#opted-out-list").inner_text()
-    assert "choose it again once your catalog has synced" in toast.inner_text()
-    assert admin.locator(".sim-toast:not(.sim-toast--error)").count() == 0  # no "1 kept off"
+    assert "0 products kept off the network; 1 more not synced yet" in toast.inner_text()
+    assert admin.locator(".sim-toast--error").count() == 0
+    waiting = frame.locator("#opted-out-list li", has_text="Coffee Grinder Brush")
+    waiting.filter(has_text="not synced yet").wait_for()
+
+    catalog_sync.sync_catalog(grinders)  # the worker reads the product
+    admin.reload()  # the merchant comes back later
+    frame = admin.frame_locator("#app-frame")
+    kept = frame.locator("#opted-out-list li", has_text="Coffee Grinder Brush")
+    kept.wait_for(timeout=15000)
+    assert "not synced yet" not in kept.inner_text()
+    assert Product.objects.get(store=grinders, title="Coffee Grinder Brush").opted_out
 
 
 def test_statistics_that_failed_to_load_are_not_shown_as_no_exchange(

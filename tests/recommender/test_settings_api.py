@@ -23,6 +23,7 @@ from recommender.models import (
     Click,
     Impression,
     LedgerEntry,
+    PendingOptOut,
     Product,
     SettingsChange,
     WidgetSettings,
@@ -395,6 +396,75 @@ def test_opting_out_a_product_not_synced_yet_says_so(merchant):
 
     assert response.status_code == 200
     assert response.json() == {"changed": 1, "not_synced": [unread]}
+
+
+def _not_read_yet(store) -> tuple[int, str]:
+    """A product of the shop the catalog has not read yet (a new product, or any product
+    while the first sync runs)."""
+    product = Product.objects.filter(store=store).order_by("shopify_id").first()
+    product.delete()
+    return product.shopify_id, product.title
+
+
+def test_a_product_chosen_before_the_sync_read_it_is_kept_off_once_it_is_read(merchant):
+    store = merchant.store
+    unread, title = _not_read_yet(store)
+
+    answer = merchant("post", "/api/products/opt-out", {
+        "product_ids": [unread], "opted_out": True, "titles": {str(unread): title},
+    })  # fmt: skip
+    waiting = merchant("get", "/api/products?opted_out=1").json()["products"]
+    catalog_sync.sync_catalog(store)  # the sync reads it
+    read = Product.objects.get(store=store, shopify_id=unread)
+    index_events.rebuild_index()
+    listed = merchant("get", "/api/products?opted_out=1").json()["products"]
+
+    assert answer.json() == {"changed": 0, "not_synced": [unread]}
+    assert waiting == [{"shopify_id": unread, "title": title, "opted_out": True,
+                        "eligible": False, "ineligible_reason": "", "not_synced": True}]  # fmt: skip
+    assert read.opted_out
+    assert [(p["shopify_id"], p.get("not_synced", False)) for p in listed] == [(unread, False)]
+    hits = live_index.current(refresh=True).search(np.frombuffer(read.vector, np.float32), 50)
+    assert read.pk not in {hit.product_id for hit in hits}
+    change = SettingsChange.objects.filter(store=store).latest("created_at")
+    assert change.changes == {"opted_out_once_synced": [unread]}
+
+
+def test_a_product_returned_before_the_sync_read_it_stays_in_the_network(merchant):
+    store = merchant.store
+    unread, _ = _not_read_yet(store)
+    merchant("post", "/api/products/opt-out", {"product_ids": [unread], "opted_out": True})
+
+    back = merchant("post", "/api/products/opt-out", {"product_ids": [unread], "opted_out": False})
+    catalog_sync.sync_catalog(store)
+
+    assert back.json() == {"changed": 0, "not_synced": [unread]}
+    assert merchant("get", "/api/products?opted_out=1").json()["products"] == []
+    assert not Product.objects.get(store=store, shopify_id=unread).opted_out
+
+
+def test_products_waiting_for_the_sync_are_bounded_and_their_titles_checked(merchant):
+    store = merchant.store
+    unread, _ = _not_read_yet(store)
+    bad_title = merchant("post", "/api/products/opt-out", {
+        "product_ids": [unread], "opted_out": True, "titles": {str(unread): ["not", "text"]},
+    })  # fmt: skip
+    assert bad_title.status_code == 400
+    assert not PendingOptOut.objects.filter(store=store).exists()
+    # Ids the shop may not even have: what waits for the sync is bounded per store.
+    many = [10**12 + n for n in range(controls.MAX_WAITING_OPT_OUTS)]
+    for n in range(0, len(many), 500):
+        merchant("post", "/api/products/opt-out",
+                 {"product_ids": many[n:n + 500], "opted_out": True})  # fmt: skip
+
+    one_more = merchant(
+        "post", "/api/products/opt-out", {"product_ids": [unread], "opted_out": True}
+    )
+
+    assert PendingOptOut.objects.filter(store=store).count() == controls.MAX_WAITING_OPT_OUTS
+    assert one_more.status_code == 400
+    assert "waiting for your catalog to sync" in one_more.json()["error"]
+    assert not PendingOptOut.objects.filter(store=store, shopify_id=unread).exists()
 
 
 def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(

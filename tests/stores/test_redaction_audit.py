@@ -9,7 +9,14 @@ import pytest
 from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger
-from recommender.models import Click, Impression, IndexEvent, Product, SettingsChange
+from recommender.models import (
+    Click,
+    Impression,
+    IndexEvent,
+    PendingOptOut,
+    Product,
+    SettingsChange,
+)
 from recommender.ranking.lexical import LexicalIndex
 from stores import tasks as store_tasks
 from stores import webhooks
@@ -31,6 +38,7 @@ def test_redaction_leaves_nothing_of_the_shop_in_the_database_or_the_index_files
     for _ in range(3):  # several published versions, each holding alpha's vectors
         index_events.rebuild_index()
     SettingsChange.objects.create(store=gone, actor="42", changes={"title": ["a", "Secret"]})
+    PendingOptOut.objects.create(store=gone, shopify_id=99, title="Secret Launch")
     Impression.objects.create(store=gone, impression_id="imp", visitor_hash="v", ip_hash="ip")
     click = Click.objects.create(
         source_store=gone, target_store=partner, target_product_id=1, impression_id="imp",
@@ -50,6 +58,7 @@ def test_redaction_leaves_nothing_of_the_shop_in_the_database_or_the_index_files
     assert not Product.objects.filter(store=gone).exists()
     assert not IndexEvent.objects.filter(store_id=gone.pk).exists()
     assert not SettingsChange.objects.filter(store=gone).exists()
+    assert not PendingOptOut.objects.filter(store=gone).exists()
     assert not Impression.objects.filter(store=gone).exists()
     kept = Click.objects.get(pk=click.pk)  # the partner's ledger still points at it
     assert (kept.user_agent, kept.visitor_hash, kept.ip_hash) == ("", "", "")
