@@ -425,8 +425,54 @@ def test_the_row_shows_in_a_theme_that_hides_empty_elements(
     heading.wait_for(state="visible", timeout=5000)
     host = heading.evaluate_handle("node => node.getRootNode().host")
     assert host.evaluate("node => node.getBoundingClientRect().height") == 330
-    if app_block:  # the block's space is reserved in the page's HTML: nothing moves
-        assert shopper.evaluate("window.__cls") == 0
+    # The block's space is in the theme's markup, the embed's reserved as the page is read:
+    # nothing moves either way.
+    assert shopper.evaluate("window.__cls") == 0
+
+
+def test_the_app_embed_alone_reserves_its_rows_space_before_the_page_is_painted(
+    shopper, simulator, live_exchange
+):
+    # The embed's row goes after the theme's <main>. Its space was made by the deferred
+    # script, so a page painted before the script ran had its footer moved down.
+    simulator.world.theme_app_block_added["grinders"] = False
+
+    def late(route):  # a slow connection: the page is painted before the script arrives
+        time.sleep(0.5)
+        route.continue_()
+
+    shopper.route("**/interlayer.js*", late)
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    heading = shopper.locator("h2#il-title")
+    heading.wait_for(state="visible", timeout=15000)
+    wait_for_widget_to_settle(shopper)
+
+    assert shopper.evaluate("window.__cls") == 0
+    host = heading.evaluate_handle("node => node.getRootNode().host")
+    assert host.evaluate("node => node.previousElementSibling.tagName") == "MAIN"
+    assert shopper.locator("[data-interlayer-embed]").count() == 1  # one row's space
+
+
+def test_the_app_embeds_space_goes_when_the_widget_script_never_comes(
+    shopper, simulator, live_exchange
+):
+    simulator.world.theme_app_block_added["grinders"] = False
+    shopper.clock.install()
+    shopper.route("**/interlayer.js*", lambda route: route.abort())  # blocked, or offline
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    reserved = shopper.locator("[data-interlayer-embed]")
+    assert reserved.evaluate("node => node.getBoundingClientRect().top < innerHeight")
+
+    shopper.clock.run_for(11_000)
+
+    # On screen it stays, hidden: taking it away would move the page under the shopper.
+    assert reserved.evaluate("node => node.style.visibility") == "hidden"
+    # Below the first screen (a short one here) it is removed.
+    shopper.set_viewport_size({"width": 1100, "height": 300})
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-1"))
+    assert reserved.evaluate("node => node.getBoundingClientRect().top >= innerHeight")
+    shopper.clock.run_for(11_000)
+    assert reserved.count() == 0
 
 
 @pytest.mark.parametrize("root", ["", "/fr", "/de"])

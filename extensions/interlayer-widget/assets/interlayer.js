@@ -55,6 +55,12 @@
   });
 
   function embedSlot() {
+    // Reserved by the app embed's markup as the page was read (app-embed.liquid).
+    const reserved = document.querySelector("[data-interlayer-embed]");
+    if (reserved) {
+      reserved.setAttribute("data-interlayer-claimed", "");
+      return reserved;
+    }
     const anchor = find(data.anchor) || document.querySelector("main");
     if (!anchor || !anchor.parentNode) return null;
     const node = document.createElement("div");
