@@ -244,6 +244,7 @@ def affinity(a: str, b: str) -> float | None:
     return 0.0
 
 
+@functools.lru_cache(maxsize=65_536)  # asked per book and candidate: few distinct pairs
 def topic_affinity(a: str, b: str) -> float | None:
     """``affinity`` where a key may be a book's inferred topic: a topic that names a whole
     branch ("hg-11", kitchen and dining) does not rule out an item that a part of that
