@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from recommender.catalog.index_events import emit_index_events
-from recommender.catalog.products import keep_off_as_chosen
+from recommender.catalog.products import hold_opt_out_choices
 from recommender.models import (
     IndexEvent,
     PendingOptOut,
@@ -70,10 +70,15 @@ def set_products_opted_out(
     by their ``titles`` meanwhile), or no longer, when put back first. Returns how many
     read products changed; raises TooManyWaiting (and changes nothing) past the bound."""
     with transaction.atomic():
+        hold_opt_out_choices(store)  # a batch being stored is read once it is committed
         products = Product.objects.filter(store=store, shopify_id__in=shopify_ids)
         changed = list(products.exclude(opted_out=opted_out).values_list("pk", "shopify_id"))
-        unread = set(shopify_ids) - set(products.values_list("shopify_id", flat=True))
+        read = set(products.values_list("shopify_id", flat=True))
+        unread = set(shopify_ids) - read
         waiting = PendingOptOut.objects.filter(store=store)
+        # A choice about a read product is made on the product: none waits for it any more
+        # (one left waiting would take it off again at the next sync after a return).
+        waiting.filter(shopify_id__in=read).delete()
         audit: dict[str, list[int]] = {}
         if opted_out and unread:
             new = unread - set(
@@ -88,8 +93,6 @@ def set_products_opted_out(
             )  # fmt: skip
             if new:
                 audit["opted_out_once_synced"] = sorted(new)
-                # Read by a sync meanwhile (this request looked before it committed)?
-                keep_off_as_chosen(store, sorted(new))
         elif not opted_out and unread:
             dropped = sorted(
                 waiting.filter(shopify_id__in=unread).values_list("shopify_id", flat=True)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from recommender.catalog.index_events import emit_index_events
+from recommender.exchange.locks import lock_for_transaction
 from recommender.models import CatalogSync, IndexEvent, PendingOptOut, Product
 from recommender.ranking import embedding
 from stores.models import Store
@@ -151,6 +152,7 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
             product.updated_at = now  # bulk_update skips auto_now
             to_update.append(product)
     with transaction.atomic():
+        hold_opt_out_choices(store)  # first: before this batch locks any product's row
         Product.objects.bulk_create(to_create, ignore_conflicts=True)
         if to_update:
             Product.objects.bulk_update(
@@ -170,12 +172,21 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
     )
 
 
+def hold_opt_out_choices(store: Store) -> None:
+    """Until the transaction ends, the store's opt-out choices and the batches the sync or
+    a webhook stores take turns: each then reads what the other committed. (Otherwise a
+    choice made while a batch stored the product saw no product, the batch saw no choice,
+    and the product entered the network with the choice left waiting; and two choices at
+    once could each count the waiting ones before the other added its own.) Taken before
+    either writes a product's row, so neither waits for the other's rows holding it."""
+    lock_for_transaction(f"opt-out-choices:{store.pk}")
+
+
 def keep_off_as_chosen(store: Store, shopify_ids: list[int]) -> int:
     """Products among ``shopify_ids`` the merchant chose to keep off the network before the
     catalog had read them (PendingOptOut): kept off now that it has, out of the index if
     they were in it. Returns how many. Every batch the sync or a webhook stores, and each
-    such choice, calls it: a choice made while the sync stored the product is applied the
-    next time either sees it."""
+    such choice, calls it, holding hold_opt_out_choices."""
     waiting = PendingOptOut.objects.filter(store=store, shopify_id__in=shopify_ids)
     chosen = list(waiting.values_list("shopify_id", flat=True))
     if not chosen:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from datetime import datetime, timedelta
 from datetime import time as clock
@@ -11,11 +13,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.html import escape
 
 from recommender import controls, runtime
-from recommender.catalog import index_events
+from recommender.catalog import index_events, products
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
 from recommender.models import (
@@ -465,6 +468,130 @@ def test_products_waiting_for_the_sync_are_bounded_and_their_titles_checked(merc
     assert one_more.status_code == 400
     assert "waiting for your catalog to sync" in one_more.json()["error"]
     assert not PendingOptOut.objects.filter(store=store, shopify_id=unread).exists()
+
+
+def _new_product_node(shopify_id: int, title: str) -> dict:
+    """A product as the sync's page or a products webhook reads it from the Admin API."""
+    return {
+        "id": f"gid://shopify/Product/{shopify_id}", "title": title, "status": "ACTIVE",
+        "onlineStoreUrl": f"https://alpha.example/products/{shopify_id}",
+        "priceRangeV2": {"minVariantPrice": {"amount": "12.00", "currencyCode": "USD"},
+                         "maxVariantPrice": {"amount": "12.00", "currencyCode": "USD"}},
+    }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_product_chosen_while_the_sync_stores_it_is_kept_off_and_waits_no_more(
+    simulator, install
+):
+    """The merchant chooses a product in the very moment the sync stores it: neither saw
+    the other's uncommitted row, so it entered the network and its choice waited on."""
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    sync = CatalogSync.objects.get(store=store)
+    known = Product.objects.filter(store=store).order_by("shopify_id").first()
+    # The batch also writes a product the catalog had: its row is locked until it commits.
+    nodes = [_new_product_node(7777, "Brand New Kettle"),
+             _new_product_node(known.shopify_id, "Renamed")]  # fmt: skip
+    stored, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def the_sync_stores_it() -> None:
+        try:
+            with transaction.atomic():  # the batch's transaction, held open a moment
+                products.upsert_products(store, sync, nodes)
+                stored.set()
+                go.wait(5)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def the_merchant_chooses_it() -> None:
+        try:
+            controls.set_products_opted_out(store=store, actor="42", opted_out=True,
+                                            shopify_ids=[7777, known.shopify_id])  # fmt: skip
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    syncing = threading.Thread(target=the_sync_stores_it)
+    syncing.start()
+    assert stored.wait(5)
+    choosing = threading.Thread(target=the_merchant_chooses_it)
+    choosing.start()
+    choosing.join(0.5)  # before the batch commits (or waiting for it to)
+    go.set()
+    syncing.join(10)
+    choosing.join(10)
+
+    assert not errors  # neither waited for the other's rows: no deadlock
+    assert Product.objects.get(store=store, shopify_id=7777).opted_out
+    assert Product.objects.get(pk=known.pk).opted_out
+    assert not PendingOptOut.objects.filter(store=store).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_choices_at_once_never_leave_more_than_the_bound_waiting(
+    simulator, install, monkeypatch
+):
+    store = install("alpha")
+    PendingOptOut.objects.bulk_create(
+        [PendingOptOut(store=store, shopify_id=10**12 + n) for n in range(600)]
+    )
+    both_counted = threading.Barrier(2)
+    insert = PendingOptOut.objects.bulk_create
+
+    def after_both_counted(*args, **kwargs):  # two admin tabs, two requests at once
+        # Unless the other one waits for this one to finish first.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_counted.wait(timeout=1)
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(PendingOptOut.objects, "bulk_create", after_both_counted)
+    refused: list[BaseException] = []
+
+    def choose(first: int) -> None:
+        try:
+            controls.set_products_opted_out(
+                store=store, actor="42", opted_out=True,
+                shopify_ids=[first + n for n in range(300)],
+            )  # fmt: skip
+        except controls.TooManyWaiting as error:
+            refused.append(error)
+        finally:
+            connection.close()
+
+    tabs = [threading.Thread(target=choose, args=(first,)) for first in (10**13, 2 * 10**13)]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join(10)
+
+    assert PendingOptOut.objects.filter(store=store).count() == 900
+    assert len(refused) == 1
+
+
+def test_a_choice_about_a_read_product_replaces_one_left_waiting_for_it(merchant):
+    """A choice left waiting for a product the catalog has read (as the race above left
+    them): returning the product must not have the next sync take it off again, nor the
+    list show it twice."""
+    store = merchant.store
+    product = Product.objects.filter(store=store).order_by("shopify_id").first()
+    PendingOptOut.objects.create(store=store, shopify_id=product.shopify_id, title="Old")
+
+    merchant("post", "/api/products/opt-out",
+             {"product_ids": [product.shopify_id], "opted_out": True})  # fmt: skip
+    listed = merchant("get", "/api/products?opted_out=1").json()["products"]
+    merchant("post", "/api/products/opt-out",
+             {"product_ids": [product.shopify_id], "opted_out": False})  # fmt: skip
+    catalog_sync.sync_catalog(store)
+
+    assert [p["shopify_id"] for p in listed] == [product.shopify_id]
+    product.refresh_from_db()
+    assert not product.opted_out
+    assert not PendingOptOut.objects.filter(store=store).exists()
 
 
 def test_stats_aggregate_a_year_of_events_in_a_fixed_number_of_queries(
