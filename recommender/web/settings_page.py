@@ -184,6 +184,15 @@ def products(request: EmbeddedRequest) -> JsonResponse:
     return JsonResponse({"products": products})
 
 
+def _storable(text: str) -> bool:
+    """Text PostgreSQL takes: no NUL, and UTF-8 (JSON may carry a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 @require_POST
 @embedded_api
 def opt_out(request: EmbeddedRequest) -> JsonResponse:
@@ -194,7 +203,8 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
     if (
         not isinstance(ids, list)
         or not 0 < len(ids) <= MAX_OPT_OUT_IDS
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        # Shopify's ids are positive and fit a BIGINT (a larger one was a 500 on storing).
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
         or not isinstance(body.get("opted_out"), bool)
     ):
         return JsonResponse(
@@ -204,7 +214,8 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
     # The resource picker's titles, to list products not synced yet by name meanwhile.
     titles = body.get("titles", {})
     if not isinstance(titles, dict) or not all(
-        isinstance(title, str) and len(title) <= 500 for title in titles.values()
+        isinstance(title, str) and len(title) <= 500 and _storable(title)
+        for title in titles.values()
     ):
         return JsonResponse({"error": "titles: product id -> title (text)"}, status=400)
     named = {i: titles.get(str(i), "").strip() for i in ids}

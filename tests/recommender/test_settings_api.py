@@ -470,6 +470,27 @@ def test_products_waiting_for_the_sync_are_bounded_and_their_titles_checked(merc
     assert not PendingOptOut.objects.filter(store=store, shopify_id=unread).exists()
 
 
+@pytest.mark.parametrize(
+    ("ids", "titles"),
+    [
+        ([2**63], {}),  # past a BIGINT: PostgreSQL refused the row (a 500)
+        ([10**30], {}),
+        ([0], {}),  # no Shopify product has these: they only took the bound's places
+        ([-5], {}),
+        ([123456], {"123456": "Kettle\x00"}),  # PostgreSQL refuses a NUL in text
+        ([123456], {"123456": "\ud800"}),  # a lone surrogate is not UTF-8
+    ],
+)
+def test_opt_out_ids_and_titles_the_database_cannot_hold_are_refused(merchant, ids, titles):
+    answer = merchant("post", "/api/products/opt-out",
+                      {"product_ids": ids, "opted_out": True, "titles": titles})  # fmt: skip
+
+    assert answer.status_code == 400
+    assert "error" in answer.json()
+    assert not PendingOptOut.objects.exists()
+    assert not SettingsChange.objects.filter(store=merchant.store).exists()
+
+
 def _new_product_node(shopify_id: int, title: str) -> dict:
     """A product as the sync's page or a products webhook reads it from the Admin API."""
     return {
