@@ -9,7 +9,7 @@ from recommender.catalog.embedding_pass import request_embedding
 from recommender.catalog.index_events import delete_products
 from recommender.catalog.pacer import Pacer
 from recommender.catalog.products import PRODUCT_QUERY, upsert_products
-from recommender.models import CatalogSync, Product
+from recommender.models import CatalogSync, PendingOptOut, Product
 from stores.models import Store, WebhookDelivery
 
 
@@ -38,6 +38,8 @@ def apply_product_webhook(
         return "payload without a product id"
     if topic == "products/delete":
         deleted = delete_products(Product.objects.filter(store=store, shopify_id=product_id))
+        # A choice to keep it off, made before any sync read it, has nothing left to wait for.
+        PendingOptOut.objects.filter(store=store, shopify_id=product_id).delete()
         return "deleted" if deleted else "already gone"
     stored = Product.objects.filter(store=store, shopify_id=product_id).first()
     if (
@@ -54,6 +56,7 @@ def apply_product_webhook(
     )
     if node is None:
         delete_products(Product.objects.filter(store=store, shopify_id=product_id))
+        PendingOptOut.objects.filter(store=store, shopify_id=product_id).delete()
         return "product no longer exists"
     sync, _ = CatalogSync.objects.get_or_create(store=store)
     changed = upsert_products(store, sync, [node])

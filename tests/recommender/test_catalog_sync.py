@@ -12,11 +12,11 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from recommender import tasks
+from recommender import controls, tasks
 from recommender.catalog import embedding_pass, pacer
 from recommender.catalog import sync as catalog_sync
 from recommender.catalog.products import embedding_text
-from recommender.models import CatalogSync, Product
+from recommender.models import CatalogSync, PendingOptOut, Product
 from recommender.ranking import embedding
 from simulator.webhooks import product_payload
 from stores import tasks as store_tasks
@@ -332,6 +332,22 @@ def test_product_create_and_delete_webhooks(client, simulator, install):
     webhooks.process_pending()
 
     assert not Product.objects.filter(store=store, shopify_id=created["id"]).exists()
+
+
+def test_a_product_deleted_in_the_shop_no_longer_waits_to_be_kept_off(client, simulator, install):
+    store = install("alpha")
+    created = simulator.world.upsert_product(
+        "alpha", {"title": "New Kettle", "handle": "kettle", "variants": [{"price": "30.00"}]}
+    )
+    # The merchant chose it before any sync read it; then deleted it in Shopify.
+    controls.set_products_opted_out(
+        store=store, actor="1", shopify_ids=[created["id"]], opted_out=True
+    )
+    simulator.world.delete_product("alpha", created["id"])
+    product_webhook(client, simulator, "products/delete", {"id": created["id"]}, "d1")
+    webhooks.process_pending()
+
+    assert not PendingOptOut.objects.filter(store=store).exists()  # no place taken for good
 
 
 def test_burst_of_updates_queues_one_embedding(
