@@ -471,11 +471,13 @@
   // --- products kept off the network (Shopify's resource picker) ----------------------------
   const productId = (gid) => Number(String(gid).split("/").pop());
   let optedOut = [];
+  let waitingOptOuts = new Set(); // chosen before the sync read them (not kept off yet)
   const listOptedOut = async () => {
     const list = $("#opted-out-list");
     const r = await api("api/products?opted_out=1");
     if (!r.ok) return showError(list, r.body.error || "Your products could not be loaded.");
     optedOut = r.body.products.map((p) => p.shopify_id);
+    waitingOptOuts = new Set(r.body.products.filter((p) => p.not_synced).map((p) => p.shopify_id));
     list.textContent = "";
     for (const p of r.body.products) {
       const row = el("li", { "data-product": String(p.shopify_id) });
@@ -521,13 +523,15 @@
     const add = [...chosen].filter((id) => !before.has(id));
     const remove = optedOut.filter((id) => !chosen.has(id));
     let ok = true;
-    let notSynced = 0; // products Interlayer has not read yet: kept off once it has
+    // Products Interlayer has not read yet (chosen now, or before): kept off once it has.
+    const waiting = new Set([...chosen].filter((id) => waitingOptOuts.has(id)));
     if (add.length) {
       const done = await setOptedOut(add, true, titles);
       ok = Boolean(done);
-      if (done) notSynced = done.not_synced.length;
+      if (done) done.not_synced.forEach((id) => waiting.add(id));
     }
     if (remove.length) ok = Boolean(await setOptedOut(remove, false)) && ok;
+    const notSynced = waiting.size;
     const kept = chosen.size - notSynced;
     if (ok && (add.length || remove.length)) {
       const now = `${kept} ${kept === 1 ? "product" : "products"} kept off the network`;

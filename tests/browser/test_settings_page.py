@@ -562,6 +562,14 @@ def test_a_product_chosen_before_the_catalog_synced_it_is_kept_off_once_it_has(
     assert admin.locator(".sim-toast--error").count() == 0
     waiting = frame.locator("#opted-out-list li", has_text="Coffee Grinder Brush")
     waiting.filter(has_text="not synced yet").wait_for()
+    # Chosen again with a product the catalog has read: only that one is kept off now.
+    frame.locator("#choose-opt-outs").click()
+    picker = admin.locator("#sim-picker")
+    assert picker.get_by_label("Coffee Grinder Brush").is_checked()  # starts from the choice
+    picker.locator("input[name=pick]:not(:checked)").first.check()
+    admin.locator("#sim-picker-select").click()
+    admin.locator(".sim-toast", has_text="1 product kept off the network").wait_for()
+    assert "1 more not synced yet" in admin.locator(".sim-toast").last.inner_text()
 
     catalog_sync.sync_catalog(grinders)  # the worker reads the product
     admin.reload()  # the merchant comes back later
