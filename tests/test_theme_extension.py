@@ -191,11 +191,15 @@ def test_the_app_block_loads_the_script_itself_when_the_embed_is_off():
 def test_a_theme_without_the_block_or_the_embed_shows_no_widget_and_reserves_nothing():
     without_block = storefront_page("/products/kettle", block=False)
     neither = storefront_page("/products/kettle", block=False, embed=False)
+    slot_element = re.compile(r"<[a-z]+\b[^>]*\sdata-interlayer-slot\b")
 
     (tag,) = script_tags(without_block)
     assert "data-anchor" in tag  # the embed's own tag: it places the row itself
-    assert "data-interlayer-slot" not in without_block
-    assert script_tags(neither) == [] and "data-interlayer-slot" not in neither
+    # No block's slot; the embed reserves its row's space from its inline script, after
+    # its anchor (tests/browser/test_storefront_widget.py).
+    assert not slot_element.search(without_block)
+    assert "data-interlayer-embed" in without_block
+    assert script_tags(neither) == [] and "data-interlayer" not in neither
 
 
 def test_the_theme_editors_preview_is_in_design_mode_and_renders_a_section_alone():
