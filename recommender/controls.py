@@ -3,7 +3,7 @@ change recorded in the audit trail."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -57,6 +57,11 @@ class TooManyWaiting(ValueError):
     """More products would wait for the sync than MAX_WAITING_OPT_OUTS."""
 
 
+class OptOutsSet(NamedTuple):
+    changed: int  # read products whose choice changed
+    not_synced: list[int]  # the ids the catalog has not read: kept off (or not) once it has
+
+
 def set_products_opted_out(
     *,
     store: Store,
@@ -64,11 +69,11 @@ def set_products_opted_out(
     shopify_ids: list[int],
     opted_out: bool,
     titles: dict[int, str] | None = None,
-) -> int:
+) -> OptOutsSet:
     """Take products out of the network (or back in); the index follows at once. Products
     the catalog has not read yet are kept off as the sync reads them (PendingOptOut, shown
-    by their ``titles`` meanwhile), or no longer, when put back first. Returns how many
-    read products changed; raises TooManyWaiting (and changes nothing) past the bound."""
+    by their ``titles`` meanwhile), or no longer, when put back first. Raises
+    TooManyWaiting (and changes nothing) past the bound."""
     with transaction.atomic():
         hold_opt_out_choices(store)  # a batch being stored is read once it is committed
         products = Product.objects.filter(store=store, shopify_id__in=shopify_ids)
@@ -107,4 +112,4 @@ def set_products_opted_out(
             audit["opted_out" if opted_out else "opted_in"] = sorted(sid for _, sid in changed)
         if audit:
             SettingsChange.objects.create(store=store, actor=actor, changes=audit)
-    return len(changed)
+    return OptOutsSet(len(changed), sorted(unread))

@@ -220,7 +220,7 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
         return JsonResponse({"error": "titles: product id -> title (text)"}, status=400)
     named = {i: titles.get(str(i), "").strip() for i in ids}
     try:
-        changed = controls.set_products_opted_out(
+        done = controls.set_products_opted_out(
             store=request.store, actor=request.actor, shopify_ids=ids,
             opted_out=body["opted_out"], titles=named,
         )  # fmt: skip
@@ -230,9 +230,7 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
                       "Choose the rest once it has synced."},
             status=400,
         )  # fmt: skip
-    # Products the catalog has not read yet: kept off (or not) once the sync reads them.
-    not_synced = stats.products_not_synced(request.store, ids)
-    return JsonResponse({"changed": changed, "not_synced": not_synced})
+    return JsonResponse({"changed": done.changed, "not_synced": done.not_synced})
 
 
 @require_GET

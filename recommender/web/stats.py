@@ -363,10 +363,3 @@ def product_search(
             )[: limit - len(products)]
         ]  # fmt: skip
     return products
-
-
-def products_not_synced(store: Store, shopify_ids: list[int]) -> list[int]:
-    """Of ``shopify_ids``, those the catalog has not read yet (a product created a moment
-    ago, or any product while the first sync runs): nothing can be set on them yet."""
-    known = Product.objects.filter(store=store, shopify_id__in=shopify_ids)
-    return sorted(set(shopify_ids) - set(known.values_list("shopify_id", flat=True)))
