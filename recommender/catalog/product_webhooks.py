@@ -37,10 +37,7 @@ def apply_product_webhook(
     except (KeyError, TypeError, ValueError):
         return "payload without a product id"
     if topic == "products/delete":
-        deleted = delete_products(Product.objects.filter(store=store, shopify_id=product_id))
-        # A choice to keep it off, made before any sync read it, has nothing left to wait for.
-        PendingOptOut.objects.filter(store=store, shopify_id=product_id).delete()
-        return "deleted" if deleted else "already gone"
+        return "deleted" if _gone(store, product_id) else "already gone"
     stored = Product.objects.filter(store=store, shopify_id=product_id).first()
     if (
         stored
@@ -55,11 +52,17 @@ def apply_product_webhook(
         .data.get("product")
     )
     if node is None:
-        delete_products(Product.objects.filter(store=store, shopify_id=product_id))
-        PendingOptOut.objects.filter(store=store, shopify_id=product_id).delete()
+        _gone(store, product_id)
         return "product no longer exists"
     sync, _ = CatalogSync.objects.get_or_create(store=store)
     changed = upsert_products(store, sync, [node])
     if changed:
         request_embedding(store)
     return "updated" if changed else "unchanged"
+
+
+def _gone(store: Store, product_id: int) -> int:
+    """A product deleted in the shop: out of the catalog and the index, and a choice to keep
+    it off made before any sync read it has nothing left to wait for."""
+    PendingOptOut.objects.filter(store=store, shopify_id=product_id).delete()
+    return delete_products(Product.objects.filter(store=store, shopify_id=product_id))
