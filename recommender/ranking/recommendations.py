@@ -32,7 +32,7 @@ from recommender.ranking.relevance import (
     is_topical,
     neighbours_affinity,
     topic_affinity,
-    votes_on_topic,
+    topic_neighbours,
 )
 from stores.models import Store
 
@@ -331,13 +331,13 @@ def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> _Topic:
         min_cosine=settings.RECOMMENDER_RELEVANCE_FLOOR,
     )
     products = _candidates([hit.product_id for hit in hits])
-    listed = [hit for hit in hits if hit.product_id in products]
-    keys = {hit.product_id: category_key(products[hit.product_id].category_id) for hit in listed}
-    voters = [hit for hit in listed if votes_on_topic(keys[hit.product_id], hit.cosine)]
-    voters = voters[:TOPIC_NEIGHBOURS]  # relevance.topic_neighbours, with their products
-    nearest = tuple((keys[hit.product_id], hit.cosine) for hit in voters)
-    pks = tuple(hit.product_id for hit in voters)
-    return _Topic(inferred_topic(nearest), nearest, pks)
+    voters = topic_neighbours(
+        (category_key(products[hit.product_id].category_id), hit.cosine, hit.product_id)
+        for hit in hits
+        if hit.product_id in products
+    )
+    nearest = tuple((key, cosine) for key, cosine, _ in voters)
+    return _Topic(inferred_topic(nearest), nearest, tuple(pk for _, _, pk in voters))
 
 
 def _own_items(

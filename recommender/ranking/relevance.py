@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -176,20 +177,20 @@ def is_topical(key: str) -> bool:
     return key.split("-", 1)[0] in TOPICAL_VERTICALS if key else False
 
 
-def votes_on_topic(key: str, cosine: float) -> bool:
-    """Whether a neighbour of a topical product speaks for its topic: a category that is not
-    topical (another book says nothing of what a book is about) and a positive cosine."""
-    return bool(key) and not is_topical(key) and cosine > 0
+# (category key, cosine, ...): a neighbour as topic_neighbours takes and gives it back.
+_Neighbour = TypeVar("_Neighbour", bound=tuple)
 
 
-def topic_neighbours(neighbours: Iterable[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+def topic_neighbours(neighbours: Iterable[_Neighbour]) -> tuple[_Neighbour, ...]:
     """The neighbours that speak for a topical product's topic, from its nearest products in
-    other stores, nearest first as (category key, cosine): the first ``TOPIC_NEIGHBOURS``
-    with a category that is not topical and a positive cosine."""
-    nearest: list[tuple[str, float]] = []
-    for key, cosine in neighbours:
-        if votes_on_topic(key, cosine):
-            nearest.append((key, cosine))
+    other stores, nearest first as (category key, cosine, ...anything the caller keeps with
+    them): the first ``TOPIC_NEIGHBOURS`` with a category that is not topical (another book
+    says nothing of what a book is about) and a positive cosine."""
+    nearest: list[_Neighbour] = []
+    for neighbour in neighbours:
+        key, cosine = neighbour[0], neighbour[1]
+        if key and not is_topical(key) and cosine > 0:
+            nearest.append(neighbour)
             if len(nearest) == TOPIC_NEIGHBOURS:
                 break
     return tuple(nearest)
