@@ -38,6 +38,15 @@ def open_settings(admin, simulator, handle: str):
     return frame
 
 
+def open_while_the_first_sync_waits(admin, simulator, store):
+    """The settings page as the first open after install finds it: the install's sync
+    queued, no product read yet."""
+    Product.objects.filter(store=store).delete()
+    CatalogSync.objects.filter(store=store).update(state=CatalogSync.State.QUEUED,
+                                                   finished_at=None)  # fmt: skip
+    return open_settings(admin, simulator, store.shop_domain.split(".")[0])
+
+
 def storefront_widget_titles(
     browser, simulator, handle: str, path: str, *, served: list | None = None
 ) -> tuple[str, list[str]]:
@@ -439,11 +448,7 @@ def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
     admin, simulator, live_exchange
 ):
     grinders = live_exchange["grinders"]
-    # The first open after install: the install's sync is queued, no product read yet.
-    Product.objects.filter(store=grinders).delete()
-    CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,
-                                                      finished_at=None)  # fmt: skip
-    frame = open_settings(admin, simulator, "grinders")
+    frame = open_while_the_first_sync_waits(admin, simulator, grinders)
     assert frame.locator("#overview .metric").first.inner_text() == "Catalog\nQueued"
 
     catalog_sync.sync_catalog(grinders)  # the worker finishes while the page stays open
@@ -460,10 +465,7 @@ def test_a_page_opened_while_the_catalog_syncs_shows_it_synced_without_a_reload(
 
 def test_a_look_that_fails_while_the_catalog_syncs_is_tried_again(admin, simulator, live_exchange):
     grinders = live_exchange["grinders"]
-    Product.objects.filter(store=grinders).delete()
-    CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,
-                                                      finished_at=None)  # fmt: skip
-    frame = open_settings(admin, simulator, "grinders")
+    frame = open_while_the_first_sync_waits(admin, simulator, grinders)
     failed = []
 
     def drop_the_next_look(route):  # a dropped connection, a deploy: one look fails
@@ -487,10 +489,7 @@ def test_looking_again_while_the_catalog_syncs_keeps_the_keyboard_focus_and_read
     admin, simulator, live_exchange
 ):
     grinders = live_exchange["grinders"]
-    Product.objects.filter(store=grinders).delete()
-    CatalogSync.objects.filter(store=grinders).update(state=CatalogSync.State.QUEUED,
-                                                      finished_at=None)  # fmt: skip
-    frame = open_settings(admin, simulator, "grinders")
+    frame = open_while_the_first_sync_waits(admin, simulator, grinders)
     step = frame.locator("#setup-steps s-button").first
     step.focus()  # a keyboard user on the set-up guide's next step
     frame.locator("#overview").evaluate(
