@@ -55,7 +55,8 @@
   });
 
   function embedSlot() {
-    // Reserved by the app embed's markup as the page was read (app-embed.liquid).
+    // Reserved by the app embed's markup as the page was read (app-embed.liquid); made here
+    // only where that inline script could not run (a policy that refuses inline scripts).
     const reserved = document.querySelector("[data-interlayer-embed]");
     if (reserved) {
       reserved.setAttribute("data-interlayer-claimed", "");
