@@ -52,6 +52,15 @@
     return box;
   };
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
+  // What a part of the page was last drawn from: an answer like it is not drawn again (the
+  // page looks again every few seconds while the catalog syncs). A failure forgets it.
+  const drawn = {};
+  const alreadyDrawn = (part, answer) => {
+    const text = JSON.stringify(answer);
+    if (drawn[part] === text) return true;
+    drawn[part] = text;
+    return false;
+  };
 
   // App Bridge UI (title bar, save bar, toasts, resource picker) is drawn by the admin.
   const toast = (message, isError) => shopify.toast.show(message, { isError: Boolean(isError) });
@@ -106,20 +115,16 @@
       list.appendChild(item);
     }
   };
-  // The page looks again every few seconds while the catalog syncs: an answer like the one
-  // on screen is not drawn again, or a keyboard user's focus on a step's button would go
-  // back to the top of the page each time.
-  let setupShown = "";
+  // Drawn again only when it changed (alreadyDrawn), or a keyboard user's focus on a step's
+  // button would go back to the top of the page at each look.
   const loadSetup = async (refresh) => {
     const r = await api(`api/setup${refresh ? "?refresh=1" : ""}`);
     if (!r.ok) {
-      setupShown = "";
+      delete drawn.setup;
       $("#setup-progress").textContent = r.body.error || "The set-up guide could not be loaded.";
       return;
     }
-    const shown = JSON.stringify(r.body);
-    if (shown === setupShown) return;
-    setupShown = shown;
+    if (alreadyDrawn("setup", r.body)) return;
     renderSetup(r.body);
   };
   $("#setup-refresh").addEventListener("click", () => loadSetup(true));
@@ -155,15 +160,13 @@
   };
   // Likewise the overview, a live region (read out again whenever it is drawn), and the
   // embed status, whose button may have the focus.
-  let overviewShown = "";
-  let embedShown = "";
   const overviewApi = latestOnly();
   const loadOverview = async () => {
     const r = await overviewApi("api/overview");
     if (!r) return;
     const box = $("#overview");
     if (!r.ok) {
-      overviewShown = "";
+      delete drawn.overview;
       // A look that fails while the catalog syncs (a dropped connection, a deploy) is tried
       // again, less often each time: the page must not stay on the error once it is over.
       if (wasSyncing) lookAgain(Math.min(SYNC_POLL_MS * 2 ** failedLooks++, SYNC_POLL_MAX_MS));
@@ -171,9 +174,7 @@
     }
     const c = r.body.catalog;
     followSync(c.syncing);
-    const shown = JSON.stringify(r.body);
-    if (shown === overviewShown) return;
-    overviewShown = shown;
+    if (alreadyDrawn("overview", r.body)) return;
     box.textContent = "";
     // Banners go under the metrics, across the section: not into the grid of tiles.
     const notices = $("#overview-notices");
@@ -198,8 +199,7 @@
     if (c.last_error) notices.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
-    if (JSON.stringify(embed) === embedShown) return;
-    embedShown = JSON.stringify(embed);
+    if (alreadyDrawn("embed", embed)) return;
     const status = $("#embed-status");
     status.textContent = "";
     const theme = embed.theme ? ` (${embed.theme})` : "";
