@@ -10,6 +10,8 @@ share. ``raw=True`` keeps only the hard filters (for debugging relevance).
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import NamedTuple, TypedDict
 
@@ -51,9 +53,12 @@ RAW_POOL = 2
 # Rankings of one page at most: a kept item that left the exchange since its row was read
 # is read afresh and ranked again (rows change between two reads only in a race).
 RANKING_ROUNDS = 3
-# Candidates read per partner slot: enough that every partner store's best fitting item is
-# among them in a network of a few dozen stores (complements can be far in cosine).
+# Candidates read per partner slot, nearest first. Complements can be far in cosine (a
+# notebook's tote bag is less alike than a hundred kitchen items are), so when these leave
+# slots unfilled, up to FARTHER_ROUNDS more reads go farther, each as deep again, among the
+# stores that hold no slot yet (a store's items already seen are read again, not counted).
 CANDIDATES_PER_SLOT = 40
+FARTHER_ROUNDS = 2
 # Products read to find a book's nearest products of other kinds (relevance.inferred_topic):
 # other books are near it too, and are left out of the vote.
 TOPIC_CANDIDATES = 3 * TOPIC_NEIGHBOURS
@@ -212,15 +217,7 @@ def _partner_items(
     # The floors are on what the embedding and the taxonomy say: shared words rank items,
     # they never let one in.
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
-    hits = index.search(
-        query,
-        slots * CANDIDATES_PER_SLOT,
-        exclude_stores=exclude,
-        text=_text(viewed),
-        text_store=host.pk,
-        min_cosine=floor,
-    )
-    products = _candidates([hit.product_id for hit in hits])
+    text = _text(viewed)
     excluded_categories = set(widget.excluded_categories or [])
     page_category = _topic_or_category(index, viewed) if viewed is not None else ""
     page_is_topical = viewed is not None and is_topical(category_key(viewed.category_id))
@@ -229,8 +226,30 @@ def _partner_items(
     sampler = random.Random() if learned is not None and learning.explores() else None
     best: dict[int, _Pick] = {}
     sampled: dict[int, tuple[float, _Pick]] = {}  # store -> best under a sampled CTR
-    for hit in hits:
-        product = products.get(hit.product_id)
+
+    def nearest_then_farther() -> Iterator[tuple[Hit, Candidate | None]]:
+        """Candidates nearest first; then, while slots are unfilled, the next nearest of the
+        stores that hold no slot yet (asking again for those already read, which the search
+        returns first)."""
+        read: set[int] = set()
+        seen: Counter[int] = Counter()  # store -> its items read so far
+        for _ in range(1 + FARTHER_ROUNDS):
+            skip = exclude | set(best)
+            again = sum(count for store, count in seen.items() if store not in skip)
+            asked = again + slots * CANDIDATES_PER_SLOT
+            hits = index.search(
+                query, asked, exclude_stores=skip, text=text, text_store=host.pk, min_cosine=floor
+            )
+            fresh = [hit for hit in hits if hit.product_id not in read]
+            read.update(hit.product_id for hit in fresh)
+            seen.update(hit.store_id for hit in fresh)
+            products = _candidates([hit.product_id for hit in fresh])
+            for hit in fresh:
+                yield hit, products.get(hit.product_id)
+            if len(best) >= slots or len(hits) < asked:
+                return  # every slot has a store, or nothing is farther
+
+    for hit, product in nearest_then_farther():
         if product is None or in_categories(product, excluded_categories):
             continue
         if widget.avoid_competitors and viewed is not None and same_item(viewed, product):

@@ -127,11 +127,12 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         # definition).
         ("aa-1", "hg-15-1"),
         ("aa-2", "hg-15-1"),
-        # Dog walking gear: camping & hiking, outerwear, backpacks, hats and scarves. Dogs
-        # are walked in every weather and come on hikes: the walker's rain shell, fleece,
-        # daypack, winter beanie and scarf and trekking poles go with the dog's raincoat,
-        # leash and treat pouch. Not dog food, toys or bowls.
-        *((walking, "sg-4-2") for walking in _DOG_WALKING),
+        # Dog walking gear: the trail and the camp, outerwear, backpacks, hats and scarves.
+        # Dogs are walked in every weather and come on hikes: the walker's rain shell,
+        # fleece, daypack, winter beanie and scarf and trekking poles go with the dog's
+        # raincoat, leash and treat pouch. Not dog food, toys or bowls; not the camp kitchen
+        # (a camp mug's page showed a dog raincoat).
+        *((walking, trail) for walking in _DOG_WALKING for trail in _CAMP_AND_TRAIL),
         *((walking, "aa-1-10") for walking in _DOG_WALKING),
         *((walking, "lb-1") for walking in _DOG_WALKING),
         *((walking, "aa-2-17") for walking in _DOG_WALKING),

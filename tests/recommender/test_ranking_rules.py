@@ -218,6 +218,31 @@ def test_a_documented_complement_fills_a_slot_that_a_closer_unrelated_item_canno
     assert {i.product.store_id for i in items if i.slot == "partner"} == {fits.pk}
 
 
+def test_a_complement_farther_than_the_nearest_candidates_still_fills_a_slot(host, settings):
+    """The nearest candidates can all be one partner's unrelated items (a notebook's page
+    reads a hundred kitchen items before a tote bag): the slots they leave are filled from
+    farther items of the stores that hold none yet."""
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    vector = topic_vector("dresses", seed=8)
+    viewed = make_product(host, "Viewed", vector, category_id=taxonomy + "aa-1-4")
+    other = topic_vector("dogs", seed=9)
+    slots = 2
+    alike, fits = partner("alike"), partner("fits")
+    nearer = slots * recommendations.CANDIDATES_PER_SLOT + 10
+    for n in range(nearer):  # litter boxes, all more alike than the duvet cover
+        cosine = 0.40 - 0.1 * n / nearer
+        make_product(alike, f"Unrelated {n}", toward(vector, other, cosine),
+                     category_id=taxonomy + "ap-2-2-4-3")  # fmt: skip
+    duvet = make_product(
+        fits, "Complement", toward(vector, other, 0.24), category_id=taxonomy + "hg-15-1-5"
+    )
+
+    items = show(host, viewed, items=slots, own_share=0, avoid_competitors=False)
+
+    assert [i.product.pk for i in items if i.slot == "partner"] == [duvet.pk]
+
+
 def _coffee_book(page_vector, cosine: float) -> object:
     """A book at ``cosine`` to the page, whose nearest products elsewhere are coffee."""
     taxonomy = "gid://shopify/TaxonomyCategory/"
