@@ -303,9 +303,19 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
     from django.conf import settings
 
     from recommender.models import Product, WidgetSettings
-    from recommender.ranking.recommendations import recommendations_for
+    from recommender.ranking.recommendations import OWN_MIN_COSINE, recommendations_for
+    from recommender.ranking.relevance import TOPIC_MIN_COSINE, category_key, is_topical
 
     floor, minimum = settings.RECOMMENDER_RELEVANCE_FLOOR, settings.RECOMMENDER_MIN_RELEVANCE
+
+    def floor_of(page, item) -> float:
+        """The cosine an item needs: more for the host's own products, and for a book or an
+        item beside one."""
+        books = (page.category_id, item.product.category_id)
+        if item.slot == "own" or any(is_topical(category_key(c)) for c in books):
+            return max(floor, OWN_MIN_COSINE if item.slot == "own" else TOPIC_MIN_COSINE)
+        return floor
+
     pages = list(Product.objects.filter(eligible=True).exclude(vector=None).select_related("store"))
     widgets = {store.pk: WidgetSettings.objects.get(store=store) for store in stores.values()}
 
@@ -347,7 +357,7 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
         empty_by_store[page.store.name] += not partners
         cosines += [item.similarity for item in partners]
         relevances += [item.relevance for item in partners]
-        below_floor += sum(1 for item in items if item.similarity < floor)
+        below_floor += sum(1 for item in items if item.similarity < floor_of(page, item))
         below_floor += sum(1 for item in partners if item.relevance < minimum)
         host_shown += sum(1 for item in partners if item.product.store_id == page.store_id)
     order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
@@ -376,7 +386,8 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
         f"{name} {kind} {n} ({items / n:.1f})"
         for (name, kind), (n, items) in sorted(short.items(), key=lambda row: (-row[1][0], row[0]))
     ))  # fmt: skip
-    print(f"items below the floors (cosine {floor}, relevance {minimum}): {below_floor}")
+    print(f"items below the floors (cosine {floor}, {TOPIC_MIN_COSINE} for books and beside "
+          f"them, {OWN_MIN_COSINE} for own products; relevance {minimum}): {below_floor}")  # fmt: skip
 
     before = sum(
         any(item.product.store_id == pair[page.store_id] for item in shown[page][0])

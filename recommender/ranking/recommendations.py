@@ -27,6 +27,7 @@ from recommender.ranking.lexical import identifier_agreement
 from recommender.ranking.live_index import LEXICAL_FIELDS, lexical_text_of
 from recommender.ranking.network import NetworkState, network_state
 from recommender.ranking.relevance import (
+    TOPIC_MIN_COSINE,
     TOPIC_NEIGHBOURS,
     affinity,
     category_key,
@@ -59,6 +60,10 @@ RANKING_ROUNDS = 3
 # stores that hold no slot yet (a store's items already seen are read again, not counted).
 CANDIDATES_PER_SLOT = 40
 FARTHER_ROUNDS = 2
+# The host's own products are ranked by cosine alone, with no category to speak for them:
+# they need at least this (RECOMMENDER_RELEVANCE_FLOOR, lower, is for partner items, which
+# below a cosine of about 0.25 pass the calibrated floor only in a related category).
+OWN_MIN_COSINE = 0.2
 # Products read to find a book's nearest products of other kinds (relevance.inferred_topic):
 # other books are near it too, and are left out of the vote.
 TOPIC_CANDIDATES = 3 * TOPIC_NEIGHBOURS
@@ -255,6 +260,8 @@ def _partner_items(
         if widget.avoid_competitors and viewed is not None and same_item(viewed, product):
             continue
         by_topic = page_is_topical or is_topical(category_key(product.category_id))
+        if by_topic and hit.cosine < TOPIC_MIN_COSINE:
+            continue
         relate = topic_affinity if by_topic else affinity
         taxonomy = relate(page_category, _topic_or_category(index, product))
         basis = "a book's topic" if by_topic else ""
@@ -347,7 +354,7 @@ def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> _Topic:
         vector,
         TOPIC_CANDIDATES,
         exclude_stores={store_id},
-        min_cosine=settings.RECOMMENDER_RELEVANCE_FLOOR,
+        min_cosine=max(settings.RECOMMENDER_RELEVANCE_FLOOR, TOPIC_MIN_COSINE),
     )
     products = _candidates([hit.product_id for hit in hits])
     voters = topic_neighbours(
@@ -373,7 +380,7 @@ def _own_items(
     for i in order:
         if viewed is not None and product_ids[i] == viewed.pk:
             continue
-        if scores[i] < settings.RECOMMENDER_RELEVANCE_FLOOR:
+        if scores[i] < max(settings.RECOMMENDER_RELEVANCE_FLOOR, OWN_MIN_COSINE):
             break
         chosen.append((product_ids[i], float(scores[i])))
         if len(chosen) == slots:

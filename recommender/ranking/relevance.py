@@ -53,6 +53,12 @@ TOPICAL_VERTICALS = frozenset({"me"})  # Media: a book can be about anything
 TOPIC_NEIGHBOURS = 10
 MIN_TOPIC_NEIGHBOURS = 3
 TOPIC_LEVELS = (3, 2)
+# A book and the items beside it need at least this cosine whatever the taxonomy says (the
+# RECOMMENDER_RELEVANCE_FLOOR below it asks of everything else), and so do the neighbours
+# its topic is read from: a topic read from neighbours is weaker evidence than a category
+# of the item's own. Measured on the demo network, at 0.15 a hiking book's neighbours
+# (backpacks, which go with clothing) put a Breton top beside it.
+TOPIC_MIN_COSINE = 0.2
 # Where the topic says nothing of an item (no branch holds a majority, or the branch that
 # does is only partly complemented by the item's category: a tea history book is near
 # teapots, strainers and teas, so its topic is "kitchen and dining", and only parts of that

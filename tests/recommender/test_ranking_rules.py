@@ -191,6 +191,19 @@ def test_an_own_product_exactly_at_the_floor_is_shown(host, query, settings):
     assert [i.product.pk for i in items if i.slot == "own"] == [at.pk]
 
 
+def test_own_products_need_more_than_the_partner_floor_at_the_defaults(host, query):
+    # No category speaks for them: a partner's item at this cosine is shown only in a
+    # category related to the page's.
+    viewed, vector = query
+    other = topic_vector("tea", seed=7)
+    kept = make_product(host, "Alike", toward(vector, other, 0.21))
+    make_product(host, "Less alike", toward(vector, other, 0.18))
+
+    items = show(host, viewed, own_share=100, items=3)
+
+    assert [i.product.pk for i in items if i.slot == "own"] == [kept.pk]
+
+
 @pytest.mark.parametrize(
     ("page", "complement", "unrelated"),
     [
@@ -267,6 +280,25 @@ def test_a_book_is_not_shown_where_its_topic_is_unrelated_however_alike(host, se
     items = show(host, viewed, own_share=0, avoid_competitors=False)
 
     assert bookshop.pk not in {i.product.store_id for i in items}
+
+
+def test_at_the_default_floors_a_complement_can_be_less_alike_than_a_book_must_be(host):
+    vector = topic_vector("coffee", seed=13)
+    grinders = "gid://shopify/TaxonomyCategory/hg-11-6-2-6"
+    viewed = make_product(host, "Hand Grinder", vector, category_id=grinders)
+    # About the 80th percentile of unrelated pairs: with a complement's 0.8, relevance 0.96.
+    # A book whose topic is coffee is no less related, but its topic is read from its
+    # neighbours: it needs relevance.TOPIC_MIN_COSINE.
+    bookshop = _coffee_book(vector, 0.18)
+    beanshop = partner("beanshop")
+    beans = toward(vector, topic_vector("tea", seed=30), 0.18)
+    make_product(beanshop, "Beans", beans, category_id="gid://shopify/TaxonomyCategory/fb-1-3-1")
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    shown = {i.product.store_id for i in items if i.slot == "partner"}
+    assert beanshop.pk in shown
+    assert bookshop.pk not in shown
 
 
 def test_a_book_fills_a_slot_where_its_topic_is_a_complement(host, settings):
