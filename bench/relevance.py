@@ -253,17 +253,39 @@ def recalls(ranked, links) -> tuple[float, float]:
     return at1 / len(ranked), at10 / len(ranked)
 
 
+def cosine_floor(page_category: str, item) -> float:
+    """The cosine a widget item needs: RECOMMENDER_RELEVANCE_FLOOR, or more for the host's
+    own products and for a book or an item beside one."""
+    from django.conf import settings
+
+    from recommender.ranking.recommendations import OWN_MIN_COSINE
+    from recommender.ranking.relevance import TOPIC_MIN_COSINE, category_key, is_topical
+
+    floor = settings.RECOMMENDER_RELEVANCE_FLOOR
+    if item.slot == "own":
+        return max(floor, OWN_MIN_COSINE)
+    if any(is_topical(category_key(c)) for c in (page_category, item.product.category_id)):
+        return max(floor, TOPIC_MIN_COSINE)
+    return floor
+
+
 def widget_checks(stores, links) -> None:
     """The widget as merchants run it (competitor avoidance on), for every linked product."""
     from django.conf import settings
 
-    from recommender.models import WidgetSettings
+    from recommender.models import Product, WidgetSettings
     from recommender.ranking.recommendations import recommendations_for
 
     # One block, to check it holds both ways: the first shop blocks the last.
     first, last = stores[min(stores)], stores[max(stores)]
     pair = {first.pk: last.pk, last.pk: first.pk}
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
+    categories = {
+        (domain.split(".")[0], product_id): category
+        for domain, product_id, category in Product.objects.filter(
+            store__in=stores.values()
+        ).values_list("store__shop_domain", "shopify_id", "category_id")
+    }
     leaks = below_floor = host_shown = blocked_shown = 0
     fill = Counter()
     with _blocking(first, [last]):
@@ -278,7 +300,8 @@ def widget_checks(stores, links) -> None:
                 (i.product.store.shop_domain.split(".")[0], i.product.shopify_id) for i in partners
             }
             leaks += bool(keys & links[(shop, product_id)])
-            below_floor += sum(1 for item in items if item.similarity < floor)
+            page_category = categories[(shop, product_id)]
+            below_floor += sum(1 for i in items if i.similarity < cosine_floor(page_category, i))
             host_shown += sum(1 for item in partners if item.product.store_id == host.pk)
             blocked_shown += host.pk in pair and any(
                 i.product.store_id == pair[host.pk] for i in partners
@@ -286,7 +309,8 @@ def widget_checks(stores, links) -> None:
     pages = len(links)
     print("\nthe widget with competitor avoidance on (the default), on the same pages")
     print(f"same-item leak rate: {leaks / pages:.3%} ({leaks} of {pages} pages)")
-    print(f"items below the relevance floor ({floor}): {below_floor}")
+    print(f"items below the cosine floor ({floor}, 0.2 for books, beside them and for own "
+          f"products): {below_floor}")  # fmt: skip
     print(f"invariant violations: host in partner slots {host_shown}, blocked store shown "
           f"{blocked_shown}")  # fmt: skip
     order = [*sorted((k for k in fill if k != "all"), key=int), "all"]
@@ -304,18 +328,9 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
 
     from recommender.models import Product, WidgetSettings
     from recommender.ranking.recommendations import OWN_MIN_COSINE, recommendations_for
-    from recommender.ranking.relevance import TOPIC_MIN_COSINE, category_key, is_topical
+    from recommender.ranking.relevance import TOPIC_MIN_COSINE
 
     floor, minimum = settings.RECOMMENDER_RELEVANCE_FLOOR, settings.RECOMMENDER_MIN_RELEVANCE
-
-    def floor_of(page, item) -> float:
-        """The cosine an item needs: more for the host's own products, and for a book or an
-        item beside one."""
-        books = (page.category_id, item.product.category_id)
-        if item.slot == "own" or any(is_topical(category_key(c)) for c in books):
-            return max(floor, OWN_MIN_COSINE if item.slot == "own" else TOPIC_MIN_COSINE)
-        return floor
-
     pages = list(Product.objects.filter(eligible=True).exclude(vector=None).select_related("store"))
     widgets = {store.pk: WidgetSettings.objects.get(store=store) for store in stores.values()}
 
@@ -357,7 +372,9 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
         empty_by_store[page.store.name] += not partners
         cosines += [item.similarity for item in partners]
         relevances += [item.relevance for item in partners]
-        below_floor += sum(1 for item in items if item.similarity < floor_of(page, item))
+        below_floor += sum(
+            1 for item in items if item.similarity < cosine_floor(page.category_id, item)
+        )
         below_floor += sum(1 for item in partners if item.relevance < minimum)
         host_shown += sum(1 for item in partners if item.product.store_id == page.store_id)
     order = [*sorted((k for k in fill if k != "all"), key=int), "all"]

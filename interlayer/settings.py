@@ -270,10 +270,13 @@ RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", str(EXAC
 # How long a process reuses the network's state (blocks, credits, enabled widgets):
 # merchants' changes reach the storefront within this many seconds.
 RECOMMENDER_STATE_TTL_SECONDS = envfloat("RECOMMENDER_STATE_TTL_SECONDS", "10")
-# Cosine similarity below which a product is not shown at all, whatever else relates it
-# (a book and the items beside it need relevance.TOPIC_MIN_COSINE, 0.2). Only items in a
-# category related to the page's come near it: anything else needs the calibrated
-# relevance below, which asks for about 0.25 on the demo network.
+# Cosine similarity below which a partner product is not shown at all, whatever else
+# relates it. A book and the items beside it need at least relevance.TOPIC_MIN_COSINE
+# (0.2), and the host's own products recommendations.OWN_MIN_COSINE (0.2), however low
+# this is set.
+# Where the calibrated relevance below is measured on a network like the demo one, only an
+# item in a category related to the page's comes near this floor (content alone asks for
+# about 0.25 there); on a network whose unrelated pairs are less alike, it decides more.
 RECOMMENDER_RELEVANCE_FLOOR = envfloat("RECOMMENDER_RELEVANCE_FLOOR", "0.15")
 # Calibrated relevance (recommender/ranking/relevance.py) a partner product needs: 0.95 is
 # "more alike than 95 % of unrelated pairs", or less alike in a related category.

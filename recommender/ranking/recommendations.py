@@ -221,11 +221,13 @@ def _partner_items(
         exclude = exclude | same_niche_stores(index, host_id=host.pk)
     # The floors are on what the embedding and the taxonomy say: shared words rank items,
     # they never let one in.
+    page_is_topical = viewed is not None and is_topical(category_key(viewed.category_id))
     floor = settings.RECOMMENDER_RELEVANCE_FLOOR
+    if page_is_topical:  # nothing less alike can be shown beside a book: not worth reading
+        floor = max(floor, TOPIC_MIN_COSINE)
     text = _text(viewed)
     excluded_categories = set(widget.excluded_categories or [])
     page_category = _topic_or_category(index, viewed) if viewed is not None else ""
-    page_is_topical = viewed is not None and is_topical(category_key(viewed.category_id))
     learned = learning.feedback() if settings.RECOMMENDER_LEARNING else None
     cluster = learning.page_cluster(host, viewed)
     sampler = random.Random() if learned is not None and learning.explores() else None

@@ -133,12 +133,12 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         # definition).
         ("aa-1", "hg-15-1"),
         ("aa-2", "hg-15-1"),
-        # Dog walking gear: the trail and the camp, outerwear, backpacks, hats and scarves.
-        # Dogs are walked in every weather and come on hikes: the walker's rain shell,
-        # fleece, daypack, winter beanie and scarf and trekking poles go with the dog's
-        # raincoat, leash and treat pouch. Not dog food, toys or bowls; not the camp kitchen
-        # (a camp mug's page showed a dog raincoat).
-        *((walking, trail) for walking in _DOG_WALKING for trail in _CAMP_AND_TRAIL),
+        # Dog walking gear: camping & hiking, outerwear, backpacks, hats and scarves. Dogs
+        # are walked in every weather and come on hikes: the walker's rain shell, fleece,
+        # daypack, winter beanie and scarf and trekking poles go with the dog's raincoat,
+        # leash and treat pouch. Not dog food, toys or bowls; not the camp kitchen either
+        # (NOT_COMPLEMENTS).
+        *((walking, "sg-4-2") for walking in _DOG_WALKING),
         *((walking, "aa-1-10") for walking in _DOG_WALKING),
         *((walking, "lb-1") for walking in _DOG_WALKING),
         *((walking, "aa-2-17") for walking in _DOG_WALKING),
@@ -154,6 +154,13 @@ COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
         *(("ap-2-2-2", textile) for textile in _ROOM_TEXTILES),
         *(("ap-2-9", textile) for textile in _ROOM_TEXTILES),
     }
+)
+
+# Category pairs that a broader pair of COMPLEMENTS covers and that are not complements
+# (either order, prefixes as there; checked first). Dog walking gear goes with camping &
+# hiking, but not with its cookware: a camp mug's page showed a dog raincoat.
+NOT_COMPLEMENTS: frozenset[tuple[str, str]] = frozenset(
+    (walking, "sg-4-2-2") for walking in _DOG_WALKING
 )
 
 # Cosines of unrelated cross-store pairs at some percentiles, measured on the demo network
@@ -240,10 +247,7 @@ def affinity(a: str, b: str) -> float | None:
         common += 1
     if a == b or common >= 4:
         return SAME_CATEGORY_BRANCH
-    if any(
-        (_within(a, x) and _within(b, y)) or (_within(a, y) and _within(b, x))
-        for x, y in COMPLEMENTS
-    ):
+    if _paired(a, b, COMPLEMENTS) and not _paired(a, b, NOT_COMPLEMENTS):
         return COMPLEMENT
     if common >= 2:
         return SAME_DEPARTMENT
@@ -280,6 +284,12 @@ def neighbours_affinity(nearest: Sequence[tuple[str, float]], key: str) -> float
     if weight <= NEIGHBOURS_AGREE * sum(cosine for _, cosine in nearest):
         return None
     return strength / weight
+
+
+def _paired(a: str, b: str, pairs: Iterable[tuple[str, str]]) -> bool:
+    return any(
+        (_within(a, x) and _within(b, y)) or (_within(a, y) and _within(b, x)) for x, y in pairs
+    )
 
 
 def _complements_part_of(branch: str, key: str) -> bool:

@@ -256,6 +256,56 @@ def test_a_complement_farther_than_the_nearest_candidates_still_fills_a_slot(hos
     assert [i.product.pk for i in items if i.slot == "partner"] == [duvet.pk]
 
 
+def test_farther_reads_leave_out_the_stores_that_already_hold_a_slot(host, settings):
+    # One partner's items crowd every read: its best one takes a slot, its others (litter
+    # boxes) fit nothing, and only a read without that store reaches the duvet cover.
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    vector = topic_vector("dresses", seed=8)
+    viewed = make_product(host, "Viewed", vector, category_id=taxonomy + "aa-1-4")
+    other = topic_vector("dogs", seed=9)
+    slots = 2
+    crowd, far = partner("crowd"), partner("far")
+    throw = make_product(
+        crowd, "Throw", toward(vector, other, 0.5), category_id=taxonomy + "hg-15-1-5"
+    )
+    many = (1 + recommendations.FARTHER_ROUNDS) * slots * recommendations.CANDIDATES_PER_SLOT
+    for n in range(many):
+        make_product(crowd, f"Unrelated {n}", toward(vector, other, 0.45 - 0.15 * n / many),
+                     category_id=taxonomy + "ap-2-2-4-3")  # fmt: skip
+    duvet = make_product(
+        far, "Duvet", toward(vector, other, 0.24), category_id=taxonomy + "hg-15-1-5"
+    )
+
+    items = show(host, viewed, items=slots, own_share=0, avoid_competitors=False)
+
+    assert [i.product.pk for i in items if i.slot == "partner"] == [throw.pk, duvet.pk]
+
+
+def test_a_books_topic_is_read_from_neighbours_a_book_could_be_shown_beside(host, settings):
+    # Below relevance.TOPIC_MIN_COSINE, neighbours say nothing of what a book is about,
+    # however many: seven dog toys just under it would outweigh three coffees.
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.15
+    taxonomy = "gid://shopify/TaxonomyCategory/"
+    vector = topic_vector("coffee", seed=13)
+    viewed = make_product(host, "Hand Grinder", vector, category_id=taxonomy + "hg-11-6-2-6")
+    book = toward(vector, topic_vector("books", seed=11), 0.26)
+    roaster, pets = partner("roaster"), partner("pets")
+    for seed in range(3):
+        beans = toward(book, topic_vector("coffee", seed=20 + seed), 0.25)
+        make_product(roaster, f"Beans {seed}", beans, category_id=taxonomy + "fb-1-3-1")
+    for seed in range(7):
+        toy = toward(book, topic_vector("dogs", seed=40 + seed), 0.19)
+        make_product(pets, f"Toy {seed}", toy, category_id=taxonomy + "ap-2-3-7")
+    bookshop = partner("bookshop")
+    make_product(bookshop, "Coffee Book", book, category_id=taxonomy + "me-1-3")
+
+    items = show(host, viewed, own_share=0, avoid_competitors=False)
+
+    (shown,) = [i for i in items if i.product.store_id == bookshop.pk]
+    assert "by a book's topic" in shown.reason
+
+
 def _coffee_book(page_vector, cosine: float) -> object:
     """A book at ``cosine`` to the page, whose nearest products elsewhere are coffee."""
     taxonomy = "gid://shopify/TaxonomyCategory/"

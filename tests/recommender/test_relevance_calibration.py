@@ -30,6 +30,7 @@ from recommender.ranking.relevance import Calibration, affinity
         ("hg-15-1-4", "aa-2-26", relevance.COMPLEMENT),  # either order: a throw, a scarf
         ("ap-2-6-10", "aa-1-10-2-10", relevance.COMPLEMENT),  # a dog's raincoat, the walker's
         ("ap-2-31-5", "sg-4-2-8", relevance.COMPLEMENT),  # a leash, trekking poles
+        ("ap-2-41", "sg-4-2", relevance.COMPLEMENT),  # training aids, camping & hiking
         ("ap-2-6-10", "sg-4-2-2-1", 0.0),  # but not a dog's raincoat and a camp mug
         ("ap-2-9-8", "hg-15-1-4", relevance.COMPLEMENT),  # a dog bed, a throw blanket
         ("ap-2-26-7-3", "hg-15-4-1-1", relevance.COMPLEMENT),  # pet shampoo, bath towels
