@@ -286,19 +286,10 @@ def test_a_books_topic_is_read_from_neighbours_a_book_could_be_shown_beside(host
     # Below relevance.TOPIC_MIN_COSINE, neighbours say nothing of what a book is about,
     # however many: seven dog toys just under it would outweigh three coffees.
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.15
-    taxonomy = "gid://shopify/TaxonomyCategory/"
     vector = topic_vector("coffee", seed=13)
-    viewed = make_product(host, "Hand Grinder", vector, category_id=taxonomy + "hg-11-6-2-6")
-    book = toward(vector, topic_vector("books", seed=11), 0.26)
-    roaster, pets = partner("roaster"), partner("pets")
-    for seed in range(3):
-        beans = toward(book, topic_vector("coffee", seed=20 + seed), 0.25)
-        make_product(roaster, f"Beans {seed}", beans, category_id=taxonomy + "fb-1-3-1")
-    for seed in range(7):
-        toy = toward(book, topic_vector("dogs", seed=40 + seed), 0.19)
-        make_product(pets, f"Toy {seed}", toy, category_id=taxonomy + "ap-2-3-7")
-    bookshop = partner("bookshop")
-    make_product(bookshop, "Coffee Book", book, category_id=taxonomy + "me-1-3")
+    grinders = "gid://shopify/TaxonomyCategory/hg-11-6-2-6"
+    viewed = make_product(host, "Hand Grinder", vector, category_id=grinders)
+    bookshop = _coffee_book(vector, 0.26, beans=0.25, dog_toys=(7, 0.19))
 
     items = show(host, viewed, own_share=0, avoid_competitors=False)
 
@@ -306,14 +297,23 @@ def test_a_books_topic_is_read_from_neighbours_a_book_could_be_shown_beside(host
     assert "by a book's topic" in shown.reason
 
 
-def _coffee_book(page_vector, cosine: float) -> object:
-    """A book at ``cosine`` to the page, whose nearest products elsewhere are coffee."""
+def _coffee_book(
+    page_vector, cosine: float, *, beans: float = 0.8, dog_toys: tuple[int, float] = (0, 0.0)
+) -> object:
+    """A book at ``cosine`` to the page, whose nearest products elsewhere are three coffees
+    at ``beans`` to it (and ``dog_toys``: so many dog toys at that cosine to it)."""
     taxonomy = "gid://shopify/TaxonomyCategory/"
     book = toward(page_vector, topic_vector("books", seed=11), cosine)
     roaster = partner("roaster")
     for seed in range(3):
-        beans = toward(book, topic_vector("coffee", seed=20 + seed), 0.8)
-        make_product(roaster, f"Beans {seed}", beans, category_id=taxonomy + "fb-1-3-1")
+        near = toward(book, topic_vector("coffee", seed=20 + seed), beans)
+        make_product(roaster, f"Beans {seed}", near, category_id=taxonomy + "fb-1-3-1")
+    toys, toy_cosine = dog_toys
+    if toys:
+        pets = partner("pets")
+        for seed in range(toys):
+            toy = toward(book, topic_vector("dogs", seed=40 + seed), toy_cosine)
+            make_product(pets, f"Toy {seed}", toy, category_id=taxonomy + "ap-2-3-7")
     shop = partner("bookshop")
     make_product(shop, "Coffee Book", book, category_id=taxonomy + "me-1-3")
     return shop
