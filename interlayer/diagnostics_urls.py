@@ -1,11 +1,13 @@
 """The production URLconf plus routes only tests and benchmarks use: a trivial JSON
-endpoint (the storefront benchmark's baseline) and the embedded session echo. Selected with
-INTERLAYER_URLCONF=interlayer.diagnostics_urls; never in production."""
+endpoint (the storefront benchmark's baseline), the same behind the app-proxy check alone
+(what any storefront endpoint pays before its own work), and the embedded session echo.
+Selected with INTERLAYER_URLCONF=interlayer.diagnostics_urls; never in production."""
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from interlayer.urls import urlpatterns as production_urlpatterns
+from stores import auth
 from stores import views as store_views
 
 
@@ -13,8 +15,17 @@ def ping(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def proxy_checked(request: HttpRequest) -> JsonResponse:
+    try:
+        auth.verify_proxy_request(request)
+    except auth.AuthError as error:
+        return JsonResponse({"error": error.message}, status=error.status)
+    return JsonResponse({"ok": True})
+
+
 urlpatterns = [
     path("ping", ping, name="ping"),
+    path("proxy/checked", proxy_checked, name="proxy-checked"),
     path("api/session", store_views.session_state, name="session-state"),
     *production_urlpatterns,
 ]
