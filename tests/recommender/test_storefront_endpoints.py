@@ -106,6 +106,17 @@ def test_bad_proxy_signatures_are_rejected(client, shops, change, status):
     assert "items" not in response.json()
 
 
+@pytest.mark.urls("interlayer.diagnostics_urls")
+def test_the_benchmarks_app_proxy_ceiling_route_checks_the_signature(client, shops):
+    # bench/storefront_load.py's "app proxy check alone": its figure means something only
+    # if the route pays for the whole check.
+    good = proxied("checked")
+
+    assert client.get(good).json() == {"ok": True}
+    assert client.get(good.replace("timestamp=", "timestamp=1")).status_code == 401
+    assert client.get(proxied("checked", age=120)).status_code == 401
+
+
 def test_unknown_shop_is_404(client, shops):
     response = client.get(proxied("recommendations", shop="nobody.myshopify.com"))
 
