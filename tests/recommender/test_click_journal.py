@@ -131,6 +131,20 @@ def test_replaying_a_journal_whose_clicks_were_inserted_inserts_nothing_twice(
     assert not copy.exists()
 
 
+def test_a_click_deleted_after_its_insert_does_not_come_back_with_the_next_one(pair, journal_dir):
+    """Each insert takes only its own rows: a click deleted since (a shop's data redacted)
+    is not inserted again by the next round on the same connection."""
+    (first, second), (line, later) = journaled(pair, 2)
+    (journal_dir / "clicks-dead.jsonl").write_bytes(line)
+    assert click_journal.recover_orphans() == 1
+    Click.objects.filter(pk=first.pk).delete()
+
+    (journal_dir / "clicks-dead-too.jsonl").write_bytes(later)
+
+    assert click_journal.recover_orphans() == 1
+    assert list(Click.objects.values_list("pk", flat=True)) == [second.pk]
+
+
 def journaled(pair, count: int) -> tuple[list[Click], list[bytes]]:
     """``count`` clicks of different shoppers journaled by this process, which then stops
     without inserting them; their lines, to be laid out as a dead process's journal."""
@@ -158,14 +172,20 @@ def test_a_line_cut_short_is_set_aside_and_the_rest_of_the_journal_replayed(
     assert not orphan.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("target_store_id", 987_654), ("visitor_hash", "f" * 65)],
+    ids=["a store that is not there", "a value longer than its column"],
+)
 def test_a_click_the_database_refuses_on_its_own_is_set_aside_and_holds_up_no_other(
-    pair, journal_dir, caplog
+    pair, journal_dir, caplog, field, value
 ):
-    """A row that can never be inserted (here: a store that is not there) must not keep
-    the clicks journaled with it out of the table, round after round."""
+    """A row that can never be inserted (a store that is not there: refused by the insert;
+    a value too long: refused as the rows are copied in) must not keep the clicks
+    journaled with it out of the table, round after round."""
     recorded, lines = journaled(pair, 3)
     poisoned = json.loads(lines[1])
-    poisoned["target_store_id"] = 987_654
+    poisoned[field] = value
     lines[1] = json.dumps(poisoned).encode() + b"\n"
     (journal_dir / "clicks-dead.jsonl").write_bytes(b"".join(lines))
 
