@@ -132,8 +132,8 @@ def test_replaying_a_journal_whose_clicks_were_inserted_inserts_nothing_twice(
 
 
 def test_a_click_deleted_after_its_insert_does_not_come_back_with_the_next_one(pair, journal_dir):
-    """Each insert takes only its own rows: a click deleted since (a shop's data redacted)
-    is not inserted again by the next round on the same connection."""
+    """A replayed journal is used up: a click deleted after its insert (a shop's data
+    redacted) is not inserted again when the next journal is replayed."""
     (first, second), (line, later) = journaled(pair, 2)
     (journal_dir / "clicks-dead.jsonl").write_bytes(line)
     assert click_journal.recover_orphans() == 1
@@ -180,9 +180,9 @@ def test_a_line_cut_short_is_set_aside_and_the_rest_of_the_journal_replayed(
 def test_a_click_the_database_refuses_on_its_own_is_set_aside_and_holds_up_no_other(
     pair, journal_dir, caplog, field, value
 ):
-    """A row that can never be inserted (a store that is not there: refused by the insert;
-    a value too long: refused as the rows are copied in) must not keep the clicks
-    journaled with it out of the table, round after round."""
+    """A row that can never be inserted (a store that is not there: refused as the round
+    commits; a value too long for its column: refused by its statement) must not keep the
+    clicks journaled with it out of the table, round after round."""
     recorded, lines = journaled(pair, 3)
     poisoned = json.loads(lines[1])
     poisoned[field] = value
