@@ -231,25 +231,33 @@ def test_a_documented_complement_fills_a_slot_that_a_closer_unrelated_item_canno
     assert {i.product.store_id for i in items if i.slot == "partner"} == {fits.pk}
 
 
+LITTER_BOXES = "gid://shopify/TaxonomyCategory/ap-2-2-4-3"  # related to nothing on a dress page
+DUVET_COVERS = "gid://shopify/TaxonomyCategory/hg-15-1-5"  # a complement of dresses
+
+
+def _dress_page(host):
+    """A dress's page: (the product, its vector, a dog-toy direction to place others by)."""
+    vector = topic_vector("dresses", seed=8)
+    viewed = make_product(
+        host, "Viewed", vector, category_id="gid://shopify/TaxonomyCategory/aa-1-4"
+    )
+    return viewed, vector, topic_vector("dogs", seed=9)
+
+
 def test_a_complement_farther_than_the_nearest_candidates_still_fills_a_slot(host, settings):
     """The nearest candidates can all be one partner's unrelated items (a notebook's page
     reads a hundred kitchen items before a tote bag): the slots they leave are filled from
     farther items of the stores that hold none yet."""
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
-    taxonomy = "gid://shopify/TaxonomyCategory/"
-    vector = topic_vector("dresses", seed=8)
-    viewed = make_product(host, "Viewed", vector, category_id=taxonomy + "aa-1-4")
-    other = topic_vector("dogs", seed=9)
+    viewed, vector, other = _dress_page(host)
     slots = 2
     alike, fits = partner("alike"), partner("fits")
     nearer = slots * recommendations.CANDIDATES_PER_SLOT + 10
     for n in range(nearer):  # litter boxes, all more alike than the duvet cover
         cosine = 0.40 - 0.1 * n / nearer
         make_product(alike, f"Unrelated {n}", toward(vector, other, cosine),
-                     category_id=taxonomy + "ap-2-2-4-3")  # fmt: skip
-    duvet = make_product(
-        fits, "Complement", toward(vector, other, 0.24), category_id=taxonomy + "hg-15-1-5"
-    )
+                     category_id=LITTER_BOXES)  # fmt: skip
+    duvet = make_product(fits, "Complement", toward(vector, other, 0.24), category_id=DUVET_COVERS)
 
     items = show(host, viewed, items=slots, own_share=0, avoid_competitors=False)
 
@@ -260,22 +268,15 @@ def test_farther_reads_leave_out_the_stores_that_already_hold_a_slot(host, setti
     # One partner's items crowd every read: its best one takes a slot, its others (litter
     # boxes) fit nothing, and only a read without that store reaches the duvet cover.
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.2
-    taxonomy = "gid://shopify/TaxonomyCategory/"
-    vector = topic_vector("dresses", seed=8)
-    viewed = make_product(host, "Viewed", vector, category_id=taxonomy + "aa-1-4")
-    other = topic_vector("dogs", seed=9)
+    viewed, vector, other = _dress_page(host)
     slots = 2
     crowd, far = partner("crowd"), partner("far")
-    throw = make_product(
-        crowd, "Throw", toward(vector, other, 0.5), category_id=taxonomy + "hg-15-1-5"
-    )
+    throw = make_product(crowd, "Throw", toward(vector, other, 0.5), category_id=DUVET_COVERS)
     many = (1 + recommendations.FARTHER_ROUNDS) * slots * recommendations.CANDIDATES_PER_SLOT
     for n in range(many):
         make_product(crowd, f"Unrelated {n}", toward(vector, other, 0.45 - 0.15 * n / many),
-                     category_id=taxonomy + "ap-2-2-4-3")  # fmt: skip
-    duvet = make_product(
-        far, "Duvet", toward(vector, other, 0.24), category_id=taxonomy + "hg-15-1-5"
-    )
+                     category_id=LITTER_BOXES)  # fmt: skip
+    duvet = make_product(far, "Duvet", toward(vector, other, 0.24), category_id=DUVET_COVERS)
 
     items = show(host, viewed, items=slots, own_share=0, avoid_competitors=False)
 
