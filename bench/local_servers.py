@@ -73,12 +73,15 @@ def cpu_model() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or "unknown processor"
-    model, flags = "unknown processor", set()
-    for line in text.splitlines():
-        if line.startswith("model name") and model == "unknown processor":
-            model = line.split(":", 1)[1].strip()
-        elif line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
+    # The first processor's lines (read last, so they win): all processors are alike here.
+    fields = {
+        key.strip(): value.strip()
+        for key, value in (
+            line.split(":", 1) for line in reversed(text.splitlines()) if ":" in line
+        )
+    }
+    model = fields.get("model name", "unknown processor")
+    flags = set(fields.get("flags", "").split())
     fast = next((name for flag, name in _INT8_INSTRUCTIONS if flag in flags), None)
     return f"{model}, int8 on {fast or ('AVX2' if 'avx2' in flags else 'no vector units')}"
 
