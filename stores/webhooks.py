@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from interlayer import queue
 from interlayer.logs import bind_shop
+from interlayer.text import made_storable
 from stores import services
 from stores import shopify as shopify_client
 from stores.auth import BASE64_SHA256_RE, valid_shop_domain
@@ -92,6 +93,9 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         raise WebhookRejected("Body is not JSON", 400) from None
     if not isinstance(payload, dict):
         raise WebhookRejected("Body is not a JSON object", 400)
+    # A NUL or a lone surrogate in a merchant's text (a product description) is kept as
+    # U+FFFD: jsonb refuses both, and the delivery would fail every retry.
+    payload = made_storable(payload)
     if topic.startswith("customers/"):
         payload = _compliance_payload(payload)
     elif topic in KEPT_FIELDS:  # an order's webhook: the customer and addresses never kept

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from interlayer.text import made_storable
 from recommender.catalog.index_events import emit_index_events
 from recommender.exchange.locks import lock_for_transaction
 from recommender.models import CatalogSync, IndexEvent, PendingOptOut, Product
@@ -58,6 +59,9 @@ def ineligibility(fields: dict[str, Any]) -> str:
 
 def product_fields(node: dict[str, Any]) -> dict[str, Any]:
     """An Admin API Product node as Product columns (text cleaned, lengths bounded)."""
+    # A NUL or a lone surrogate (JSON carries both) as U+FFFD: PostgreSQL takes neither,
+    # and the product would be skipped at every sync.
+    node = made_storable(node)
     category = node.get("category") or {}
     prices = node.get("priceRangeV2") or {}
     low = (prices.get("minVariantPrice") or {}).get("amount")

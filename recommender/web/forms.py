@@ -7,6 +7,7 @@ import re
 
 from django import forms
 
+from interlayer.text import storable
 from recommender.models import WidgetSettings
 from stores.models import Store
 
@@ -19,6 +20,11 @@ MAX_BLOCKED = 5000
 MAX_EXCLUDED_CATEGORIES = 200
 
 
+def _storable(text: str) -> None:
+    if not storable(text):
+        raise forms.ValidationError("Use letters, digits and punctuation only.")
+
+
 class ListField(forms.Field):
     """A JSON list of strings (the page posts JSON)."""
 
@@ -29,9 +35,10 @@ class ListField(forms.Field):
     def to_python(self, value):
         if value in (None, ""):
             return []
-        # A NUL is in no name, and PostgreSQL refuses one in the lookup that checks them.
+        # A NUL or a lone surrogate is in no name, and the lookup that checks them fails
+        # in the database on either.
         if not isinstance(value, list) or not all(
-            isinstance(v, str) and "\x00" not in v for v in value
+            isinstance(v, str) and storable(v) for v in value
         ):
             raise forms.ValidationError("Expected a list of names.")
         if len(value) > self.max_items:
@@ -42,7 +49,7 @@ class ListField(forms.Field):
 class WidgetSettingsForm(forms.Form):
     enabled = forms.BooleanField(required=False)
     # Empty: the heading in each shopper's language (the widget's locale files).
-    title = forms.CharField(required=False, max_length=80, strip=True)
+    title = forms.CharField(required=False, max_length=80, strip=True, validators=[_storable])
     items = forms.IntegerField(min_value=1, max_value=12)
     own_share = forms.IntegerField(min_value=0, max_value=100)
     accent_color = forms.RegexField(

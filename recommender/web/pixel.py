@@ -16,6 +16,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from interlayer.text import storable
 from recommender.exchange import attribution
 
 MAX_PIXEL_BYTES = 4 * 1024
@@ -38,8 +39,10 @@ def pixel_events(request: HttpRequest) -> HttpResponse:
         body = json.loads(request.body)
     except (ValueError, RecursionError):  # the parser's answer to nesting too deep
         return _answer({"error": "invalid JSON"}, 400)
+    # Anyone can post here: text no column holds (a NUL, a lone surrogate, which is no
+    # UTF-8) reaches neither the key's signer nor a query.
     if not isinstance(body, dict) or not all(
-        isinstance(body.get(k), str) for k in ("key", "shop", "event", "ref")
+        isinstance(body.get(k), str) and storable(body[k]) for k in ("key", "shop", "event", "ref")
     ):
         return _answer({"error": "send key, shop, event and ref"}, 400)
     try:

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from interlayer.text import storable
 from recommender import controls
 from recommender.catalog import sync
 from recommender.exchange import attribution, ledger, review, rules
@@ -184,15 +185,6 @@ def products(request: EmbeddedRequest) -> JsonResponse:
     return JsonResponse({"products": products})
 
 
-def _storable(text: str) -> bool:
-    """Text PostgreSQL takes: no NUL, and UTF-8 (JSON may carry a lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
 @require_POST
 @embedded_api
 def opt_out(request: EmbeddedRequest) -> JsonResponse:
@@ -214,7 +206,7 @@ def opt_out(request: EmbeddedRequest) -> JsonResponse:
     # The resource picker's titles, to list products not synced yet by name meanwhile.
     titles = body.get("titles", {})
     if not isinstance(titles, dict) or not all(
-        isinstance(title, str) and len(title) <= 500 and _storable(title)
+        isinstance(title, str) and len(title) <= 500 and storable(title)
         for title in titles.values()
     ):
         return JsonResponse({"error": "titles: product id -> title (text)"}, status=400)

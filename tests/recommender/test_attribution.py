@@ -243,3 +243,21 @@ def test_a_pixel_body_nested_too_deep_to_parse_is_400_not_a_server_error(client)
     response = client.post("/pixel/events", data="[" * 3000, content_type="text/plain")
 
     assert (response.status_code, response.json()) == (400, {"error": "invalid JSON"})
+
+
+@pytest.mark.parametrize("field", ["key", "shop", "event", "ref"])
+def test_a_pixel_field_no_text_column_can_hold_is_400_not_a_server_error(client, stores, field):
+    # JSON may carry a lone surrogate ("\ud800"), which is no UTF-8 (the key's signer
+    # encodes what precedes its last ":"); and a NUL, which PostgreSQL's text refuses.
+    # Anyone can post here: neither may reach a signer or a query.
+    receiver = stores["receiver"]
+    for bad in ("\ud800:x", "a\x00:b"):
+        body = {"key": attribution.pixel_key(receiver.shop_domain), "shop": receiver.shop_domain,
+                "event": "landing", "ref": "x", field: bad}  # fmt: skip
+        response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+
+        assert (response.status_code, response.json()) == (
+            400,
+            {"error": "send key, shop, event and ref"},
+        )
+    assert not AttributedOrder.objects.exists()

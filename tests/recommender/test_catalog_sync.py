@@ -185,6 +185,29 @@ def test_awkward_products_are_stored_safely(simulator, install):
     assert {"twin:Twin A", "twin:Twin B"} <= set(products)
 
 
+def test_a_product_with_text_no_column_can_hold_is_stored_with_it_replaced(simulator, install):
+    # JSON carries a NUL and a lone surrogate as \\u0000 and \\ud800: PostgreSQL refused
+    # the row, and the store's every sync failed on that one product.
+    simulator.world.upsert_product(
+        "alpha",
+        {"title": "Mug\x00 Blue \ud800", "handle": "mug", "body_html": "<p>Glazed\x00 \udfff</p>",
+         "vendor": "Pot\x00ter", "tags": ["a\x00"], "variants": [{"price": "3.00"}]},
+    )  # fmt: skip
+    store = install("alpha")
+
+    sync = catalog_sync.sync_catalog(store)
+
+    assert sync.state == CatalogSync.State.DONE
+    mug = Product.objects.get(store=store, handle="mug")
+    assert (mug.title, mug.vendor, mug.tags) == (
+        "Mug\ufffd Blue \ufffd",
+        "Pot\ufffdter",
+        ["a\ufffd"],
+    )
+    assert mug.description == "Glazed\ufffd \ufffd"
+    assert mug.eligible
+
+
 def test_malformed_json_fails_the_sync_and_the_next_run_resumes_from_the_cursor(
     simulator, install, settings, monkeypatch
 ):

@@ -164,6 +164,21 @@ def test_a_nul_character_in_a_list_is_400_with_the_field_named_not_a_server_erro
     assert not SettingsChange.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("title", "\ud800"), ("title", "a\x00b"), ("blocked_stores", ["\ud800"]),
+     ("excluded_categories", ["\ud800"])],
+)  # fmt: skip
+def test_text_the_database_cannot_hold_is_400_with_the_field_named(merchant, field, value):
+    # JSON may carry a lone surrogate, which is no UTF-8: unchecked, saving the title or
+    # looking the names up failed in the database driver (500).
+    response = merchant("post", "/api/settings", settings_body(**{field: value}))
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert not SettingsChange.objects.exists()
+
+
 def test_a_body_nested_too_deep_to_parse_is_400_not_a_server_error(merchant, client, simulator):
     response = client.post(
         "/api/settings", data="[" * 3000, content_type="application/json",

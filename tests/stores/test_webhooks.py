@@ -386,6 +386,22 @@ def test_a_signed_body_that_is_not_a_utf8_json_object_is_400(client, body, error
 
 
 @pytest.mark.django_db
+def test_a_payload_with_text_no_column_can_hold_is_recorded_with_it_replaced(client):
+    # JSON may carry a NUL ("\\u0000") or a lone surrogate ("\\ud800"), and a merchant's
+    # product description can: PostgreSQL's jsonb refuses both, and the delivery failed
+    # (500, Shopify retrying until it gave up). Kept with each replaced by U+FFFD.
+    payload = {"id": 632910392, "title": "Mug \ud800", "body_html": "<p>a\x00b</p>",
+               "tags": ["\ud800\x00"], "x\x00": 1}  # fmt: skip
+
+    response = post_webhook(client, "products/update", payload)
+
+    assert response.status_code == 200
+    kept = WebhookDelivery.objects.get().payload
+    assert kept == {"id": 632910392, "title": "Mug \ufffd", "body_html": "<p>a\ufffdb</p>",
+                    "tags": ["\ufffd\ufffd"], "x\ufffd": 1}  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not(client):
     padding = webhooks.MAX_WEBHOOK_BYTES - len(b'{"id": 1, "pad": ""}')
     exact = json.dumps({"id": 1, "pad": "x" * padding}).encode()
