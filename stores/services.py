@@ -54,7 +54,9 @@ def install_store(*, shop_domain: str, grant: shopify.TokenGrant) -> Store:
     now = timezone.now()
     with transaction.atomic():
         store, _ = Store.objects.select_for_update().get_or_create(shop_domain=shop_domain)
-        first_activation = store.status != Store.Status.ACTIVE
+        # A reinstall whose uninstall is still to be processed counts as one too: the
+        # uninstall is then older than this install, and ignored (uninstall_store).
+        first_activation = store.status != Store.Status.ACTIVE or uninstall_waiting(store)
         _apply_grant(store, grant)
         store.status = Store.Status.ACTIVE
         if first_activation:
@@ -133,7 +135,20 @@ def needs_token_exchange(store: Store | None) -> bool:
     if store is None or store.status != Store.Status.ACTIVE or not store.access_token:
         return True
     expired = store.refresh_token_expires_at and store.refresh_token_expires_at <= timezone.now()
-    return bool(expired)
+    return bool(expired) or uninstall_waiting(store)
+
+
+def uninstall_waiting(store: Store) -> bool:
+    """Whether an ``app/uninstalled`` of this install was received and not yet processed.
+    Shopify revoked our token with it; a merchant who opens the app meanwhile has installed
+    it again (an uninstalled app does not open), so the load exchanges a new token."""
+    if store.pk is None or store.installed_at is None:
+        return False
+    return WebhookDelivery.objects.filter(
+        shop_domain=store.shop_domain, topic="app/uninstalled", triggered_at__gte=store.installed_at,
+        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.PROCESSING,
+                    WebhookDelivery.Status.FAILED],
+    ).exists()  # fmt: skip
 
 
 def mark_needs_reauth(store: Store, *, reason: str) -> None:

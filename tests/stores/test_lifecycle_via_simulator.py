@@ -62,6 +62,28 @@ def test_uninstall_reinstall_redact_sequence_leaves_the_described_state(
     assert list(WebhookDelivery.objects.values_list("topic", flat=True)) == ["shop/redact"]
 
 
+def test_a_reinstall_before_the_uninstall_is_processed_keeps_the_store_installed(
+    simulator, app_at_live_server
+):
+    # The uninstall is recorded but waits behind a busy worker; the merchant installs again
+    # meanwhile. The store was still active with the token the uninstall revoked, so the
+    # reinstall exchanged no new one, and the late uninstall then took the reinstalled
+    # store out of the exchange until the merchant opened the app again.
+    assert merchant_installs("alpha", app_url=app_at_live_server, simulator_url=simulator.url).ok
+    first = Store.objects.get(shop_domain="alpha.myshopify.com")
+    simulator.control("alpha", "uninstall")
+    wait_for_delivery("app/uninstalled")
+
+    assert merchant_installs("alpha", app_url=app_at_live_server, simulator_url=simulator.url).ok
+    webhooks.process_pending()
+
+    store = Store.objects.get(pk=first.pk)
+    assert store.status == Store.Status.ACTIVE
+    assert store.access_token in simulator.shop("alpha").access_tokens
+    assert store.installed_at > first.installed_at
+    assert WebhookDelivery.objects.get(topic="app/uninstalled").outcome.startswith("stale")
+
+
 def test_simulator_retries_a_delivery_the_app_could_not_take(simulator, app_at_live_server):
     assert merchant_installs("alpha", app_url=app_at_live_server, simulator_url=simulator.url).ok
     simulator.world.app.app_url = "http://127.0.0.1:9"  # the app is down
