@@ -33,6 +33,8 @@ from simulator.state import ID_TOKEN_TTL, Shop, World
 log = logging.getLogger("simulator")
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY = 5 * 1024 * 1024
+FETCH_METADATA = ("Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-Site", "Sec-Fetch-User",
+                  "Sec-Purpose", "Purpose")  # fmt: skip
 _SHOP_PATH_RE = re.compile(r"^/store/([a-z0-9][a-z0-9-]*[a-z0-9])(/.*)?$")
 
 
@@ -378,6 +380,12 @@ class Handler(BaseHTTPRequestHandler):
                 ),
                 user_agent=self.headers.get("User-Agent", ""),
                 content_type=self.headers.get("Content-Type", ""),
+                # What the browser says of the request (Fetch Metadata), passed on as sent:
+                # Shopify documents stripping the Cookie header and some others; the app
+                # judges a click by these only where they arrive.
+                fetch_metadata={
+                    name: self.headers[name] for name in FETCH_METADATA if name in self.headers
+                },
             )
             return self._send(status, content, {"Content-Type": "text/plain", **headers})
         status, page = self.storefront.page(shop, path, self.query)

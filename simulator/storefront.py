@@ -315,6 +315,7 @@ a:empty,ul:empty,div:empty,section:empty,p:empty,h1:empty,h2:empty{{display:none
     def proxy(
         self, shop: Shop, subpath: str, query_pairs: list[tuple[str, str]], *, method: str,
         body: bytes, client_ip: str, user_agent: str, content_type: str,
+        fetch_metadata: dict[str, str] | None = None,
     ) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
         from simulator.server import sign_proxy_query  # noqa: PLC0415 -- server imports us
 
@@ -328,7 +329,7 @@ a:empty,ul:empty,div:empty,section:empty,p:empty,h1:empty,h2:empty{{display:none
         ]
         params.append(("signature", sign_proxy_query(params, app.api_secret)))
         url = f"{app.app_url}{app.proxy_path}{subpath}?{urlencode(params)}"
-        headers = {"X-Forwarded-For": client_ip, "User-Agent": user_agent}
+        headers = {"X-Forwarded-For": client_ip, "User-Agent": user_agent, **(fetch_metadata or {})}
         if content_type:
             headers["Content-Type"] = content_type
         try:

@@ -79,6 +79,10 @@ RULES_IN_WORDS = [
     f"(/48) to one store ({BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR}, and "
     f"{BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
+    "A click is the shopper following the link. Where the browser says so (its Fetch "
+    "Metadata, which a page's script cannot set), a link fetched ahead of a click that may "
+    "never come (prefetch, prerender), or requested by a page's script or inside a frame, is "
+    "refused and recorded nothing; the shopper's own click, when it comes, counts.",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
     "be installed, the partner must still take part and be able to pay, and neither may block "
     "the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
@@ -92,6 +96,20 @@ RULES_IN_WORDS = [
     "Clicks on your own products in your own widget are free.",
     "Every credit movement is an entry in an append-only ledger; your balance is their sum.",
 ]
+
+
+def not_followed_by_the_shopper(*, mode: str, dest: str, purpose: str) -> bool:
+    """Whether the browser says a link was not followed by the shopper: fetched ahead of a
+    click (``Sec-Purpose``/``Purpose``: prefetch, prerender), or requested by a script
+    (``Sec-Fetch-Mode`` other than navigate: fetch, XMLHttpRequest) or in a frame
+    (``Sec-Fetch-Dest`` other than document). A request without these headers (an older
+    browser, a proxy that drops them) is judged by the other rules alone.
+    https://www.w3.org/TR/fetch-metadata/"""
+    return (
+        "prefetch" in purpose.lower()
+        or mode not in ("", "navigate")
+        or dest not in ("", "document")
+    )
 
 
 def starter_grant_allowed(store: Store) -> bool:

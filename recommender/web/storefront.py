@@ -113,6 +113,19 @@ def _shopper(request: HttpRequest) -> dict[str, str]:
 @require_GET
 @app_proxy
 def click(request: ProxyRequest) -> HttpResponse:
+    meta = request.META
+    if rules.not_followed_by_the_shopper(
+        mode=meta.get("HTTP_SEC_FETCH_MODE", ""),
+        dest=meta.get("HTTP_SEC_FETCH_DEST", ""),
+        purpose=meta.get("HTTP_SEC_PURPOSE", "") or meta.get("HTTP_PURPOSE", ""),
+    ):
+        # Not redirected, and not stored for the browser to reuse: the shopper's own click,
+        # if it comes, reaches us and is the one recorded.
+        response = HttpResponse(
+            "Follow this link to open it.", status=400, content_type="text/plain"
+        )
+        response["Cache-Control"] = "no-store"
+        return response
     token = request.query.get("t", "")[:2000]
     outcome = clicks.follow_click(host=request.store, raw_token=token, **_shopper(request))
     if outcome.location is None:

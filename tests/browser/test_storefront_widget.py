@@ -137,6 +137,49 @@ def test_click_lands_on_the_partner_product_with_utm_and_moves_credits_once(
     assert ledger.balance(brewers) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
+# A merchant's theme script, run in each real shopper's browser once the row was seen:
+# the partner links requested in the background and in a hidden frame, no shopper clicking.
+SCRIPTED_CLICKS = """
+async () => {
+  const host = document.querySelector("[data-interlayer-slot]");
+  const links = [...(host.shadowRoot || host).querySelectorAll("a[data-slot=partner]")];
+  const answers = [];
+  for (const link of links) {
+    answers.push((await fetch(link.href, {redirect: "manual", cache: "no-store"})).status);
+    const frame = document.createElement("iframe");
+    frame.style.display = "none";
+    frame.src = link.href;
+    await new Promise(done => { frame.onload = done; document.body.append(frame); });
+  }
+  return answers;
+}
+"""
+
+
+def test_partner_links_requested_by_a_page_script_record_no_click(
+    shopper, simulator, live_exchange
+):
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    partner_link = widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first
+    with shopper.expect_response(lambda r: "/apps/interlayer/impression" in r.url):
+        partner_link.scroll_into_view_if_needed()
+
+    answers = shopper.evaluate(SCRIPTED_CLICKS)
+    wait_until_clicks_settled()
+    recorded = Click.objects.count()
+    partner_link.click()  # and then the shopper's own click
+    shopper.wait_for_url(re.compile(r"brewers\.localhost"))
+
+    # fetch() with redirect "manual" sees an opaque answer (status 0) either way; what
+    # counts is that nothing was recorded until the shopper clicked, and that click bills.
+    assert answers and recorded == 0
+    wait_until_clicks_settled()
+    assert Click.objects.filter(billable=True).count() == 1
+    assert ledger.balance(grinders) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(brewers) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
 def test_script_in_a_product_title_shows_as_text(shopper, simulator, live_exchange, screenshot):
     shopper.goto(storefront(simulator, "grinders", "/products/grinders-1"))
 

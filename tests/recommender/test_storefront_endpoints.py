@@ -180,10 +180,13 @@ def test_theme_editor_placement_decides_which_pages_load_the_widget(
     assert product_page.count("interlayer.js") == 2
 
 
-def click(client, token, *, user_agent=BROWSER, shop="host.myshopify.com", ip="203.0.113.5"):
+def click(
+    client, token, *, user_agent=BROWSER, shop="host.myshopify.com", ip="203.0.113.5", **headers
+):
     return client.get(
-        proxied("click", shop=shop, t=token), HTTP_USER_AGENT=user_agent, HTTP_X_FORWARDED_FOR=ip
-    )
+        proxied("click", shop=shop, t=token), HTTP_USER_AGENT=user_agent, HTTP_X_FORWARDED_FOR=ip,
+        **headers,
+    )  # fmt: skip
 
 
 def partner_token(client, viewed, *, seen: bool = True) -> str:
@@ -253,6 +256,43 @@ def test_a_link_preview_before_the_shopper_does_not_take_the_shoppers_click(clie
     reasons = list(Click.objects.order_by("pk").values_list("reason", flat=True))
     assert reasons == [rules.BOT, "billable"]
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+
+
+# What a browser says of a request it makes (Fetch Metadata; scripts cannot set these).
+NAVIGATION = {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "document"}
+
+
+@pytest.mark.parametrize(
+    "request_by",
+    [
+        # A merchant's theme script, in each real shopper's browser, after posting the view:
+        # fetch(link, {redirect: "manual"}), then the same in a hidden frame.
+        {"HTTP_SEC_FETCH_MODE": "cors", "HTTP_SEC_FETCH_DEST": "empty"},
+        {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "iframe"},
+        # The browser fetching the link ahead of a click that may never come (speculation
+        # rules, a hover-prefetch app), in Chrome's and in the older header.
+        {**NAVIGATION, "HTTP_SEC_PURPOSE": "prefetch"},
+        {**NAVIGATION, "HTTP_SEC_PURPOSE": "prefetch;prerender"},
+        {"HTTP_PURPOSE": "prefetch"},
+    ],
+)  # fmt: skip
+def test_a_link_requested_by_a_script_a_frame_or_a_prefetch_is_not_a_click(
+    client, shops, request_by
+):
+    host, partner, viewed, _ = shops
+    token = partner_token(client, viewed)
+
+    requested = click(client, token, **request_by)
+
+    # Refused, not redirected, and never stored for the browser to reuse: the shopper's
+    # own click, if it comes, reaches the app and is the one recorded and billed.
+    assert (requested.status_code, requested["Cache-Control"]) == (400, "no-store")
+    assert not Click.objects.exists()
+    followed = click(client, token, **NAVIGATION)
+    assert followed.status_code == 302
+    assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
 @pytest.mark.parametrize("gone", ["product", "partner"])
