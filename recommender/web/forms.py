@@ -6,6 +6,7 @@ import math
 import re
 
 from django import forms
+from django.db.models import Q
 
 from interlayer.text import storable
 from recommender.models import WidgetSettings
@@ -77,6 +78,7 @@ class WidgetSettingsForm(forms.Form):
         # last products (a partner redacted), and the page then shows it by its id: it must
         # stay savable, or no other setting could be saved until the merchant removed it.
         self.saved_categories = set(saved.excluded_categories)
+        self.saved_blocked = saved.blocked_stores.values("pk")
         # The colours saved before the contrast rule, likewise: kept as they are, they must
         # not stop the merchant from saving anything else (switching the widget off, say).
         self.saved_colours = {
@@ -112,7 +114,14 @@ class WidgetSettingsForm(forms.Form):
         domains = self.cleaned_data["blocked_stores"]
         if self.store.shop_domain in domains:
             raise forms.ValidationError("A store cannot block itself.")
-        found = list(Store.objects.filter(shop_domain__in=domains).only("id", "shop_domain"))
+        # Stores in the network (those the partner search finds), and those this store
+        # blocked before: a store that left is as unknown as one that never was, or any
+        # merchant could ask whether a shop ever installed the app.
+        found = list(
+            Store.objects.filter(shop_domain__in=domains)
+            .filter(Q(status=Store.Status.ACTIVE) | Q(pk__in=self.saved_blocked))
+            .only("id", "shop_domain")
+        )
         unknown = sorted(set(domains) - {s.shop_domain for s in found})
         if unknown:
             raise forms.ValidationError(

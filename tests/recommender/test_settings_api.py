@@ -332,6 +332,40 @@ def test_a_blocked_partner_list_of_thousands_is_validated_in_bounded_queries(
     assert unknown.status_code == 400 and "ghost.myshopify.com" in json.dumps(unknown.json())
 
 
+def test_blocking_tells_a_store_that_left_from_one_that_never_was_apart_for_no_one(merchant):
+    # The answer to blocking a domain said whether that shop had ever installed the app
+    # (uninstalled and redacted stores keep their domain): any merchant could ask for any
+    # shop. Now a store outside the network is as unknown as one that never was, unless
+    # this merchant blocked it while it took part (kept, so other settings still save).
+    kept = Store.objects.create(shop_domain="kept.myshopify.com", status="active")
+    assert (
+        merchant(
+            "post", "/api/settings", settings_body(blocked_stores=[kept.shop_domain])
+        ).status_code
+        == 200
+    )
+    Store.objects.filter(pk=kept.pk).update(status="uninstalled")
+    Store.objects.create(shop_domain="left.myshopify.com", status="uninstalled")
+    Store.objects.create(shop_domain="purged.myshopify.com", status="redacted")
+
+    answers = {
+        domain: merchant("post", "/api/settings", settings_body(blocked_stores=[kept.shop_domain, domain]))
+        for domain in ("left.myshopify.com", "purged.myshopify.com", "never.myshopify.com")
+    }  # fmt: skip
+    still = merchant("post", "/api/settings", settings_body(blocked_stores=[kept.shop_domain]))
+
+    errors = {
+        domain: answer.json()["errors"]["blocked_stores"] for domain, answer in answers.items()
+    }
+    assert {answer.status_code for answer in answers.values()} == {400}
+    assert errors == {
+        domain: [{"message": f"Unknown partner stores: {domain}", "code": ""}] for domain in answers
+    }
+    assert still.status_code == 200
+    saved = WidgetSettings.objects.get(store=merchant.store).blocked_stores
+    assert list(saved.values_list("shop_domain", flat=True)) == [kept.shop_domain]
+
+
 def test_a_token_for_shop_a_cannot_change_shop_b(merchant, simulator, install):
     other = install("beta")
     controls.widget_settings_for(other)
