@@ -196,7 +196,11 @@
         : "Your store's new earnings will be held for review";
       notices.appendChild(el("s-banner", { tone: "warning", id: "review-notice" }, `${held}: all new ones while its click-through rate is far above the network's, or those from a few addresses that made most of its clicks. A held click charges the partner nothing until the Interlayer team releases it (you are paid then, and the partner charged, if it can pay); a voided one is never charged nor paid. Reviews usually take two business days.`));
     }
-    if (c.last_error) notices.appendChild(el("s-banner", { tone: "critical" }, `Last error (${when(c.last_error_at)}): ${c.last_error}`));
+    if (c.last_error) {
+      // Only while the last read stands failed: a read that succeeds takes it away.
+      notices.appendChild(el("s-banner", { tone: "critical", id: "sync-failed", heading: "Your last catalog sync did not finish" },
+        `It stopped ${when(c.last_error_at)} (${c.last_error}). Interlayer tries again on its own within about half an hour, from where it stopped; “Sync catalog now” tries at once. Your products already synced stay in the network meanwhile.`));
+    }
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
     if (alreadyDrawn("embed", embed)) return;

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import dateformat, timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from interlayer.text import storable
@@ -56,7 +57,16 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
             "excluded": stats.excluded_category_chips(widget.excluded_categories),
             "rules": rules.RULES_IN_WORDS,
             "attribution_rules": attribution.RULES_IN_WORDS,
-            "changes": SettingsChange.objects.filter(store=store)[:5],
+            # In the shop's time zone, as its figures are counted.
+            "changes": [
+                (
+                    dateformat.format(
+                        timezone.localtime(change.created_at, store.zone), "j M Y, H:i T"
+                    ),
+                    stats.change_in_words(change.changes),
+                )
+                for change in SettingsChange.objects.filter(store=store)[:5]
+            ],
             "data_requests": [
                 (data_request, _readable(data_request.held))
                 for data_request in CustomerDataRequest.objects.filter(store=store)

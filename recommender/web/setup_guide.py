@@ -72,12 +72,12 @@ def _catalog_step(store: Store) -> SetupStep:
         "detail": "Interlayer reads your products so partner stores can show them.",
         "action": {"label": "Sync catalog now", "url": None, "command": "sync"},
     }  # fmt: skip
+    if sync is not None and sync.state == CatalogSync.State.FAILED:  # a first read too
+        step["detail"] = f"The last sync failed: {sync.last_error}"
+        return step
     if sync is None or sync.finished_at is None:
         if sync is not None and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING):
             step.update(detail="Your catalog is syncing now.", action=None)
-        return step
-    if sync.state == CatalogSync.State.FAILED:
-        step["detail"] = f"The last sync failed: {sync.last_error}"
         return step
     if shown == 0:
         step["detail"] = (

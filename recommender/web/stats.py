@@ -20,6 +20,7 @@ from recommender.models import (
     LedgerEntry,
     PendingOptOut,
     Product,
+    WidgetSettings,
 )
 from stores.models import Store
 
@@ -264,6 +265,8 @@ def catalog_overview(store: Store) -> CatalogOverview:
         n_opted_out=Count("id", filter=Q(eligible=True, opted_out=True)),
     )
     sync = CatalogSync.objects.filter(store=store).first()
+    # The error of the last read while it stands: a read that succeeded since clears it.
+    failed = sync is not None and sync.state == CatalogSync.State.FAILED
     return {
         "synced": counts["n_synced"],
         "eligible": counts["n_eligible"],
@@ -273,8 +276,8 @@ def catalog_overview(store: Store) -> CatalogOverview:
         "syncing": sync is not None
         and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING),
         "last_finished": sync.finished_at.isoformat() if sync and sync.finished_at else None,
-        "last_error": sync.last_error if sync else "",
-        "last_error_at": sync.last_error_at.isoformat() if sync and sync.last_error_at else None,
+        "last_error": sync.last_error if failed else "",
+        "last_error_at": sync.last_error_at.isoformat() if failed and sync.last_error_at else None,
     }
 
 
@@ -363,3 +366,62 @@ def product_search(
             )[: limit - len(products)]
         ]  # fmt: skip
     return products
+
+
+# --- the settings page's recent changes -------------------------------------------------------
+_SETTING_NAMES = {
+    "items": "Products shown", "accent_color": "Accent colour", "text_color": "Text colour",
+    "background_color": "Background colour",
+}  # fmt: skip
+_PRODUCT_CHOICES = {
+    "opted_out": "kept off the network",
+    "opted_in": "put back in the network",
+    "opted_out_once_synced": "to be kept off once your catalog sync reads them",
+    "no_longer_opted_out_once_synced": "no longer to be kept off once synced",
+}
+
+
+def change_in_words(changes: dict[str, Any]) -> list[str]:
+    """A settings change (SettingsChange.changes: field -> [old, new]; product choices:
+    field -> ids) as the merchant reads it, one phrase per field."""
+    words = []
+    # In the order of the page's form (jsonb keeps its keys in an order of its own).
+    order = [*WidgetSettings.MERCHANT_FIELDS, "blocked_stores", *_PRODUCT_CHOICES]
+    for field, value in sorted(changes.items(), key=lambda item: _position(order, item[0])):
+        if field in _PRODUCT_CHOICES:
+            count = len(value)
+            words.append(f"{count} product{'s' if count != 1 else ''} {_PRODUCT_CHOICES[field]}")
+            continue
+        old, new = value
+        if field == "enabled":
+            words.append("Widget switched on" if new else "Widget switched off")
+        elif field == "avoid_competitors":
+            words.append(f"Same-item avoidance {'on' if new else 'off'}")
+        elif field == "title":
+            words.append(f"Heading {_heading(old)} → {_heading(new)}")
+        elif field == "own_share":
+            words.append(f"Share of your own products {old} % → {new} %")
+        elif field == "blocked_stores":  # [unblocked, blocked]
+            words += [f"Blocked {', '.join(new)}"] if new else []
+            words += [f"Unblocked {', '.join(old)}"] if old else []
+        elif field == "excluded_categories":
+            ids = [*old, *new]
+            names = {
+                gid: chip["label"]
+                for gid, chip in zip(ids, excluded_category_chips(ids), strict=True)
+            }
+            added = [names[gid] for gid in new if gid not in old]
+            removed = [names[gid] for gid in old if gid not in new]
+            words += [f"Excluded {', '.join(added)}"] if added else []
+            words += [f"No longer excluded: {', '.join(removed)}"] if removed else []
+        else:
+            words.append(f"{_SETTING_NAMES.get(field, field)} {old} → {new}")
+    return words
+
+
+def _position(order: list[str], field: str) -> int:
+    return order.index(field) if field in order else len(order)
+
+
+def _heading(title: str) -> str:
+    return f"“{title}”" if title else "in the shopper's language"

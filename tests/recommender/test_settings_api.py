@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from recommender import controls, runtime
-from recommender.catalog import index_events, products
+from recommender.catalog import index_events, pacer, products
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
 from recommender.models import (
@@ -108,6 +108,44 @@ def test_overview_reports_catalog_and_the_theme_app_embed(merchant, simulator):
     assert merchant("get", "/api/overview").json()["app_embed"]["enabled"] is True
 
 
+def test_a_sync_failure_is_shown_while_the_sync_is_failed_and_goes_once_one_succeeds(
+    merchant, simulator, monkeypatch
+):
+    # The error of a failed sync stayed on the overview, as a critical banner, after every
+    # sync that succeeded since.
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    simulator.fault("alpha", "graphql", "malformed")
+    catalog_sync.sync_catalog(merchant.store)
+    shown = merchant("get", "/api/overview").json()["catalog"]
+
+    catalog_sync.sync_catalog(merchant.store)  # the fault was for one request
+    after = merchant("get", "/api/overview").json()["catalog"]
+
+    assert shown["state"] == "Failed" and "malformed" in shown["last_error"]
+    assert shown["last_error_at"] is not None
+    assert after["state"] == "Synced"
+    assert (after["last_error"], after["last_error_at"]) == ("", None)
+
+
+def test_a_first_sync_that_failed_says_why_in_the_set_up_guide(
+    client, simulator, install, monkeypatch
+):
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    store = install("alpha")
+    simulator.fault("alpha", "graphql", "malformed")
+    catalog_sync.sync_catalog(store)
+    token = simulator.id_token("alpha")
+
+    steps = client.get("/api/setup?refresh=1", HTTP_AUTHORIZATION=f"Bearer {token}").json()["steps"]
+
+    catalog = next(step for step in steps if step["key"] == "catalog")
+    assert catalog["status"] == "todo"
+    assert (
+        catalog["detail"].startswith("The last sync failed: ") and "malformed" in catalog["detail"]
+    )
+    assert catalog["action"]["command"] == "sync"
+
+
 def test_overview_counts_products_kept_off_among_eligible_ones_only(merchant):
     draft = make_product(merchant.store, "Draft mug", status="DRAFT", eligible=False,
                          ineligible_reason="draft")  # fmt: skip
@@ -130,6 +168,54 @@ def test_saving_settings_applies_them_and_records_who_changed_what(merchant, sim
     change = SettingsChange.objects.get(store=merchant.store)
     assert change.actor == "1"  # the ID token's "sub"
     assert change.changes["title"] == ["", "Partners we love"]
+
+
+def test_recent_changes_read_as_what_changed_in_the_shops_time_zone(merchant, client, simulator):
+    # The page listed the changed fields' internal names ("own_share, accent_color"), in UTC.
+    simulator.shop("alpha").time_zone = "Asia/Tokyo"
+    store_services.sync_store_details(merchant.store)
+    Store.objects.create(shop_domain="beta.myshopify.com", status="active")
+    merchant("post", "/api/settings", settings_body())
+    merchant("post", "/api/settings",
+             settings_body(enabled=False, title="", items=6, own_share=35,
+                           blocked_stores=["beta.myshopify.com"]))  # fmt: skip
+    product = Product.objects.filter(store=merchant.store).first()
+    merchant(
+        "post", "/api/products/opt-out", {"product_ids": [product.shopify_id], "opted_out": True}
+    )
+    SettingsChange.objects.update(created_at=datetime(2026, 11, 24, 23, 30, tzinfo=ZoneInfo("UTC")))
+
+    html = client.get("/", simulator.embedded_query("alpha")).content.decode()
+
+    listed = html.split('id="recent-changes">')[1].split("</ul>")[0]
+    assert listed.count("<li>") == 3
+    assert "25 Nov 2026, 08:30 JST — " in listed
+    assert (
+        escape(
+            "Widget switched off; Heading “Partners we love” → in the shopper's language; "
+            "Products shown 5 → 6; Share of your own products 20 % → 35 %; Blocked beta.myshopify.com"
+        )
+        in listed
+    )
+    assert "1 product kept off the network" in listed
+    assert "own_share" not in listed and "blocked_stores" not in listed
+
+
+def test_each_kind_of_change_has_its_words():
+    assert stats.change_in_words({
+        "avoid_competitors": [True, False], "blocked_stores": [["a.myshopify.com"], []],
+        "accent_color": ["#005bd3", "#1a1a1a"], "enabled": [False, True],
+        "excluded_categories": [["gid://shopify/TaxonomyCategory/gone"], []],
+        "opted_in": [1, 2], "opted_out_once_synced": [3],
+        "no_longer_opted_out_once_synced": [4, 5, 6],
+    }) == [
+        "Widget switched on", "Accent colour #005bd3 → #1a1a1a", "Same-item avoidance off",
+        "No longer excluded: gid://shopify/TaxonomyCategory/gone (no longer in the network)",
+        "Unblocked a.myshopify.com",
+        "2 products put back in the network",
+        "1 product to be kept off once your catalog sync reads them",
+        "3 products no longer to be kept off once synced",
+    ]  # fmt: skip
 
 
 def test_an_empty_title_is_saved_as_the_heading_in_each_shoppers_language(merchant):
