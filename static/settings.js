@@ -203,11 +203,14 @@
     }
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
-    if (alreadyDrawn("embed", embed)) return;
+    if (alreadyDrawn("embed", [embed, r.body.widget_enabled])) return;
     const status = $("#embed-status");
     status.textContent = "";
     const theme = embed.theme ? ` (${embed.theme})` : "";
-    if (embed.enabled) {
+    if ((embed.enabled || embed.block_added) && !r.body.widget_enabled) {
+      // The theme loads the widget, but the merchant switched it off here: nothing shows.
+      status.appendChild(el("s-text", { tone: "caution" }, `Your theme${theme} loads the widget, but it is switched off below ("Show the widget on my store"): shoppers see no partner products.`));
+    } else if (embed.enabled) {
       status.appendChild(el("s-text", { tone: "success" }, `The widget is switched on in your theme${theme}.`));
     } else if (embed.block_added) {
       // The block alone shows the widget on product pages, as the set-up guide counts it.
@@ -454,6 +457,7 @@
       toast("Settings saved. Your storefront shows the change within a minute.");
       loadPreview();
       loadSetup(false);
+      loadOverview(); // the widget switched on or off
       return;
     }
     showErrors(r.body.errors || { __all__: [{ message: r.body.error || "Could not save." }] });

@@ -36,6 +36,7 @@ MAX_OPT_OUT_IDS = 500
 class OverviewPayload(TypedDict):
     catalog: stats.CatalogOverview
     app_embed: dict[str, Any]
+    widget_enabled: bool
     balance: float
     # Too low to pay for one click: the store's products are shown on no partner store
     # until it earns again (its widget keeps showing partners and earning).
@@ -112,6 +113,8 @@ def overview(request: EmbeddedRequest) -> JsonResponse:
     payload: OverviewPayload = {
         "catalog": stats.catalog_overview(store),
         "app_embed": store_services.app_embed_status(store),
+        # The theme can load the widget while the merchant has it switched off here.
+        "widget_enabled": controls.widget_settings_for(store).enabled,
         "balance": float(balance),
         "balance_exhausted": bool(
             ledger.exhausted_store_ids([store.pk], known={store.pk: balance})

@@ -315,6 +315,24 @@ def test_with_only_the_block_the_overview_says_the_widget_shows(admin, simulator
     assert "not switched on" not in status.inner_text()
 
 
+def test_with_the_widget_switched_off_the_overview_does_not_say_it_shows(
+    admin, simulator, live_exchange
+):
+    # The overview said "The widget is switched on in your theme" (the app embed) while the
+    # merchant had switched the widget off here, and shoppers saw nothing.
+    frame = open_settings(admin, simulator, "grinders")
+    status = frame.locator("#embed-status")
+    status.locator("s-text", has_text="switched on in your theme").wait_for()
+
+    frame.locator("s-checkbox[name=enabled] input").uncheck()
+    admin.locator("#sim-save-bar-save").click()
+    admin.locator(".sim-toast", has_text="Settings saved").wait_for()
+
+    status.locator("s-text", has_text="but it is switched off below").wait_for()
+    assert "switched on in your theme" not in status.inner_text()
+    assert WidgetSettings.objects.get(store=live_exchange["grinders"]).enabled is False
+
+
 def test_a_category_no_longer_in_the_network_is_named_kept_and_removable(
     admin, simulator, live_exchange
 ):
