@@ -300,6 +300,8 @@ def test_unknown_category_names_are_rejected_and_known_ones_stored_as_taxonomy_i
     [
         ({"text_color": "#ffffff"}, "text_color"),  # white on white: no text at all
         ({"text_color": "#bbbbbb"}, "text_color"),  # 1.9:1
+        # 3:1 does for large text only: titles and prices are body text, 4.5:1 (WCAG AA).
+        ({"text_color": "#949494"}, "text_color"),
         ({"accent_color": "#ffd600"}, "accent_color"),  # arrows and focus ring: 1.5:1
         ({"text_color": "#767676", "accent_color": "#949494"}, None),  # 4.5:1 and 3:1
         ({"text_color": "#f5f5f5", "accent_color": "#ffd600", "background_color": "#121212"},
@@ -342,11 +344,14 @@ def test_colours_saved_before_the_contrast_rule_do_not_block_saving_other_settin
 
 
 def test_a_contrast_just_short_of_the_least_is_not_shown_as_reaching_it(merchant):
-    response = merchant("post", "/api/settings", settings_body(text_color="#959595"))  # 2.995:1
+    response = merchant(
+        "post", "/api/settings", settings_body(text_color="#777777", accent_color="#959595")
+    )  # 4.48:1 and 2.995:1
 
     assert response.status_code == 400
-    message = response.json()["errors"]["text_color"][0]["message"]
-    assert "contrast 2.9:1, at least 3:1" in message
+    errors = response.json()["errors"]
+    assert "contrast 4.4:1, at least 4.5:1." in errors["text_color"][0]["message"]
+    assert "contrast 2.9:1, at least 3:1." in errors["accent_color"][0]["message"]
 
 
 KETTLES = "gid://shopify/TaxonomyCategory/hg-11-7"

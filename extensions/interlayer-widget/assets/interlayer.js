@@ -140,7 +140,7 @@
       "a:focus-visible{outline:2px solid var(--ac)}" +
       "img,.ph{display:block;width:100%;height:" + IMAGE + "px;object-fit:cover;border-radius:8px;background:#f2f2f2}" +
       ".t{display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;margin-top:6px;font-weight:600;line-height:1.3;height:2.6em}" +
-      ".m{font-size:.85em;opacity:.75;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
+      ".m{font-size:.85em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}" +
       "button{border:1px solid var(--ac);background:var(--bg);color:var(--ac);border-radius:50%;width:32px;height:32px;cursor:pointer;margin-inline-start:6px}" +
       ".nav[hidden]{display:none}";
     const labelId = "il-title";
