@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from django.db import transaction
 
+from interlayer.queue import enqueue
 from recommender.catalog.index_events import emit_index_events
 from recommender.catalog.products import hold_opt_out_choices
 from recommender.models import (
@@ -16,6 +17,7 @@ from recommender.models import (
     SettingsChange,
     WidgetSettings,
 )
+from stores import services as store_services
 from stores.models import Store
 
 
@@ -45,7 +47,27 @@ def update_widget_settings(*, store: Store, actor: str, cleaned: dict[str, Any])
         if changes:
             widget.save(update_fields=[*WidgetSettings.MERCHANT_FIELDS, "updated_at"])
             SettingsChange.objects.create(store=store, actor=actor, changes=changes)
+        if "enabled" in changes:
+            # The theme app extension reads it too, and renders nothing while it is off.
+            transaction.on_commit(lambda: request_widget_switch_publish(store))
     return widget
+
+
+def request_widget_switch_publish(store: Store) -> None:
+    enqueue("recommender.tasks.publish_widget_switch", store.pk,
+            task_name=f"widget-switch:{store.pk}")  # fmt: skip
+
+
+def publish_widget_switch(store: Store) -> bool:
+    """Tell the store's theme whether the widget is on (the app-data metafield
+    ``interlayer.widget_enabled``): while it is off, the theme app extension's blocks render
+    nothing, so no space is reserved on the storefront for a row that never comes. Returns
+    the value published; raises ShopifyError when Shopify refuses."""
+    enabled = widget_settings_for(store).enabled
+    store_services.set_app_metafields(
+        store, {"widget_enabled": ("boolean", "true" if enabled else "false")}
+    )
+    return enabled
 
 
 # Products kept off before the sync read them, per store: the ids come from the merchant's

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from recommender.catalog import index_events, sync
 from recommender.catalog.index_events import delete_products
-from recommender.controls import widget_settings_for
+from recommender.controls import request_widget_switch_publish, widget_settings_for
 from recommender.exchange import attribution, ledger
 from recommender.models import (
     AttributedOrder,
@@ -33,8 +33,12 @@ STALLED_SYNC_AFTER = timedelta(minutes=30)
 
 def welcome(sender: Any, *, store: Store, **kwargs: Any) -> None:
     """store_installed: default widget settings and the starter grant."""
-    widget_settings_for(store)
+    widget = widget_settings_for(store)
     ledger.grant_starter_credits(store)
+    if not widget.enabled:
+        # A reinstall of a store that had the widget off: the app's metafields went with
+        # the uninstall, and the theme would reserve space for a row that never comes.
+        request_widget_switch_publish(store)
 
 
 def grant_if_now_paying(sender: Any, *, store: Store, **kwargs: Any) -> None:

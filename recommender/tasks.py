@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from interlayer.logs import bind_shop
-from recommender import lifecycle
+from recommender import controls, lifecycle
 from recommender.catalog import embedding_pass, index_events, sync
 from recommender.exchange import attribution, click_journal, clicks, rules
 from recommender.models import AttributedOrder
@@ -34,6 +34,12 @@ def embed_store(store_id: int) -> None:
     if store is not None:
         embedding_pass.wait_for_quiet(store)
         embedding_pass.embed_store(store)
+
+
+def publish_widget_switch(store_id: int) -> None:
+    store = _active_store(store_id)
+    if store is not None:
+        log.info("widget switch published enabled=%s", controls.publish_widget_switch(store))
 
 
 def rebuild_index() -> None:

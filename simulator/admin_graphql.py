@@ -74,7 +74,13 @@ type Mutation {
   bulkOperationRunQuery(query: String!): BulkOperationRunQueryPayload
   webPixelCreate(webPixel: WebPixelInput!): WebPixelCreatePayload
   webPixelUpdate(id: ID!, webPixel: WebPixelInput!): WebPixelUpdatePayload
+  metafieldsSet(metafields: [MetafieldsSetInput!]!): MetafieldsSetPayload
 }
+input MetafieldsSetInput { ownerId: ID! namespace: String! key: String! type: String! value: String! }
+type Metafield { id: ID! namespace: String! key: String! type: String! value: String! }
+enum MetafieldsSetUserErrorCode { INVALID INVALID_TYPE INVALID_VALUE BLANK }
+type MetafieldsSetUserError { code: MetafieldsSetUserErrorCode field: [String!] message: String! }
+type MetafieldsSetPayload { metafields: [Metafield!] userErrors: [MetafieldsSetUserError!]! }
 type WebPixel { id: ID! settings: JSON! }
 input WebPixelInput { settings: JSON! }
 enum ErrorsWebPixelUserErrorCode { BLANK TAKEN NOT_FOUND INVALID_SETTINGS UNABLE_TO_DELETE }
@@ -125,7 +131,7 @@ type ShopPlan {
   partnerDevelopment: Boolean!
   shopifyPlus: Boolean!
 }
-type AppInstallation { accessScopes: [AccessScope!]! }
+type AppInstallation { id: ID! accessScopes: [AccessScope!]! }
 type AccessScope { handle: String! }
 
 type PageInfo { hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String endCursor: String }
@@ -347,9 +353,50 @@ def _resolve_shop(root, info):
     }
 
 
+def _installation_id(shop: Shop) -> str:
+    return f"gid://shopify/AppInstallation/{shop.handle}"
+
+
 def _resolve_installation(root, info):
     shop: Shop = info.context["shop"]
-    return {"accessScopes": [{"handle": scope} for scope in shop.granted_scopes]}
+    return {"id": _installation_id(shop),
+            "accessScopes": [{"handle": scope} for scope in shop.granted_scopes]}  # fmt: skip
+
+
+# The metafield types the app's own metafields may take here (Shopify has many more).
+_METAFIELD_VALUES = {"boolean": ("true", "false"), "single_line_text_field": None}
+
+
+def _resolve_metafields_set(root, info, metafields):
+    """The app's metafields on its own installation only (what a theme app extension reads
+    as ``app.metafields``); like Shopify, all or nothing, at most 25 at once."""
+    world: World = info.context["world"]
+    shop: Shop = info.context["shop"]
+    errors = []
+    if not 0 < len(metafields) <= 25:
+        errors.append({"code": "INVALID", "field": ["metafields"],
+                       "message": "Between 1 and 25 metafields can be set at once."})  # fmt: skip
+    for n, metafield in enumerate(metafields):
+        allowed = _METAFIELD_VALUES.get(metafield["type"], ())
+        if metafield["ownerId"] != _installation_id(shop):
+            errors.append({"code": "INVALID", "field": ["metafields", str(n), "ownerId"],
+                           "message": "Owner does not exist or is not this app's."})  # fmt: skip
+        elif allowed == ():
+            errors.append({"code": "INVALID_TYPE", "field": ["metafields", str(n), "type"],
+                           "message": f"Type {metafield['type']!r} is not supported."})  # fmt: skip
+        elif allowed is not None and metafield["value"] not in allowed:
+            errors.append({"code": "INVALID_VALUE", "field": ["metafields", str(n), "value"],
+                           "message": "Value is invalid for its type."})  # fmt: skip
+    if errors:
+        return {"metafields": None, "userErrors": errors}
+    saved = []
+    with world.lock:
+        for metafield in metafields:
+            entry = {"type": metafield["type"], "value": metafield["value"]}
+            shop.app_metafields.setdefault(metafield["namespace"], {})[metafield["key"]] = entry
+            saved.append({"id": f"gid://shopify/Metafield/{world.new_id()}",
+                          "namespace": metafield["namespace"], "key": metafield["key"], **entry})  # fmt: skip
+    return {"metafields": saved, "userErrors": []}
 
 
 def _resolve_count(root, info, query=None):
@@ -566,6 +613,7 @@ SCHEMA.query_type.fields["product"].resolve = _resolve_product
 SCHEMA.query_type.fields["order"].resolve = _resolve_order
 SCHEMA.query_type.fields["shop"].resolve = _resolve_shop
 SCHEMA.query_type.fields["currentAppInstallation"].resolve = _resolve_installation
+SCHEMA.mutation_type.fields["metafieldsSet"].resolve = _resolve_metafields_set
 
 
 def _selection_cost(selection_set, parent: GraphQLObjectType, variables: dict[str, Any]) -> int:

@@ -134,6 +134,10 @@ class Shop:
     token_requests: list[str] = field(default_factory=list)  # grant types, in order
     # The app's web pixel on this shop (webPixelCreate): {"id", "settings" (a JSON string)}.
     web_pixel: dict[str, str] | None = None
+    # The app's own metafields on its installation (metafieldsSet on currentAppInstallation):
+    # {namespace: {key: {"type", "value"}}}, read by the theme app extension as
+    # app.metafields. They go with the app when it is uninstalled.
+    app_metafields: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # the checkout's orders
 
     @property
@@ -236,6 +240,7 @@ class World:
             shop.installed = False
             shop.access_tokens.clear()
             shop.refresh_tokens.clear()
+            shop.app_metafields.clear()
         return self.webhooks.deliver(shop, "app/uninstalled", shop_payload(shop))
 
     def redact(self, shop: Shop) -> str | None:
@@ -319,7 +324,7 @@ class World:
 
     # --- persistence (so a restarted demo finds its installs and tokens again) -------------
     _PERSISTED = ("installed", "granted_scopes", "access_tokens", "refresh_tokens", "products",
-                  "web_pixel")  # fmt: skip
+                  "web_pixel", "app_metafields")  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -349,6 +354,7 @@ class World:
                 shop.refresh_tokens = {k: float(v) for k, v in saved["refresh_tokens"].items()}
                 shop.products = {int(p["id"]): p for p in saved["products"]}
                 shop.web_pixel = saved.get("web_pixel")
+                shop.app_metafields = saved.get("app_metafields") or {}
 
     def save(self, path: Path) -> None:
         temporary = path.with_suffix(".tmp")

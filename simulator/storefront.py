@@ -345,6 +345,16 @@ def _liquid_globals(
 ) -> dict[str, Any]:
     """The Liquid objects Shopify gives every block and the snippets it renders."""
     return {
+        # The app's own metafields (app-data, on its installation), values as Liquid has them.
+        "app": {
+            "metafields": {
+                namespace: {
+                    key: {"type": field["type"], "value": _metafield_value(field)}
+                    for key, field in fields.items()
+                }
+                for namespace, fields in shop.app_metafields.items()
+            }
+        },
         "shop": {"permanent_domain": shop.domain},
         "request": {
             "page_type": page_type,
@@ -354,6 +364,10 @@ def _liquid_globals(
         "product": {"id": product["id"]} if product else None,
         "routes": {"root_url": root_url},
     }
+
+
+def _metafield_value(field: dict[str, str]) -> Any:
+    return field["value"] == "true" if field["type"] == "boolean" else field["value"]
 
 
 def _text(value: str) -> str:

@@ -315,6 +315,34 @@ def after_install(store: Store) -> None:
     store_installed.send(sender=Store, store=store)
 
 
+APP_INSTALLATION_ID = "query AppInstallation { currentAppInstallation { id } }"
+APP_METAFIELDS_SET = """
+mutation AppMetafieldsSet($metafields: [MetafieldsSetInput!]!) {
+  metafieldsSet(metafields: $metafields) { metafields { key value } userErrors { field message } }
+}"""
+# The namespace of the app's own metafields (app.metafields.interlayer.* in Liquid).
+APP_METAFIELD_NAMESPACE = "interlayer"
+
+
+def set_app_metafields(store: Store, values: dict[str, tuple[str, str]]) -> None:
+    """Set the app's own metafields on its installation in ``store`` (key -> (type, value)),
+    which its theme app extension reads as ``app.metafields.interlayer.<key>``; they go
+    with the app when it is uninstalled. Raises ShopifyError when Shopify refuses.
+    https://shopify.dev/docs/apps/build/custom-data/ownership#app-data-metafields"""
+    owner = admin_graphql(store, APP_INSTALLATION_ID).data["currentAppInstallation"]["id"]
+    metafields = [
+        {"ownerId": owner, "namespace": APP_METAFIELD_NAMESPACE, "key": key, "type": kind,
+         "value": value}
+        for key, (kind, value) in values.items()
+    ]  # fmt: skip
+    payload = admin_graphql(store, APP_METAFIELDS_SET, {"metafields": metafields}).data
+    errors = payload["metafieldsSet"].get("userErrors") or []
+    if errors:
+        raise shopify.ShopifyError(
+            "metafields refused: " + "; ".join(str(e.get("message")) for e in errors)[:300]
+        )
+
+
 WEB_PIXEL_QUERY = "query WebPixel { webPixel { id settings } }"
 WEB_PIXEL_CREATE = """
 mutation WebPixelCreate($webPixel: WebPixelInput!) {

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from recommender import controls
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
 from recommender.models import Click, Impression, WidgetSettings
@@ -207,6 +208,28 @@ def test_nothing_appears_and_no_gap_is_left_when_the_widget_is_disabled(
     assert phone_shopper.locator("[data-interlayer-slot]").count() == 0
     assert phone_shopper.locator("h1.product-title").count() == 1
     assert phone_shopper.evaluate("window.__cls") == 0
+
+
+def test_a_widget_switched_off_in_the_app_leaves_no_space_even_on_the_first_screen(
+    shopper, simulator, live_exchange
+):
+    # On a desktop screen the block's place is on the first screen: an empty answer keeps
+    # its reserved space there (taking it away would move the page under the shopper), so
+    # a merchant who switched the widget off had a blank band on every product page.
+    grinders = live_exchange["grinders"]
+    WidgetSettings.objects.filter(store=grinders).update(enabled=False)
+    controls.publish_widget_switch(grinders)  # what saving the setting queues
+    asked = []
+    shopper.on("request", lambda r: asked.append(r.url) if "/interlayer" in r.url else None)
+
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    wait_for_widget_to_settle(shopper)
+
+    assert shopper.locator("[data-interlayer-slot], [data-interlayer-embed]").count() == 0
+    # Neither the script nor a request for recommendations (the web pixel still loads).
+    assert [url for url in asked if "/cdn/wpm/" not in url] == []
+    assert shopper.locator("h1.product-title").count() == 1
+    assert shopper.evaluate("window.__cls") == 0
 
 
 def test_nothing_appears_for_a_store_without_relevant_partners(shopper, simulator, live_exchange):

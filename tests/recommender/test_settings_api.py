@@ -11,6 +11,7 @@ from datetime import time as clock
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import httpx
 import numpy as np
 import pytest
 from django.db import connection, transaction
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from recommender import controls, runtime
+from recommender import tasks as recommender_tasks
 from recommender.catalog import index_events, pacer, products
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import rules
@@ -216,6 +218,53 @@ def test_each_kind_of_change_has_its_words():
         "1 product to be kept off once your catalog sync reads them",
         "3 products no longer to be kept off once synced",
     ]  # fmt: skip
+
+
+def test_switching_the_widget_off_tells_the_theme_which_then_renders_nothing(
+    merchant, simulator, task_queue, django_capture_on_commit_callbacks
+):
+    # The theme reserved the row's space (330 px) on every page while the widget was off
+    # here, and an empty answer could not take back a slot already on screen.
+    page_url = f"{simulator.url}/store/alpha/products/burr-grinder"
+
+    def page() -> str:
+        return httpx.get(page_url).text
+
+    assert "data-interlayer-slot" in page() and "interlayer.js" in page()
+    with django_capture_on_commit_callbacks(execute=True):
+        merchant("post", "/api/settings", settings_body(enabled=False))
+    queued = task_queue.new()
+    recommender_tasks.publish_widget_switch(merchant.store.pk)
+    off = page()
+    with django_capture_on_commit_callbacks(execute=True):
+        merchant("post", "/api/settings", settings_body(enabled=True))
+    recommender_tasks.publish_widget_switch(merchant.store.pk)
+
+    assert ("recommender.tasks.publish_widget_switch", (merchant.store.pk,)) in queued
+    assert "data-interlayer-slot" not in off and "data-interlayer-embed" not in off
+    assert "interlayer.js" not in off
+    assert "data-interlayer-slot" in page() and "interlayer.js" in page()
+    assert simulator.shop("alpha").app_metafields == {
+        "interlayer": {"widget_enabled": {"type": "boolean", "value": "true"}}
+    }
+
+
+def test_a_store_reinstalled_with_its_widget_off_tells_its_theme_again(
+    merchant, simulator, install, task_queue
+):
+    WidgetSettings.objects.filter(store=merchant.store).update(enabled=False)
+    simulator.control("alpha", "uninstall")  # the app's metafields go with it
+    store_services.uninstall_store(shop_domain="alpha.myshopify.com", triggered_at=timezone.now())
+    store = install("alpha")
+    task_queue.mark()
+
+    tasks.after_install(store.pk)
+    recommender_tasks.publish_widget_switch(store.pk)
+
+    assert ("recommender.tasks.publish_widget_switch", (store.pk,)) in task_queue.new()
+    assert (
+        simulator.shop("alpha").app_metafields["interlayer"]["widget_enabled"]["value"] == "false"
+    )
 
 
 def test_an_empty_title_is_saved_as_the_heading_in_each_shoppers_language(merchant):
