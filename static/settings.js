@@ -401,6 +401,18 @@
       (next ? $("button", next) : search).focus();
       checkDirty();
     });
+    // Said aloud (and shown) after each search: how many match, or that none does.
+    const status = el("p", { class: "picker-status", "aria-live": "polite" });
+    suggestions.after(status);
+    const close = () => { suggestions.textContent = ""; status.textContent = ""; };
+    const options = () => Array.from(suggestions.querySelectorAll("[role=option]"));
+    // The list is one stop for Tab (its first option); the arrow keys move within it.
+    const moveTo = (option) => {
+      options().forEach((o) => { o.tabIndex = -1; o.setAttribute("aria-selected", "false"); });
+      option.tabIndex = 0;
+      option.setAttribute("aria-selected", "true");
+      option.focus();
+    };
     let timer;
     // Not part of the settings themselves: a search box must not mark the form changed.
     search.addEventListener("input", (event) => {
@@ -408,24 +420,54 @@
       clearTimeout(timer);
       timer = setTimeout(async () => {
         const r = await api(`${picker.dataset.source}?q=${encodeURIComponent(search.value)}`);
-        suggestions.textContent = "";
+        close();
         if (!r.ok) {
           suggestions.appendChild(el("li", { class: "error-message", role: "alert" }, r.body.error || "Search failed."));
           return;
         }
-        const items = r.body.partners || r.body.categories || [];
+        const chosen = new Set(chipValues(picker.dataset.picker));
+        const items = (r.body.partners || r.body.categories || []).filter(
+          (item) => !chosen.has(picker.dataset.key ? item[picker.dataset.key] : item));
         for (const item of items) {
           const value = picker.dataset.key ? item[picker.dataset.key] : item;
           const label = picker.dataset.label ? `${item[picker.dataset.label]} (${value})` : item;
-          const option = el("li", { role: "option", tabindex: "0", "data-value": value }, label);
+          const option = el("li", { role: "option", tabindex: "-1", "aria-selected": "false", "data-value": value }, label);
           // The chosen option goes with the list: focus returns to the search field, not <body>.
-          option.addEventListener("click", () => { addChip(value); suggestions.textContent = ""; search.value = ""; search.focus(); });
-          option.addEventListener("keydown", (e) => { if (e.key === "Enter") option.click(); });
+          option.addEventListener("click", () => { addChip(value); close(); search.value = ""; search.focus(); });
           suggestions.appendChild(option);
         }
+        if (items.length) options()[0].tabIndex = 0;
+        status.textContent = search.value.trim() === "" ? ""
+          : items.length ? `${items.length} match${items.length === 1 ? "" : "es"}: arrow keys to go through them, Enter to choose.`
+          : "No matches.";
       }, 150);
     });
     search.addEventListener("change", (event) => event.stopPropagation());
+    search.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowDown" && options().length) {
+        event.preventDefault();
+        moveTo(options()[0]);
+      } else if (event.key === "Escape") {
+        close();
+      }
+    });
+    suggestions.addEventListener("keydown", (event) => {
+      const list = options();
+      const at = list.indexOf(event.target);
+      if (at < 0) return;
+      const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: list.length - 1 }[event.key];
+      if (to !== undefined) {
+        event.preventDefault();
+        if (to < 0) search.focus();
+        else moveTo(list[Math.min(to, list.length - 1)]);
+      } else if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        event.target.click();
+      } else if (event.key === "Escape") {
+        close();
+        search.focus();
+      }
+    });
   });
 
   const clearErrors = () => {

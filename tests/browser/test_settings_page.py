@@ -3,6 +3,7 @@ authenticated by App Bridge ID tokens, changing what shoppers see."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -429,6 +430,45 @@ def test_choosing_a_suggestion_from_the_keyboard_returns_focus_to_the_search_fie
     assert search.evaluate("input => input === document.activeElement")
     assert search.input_value() == ""
     assert frame.get_by_role("listbox", name="Matching categories").count() == 1
+
+
+def test_suggestions_are_gone_through_with_the_arrow_keys_and_a_search_says_how_many_match(
+    admin, simulator, live_exchange
+):
+    # Options were reached only with Tab and chosen only with Enter; a search that matched
+    # nothing showed nothing, and a store already blocked was offered again.
+    frame = open_settings(admin, simulator, "grinders")
+    picker = frame.locator("[data-picker=blocked_stores]")
+    search = picker.locator("input")
+    status = picker.locator(".picker-status")
+    search.fill("zzz-no-such-store")
+    status.filter(has_text="No matches.").wait_for()
+
+    search.fill("myshopify")  # every partner store
+    status.filter(has_text=re.compile(r"^\d+ match")).wait_for()
+    options = picker.get_by_role("option")
+    names = options.all_inner_texts()
+    search.press("ArrowDown")
+    admin.keyboard.press("ArrowDown")
+    focused = options.evaluate_all(
+        "all => all.filter(o => o === document.activeElement)"
+        ".map(o => [o.textContent, o.getAttribute('aria-selected')])"
+    )
+    assert focused == [[names[1], "true"]]
+    admin.keyboard.press(" ")
+    chosen = names[1].split("(")[-1].rstrip(")")
+    picker.locator(f".chips li[data-value='{chosen}']").wait_for()
+    assert search.evaluate("input => input === document.activeElement")
+
+    search.fill("myshopify")
+    status.filter(has_text=re.compile(r"^\d+ match")).wait_for()
+    offered = options.all_inner_texts()
+    search.press("ArrowDown")
+    admin.keyboard.press("Escape")
+
+    assert names[1] not in offered and len(offered) == len(names) - 1
+    assert options.count() == 0 and status.inner_text() == ""
+    assert search.evaluate("input => input === document.activeElement")
 
 
 def test_the_preview_searches_the_products_it_offers(admin, simulator, live_exchange):
