@@ -593,17 +593,35 @@
   });
 
   // --- the preview -------------------------------------------------------------------------
+  // A partner's price in its own currency (the store's figures use ``money``).
+  const price = (amount, code) => {
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: code }).format(Number(amount));
+    } catch {
+      return `${amount} ${code}`.trim();
+    }
+  };
   const loadPreview = async () => {
     const chosen = $("#preview-product").value;
     const list = $("#preview");
     const r = await api(`api/preview${chosen ? `?product_id=${chosen}` : ""}`);
     if (!r.ok) return showError(list, r.body.error || "The preview could not be loaded.");
     list.textContent = "";
+    // As the widget shows each item (its image, name, store and price), with why it was
+    // chosen folded away: the ranking's own words, for a merchant who wants them.
     for (const item of r.body.items) {
       const li = el("li", { class: `preview-item preview-item--${item.slot}` });
-      li.appendChild(el("strong", null, item.title));
-      li.appendChild(el("span", null, ` — ${item.slot === "own" ? "your product" : item.store_name || item.shop}`));
-      li.appendChild(el("span", { class: "muted" }, ` · ${item.reason}`));
+      li.appendChild(item.image_url
+        ? el("img", { src: item.image_url, alt: "", width: "64", height: "64", loading: "lazy" })
+        : el("span", { class: "preview-image" }));
+      const text = el("div", null);
+      text.appendChild(el("strong", null, item.title));
+      text.appendChild(el("span", { class: "muted" }, `${item.slot === "own" ? "Your product" : item.store_name || item.shop} · ${price(item.price, item.currency)}`));
+      const why = el("details", null);
+      why.appendChild(el("summary", null, "Why this product"));
+      why.appendChild(el("span", { class: "muted" }, item.reason));
+      text.appendChild(why);
+      li.appendChild(text);
       list.appendChild(li);
     }
     if (!list.children.length) list.appendChild(el("li", { class: "muted" }, "Nothing relevant to show on this page."));

@@ -485,6 +485,25 @@ def test_the_preview_searches_the_products_it_offers(admin, simulator, live_exch
     assert options.nth(1).inner_text() == "Coffee Grinder Brush"
 
 
+def test_the_preview_shows_each_item_as_shoppers_see_it_and_folds_away_why(
+    admin, simulator, live_exchange
+):
+    # Each item was a line of ranking figures ("relevance 0.734 (similarity 0.62, …)")
+    # without its image or price.
+    frame = open_settings(admin, simulator, "grinders")
+    item = frame.locator("#preview .preview-item--partner").first
+    item.wait_for()
+
+    why = item.locator("details")
+    assert item.locator("strong").inner_text()
+    assert re.search(r"(Brewers|Dresses) · \$\d+\.\d{2}", item.inner_text())
+    assert item.locator("img, .preview-image").count() == 1
+    assert why.locator("summary").inner_text() == "Why this product"
+    assert not why.locator("span").is_visible()  # folded until asked for
+    why.locator("summary").click()
+    assert "relevance" in why.locator("span").inner_text()
+
+
 def test_the_overview_notices_span_the_section_not_one_metric_column(
     admin, simulator, live_exchange
 ):
