@@ -71,6 +71,8 @@
     todo: ["To do", "warning"],
     unknown: ["Not checked", "info"],
     skipped: ["Not needed", "neutral"],
+    optional: ["Optional", "info"],
+    waiting: ["Waiting", "info"],
   };
   const stepAction = (step, current) => {
     const { label, url, command } = step.action;
@@ -97,7 +99,7 @@
   const renderSetup = (guide) => {
     const list = $("#setup-steps");
     list.textContent = "";
-    const done = guide.steps.filter((s) => s.status === "done" || s.status === "skipped").length;
+    const done = guide.steps.filter((s) => ["done", "skipped", "optional"].includes(s.status)).length;
     $("#setup-progress").textContent = guide.complete
       ? "Interlayer is live on your store."
       : `${done} of ${guide.steps.length} steps done`;

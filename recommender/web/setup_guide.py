@@ -18,7 +18,10 @@ from recommender.ranking.recommendations import recommendations_for
 from stores import services as store_services
 from stores.models import Store
 
-Status = Literal["done", "todo", "unknown", "skipped"]
+# "optional": worth doing, not needed (the embed and the block each show the widget);
+# "waiting": nothing the merchant can do (no partner product fits yet). Neither holds the
+# guide back.
+Status = Literal["done", "todo", "unknown", "skipped", "optional", "waiting"]
 
 
 class StepAction(TypedDict):
@@ -52,12 +55,9 @@ def setup_guide(store: Store, *, fresh: bool = False) -> SetupGuide:
     """The guide's steps for ``store``; ``fresh`` reads the theme again (the merchant
     says they changed it) instead of reusing the last read."""
     theme = store_services.theme_state(store, fresh=fresh)
-    steps = [
-        _catalog_step(store),
-        _embed_step(theme),
-        _block_step(theme),
-        _preview_step(store),
-    ]
+    embed, block = _embed_step(theme), _block_step(theme)
+    _either_shows_the_widget(embed, block)
+    steps = [_catalog_step(store), embed, block, _preview_step(store)]
     steps.append(_live_step(store, theme))
     current = next((s["key"] for s in steps if s["status"] in ("todo", "unknown")), None)
     return {"steps": steps, "current": current, "complete": current is None,
@@ -125,10 +125,24 @@ def _block_step(theme: store_services.ThemeState) -> SetupStep:
     return step
 
 
+def _either_shows_the_widget(embed: SetupStep, block: SetupStep) -> None:
+    """The app embed and the block each show the widget on product pages: once one is on,
+    the other is optional (the embed adds the other pages; the block places the row in a
+    section), and the guide can be finished without it."""
+    if embed["status"] == "todo" and block["status"] == "done":
+        embed.update(status="optional",
+                     detail="Optional: the block shows the widget on your product pages; the "
+                            "app embed shows it on your other pages too.")  # fmt: skip
+    elif block["status"] == "todo" and embed["status"] == "done":
+        block.update(status="optional",
+                     detail="Optional: the app embed shows the widget on your product pages "
+                            "already; the block places it inside a section of your choice.")  # fmt: skip
+
+
 def _preview_step(store: Store) -> SetupStep:
     partners = [item for item in recommendations_for(store) if item.slot == "partner"]
     step: SetupStep = {
-        "key": "preview", "title": "Check what shoppers will see", "status": "todo",
+        "key": "preview", "title": "Check what shoppers will see", "status": "waiting",
         "detail": "No partner product fits your store yet: Interlayer shows nothing rather "
                   "than something irrelevant, and new partners join every day.",
         "action": _link("Open the preview", "#preview-title"),

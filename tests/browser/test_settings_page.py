@@ -200,17 +200,20 @@ def test_the_set_up_guide_follows_the_merchants_theme(admin, simulator, live_exc
     simulator.control("grinders", "theme-embed", enabled=True)  # in the theme editor
     frame.locator("#setup-refresh").click()
     frame.locator("li[data-step=embed][data-status=done]").wait_for()
-    assert setup_step(frame) == "block"
+    # The embed alone shows the widget: the block is offered, as optional.
+    assert frame.locator("li[data-step=block]").get_attribute("data-status") == "optional"
+    assert frame.locator("li[data-step=block] s-badge").inner_text() == "Optional"
     assert frame.locator("li[data-step=block] s-button").get_attribute("href") == (
         "https://grinders.myshopify.com/admin/themes/current/editor?template=product"
         "&addAppBlockId=interlayer-dev-api-key/recommendations&target=mainSection"
     )
+    # Brewers' kettle fits a grinder store's pages: the preview step is done too.
+    assert frame.locator("li[data-step=preview]").get_attribute("data-status") == "done"
+    assert setup_step(frame) == "live"
 
     simulator.control("grinders", "theme-block", added=True)
     frame.locator("#setup-refresh").click()
     frame.locator("li[data-step=block][data-status=done]").wait_for()
-    # Brewers' kettle fits a grinder store's pages: the preview step is done too.
-    assert frame.locator("li[data-step=preview]").get_attribute("data-status") == "done"
     assert setup_step(frame) == "live"
 
     Impression.objects.create(store=live_exchange["grinders"], impression_id="first",
@@ -223,7 +226,7 @@ def test_the_set_up_guide_follows_the_merchants_theme(admin, simulator, live_exc
 def test_a_checklist_step_that_leads_down_the_page_takes_the_keyboard_focus_there(
     admin, simulator, live_exchange
 ):
-    # No partner left whose products fit: the preview step is to do, with its button.
+    # No partner left whose products fit: the preview step waits, with its button.
     Store.objects.filter(pk=live_exchange["brewers"].pk).update(status=Store.Status.UNINSTALLED)
     frame = open_settings(admin, simulator, "grinders")
     action = frame.locator("li[data-step=preview] s-button")

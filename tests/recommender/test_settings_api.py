@@ -958,12 +958,15 @@ def test_the_set_up_guide_moves_step_by_step_with_the_stores_real_state(
 
     simulator.control("alpha", "theme-embed", enabled=True)
     body, steps = guide_steps(merchant)
-    assert (steps["embed"]["status"], body["current"]) == ("done", "block")
+    # The embed alone shows the widget: the block is worth adding, not needed. And with no
+    # partner store in the network yet, the preview waits on nothing the merchant can do.
+    assert (steps["embed"]["status"], steps["block"]["status"]) == ("done", "optional")
+    assert steps["block"]["action"]["url"].endswith("target=mainSection")
+    assert (steps["preview"]["status"], body["current"]) == ("waiting", "live")
 
     simulator.control("alpha", "theme-block", added=True)
     body, steps = guide_steps(merchant)
-    assert (steps["block"]["status"], body["current"]) == ("done", "preview")
-    assert steps["preview"]["status"] == "todo"  # no partner store in the network yet
+    assert (steps["block"]["status"], body["current"]) == ("done", "live")
 
     partner = install("beta")
     tasks.after_install(partner.pk)
@@ -980,6 +983,19 @@ def test_the_set_up_guide_moves_step_by_step_with_the_stores_real_state(
     Impression.objects.create(store=merchant.store, impression_id="i1", visitor_hash="v")
     body, steps = guide_steps(merchant)
     assert steps["live"]["status"] == "done"
+    assert (body["current"], body["complete"]) == (None, True)
+
+
+def test_with_the_block_alone_the_guide_can_be_finished(merchant, simulator, install):
+    # The embed step stayed "to do" for a merchant who placed the block only, and the guide
+    # never said Interlayer was live, though shoppers saw the widget.
+    simulator.control("alpha", "theme-embed", enabled=False)
+    simulator.control("alpha", "theme-block", added=True)
+    Impression.objects.create(store=merchant.store, impression_id="i1", visitor_hash="v")
+
+    body, steps = guide_steps(merchant)
+
+    assert steps["embed"]["status"] == "optional" and steps["embed"]["action"] is not None
     assert (body["current"], body["complete"]) == (None, True)
 
 
