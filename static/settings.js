@@ -554,13 +554,22 @@
   };
   // Resolves to the answer ({changed, not_synced}), or null once the failure is shown.
   // ``titles`` (id -> title, from the picker) name products not synced yet meanwhile.
+  // Sent in parts the API takes (up to 500 ids each): a picker selection may be larger.
+  const OPT_OUT_BATCH = 500;
   const setOptedOut = async (ids, opted, titles) => {
-    const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: ids, opted_out: opted, titles: titles || {} }) });
-    if (!r.ok) {
-      toast(r.body.error || "Not saved.", true);
-      return null;
+    const answer = { changed: 0, not_synced: [] };
+    for (let start = 0; start < ids.length; start += OPT_OUT_BATCH) {
+      const part = ids.slice(start, start + OPT_OUT_BATCH);
+      const named = Object.fromEntries(part.filter((id) => titles && String(id) in titles).map((id) => [String(id), titles[String(id)]]));
+      const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: part, opted_out: opted, titles: named }) });
+      if (!r.ok) {
+        toast(r.body.error || "Not saved.", true);
+        return null;
+      }
+      answer.changed += r.body.changed || 0;
+      answer.not_synced.push(...(r.body.not_synced || []));
     }
-    return r.body;
+    return answer;
   };
   $("#choose-opt-outs").addEventListener("click", async () => {
     const selection = await shopify.resourcePicker({

@@ -16,6 +16,7 @@ from recommender.models import (
     Click,
     Impression,
     LedgerEntry,
+    PendingOptOut,
     Product,
     WidgetSettings,
 )
@@ -267,6 +268,32 @@ def test_products_chosen_in_the_resource_picker_leave_the_network(admin, simulat
     admin.locator(".sim-toast", has_text="Coffee Grinder Brush is back in the network").wait_for()
     frame.locator("#opted-out-list li.muted").wait_for()
     assert not Product.objects.filter(store=grinders, opted_out=True).exists()
+
+
+def test_more_products_than_one_request_takes_are_kept_off_in_parts(
+    admin, simulator, live_exchange
+):
+    # A picker selection of more than 500 products got the API's raw refusal as a toast
+    # ("send product_ids (1-500 numbers) ...") and nothing was kept off.
+    grinders = live_exchange["grinders"]
+    for n in range(600):  # in the shop, not read by the catalog sync yet
+        simulator.world.upsert_product("grinders", {
+            "title": f"Filter paper {n}", "handle": f"filter-paper-{n}",
+            "variants": [{"price": "3.00"}],
+        })  # fmt: skip
+    frame = open_settings(admin, simulator, "grinders")
+
+    frame.locator("#choose-opt-outs").click()
+    boxes = admin.locator("#sim-picker input[name=pick]")
+    boxes.nth(602).wait_for(state="attached")
+    boxes.evaluate_all("all => all.forEach(box => { box.checked = true; })")
+    admin.locator("#sim-picker-select").click()
+
+    admin.locator(".sim-toast", has_text="600 more not synced yet").wait_for(timeout=15000)
+    assert "3 products kept off the network" in admin.locator(".sim-toast").last.inner_text()
+    assert admin.locator(".sim-toast--error").count() == 0
+    assert Product.objects.filter(store=grinders, opted_out=True).count() == 3
+    assert PendingOptOut.objects.filter(store=grinders).count() == 600
 
 
 def test_the_product_summary_counts_only_eligible_products_kept_off(
