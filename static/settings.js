@@ -271,13 +271,24 @@
     };
     shape("line", { x1: PAD, x2: W - PAD, y1: zero, y2: zero, class: "axis" });
     const points = [];
+    // Each mark says what it is when pointed at (an SVG <title>).
+    const titled = (node, text) => {
+      node.appendChild(document.createElementNS(NS, "title")).textContent = text;
+    };
     days.forEach((d, i) => {
       const x = PAD + i * step;
-      if (d.sent_billable) shape("rect", { x, y: y(d.sent_billable), width: bar, height: zero - y(d.sent_billable), class: "bar bar--sent" });
-      if (d.received_billable) shape("rect", { x: x + bar, y: y(d.received_billable), width: bar, height: zero - y(d.received_billable), class: "bar bar--received" });
+      if (d.sent_billable) titled(shape("rect", { x, y: y(d.sent_billable), width: bar, height: zero - y(d.sent_billable), class: "bar bar--sent" }), `${d.date}: ${d.sent_billable} billable clicks you sent`);
+      if (d.received_billable) titled(shape("rect", { x: x + bar, y: y(d.received_billable), width: bar, height: zero - y(d.received_billable), class: "bar bar--received" }), `${d.date}: ${d.received_billable} billable clicks you received`);
       points.push(`${(x + bar).toFixed(1)},${y(d.earned - d.spent).toFixed(1)}`);
-      if (d.orders_received) shape("circle", { cx: (x + bar).toFixed(1), cy: y(d.orders_received).toFixed(1), r: 4, class: "dot--orders" });
+      if (d.orders_received) titled(shape("circle", { cx: (x + bar).toFixed(1), cy: y(d.orders_received).toFixed(1), r: 4, class: "dot--orders" }), `${d.date}: ${d.orders_received} orders the network brought you`);
     });
+    // What a screen reader says of the chart: the period's figures in words (the legend
+    // and the note on days follow as its description).
+    const sum = (key) => days.reduce((total, d) => total + d[key], 0);
+    const net = Math.round((sum("earned") - sum("spent")) * 100) / 100;
+    svg.setAttribute("aria-label", `Daily chart from ${days[0].date} to ${days[days.length - 1].date}: `
+      + `${sum("sent_billable")} billable clicks you sent, ${sum("received_billable")} you received, `
+      + `net credits ${net}, ${sum("orders_received")} orders the network brought you.`);
     shape("polyline", { points: points.join(" "), class: "line--net" });
     shape("text", { x: PAD, y: PAD - 8, class: "axis-label" }).textContent = String(top);
     // The lowest value goes just above the plot's bottom edge: below it, the first day's date.

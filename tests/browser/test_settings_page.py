@@ -157,6 +157,16 @@ def test_the_chart_renders_with_data(admin, simulator, live_exchange, screenshot
 
     assert frame.locator("#chart rect.bar--sent").count() >= 1
     assert frame.locator("#partner-table tbody th").first.inner_text() == "Brewers"
+    # Its figures in words for a screen reader (its legend was its only name), and each
+    # bar says what it is when pointed at.
+    chart = frame.get_by_role("img", name=re.compile("^Daily chart from "))
+    assert "5 billable clicks you sent, 0 you received, net credits 4, 0 orders" in (
+        chart.get_attribute("aria-label")
+    )
+    today = timezone.localdate().isoformat()
+    assert frame.locator("#chart rect.bar--sent title").last.text_content() == (
+        f"{today}: 5 billable clicks you sent"
+    )
     screenshot(admin, "settings-page-with-traffic")
 
 
