@@ -299,6 +299,9 @@ RECOMMENDER_CLICK_JOURNAL_DIR = Path(
     os.getenv("RECOMMENDER_CLICK_JOURNAL_DIR", str(BASE_DIR / "var" / "click-journal"))
 )
 RECOMMENDER_CLICK_JOURNAL_SYNC = envbool("RECOMMENDER_CLICK_JOURNAL_SYNC", "false")
+# Refuse a click the browser says the shopper did not make (Fetch Metadata: a prefetch, a
+# script's request, a frame). Off: such requests are judged by the other rules alone.
+RECOMMENDER_CLICK_FETCH_METADATA = envbool("RECOMMENDER_CLICK_FETCH_METADATA", "true")
 
 # --- Background work -------------------------------------------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from django.db import transaction
+from django.db.models import Q
 
 from interlayer.queue import enqueue
 from recommender.catalog.index_events import emit_index_events
@@ -47,10 +48,16 @@ def update_widget_settings(*, store: Store, actor: str, cleaned: dict[str, Any])
         if changes:
             widget.save(update_fields=[*WidgetSettings.MERCHANT_FIELDS, "updated_at"])
             SettingsChange.objects.create(store=store, actor=actor, changes=changes)
-        if "enabled" in changes:
+        if _theme_needs_telling(widget.enabled, widget.enabled_in_theme):
             # The theme app extension reads it too, and renders nothing while it is off.
             transaction.on_commit(lambda: request_widget_switch_publish(store))
     return widget
+
+
+def _theme_needs_telling(enabled: bool, told: bool | None) -> bool:
+    """Whether the theme must be told the switch: an untold theme shows the widget (no
+    metafield), so "on" needs telling only where "off" was told."""
+    return told is False if enabled else told is not False
 
 
 def request_widget_switch_publish(store: Store) -> None:
@@ -61,13 +68,34 @@ def request_widget_switch_publish(store: Store) -> None:
 def publish_widget_switch(store: Store) -> bool:
     """Tell the store's theme whether the widget is on (the app-data metafield
     ``interlayer.widget_enabled``): while it is off, the theme app extension's blocks render
-    nothing, so no space is reserved on the storefront for a row that never comes. Returns
-    the value published; raises ShopifyError when Shopify refuses."""
-    enabled = widget_settings_for(store).enabled
-    store_services.set_app_metafields(
-        store, {"widget_enabled": ("boolean", "true" if enabled else "false")}
+    nothing, so no space is reserved on the storefront for a row that never comes. The
+    value is read as this runs, and read again after: a switch made meanwhile is told too,
+    whatever order two of these run in. What was told is recorded (``enabled_in_theme``),
+    and reconciliation tells again where it differs (a refusal, a store out for a while).
+    Returns the value told; raises ShopifyError when Shopify refuses."""
+    while True:
+        enabled = widget_settings_for(store).enabled
+        store_services.set_app_metafields(
+            store, {"widget_enabled": ("boolean", "true" if enabled else "false")}
+        )
+        told = WidgetSettings.objects.filter(store=store, enabled=enabled).update(
+            enabled_in_theme=enabled
+        )
+        if told:
+            return enabled
+
+
+def widget_switches_to_tell() -> list[Store]:
+    """Active stores whose theme was not told their widget's switch as it stands: off but
+    not told so, or on but told off (reconciliation; a store that never switched its
+    widget off needs nothing, since an untold theme shows the widget)."""
+    return list(
+        Store.objects.filter(status=Store.Status.ACTIVE).filter(
+            Q(widget_settings__enabled=False, widget_settings__enabled_in_theme__isnull=True)
+            | Q(widget_settings__enabled=False, widget_settings__enabled_in_theme=True)
+            | Q(widget_settings__enabled=True, widget_settings__enabled_in_theme=False)
+        )
     )
-    return enabled
 
 
 # Products kept off before the sync read them, per store: the ids come from the merchant's

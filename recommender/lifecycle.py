@@ -12,7 +12,11 @@ from django.utils import timezone
 
 from recommender.catalog import index_events, sync
 from recommender.catalog.index_events import delete_products
-from recommender.controls import request_widget_switch_publish, widget_settings_for
+from recommender.controls import (
+    request_widget_switch_publish,
+    widget_settings_for,
+    widget_switches_to_tell,
+)
 from recommender.exchange import attribution, ledger
 from recommender.models import (
     AttributedOrder,
@@ -35,9 +39,11 @@ def welcome(sender: Any, *, store: Store, **kwargs: Any) -> None:
     """store_installed: default widget settings and the starter grant."""
     widget = widget_settings_for(store)
     ledger.grant_starter_credits(store)
+    # The app's metafields went with any uninstall: the theme has been told nothing.
+    WidgetSettings.objects.filter(pk=widget.pk).update(enabled_in_theme=None)
     if not widget.enabled:
-        # A reinstall of a store that had the widget off: the app's metafields went with
-        # the uninstall, and the theme would reserve space for a row that never comes.
+        # A reinstall of a store that had the widget off: the theme would reserve space
+        # for a row that never comes.
         request_widget_switch_publish(store)
 
 
@@ -189,4 +195,7 @@ def resume_stalled_work(sender: Any, **kwargs: Any) -> str:
     orders Shopify has not confirmed yet (a lost task, Shopify away)."""
     syncs = sync.resume_stalled_syncs(older_than=STALLED_SYNC_AFTER)
     orders = attribution.confirm_pending_orders()
-    return f"resumed={syncs} syncs, {orders} order confirmations"
+    switches = widget_switches_to_tell()
+    for store in switches:
+        request_widget_switch_publish(store)
+    return f"resumed={syncs} syncs, {orders} order confirmations, {len(switches)} widget switches"

@@ -127,6 +127,10 @@ class WidgetSettings(models.Model):
     avoid_competitors = models.BooleanField(default=True)
     blocked_stores = models.ManyToManyField(Store, blank=True, related_name="blocked_by")
     excluded_categories = models.JSONField(default=list, blank=True)  # taxonomy ids
+    # What the store's theme was last told of ``enabled`` (the app-data metafield its
+    # blocks read), or None before it was told anything: reconciliation tells it again
+    # where the two differ (controls.publish_widget_switch).
+    enabled_in_theme = models.BooleanField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     # The fields the settings page edits (blocked stores aside: a relation).

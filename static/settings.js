@@ -574,7 +574,9 @@
       const named = Object.fromEntries(part.filter((id) => titles && String(id) in titles).map((id) => [String(id), titles[String(id)]]));
       const r = await api("api/products/opt-out", { method: "POST", body: JSON.stringify({ product_ids: part, opted_out: opted, titles: named }) });
       if (!r.ok) {
-        toast(r.body.error || "Not saved.", true);
+        // Parts sent before stay saved: say how many, and the list shows them.
+        const sent = start ? `${start} of ${ids.length} saved; the rest not: ` : "";
+        toast(`${sent}${r.body.error || "Not saved."}`, true);
         return null;
       }
       answer.changed += r.body.changed || 0;

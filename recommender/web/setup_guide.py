@@ -151,6 +151,17 @@ def _preview_step(store: Store) -> SetupStep:
         step.update(status="done",
                     detail=f"Partner stores have products that fit your pages, such as "
                            f"“{partners[0].product.title}”.")  # fmt: skip
+        return step
+    widget = WidgetSettings.objects.filter(store=store).first()
+    if widget is not None and (
+        widget.own_share >= 100 or widget.excluded_categories or widget.blocked_stores.exists()
+    ):
+        # The merchant's own settings may be what keeps partners out: theirs to change.
+        step.update(status="todo",
+                    detail="No partner product shows on your pages with your settings: your "
+                           "own products' share, the stores you block and the categories you "
+                           "never show can keep them all out.",
+                    action=_link("Check the widget settings", "#widget-title"))  # fmt: skip
     return step
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django import db
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import get_resolver
 from django.views.decorators.http import require_GET, require_POST
@@ -114,13 +115,19 @@ def _shopper(request: HttpRequest) -> dict[str, str]:
 @app_proxy
 def click(request: ProxyRequest) -> HttpResponse:
     meta = request.META
-    if rules.not_followed_by_the_shopper(
-        mode=meta.get("HTTP_SEC_FETCH_MODE", ""),
-        dest=meta.get("HTTP_SEC_FETCH_DEST", ""),
-        purpose=meta.get("HTTP_SEC_PURPOSE", "") or meta.get("HTTP_PURPOSE", ""),
-    ):
+    fetched = {
+        "mode": meta.get("HTTP_SEC_FETCH_MODE", "")[:40],
+        "dest": meta.get("HTTP_SEC_FETCH_DEST", "")[:40],
+        "purpose": (meta.get("HTTP_SEC_PURPOSE", "") or meta.get("HTTP_PURPOSE", ""))[:40],
+    }
+    if settings.RECOMMENDER_CLICK_FETCH_METADATA and rules.not_followed_by_the_shopper(**fetched):
         # Not redirected, and not stored for the browser to reuse: the shopper's own click,
-        # if it comes, reaches us and is the one recorded.
+        # if it comes, reaches us and is the one recorded. Logged with what the browser
+        # said, so an operator sees it if a proxy ever changed these headers on real clicks.
+        log.info(
+            "click refused: not followed by the shopper mode=%r dest=%r purpose=%r",
+            fetched["mode"], fetched["dest"], fetched["purpose"],
+        )  # fmt: skip
         response = HttpResponse(
             "Follow this link to open it.", status=400, content_type="text/plain"
         )

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.html import escape
 
-from recommender import controls, runtime
+from recommender import controls, lifecycle, runtime
 from recommender import tasks as recommender_tasks
 from recommender.catalog import index_events, pacer, products
 from recommender.catalog import sync as catalog_sync
@@ -253,18 +253,60 @@ def test_a_store_reinstalled_with_its_widget_off_tells_its_theme_again(
     merchant, simulator, install, task_queue
 ):
     WidgetSettings.objects.filter(store=merchant.store).update(enabled=False)
+    controls.publish_widget_switch(merchant.store)
     simulator.control("alpha", "uninstall")  # the app's metafields go with it
     store_services.uninstall_store(shop_domain="alpha.myshopify.com", triggered_at=timezone.now())
     store = install("alpha")
     task_queue.mark()
 
     tasks.after_install(store.pk)
-    recommender_tasks.publish_widget_switch(store.pk)
+    queued = task_queue.new()
+    untold = dict(simulator.shop("alpha").app_metafields)
+    for name, args in queued:
+        if name == "recommender.tasks.publish_widget_switch":
+            recommender_tasks.publish_widget_switch(*args)
 
-    assert ("recommender.tasks.publish_widget_switch", (store.pk,)) in task_queue.new()
-    assert (
-        simulator.shop("alpha").app_metafields["interlayer"]["widget_enabled"]["value"] == "false"
-    )
+    assert untold == {}  # until the queued task runs
+    assert ("recommender.tasks.publish_widget_switch", (store.pk,)) in queued
+    told = simulator.shop("alpha").app_metafields["interlayer"]["widget_enabled"]
+    assert told["value"] == "false"
+    assert WidgetSettings.objects.get(store=store).enabled_in_theme is False
+
+
+def test_a_switch_shopify_refused_to_store_is_told_again_by_reconciliation(
+    merchant, simulator, task_queue, django_capture_on_commit_callbacks
+):
+    # The switch was told once, when the setting changed: a refusal left the theme showing
+    # (or hiding) the row for good, with the overview saying otherwise.
+    with django_capture_on_commit_callbacks(execute=True):
+        merchant("post", "/api/settings", settings_body(enabled=False))
+    simulator.fault("alpha", "graphql", "malformed")
+    with pytest.raises(store_services.shopify.ShopifyError):
+        recommender_tasks.publish_widget_switch(merchant.store.pk)
+    told_before = WidgetSettings.objects.get(store=merchant.store).enabled_in_theme
+    task_queue.mark()
+
+    lifecycle.resume_stalled_work(sender=None)
+    queued = task_queue.new()
+    recommender_tasks.publish_widget_switch(merchant.store.pk)
+    task_queue.mark()
+    lifecycle.resume_stalled_work(sender=None)  # told now: nothing more to do
+
+    assert told_before is None
+    assert simulator.shop("alpha").app_metafields == {
+        "interlayer": {"widget_enabled": {"type": "boolean", "value": "false"}}
+    }
+    assert ("recommender.tasks.publish_widget_switch", (merchant.store.pk,)) in queued
+    assert task_queue.new() == []
+
+
+def test_a_store_that_never_switched_its_widget_off_needs_no_telling(merchant, task_queue):
+    task_queue.mark()
+
+    merchant("post", "/api/settings", settings_body(title="Also see"))  # the widget stays on
+    lifecycle.resume_stalled_work(sender=None)
+
+    assert ("recommender.tasks.publish_widget_switch", (merchant.store.pk,)) not in task_queue.new()
 
 
 def test_an_empty_title_is_saved_as_the_heading_in_each_shoppers_language(merchant):
@@ -997,6 +1039,31 @@ def test_with_the_block_alone_the_guide_can_be_finished(merchant, simulator, ins
 
     assert steps["embed"]["status"] == "optional" and steps["embed"]["action"] is not None
     assert (body["current"], body["complete"]) == (None, True)
+
+
+@pytest.mark.parametrize("setting", ["own_share", "blocked_stores"])
+def test_a_preview_emptied_by_the_merchants_own_settings_is_theirs_to_do(
+    merchant, simulator, install, setting
+):
+    # The step said "waiting: new partners join every day" when it was the merchant's own
+    # settings (all own products, every partner blocked) that kept partners out.
+    partner = install("beta")
+    tasks.after_install(partner.pk)
+    catalog_sync.sync_catalog(partner)
+    index_events.rebuild_index()
+    runtime.reset()
+    assert guide_steps(merchant)[1]["preview"]["status"] == "done"
+    change = (
+        {"own_share": 100} if setting == "own_share" else {"blocked_stores": ["beta.myshopify.com"]}
+    )
+    assert merchant("post", "/api/settings", settings_body(**change)).status_code == 200
+    runtime.reset()
+
+    body, steps = guide_steps(merchant)
+
+    assert steps["preview"]["status"] == "todo" and body["current"] == "preview"
+    assert "your settings" in steps["preview"]["detail"]
+    assert steps["preview"]["action"]["url"] == "#widget-title"
 
 
 def test_the_live_step_needs_the_widget_switched_on(merchant, simulator):

@@ -295,6 +295,25 @@ def test_a_link_requested_by_a_script_a_frame_or_a_prefetch_is_not_a_click(
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
+def test_the_operator_can_turn_the_browsers_word_off_and_a_refusal_is_logged(
+    client, shops, settings, caplog
+):
+    # Where a proxy in front of the app changed these headers on real clicks, refusing
+    # them would cost every click: the refusals are logged with what the browser said,
+    # and RECOMMENDER_CLICK_FETCH_METADATA=false judges such requests by the other rules.
+    _, _, viewed, _ = shops
+    script = {"HTTP_SEC_FETCH_MODE": "cors", "HTTP_SEC_FETCH_DEST": "empty"}
+    refused = click(client, partner_token(client, viewed), **script)
+    settings.RECOMMENDER_CLICK_FETCH_METADATA = False
+
+    judged = click(client, partner_token(client, viewed), **script)
+
+    assert refused.status_code == 400
+    assert "click refused: not followed by the shopper mode='cors' dest='empty'" in caplog.text
+    assert judged.status_code == 302
+    assert Click.objects.count() == 1
+
+
 @pytest.mark.parametrize("gone", ["product", "partner"])
 def test_a_link_whose_product_is_gone_leads_to_a_storefront_not_an_error_page(client, shops, gone):
     """A shopper following a link whose product was deleted since (or whose store left the
