@@ -39,11 +39,10 @@ def welcome(sender: Any, *, store: Store, **kwargs: Any) -> None:
     """store_installed: default widget settings and the starter grant."""
     widget = widget_settings_for(store)
     ledger.grant_starter_credits(store)
-    # The app's metafields went with any uninstall: the theme has been told nothing.
-    WidgetSettings.objects.filter(pk=widget.pk).update(enabled_in_theme=None)
-    if not widget.enabled:
-        # A reinstall of a store that had the widget off: the theme would reserve space
-        # for a row that never comes.
+    if not widget.enabled or widget.enabled_in_theme is False:
+        # Told again on every (re)activation: an uninstall took the app's metafields with
+        # it (a theme told "off" that forgot would reserve space for a row that never
+        # comes), and a store back from re-authorisation may have missed a switch.
         request_widget_switch_publish(store)
 
 

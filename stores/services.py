@@ -16,6 +16,7 @@ from django.utils import timezone
 from shopify import ApiAccess
 
 from interlayer.queue import enqueue
+from interlayer.text import made_storable
 from stores import shopify
 from stores.auth import AuthError, require_shop_domain, verify_signed_query
 from stores.hooks import (
@@ -263,7 +264,8 @@ query ShopDetails {
 
 def sync_store_details(store: Store) -> Store:
     """Record the shop's name, primary storefront domain, currency, plan and time zone."""
-    shop = admin_graphql(store, SHOP_DETAILS_QUERY).data.get("shop") or {}
+    # The shop's name is the merchant's text: a NUL or a lone surrogate kept as U+FFFD.
+    shop = made_storable(admin_graphql(store, SHOP_DETAILS_QUERY).data.get("shop") or {})
     store.name = (shop.get("name") or "")[:255]
     store.time_zone = (shop.get("ianaTimezone") or "")[:64]
     store.primary_domain = ((shop.get("primaryDomain") or {}).get("url") or "")[:255]
@@ -600,37 +602,46 @@ def reconcile_installs(*, limit: int = 500) -> int:
     statuses = [Store.Status.ACTIVE, Store.Status.FROZEN]
     for store in Store.objects.filter(status__in=statuses).order_by("updated_at")[:limit]:
         try:
-            data = admin_graphql(store, INSTALLATION_QUERY).data
-        except (shopify.ShopifyAuthError, shopify.ShopUnavailable):
-            checked += 1
-            # Looked at: to the back of the queue (a shop frozen for weeks must not take a
-            # place at the front of every run).
+            checked += _reconcile_install(store)
+        except Exception:
+            # One store's surprise must not stop the others' (nor the work reconciliation
+            # does after this): logged, and to the back of the queue.
+            log.exception("reconcile failed shop=%s", store.shop_domain)
             Store.objects.filter(pk=store.pk).update(updated_at=timezone.now())
-            continue
-        except shopify.ShopifyError as error:
-            log.warning("reconcile skipped shop=%s detail=%s", store.shop_domain, error.detail)
-            continue
-        checked += 1
-        if store.status == Store.Status.FROZEN:
-            reopened = Store.objects.filter(pk=store.pk, status=Store.Status.FROZEN).update(
-                status=Store.Status.ACTIVE, updated_at=timezone.now()
-            )
-            if reopened:
-                store.status = Store.Status.ACTIVE
-                log.info("store open again shop=%s", store.shop_domain)
-                _enqueue_after_install(store.pk)  # its details and catalog read afresh
-                continue
-        elif _details_stale(store):
-            _refresh_details(store)
-        scopes = ",".join(s["handle"] for s in data["currentAppInstallation"]["accessScopes"])
-        if missing_scopes(scopes):
-            mark_needs_reauth(store, reason="scopes revoked: " + ",".join(missing_scopes(scopes)))
-            continue
-        try:  # a pixel the merchant disconnected, or one that failed on install
-            ensure_web_pixel(store)
-        except shopify.ShopifyError as error:
-            log.warning("web pixel check failed shop=%s detail=%s", store.shop_domain, error.detail)
     return checked
+
+
+def _reconcile_install(store: Store) -> int:
+    try:
+        data = admin_graphql(store, INSTALLATION_QUERY).data
+    except (shopify.ShopifyAuthError, shopify.ShopUnavailable):
+        # Looked at: to the back of the queue (a shop frozen for weeks must not take a
+        # place at the front of every run).
+        Store.objects.filter(pk=store.pk).update(updated_at=timezone.now())
+        return 1
+    except shopify.ShopifyError as error:
+        log.warning("reconcile skipped shop=%s detail=%s", store.shop_domain, error.detail)
+        return 0
+    if store.status == Store.Status.FROZEN:
+        reopened = Store.objects.filter(pk=store.pk, status=Store.Status.FROZEN).update(
+            status=Store.Status.ACTIVE, updated_at=timezone.now()
+        )
+        if reopened:
+            store.status = Store.Status.ACTIVE
+            log.info("store open again shop=%s", store.shop_domain)
+            _enqueue_after_install(store.pk)  # its details and catalog read afresh
+            return 1
+    elif _details_stale(store):
+        _refresh_details(store)
+    scopes = ",".join(s["handle"] for s in data["currentAppInstallation"]["accessScopes"])
+    if missing_scopes(scopes):
+        mark_needs_reauth(store, reason="scopes revoked: " + ",".join(missing_scopes(scopes)))
+        return 1
+    try:  # a pixel the merchant disconnected, or one that failed on install
+        ensure_web_pixel(store)
+    except shopify.ShopifyError as error:
+        log.warning("web pixel check failed shop=%s detail=%s", store.shop_domain, error.detail)
+    return 1
 
 
 # The theme app extension's blocks, named as Shopify names them: by their file under

@@ -106,7 +106,9 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         topic=topic[:100],
         shop_domain=shop,
         api_version=lower.get("x-shopify-api-version", "")[:20],
-        triggered_at=_parse_time(lower.get("x-shopify-triggered-at")),
+        # Not signed (the HMAC covers the body): never later than its arrival, or a clock
+        # ahead would make an uninstall look newer than a reinstall that followed it.
+        triggered_at=_not_after_now(_parse_time(lower.get("x-shopify-triggered-at"))),
         payload=payload,
     )
 
@@ -134,6 +136,10 @@ def _order_ids(value: object) -> list[str]:
             raise WebhookRejected("Order ids are not a list of ids", 400)
         ids.append(text)
     return ids
+
+
+def _not_after_now(moment: datetime | None) -> datetime | None:
+    return None if moment is None else min(moment, timezone.now())
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -81,8 +81,9 @@ RULES_IN_WORDS = [
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
     "A click is the shopper following the link. Where the browser says so (its Fetch "
     "Metadata, which a page's script cannot set), a link fetched ahead of a click that may "
-    "never come (prefetch, prerender), or requested by a page's script or inside a frame, is "
-    "refused and recorded nothing; the shopper's own click, when it comes, counts.",
+    "never come (prefetch, prerender), or requested in the background or inside a frame, is "
+    "refused, and one the browser opens with no gesture of the shopper's is sent on "
+    "unrecorded; the shopper's own click, when it comes, counts.",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
     "be installed, the partner must still take part and be able to pay, and neither may block "
     "the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
@@ -110,6 +111,14 @@ def not_followed_by_the_shopper(*, mode: str, dest: str, purpose: str) -> bool:
         or mode not in ("", "navigate")
         or dest not in ("", "document")
     )
+
+
+def without_the_shoppers_gesture(*, mode: str, user: str) -> bool:
+    """Whether the browser says a navigation was not started by the shopper's own gesture
+    (it sends ``Sec-Fetch-Mode`` but not ``Sec-Fetch-User: ?1``): a page's script sending
+    the browser there by itself, perhaps to stop it an instant later. A browser without
+    Fetch Metadata says nothing of it."""
+    return bool(mode) and user != "?1"
 
 
 def starter_grant_allowed(store: Store) -> bool:

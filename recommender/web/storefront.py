@@ -133,8 +133,18 @@ def click(request: ProxyRequest) -> HttpResponse:
         )
         response["Cache-Control"] = "no-store"
         return response
+    # A navigation no gesture of the shopper's started (a script sending the browser there,
+    # perhaps to stop it at once): the shopper, if there is one, is sent on; nothing bills.
+    gesture = not (
+        settings.RECOMMENDER_CLICK_FETCH_METADATA
+        and rules.without_the_shoppers_gesture(
+            mode=fetched["mode"], user=meta.get("HTTP_SEC_FETCH_USER", "")
+        )
+    )
     token = request.query.get("t", "")[:2000]
-    outcome = clicks.follow_click(host=request.store, raw_token=token, **_shopper(request))
+    outcome = clicks.follow_click(
+        host=request.store, raw_token=token, gesture=gesture, **_shopper(request)
+    )
     if outcome.location is None:
         return HttpResponse("This link is not valid.", status=400, content_type="text/plain")
     redirect = HttpResponseRedirect if outcome.click_id is None else _RedirectThenSettle

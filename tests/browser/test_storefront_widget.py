@@ -138,6 +138,27 @@ def test_click_lands_on_the_partner_product_with_utm_and_moves_credits_once(
     assert ledger.balance(brewers) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
+def test_a_click_before_the_rows_second_on_screen_is_up_still_bills(
+    shopper, simulator, live_exchange
+):
+    # The widget then reports the view first and follows the link itself (location.assign,
+    # within the click's user activation): the browser must still say the shopper's own
+    # gesture started it, or the click would be sent on unrecorded.
+    grinders, brewers = live_exchange["grinders"], live_exchange["brewers"]
+    shopper.goto(storefront(simulator, "grinders", "/products/grinders-0"))
+    partner_link = widget_links(shopper).and_(shopper.locator("[data-slot=partner]")).first
+    partner_link.scroll_into_view_if_needed()
+
+    with shopper.expect_request(lambda r: "/apps/interlayer/impression" in r.url):
+        partner_link.click()  # at once: no view reported yet
+    shopper.wait_for_url(re.compile(r"brewers\.localhost"))
+
+    wait_until_clicks_settled()
+    assert Click.objects.filter(billable=True).count() == 1
+    assert ledger.balance(grinders) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(brewers) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
 # A merchant's theme script, run in each real shopper's browser once the row was seen:
 # the partner links requested in the background and in a hidden frame, no shopper clicking.
 SCRIPTED_CLICKS = """

@@ -300,6 +300,21 @@ def test_a_switch_shopify_refused_to_store_is_told_again_by_reconciliation(
     assert task_queue.new() == []
 
 
+def test_a_store_back_from_reauthorisation_is_told_a_switch_it_missed(merchant, task_queue):
+    # Switched back on while Shopify refused our token: the theme still had "off". The
+    # store's return (a token exchange, so store_installed) forgot that it was told "off",
+    # and nothing told it "on" again: a storefront blank for good while the widget was on.
+    WidgetSettings.objects.filter(store=merchant.store).update(enabled=True, enabled_in_theme=False)
+    task_queue.mark()
+
+    lifecycle.welcome(sender=None, store=merchant.store)
+    lifecycle.resume_stalled_work(sender=None)
+
+    queued = task_queue.new()
+    assert queued.count(("recommender.tasks.publish_widget_switch", (merchant.store.pk,))) == 2
+    assert WidgetSettings.objects.get(store=merchant.store).enabled_in_theme is False  # until told
+
+
 def test_a_store_that_never_switched_its_widget_off_needs_no_telling(merchant, task_queue):
     task_queue.mark()
 

@@ -258,8 +258,12 @@ def test_a_link_preview_before_the_shopper_does_not_take_the_shoppers_click(clie
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
 
 
-# What a browser says of a request it makes (Fetch Metadata; scripts cannot set these).
-NAVIGATION = {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "document"}
+# What a browser says of a request it makes (Fetch Metadata; scripts cannot set these): a
+# navigation the shopper's own gesture started (a click, a key).
+NAVIGATION = {
+    "HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "document",
+    "HTTP_SEC_FETCH_USER": "?1",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -289,6 +293,26 @@ def test_a_link_requested_by_a_script_a_frame_or_a_prefetch_is_not_a_click(
     assert (requested.status_code, requested["Cache-Control"]) == (400, "no-store")
     assert not Click.objects.exists()
     followed = click(client, token, **NAVIGATION)
+    assert followed.status_code == 302
+    assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
+def test_a_navigation_no_gesture_of_the_shoppers_started_is_sent_on_unrecorded(client, shops):
+    # A theme script sends the browser to the link by itself and stops the navigation an
+    # instant later (location.assign, then window.stop): the request reached the app as a
+    # navigation, was recorded and billed, and the shopper never left the page.
+    host, partner, viewed, _ = shops
+    token = partner_token(client, viewed)
+    unprompted = {key: value for key, value in NAVIGATION.items() if key != "HTTP_SEC_FETCH_USER"}
+
+    scripted = click(client, token, **unprompted)
+    followed = click(client, token, **NAVIGATION)
+
+    assert scripted.status_code == 302  # a shopper it was, if any, still gets there
+    assert urlparse(scripted["Location"]).path == "/products/coffee-book"
+    assert "il_ref" not in scripted["Location"]  # no click, so nothing to attribute
     assert followed.status_code == 302
     assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
+from recommender.models import WidgetSettings
 from recommender.ranking.network import network_state
 from stores import services, shopify
 from stores import tasks as store_tasks
@@ -117,3 +118,24 @@ def test_a_reopened_shop_has_its_catalog_read_even_when_its_details_fail_then(
         store_tasks.after_install(store.pk)
 
     assert ("recommender.tasks.sync_catalog", (store.pk,)) in task_queue.new()
+
+
+def test_a_shop_name_no_column_can_hold_is_kept_replaced_and_reconciliation_goes_on(
+    simulator, install
+):
+    # A NUL in the shop's name (the merchant's text) failed the details' save outside the
+    # Shopify errors the install and reconciliation catch: the install stopped before its
+    # widget settings and catalog sync, and reconciliation stopped at that store each run.
+    simulator.shop("alpha").name = "Alpha\x00 Store \ud800"
+    alpha, beta = install("alpha"), install("beta")
+    services.after_install(alpha)
+    services.after_install(beta)
+    stale = timezone.now() - services.DETAILS_FRESH_FOR - timedelta(minutes=1)
+    Store.objects.update(details_synced_at=stale)
+    simulator.shop("beta").name = "Beta renamed"
+
+    services.reconcile_installs()
+
+    assert Store.objects.get(pk=alpha.pk).name == "Alpha\ufffd Store \ufffd"
+    assert Store.objects.get(pk=beta.pk).name == "Beta renamed"
+    assert WidgetSettings.objects.filter(store=alpha).exists()  # the install went on

@@ -402,6 +402,17 @@ def test_a_payload_with_text_no_column_can_hold_is_recorded_with_it_replaced(cli
 
 
 @pytest.mark.django_db
+def test_a_triggered_at_ahead_of_its_arrival_is_kept_as_its_arrival(client):
+    # The header is not signed: a clock ahead (or a replayed body with a new time) made an
+    # uninstall look newer than the reinstall that followed it.
+    ahead = (timezone.now() + timedelta(days=1)).isoformat()
+
+    post_webhook(client, "app/uninstalled", captured("app_uninstalled"), triggered_at=ahead)
+
+    assert WebhookDelivery.objects.get().triggered_at <= timezone.now()
+
+
+@pytest.mark.django_db
 def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not(client):
     padding = webhooks.MAX_WEBHOOK_BYTES - len(b'{"id": 1, "pad": ""}')
     exact = json.dumps({"id": 1, "pad": "x" * padding}).encode()
