@@ -6,6 +6,7 @@ these numbers; none of them defines its own.
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,8 +83,8 @@ RULES_IN_WORDS = [
     "A click is the shopper following the link. Where the browser says so (its Fetch "
     "Metadata, which a page's script cannot set), a link fetched ahead of a click that may "
     "never come (prefetch, prerender), or requested in the background or inside a frame, is "
-    "refused, and one the browser opens with no gesture of the shopper's is sent on "
-    "unrecorded; the shopper's own click, when it comes, counts.",
+    "refused, and one the browser says it opened with no gesture of the shopper's is sent "
+    "on unrecorded; the shopper's own click, when it comes, counts.",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
     "be installed, the partner must still take part and be able to pay, and neither may block "
     "the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
@@ -113,12 +114,26 @@ def not_followed_by_the_shopper(*, mode: str, dest: str, purpose: str) -> bool:
     )
 
 
-def without_the_shoppers_gesture(*, mode: str, user: str) -> bool:
-    """Whether the browser says a navigation was not started by the shopper's own gesture
-    (it sends ``Sec-Fetch-Mode`` but not ``Sec-Fetch-User: ?1``): a page's script sending
-    the browser there by itself, perhaps to stop it an instant later. A browser without
-    Fetch Metadata says nothing of it."""
-    return bool(mode) and user != "?1"
+# Engines that send Sec-Fetch-User on a navigation the user's gesture started: Blink and
+# Gecko (Chrome 76, Firefox 90). WebKit sends the other Fetch Metadata headers but not this
+# one (MDN's compatibility data: Safari none, webkit.org/b/247697), and every browser on iOS
+# is WebKit whatever it calls itself (CriOS, FxiOS, EdgiOS).
+_SENDS_SEC_FETCH_USER = re.compile(r"\b(?:Chrome|Chromium|Firefox)/\d")
+_WEBKIT_ON_IOS = re.compile(r"\b(?:CriOS|FxiOS|EdgiOS)/")
+
+
+def without_the_shoppers_gesture(*, mode: str, user: str, user_agent: str) -> bool:
+    """Whether the browser says a navigation was not started by the shopper's own gesture:
+    a page's script sending the browser there by itself, perhaps to stop it an instant
+    later. Said only by an engine that sends ``Sec-Fetch-User: ?1`` on the shopper's own
+    navigations, when it sends Fetch Metadata without it; any other browser says nothing
+    of it (a script's navigation in Safari is judged by the other rules alone)."""
+    return (
+        bool(mode)
+        and user != "?1"
+        and _SENDS_SEC_FETCH_USER.search(user_agent) is not None
+        and _WEBKIT_ON_IOS.search(user_agent) is None
+    )
 
 
 def starter_grant_allowed(store: Store) -> bool:

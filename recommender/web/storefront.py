@@ -138,7 +138,9 @@ def click(request: ProxyRequest) -> HttpResponse:
     gesture = not (
         settings.RECOMMENDER_CLICK_FETCH_METADATA
         and rules.without_the_shoppers_gesture(
-            mode=fetched["mode"], user=meta.get("HTTP_SEC_FETCH_USER", "")
+            mode=fetched["mode"],
+            user=meta.get("HTTP_SEC_FETCH_USER", ""),
+            user_agent=meta.get("HTTP_USER_AGENT", ""),
         )
     )
     token = request.query.get("t", "")[:2000]

@@ -189,12 +189,13 @@ def click(
     )  # fmt: skip
 
 
-def partner_token(client, viewed, *, seen: bool = True) -> str:
+def partner_token(client, viewed, *, seen: bool = True, user_agent: str = BROWSER) -> str:
     """A partner link from the widget, after the shopper saw the row (the impression
     beacon), as a real page view goes; ``seen=False`` clicks without looking."""
-    payload = widget(client, viewed).json()
+    payload = widget(client, viewed, user_agent=user_agent).json()
     if seen:
-        assert impression(client, payload["impression"]).json()["result"] == "counted"
+        seen_by = impression(client, payload["impression"], user_agent=user_agent)
+        assert seen_by.json()["result"] == "counted"
     return next(i["token"] for i in payload["items"] if i["slot"] == "partner")
 
 
@@ -319,6 +320,32 @@ def test_a_navigation_no_gesture_of_the_shoppers_started_is_sent_on_unrecorded(c
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
+# Safari and every browser on iOS (WebKit) send Fetch Metadata without Sec-Fetch-User,
+# even for the shopper's own click.
+WEBKIT_AGENTS = [
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 15_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/26.1 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 26_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) CriOS/156.0.8078.73 Mobile/15E148 Safari/604.1",
+]
+
+
+@pytest.mark.parametrize("agent", WEBKIT_AGENTS)
+def test_a_click_from_a_browser_that_never_says_gesture_is_recorded_and_bills(client, shops, agent):
+    # WebKit never sends Sec-Fetch-User: taking its silence for "no gesture" would have
+    # billed no Safari shopper's click at all.
+    host, partner, viewed, _ = shops
+    token = partner_token(client, viewed, user_agent=agent)
+    without_user = {key: value for key, value in NAVIGATION.items() if key != "HTTP_SEC_FETCH_USER"}
+
+    response = click(client, token, user_agent=agent, **without_user)
+
+    assert response.status_code == 302 and "il_ref" in response["Location"]
+    assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
 def test_the_operator_can_turn_the_browsers_word_off_and_a_refusal_is_logged(
     client, shops, settings, caplog
 ):
@@ -425,12 +452,12 @@ def test_bot_click_redirects_but_is_not_billed(client, shops):
     assert ledger.balance(host) == rules.STARTER_GRANT
 
 
-def impression(client, raw, *, ip="203.0.113.5", shop="host.myshopify.com"):
+def impression(client, raw, *, ip="203.0.113.5", shop="host.myshopify.com", user_agent=BROWSER):
     return client.post(
         proxied("impression", shop=shop),
         data=raw,
         content_type="text/plain",
-        HTTP_USER_AGENT=BROWSER,
+        HTTP_USER_AGENT=user_agent,
         HTTP_X_FORWARDED_FOR=ip,
     )
 
