@@ -299,8 +299,8 @@ RECOMMENDER_CLICK_JOURNAL_DIR = Path(
     os.getenv("RECOMMENDER_CLICK_JOURNAL_DIR", str(BASE_DIR / "var" / "click-journal"))
 )
 RECOMMENDER_CLICK_JOURNAL_SYNC = envbool("RECOMMENDER_CLICK_JOURNAL_SYNC", "false")
-# Refuse a click the browser says the shopper did not make (Fetch Metadata: a prefetch, a
-# script's request, a frame). Off: such requests are judged by the other rules alone.
+# Judge clicks by what the browser says of them (Fetch Metadata): a prefetch refused, a
+# script's request or a frame's sent on unrecorded. Off: judged by the other rules alone.
 RECOMMENDER_CLICK_FETCH_METADATA = envbool("RECOMMENDER_CLICK_FETCH_METADATA", "true")
 
 # --- Background work -------------------------------------------------------------------

@@ -58,18 +58,17 @@ FOLLOWED_AGAIN = "followed again"
 RECORDED_FOLLOWS = 3
 
 
-# The outcome of a navigation the browser says no gesture of the shopper's started
-# (rules.without_the_shoppers_gesture): sent on, not recorded.
-NOT_THE_SHOPPERS_GESTURE = "not the shopper's gesture"
+# The outcome of a request the browser says is not a navigation (rules.not_a_navigation):
+# sent on, not recorded.
+NOT_A_NAVIGATION = "not a navigation"
 
 
 def follow_click(
-    *, host: Store, raw_token: str, ip: str, user_agent: str, gesture: bool = True
+    *, host: Store, raw_token: str, ip: str, user_agent: str, record: bool = True
 ) -> ClickOutcome:
     """Record a click and say where it goes: only ever the product the token names, and
-    only from the storefront whose widget issued the token. ``gesture=False`` (the browser
-    says the shopper's own gesture did not start it) sends the shopper on, recording
-    nothing.
+    only from the storefront whose widget issued the token. ``record=False`` (the browser
+    says the link was not opened as a page) sends on, recording nothing.
 
     The click is on record before the shopper is redirected (journaled, or inserted and
     committed: record_click); whether it bills is decided by settle_clicks right after
@@ -103,8 +102,8 @@ def follow_click(
     url = _target_url(token)
     if not url:
         return ClickOutcome(_storefront_instead(token, host), "product gone")
-    if not gesture:
-        return ClickOutcome(_with_utm(url, host), NOT_THE_SHOPPERS_GESTURE)
+    if not record:
+        return ClickOutcome(_with_utm(url, host), NOT_A_NAVIGATION)
     click = record_click(token=token, ip=ip, user_agent=user_agent)
     # The partner's web pixel reads the reference where the shopper lands (order attribution).
     location = _with_utm(url, host, reference=attribution.click_reference(click))

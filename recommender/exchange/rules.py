@@ -6,7 +6,6 @@ these numbers; none of them defines its own.
 from __future__ import annotations
 
 import ipaddress
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,11 +79,10 @@ RULES_IN_WORDS = [
     f"(/48) to one store ({BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR}, and "
     f"{BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
-    "A click is the shopper following the link. Where the browser says so (its Fetch "
+    "A click is the shopper opening the link. Where the browser says so (its Fetch "
     "Metadata, which a page's script cannot set), a link fetched ahead of a click that may "
-    "never come (prefetch, prerender), or requested in the background or inside a frame, is "
-    "refused, and one the browser says it opened with no gesture of the shopper's is sent "
-    "on unrecorded; the shopper's own click, when it comes, counts.",
+    "never come (prefetch, prerender) is refused, and one requested in the background or "
+    "inside a frame is sent on unrecorded; the shopper's own click, when it comes, counts.",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
     "be installed, the partner must still take part and be able to pay, and neither may block "
     "the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
@@ -100,40 +98,21 @@ RULES_IN_WORDS = [
 ]
 
 
-def not_followed_by_the_shopper(*, mode: str, dest: str, purpose: str) -> bool:
-    """Whether the browser says a link was not followed by the shopper: fetched ahead of a
-    click (``Sec-Purpose``/``Purpose``: prefetch, prerender), or requested by a script
-    (``Sec-Fetch-Mode`` other than navigate: fetch, XMLHttpRequest) or in a frame
-    (``Sec-Fetch-Dest`` other than document). A request without these headers (an older
-    browser, a proxy that drops them) is judged by the other rules alone.
-    https://www.w3.org/TR/fetch-metadata/"""
-    return (
-        "prefetch" in purpose.lower()
-        or mode not in ("", "navigate")
-        or dest not in ("", "document")
-    )
+def fetched_ahead(*, purpose: str) -> bool:
+    """Whether the browser says it is fetching a link ahead of a click that may never come
+    (``Sec-Purpose``/``Purpose``: prefetch, prerender). https://www.w3.org/TR/fetch-metadata/"""
+    return "prefetch" in purpose.lower()
 
 
-# Engines that send Sec-Fetch-User on a navigation the user's gesture started: Blink and
-# Gecko (Chrome 76, Firefox 90). WebKit sends the other Fetch Metadata headers but not this
-# one (MDN's compatibility data: Safari none, webkit.org/b/247697), and every browser on iOS
-# is WebKit whatever it calls itself (CriOS, FxiOS, EdgiOS).
-_SENDS_SEC_FETCH_USER = re.compile(r"\b(?:Chrome|Chromium|Firefox)/\d")
-_WEBKIT_ON_IOS = re.compile(r"\b(?:CriOS|FxiOS|EdgiOS)/")
-
-
-def without_the_shoppers_gesture(*, mode: str, user: str, user_agent: str) -> bool:
-    """Whether the browser says a navigation was not started by the shopper's own gesture:
-    a page's script sending the browser there by itself, perhaps to stop it an instant
-    later. Said only by an engine that sends ``Sec-Fetch-User: ?1`` on the shopper's own
-    navigations, when it sends Fetch Metadata without it; any other browser says nothing
-    of it (a script's navigation in Safari is judged by the other rules alone)."""
-    return (
-        bool(mode)
-        and user != "?1"
-        and _SENDS_SEC_FETCH_USER.search(user_agent) is not None
-        and _WEBKIT_ON_IOS.search(user_agent) is None
-    )
+def not_a_navigation(*, mode: str, dest: str) -> bool:
+    """Whether the browser says a link was requested otherwise than by opening it as a page:
+    by a script (``Sec-Fetch-Mode`` other than navigate: fetch, XMLHttpRequest, a service
+    worker passing a request on) or into a frame or an element (``Sec-Fetch-Dest`` other
+    than document). A request without these headers (an older browser, a proxy that drops
+    them) is judged by the other rules alone. Not judged: whether the shopper's gesture
+    started a navigation (``Sec-Fetch-User``), since WebKit never says, and Chromium does
+    not for a link opened from its own menus (Android's "Open in new tab")."""
+    return mode not in ("", "navigate") or dest not in ("", "document")
 
 
 def starter_grant_allowed(store: Store) -> bool:

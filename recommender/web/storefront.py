@@ -115,37 +115,28 @@ def _shopper(request: HttpRequest) -> dict[str, str]:
 @app_proxy
 def click(request: ProxyRequest) -> HttpResponse:
     meta = request.META
-    fetched = {
-        "mode": meta.get("HTTP_SEC_FETCH_MODE", "")[:40],
-        "dest": meta.get("HTTP_SEC_FETCH_DEST", "")[:40],
-        "purpose": (meta.get("HTTP_SEC_PURPOSE", "") or meta.get("HTTP_PURPOSE", ""))[:40],
-    }
-    if settings.RECOMMENDER_CLICK_FETCH_METADATA and rules.not_followed_by_the_shopper(**fetched):
+    mode, dest = meta.get("HTTP_SEC_FETCH_MODE", "")[:40], meta.get("HTTP_SEC_FETCH_DEST", "")[:40]
+    purpose = (meta.get("HTTP_SEC_PURPOSE", "") or meta.get("HTTP_PURPOSE", ""))[:40]
+    judged = settings.RECOMMENDER_CLICK_FETCH_METADATA
+    if judged and rules.fetched_ahead(purpose=purpose):
         # Not redirected, and not stored for the browser to reuse: the shopper's own click,
-        # if it comes, reaches us and is the one recorded. Logged with what the browser
-        # said, so an operator sees it if a proxy ever changed these headers on real clicks.
-        log.info(
-            "click refused: not followed by the shopper mode=%r dest=%r purpose=%r",
-            fetched["mode"], fetched["dest"], fetched["purpose"],
-        )  # fmt: skip
+        # if it comes, reaches us and is the one recorded.
+        log.info("click refused: fetched ahead purpose=%r", purpose)
         response = HttpResponse(
             "Follow this link to open it.", status=400, content_type="text/plain"
         )
         response["Cache-Control"] = "no-store"
         return response
-    # A navigation no gesture of the shopper's started (a script sending the browser there,
-    # perhaps to stop it at once): the shopper, if there is one, is sent on; nothing bills.
-    gesture = not (
-        settings.RECOMMENDER_CLICK_FETCH_METADATA
-        and rules.without_the_shoppers_gesture(
-            mode=fetched["mode"],
-            user=meta.get("HTTP_SEC_FETCH_USER", ""),
-            user_agent=meta.get("HTTP_USER_AGENT", ""),
-        )
-    )
+    # Requested in the background or into a frame (a page's script; or a service worker
+    # passing the shopper's click on, which is why this redirects): sent on, recorded not.
+    # Logged with what the browser said, so an operator sees it if a proxy ever changed
+    # these headers on real clicks.
+    record = not (judged and rules.not_a_navigation(mode=mode, dest=dest))
+    if not record:
+        log.info("click not recorded: not a navigation mode=%r dest=%r", mode, dest)
     token = request.query.get("t", "")[:2000]
     outcome = clicks.follow_click(
-        host=request.store, raw_token=token, gesture=gesture, **_shopper(request)
+        host=request.store, raw_token=token, record=record, **_shopper(request)
     )
     if outcome.location is None:
         return HttpResponse("This link is not valid.", status=400, content_type="text/plain")

@@ -260,7 +260,7 @@ def test_a_link_preview_before_the_shopper_does_not_take_the_shoppers_click(clie
 
 
 # What a browser says of a request it makes (Fetch Metadata; scripts cannot set these): a
-# navigation the shopper's own gesture started (a click, a key).
+# link opened as a page by the shopper's own gesture (a click, a key).
 NAVIGATION = {
     "HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "document",
     "HTTP_SEC_FETCH_USER": "?1",
@@ -268,30 +268,21 @@ NAVIGATION = {
 
 
 @pytest.mark.parametrize(
-    "request_by",
-    [
-        # A merchant's theme script, in each real shopper's browser, after posting the view:
-        # fetch(link, {redirect: "manual"}), then the same in a hidden frame.
-        {"HTTP_SEC_FETCH_MODE": "cors", "HTTP_SEC_FETCH_DEST": "empty"},
-        {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "iframe"},
-        # The browser fetching the link ahead of a click that may never come (speculation
-        # rules, a hover-prefetch app), in Chrome's and in the older header.
-        {**NAVIGATION, "HTTP_SEC_PURPOSE": "prefetch"},
-        {**NAVIGATION, "HTTP_SEC_PURPOSE": "prefetch;prerender"},
-        {"HTTP_PURPOSE": "prefetch"},
-    ],
+    "purpose",
+    # The browser fetching the link ahead of a click that may never come (speculation
+    # rules, a hover-prefetch app), in Chrome's and in the older header.
+    [{"HTTP_SEC_PURPOSE": "prefetch"}, {"HTTP_SEC_PURPOSE": "prefetch;prerender"},
+     {"HTTP_PURPOSE": "prefetch"}],
 )  # fmt: skip
-def test_a_link_requested_by_a_script_a_frame_or_a_prefetch_is_not_a_click(
-    client, shops, request_by
-):
+def test_a_link_fetched_ahead_is_refused_and_the_shoppers_own_click_counts(client, shops, purpose):
     host, partner, viewed, _ = shops
     token = partner_token(client, viewed)
 
-    requested = click(client, token, **request_by)
+    fetched = click(client, token, **NAVIGATION, **purpose)
 
     # Refused, not redirected, and never stored for the browser to reuse: the shopper's
     # own click, if it comes, reaches the app and is the one recorded and billed.
-    assert (requested.status_code, requested["Cache-Control"]) == (400, "no-store")
+    assert (fetched.status_code, fetched["Cache-Control"]) == (400, "no-store")
     assert not Click.objects.exists()
     followed = click(client, token, **NAVIGATION)
     assert followed.status_code == 302
@@ -300,40 +291,54 @@ def test_a_link_requested_by_a_script_a_frame_or_a_prefetch_is_not_a_click(
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
-def test_a_navigation_no_gesture_of_the_shoppers_started_is_sent_on_unrecorded(client, shops):
-    # A theme script sends the browser to the link by itself and stops the navigation an
-    # instant later (location.assign, then window.stop): the request reached the app as a
-    # navigation, was recorded and billed, and the shopper never left the page.
+@pytest.mark.parametrize(
+    "request_by",
+    [
+        # A merchant's theme script, in each real shopper's browser, after posting the view:
+        # fetch(link, {redirect: "manual"}); the same in a hidden frame, and in an <object>.
+        {"HTTP_SEC_FETCH_MODE": "cors", "HTTP_SEC_FETCH_DEST": "empty"},
+        {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "iframe"},
+        {"HTTP_SEC_FETCH_MODE": "navigate", "HTTP_SEC_FETCH_DEST": "object"},
+        # A storefront's service worker passing a shopper's click on with fetch(request):
+        # not a navigation either, but a shopper may be behind it, so it is sent on.
+        {"HTTP_SEC_FETCH_MODE": "same-origin", "HTTP_SEC_FETCH_DEST": "empty"},
+    ],
+)  # fmt: skip
+def test_a_link_requested_in_the_background_or_a_frame_is_sent_on_unrecorded(
+    client, shops, request_by
+):
     host, partner, viewed, _ = shops
     token = partner_token(client, viewed)
-    unprompted = {key: value for key, value in NAVIGATION.items() if key != "HTTP_SEC_FETCH_USER"}
 
-    scripted = click(client, token, **unprompted)
+    requested = click(client, token, **request_by)
+
+    assert requested.status_code == 302  # to the product: a shopper, if any, gets there
+    assert urlparse(requested["Location"]).path == "/products/coffee-book"
+    assert "il_ref" not in requested["Location"]  # no click, so nothing to attribute
+    assert not Click.objects.exists()
     followed = click(client, token, **NAVIGATION)
-
-    assert scripted.status_code == 302  # a shopper it was, if any, still gets there
-    assert urlparse(scripted["Location"]).path == "/products/coffee-book"
-    assert "il_ref" not in scripted["Location"]  # no click, so nothing to attribute
     assert followed.status_code == 302
     assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
-# Safari and every browser on iOS (WebKit) send Fetch Metadata without Sec-Fetch-User,
-# even for the shopper's own click.
-WEBKIT_AGENTS = [
+# A navigation without Sec-Fetch-User: Safari and every browser on iOS (WebKit) never send
+# it, and Chrome on Android does not for a link opened from its menu ("Open in new tab").
+WITHOUT_GESTURE_HEADER = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 15_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/26.1 Safari/605.1.15",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 26_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
     "Gecko) CriOS/156.0.8078.73 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Mobile Safari/537.36",
 ]
 
 
-@pytest.mark.parametrize("agent", WEBKIT_AGENTS)
-def test_a_click_from_a_browser_that_never_says_gesture_is_recorded_and_bills(client, shops, agent):
-    # WebKit never sends Sec-Fetch-User: taking its silence for "no gesture" would have
-    # billed no Safari shopper's click at all.
+@pytest.mark.parametrize("agent", WITHOUT_GESTURE_HEADER)
+def test_a_navigation_without_the_gesture_header_is_recorded_and_bills(client, shops, agent):
+    # Taking the header's absence for "no gesture" would have billed no Safari shopper's
+    # click, nor a link opened in a new tab from Chrome's menu on Android.
     host, partner, viewed, _ = shops
     token = partner_token(client, viewed, user_agent=agent)
     without_user = {key: value for key, value in NAVIGATION.items() if key != "HTTP_SEC_FETCH_USER"}
@@ -346,21 +351,23 @@ def test_a_click_from_a_browser_that_never_says_gesture_is_recorded_and_bills(cl
     assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
 
 
-def test_the_operator_can_turn_the_browsers_word_off_and_a_refusal_is_logged(
+def test_the_operator_can_turn_the_browsers_word_off_and_what_it_decides_is_logged(
     client, shops, settings, caplog
 ):
-    # Where a proxy in front of the app changed these headers on real clicks, refusing
-    # them would cost every click: the refusals are logged with what the browser said,
+    # Where a proxy in front of the app changed these headers on real clicks, judging by
+    # them would cost those clicks: what they decide is logged with what the browser said,
     # and RECOMMENDER_CLICK_FETCH_METADATA=false judges such requests by the other rules.
     _, _, viewed, _ = shops
     script = {"HTTP_SEC_FETCH_MODE": "cors", "HTTP_SEC_FETCH_DEST": "empty"}
-    refused = click(client, partner_token(client, viewed), **script)
+    unrecorded = click(client, partner_token(client, viewed), **script)
+    refused = click(client, partner_token(client, viewed), HTTP_SEC_PURPOSE="prefetch")
     settings.RECOMMENDER_CLICK_FETCH_METADATA = False
 
     judged = click(client, partner_token(client, viewed), **script)
 
-    assert refused.status_code == 400
-    assert "click refused: not followed by the shopper mode='cors' dest='empty'" in caplog.text
+    assert (unrecorded.status_code, refused.status_code) == (302, 400)
+    assert "click not recorded: not a navigation mode='cors' dest='empty'" in caplog.text
+    assert "click refused: fetched ahead purpose='prefetch'" in caplog.text
     assert judged.status_code == 302
     assert Click.objects.count() == 1
 
