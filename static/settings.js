@@ -238,13 +238,14 @@
   $("#sync-now").addEventListener("click", () => syncNow($("#sync-now")));
 
   // --- stats and the chart -------------------------------------------------------------
-  // Amounts are in the store's currency (partners' sales converted at reference rates).
+  // Amounts are in the store's currency (partners' sales converted at reference rates);
+  // a partner product's price in its own.
   let currency = "USD";
-  const money = (amount) => {
+  const money = (amount, code = currency) => {
     try {
-      return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(amount);
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: code }).format(Number(amount));
     } catch {
-      return `${Number(amount).toFixed(2)} ${currency}`;
+      return `${Number(amount).toFixed(2)} ${code}`.trim();
     }
   };
   const drawChart = (days) => {
@@ -617,14 +618,6 @@
   });
 
   // --- the preview -------------------------------------------------------------------------
-  // A partner's price in its own currency (the store's figures use ``money``).
-  const price = (amount, code) => {
-    try {
-      return new Intl.NumberFormat(undefined, { style: "currency", currency: code }).format(Number(amount));
-    } catch {
-      return `${amount} ${code}`.trim();
-    }
-  };
   const loadPreview = async () => {
     const chosen = $("#preview-product").value;
     const list = $("#preview");
@@ -640,7 +633,7 @@
         : el("span", { class: "preview-image" }));
       const text = el("div", null);
       text.appendChild(el("strong", null, item.title));
-      text.appendChild(el("span", { class: "muted" }, `${item.slot === "own" ? "Your product" : item.store_name || item.shop} · ${price(item.price, item.currency)}`));
+      text.appendChild(el("span", { class: "muted" }, `${item.slot === "own" ? "Your product" : item.store_name || item.shop} · ${money(item.price, item.currency)}`));
       const why = el("details", null);
       why.appendChild(el("summary", null, "Why this product"));
       why.appendChild(el("span", { class: "muted" }, item.reason));

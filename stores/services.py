@@ -338,10 +338,15 @@ def set_app_metafields(store: Store, values: dict[str, tuple[str, str]]) -> None
         for key, (kind, value) in values.items()
     ]  # fmt: skip
     payload = admin_graphql(store, APP_METAFIELDS_SET, {"metafields": metafields}).data
-    errors = payload["metafieldsSet"].get("userErrors") or []
+    _raise_for_user_errors("metafields", payload["metafieldsSet"])
+
+
+def _raise_for_user_errors(what: str, payload: dict[str, Any]) -> None:
+    """ShopifyError when a mutation's payload says Shopify refused it (``userErrors``)."""
+    errors = payload.get("userErrors") or []
     if errors:
         raise shopify.ShopifyError(
-            "metafields refused: " + "; ".join(str(e.get("message")) for e in errors)[:300]
+            f"{what} refused: " + "; ".join(str(e.get("message")) for e in errors)[:300]
         )
 
 
@@ -378,11 +383,7 @@ def ensure_web_pixel(store: Store) -> str:
         outcome = "updated"
     else:
         return "unchanged"
-    errors = payload.get("userErrors") or []
-    if errors:
-        raise shopify.ShopifyError(
-            "web pixel refused: " + "; ".join(str(e.get("message")) for e in errors)[:300]
-        )
+    _raise_for_user_errors("web pixel", payload)
     log.info("web pixel %s shop=%s", outcome, store.shop_domain)
     return outcome
 

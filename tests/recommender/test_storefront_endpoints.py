@@ -267,6 +267,16 @@ NAVIGATION = {
 }  # fmt: skip
 
 
+def assert_the_shoppers_own_click_bills(client, token, host, partner) -> None:
+    """The shopper's own click on ``token``, after what the app did not count: recorded,
+    the only click, and billed."""
+    followed = click(client, token, **NAVIGATION)
+    assert followed.status_code == 302
+    assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+
+
 @pytest.mark.parametrize(
     "purpose",
     # The browser fetching the link ahead of a click that may never come (speculation
@@ -284,11 +294,7 @@ def test_a_link_fetched_ahead_is_refused_and_the_shoppers_own_click_counts(clien
     # own click, if it comes, reaches the app and is the one recorded and billed.
     assert (fetched.status_code, fetched["Cache-Control"]) == (400, "no-store")
     assert not Click.objects.exists()
-    followed = click(client, token, **NAVIGATION)
-    assert followed.status_code == 302
-    assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
-    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
-    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+    assert_the_shoppers_own_click_bills(client, token, host, partner)
 
 
 @pytest.mark.parametrize(
@@ -316,11 +322,7 @@ def test_a_link_requested_in_the_background_or_a_frame_is_sent_on_unrecorded(
     assert urlparse(requested["Location"]).path == "/products/coffee-book"
     assert "il_ref" not in requested["Location"]  # no click, so nothing to attribute
     assert not Click.objects.exists()
-    followed = click(client, token, **NAVIGATION)
-    assert followed.status_code == 302
-    assert list(Click.objects.values_list("reason", flat=True)) == ["billable"]
-    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
-    assert ledger.balance(partner) == rules.STARTER_GRANT - rules.SPEND_PER_CLICK
+    assert_the_shoppers_own_click_bills(client, token, host, partner)
 
 
 # A navigation without Sec-Fetch-User: Safari and every browser on iOS (WebKit) never send
