@@ -1,6 +1,7 @@
 """The production URLconf plus routes only tests and benchmarks use: a trivial JSON
 endpoint (the storefront benchmark's baseline), the same behind the app-proxy check alone
-(what any storefront endpoint pays before its own work), and the embedded session echo.
+(what any storefront endpoint pays before its own work), the embedded session echo, and
+what a front proxy forwarded (tests/test_front.py).
 Selected with INTERLAYER_URLCONF=interlayer.diagnostics_urls; never in production."""
 
 from django.http import HttpRequest, JsonResponse
@@ -23,9 +24,17 @@ def proxy_checked(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def echo_forwarded(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({
+        "proto": request.META.get("HTTP_X_FORWARDED_PROTO", ""),
+        "for": request.META.get("HTTP_X_FORWARDED_FOR", ""),
+    })  # fmt: skip
+
+
 urlpatterns = [
     path("ping", ping, name="ping"),
     path("proxy/checked", proxy_checked, name="proxy-checked"),
+    path("echo-forwarded", echo_forwarded, name="echo-forwarded"),
     path("api/session", store_views.session_state, name="session-state"),
     *production_urlpatterns,
 ]

@@ -16,6 +16,7 @@ if [[ $want_system == 1 ]]; then
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the storefront load benchmark
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the multi-process check
   command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)  # the JavaScript linter
+  [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)  # the front's check
   if ((${#missing[@]})); then
     echo "==> installing Debian packages: ${missing[*]}"
     if [[ $(id -u) == 0 ]]; then SUDO=""; else SUDO="sudo"; fi
