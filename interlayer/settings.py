@@ -84,6 +84,16 @@ def _production_problems() -> list[str]:
         problems.append("SHOPIFY_APP_URL (must be https)")
     if os.getenv("DEBUG", "false").strip().lower() in {"true", "1", "yes"}:
         problems.append("DEBUG (must be off: its error pages show secrets)")
+    # Merchants write here from the support page and the privacy policy the listing links.
+    if "@" not in os.getenv("INTERLAYER_SUPPORT_EMAIL", ""):
+        problems.append("INTERLAYER_SUPPORT_EMAIL (missing: merchants' support address)")
+    # No default in production: a front of ours left uncounted makes every shopper the app
+    # proxy's address, and the per-address limits then cap the whole network.
+    if not os.getenv("INTERLAYER_TRUSTED_PROXY_HOPS", "").strip().isdigit():
+        problems.append(
+            "INTERLAYER_TRUSTED_PROXY_HOPS (missing: 1 for Shopify's app proxy alone, plus one "
+            "for each proxy of ours in front of the app, e.g. 2 behind deploy/nginx-interlayer.conf)"
+        )
     return problems
 
 

@@ -10,6 +10,8 @@ env -u DEBUG -u SECURE_SSL_REDIRECT -u SECURE_HSTS_SECONDS \
   SHOPIFY_API_SECRET="$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')" \
   SHOPIFY_APP_URL=https://interlayer.example.com \
   ALLOWED_HOSTS=interlayer.example.com \
+  INTERLAYER_SUPPORT_EMAIL=help@interlayer.example.com \
+  INTERLAYER_TRUSTED_PROXY_HOPS=2 \
   INTERLAYER_ENCRYPTION_KEYS="$(.venv/bin/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
   DATABASE_URL=sqlite:////tmp/interlayer-deploy-check.sqlite3 \
   .venv/bin/python manage.py check --deploy --fail-level WARNING

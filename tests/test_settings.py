@@ -45,6 +45,8 @@ PRODUCTION_ENV = {
     "INTERLAYER_ENCRYPTION_KEYS": "Jq0m3ZmXb3CkQ0sZQ6nmV5zvtdzN9vWbq3r0k2sV2ZQ=",
     "DATABASE_URL": "sqlite:////tmp/interlayer-settings-check.sqlite3",
     "ALLOWED_HOSTS": "interlayer.example.com",
+    "INTERLAYER_SUPPORT_EMAIL": "help@interlayer.example.com",
+    "INTERLAYER_TRUSTED_PROXY_HOPS": "2",
 }
 
 
@@ -75,6 +77,9 @@ def test_an_unset_environment_runs_the_production_profile_and_refuses_to_start()
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS"),
         ({"SHOPIFY_APP_URL": "http://interlayer.example.com"}, "SHOPIFY_APP_URL"),
         ({"DEBUG": "true"}, "DEBUG"),
+        ({"INTERLAYER_SUPPORT_EMAIL": ""}, "INTERLAYER_SUPPORT_EMAIL"),
+        ({"INTERLAYER_TRUSTED_PROXY_HOPS": ""}, "INTERLAYER_TRUSTED_PROXY_HOPS"),
+        ({"INTERLAYER_TRUSTED_PROXY_HOPS": "two"}, "INTERLAYER_TRUSTED_PROXY_HOPS"),
     ],
 )
 def test_production_refuses_a_weak_or_malformed_secret_and_names_it(override, named):
