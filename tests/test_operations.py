@@ -277,6 +277,21 @@ def test_health_details_are_for_operators_only(client, settings, headers, detail
     assert response.json()["ok"] is True
 
 
+@pytest.mark.django_db
+def test_health_answers_a_probe_that_names_the_machine_by_its_address(client, settings):
+    """Load balancers and orchestrators probe a machine at its address (Host: 10.0.0.5),
+    which ALLOWED_HOSTS rightly refuses for every other page: refused here too, every
+    process would be taken out of service."""
+    settings.ALLOWED_HOSTS = ["interlayer.example.com"]
+    settings.PRODUCTION = True
+
+    probed = client.get("/health", HTTP_HOST="10.0.0.5:8000")
+    page = client.get("/support", HTTP_HOST="10.0.0.5:8000")
+
+    assert probed.status_code == 200 and probed.json() == {"ok": True}
+    assert page.status_code == 400  # the host check still holds for everything else
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_web_process_holds_the_index_before_its_first_storefront_request(settings, tmp_path):
     """What wsgi.py runs as a web process starts: the first shopper's page does not wait
@@ -333,6 +348,42 @@ def test_a_web_process_warmed_before_an_index_was_published_serves_the_published
     assert len(live_index.current()) == 1
 
 
+def _health_in_a_process(env: dict) -> tuple[int, dict]:
+    """/health as a process started with ``env`` answers it (status, body)."""
+    probe = (
+        "import json, django; django.setup()\n"
+        "from django.test import Client\n"
+        "response = Client(raise_request_exception=False).get('/health')\n"
+        "print(json.dumps([response.status_code, response.content.decode()]))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    status, body = json.loads(ran.stdout.strip().splitlines()[-1])
+    return status, json.loads(body)
+
+
+def test_health_keeps_the_process_in_service_while_the_broker_is_down(tmp_path):
+    """Widgets, clicks and the settings page need no broker, and a webhook that cannot be
+    queued is answered 503 for Shopify to send again: a broker outage is reported to the
+    operator, and does not take every web process out of the load balancer."""
+    status, body = _health_in_a_process({
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+        "INTERLAYER_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'up.sqlite3'}",  # a database that answers
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        "RECOMMENDER_INDEX_DIR": str(tmp_path / "index"),
+        "LOG_LEVEL": "CRITICAL",
+    })  # fmt: skip
+
+    assert status == 200 and body["ok"] is True
+    assert body["checks"]["broker"]["ok"] is False  # the operator sees it
+    assert body["checks"]["database"]["ok"] is True
+
+
 def test_health_answers_503_with_its_checks_while_the_database_is_down(tmp_path):
     """A load balancer's first probe of a process that started while its database was
     away: the endpoint says what is down, it does not fail with a 500."""
@@ -344,18 +395,7 @@ def test_health_answers_503_with_its_checks_while_the_database_is_down(tmp_path)
         "RECOMMENDER_INDEX_DIR": str(tmp_path / "index"),
         "LOG_LEVEL": "CRITICAL",
     }
-    probe = (
-        "import json, django; django.setup()\n"
-        "from django.test import Client\n"
-        "response = Client(raise_request_exception=False).get('/health')\n"
-        "print(json.dumps([response.status_code, response.content.decode()]))\n"
-    )
-    ran = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+    status, body = _health_in_a_process(env)
 
-    assert ran.returncode == 0, ran.stderr
-    status, body = json.loads(ran.stdout.strip().splitlines()[-1])
     assert status == 503
-    assert json.loads(body)["checks"]["database"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is False
