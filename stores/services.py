@@ -443,6 +443,8 @@ def redact_shop(*, shop_domain: str, triggered_at: datetime | None, keep_deliver
             return "stale: the store is installed again"
         if store is not None and _older_than_install(store, triggered_at):
             return "stale: the store was installed again after this event"
+        if store is not None and _installed_since_its_uninstall(store, triggered_at):
+            return "stale: the store was installed again after the uninstall this is about"
         WebhookDelivery.objects.filter(shop_domain=shop_domain).exclude(
             pk=keep_delivery_id
         ).delete()
@@ -546,6 +548,25 @@ def record_granted_scopes(
 
 def _older_than_install(store: Store, triggered_at: datetime | None) -> bool:
     return bool(triggered_at and store.installed_at and triggered_at < store.installed_at)
+
+
+# Shopify sends shop/redact this long after the uninstall it is about.
+REDACT_AFTER_UNINSTALL = timedelta(hours=48)
+
+
+def _installed_since_its_uninstall(store: Store, triggered_at: datetime | None) -> bool:
+    """A store we hold as installed (out of the exchange for now, perhaps: a refused token,
+    a frozen shop) whose install is later than the uninstall a shop/redact sent at
+    ``triggered_at`` is about: installed again within the 48 hours. A store uninstalled
+    since, or installed before that uninstall (whose own webhook may never have come), is
+    owed the redaction."""
+    if store.status in {Store.Status.UNINSTALLED, Store.Status.REDACTED}:
+        return False
+    return bool(
+        triggered_at
+        and store.installed_at
+        and store.installed_at > triggered_at - REDACT_AFTER_UNINSTALL
+    )
 
 
 # How long records of Shopify's traffic are kept (documented in the README).

@@ -278,6 +278,44 @@ def test_shop_redact_purges_the_shop_but_keeps_its_domain(client, simulator, ins
     assert not OAuthState.objects.exists()
 
 
+@pytest.mark.parametrize("status", [Store.Status.NEEDS_REAUTH, Store.Status.FROZEN])
+@pytest.mark.django_db
+def test_shop_redact_for_an_uninstall_before_a_reinstall_keeps_the_store(
+    client, simulator, install, status
+):
+    """Uninstalled, installed again within the 48 hours, then out of the exchange for a
+    while (a refused token refresh; Shopify froze the shop): the redaction Shopify sends 48
+    hours after the uninstall is about the install before, and must not wipe this one."""
+    store = install("alpha")
+    Store.objects.filter(pk=store.pk).update(
+        status=status, installed_at=timezone.now() - timedelta(hours=47)
+    )
+
+    post_webhook(client, "shop/redact", captured("shop_redact"))
+    webhooks.process_pending()
+
+    kept = Store.objects.get(pk=store.pk)
+    assert (kept.status, kept.name, kept.access_token) == (status, store.name, store.access_token)
+    assert WebhookDelivery.objects.get().outcome.startswith("stale")
+
+
+@pytest.mark.django_db
+def test_shop_redact_for_a_store_out_since_before_the_uninstall_purges_it(
+    client, simulator, install
+):
+    """Installed long ago, then its token refused: the uninstall's own webhook may never
+    have arrived, and the redaction is owed."""
+    store = install("alpha")
+    Store.objects.filter(pk=store.pk).update(
+        status=Store.Status.NEEDS_REAUTH, installed_at=timezone.now() - timedelta(days=30)
+    )
+
+    post_webhook(client, "shop/redact", captured("shop_redact"))
+    webhooks.process_pending()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.REDACTED
+
+
 @pytest.mark.django_db
 def test_shop_redact_for_a_shop_that_never_installed_is_done(client):
     post_webhook(
