@@ -641,12 +641,35 @@ class _Book:
         sent_in_hour = sum(b.source == source and b.at >= hour_start for b in sent)
         if sent_in_hour >= rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR:
             return "store limit"
-        return self._billing_state_forbids(source=source, target=target)
+        return self._billing_state_forbids(click=click)
 
-    def _billing_state_forbids(self, *, source: int, target: int) -> str:
+    @cached_property
+    def withdrawn(self) -> set[tuple[int, int]]:
+        """(store, Shopify product id) of the batch's targets taken out of the exchange since:
+        kept off by their merchant, or no longer shown (sold out, a draft). A product deleted
+        in the moment since its click was followed (its row gone) is not among them."""
+        targets = {(c.target_store_id, c.target_product_id) for c in self.batch}
+        rows = Product.objects.filter(
+            Q(eligible=False) | Q(opted_out=True),
+            store_id__in={store for store, _ in targets},
+            shopify_id__in={product for _, product in targets},
+        )
+        return set(rows.values_list("store_id", "shopify_id")) & targets
+
+    def _billing_state_forbids(self, *, click: Click) -> str:
         """As things stand when the click is settled (under the BILLING lock): both stores
-        installed, the partner still taking part and able to pay, no block either way."""
+        installed and taking part, the product still in the exchange, the partner able to
+        pay, no block either way. Settled a moment after the click, so a store that has
+        switched its widget off since earns nothing either (releasing a held click, long
+        after, asks this of the partner alone: ledger.resolve_held)."""
+        source, target = click.source_store_id, click.target_store_id
         forbidden = self.billing_state.forbids(source=source, target=target)
-        if not forbidden and self.balance(target) < rules.SPEND_PER_CLICK:
+        if forbidden:
+            return forbidden
+        if source in self.billing_state.paused:
+            return rules.NOT_PARTICIPATING
+        if (target, click.target_product_id) in self.withdrawn:
+            return rules.PRODUCT_WITHDRAWN
+        if self.balance(target) < rules.SPEND_PER_CLICK:
             return "partner cannot pay"
-        return forbidden
+        return ""

@@ -59,6 +59,10 @@ BOT = "bot"
 NO_VIEW = "no viewable impression"
 ANOTHER_SHOPPER = "not the shopper it was shown to"
 SITE_LIMIT = "site limit"
+# Settled after the store that sent it switched its widget off: out of the exchange.
+NOT_PARTICIPATING = "store not participating"
+# Settled after the partner kept the product off the exchange, or it stopped being shown.
+PRODUCT_WITHDRAWN = "product withdrawn"
 # Visitor and address hashes rotate with their salt; two periods are checked so the 24 h
 # window holds across a rotation.
 VISITOR_SALT_PERIOD = timedelta(hours=24)
@@ -84,8 +88,9 @@ RULES_IN_WORDS = [
     "never come (prefetch, prerender) is refused, and one requested in the background or "
     "inside a frame is sent on unrecorded; the shopper's own click, when it comes, counts.",
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
-    "be installed, the partner must still take part and be able to pay, and neither may block "
-    "the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
+    "be installed and take part (neither has switched its widget off), the product must still "
+    "be in the exchange (not kept off, not sold out or a draft), the partner must be able to "
+    "pay, and neither may block the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
     "shopper there, but bills nothing.",
     "A store whose click-through rate is far above the network's, or whose clicks come mostly "
     "from a few addresses, has its new clicks held for review: the partner is not charged and "

@@ -13,7 +13,7 @@ from recommender import runtime
 from recommender.catalog import index_events
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, review, rules
-from recommender.models import Click, LedgerEntry, WidgetSettings
+from recommender.models import Click, LedgerEntry, Product, WidgetSettings
 from stores import tasks as store_tasks
 from stores.models import Store
 from tests import shoppers
@@ -223,6 +223,46 @@ def test_tokens_issued_before_a_block_earn_nothing_in_either_direction(simulator
 
     assert balances(exchange) == before
     assert set(Click.objects.values_list("reason", flat=True)) == {"blocked"}
+
+
+@pytest.mark.parametrize(
+    "taken_out", [{"opted_out": True}, {"eligible": False, "ineligible_reason": "out of stock"}]
+)
+def test_tokens_issued_before_the_partner_took_its_products_out_earn_nothing(
+    simulator, exchange, taken_out
+):
+    """Links kept from a view and clicked once the partner kept the products off the
+    exchange (or they stopped being shown: sold out, a draft) charge the partner nothing;
+    the shopper still gets to the product."""
+    before = balances(exchange)
+
+    def partners_take_their_products_out() -> None:
+        Product.objects.filter(store__in=[exchange["beta"], exchange["gamma"]]).update(**taken_out)
+
+    statuses = shoppers.view_then(
+        simulator.url, "alpha", exchange["viewed"], partners_take_their_products_out
+    )
+    wait_until_clicks_settled()
+
+    assert statuses and set(statuses) == {302}
+    assert balances(exchange) == before
+    assert set(Click.objects.values_list("reason", flat=True)) == {"product withdrawn"}
+
+
+def test_tokens_issued_before_the_host_switched_its_widget_off_earn_nothing(simulator, exchange):
+    """Switched off, a store is out of the exchange: it neither pays nor earns, even for
+    rows shown before."""
+    before = balances(exchange)
+
+    def host_switches_off() -> None:
+        WidgetSettings.objects.filter(store=exchange["alpha"]).update(enabled=False)
+
+    statuses = shoppers.view_then(simulator.url, "alpha", exchange["viewed"], host_switches_off)
+    wait_until_clicks_settled()
+
+    assert statuses and set(statuses) == {302}
+    assert balances(exchange) == before
+    assert set(Click.objects.values_list("reason", flat=True)) == {"store not participating"}
 
 
 def test_a_partner_that_cannot_pay_is_not_charged_and_never_goes_below_zero(simulator, exchange):
