@@ -121,8 +121,11 @@ class AttributionRefused(Exception):
 # --- the signed pieces ------------------------------------------------------------------------
 def click_reference(click: Click) -> str:
     """The ``il_ref`` the click redirect adds to the partner's URL: bound to the click and
-    to the store the shopper is sent to."""
-    return tokens.seal({"c": click.pk, "d": click.target_store_id}, purpose=_REFERENCE_SALT)
+    to the store the shopper is sent to, and private (the partner's analytics and logs
+    keep it; the click's id would tell them the network's click count)."""
+    return tokens.seal(
+        {"c": click.pk, "d": click.target_store_id}, purpose=_REFERENCE_SALT, private=True
+    )
 
 
 def _read_click_reference(raw: str) -> tuple[int, int]:

@@ -9,6 +9,7 @@ no visitor of its own."""
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import json
 import secrets
@@ -16,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core import signing
 
@@ -136,8 +139,16 @@ _ISSUED = "_"  # the payload key holding the issue time (whole seconds)
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
-def seal(payload: dict[str, Any], *, purpose: str) -> str:
-    body = _b64(_COMPACT.encode({**payload, _ISSUED: int(time.time())}).encode())
+def seal(payload: dict[str, Any], *, purpose: str, private: bool = False) -> str:
+    """``private``: for a seal that leaves the shopper's browser for a third party's hands
+    (the order reference a partner's URLs carry), encrypted as well (AES-GCM under a key
+    derived for the purpose): what it holds is ours alone to read."""
+    data = _COMPACT.encode({**payload, _ISSUED: int(time.time())}).encode()
+    if private:
+        nonce = secrets.token_bytes(12)
+        sealed = _cipher(settings.SECRET_KEY, purpose).encrypt(nonce, data, None)
+        return _PRIVATE + _b64(nonce + sealed)
+    body = _b64(data)
     return f"{body}.{_b64(_mac(settings.SECRET_KEY, purpose, body))}"
 
 
@@ -146,15 +157,22 @@ def unseal(token: str, *, purpose: str, max_age: float | None = None) -> Any:
     by us for that purpose, signing.SignatureExpired when older than ``max_age`` seconds."""
     if ":" in token:
         return signing.loads(token, salt=purpose, max_age=max_age)
-    body, _, mac = token.rpartition(".")
-    given = mac.encode("utf-8", errors="replace")
     keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
-    if not body or not any(
-        hmac.compare_digest(given, _b64(_mac(key, purpose, body)).encode()) for key in keys
-    ):
-        raise signing.BadSignature("seal does not match")
+    if token.startswith(_PRIVATE):
+        raw = _unb64(token[len(_PRIVATE) :])
+        data = next((opened for key in keys if (opened := _opened(raw, key, purpose))), None)
+        if data is None:
+            raise signing.BadSignature("seal does not match")
+    else:
+        body, _, mac = token.rpartition(".")
+        given = mac.encode("utf-8", errors="replace")
+        if not body or not any(
+            hmac.compare_digest(given, _b64(_mac(key, purpose, body)).encode()) for key in keys
+        ):
+            raise signing.BadSignature("seal does not match")
+        data = _unb64(body)
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        data = json.loads(data)
     except ValueError:  # a key we signed with never signs malformed JSON; still, refuse
         raise signing.BadSignature("seal is not readable") from None
     issued = data.pop(_ISSUED, None) if isinstance(data, dict) else None
@@ -167,6 +185,36 @@ def unseal(token: str, *, purpose: str, max_age: float | None = None) -> Any:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:  # binascii.Error among them
+        raise signing.BadSignature("seal is not readable") from None
+
+
+# A private seal's first character: neither base64url nor django.core.signing writes it,
+# and URLs carry it as it is (RFC 3986 unreserved).
+_PRIVATE = "~"
+
+
+@functools.lru_cache(maxsize=16)
+def _cipher(secret: str, purpose: str) -> AESGCM:
+    return AESGCM(
+        hmac.digest(secret.encode(), f"interlayer.private-seal:{purpose}".encode(), "sha256")
+    )
+
+
+def _opened(raw: bytes, secret: str, purpose: str) -> bytes | None:
+    """The plaintext of a private seal under ``secret``, or None when it was not sealed
+    with that key for ``purpose`` (or is cut short)."""
+    if len(raw) < 12 + 16:
+        return None
+    try:
+        return _cipher(secret, purpose).decrypt(raw[:12], raw[12:], None)
+    except InvalidTag:
+        return None
 
 
 def _mac(secret: str, purpose: str, body: str) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,7 +12,7 @@ import pytest
 from django.core import signing
 from django.utils import timezone
 
-from recommender.exchange import attribution
+from recommender.exchange import attribution, tokens
 from recommender.management.commands import network_status
 from recommender.models import AttributedOrder, Click, Impression
 from recommender.web import stats
@@ -193,6 +195,37 @@ def test_pixel_endpoint_records_the_landing(client, stores):
     assert (response.status_code, response.json()) == (202, {"result": "landed"})
     sent.refresh_from_db()
     assert sent.landed_at is not None
+
+
+def test_a_partner_reading_its_landing_urls_learns_nothing_of_the_network(stores):
+    """``il_ref`` reaches the partner's analytics, logs and referrers with every landing.
+    Signed but readable, it told them the network's click count (the click's id, one
+    sequence for every store) and our store ids: a partner watching its own landings
+    could chart the whole exchange's volume."""
+    sender, receiver = stores["sender"], stores["receiver"]
+    sent = click(sender, receiver)
+    ref = attribution.click_reference(sent)
+
+    readable = b"".join(
+        base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        for part in re.split(r"[^A-Za-z0-9_-]+", ref)
+        if len(part) % 4 != 1
+    )
+
+    for told in (f'"c":{sent.pk}', f'"d":{receiver.pk}', '"c"', '"d"'):
+        assert told.encode() not in readable
+    assert attribution.click_reference(sent) != ref  # nothing repeats to be compared
+    assert record_confirmed(store=receiver, reference=ref, order=order()) == "attributed"
+
+
+def test_references_given_before_they_were_private_still_attribute(stores):
+    """A reference lives seven days: the ones in URLs from before (signed, readable) still
+    count after the change."""
+    sender, receiver = stores["sender"], stores["receiver"]
+    sent = click(sender, receiver)
+    before = tokens.seal({"c": sent.pk, "d": receiver.pk}, purpose="interlayer.click-reference")
+
+    assert record_confirmed(store=receiver, reference=before, order=order()) == "attributed"
 
 
 @pytest.mark.parametrize(
