@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -232,3 +234,25 @@ def test_in_the_theme_editor_the_script_is_told_it_is_in_design_mode():
 
     assert len(editor) == 2 and all(" data-design-mode" in tag for tag in editor)
     assert not any("data-design-mode" in tag for tag in live)
+
+
+PIXEL = EXTENSION.parent / "interlayer-pixel"
+
+
+def test_the_web_pixel_declares_the_package_it_imports_and_that_package_provides_it():
+    """Shopify CLI bundles the pixel with its own package.json's dependencies on
+    ``shopify app deploy``: an import nothing declares fails the build. Installed here by
+    the project's npm workspace (scripts/setup.sh), and imported as the bundler would."""
+    source = (PIXEL / "src" / "index.js").read_text()
+    imported = set(re.findall(r"""^import .* from ["']([^"'./][^"']*)["'];?$""", source, re.M))
+    declared = json.loads((PIXEL / "package.json").read_text())["dependencies"]
+
+    assert imported == {"@shopify/web-pixels-extension"} <= set(declared)
+    node = shutil.which("node")
+    assert node, "node is needed (scripts/setup.sh --system)"
+    loaded = subprocess.run(
+        [node, "--input-type=module", "-e",
+         "import { register } from '@shopify/web-pixels-extension'; console.log(typeof register)"],
+        cwd=PIXEL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "function", loaded.stderr
