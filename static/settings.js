@@ -160,8 +160,17 @@
     }
     wasSyncing = syncing;
   };
-  // Likewise the overview, a live region (read out again whenever it is drawn), and the
-  // embed status, whose button may have the focus.
+  // Likewise the overview and the embed status, whose button may have the focus. The
+  // overview is no live region: while a sync runs its counts change at every look, and a
+  // screen reader would read all of it out every few seconds. What a listener needs, the
+  // catalog's state when it changes ("Catalog: Synced, 120 products"), is said apart.
+  let spokenState;
+  const sayCatalogState = (c) => {
+    if (spokenState !== undefined && spokenState !== c.state) {
+      $("#catalog-status").textContent = `Catalog: ${c.state}, ${c.synced} ${c.synced === 1 ? "product" : "products"}`;
+    }
+    spokenState = c.state;
+  };
   const overviewApi = latestOnly();
   const loadOverview = async () => {
     const r = await overviewApi("api/overview");
@@ -176,6 +185,7 @@
     }
     const c = r.body.catalog;
     followSync(c.syncing);
+    sayCatalogState(c);
     if (alreadyDrawn("overview", r.body)) return;
     box.textContent = "";
     // Banners go under the metrics, across the section: not into the grid of tiles.
