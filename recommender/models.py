@@ -83,8 +83,10 @@ class CatalogSync(models.Model):
     products_seen = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(blank=True)  # for operators: what Shopify or the read said
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # For the merchant: what kind of failure it was (catalog.sync.FAILURES says it in words).
+    failure = models.CharField(max_length=20, blank=True)
     embed_queued = models.BooleanField(default=False)
     embeddings_total = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)

@@ -211,7 +211,7 @@
     if (c.last_error) {
       // Only while the last read stands failed: a read that succeeds takes it away.
       notices.appendChild(el("s-banner", { tone: "critical", id: "sync-failed", heading: "Your last catalog sync did not finish" },
-        `It stopped ${when(c.last_error_at)} (${c.last_error}). Interlayer tries again on its own within about half an hour, from where it stopped; “Sync catalog now” tries at once. Your products already synced stay in the network meanwhile.`));
+        `It stopped ${when(c.last_error_at)}. ${c.last_error} Interlayer tries again on its own within about half an hour, from where it stopped; “Sync catalog now” tries at once. Your products already synced stay in the network meanwhile.`));
     }
     $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
@@ -226,7 +226,7 @@
       status.appendChild(el("s-text", { tone: "success" }, `The widget is switched on in your theme${theme}.`));
     } else if (embed.block_added) {
       // The block alone shows the widget on product pages, as the set-up guide counts it.
-      status.appendChild(el("s-text", { tone: "success" }, `The widget is on your product pages: the Interlayer block is in your theme${theme}. Turn on the app embed too to show it on other pages. `));
+      status.appendChild(el("s-text", { tone: "success" }, `The widget is on your product pages: the Partner product row block is in your theme${theme}. Turn on the Partner products app embed too to show it on other pages. `));
       status.appendChild(el("s-button", { href: embed.activate_url, target: "_top", id: "activate-embed", variant: "tertiary" }, "Turn on the app embed"));
     } else {
       status.appendChild(el("s-text", null, embed.enabled === false ? "The widget is not switched on in your live theme. " : "We could not check your theme. "));

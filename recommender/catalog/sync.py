@@ -82,6 +82,35 @@ class SyncAborted(Exception):
     """The store went away (uninstalled) while its catalog was being read."""
 
 
+# A failed sync as the merchant is told it (CatalogSync.failure): what happened, in their
+# words, and what they can do; the technical detail stays in last_error for operators.
+FAILURES = {
+    "access": "Shopify refused Interlayer's access to your store at the time; opening "
+    "Interlayer from your Shopify admin renews it.",
+    "closed": "Shopify has closed your store's Admin API for now (the store is frozen or "
+    "locked); the sync goes on once Shopify opens it again.",
+    "busy": "Shopify asked Interlayer to slow down before it had read your whole catalog.",
+    "unavailable": "Shopify's Admin API did not answer properly just then (busy, down or out "
+    "of reach).",
+    "uninstalled": "Interlayer was uninstalled while it read your catalog.",
+    "unreadable": "Shopify sent an answer Interlayer could not read.",
+}
+
+
+def failure_of(error: Exception) -> str:
+    """The kind of a sync's failure (a key of FAILURES)."""
+    for kind, errors in (
+        ("access", shopify.ShopifyAuthError),
+        ("closed", shopify.ShopUnavailable),
+        ("busy", shopify.ShopifyThrottled),
+        ("unavailable", shopify.ShopifyUnavailable),
+        ("uninstalled", SyncAborted),
+    ):
+        if isinstance(error, errors):
+            return kind
+    return "unreadable"
+
+
 def request_sync(store: Store, *, requeue: bool = False, afresh: bool = False) -> bool:
     """Queue a full sync of the store's catalog (install hook, operator command, merchant),
     unless one is queued or running already: each is a full read of the catalog on the
@@ -177,7 +206,8 @@ def sync_catalog(store: Store) -> CatalogSync:
         sync.state = CatalogSync.State.FAILED
         sync.last_error = detail[:2000]
         sync.last_error_at = timezone.now()
-        _save(sync, [*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at"])
+        sync.failure = failure_of(error)
+        _save(sync, [*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at", "failure"])
         log.warning("catalog sync failed shop=%s error=%s", store.shop_domain, detail)
         return sync
     sync.state = CatalogSync.State.DONE

@@ -15,6 +15,7 @@ from typing import Literal, TypedDict
 
 from recommender.models import CatalogSync, Impression, Product, WidgetSettings
 from recommender.ranking.recommendations import recommendations_for
+from recommender.web import stats
 from stores import services as store_services
 from stores.models import Store
 
@@ -73,7 +74,7 @@ def _catalog_step(store: Store) -> SetupStep:
         "action": {"label": "Sync catalog now", "url": None, "command": "sync"},
     }  # fmt: skip
     if sync is not None and sync.state == CatalogSync.State.FAILED:  # a first read too
-        step["detail"] = f"The last sync failed: {sync.last_error}"
+        step["detail"] = f"The last sync did not finish. {stats.failure_in_words(sync)}"
         return step
     if sync is None or sync.finished_at is None:
         if sync is not None and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING):
@@ -92,9 +93,9 @@ def _catalog_step(store: Store) -> SetupStep:
 
 def _embed_step(theme: store_services.ThemeState) -> SetupStep:
     step: SetupStep = {
-        "key": "embed", "title": "Turn on the Interlayer app embed", "status": "todo",
+        "key": "embed", "title": 'Turn on the "Partner products" app embed', "status": "todo",
         "detail": "The app embed loads the widget on your storefront; it is switched on in "
-                  "the theme editor's App embeds.",
+                  "the theme editor's App embeds, as Partner products.",
         "action": _link("Turn on in the theme editor", theme["activate_url"]),
     }  # fmt: skip
     if theme["embed_enabled"]:
@@ -109,8 +110,9 @@ def _block_step(theme: store_services.ThemeState) -> SetupStep:
     step: SetupStep = {
         "key": "block", "title": "Add the partner product row to your product pages",
         "status": "todo",
-        "detail": "Place the Interlayer block in your product page's main section, where "
-                  "shoppers see it next to the product.",
+        "detail": "Place the Partner product row block (the theme editor lists it under "
+                  "Apps) in your product page's main section, where shoppers see it next to "
+                  "the product.",
         "action": _link("Add the block in the theme editor", theme["add_block_url"]),
     }  # fmt: skip
     if theme["block_added"]:

@@ -11,6 +11,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from recommender import runtime
+from recommender.catalog import sync as catalog_sync
 from recommender.exchange import attribution, ledger
 from recommender.models import (
     AttributedOrder,
@@ -276,9 +277,16 @@ def catalog_overview(store: Store) -> CatalogOverview:
         "syncing": sync is not None
         and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING),
         "last_finished": sync.finished_at.isoformat() if sync and sync.finished_at else None,
-        "last_error": sync.last_error if failed else "",
+        "last_error": failure_in_words(sync) if failed else "",
         "last_error_at": sync.last_error_at.isoformat() if failed and sync.last_error_at else None,
     }
+
+
+def failure_in_words(sync: CatalogSync) -> str:
+    """A failed sync as its merchant is told it (catalog.sync.FAILURES)."""
+    return catalog_sync.FAILURES.get(
+        sync.failure, "The sync stopped before it had read your whole catalog."
+    )
 
 
 def known_categories() -> dict[str, str]:

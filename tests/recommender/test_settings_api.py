@@ -123,7 +123,8 @@ def test_a_sync_failure_is_shown_while_the_sync_is_failed_and_goes_once_one_succ
     catalog_sync.sync_catalog(merchant.store)  # the fault was for one request
     after = merchant("get", "/api/overview").json()["catalog"]
 
-    assert shown["state"] == "Failed" and "malformed" in shown["last_error"]
+    assert shown["state"] == "Failed"
+    assert shown["last_error"].startswith("Shopify's Admin API did not answer properly")
     assert shown["last_error_at"] is not None
     assert after["state"] == "Synced"
     assert (after["last_error"], after["last_error_at"]) == ("", None)
@@ -142,10 +143,34 @@ def test_a_first_sync_that_failed_says_why_in_the_set_up_guide(
 
     catalog = next(step for step in steps if step["key"] == "catalog")
     assert catalog["status"] == "todo"
-    assert (
-        catalog["detail"].startswith("The last sync failed: ") and "malformed" in catalog["detail"]
+    assert catalog["detail"].startswith(
+        "The last sync did not finish. Shopify's Admin API did not answer properly"
     )
     assert catalog["action"]["command"] == "sync"
+
+
+@pytest.mark.parametrize(
+    ("fault", "told"),
+    [
+        ("503", "Shopify's Admin API did not answer properly just then"),
+        ("malformed", "Shopify's Admin API did not answer properly just then"),
+        ("429", "Shopify asked Interlayer to slow down"),
+    ],
+)
+def test_a_failed_sync_is_told_in_the_merchants_words_and_its_detail_kept_for_operators(
+    merchant, simulator, monkeypatch, fault, told
+):
+    # The merchant was shown what the Admin API client said ("Admin API unavailable (HTTP
+    # 503 ...)"): the operator's detail, not something a merchant can act on.
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    simulator.fault("alpha", "graphql", fault, count=10)
+    catalog_sync.sync_catalog(merchant.store)
+
+    shown = merchant("get", "/api/overview").json()["catalog"]
+    sync = CatalogSync.objects.get(store=merchant.store)
+
+    assert shown["state"] == "Failed" and shown["last_error"].startswith(told)
+    assert sync.last_error and sync.last_error not in shown["last_error"]
 
 
 def test_overview_counts_products_kept_off_among_eligible_ones_only(merchant):
