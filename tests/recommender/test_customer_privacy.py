@@ -121,6 +121,11 @@ def test_the_merchant_sees_the_answer_on_the_settings_page(client, simulator, in
 
     assert 'id="data-requests"' in html
     assert "Order 299938" in html and "referred by: Bravo Books" in html
+    # Said at the top of the page too: the list is at its end, where a merchant who opens
+    # the app for its figures never scrolls.
+    notice = html.index('id="data-request-notice"')
+    assert notice < html.index('id="setup"')
+    assert "1 customer data request to pass on" in html[notice - 200 : notice + 400]
 
 
 def test_a_later_redaction_and_the_retention_take_data_requests_away(client, orders):
