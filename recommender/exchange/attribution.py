@@ -6,7 +6,7 @@ sent the shopper, when the last exchange click of that browser was at most
 ``ATTRIBUTION_WINDOW`` before the order; once per order; in the receiving store's currency,
 with a reference rate for figures across stores; a refunded order leaves every figure.
 
-How it is known: the click redirect adds a signed click reference (``il_ref``) to the
+How it is known: the click redirect adds an encrypted click reference (``il_ref``) to the
 partner's product URL; the receiving store's web pixel keeps it in that store's browser
 storage when the shopper lands, and sends it back with ``checkout_completed`` (the order's
 id, total, currency and line count: nothing about the customer). The pixel authenticates

@@ -3,7 +3,7 @@
    https://shopify.dev/docs/api/web-pixels-api
 
    When a shopper lands from a partner's Interlayer widget, the URL carries the click's
-   signed reference (il_ref): it is kept in this store's browser storage (the last click
+   sealed reference (il_ref): it is kept in this store's browser storage (the last click
    wins) and reported as a landing. When that browser completes a checkout, the order's id,
    total, currency and line count go to Interlayer with the reference; the app decides
    whether the order counts (the attribution rules live there, in one place). Nothing is
