@@ -557,16 +557,23 @@ REDACT_AFTER_UNINSTALL = timedelta(hours=48)
 def _installed_since_its_uninstall(store: Store, triggered_at: datetime | None) -> bool:
     """A store we hold as installed (out of the exchange for now, perhaps: a refused token,
     a frozen shop) whose install is later than the uninstall a shop/redact sent at
-    ``triggered_at`` is about: installed again within the 48 hours. A store uninstalled
-    since, or installed before that uninstall (whose own webhook may never have come), is
-    owed the redaction."""
+    ``triggered_at`` is about: installed again since. That uninstall is the last one
+    Shopify told us of before it (its delivery is kept 30 days); where none was (its webhook
+    lost), the one Shopify's 48 hours point at. A store uninstalled since, or installed
+    before that uninstall, is owed the redaction."""
     if store.status in {Store.Status.UNINSTALLED, Store.Status.REDACTED}:
         return False
-    return bool(
-        triggered_at
-        and store.installed_at
-        and store.installed_at > triggered_at - REDACT_AFTER_UNINSTALL
-    )
+    if not (triggered_at and store.installed_at):
+        return False
+    uninstalled = (
+        WebhookDelivery.objects.filter(
+            shop_domain=store.shop_domain, topic="app/uninstalled", triggered_at__lte=triggered_at
+        )
+        .order_by("-triggered_at")
+        .values_list("triggered_at", flat=True)
+        .first()
+    ) or triggered_at - REDACT_AFTER_UNINSTALL
+    return store.installed_at > uninstalled
 
 
 # How long records of Shopify's traffic are kept (documented in the README).

@@ -300,6 +300,28 @@ def test_shop_redact_for_an_uninstall_before_a_reinstall_keeps_the_store(
 
 
 @pytest.mark.django_db
+def test_shop_redact_sent_late_judges_by_the_uninstall_shopify_told_of(client, simulator, install):
+    """Uninstalled 60 hours ago, installed again an hour later, now needing authorisation,
+    and the redaction comes late: Shopify's 48 hours would put the uninstall after the
+    reinstall. The uninstall's own delivery says when it was."""
+    store = install("alpha")
+    now = timezone.now()
+    WebhookDelivery.objects.create(
+        event_id="evt-uninstall", topic="app/uninstalled", shop_domain=store.shop_domain,
+        triggered_at=now - timedelta(hours=60), status=WebhookDelivery.Status.DONE,
+    )  # fmt: skip
+    Store.objects.filter(pk=store.pk).update(
+        status=Store.Status.NEEDS_REAUTH, installed_at=now - timedelta(hours=59)
+    )
+
+    post_webhook(client, "shop/redact", captured("shop_redact"), event_id="evt-redact")
+    webhooks.process_pending()
+
+    assert Store.objects.get(pk=store.pk).status == Store.Status.NEEDS_REAUTH
+    assert WebhookDelivery.objects.get(event_id="evt-redact").outcome.startswith("stale")
+
+
+@pytest.mark.django_db
 def test_shop_redact_for_a_store_out_since_before_the_uninstall_purges_it(
     client, simulator, install
 ):
