@@ -348,12 +348,14 @@ def test_a_web_process_warmed_before_an_index_was_published_serves_the_published
     assert len(live_index.current()) == 1
 
 
-def _health_in_a_process(env: dict) -> tuple[int, dict]:
-    """/health as a process started with ``env`` answers it (status, body)."""
+def _health_in_a_process(env: dict, remote_addr: str = "127.0.0.1") -> tuple[int, dict]:
+    """/health as a process started with ``env`` answers it (status, body), asked from
+    ``remote_addr`` (loopback: an operator in development)."""
     probe = (
         "import json, django; django.setup()\n"
         "from django.test import Client\n"
-        "response = Client(raise_request_exception=False).get('/health')\n"
+        f"response = Client(raise_request_exception=False, REMOTE_ADDR={remote_addr!r})"
+        ".get('/health')\n"
         "print(json.dumps([response.status_code, response.content.decode()]))\n"
     )
     ran = subprocess.run(
@@ -382,6 +384,32 @@ def test_health_keeps_the_process_in_service_while_the_broker_is_down(tmp_path):
     assert status == 200 and body["ok"] is True
     assert body["checks"]["broker"]["ok"] is False  # the operator sees it
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_a_probe_does_not_wait_on_a_broker_that_hangs(tmp_path):
+    """A broker that accepts connections and never answers held each probe for seconds,
+    past a load balancer's probe timeout: a probe is told up or down, which the broker
+    does not decide, so the broker is not asked."""
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen()
+        status, body = _health_in_a_process(
+            {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "interlayer.settings",
+                "INTERLAYER_ENV": "development",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'up.sqlite3'}",
+                "REDIS_URL": f"redis://127.0.0.1:{hanging.getsockname()[1]}/0",
+                "RECOMMENDER_INDEX_DIR": str(tmp_path / "index"),
+                "LOG_LEVEL": "CRITICAL",
+            },
+            remote_addr="10.0.0.9",  # a load balancer, not an operator
+        )
+        hanging.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            hanging.accept()  # nobody connected to the broker
+
+    assert (status, body) == (200, {"ok": True})
 
 
 def test_health_answers_503_with_its_checks_while_the_database_is_down(tmp_path):
