@@ -6,6 +6,7 @@ Selected with INTERLAYER_URLCONF=interlayer.diagnostics_urls; never in productio
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from interlayer.urls import urlpatterns as production_urlpatterns
 from stores import auth
@@ -24,10 +25,13 @@ def proxy_checked(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@csrf_exempt
 def echo_forwarded(request: HttpRequest) -> JsonResponse:
     return JsonResponse({
         "proto": request.META.get("HTTP_X_FORWARDED_PROTO", ""),
         "for": request.META.get("HTTP_X_FORWARDED_FOR", ""),
+        "query": len(request.META.get("QUERY_STRING", "")),
+        "body": len(request.body),
     })  # fmt: skip
 
 
