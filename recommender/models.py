@@ -47,6 +47,10 @@ class Product(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # In the exchange: eligible as the sync judged it (active, published, in stock) and not
+    # kept off by its merchant. The one definition every reader filters by.
+    OFFERED = models.Q(eligible=True, opted_out=False)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["store", "shopify_id"], name="unique_product_per_store")

@@ -81,7 +81,7 @@ def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -
     settled = IndexEvent.objects.filter(created_at__lte=timezone.now() - SETTLED_AFTER)
     watermark = settled.aggregate(last=Max("id"))["last"] or 0
     rows = Product.objects.filter(
-        store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
+        Product.OFFERED, store__status=Store.Status.ACTIVE, vector__isnull=False
     ).values_list("pk", "store_id", "vector", "category_id", *LEXICAL_FIELDS)
     ids, stores, vectors, categories, texts = [], [], [], [], []
     for pk, store_id, vector, category, *lexical in rows.iterator(chunk_size=5000):

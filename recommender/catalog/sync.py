@@ -92,13 +92,15 @@ FAILURES = {
     "busy": "Shopify asked Interlayer to slow down before it had read your whole catalog.",
     "unavailable": "Shopify's Admin API did not answer properly just then (busy, down or out "
     "of reach).",
+    "refused": "Shopify refused a request Interlayer needs to read your catalog.",
     "uninstalled": "Interlayer was uninstalled while it read your catalog.",
-    "unreadable": "Shopify sent an answer Interlayer could not read.",
 }
+# Any other failure (an answer that could not be read, a bulk read Shopify would not start).
+FAILURE_UNNAMED = "The sync stopped before it had read your whole catalog."
 
 
 def failure_of(error: Exception) -> str:
-    """The kind of a sync's failure (a key of FAILURES)."""
+    """The kind of a sync's failure (a key of FAILURES), "" for any other."""
     for kind, errors in (
         ("access", shopify.ShopifyAuthError),
         ("closed", shopify.ShopUnavailable),
@@ -108,7 +110,9 @@ def failure_of(error: Exception) -> str:
     ):
         if isinstance(error, errors):
             return kind
-    return "unreadable"
+    if isinstance(error, shopify.ShopifyError) and error.status in (403, 404):
+        return "refused"
+    return ""
 
 
 def request_sync(store: Store, *, requeue: bool = False, afresh: bool = False) -> bool:

@@ -650,7 +650,7 @@ class _Book:
         in the moment since its click was followed (its row gone) is not among them."""
         targets = {(c.target_store_id, c.target_product_id) for c in self.batch}
         rows = Product.objects.filter(
-            Q(eligible=False) | Q(opted_out=True),
+            ~Product.OFFERED,
             store_id__in={store for store, _ in targets},
             shopify_id__in={product for _, product in targets},
         )

@@ -27,8 +27,14 @@ class Mac:
         return outer.digest()
 
 
+def derived_key(secret: str, label: str) -> bytes:
+    """A 32-byte key derived from ``secret`` for one use (``label``): HMAC-SHA256 of the
+    label under the secret, so no two uses share a key."""
+    return hmac.digest(secret.encode(), label.encode(), "sha256")
+
+
 @lru_cache(maxsize=64)
 def derived(secret: str, label: str) -> Mac:
     """The Mac under a key derived from ``secret`` for one use (``label``), kept: keys here
     are few (one per seal purpose, and per salt period of the visitor hashes)."""
-    return Mac(hmac.digest(secret.encode(), label.encode(), "sha256"))
+    return Mac(derived_key(secret, label))

@@ -140,7 +140,7 @@ def status() -> dict:
 def products_waiting() -> bool:
     """Whether any product is ready to be searched (embedded, eligible, of an active store)."""
     return Product.objects.filter(
-        store__status=Store.Status.ACTIVE, eligible=True, opted_out=False, vector__isnull=False
+        Product.OFFERED, store__status=Store.Status.ACTIVE, vector__isnull=False
     ).exists()
 
 
@@ -183,7 +183,7 @@ def apply_events(index: VectorIndex, *, batch: int = 5000) -> int:
 def _apply_current_state(index: VectorIndex, product_ids: set[int]) -> None:
     """In the index exactly when searchable now: eligible, not opted out, embedded."""
     rows = Product.objects.filter(
-        pk__in=product_ids, eligible=True, opted_out=False, vector__isnull=False
+        Product.OFFERED, pk__in=product_ids, vector__isnull=False
     ).values_list("pk", "store_id", "vector", *LEXICAL_FIELDS)
     found = {pk: (store, vector, lexical_text_of(*lexical)) for pk, store, vector, *lexical in rows}
     to_add = sorted(found)

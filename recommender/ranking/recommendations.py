@@ -446,9 +446,7 @@ def _candidates(pks: list[int]) -> dict[int, Candidate]:
 
 
 def _read_candidates(pks: list[int]) -> dict[int, Candidate]:
-    rows = Product.objects.filter(pk__in=pks, eligible=True, opted_out=False).values_list(
-        *Candidate._fields
-    )
+    rows = Product.objects.filter(Product.OFFERED, pk__in=pks).values_list(*Candidate._fields)
     return {row[0]: Candidate(*row) for row in rows}
 
 
@@ -472,7 +470,7 @@ def _products_by_pk(pks: list[int]) -> dict[int, Product]:
 
 def _read_products(pks: list[int]) -> dict[int, Product]:
     rows = (
-        Product.objects.filter(pk__in=pks, eligible=True, opted_out=False)
+        Product.objects.filter(Product.OFFERED, pk__in=pks)
         .select_related("store")
         .only(*_READ_FIELDS)
     )

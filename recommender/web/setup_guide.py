@@ -67,7 +67,7 @@ def setup_guide(store: Store, *, fresh: bool = False) -> SetupGuide:
 
 def _catalog_step(store: Store) -> SetupStep:
     sync = CatalogSync.objects.filter(store=store).first()
-    shown = Product.objects.filter(store=store, eligible=True, opted_out=False).count()
+    shown = Product.objects.filter(Product.OFFERED, store=store).count()
     step: SetupStep = {
         "key": "catalog", "title": "Sync your catalog", "status": "todo",
         "detail": "Interlayer reads your products so partner stores can show them.",

@@ -284,9 +284,7 @@ def catalog_overview(store: Store) -> CatalogOverview:
 
 def failure_in_words(sync: CatalogSync) -> str:
     """A failed sync as its merchant is told it (catalog.sync.FAILURES)."""
-    return catalog_sync.FAILURES.get(
-        sync.failure, "The sync stopped before it had read your whole catalog."
-    )
+    return catalog_sync.FAILURES.get(sync.failure, catalog_sync.FAILURE_UNNAMED)
 
 
 def known_categories() -> dict[str, str]:

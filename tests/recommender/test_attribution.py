@@ -215,6 +215,11 @@ def test_a_partner_reading_its_landing_urls_learns_nothing_of_the_network(stores
     for told in (f'"c":{sent.pk}', f'"d":{receiver.pk}', '"c"', '"d"'):
         assert told.encode() not in readable
     assert attribution.click_reference(sent) != ref  # nothing repeats to be compared
+    # Nor does its length tell how many digits the click's id has.
+    later = click(sender, receiver)
+    Click.objects.filter(pk=later.pk).update(id=10**12)
+    later.pk = 10**12
+    assert len(attribution.click_reference(later)) == len(ref)
     assert record_confirmed(store=receiver, reference=ref, order=order()) == "attributed"
 
 
@@ -234,6 +239,7 @@ def test_references_given_before_they_were_private_still_attribute(stores):
         ("bad key", 401, "pixel key is not valid"),
         ("key of another shop", 403, "pixel key belongs to another shop"),
         ("tampered reference", 401, "click reference is not valid"),
+        ("reference with a character added", 401, "click reference is not valid"),
         ("another store's reference", 403, "click reference is for another store"),
         ("reference of a click that never was", 401, "click reference is not valid"),
         ("malformed order", 400, "order id must be Shopify's order id"),
@@ -255,6 +261,8 @@ def test_forged_pixel_requests_are_refused_with_a_clear_error(client, stores, fo
         body["key"] = attribution.pixel_key(other.shop_domain)
     elif forge == "tampered reference":
         body["ref"] = ref[:-3] + ("abc" if not ref.endswith("abc") else "xyz")
+    elif forge == "reference with a character added":  # not base64url: not skipped over
+        body["ref"] = ref[:20] + "*" + ref[20:]
     elif forge == "another store's reference":  # the other store's pixel replays B's click
         body.update(key=attribution.pixel_key(other.shop_domain), shop=other.shop_domain)
     elif forge == "reference of a click that never was":

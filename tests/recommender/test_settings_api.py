@@ -155,6 +155,7 @@ def test_a_first_sync_that_failed_says_why_in_the_set_up_guide(
         ("503", "Shopify's Admin API did not answer properly just then"),
         ("malformed", "Shopify's Admin API did not answer properly just then"),
         ("429", "Shopify asked Interlayer to slow down"),
+        ("403", "Shopify refused a request Interlayer needs"),
     ],
 )
 def test_a_failed_sync_is_told_in_the_merchants_words_and_its_detail_kept_for_operators(
