@@ -96,7 +96,12 @@ FAILURES = {
     "uninstalled": "Interlayer was uninstalled while it read your catalog.",
 }
 # Any other failure (an answer that could not be read, a bulk read Shopify would not start).
-FAILURE_UNNAMED = "The sync stopped before it had read your whole catalog."
+_FAILURE_UNNAMED = "The sync stopped before it had read your whole catalog."
+
+
+def failure_in_words(sync: CatalogSync) -> str:
+    """A failed sync as its merchant is told it (the settings page, the set-up guide)."""
+    return FAILURES.get(sync.failure, _FAILURE_UNNAMED)
 
 
 def failure_of(error: Exception) -> str:

@@ -90,8 +90,8 @@ RULES_IN_WORDS = [
     "When the click is settled, a moment after the shopper was sent on, both stores must still "
     "be installed and take part (neither has switched its widget off), the product must still "
     "be in the exchange (not kept off, not sold out or a draft), the partner must be able to "
-    "pay, and neither may block the other. No balance ever goes below zero: a click a partner cannot pay still takes the "
-    "shopper there, but bills nothing.",
+    "pay, and neither may block the other. No balance ever goes below zero: a click a "
+    "partner cannot pay still takes the shopper there, but bills nothing.",
     "A store whose click-through rate is far above the network's, or whose clicks come mostly "
     "from a few addresses, has its new clicks held for review: the partner is not charged and "
     "the earning is not paid until the Interlayer team releases it (billing the partner then, "

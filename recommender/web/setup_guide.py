@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
+from recommender.catalog import sync as catalog_sync
 from recommender.models import CatalogSync, Impression, Product, WidgetSettings
 from recommender.ranking.recommendations import recommendations_for
-from recommender.web import stats
 from stores import services as store_services
 from stores.models import Store
 
@@ -74,7 +74,7 @@ def _catalog_step(store: Store) -> SetupStep:
         "action": {"label": "Sync catalog now", "url": None, "command": "sync"},
     }  # fmt: skip
     if sync is not None and sync.state == CatalogSync.State.FAILED:  # a first read too
-        step["detail"] = f"The last sync did not finish. {stats.failure_in_words(sync)}"
+        step["detail"] = f"The last sync did not finish. {catalog_sync.failure_in_words(sync)}"
         return step
     if sync is None or sync.finished_at is None:
         if sync is not None and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING):

@@ -277,14 +277,9 @@ def catalog_overview(store: Store) -> CatalogOverview:
         "syncing": sync is not None
         and sync.state in (CatalogSync.State.QUEUED, CatalogSync.State.RUNNING),
         "last_finished": sync.finished_at.isoformat() if sync and sync.finished_at else None,
-        "last_error": failure_in_words(sync) if failed else "",
+        "last_error": catalog_sync.failure_in_words(sync) if failed else "",
         "last_error_at": sync.last_error_at.isoformat() if failed and sync.last_error_at else None,
     }
-
-
-def failure_in_words(sync: CatalogSync) -> str:
-    """A failed sync as its merchant is told it (catalog.sync.FAILURES)."""
-    return catalog_sync.FAILURES.get(sync.failure, catalog_sync.FAILURE_UNNAMED)
 
 
 def known_categories() -> dict[str, str]:
