@@ -17,7 +17,7 @@ from recommender.controls import (
     widget_settings_for,
     widget_switches_to_tell,
 )
-from recommender.exchange import attribution, ledger
+from recommender.exchange import attribution, ledger, rules
 from recommender.models import (
     AttributedOrder,
     CatalogSync,
@@ -84,17 +84,12 @@ def purge_store_data(sender: Any, *, store: Store, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _forget_in_the_index(store.pk))
 
 
-# The exchange's rules look back a day (review, repeats, limits) and operators review held
-# earnings within days: after this, clicks and views forget the shopper.
-SHOPPER_DATA_RETENTION = timedelta(days=30)
-
-
 def forget_old_shoppers(*, now: datetime | None = None) -> dict[str, int]:
-    """Daily: clicks and viewable impressions older than SHOPPER_DATA_RETENTION lose the
+    """Daily: clicks and viewable impressions older than rules.SHOPPER_DATA_RETENTION lose the
     shopper's agent and visitor and address hashes; counts, ledgers and figures stay. In
     batches of FORGET_BATCH rows, each its own short transaction (the first run after a
     deploy has months of rows to go through, on the exchange's busiest tables)."""
-    before = (now or timezone.now()) - SHOPPER_DATA_RETENTION
+    before = (now or timezone.now()) - rules.SHOPPER_DATA_RETENTION
     forgotten = {"clicks": 0, "impressions": 0}
     # Store by store, so each batch reads the (store, created_at) indexes the tables keep
     # rather than the whole table (the clicks table keeps no index on the time alone).

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from recommender import lifecycle
 from recommender.catalog import index_events
+from recommender.exchange import rules
 from recommender.models import Click, Impression, IndexEvent, LedgerEntry
 from stores import services
 from stores.models import OAuthState, WebhookDelivery
@@ -62,7 +63,7 @@ def test_index_events_are_pruned_only_once_the_published_index_holds_them(settin
 
 def test_clicks_and_views_forget_the_shopper_after_the_retention_but_keep_the_ledger():
     sender, target = make_store("sender"), make_store("target")
-    old = timezone.now() - lifecycle.SHOPPER_DATA_RETENTION - timedelta(hours=1)
+    old = timezone.now() - rules.SHOPPER_DATA_RETENTION - timedelta(hours=1)
     shopper = {"user_agent": "Mozilla/5.0 (Shopper)", "visitor_hash": "v", "ip_hash": "a",
                "previous_visitor_hash": "pv", "previous_ip_hash": "pa", "site_hash": "s",
                "previous_site_hash": "ps"}  # fmt: skip

@@ -68,6 +68,7 @@ from django import db
 from django.conf import settings
 
 from recommender import runtime
+from recommender.exchange import rules
 from recommender.models import CLICK_PENDING, Click
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,22 @@ def recover_orphans(directory: Path | None = None) -> int:
             inserted += _replay(path)
         except Exception:
             log.exception("replaying a click journal failed; it is kept path=%s", path.name)
+    _forget_old_set_aside(directory)
     return inserted
+
+
+def _forget_old_set_aside(directory: Path) -> None:
+    """Set-aside lines hold shoppers' agents and hashes, which the clicks' rows forget after
+    rules.SHOPPER_DATA_RETENTION: a set-aside file nothing was added to for that long goes."""
+    before = time.time() - rules.SHOPPER_DATA_RETENTION.total_seconds()
+    for path in directory.glob("rejected-*"):
+        try:
+            if path.stat().st_mtime < before:
+                path.unlink()
+                log.warning("deleted set-aside click journal lines past the shopper data "
+                            "retention path=%s", path.name)  # fmt: skip
+        except FileNotFoundError:
+            continue  # deleted by another process's sweep meanwhile
 
 
 def _remove_if_abandoned(path: Path) -> None:

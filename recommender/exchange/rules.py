@@ -66,6 +66,10 @@ PRODUCT_WITHDRAWN = "product withdrawn"
 # Visitor and address hashes rotate with their salt; two periods are checked so the 24 h
 # window holds across a rotation.
 VISITOR_SALT_PERIOD = timedelta(hours=24)
+# The rules look back a day and operators review held earnings within days: after this,
+# what the exchange keeps of a shopper goes (lifecycle.forget_old_shoppers, and the click
+# journals' set-aside lines: click_journal.recover_orphans).
+SHOPPER_DATA_RETENTION = timedelta(days=30)
 
 RULES_IN_WORDS = [
     f"New stores on a paying Shopify plan start with {STARTER_GRANT.normalize()} credits, once "

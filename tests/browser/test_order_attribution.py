@@ -181,3 +181,33 @@ def test_an_order_eight_days_after_the_click_is_not_attributed(shopper, simulato
     [(_, status, answer)] = posted(shopper, "checkout_completed")
     assert (status, answer) == (202, {"result": "click older than the attribution window"})
     assert not AttributedOrder.objects.exists()
+
+
+def test_a_reference_kept_longer_than_the_attribution_window_is_forgotten_unsent(
+    shopper, simulator, live_exchange
+):
+    """The pixel keeps a click's reference no longer than an order could be attributed to
+    it (attribution.ATTRIBUTION_WINDOW, 7 days): a checkout in that browser a month later
+    sends nothing, and the reference is gone from the store's browser storage."""
+    click_to_partner(shopper, simulator)
+    wait_until(shopper, lambda: posted(shopper, "landing"))
+    key = "interlayer_click_reference"
+    kept = shopper.evaluate(f"localStorage.getItem({key!r})")
+    assert kept  # the reference, as the landing left it
+    # The same browser, eight days on: the kept reference carries the time it was kept.
+    days_ago = (attribution.ATTRIBUTION_WINDOW + timedelta(days=1)).total_seconds() * 1000
+    shopper.evaluate(
+        f"""(() => {{ const kept = JSON.parse(localStorage.getItem({key!r}));
+            kept.at -= {days_ago};
+            localStorage.setItem({key!r}, JSON.stringify(kept)); }})()"""
+    )
+    shopper.goto(storefront(simulator, "brewers", "/products/brewers-0"))  # no il_ref here
+
+    shopper.wait_for_function("window.__webPixels && window.__webPixels.loaded === 1")
+    shopper.locator("button.buy-now").click()
+    shopper.wait_for_url(re.compile(r"/thank-you"))
+    shopper.wait_for_timeout(1000)
+
+    assert posted(shopper, "checkout_completed") == []
+    assert shopper.evaluate(f"localStorage.getItem({key!r})") is None
+    assert not AttributedOrder.objects.exists()

@@ -380,3 +380,27 @@ def test_only_a_fresh_reference_waits_for_a_click_that_is_not_in_the_table(pair,
 
     assert lookups["old"] == 1
     assert lookups["fresh"] > 1  # it waited for the click to be inserted
+
+
+def test_set_aside_lines_are_kept_no_longer_than_the_shopper_data_they_hold(
+    pair, journal_dir, caplog
+):
+    """Lines set aside (cut short, or refused by the database) hold a shopper's agent and
+    hashes, which every click row forgets after rules.SHOPPER_DATA_RETENTION: the journal
+    sweep deletes a set-aside file once nothing was added to it for that long."""
+    recorded, lines = journaled(pair, 2)
+    old = journal_dir / "rejected-clicks-old.jsonl"
+    young = journal_dir / "rejected-clicks-young.jsonl"
+    old.write_bytes(lines[0])
+    young.write_bytes(lines[1])
+    long_ago = time.time() - rules.SHOPPER_DATA_RETENTION.total_seconds() - 3600
+    os.utime(old, (long_ago, long_ago))
+    lately = time.time() - rules.SHOPPER_DATA_RETENTION.total_seconds() + 3600
+    os.utime(young, (lately, lately))
+
+    assert click_journal.recover_orphans() == 0
+
+    assert not old.exists()
+    assert young.read_bytes() == lines[1]  # for an operator to look at while it may be kept
+    assert "deleted set-aside click journal lines past the shopper data retention" in caplog.text
+    assert Click.objects.count() == 0  # deleted, not replayed

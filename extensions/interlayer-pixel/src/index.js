@@ -3,8 +3,8 @@
    https://shopify.dev/docs/api/web-pixels-api
 
    When a shopper lands from a partner's Interlayer widget, the URL carries the click's
-   sealed reference (il_ref): it is kept in this store's browser storage (the last click
-   wins) and reported as a landing. When that browser completes a checkout, the order's id,
+   sealed reference (il_ref): it is kept in this store's browser storage for 7 days (the
+   last click wins) and reported as a landing. When that browser completes a checkout, the order's id,
    total, currency and line count go to Interlayer with the reference; the app decides
    whether the order counts (the attribution rules live there, in one place). Nothing is
    sent or kept without the shopper's consent to analytics and marketing, and nothing that
@@ -13,6 +13,26 @@ import { register } from "@shopify/web-pixels-extension";
 
 const REFERENCE_PARAMETER = "il_ref";
 const STORAGE_KEY = "interlayer_click_reference";
+// Kept no longer than an order can be attributed to the click (the app's
+// attribution.ATTRIBUTION_WINDOW): after that the browser forgets it, unsent.
+const KEPT_FOR_MS = 7 * 24 * 60 * 60 * 1000;
+
+// The kept reference while it may still attribute an order, else null (and forgotten).
+// Kept as {ref, at}; a bare string is a reference kept by an earlier release of this
+// pixel, sent once more for the app to judge by its click's time.
+async function keptReference(browser) {
+  const raw = await browser.localStorage.getItem(STORAGE_KEY);
+  if (!raw) return null;
+  let kept;
+  try {
+    kept = JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+  if (kept && typeof kept.ref === "string" && Date.now() - kept.at <= KEPT_FOR_MS) return kept.ref;
+  await browser.localStorage.removeItem(STORAGE_KEY);
+  return null;
+}
 
 register(({ analytics, browser, init, settings, customerPrivacy }) => {
   // Shopify loads the pixel only with the permissions its TOML declares; the shopper can
@@ -42,14 +62,17 @@ register(({ analytics, browser, init, settings, customerPrivacy }) => {
     } catch {
       return;
     }
-    if (!reference || reference.length > 300) return;
-    await browser.localStorage.setItem(STORAGE_KEY, reference);
+    if (!reference || reference.length > 300) {
+      await keptReference(browser); // forgets one kept too long
+      return;
+    }
+    await browser.localStorage.setItem(STORAGE_KEY, JSON.stringify({ ref: reference, at: Date.now() }));
     send({ event: "landing", ref: reference });
   });
 
   analytics.subscribe("checkout_completed", async (event) => {
     if (!allowed()) return;
-    const reference = await browser.localStorage.getItem(STORAGE_KEY);
+    const reference = await keptReference(browser);
     if (!reference) return;
     const checkout = event.data.checkout || {};
     const total = checkout.totalPrice || {};
