@@ -388,7 +388,7 @@ def test_set_aside_lines_are_kept_no_longer_than_the_shopper_data_they_hold(
     """Lines set aside (cut short, or refused by the database) hold a shopper's agent and
     hashes, which every click row forgets after rules.SHOPPER_DATA_RETENTION: the journal
     sweep deletes a set-aside file once nothing was added to it for that long."""
-    recorded, lines = journaled(pair, 2)
+    _, lines = journaled(pair, 2)
     old = journal_dir / "rejected-clicks-old.jsonl"
     young = journal_dir / "rejected-clicks-young.jsonl"
     old.write_bytes(lines[0])
