@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
 from recommender.catalog.embedding_pass import request_embedding
 from recommender.catalog.index_events import delete_products
 from recommender.catalog.pacer import Pacer
@@ -19,13 +22,10 @@ def handle_product_webhook(delivery: WebhookDelivery) -> str:
         shop_domain=delivery.shop_domain,
         topic=delivery.topic,
         payload=delivery.payload,
-        triggered_at=delivery.triggered_at,
     )
 
 
-def apply_product_webhook(
-    *, shop_domain: str, topic: str, payload: dict[str, Any], triggered_at: datetime | None
-) -> str:
+def apply_product_webhook(*, shop_domain: str, topic: str, payload: dict[str, Any]) -> str:
     """products/create|update|delete. Creates and updates re-read the product through the
     Admin API, so a late or out-of-order delivery can only ever write Shopify's current
     state; a deleted product reads as null and is removed."""
@@ -39,12 +39,10 @@ def apply_product_webhook(
     if topic == "products/delete":
         return "deleted" if _gone(store, product_id) else "already gone"
     stored = Product.objects.filter(store=store, shopify_id=product_id).first()
-    if (
-        stored
-        and stored.shopify_updated_at
-        and triggered_at
-        and triggered_at < stored.shopify_updated_at
-    ):
+    # Judged on Shopify's clock alone: the product's updated_at the (signed) payload carries
+    # against the one stored. The delivery's arrival time is on ours, which may be behind.
+    carried = _shopify_time(payload.get("updated_at"))
+    if stored and stored.shopify_updated_at and carried and carried < stored.shopify_updated_at:
         return "stale: stored product is newer"
     node = (
         Pacer(store)
@@ -59,6 +57,14 @@ def apply_product_webhook(
     if changed:
         request_embedding(store)
     return "updated" if changed else "unchanged"
+
+
+def _shopify_time(value: Any) -> datetime | None:
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return None if parsed is None or timezone.is_naive(parsed) else parsed
 
 
 def _gone(store: Store, product_id: int) -> int:

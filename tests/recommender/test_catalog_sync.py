@@ -21,7 +21,7 @@ from recommender.ranking import embedding
 from simulator.webhooks import product_payload
 from stores import tasks as store_tasks
 from stores import webhooks
-from stores.models import Store
+from stores.models import Store, WebhookDelivery
 from tests.stores.test_webhooks import post_webhook
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hash_embedder")]
@@ -394,6 +394,36 @@ def test_burst_of_updates_queues_one_embedding(
     assert embeddings == ["recommender.tasks.embed_store"]
     assert CatalogSync.objects.get(store=store).embeddings_total == before + 1
     assert Product.objects.get(store=store, shopify_id=1000).title == "Grinder v4"
+
+
+def _shopify_time(moment) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_an_update_is_judged_stale_on_shopifys_clock_not_ours(client, simulator, install):
+    """Our clock three minutes behind Shopify's (a broken NTP): two edits 30 s apart must
+    both be applied. A delivery is stale only when the product it carries is older, on
+    Shopify's own clock, than the one stored; the delivery's arrival time is on ours."""
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    shop = simulator.world.shops["alpha"]
+    first_edit = timezone.now() + timedelta(minutes=3)
+    for n, edited in enumerate([first_edit, first_edit + timedelta(seconds=30)], start=1):
+        simulator.world.upsert_product("alpha", {"id": 1000, "title": f"Grinder v{n}"})
+        shop.products[1000]["updated_at"] = _shopify_time(edited)
+        product_webhook(client, simulator, "products/update", shop.products[1000], f"u{n}",
+                        triggered_at=edited.isoformat())  # fmt: skip
+        webhooks.process_pending()
+
+    assert Product.objects.get(store=store, shopify_id=1000).title == "Grinder v2"
+    # ... while a delivery of an older version than the one stored is stale, on that clock.
+    older = {**shop.products[1000], "title": "Grinder v1",
+             "updated_at": _shopify_time(first_edit)}  # fmt: skip
+    product_webhook(client, simulator, "products/update", older, "u1-again")
+    webhooks.process_pending()
+    late = WebhookDelivery.objects.get(event_id="u1-again")
+    assert late.outcome == "stale: stored product is newer"
+    assert Product.objects.get(store=store, shopify_id=1000).title == "Grinder v2"
 
 
 def test_out_of_order_delete_then_update_does_not_resurrect(client, simulator, install):
