@@ -85,8 +85,11 @@ def embed_store(store: Store, *, batch: int = 256) -> int:
             vectors = encoding.result()
             if following:
                 encoding = encode(following)
-            _save_vectors(products, vectors)
-            emit_index_events(IndexEvent.Kind.UPSERT, [(p.pk, p.store_id) for p in products])
+            # Saved and announced together: vectors saved unannounced are no longer pending,
+            # so no pass would embed them again, and no process would ever index them.
+            with transaction.atomic():
+                _save_vectors(products, vectors)
+                emit_index_events(IndexEvent.Kind.UPSERT, [(p.pk, p.store_id) for p in products])
             done += len(products)
             if not following:
                 # Products changed meanwhile below the last one read: the pass ends when

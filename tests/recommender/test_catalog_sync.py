@@ -765,3 +765,30 @@ def test_two_syncs_that_fail_at_once_resume_with_one_runs_cursor_and_generation(
     assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
 
     assert Product.objects.filter(store=store).count() == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vectors_reach_the_index_even_when_their_events_could_not_be_written(
+    simulator, install, private_index
+):
+    """The database refuses the index events of an embedding batch (a full disk; or the
+    worker killed between the two writes): the vectors must not stay saved unannounced,
+    where no pass would embed them again and no process would ever index them. Saved and
+    announced together, the next pass does both."""
+    from recommender.catalog import index_events
+    from recommender.ranking import live_index
+    from tests.recommender.test_click_settlement import refuse, stop_refusing
+
+    store = install("alpha")
+    index_events.rebuild_index()
+    refuse("refuse_index_event", on="INSERT ON recommender_indexevent", message="disk full")
+    with pytest.raises(Exception, match="disk full"):
+        catalog_sync.sync_catalog(store)
+    stop_refusing("refuse_index_event", table="recommender_indexevent")
+
+    embedding_pass.embed_store(store)
+
+    index = live_index.current(refresh=True)
+    products = Product.objects.filter(store=store)
+    assert products.exists() and not products.filter(vector__isnull=True).exists()
+    assert [p.pk for p in products if index.vector(p.pk) is None] == []
