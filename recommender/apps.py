@@ -31,6 +31,9 @@ class RecommenderConfig(AppConfig):
         hooks.store_installed.connect(
             lifecycle.start_catalog_sync, dispatch_uid="recommender-catalog-sync"
         )
+        hooks.store_installed.connect(
+            lifecycle.back_in_the_index, dispatch_uid="recommender-back-in-the-index"
+        )
         hooks.store_details_changed.connect(
             lifecycle.grant_if_now_paying, dispatch_uid="recommender-grant-if-paying"
         )

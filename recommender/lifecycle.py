@@ -59,6 +59,18 @@ def start_catalog_sync(sender: Any, *, store: Store, **kwargs: Any) -> None:
     sync.request_sync(store, requeue=True, afresh=True)
 
 
+def back_in_the_index(sender: Any, *, store: Store, **kwargs: Any) -> None:
+    """store_installed: the store's products in the exchange announced to the index again.
+    The nightly rebuild indexes active stores only, so a store that was out across one
+    (uninstalled, frozen, waiting for re-authorisation) is missing from it, and its catalog
+    read afresh announces only what changed. (Announcing what the index holds already
+    changes nothing: the index applies each product's current state.)"""
+    offered = Product.objects.filter(Product.OFFERED, store=store, vector__isnull=False)
+    index_events.emit_index_events(
+        IndexEvent.Kind.UPSERT, [(pk, store.pk) for pk in offered.values_list("pk", flat=True)]
+    )
+
+
 # What a click keeps of the shopper who made it: blanked where it must be forgotten, while
 # the click itself stays for the ledgers that point at it.
 _NO_SHOPPER = {

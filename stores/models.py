@@ -45,6 +45,10 @@ class Store(models.Model):
     uninstalled_at = models.DateTimeField(null=True, blank=True)
     redacted_at = models.DateTimeField(null=True, blank=True)
     details_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set as the store becomes active (installed, reinstalled, open again), in the same
+    # transaction; cleared once what follows an activation ran (services.after_install).
+    # While set, reconciliation queues that task again (a worker killed with it lost it).
+    after_install_due_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

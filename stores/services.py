@@ -63,9 +63,10 @@ def install_store(*, shop_domain: str, grant: shopify.TokenGrant) -> Store:
         if first_activation:
             store.installed_at = now
             store.uninstalled_at = None
+            store.after_install_due_since = now
         store.save(
             update_fields=[*Store.TOKEN_FIELDS, "status", "installed_at", "uninstalled_at",
-                           "updated_at"]
+                           "after_install_due_since", "updated_at"]
         )  # fmt: skip
         if first_activation:
             transaction.on_commit(lambda: _enqueue_after_install(store.pk))
@@ -315,6 +316,11 @@ def after_install(store: Store) -> None:
     except shopify.ShopifyError as error:
         log.warning("web pixel not connected shop=%s detail=%s", store.shop_domain, error.detail)
     store_installed.send(sender=Store, store=store)
+    # Done: unless the store became active again meanwhile (a newer mark), which is then
+    # followed by a task of its own.
+    Store.objects.filter(
+        pk=store.pk, after_install_due_since=store.after_install_due_since
+    ).update(after_install_due_since=None)
 
 
 APP_INSTALLATION_ID = "query AppInstallation { currentAppInstallation { id } }"
@@ -627,6 +633,7 @@ def reconcile_installs(*, limit: int = 500) -> int:
     A store's details are read again once a day: a shop that starts paying Shopify after a
     trial gets the starter grant then (store_details_changed).
     """
+    _requeue_lost_after_installs()
     checked = 0
     statuses = [Store.Status.ACTIVE, Store.Status.FROZEN]
     for store in Store.objects.filter(status__in=statuses).order_by("updated_at")[:limit]:
@@ -638,6 +645,26 @@ def reconcile_installs(*, limit: int = 500) -> int:
             log.exception("reconcile failed shop=%s", store.shop_domain)
             Store.objects.filter(pk=store.pk).update(updated_at=timezone.now())
     return checked
+
+
+# What follows an activation waits this long in the queue before it is taken for lost.
+AFTER_INSTALL_LOST_AFTER = timedelta(minutes=10)
+
+
+def _requeue_lost_after_installs() -> None:
+    """Active stores whose after_install never finished (the broker was down as it was
+    queued, or a worker was killed running it: Redis hands a task over without waiting
+    for it to end) have it queued again, once per AFTER_INSTALL_LOST_AFTER."""
+    now = timezone.now()
+    lost = Store.objects.filter(
+        status=Store.Status.ACTIVE, after_install_due_since__lte=now - AFTER_INSTALL_LOST_AFTER
+    )
+    for store in lost:
+        if Store.objects.filter(
+            pk=store.pk, after_install_due_since=store.after_install_due_since
+        ).update(after_install_due_since=now):
+            log.warning("after_install queued again shop=%s", store.shop_domain)
+            _enqueue_after_install(store.pk)
 
 
 def _reconcile_install(store: Store) -> int:
@@ -652,8 +679,9 @@ def _reconcile_install(store: Store) -> int:
         log.warning("reconcile skipped shop=%s detail=%s", store.shop_domain, error.detail)
         return 0
     if store.status == Store.Status.FROZEN:
+        now = timezone.now()
         reopened = Store.objects.filter(pk=store.pk, status=Store.Status.FROZEN).update(
-            status=Store.Status.ACTIVE, updated_at=timezone.now()
+            status=Store.Status.ACTIVE, after_install_due_since=now, updated_at=now
         )
         if reopened:
             store.status = Store.Status.ACTIVE

@@ -792,3 +792,39 @@ def test_vectors_reach_the_index_even_when_their_events_could_not_be_written(
     products = Product.objects.filter(store=store)
     assert products.exists() and not products.filter(vector__isnull=True).exists()
     assert [p.pk for p in products if index.vector(p.pk) is None] == []
+
+
+def test_a_store_out_across_the_nightly_rebuild_is_back_in_the_index_when_it_returns(
+    simulator, install, private_index, django_capture_on_commit_callbacks
+):
+    """The nightly rebuild indexes active stores only. A store frozen by Shopify across it,
+    open again with its catalog unchanged, has a sync that changes nothing and so announces
+    nothing: its products stayed out of every widget until the next night's rebuild."""
+    from recommender.catalog import index_events
+    from recommender.models import IndexEvent
+    from recommender.ranking import live_index
+    from stores import services
+
+    alpha, beta = install("alpha"), install("beta")
+    for store in (alpha, beta):
+        catalog_sync.sync_catalog(store)
+    index_events.rebuild_index()
+    alpha_pks = list(Product.objects.filter(store=alpha).values_list("pk", flat=True))
+    assert all(live_index.current(refresh=True).vector(pk) is not None for pk in alpha_pks)
+    simulator.control("alpha", "close", status=402)
+    services.reconcile_installs()
+    # The nightly job, hours after the install's events.
+    IndexEvent.objects.update(created_at=timezone.now() - timedelta(hours=3))
+    index_events.rebuild_index()
+    assert all(live_index.current(refresh=True).vector(pk) is None for pk in alpha_pks)
+
+    simulator.control("alpha", "reopen")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reconcile_installs()
+    with django_capture_on_commit_callbacks(execute=True):
+        store_tasks.after_install(alpha.pk)
+    tasks.sync_catalog(alpha.pk)
+    tasks.embed_store(alpha.pk)
+
+    index = live_index.current(refresh=True)
+    assert [pk for pk in alpha_pks if index.vector(pk) is None] == []

@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_q.models import OrmQ
 
+from recommender import tasks as recommender_tasks
 from recommender.catalog import sync as catalog_sync
 from recommender.exchange import ledger, rules
-from recommender.models import WidgetSettings
+from recommender.models import Product, WidgetSettings
 from recommender.ranking.network import network_state
 from stores import services, shopify
 from stores import tasks as store_tasks
@@ -139,3 +141,57 @@ def test_a_shop_name_no_column_can_hold_is_kept_replaced_and_reconciliation_goes
     assert Store.objects.get(pk=alpha.pk).name == "Alpha\ufffd Store \ufffd"
     assert Store.objects.get(pk=beta.pk).name == "Beta renamed"
     assert WidgetSettings.objects.filter(store=alpha).exists()  # the install went on
+
+
+def _lose_the_queued_tasks() -> None:
+    """A worker killed while it ran them: Redis hands a task over without waiting for it
+    to finish, so it is gone from the broker (here the ORM broker's rows)."""
+    OrmQ.objects.all().delete()
+
+
+@pytest.mark.parametrize("how", ["reinstalled", "open again"])
+def test_a_lost_after_install_is_queued_again_and_reads_the_catalog_afresh(
+    client, simulator, install, task_queue, django_capture_on_commit_callbacks, how
+):
+    """What follows an activation (shop details, the welcome and the catalog read afresh:
+    the only repair for the webhooks turned away while the store was out) runs in the
+    worker. A worker killed with that task lost it for good: the store was already active,
+    so nothing asked again, and a product deleted meanwhile stayed in every partner's
+    widget. The activation leaves a mark in its own transaction; reconciliation queues
+    the task again while the mark stays."""
+    store = install("alpha")
+    catalog_sync.sync_catalog(store)
+    if how == "reinstalled":
+        simulator.world.uninstall(simulator.shop("alpha"))
+        services.uninstall_store(shop_domain=store.shop_domain, triggered_at=timezone.now())
+    else:
+        simulator.control("alpha", "close", status=402)
+        services.reconcile_installs()
+    simulator.world.delete_product("alpha", 1001)  # its webhook is turned away meanwhile
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "reinstalled":
+            install("alpha")
+        else:
+            simulator.control("alpha", "reopen")
+            services.reconcile_installs()
+    assert ("stores.tasks.after_install", (store.pk,)) in task_queue.new()
+    _lose_the_queued_tasks()
+
+    task_queue.mark()
+    services.reconcile_installs()  # at once: the task may be waiting its turn, not lost
+    assert task_queue.new() == []
+    lost_since = timezone.now() - services.AFTER_INSTALL_LOST_AFTER - timedelta(minutes=1)
+    Store.objects.filter(pk=store.pk).update(after_install_due_since=lost_since)
+    services.reconcile_installs()
+    assert task_queue.new() == [("stores.tasks.after_install", (store.pk,))]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        store_tasks.after_install(store.pk)
+    recommender_tasks.sync_catalog(store.pk)
+
+    assert not Product.objects.filter(store=store, shopify_id=1001).exists()
+    assert Store.objects.get(pk=store.pk).after_install_due_since is None  # done: no more
+    task_queue.mark()
+    Store.objects.filter(pk=store.pk).update(updated_at=lost_since)
+    services.reconcile_installs()
+    assert ("stores.tasks.after_install", (store.pk,)) not in task_queue.new()
