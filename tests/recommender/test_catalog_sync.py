@@ -13,15 +13,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from recommender import controls, tasks
-from recommender.catalog import embedding_pass, pacer
+from recommender.catalog import embedding_pass, index_events, pacer
 from recommender.catalog import sync as catalog_sync
 from recommender.catalog.products import embedding_text
-from recommender.models import CatalogSync, PendingOptOut, Product
-from recommender.ranking import embedding
+from recommender.models import CatalogSync, IndexEvent, PendingOptOut, Product
+from recommender.ranking import embedding, live_index
 from simulator.webhooks import product_payload
+from stores import services, webhooks
 from stores import tasks as store_tasks
-from stores import webhooks
 from stores.models import Store, WebhookDelivery
+from tests.recommender.test_click_settlement import refuse, stop_refusing
 from tests.stores.test_webhooks import post_webhook
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hash_embedder")]
@@ -775,9 +776,6 @@ def test_vectors_reach_the_index_even_when_their_events_could_not_be_written(
     worker killed between the two writes): the vectors must not stay saved unannounced,
     where no pass would embed them again and no process would ever index them. Saved and
     announced together, the next pass does both."""
-    from recommender.catalog import index_events
-    from recommender.ranking import live_index
-    from tests.recommender.test_click_settlement import refuse, stop_refusing
 
     store = install("alpha")
     index_events.rebuild_index()
@@ -800,10 +798,6 @@ def test_a_store_out_across_the_nightly_rebuild_is_back_in_the_index_when_it_ret
     """The nightly rebuild indexes active stores only. A store frozen by Shopify across it,
     open again with its catalog unchanged, has a sync that changes nothing and so announces
     nothing: its products stayed out of every widget until the next night's rebuild."""
-    from recommender.catalog import index_events
-    from recommender.models import IndexEvent
-    from recommender.ranking import live_index
-    from stores import services
 
     alpha, beta = install("alpha"), install("beta")
     for store in (alpha, beta):
