@@ -318,9 +318,9 @@ def after_install(store: Store) -> None:
     store_installed.send(sender=Store, store=store)
     # Done: unless the store became active again meanwhile (a newer mark), which is then
     # followed by a task of its own.
-    Store.objects.filter(
-        pk=store.pk, after_install_due_since=store.after_install_due_since
-    ).update(after_install_due_since=None)
+    Store.objects.filter(pk=store.pk, after_install_due_since=store.after_install_due_since).update(
+        after_install_due_since=None
+    )
 
 
 APP_INSTALLATION_ID = "query AppInstallation { currentAppInstallation { id } }"
