@@ -502,6 +502,7 @@ def _ids_by_reason(clicks: Iterable[Click]) -> dict[str, list[int]]:
 @dataclass(frozen=True)
 class _Billed:
     source: int
+    target: int
     visitor: str
     address: str
     site: str
@@ -509,8 +510,8 @@ class _Billed:
     at: datetime
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
-        "source_store_id", "visitor_hash", "ip_hash", "site_hash", "target_product_id",
-        "created_at",
+        "source_store_id", "target_store_id", "visitor_hash", "ip_hash", "site_hash",
+        "target_product_id", "created_at",
     )  # fmt: skip
 
 
@@ -588,8 +589,8 @@ class _Book:
     def bill(self, click: Click, *, held: bool) -> None:
         self.new_impressions.add(click.impression_id)
         self.new.append(
-            _Billed(click.source_store_id, click.visitor_hash, click.ip_hash, click.site_hash,
-                    click.target_product_id, click.created_at)
+            _Billed(click.source_store_id, click.target_store_id, click.visitor_hash,
+                    click.ip_hash, click.site_hash, click.target_product_id, click.created_at)
         )  # fmt: skip
         if not held:  # a held click charges nobody until it is released
             self.spent[click.target_store_id] -= rules.SPEND_PER_CLICK
@@ -631,12 +632,18 @@ class _Book:
             return "address limit"
         site = {click.site_hash, click.previous_site_hash} - {""}
         if site:
-            from_site = [b for b in day if b.site in site and b.source == source]
-            in_hour = sum(b.at >= hour_start for b in from_site)
-            if in_hour >= rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR:
-                return rules.SITE_LIMIT
-            if len(from_site) >= rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY:
-                return rules.SITE_LIMIT
+            # Per store the site's clicks came from, and per store they charged: one /48
+            # clicking one partner in the widgets of many stores bills that partner once.
+            from_site = [b for b in day if b.site in site]
+            for between in (
+                [b for b in from_site if b.source == source],
+                [b for b in from_site if b.target == target],
+            ):
+                in_hour = sum(b.at >= hour_start for b in between)
+                if in_hour >= rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR:
+                    return rules.SITE_LIMIT
+                if len(between) >= rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY:
+                    return rules.SITE_LIMIT
         sent = (*self.by_sources, *self.new)
         sent_in_hour = sum(b.source == source and b.at >= hour_start for b in sent)
         if sent_in_hour >= rules.BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR:

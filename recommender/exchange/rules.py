@@ -44,10 +44,11 @@ BILLABLE_CLICKS_PER_VISITOR_PER_HOUR = 3
 BILLABLE_CLICKS_PER_IP_PER_HOUR = 10
 BILLABLE_CLICKS_PER_IP_PER_DAY = 30
 BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR = 600
-# Per IPv6 site (a /48) and sending store: a /48 holds 65,536 /64s, each an address of its
-# own to the limits above, and one is had for free from a tunnel broker. Counted per
-# sending store, since a mobile network's phones can share a /48, and their clicks spread
-# over the stores they shop at while a script's earn its own store.
+# Per IPv6 site (a /48) and sending store, and per site and receiving store: a /48 holds
+# 65,536 /64s, each an address of its own to the limits above, and one is had for free
+# from a tunnel broker. Counted per store, since a mobile network's phones can share a
+# /48, and their clicks spread over the stores they shop at, while a script's earn its
+# own store (or charge the one partner it means to drain, through many stores' widgets).
 BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR = 20
 BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY = 60
 # Viewable impressions counted per 10 minutes; beyond them they are dropped.
@@ -84,8 +85,8 @@ RULES_IN_WORDS = [
     "repeat of the same shopper on the same product within 24 hours, and within hourly limits "
     f"per shopper ({BILLABLE_CLICKS_PER_VISITOR_PER_HOUR}), per network address "
     f"({BILLABLE_CLICKS_PER_IP_PER_HOUR}, and {BILLABLE_CLICKS_PER_IP_PER_DAY} a day), per IPv6 site "
-    f"(/48) to one store ({BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR}, and "
-    f"{BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY} a day) and per store "
+    f"(/48) from one store and to one store ({BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR} each, "
+    f"and {BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_DAY} a day) and per store "
     f"({BILLABLE_CLICKS_PER_SOURCE_STORE_PER_HOUR}).",
     "A click is the shopper opening the link. Where the browser says so (its Fetch "
     "Metadata, which a page's script cannot set), a link fetched ahead of a click that may "

@@ -948,10 +948,35 @@ def test_rotating_the_64s_of_one_ipv6_site_bills_no_more_than_the_sites_limit(pa
     assert len({c.ip_hash for c in results}) == allowed + 3  # every /64 its own address
     assert sum(c.billable for c in results) == allowed
     assert {c.reason for c in results[allowed:]} == {rules.SITE_LIMIT}
-    # Another site, and the same site's clicks for another store, are limited apart.
+    # Another site, and the same site's clicks between two other stores, are limited apart.
     assert site_click(sender, receiver, 0, site="2001:db8:78").billable
-    other = make_store("other")
-    assert site_click(other, receiver, allowed + 3).billable
+    other, elsewhere = make_store("other"), make_store("elsewhere")
+    ledger.grant_starter_credits(elsewhere)
+    assert site_click(other, elsewhere, allowed + 3).billable
+
+
+def test_one_ipv6_site_cannot_make_a_partner_pay_its_limit_once_per_store_that_shows_it(pair):
+    """The site limit counted per sending store alone: a script with one /48, a new /64 per
+    click, clicking one partner's products in the widgets of five stores, had that partner
+    pay the site's hourly limit five times over (and, once its balance ran out, taken out
+    of every widget), nothing held for review. The limit holds per receiving store too."""
+    _, victim = pair
+    LedgerEntry.objects.create(store=victim, kind=LedgerEntry.Kind.EARN, amount=Decimal("500"))
+    before = ledger.balance(victim)
+    senders = [make_store(f"sender{n}") for n in range(5)]
+    for sender in senders:
+        traffic(sender, victim, views=2_000, clicks_by_address={})  # an ordinary rate
+    allowed = rules.BILLABLE_CLICKS_PER_SITE_PER_STORE_PER_HOUR
+
+    results = [
+        site_click(sender, victim, n * allowed + k)
+        for n, sender in enumerate(senders)
+        for k in range(allowed)
+    ]
+
+    assert sum(c.billable for c in results) == allowed
+    assert {c.reason for c in results[allowed:]} == {rules.SITE_LIMIT}
+    assert before - ledger.balance(victim) == allowed * rules.SPEND_PER_CLICK
 
 
 def test_the_sites_daily_limit_bills_up_to_its_number_and_not_one_more(pair):
