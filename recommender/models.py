@@ -202,6 +202,9 @@ class LedgerEntry(models.Model):
 # A click's reason from the moment it is recorded (before the redirect) until the settler
 # has applied the rules to it (exchange.clicks.settle_clicks).
 CLICK_PENDING = "pending"
+# ... and of a click held for review that an operator voided: billable no more, but still
+# counted by review and the limits as the billable click the rules judged it to be.
+CLICK_VOIDED = "voided in review"
 
 
 ONE_BILLED_PER_IMPRESSION = "recommender_click_one_billed_per_impression"
@@ -289,6 +292,13 @@ class Click(models.Model):
                 fields=["id"],
                 condition=models.Q(reason=CLICK_PENDING),
                 name="recommender_click_pending",
+            ),
+            # The voided clicks of the day, which review and the limits count beside the
+            # billable ones (the indexes above hold billable clicks only): few.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(reason=CLICK_VOIDED),
+                name="recommender_click_voided",
             ),
         ]
 

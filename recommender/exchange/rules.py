@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from recommender import runtime
 from recommender.exchange import macs
-from recommender.models import VisitorSalt
+from recommender.models import CLICK_VOIDED, VisitorSalt
 from stores.models import Store
 
 # --- credits ------------------------------------------------------------------------------
@@ -27,7 +27,7 @@ EARN_PER_CLICK = Decimal("0.80")
 SPEND_PER_CLICK = Decimal("1.00")
 # The reason a billable click carries while its earning waits for review.
 HELD_FOR_REVIEW = "held for review"
-VOIDED_IN_REVIEW = "voided in review"  # a held click an operator voided: never billable
+VOIDED_IN_REVIEW = CLICK_VOIDED  # a held click an operator voided: never billable
 # Shopify plans whose shops pay Shopify (ShopPlan.publicDisplayName): only these get the
 # starter grant, so throwaway development, trial and sandbox shops cannot farm credits.
 PAYING_PLANS = frozenset(

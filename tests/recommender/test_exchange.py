@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.core import signing
 from django.db import connections
+from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -1088,11 +1089,69 @@ def test_the_settlers_read_of_ipv6_sites_uses_their_index_for_a_full_batch(pair)
     book = clicks._Book(batch)
     with CaptureQueriesContext(connections["default"]) as read:
         assert book.by_shoppers == []
-    (query,) = read.captured_queries
+    billable, voided = read.captured_queries  # the voided ones are counted too
 
-    with connections["default"].cursor() as cursor:
-        cursor.execute(f"EXPLAIN {query['sql']}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    for query, index in [(billable, "recommender_click_billed_site"),
+                         (voided, "recommender_click_voided")]:  # fmt: skip
+        with connections["default"].cursor() as cursor:
+            cursor.execute(f"EXPLAIN {query['sql']}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert index in plan, plan
+        assert "Seq Scan" not in plan, plan
 
-    assert "recommender_click_billed_site" in plan, plan
-    assert "Seq Scan" not in plan, plan
+
+def _bot_round(sender, receiver, start: int, count: int) -> list[str]:
+    """A script clicking every view it makes, each click from an address of its own."""
+    reasons = []
+    for n in range(start, start + count):
+        ip = f"198.51.{n // 250}.{n % 250 + 1}"
+        token = token_for(sender, receiver, product_id=n, impression=f"bot{n}", ip=ip)
+        reasons.append(settled_click(token=token, ip=ip, user_agent=BROWSER).reason)
+    return reasons
+
+
+def test_voiding_a_bots_held_clicks_does_not_hand_it_a_clean_record(pair, settings):
+    """Voided clicks were no longer counted anywhere: once an operator voided a script's
+    held clicks, its store's rate looked clean again with the script's views still in the
+    day, and the script was paid afresh until held again, cycle after cycle. What the rules
+    judged billable at the time stays counted by review and the limits, voided or not."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    sender, receiver = pair
+    first = _bot_round(sender, receiver, 0, 60)
+    assert first.count("billable") == review.CLICKS_BEFORE_A_HOLD
+    assert review.under_review(sender.pk)
+    assert ledger.resolve_held(sender, release=False) == (0, 60 - review.CLICKS_BEFORE_A_HOLD)
+
+    second = _bot_round(sender, receiver, 60, 20)
+
+    assert second.count("billable") == 0
+    assert set(second) == {rules.HELD_FOR_REVIEW}
+
+
+def test_one_address_cannot_put_a_small_stores_shoppers_under_review(pair, settings):
+    """One address clicking a small store's widget within its limits (four browsers, three
+    hours): the pattern held its clicks, but held clicks still counted in the store's rate,
+    which went over the line, and every shopper's click of the store was held for the day.
+    Clicks the pattern holds are left out of the rate while it holds them."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    sender, receiver = pair
+    traffic(sender, receiver, views=200, clicks_by_address={f"shopper{n}": 1 for n in range(4)})
+    griefer = "192.0.2.50"
+    agents = [BROWSER.replace("156.0", f"156.{n}") for n in range(4)]
+    n = 0
+    for _hour in range(3):
+        for i in range(rules.BILLABLE_CLICKS_PER_IP_PER_HOUR):
+            agent = agents[i // rules.BILLABLE_CLICKS_PER_VISITOR_PER_HOUR]
+            token = token_for(sender, receiver, product_id=1000 + n, impression=f"g{n}",
+                              ip=griefer, user_agent=agent)  # fmt: skip
+            settled_click(token=token, ip=griefer, user_agent=agent)
+            n += 1
+        Click.objects.update(created_at=F("created_at") - timedelta(hours=1))
+        Impression.objects.update(created_at=F("created_at") - timedelta(hours=1))
+    assert Click.objects.filter(reason=rules.HELD_FOR_REVIEW).count() > 20  # the griefer's
+
+    shopper = "198.51.100.77"
+    token = token_for(sender, receiver, product_id=5, impression="real", ip=shopper)
+    real = settled_click(token=token, ip=shopper, user_agent=BROWSER)
+
+    assert (real.billable, real.reason) == (True, "billable")
