@@ -97,8 +97,9 @@ RULES_IN_WORDS = [
     "be in the exchange (not kept off, not sold out or a draft), the partner must be able to "
     "pay, and neither may block the other. No balance ever goes below zero: a click a "
     "partner cannot pay still takes the shopper there, but bills nothing.",
-    "A store whose click-through rate is far above the network's, or whose clicks come mostly "
-    "from a few addresses, has its new clicks held for review: the partner is not charged and "
+    "A store whose click-through rate is far above the network's has its new clicks held for "
+    "review, and one whose clicks come mostly from a few addresses has those addresses' new "
+    "clicks held: the partner is not charged and "
     "the earning is not paid until the Interlayer team releases it (billing the partner then, "
     "if it can pay) or voids it. Held credits are shown as such.",
     "When your balance runs out, your widget keeps working and earning, but your products stop "
