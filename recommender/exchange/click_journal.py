@@ -371,21 +371,28 @@ def _unheld(path: Path) -> int | None:
 def insert(rows: list[dict[str, Any]], *, source: str) -> int:
     """Insert journaled clicks as recorded (pending), skipping ids already there; one
     transaction, the rows sent without waiting for each (psycopg's pipeline). Returns how
-    many were new. A row the database refuses on its own (not the database being away)
-    is set aside in a ``rejected-`` file beside ``source``, so it holds up no other."""
+    many were new. A row the database refuses on its own (not the database being away), or
+    whose id another click holds (the sequence set back), is set aside in a ``rejected-``
+    file beside ``source``, so it holds up no other and is not lost."""
     if not rows:
         return 0
     try:
-        return _insert(rows)
+        inserted, taken = _insert(rows)
     except (db.DataError, db.IntegrityError):
         if len(rows) == 1:
             log.error("the database refuses a journaled click; set aside id=%s", rows[0]["id"])
             _set_aside([_line(rows[0])], source=source)
             return 0
-    return sum(insert([row], source=source) for row in rows)  # find the one refused
+        return sum(insert([row], source=source) for row in rows)  # find the one refused
+    if taken:
+        # Its id is another click's: the clicks' sequence was set back (a restore, a
+        # failover to a replica that was behind). Set aside, not lost.
+        _set_aside([_line(row) for row in taken], source=source)
+    return inserted
 
 
-def _insert(rows: list[dict[str, Any]]) -> int:
+def _insert(rows: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """Returns how many were new, and the rows whose id another click holds."""
     columns = {field.attname: field.column for field in Click._meta.concrete_fields}
     names = list(rows[0])
     pk = Click._meta.pk.column
@@ -394,6 +401,7 @@ def _insert(rows: list[dict[str, Any]]) -> int:
         f"VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({pk}) DO NOTHING"
     )
     connection = db.connections[db.router.db_for_write(Click)]
+    taken: list[dict[str, Any]] = []
     with db.transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.executemany(sql, [[row[name] for name in names] for row in rows])
         new = cursor.rowcount
@@ -408,9 +416,10 @@ def _insert(rows: list[dict[str, Any]]) -> int:
                 if there.get(row["id"], (row["token_id"], row["created_at"])) != (
                     row["token_id"], row["created_at"],
                 ):  # fmt: skip
-                    log.error("a journaled click's id is another click's; it is not inserted "
+                    log.error("a journaled click's id is another click's; it is set aside "
                               "id=%s", row["id"])  # fmt: skip
-    return new
+                    taken.append(row)
+    return new, taken
 
 
 def _set_aside(lines: list[bytes], *, source: str) -> None:

@@ -404,3 +404,30 @@ def test_set_aside_lines_are_kept_no_longer_than_the_shopper_data_they_hold(
     assert young.read_bytes() == lines[1]  # for an operator to look at while it may be kept
     assert "deleted set-aside click journal lines past the shopper data retention" in caplog.text
     assert Click.objects.count() == 0  # deleted, not replayed
+
+
+def test_a_journaled_click_whose_id_the_database_handed_out_again_is_set_aside(
+    pair, journal_dir, settings, caplog
+):
+    """The clicks' sequence set back (a restore, a failover to a replica that was behind):
+    the database hands out again an id a process journaled a click under, and another
+    click takes it first. The journaled click was logged and forgotten, its journal
+    emptied: a click whose shopper got the redirect, lost. It is set aside instead."""
+    (journaled,) = record_viewed_clicks(*pair, 1, prefix="j")
+    journal = runtime.click_journal
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('recommender_click', 'id'), %s, false)",
+            [journaled.pk],
+        )
+    settings.RECOMMENDER_CLICK_JOURNAL = False  # a process inserting in the request
+    (other,) = record_viewed_clicks(*pair, 1, prefix="o")
+    settings.RECOMMENDER_CLICK_JOURNAL = True
+    assert other.pk == journaled.pk
+
+    journal.save()
+
+    assert Click.objects.get(pk=other.pk).impression_id == other.impression_id  # untouched
+    (kept,) = journal_dir.glob("rejected-*")
+    assert json.loads(kept.read_text())["impression_id"] == journaled.impression_id
+    assert "a journaled click's id is another click's" in caplog.text
