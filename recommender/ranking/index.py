@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -502,19 +503,27 @@ class VectorIndex:
                 "unrelated_cosines": [float(c) for c in self.calibration.unrelated_cosines],
             }
         (staging / "meta.json").write_text(json.dumps(meta))
+        # On the disk before CURRENT names it: after a crash, a version CURRENT names holds
+        # its files whole, not the empty ones a file system leaves of unwritten data.
+        for written in staging.iterdir():
+            _fsync(written)
+        _fsync(staging)
         staging.rename(root / version)
         pointer = root / ".CURRENT.tmp"
         pointer.write_text(version)
+        _fsync(pointer)
         pointer.replace(root / "CURRENT")
+        _fsync(root)
         _prune(root, keep=version, spare=spare_versions)
         return root / version
 
     @classmethod
-    def load(cls, root: Path) -> VectorIndex | None:
+    def load(cls, root: Path, version: str | None = None) -> VectorIndex | None:
+        """The version CURRENT names (or ``version``); None when none was published. Raises
+        when its files cannot be read (damaged on disk)."""
         faiss = _faiss()
-        try:
-            version = (root / "CURRENT").read_text().strip()
-        except FileNotFoundError:
+        version = version or current_version(root)
+        if version is None:
             return None
         directory = root / version
         meta = json.loads((directory / "meta.json").read_text())
@@ -693,6 +702,29 @@ def published_meta(root: Path) -> dict | None:
         return json.loads((root / version / "meta.json").read_text())
     except FileNotFoundError:
         return None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def versions_newest_first(root: Path) -> list[str]:
+    """The versions on disk, the newest first."""
+    names = [p.name for p in root.iterdir() if p.is_dir() and _VERSION.fullmatch(p.name)]
+    return sorted(names, key=saved_at, reverse=True)
+
+
+def saved_at(version: str) -> int:
+    """When a version was saved, in milliseconds (its name starts with it)."""
+    match = _VERSION.fullmatch(version)
+    return int(match.group(1)) if match else 0
+
+
+_VERSION = re.compile(r"v(\d+)-\d+")
 
 
 def current_version(root: Path) -> str | None:

@@ -21,7 +21,12 @@ from django.utils import timezone
 
 from recommender import runtime
 from recommender.models import IndexEvent, Product
-from recommender.ranking.index import VectorIndex, current_version
+from recommender.ranking.index import (
+    VectorIndex,
+    current_version,
+    saved_at,
+    versions_newest_first,
+)
 from recommender.ranking.lexical import lexical_text
 from stores.models import Store
 
@@ -47,19 +52,43 @@ class _Holder:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.stopped = threading.Event()
+        self.unreadable: str | None = None  # the published version last found damaged
+
+    def _load(self, version: str) -> None:
+        """The published version; or, when its files cannot be read (a crash just after it
+        was published, a damaged disk), the index this process holds, or else the newest
+        older version it can read. Events are applied on top of whichever, and the next
+        rebuild's version is loaded when it is published."""
+        if self._took(version):
+            return
+        self.unreadable = version
+        if self.index is not None:
+            return
+        for older in versions_newest_first(self.root):
+            if saved_at(older) < saved_at(version) and self._took(older):
+                return
+
+    def _took(self, version: str) -> bool:
+        started = time.monotonic()
+        try:
+            loaded = VectorIndex.load(self.root, version)
+        except Exception:
+            log.exception("index version could not be loaded version=%s", version)
+            return False
+        if loaded is None:
+            return False
+        self.index, self.version, self.loaded_at = loaded, version, time.time()
+        log.info(
+            "index loaded version=%s size=%s kind=%s in %.2fs",
+            version, len(loaded), loaded.kind, time.monotonic() - started,
+        )  # fmt: skip
+        return True
 
     def refresh(self) -> None:
         with self.lock:
             version = current_version(self.root)
-            if version and version != self.version:
-                started = time.monotonic()
-                loaded = VectorIndex.load(self.root)
-                if loaded is not None:
-                    self.index, self.version, self.loaded_at = loaded, version, time.time()
-                    log.info(
-                        "index loaded version=%s size=%s kind=%s in %.2fs",
-                        version, len(loaded), loaded.kind, time.monotonic() - started,
-                    )  # fmt: skip
+            if version and version not in (self.version, self.unreadable):
+                self._load(version)
             if self.index is None:
                 self.index = VectorIndex.empty()
                 self.version = None

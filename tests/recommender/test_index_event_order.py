@@ -8,6 +8,7 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
+from recommender import runtime
 from recommender.catalog import index_events
 from recommender.models import IndexEvent
 from recommender.ranking import live_index
@@ -52,3 +53,31 @@ def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(p
     assert index.vector(early.pk) is not None  # and the lower one was not skipped
     assert len(index) == 2
     assert live_index.apply_events(index) == 0  # exactly once
+
+
+def test_a_published_version_that_cannot_be_read_is_passed_over_and_events_still_apply(
+    private_index, caplog
+):
+    """A crash just after a rebuild published its version can leave its files never written
+    out (the file system truncates them); a version damaged on disk later reads alike. A
+    running process then stopped applying events (its poll raised before them), and a
+    process started after the crash failed every storefront request until the next
+    rebuild. Each keeps, or loads, the newest version it can read, and events reach it."""
+    store = make_store("alpha")
+    kept = make_product(store, "Burr Grinder", topic_vector("coffee", seed=1))
+    index_events.rebuild_index()
+    running = live_index.current(refresh=True)
+    index_events.rebuild_index()  # the next rebuild, whose file never reached the disk
+    damaged = (private_index / "CURRENT").read_text().strip()
+    (private_index / damaged / "index.faiss").write_bytes(b"")
+    added = make_product(store, "Pour Over Kettle", topic_vector("coffee", seed=2))
+    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(added.pk, store.pk)])
+
+    polled = live_index.current(refresh=True)  # the running process's next poll
+    runtime.reset()
+    started = live_index.current()  # a process started after the crash
+
+    assert polled is running
+    for index in (polled, started):
+        assert index.vector(kept.pk) is not None and index.vector(added.pk) is not None
+    assert f"index version could not be loaded version={damaged}" in caplog.text
