@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from stores.models import Store
@@ -110,7 +111,9 @@ class IndexEvent(models.Model):
     product_id = models.BigIntegerField()  # Product.pk (the product may be gone)
     store_id = models.BigIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    created_at = models.DateTimeField(default=timezone.now)
+    # The database's clock, as the processes polling events judge their age by it too: one
+    # machine's clock behind or ahead must not make a fresh event look settled.
+    created_at = models.DateTimeField(db_default=Now())
 
     def __str__(self) -> str:
         return f"{self.kind} {self.product_id}"

@@ -12,6 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from recommender.models import IndexEvent, Product
@@ -78,7 +79,7 @@ def _build_and_publish(root, exact_limit: int | None, keep_old_versions: bool) -
     # Only settled events are folded in by the watermark: a later one that commits out of
     # id order is applied on top by every process (it reads current state, so re-applying
     # what the build already holds is harmless).
-    settled = IndexEvent.objects.filter(created_at__lte=timezone.now() - SETTLED_AFTER)
+    settled = IndexEvent.objects.filter(created_at__lte=Now() - SETTLED_AFTER)  # its clock
     watermark = settled.aggregate(last=Max("id"))["last"] or 0
     rows = Product.objects.filter(
         Product.OFFERED, store__status=Store.Status.ACTIVE, vector__isnull=False

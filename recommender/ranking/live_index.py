@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
+from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 
 from recommender import runtime
 from recommender.models import IndexEvent, Product
@@ -186,18 +187,21 @@ def apply_events(index: VectorIndex, *, batch: int = 5000) -> int:
     """
     applied = 0
     cursor = index.watermark
-    settled_before = timezone.now() - SETTLED_AFTER
+    # Settled by the database's clock, which wrote the events' times (no machine's own).
+    is_settled = ExpressionWrapper(
+        Q(created_at__lte=Now() - SETTLED_AFTER), output_field=BooleanField()
+    )
     settled: list[int] = []
     while True:
         events = list(
             IndexEvent.objects.filter(id__gt=cursor)
             .order_by("id")
-            .values_list("id", "product_id", "created_at")[:batch]
+            .values_list("id", "product_id", is_settled)[:batch]
         )
         if not events:
             break
         cursor = events[-1][0]
-        settled += [event_id for event_id, _, created in events if created <= settled_before]
+        settled += [event_id for event_id, _, old_enough in events if old_enough]
         fresh = [(event_id, pid) for event_id, pid, _ in events if event_id not in index.applied]
         if fresh:
             _apply_current_state(index, {pid for _, pid in fresh})

@@ -4,9 +4,12 @@ PostgreSQL transactions), and an event applied again changes nothing."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from recommender import runtime
 from recommender.catalog import index_events
@@ -81,3 +84,42 @@ def test_a_published_version_that_cannot_be_read_is_passed_over_and_events_still
     for index in (polled, started):
         assert index.vector(kept.pk) is not None and index.vector(added.pk) is not None
     assert f"index version could not be loaded version={damaged}" in caplog.text
+
+
+def test_a_process_whose_clock_is_ahead_does_not_skip_an_event_still_committing(private_index):
+    """Whether an event is old enough for the watermark to pass it was judged by the polling
+    process's clock against the time the writing process's clock gave the event: a web
+    machine six minutes ahead (its NTP lost) took a fresh event for settled, moved its
+    watermark past it, and skipped for good a lower id still committing. Both times are the
+    database's now."""
+    if connection.vendor != "postgresql":
+        pytest.skip("out-of-order commits need PostgreSQL's sequences")
+    store = make_store("alpha")
+    index_events.rebuild_index()
+    index = live_index.current(refresh=True)
+    early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
+    late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
+    inserted, release = threading.Event(), threading.Event()
+
+    def slow_transaction() -> None:
+        try:
+            with transaction.atomic():
+                index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(early.pk, store.pk)])
+                inserted.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    slow = threading.Thread(target=slow_transaction)
+    slow.start()
+    inserted.wait(10)
+    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
+    ahead = timezone.now() + live_index.SETTLED_AFTER + timedelta(minutes=1)
+    with mock.patch("django.utils.timezone.now", return_value=ahead):
+        live_index.apply_events(index)  # the web machine whose clock is ahead polls
+    release.set()
+    slow.join()
+    live_index.apply_events(index)
+
+    assert index.vector(late.pk) is not None
+    assert index.vector(early.pk) is not None  # not skipped
