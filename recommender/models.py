@@ -171,6 +171,9 @@ class LedgerEntry(models.Model):
         HELD = "held", "Earned, held for review"
         RELEASE = "release", "Held earning released"
         VOID = "void", "Held earning voided"
+        # Given by an operator (manage.py grant_credits), with the reason in ``note``: for a
+        # development store under App Store review, say, which gets no starter grant.
+        OPERATOR = "operator", "Credits from the Interlayer team"
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="ledger")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -183,6 +186,7 @@ class LedgerEntry(models.Model):
     resolves = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="resolutions"
     )
+    note = models.CharField(max_length=200, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -152,6 +152,30 @@ def grant_starter_credits(store: Store) -> bool:
     return True
 
 
+# The most one operator grant gives (a typo of a few zeros is refused, not paid).
+OPERATOR_GRANT_LIMIT = Decimal("1000.00")
+
+
+def grant_from_operator(store: Store, amount: Decimal, *, reason: str) -> LedgerEntry:
+    """Credits an operator gives ``store`` (manage.py grant_credits): any plan, as often as
+    needed (a development store under App Store review gets no starter grant, so its
+    products could never be shown to work), each with its reason in the ledger."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValueError("say why: the reason is kept in the ledger")
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError("give a positive amount")
+    if amount > OPERATOR_GRANT_LIMIT:
+        raise ValueError(f"give at most {OPERATOR_GRANT_LIMIT} at a time")
+    entry = LedgerEntry.objects.create(
+        store=store, kind=LedgerEntry.Kind.OPERATOR, amount=amount.quantize(Decimal("0.01")),
+        note=reason[:200],
+    )  # fmt: skip
+    log.info("operator credits shop=%s amount=%s reason=%r", store.shop_domain, entry.amount,
+             entry.note)  # fmt: skip
+    return entry
+
+
 def credit_click(click: Click, *, held: bool) -> None:
     LedgerEntry.objects.bulk_create(click_entries(click, held=held))
 

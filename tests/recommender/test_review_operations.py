@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from recommender.catalog import index_events
 from recommender.exchange import ledger, rules
 from recommender.models import Click, LedgerEntry
 from recommender.ranking import live_index
+from recommender.ranking.network import network_state
 from stores import tasks as store_tasks
 from tests.factories import make_store
 
@@ -80,3 +83,49 @@ def test_network_status_reports_a_published_index_with_nothing_in_it(private_ind
     index = json.loads(status.getvalue())["index"]
     assert index["size"] == 0 and index["version"] is not None
     assert isinstance(index["age_seconds"], int)
+
+
+def test_an_operator_gives_credits_to_a_store_with_a_reason_kept_in_the_ledger():
+    """A development store (an App Store reviewer's, a merchant trying the app before their
+    launch) gets no starter grant, so its products never appear on other stores: nothing
+    could be shown to work. An operator gives it credits: an append-only ledger entry of
+    its own kind, with the reason, never taken for the once-ever starter grant."""
+    store = make_store("review", plan_name="Developer Preview", plan_partner_development=True)
+    assert not ledger.grant_starter_credits(store)
+    assert store.pk not in network_state(fresh=True).participating
+    out = io.StringIO()
+
+    call_command("grant_credits", "review.myshopify.com", "40", reason="App Store review",
+                 stdout=out)  # fmt: skip
+
+    (entry,) = LedgerEntry.objects.filter(store=store)
+    assert (entry.kind, entry.amount) == (LedgerEntry.Kind.OPERATOR, Decimal("40.00"))
+    assert entry.note == "App Store review"
+    assert ledger.balance(store) == Decimal("40.00")
+    assert store.pk in network_state(fresh=True).participating  # shown on partners now
+    assert "review.myshopify.com: 40.00 given (App Store review); balance 40.00" in out.getvalue()
+    assert ledger.grant_starter_credits(store) is False  # still no starter grant
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["review.myshopify.com", "0"], "a positive amount"),
+        (["review.myshopify.com", "-5"], "a positive amount"),
+        (["review.myshopify.com", "1e9"], "at most 1000"),
+        (["review.myshopify.com", "ten"], "a positive amount"),
+        (["nowhere.myshopify.com", "5"], "unknown store"),
+        (["not a shop", "5"], "unknown store"),
+    ],
+)
+def test_an_operator_grant_refuses_what_is_not_a_sensible_gift(args, error):
+    make_store("review")
+    with pytest.raises(CommandError, match=error):
+        call_command("grant_credits", *args, reason="typo")
+    assert not LedgerEntry.objects.exists()
+
+
+def test_an_operator_grant_needs_a_reason():
+    make_store("review")
+    with pytest.raises(CommandError, match="reason"):
+        call_command("grant_credits", "review.myshopify.com", "5", reason="  ")
