@@ -197,11 +197,16 @@ def _forget_in_the_index(store_id: int) -> None:
 
 
 def resume_stalled_work(sender: Any, **kwargs: Any) -> str:
-    """reconciliation_due: syncs and embedding passes lost with a worker, and reported
-    orders Shopify has not confirmed yet (a lost task, Shopify away)."""
+    """reconciliation_due: syncs and embedding passes lost with a worker, catalogs a week
+    unread (sync.reread_old_catalogs), and reported orders Shopify has not confirmed yet
+    (a lost task, Shopify away)."""
     syncs = sync.resume_stalled_syncs(older_than=STALLED_SYNC_AFTER)
+    reread = sync.reread_old_catalogs()
     orders = attribution.confirm_pending_orders()
     switches = widget_switches_to_tell()
     for store in switches:
         request_widget_switch_publish(store)
-    return f"resumed={syncs} syncs, {orders} order confirmations, {len(switches)} widget switches"
+    return (
+        f"resumed={syncs} syncs, reread={reread} catalogs, {orders} order confirmations, "
+        f"{len(switches)} widget switches"
+    )

@@ -180,6 +180,28 @@ def resume_stalled_syncs(*, older_than: timedelta) -> int:
     return count
 
 
+# Webhooks are not a guarantee (Shopify gives up on a delivery after 8 tries over 4 hours,
+# and one it never sent is never retried): each catalog is read again this long after its
+# last read, at most REREADS_PER_RUN stores per reconciliation run (every 5 minutes).
+REREAD_AFTER = timedelta(days=7)
+REREADS_PER_RUN = 5
+
+
+def reread_old_catalogs(*, limit: int = REREADS_PER_RUN) -> int:
+    """Queue a full read of the active stores whose catalog was last read REREAD_AFTER ago
+    or more, the longest-unread first; returns how many were queued."""
+    due = (
+        CatalogSync.objects.filter(
+            store__status=Store.Status.ACTIVE,
+            state=CatalogSync.State.DONE,
+            finished_at__lte=timezone.now() - REREAD_AFTER,
+        )
+        .select_related("store")
+        .order_by("finished_at")[:limit]
+    )
+    return sum(request_sync(sync.store) for sync in due)
+
+
 def sync_catalog(store: Store) -> CatalogSync:
     """Read the whole catalog; store, update and delete products; then embed what changed."""
     sync, _ = CatalogSync.objects.get_or_create(store=store)

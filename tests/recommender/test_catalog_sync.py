@@ -823,3 +823,32 @@ def test_a_store_out_across_the_nightly_rebuild_is_back_in_the_index_when_it_ret
 
     index = live_index.current(refresh=True)
     assert [pk for pk in alpha_pks if index.vector(pk) is None] == []
+
+
+def test_a_catalog_is_read_again_a_week_after_its_last_read(
+    simulator, install, task_queue, django_capture_on_commit_callbacks
+):
+    """Webhooks are not a guarantee: Shopify gives up on a delivery after 8 tries over 4
+    hours (an outage of ours that long), and one it never sent is never retried. With no
+    read after the first, such a change stayed lost for good: a product deleted in the shop
+    went on in partners' widgets. Each catalog is read again a week after its last read,
+    a few stores per reconciliation run, the longest-unread first."""
+    store, recent = install("alpha"), install("beta")
+    catalog_sync.sync_catalog(store)
+    catalog_sync.sync_catalog(recent)
+    simulator.world.delete_product("alpha", 1001)  # its webhook never came
+    week_ago = timezone.now() - catalog_sync.REREAD_AFTER - timedelta(hours=1)
+    CatalogSync.objects.filter(store=store).update(finished_at=week_ago)
+    task_queue.mark()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reread = catalog_sync.reread_old_catalogs()
+
+    assert reread == 1
+    assert task_queue.new() == [("recommender.tasks.sync_catalog", (store.pk,))]
+    tasks.sync_catalog(store.pk)
+    assert not Product.objects.filter(store=store, shopify_id=1001).exists()
+    task_queue.mark()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert catalog_sync.reread_old_catalogs() == 0  # read now: not again for a week
+    assert task_queue.new() == []
