@@ -268,6 +268,27 @@ def test_nothing_appears_for_a_store_without_relevant_partners(shopper, simulato
     assert shopper.evaluate("window.__cls") == 0
 
 
+@pytest.mark.parametrize(("root", "said"), [
+    ("", "No partner product fits this page yet"),
+    ("/fr", "Aucun produit partenaire ne correspond encore à cette page"),
+])  # fmt: skip
+def test_in_the_theme_editor_an_empty_row_tells_the_merchant_why_it_is_empty(
+    shopper, simulator, live_exchange, root, said
+):
+    """A shopper sees nothing where nothing fits; a merchant who just added the block in the
+    theme editor saw blank space, and could not tell a working block from a broken one.
+    There the slot says why it is empty, in the editor's language, and links nowhere."""
+    shopper.goto(editor_preview(simulator, "dresses", f"{root}/products/dresses-0"))
+    wait_for_widget_to_settle(shopper)
+
+    slot = shopper.locator("[data-interlayer-slot]")
+    assert slot.evaluate("node => getComputedStyle(node).visibility") == "visible"
+    note = shopper.locator("[data-interlayer-slot] [role=note]")
+    assert said in note.inner_text()
+    assert shopper.locator("[data-interlayer-slot] a").count() == 0
+    assert shopper.evaluate("window.__cls") == 0
+
+
 def test_the_app_block_alone_shows_the_widget_without_the_app_embed(
     shopper, simulator, live_exchange
 ):

@@ -3,8 +3,9 @@
    reserved before data arrives and kept while it renders, so nothing on the page moves;
    when there is nothing relevant, a slot the shopper has not reached yet is removed and
    leaves no gap, while one already on screen (or scrolled past) stays as empty space:
-   taking it away would move the page under the shopper. An impression is counted once,
-   when at least half the row has been visible for a second; never in the theme editor. */
+   taking it away would move the page under the shopper (in the theme editor the slot says
+   why it is empty instead). An impression is counted once, when at least half the row has
+   been visible for a second; never in the theme editor. */
 (function () {
   "use strict";
   const script = document.currentScript;
@@ -87,13 +88,26 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
         if (mine !== run) return;
-        if (body && body.items && body.items.length) render(body); else gone(slot);
+        if (body && body.items && body.items.length) render(body); else empty(slot);
       })
-      .catch(function () { if (mine === run) gone(slot); });
+      .catch(function () { if (mine === run) empty(slot); });
   }
 
   function find(selector) {
     try { return selector ? document.querySelector(selector) : null; } catch { return null; }
+  }
+
+  // Nothing to show: gone for a shopper; in the theme editor the merchant is told why the
+  // block is empty, rather than left with blank space they cannot tell from a broken block.
+  function empty(node) {
+    if (!design) return gone(node);
+    const root = node.shadowRoot || node.attachShadow({ mode: "open" });
+    const style = el("style");
+    style.textContent =
+      ":host{display:block;height:" + HEIGHT + "px;overflow:hidden}" +
+      "p{box-sizing:border-box;height:100%;margin:0;padding:16px;display:flex;align-items:center;" +
+      "justify-content:center;text-align:center;border:1px dashed currentColor;opacity:.7;font:inherit}";
+    root.replaceChildren(style, el("p", { role: "note" }, data.textEmptyInEditor || ""));
   }
 
   function gone(node) {
