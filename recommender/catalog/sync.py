@@ -241,6 +241,12 @@ def sync_catalog(store: Store) -> CatalogSync:
         _save(sync, [*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at", "failure"])
         log.warning("catalog sync failed shop=%s error=%s", store.shop_domain, detail)
         return sync
+    except Exception as error:
+        # Anything else (the database refusing a write, a response of a shape no one
+        # expected) fails the sync too, rather than leave it "running" until reconciliation
+        # takes it for lost; raised on, for the task's own record and the logs.
+        _record_unexpected_failure(sync, error)
+        raise
     sync.state = CatalogSync.State.DONE
     sync.cursor = ""
     sync.finished_at = timezone.now()
@@ -255,6 +261,16 @@ def sync_catalog(store: Store) -> CatalogSync:
     )
     embed_store(store)
     return sync
+
+
+def _record_unexpected_failure(sync: CatalogSync, error: Exception) -> None:
+    try:
+        CatalogSync.objects.filter(pk=sync.pk, generation=sync.generation).update(
+            state=CatalogSync.State.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000],
+            last_error_at=timezone.now(), failure="", updated_at=timezone.now(),
+        )  # fmt: skip
+    except Exception:  # the database itself is away: reconciliation finds it running
+        log.exception("a failed catalog sync could not be recorded shop=%s", sync.store_id)
 
 
 def _catalog_size(pacer: Pacer) -> int:

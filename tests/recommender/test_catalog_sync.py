@@ -852,3 +852,24 @@ def test_a_catalog_is_read_again_a_week_after_its_last_read(
     with django_capture_on_commit_callbacks(execute=True):
         assert catalog_sync.reread_old_catalogs() == 0  # read now: not again for a week
     assert task_queue.new() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_stopped_by_an_unexpected_error_says_it_failed_and_resumes(simulator, install):
+    """Shopify's and the read's own errors were recorded as a failed sync; anything else
+    (the database refusing a write, a response of a shape no one expected) left the sync
+    "running", the merchant's page saying "Syncing" with no error, until reconciliation
+    took it for lost half an hour later. It fails as any other, and is tried again."""
+    if connection.vendor != "postgresql":
+        pytest.fail("the refused insert is a PostgreSQL trigger (scripts/pg.sh)")
+    store = install("alpha")
+    refuse("refuse_product", on="INSERT ON recommender_product", message="no space left")
+    with pytest.raises(Exception, match="no space left"):
+        catalog_sync.sync_catalog(store)
+    stop_refusing("refuse_product", table="recommender_product")
+
+    failed = CatalogSync.objects.get(store=store)
+    assert failed.state == CatalogSync.State.FAILED
+    assert "no space left" in failed.last_error  # for operators
+    assert catalog_sync.failure_in_words(failed)  # the merchant is told it stopped
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
