@@ -310,6 +310,9 @@ def after_install(store: Store) -> None:
     again), and the hook is sent all the same: after a reinstall or a freeze its catalog
     read is the only way the changes whose webhooks were turned away come in, and nothing
     else starts it for a store synced before."""
+    # The activation's mark as it is now (the caller's copy of the store may be older).
+    due = Store.objects.filter(pk=store.pk).values_list("after_install_due_since", flat=True)
+    due_since = due.first()
     _read_details(store)
     try:
         ensure_web_pixel(store)
@@ -318,7 +321,7 @@ def after_install(store: Store) -> None:
     store_installed.send(sender=Store, store=store)
     # Done: unless the store became active again meanwhile (a newer mark), which is then
     # followed by a task of its own.
-    Store.objects.filter(pk=store.pk, after_install_due_since=store.after_install_due_since).update(
+    Store.objects.filter(pk=store.pk, after_install_due_since=due_since).update(
         after_install_due_since=None
     )
 

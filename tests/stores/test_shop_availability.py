@@ -195,3 +195,17 @@ def test_a_lost_after_install_is_queued_again_and_reads_the_catalog_afresh(
     Store.objects.filter(pk=store.pk).update(updated_at=lost_since)
     services.reconcile_installs()
     assert ("stores.tasks.after_install", (store.pk,)) not in task_queue.new()
+
+
+def test_after_install_clears_the_mark_of_the_activation_it_follows(simulator, install):
+    """Called with a copy of the store read before the activation's mark was written (the
+    demo, the benchmarks, an operator's shell), it still clears it: else reconciliation
+    would take the task for lost and read the whole catalog again ten minutes later."""
+    store = install("alpha")
+    stale = Store.objects.get(pk=store.pk)
+    stale.after_install_due_since = None  # the copy knows of no mark
+    assert Store.objects.get(pk=store.pk).after_install_due_since is not None
+
+    services.after_install(stale)
+
+    assert Store.objects.get(pk=store.pk).after_install_due_since is None
