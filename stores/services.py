@@ -74,8 +74,9 @@ def install_store(*, shop_domain: str, grant: shopify.TokenGrant) -> Store:
     return store
 
 
-def _enqueue_after_install(store_id: int) -> None:
-    enqueue("stores.tasks.after_install", store_id, task_name=f"after_install:{store_id}")
+def _enqueue_after_install(store_id: int, *, requeued_at: datetime | None = None) -> None:
+    args = (store_id,) if requeued_at is None else (store_id, requeued_at.isoformat())
+    enqueue("stores.tasks.after_install", *args, task_name=f"after_install:{store_id}")
 
 
 def _apply_grant(store: Store, grant: shopify.TokenGrant) -> None:
@@ -650,8 +651,9 @@ def reconcile_installs(*, limit: int = 500) -> int:
     return checked
 
 
-# What follows an activation waits this long in the queue before it is taken for lost.
-AFTER_INSTALL_LOST_AFTER = timedelta(minutes=10)
+# What follows an activation waits this long in the queue before it is taken for lost:
+# longer than a task may run (Q_TIMEOUT, 30 minutes), as one may wait behind a long sync.
+AFTER_INSTALL_LOST_AFTER = timedelta(minutes=45)
 
 
 def _requeue_lost_after_installs() -> None:
@@ -667,7 +669,7 @@ def _requeue_lost_after_installs() -> None:
             pk=store.pk, after_install_due_since=store.after_install_due_since
         ).update(after_install_due_since=now):
             log.warning("after_install queued again shop=%s", store.shop_domain)
-            _enqueue_after_install(store.pk)
+            _enqueue_after_install(store.pk, requeued_at=now)
 
 
 def _reconcile_install(store: Store) -> int:

@@ -12,10 +12,16 @@ from stores.models import Store
 log = logging.getLogger(__name__)
 
 
-def after_install(store_id: int) -> None:
+def after_install(store_id: int, requeued_at: str | None = None) -> None:
+    """``requeued_at``: queued again by reconciliation with the mark it left; skipped when
+    the mark changed since (the task it was queued for ran after all, or a newer one)."""
     store = Store.objects.filter(pk=store_id, status=Store.Status.ACTIVE).first()
     if store is None:
         log.info("after_install skipped: store %s is gone or inactive", store_id)
+        return
+    mark = store.after_install_due_since
+    if requeued_at is not None and (mark is None or mark.isoformat() != requeued_at):
+        log.info("after_install skipped: done since it was queued again store=%s", store_id)
         return
     bind_shop(store.shop_domain)
     services.after_install(store)

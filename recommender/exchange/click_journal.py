@@ -424,8 +424,10 @@ def _insert(rows: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
 
 def _set_aside(lines: list[bytes], *, source: str) -> None:
     """Lines of the journal ``source`` that cannot go in, kept beside the journals for an
-    operator to look at."""
-    with open(_directory() / f"rejected-{source}", "ab") as rejected:
+    operator to look at: a file per day, so each is deleted whole once its lines are past
+    the retention (_forget_old_set_aside goes by the time a file was last written)."""
+    day = time.strftime("%Y%m%d", time.gmtime())
+    with open(_directory() / f"rejected-{day}-{source}", "ab") as rejected:
         rejected.writelines(lines)
 
 

@@ -163,12 +163,15 @@ def grant_from_operator(store: Store, amount: Decimal, *, reason: str) -> Ledger
     reason = " ".join(reason.split())
     if not reason:
         raise ValueError("say why: the reason is kept in the ledger")
-    if not amount.is_finite() or amount <= 0:
+    if not amount.is_finite():
         raise ValueError("give a positive amount")
     if amount > OPERATOR_GRANT_LIMIT:
         raise ValueError(f"give at most {OPERATOR_GRANT_LIMIT} at a time")
+    amount = amount.quantize(Decimal("0.01"))
+    if amount <= 0:
+        raise ValueError("give a positive amount (of at least 0.01)")
     entry = LedgerEntry.objects.create(
-        store=store, kind=LedgerEntry.Kind.OPERATOR, amount=amount.quantize(Decimal("0.01")),
+        store=store, kind=LedgerEntry.Kind.OPERATOR, amount=amount,
         note=reason[:200],
     )  # fmt: skip
     log.info("operator credits shop=%s amount=%s reason=%r", store.shop_domain, entry.amount,

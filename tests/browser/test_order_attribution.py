@@ -211,3 +211,24 @@ def test_a_reference_kept_longer_than_the_attribution_window_is_forgotten_unsent
     assert posted(shopper, "checkout_completed") == []
     assert shopper.evaluate(f"localStorage.getItem({key!r})") is None
     assert not AttributedOrder.objects.exists()
+
+
+def test_a_reference_an_earlier_pixel_kept_ages_from_now_on(shopper, simulator, live_exchange):
+    """A reference the pixel's earlier release kept (a bare string, no time) is sent for the
+    app to judge by its click's time, and from then on it is kept 7 days like the others."""
+    click_to_partner(shopper, simulator)
+    wait_until(shopper, lambda: posted(shopper, "landing"))
+    key = "interlayer_click_reference"
+    reference = shopper.evaluate(f"JSON.parse(localStorage.getItem({key!r})).ref")
+    shopper.evaluate(f"localStorage.setItem({key!r}, {reference!r})")  # as the release before
+    shopper.goto(storefront(simulator, "brewers", "/products/brewers-0"))
+
+    shopper.wait_for_function("window.__webPixels && window.__webPixels.loaded === 1")
+    shopper.locator("button.buy-now").click()
+    shopper.wait_for_url(re.compile(r"/thank-you"))
+    wait_until(shopper, lambda: posted(shopper, "checkout_completed"))
+
+    [(sent, status, _)] = posted(shopper, "checkout_completed")
+    assert (sent["ref"], status) == (reference, 202)
+    kept = shopper.evaluate(f"JSON.parse(localStorage.getItem({key!r}))")
+    assert kept["ref"] == reference and isinstance(kept["at"], int | float)

@@ -19,7 +19,7 @@ const KEPT_FOR_MS = 7 * 24 * 60 * 60 * 1000;
 
 // The kept reference while it may still attribute an order, else null (and forgotten).
 // Kept as {ref, at}; a bare string is a reference kept by an earlier release of this
-// pixel, sent once more for the app to judge by its click's time.
+// pixel, sent for the app to judge by its click's time and kept 7 days from now on.
 async function keptReference(browser) {
   const raw = await browser.localStorage.getItem(STORAGE_KEY);
   if (!raw) return null;
@@ -27,6 +27,8 @@ async function keptReference(browser) {
   try {
     kept = JSON.parse(raw);
   } catch {
+    // From today it ages like the others.
+    await browser.localStorage.setItem(STORAGE_KEY, JSON.stringify({ ref: raw, at: Date.now() }));
     return raw;
   }
   if (kept && typeof kept.ref === "string" && Date.now() - kept.at <= KEPT_FOR_MS) return kept.ref;

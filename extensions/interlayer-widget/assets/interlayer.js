@@ -88,17 +88,20 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
         if (mine !== run) return;
-        if (body && body.items && body.items.length) render(body); else empty(slot);
+        if (body && body.items && body.items.length) render(body);
+        else if (body && body.items) empty(slot);
+        else gone(slot);
       })
-      .catch(function () { if (mine === run) empty(slot); });
+      .catch(function () { if (mine === run) gone(slot); });
   }
 
   function find(selector) {
     try { return selector ? document.querySelector(selector) : null; } catch { return null; }
   }
 
-  // Nothing to show: gone for a shopper; in the theme editor the merchant is told why the
-  // block is empty, rather than left with blank space they cannot tell from a broken block.
+  // An answer with nothing to show: gone for a shopper; in the theme editor the merchant is
+  // told why the block is empty, rather than left with blank space they cannot tell from a
+  // broken block. (A failed request says nothing of fit: it just goes.)
   function empty(node) {
     if (!design) return gone(node);
     const root = node.shadowRoot || node.attachShadow({ mode: "open" });
