@@ -108,7 +108,7 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         api_version=lower.get("x-shopify-api-version", "")[:20],
         # Not signed (the HMAC covers the body): never later than its arrival, or a clock
         # ahead would make an uninstall look newer than a reinstall that followed it.
-        triggered_at=_not_after_now(_parse_time(lower.get("x-shopify-triggered-at"))),
+        triggered_at=_not_after_now(parse_time(lower.get("x-shopify-triggered-at"))),
         payload=payload,
     )
 
@@ -142,8 +142,10 @@ def _not_after_now(moment: datetime | None) -> datetime | None:
     return None if moment is None else min(moment, timezone.now())
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
+def parse_time(value: Any) -> datetime | None:
+    """A time as Shopify writes it (ISO 8601; UTC when it names no zone), None when it is
+    missing or not a time."""
+    if not value or not isinstance(value, str):
         return None
     try:
         parsed = parse_datetime(value)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from recommender.catalog.embedding_pass import request_embedding
 from recommender.catalog.index_events import delete_products
@@ -14,6 +10,7 @@ from recommender.catalog.pacer import Pacer
 from recommender.catalog.products import PRODUCT_QUERY, upsert_products
 from recommender.models import CatalogSync, PendingOptOut, Product
 from stores.models import Store, WebhookDelivery
+from stores.webhooks import parse_time
 
 
 def handle_product_webhook(delivery: WebhookDelivery) -> str:
@@ -41,7 +38,7 @@ def apply_product_webhook(*, shop_domain: str, topic: str, payload: dict[str, An
     stored = Product.objects.filter(store=store, shopify_id=product_id).first()
     # Judged on Shopify's clock alone: the product's updated_at the (signed) payload carries
     # against the one stored. The delivery's arrival time is on ours, which may be behind.
-    carried = _shopify_time(payload.get("updated_at"))
+    carried = parse_time(payload.get("updated_at"))
     if stored and stored.shopify_updated_at and carried and carried < stored.shopify_updated_at:
         return "stale: stored product is newer"
     node = (
@@ -57,14 +54,6 @@ def apply_product_webhook(*, shop_domain: str, topic: str, payload: dict[str, An
     if changed:
         request_embedding(store)
     return "updated" if changed else "unchanged"
-
-
-def _shopify_time(value: Any) -> datetime | None:
-    try:
-        parsed = parse_datetime(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return None if parsed is None or timezone.is_naive(parsed) else parsed
 
 
 def _gone(store: Store, product_id: int) -> int:
