@@ -516,12 +516,12 @@ class _Billed:
 
 
 def _judged_billable(clicks: QuerySet[Click]) -> list[_Billed]:
-    """Those of ``clicks`` the rules judged billable: billable ones (paid or held), and held
-    ones an operator voided since, which still count against every limit (a script whose
-    clicks were voided does not start the day afresh). Two queries, each on the partial
-    indexes of its kind."""
-    judged = [clicks.filter(billable=True), clicks.filter(reason=rules.VOIDED_IN_REVIEW)]
-    return [_Billed(*row) for rows in judged for row in rows.values_list(*_Billed.COLUMNS)]
+    """Those of ``clicks`` the rules judged billable (rules.JUDGED_BILLABLE)."""
+    return [
+        _Billed(*row)
+        for judged in rules.JUDGED_BILLABLE
+        for row in clicks.filter(judged).values_list(*_Billed.COLUMNS)
+    ]
 
 
 class _Book:

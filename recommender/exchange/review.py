@@ -28,7 +28,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from recommender import runtime
-from recommender.exchange.rules import HELD_FOR_REVIEW, PAYING_PLANS, VOIDED_IN_REVIEW
+from recommender.exchange.rules import HELD_FOR_REVIEW, JUDGED_BILLABLE, PAYING_PLANS
 from recommender.models import Click, Impression
 
 WINDOW = timedelta(hours=24)
@@ -91,14 +91,12 @@ def held_at(store_id: int, at: datetime, *, address: str | None = None) -> bool:
     since = at - WINDOW
     views = _views().filter(store_id=store_id, created_at__gte=since, created_at__lte=at).count()
     day = Click.objects.filter(source_store_id=store_id, created_at__gte=since, created_at__lte=at)
-    # The clicks the rules judged billable: paid, held, or voided since by an operator (a
-    # voided script's clicks stay on its record, or voiding them would clear its rate).
-    # Two queries, each on an index of its own.
+    # The clicks the rules judged billable, voided ones among them: voiding a script's
+    # clicks must not clear its rate.
     per_address: Counter[str] = Counter()
-    for judged in (day.filter(billable=True), day.filter(reason=VOIDED_IN_REVIEW)):
-        per_address.update(
-            dict(judged.values("ip_hash").annotate(n=Count("id")).values_list("ip_hash", "n"))
-        )
+    for judged in JUDGED_BILLABLE:
+        counts = day.filter(judged).values("ip_hash").annotate(n=Count("id"))
+        per_address.update(dict(counts.values_list("ip_hash", "n")))
     clicks = sum(per_address.values())
     heavy = sum(n for n in per_address.values() if n >= HEAVY_ADDRESS_CLICKS)
     pattern = clicks >= PATTERN_MIN_CLICKS and heavy * 2 > clicks

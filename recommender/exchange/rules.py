@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect, crawlerdetect
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from recommender import runtime
@@ -28,6 +29,11 @@ SPEND_PER_CLICK = Decimal("1.00")
 # The reason a billable click carries while its earning waits for review.
 HELD_FOR_REVIEW = "held for review"
 VOIDED_IN_REVIEW = CLICK_VOIDED  # a held click an operator voided: never billable
+# The clicks the rules judged billable when they were settled, which review and every limit
+# count: billable ones (paid or held), and held ones an operator voided since (a script
+# whose clicks were voided does not start its day afresh). Queried apart, each on partial
+# indexes of its own.
+JUDGED_BILLABLE = (Q(billable=True), Q(reason=VOIDED_IN_REVIEW))
 # Shopify plans whose shops pay Shopify (ShopPlan.publicDisplayName): only these get the
 # starter grant, so throwaway development, trial and sandbox shops cannot farm credits.
 PAYING_PLANS = frozenset(
