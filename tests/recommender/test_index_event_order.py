@@ -4,6 +4,7 @@ PostgreSQL transactions), and an event applied again changes nothing."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from unittest import mock
 
@@ -20,21 +21,19 @@ from tests.factories import make_product, make_store, topic_vector
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(private_index):
-    if connection.vendor != "postgresql":
-        pytest.skip("out-of-order commits need PostgreSQL's sequences")
-    store = make_store("alpha")
-    index_events.rebuild_index()
-    index = live_index.current(refresh=True)
-    early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
-    late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
+@contextmanager
+def _committing_late(product):
+    """Another transaction takes the next event id (an upsert of ``product``) and stays open
+    for the block's length, committing as it ends: what the block commits meanwhile has
+    higher ids, visible before this lower one."""
     inserted, release = threading.Event(), threading.Event()
 
     def slow_transaction() -> None:
         try:
             with transaction.atomic():
-                # Takes the lower id, then stays open while a higher id commits.
-                index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(early.pk, store.pk)])
+                index_events.emit_index_events(
+                    IndexEvent.Kind.UPSERT, [(product.pk, product.store_id)]
+                )
                 inserted.set()
                 release.wait(10)
         finally:
@@ -43,11 +42,25 @@ def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(p
     slow = threading.Thread(target=slow_transaction)
     slow.start()
     inserted.wait(10)
-    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
-    live_index.apply_events(index)
-    applied_first = (index.vector(early.pk) is not None, index.vector(late.pk) is not None)
-    release.set()
-    slow.join()
+    try:
+        yield
+    finally:
+        release.set()
+        slow.join()
+
+
+def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(private_index):
+    if connection.vendor != "postgresql":
+        pytest.skip("out-of-order commits need PostgreSQL's sequences")
+    store = make_store("alpha")
+    index_events.rebuild_index()
+    index = live_index.current(refresh=True)
+    early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
+    late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
+    with _committing_late(early):
+        index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
+        live_index.apply_events(index)
+        applied_first = (index.vector(early.pk) is not None, index.vector(late.pk) is not None)
     live_index.apply_events(index)
 
     early_id, late_id = IndexEvent.objects.order_by("id").values_list("id", flat=True)
@@ -99,26 +112,11 @@ def test_a_process_whose_clock_is_ahead_does_not_skip_an_event_still_committing(
     index = live_index.current(refresh=True)
     early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
     late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
-    inserted, release = threading.Event(), threading.Event()
-
-    def slow_transaction() -> None:
-        try:
-            with transaction.atomic():
-                index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(early.pk, store.pk)])
-                inserted.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    slow = threading.Thread(target=slow_transaction)
-    slow.start()
-    inserted.wait(10)
-    index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
-    ahead = timezone.now() + live_index.SETTLED_AFTER + timedelta(minutes=1)
-    with mock.patch("django.utils.timezone.now", return_value=ahead):
-        live_index.apply_events(index)  # the web machine whose clock is ahead polls
-    release.set()
-    slow.join()
+    with _committing_late(early):
+        index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
+        ahead = timezone.now() + live_index.SETTLED_AFTER + timedelta(minutes=1)
+        with mock.patch("django.utils.timezone.now", return_value=ahead):
+            live_index.apply_events(index)  # the web machine whose clock is ahead polls
     live_index.apply_events(index)
 
     assert index.vector(late.pk) is not None
