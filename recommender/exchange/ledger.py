@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
@@ -125,15 +125,34 @@ def _unresolved_held():
     return LedgerEntry.objects.filter(kind=LedgerEntry.Kind.HELD).exclude(Exists(resolved))
 
 
-def held_earnings(store: Store) -> Decimal:
-    """Earnings waiting for review: shown to the merchant, not yet in the balance."""
-    total = _unresolved_held().filter(store=store).aggregate(t=Sum("amount"))["t"]
-    return _cents(total)
+def held_earnings(store: Store, *, through: int | None = None) -> Decimal:
+    """Earnings waiting for review: shown to the merchant, not yet in the balance (with
+    ``through``, only those held by that entry and before it)."""
+    held = _unresolved_held().filter(store=store)
+    if through is not None:
+        held = held.filter(pk__lte=through)
+    return _cents(held.aggregate(t=Sum("amount"))["t"])
 
 
 def held_by_store() -> dict[int, Decimal]:
     rows = _unresolved_held().values("store_id").annotate(t=Sum("amount"))
     return {row["store_id"]: _cents(row["t"]) for row in rows}
+
+
+class HeldSummary(NamedTuple):
+    amount: Decimal
+    clicks: int
+    through: int  # the newest held entry: what an operator who looked at these has seen
+
+
+def held_for_review() -> dict[int, HeldSummary]:
+    """Per store, what is held for review, as an operator lists it before resolving."""
+    rows = (
+        _unresolved_held()
+        .values("store_id")
+        .annotate(t=Sum("amount"), n=Count("pk"), last=Max("pk"))
+    )
+    return {row["store_id"]: HeldSummary(_cents(row["t"]), row["n"], row["last"]) for row in rows}
 
 
 def grant_starter_credits(store: Store) -> bool:
@@ -200,8 +219,10 @@ def click_entries(click: Click, *, held: bool) -> list[LedgerEntry]:
     return [earning, spending]
 
 
-def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
-    """Release or void every held click of ``store``; returns (released, voided).
+def resolve_held(store: Store, *, release: bool, through: int | None = None) -> tuple[int, int]:
+    """Release or void the held clicks of ``store`` (with ``through``, only those held by
+    that entry and before it: the ones an operator listed and looked at; clicks held since
+    wait for the next review); returns (released, voided).
 
     Releasing bills the click as settling it would now: the partner pays (under its lock,
     and only if it can pay now: never below zero) and the source is paid; a click the rules
@@ -211,7 +232,10 @@ def resolve_held(store: Store, *, release: bool) -> tuple[int, int]:
     voided click is no longer billable in anyone's figures. Safe to run twice: each is
     resolved once."""
     released = voided = 0
-    for held in _unresolved_held().filter(store=store).order_by("pk"):
+    listed = _unresolved_held().filter(store=store)
+    if through is not None:
+        listed = listed.filter(pk__lte=through)
+    for held in listed.order_by("pk"):
         try:
             with transaction.atomic():
                 lock_for_transaction(BILLING)  # charges serialised with settling clicks

@@ -42,16 +42,61 @@ def test_network_status_and_review_command_list_held_clicks_and_void_them(settin
     call_command("network_status", "--json", stdout=status)
     listing = io.StringIO()
     call_command("review_earnings", stdout=listing)
+    through = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.HELD).latest("pk").pk
     voided = io.StringIO()
-    call_command("review_earnings", "--void", "source.myshopify.com", stdout=voided)
+    call_command("review_earnings", "--void", "source.myshopify.com", "--through", str(through),
+                 stdout=voided)  # fmt: skip
 
     assert json.loads(status.getvalue())["held_for_review"] == {"source.myshopify.com": 2.4}
-    assert "source.myshopify.com: 2.40 held" in listing.getvalue()
+    assert f"source.myshopify.com: 2.40 held (3 clicks, through {through})" in listing.getvalue()
     assert "0 released, 3 voided" in voided.getvalue()
     assert ledger.held_earnings(source) == 0
     assert ledger.balance(source) == rules.STARTER_GRANT
     assert ledger.balance(target) == rules.STARTER_GRANT  # held clicks were never charged
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.VOID, store=source).count() == 3
+
+
+@pytest.mark.parametrize("action", ["--release", "--void"])
+def test_an_operator_resolves_only_the_held_clicks_they_looked_at(action):
+    """The operator lists the held earnings, judges them, then releases (or voids) them.
+    Clicks held in between were never looked at: a script's clicks arriving after the
+    listing would otherwise be paid by a release meant for the clicks seen. The listing
+    names the last held entry, and a release or void goes through that entry only."""
+    source, target = make_store("source"), make_store("target")
+    for store in (source, target):
+        ledger.grant_starter_credits(store)
+    hold_earnings(source, target, 2)
+    listing = io.StringIO()
+    call_command("review_earnings", stdout=listing)
+    through = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.HELD).latest("pk").pk
+    assert f"--through {through}" in listing.getvalue()
+    late = Click.objects.create(
+        source_store=source, target_store=target, target_product_id=9, impression_id="late",
+        token_id="late", visitor_hash="v", billable=True, reason="held for review",
+    )  # fmt: skip
+    ledger.credit_click(late, held=True)  # held after the operator looked
+    out = io.StringIO()
+
+    call_command("review_earnings", action, "source.myshopify.com", "--through", str(through),
+                 stdout=out)  # fmt: skip
+
+    assert ("2 released, 0 voided" if action == "--release" else "0 released, 2 voided") in (
+        out.getvalue()
+    )
+    assert ledger.held_earnings(source) == rules.EARN_PER_CLICK  # the late click still held
+    assert "0.80 still held, not yet reviewed" in out.getvalue()
+    late.refresh_from_db()
+    assert late.billable  # neither paid nor voided
+    assert LedgerEntry.objects.filter(click_id=late.pk).count() == 1  # its held entry alone
+
+
+def test_an_operator_cannot_resolve_held_clicks_without_naming_the_last_one_looked_at():
+    source, target = make_store("source"), make_store("target")
+    hold_earnings(source, target, 1)
+    for action in ("--release", "--void"):
+        with pytest.raises(CommandError, match="--through"):
+            call_command("review_earnings", action, "source.myshopify.com")
+    assert ledger.held_earnings(source) == rules.EARN_PER_CLICK
 
 
 def test_the_settings_overview_shows_held_earnings_to_the_merchant(
