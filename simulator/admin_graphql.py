@@ -465,6 +465,7 @@ def _resolve_bulk_run(root, info, query: str):
     shop.bulk_operations.append(operation)
 
     def run() -> None:
+        shop.bulk_gate.wait()
         result = graphql_sync(
             SCHEMA, query, context_value={"world": world, "shop": shop, "bulk": True}
         )

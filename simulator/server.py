@@ -224,6 +224,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": True})
         if action == "release":  # a request held by a "hold" fault goes on
             return self._json(200, {"released": shop.faults.release()})
+        if action == "bulk":  # {"running": true}: bulk operations run until set false
+            (shop.bulk_gate.clear if data.get("running") else shop.bulk_gate.set)()
+            return self._json(200, {"ok": True})
         if action == "close":  # the shop frozen (402) or locked (423) by Shopify
             shop.closed_status = int(data.get("status", 402))
             return self._json(200, {"ok": True})

@@ -109,6 +109,12 @@ class Faults:
         return None
 
 
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class Shop:
     handle: str
@@ -129,6 +135,9 @@ class Shop:
     bucket_available: float = BUCKET_SIZE
     bucket_updated: float = field(default_factory=time.monotonic)
     bulk_operations: list[dict[str, Any]] = field(default_factory=list)
+    # Cleared, the shop's bulk operations stay RUNNING (a large catalog's export takes
+    # minutes to hours on Shopify) until it is set again.
+    bulk_gate: threading.Event = field(default_factory=_open_gate)
     bulk_results: dict[str, bytes] = field(default_factory=dict)
     graphql_requests: int = 0
     token_requests: list[str] = field(default_factory=list)  # grant types, in order

@@ -34,6 +34,7 @@ from recommender.catalog.products import NODE_COST, PRODUCT_FIELDS, upsert_produ
 from recommender.models import CatalogSync, Product
 from stores import shopify
 from stores.models import Store, WebhookDelivery
+from stores.webhooks import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,20 @@ mutation RunBulk($query: String!) {
 }"""
 BULK_STATUS_QUERY = """
 query BulkStatus($id: ID!) {
-  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl }
+  bulkOperation(id: $id) { id status errorCode objectCount url partialDataUrl createdAt }
 }"""
+# The app's latest bulk query on the shop: Shopify runs a limited number at a time per app
+# and shop, and refuses another while they run.
+CURRENT_BULK_QUERY = """
+query CurrentBulk { currentBulkOperation(type: QUERY) { id status createdAt } }"""
+# A bulk read a worker did not finish (its task timed out on a catalog whose export takes
+# longer, the worker died, the file's download broke off) is followed on its next run
+# rather than started again: one started again would take as long and be cut off at the
+# same point, and Shopify may refuse it while the first runs. Only this long after the
+# attempt started, and only an operation still running or done (a result's file lasts
+# seven days on Shopify).
+FOLLOW_BULK_WITHIN = timedelta(hours=24)
+_FOLLOWABLE = {"CREATED", "RUNNING", "COMPLETED"}
 COUNT_QUERY = "query CatalogSize { productsCount { count } }"
 # Shopify's largest page (``first`` of a connection) and the cost of a connection itself.
 MAX_PAGE = 250
@@ -131,8 +144,9 @@ def request_sync(store: Store, *, requeue: bool = False, afresh: bool = False) -
     sync, _ = CatalogSync.objects.get_or_create(store=store)
     waiting = [CatalogSync.State.QUEUED, CatalogSync.State.RUNNING]
     if afresh:  # a running read sets its own cursor; the sync queued after it starts afresh
+        # (neither from a page nor from a bulk operation started before)
         CatalogSync.objects.filter(pk=sync.pk).exclude(state=CatalogSync.State.RUNNING).update(
-            cursor=""
+            cursor="", bulk_operation_id=""
         )
     # One atomic UPDATE: of two concurrent requests, only one finds the sync not waiting.
     queued = (
@@ -211,6 +225,7 @@ def sync_catalog(store: Store) -> CatalogSync:
         CatalogSync.State.FAILED,
         CatalogSync.State.QUEUED,
     )
+    following = _unfinished_bulk_operation(sync)
     if not resuming:
         # In the database: a sync started beside this one gets a generation of its own,
         # and neither writes its own back over the other's.
@@ -218,16 +233,19 @@ def sync_catalog(store: Store) -> CatalogSync:
         sync.refresh_from_db(fields=["generation"])
         sync.products_seen = 0
         sync.cursor = ""
+    # The operation's id, from here on, is only ever this attempt's (or the one it follows).
+    sync.bulk_operation_id = following
     sync.state = CatalogSync.State.RUNNING
-    sync.started_at = sync.started_at if resuming else timezone.now()
-    sync.save(update_fields=[*_PROGRESS_FIELDS, "state", "started_at"])
+    # A followed operation's file is a snapshot from its own attempt's start.
+    sync.started_at = sync.started_at if resuming or following else timezone.now()
+    sync.save(update_fields=[*_PROGRESS_FIELDS, "state", "started_at", "bulk_operation_id"])
     pacer = Pacer(store)
     try:
         total = _catalog_size(pacer)
         with EmbeddingAlongside(store) as embedding:
-            if _bulk_is_faster(total, pacer) and not resuming:
+            if following or (_bulk_is_faster(total, pacer) and not resuming):
                 sync.mode = "bulk"
-                _sync_bulk(store, sync, pacer, on_stored=embedding.wake)
+                _sync_bulk(store, sync, pacer, follow=following, on_stored=embedding.wake)
             else:
                 sync.mode = "pages"
                 _sync_pages(store, sync, pacer, total=total, on_stored=embedding.wake)
@@ -331,14 +349,41 @@ def _sync_pages(
             return
 
 
-def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer, *, on_stored=None) -> None:
-    payload = pacer.call(BULK_RUN_MUTATION, {"query": BULK_INNER_QUERY}).data
-    result = payload.get("bulkOperationRunQuery") or {}
-    if result.get("userErrors"):
-        raise ValueError("bulk query refused: " + result["userErrors"][0]["message"])
-    operation_id = result["bulkOperation"]["id"]
+def _unfinished_bulk_operation(sync: CatalogSync) -> str:
+    """The bulk operation of the store's last attempt, if that attempt did not finish and
+    may be followed (FOLLOW_BULK_WITHIN); else ""."""
+    unfinished = sync.state in (
+        CatalogSync.State.QUEUED, CatalogSync.State.RUNNING, CatalogSync.State.FAILED
+    )  # fmt: skip
+    if not (unfinished and sync.bulk_operation_id and sync.started_at):
+        return ""
+    if sync.finished_at and sync.finished_at >= sync.started_at:
+        return ""
+    if sync.started_at < timezone.now() - FOLLOW_BULK_WITHIN:
+        return ""
+    return sync.bulk_operation_id
+
+
+def _sync_bulk(
+    store: Store, sync: CatalogSync, pacer: Pacer, *, follow: str = "", on_stored=None
+) -> None:
+    operation = None
+    if follow:
+        operation = pacer.call(BULK_STATUS_QUERY, {"id": follow}, cost=1).data["bulkOperation"]
+        if operation and operation.get("status") in _FOLLOWABLE:
+            log.info("following the unfinished bulk read shop=%s operation=%s",
+                     store.shop_domain, follow)  # fmt: skip
+        else:
+            operation = None
+    if operation is None:
+        operation = _start_bulk(store, sync, pacer)
+    operation_id = operation["id"]
+    # Products stored before the operation's snapshot but not in it are not deleted.
+    created = parse_time(operation.get("createdAt"))
+    if created and created < sync.started_at:
+        sync.started_at = created
     sync.bulk_operation_id = operation_id
-    sync.save(update_fields=["bulk_operation_id", "updated_at"])
+    sync.save(update_fields=["bulk_operation_id", "started_at", "updated_at"])
     delay = 0.2
     while True:
         _ensure_installed(store)
@@ -366,6 +411,22 @@ def _sync_bulk(store: Store, sync: CatalogSync, pacer: Pacer, *, on_stored=None)
     upsert_products(store, sync, batch)
     sync.products_seen += len(batch)
     sync.save(update_fields=["products_seen", "updated_at"])
+
+
+def _start_bulk(store: Store, sync: CatalogSync, pacer: Pacer) -> dict[str, Any]:
+    """A new bulk read of the catalog; or, when Shopify refuses it because the app's last
+    one still runs on this shop (its id was never kept: a worker killed right after
+    starting it), that one."""
+    payload = pacer.call(BULK_RUN_MUTATION, {"query": BULK_INNER_QUERY}).data
+    result = payload.get("bulkOperationRunQuery") or {}
+    if not result.get("userErrors"):
+        return result["bulkOperation"]
+    current = pacer.call(CURRENT_BULK_QUERY, cost=1).data.get("currentBulkOperation")
+    if current and current.get("status") in {"CREATED", "RUNNING"}:
+        log.info("following the bulk read already running shop=%s operation=%s",
+                 store.shop_domain, current["id"])  # fmt: skip
+        return current
+    raise ValueError("bulk query refused: " + result["userErrors"][0]["message"])
 
 
 def _jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -664,6 +664,76 @@ def test_connection_reset_mid_bulk_download_fails_the_sync_with_a_reason(
     assert "bulk result download" in sync.last_error
     assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
     assert Product.objects.filter(store=store).count() == 202
+    # The file was read again; the export was not started again.
+    assert len(simulator.shop("alpha").bulk_operations) == 1
+
+
+def wait_for_requests(simulator, handle: str, count: int, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 10
+    while simulator.shop(handle).graphql_requests < count and thread.is_alive():
+        assert time.monotonic() < deadline, "the sync made no Admin API requests"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("id_kept", [True, False], ids=["id-kept", "id-lost"])
+def test_a_bulk_read_longer_than_its_task_is_followed_on_the_next_run_not_started_again(
+    simulator, install, settings, id_kept
+):
+    """A large catalog's export can outlast the task's timeout (30 minutes): the worker is
+    killed and reconciliation queues the sync again. Shopify refuses a second bulk query
+    while the app's first runs on the shop, and one started afresh would be cut off at
+    the same point: the catalog would never be read. The next run follows the operation
+    the killed one started; ``id-lost``: killed before it kept the operation's id, it
+    finds it as the shop's current bulk operation."""
+    settings.RECOMMENDER_BULK_THRESHOLD = 1
+    settings.SHOPIFY_HTTP_TIMEOUT = 10
+    add_products(simulator, "alpha", 30)
+    store = install("alpha")
+    simulator.control("alpha", "bulk", running=True)  # the export takes hours
+    started = pacer.Pacer(store).call(
+        catalog_sync.BULK_RUN_MUTATION, {"query": catalog_sync.BULK_INNER_QUERY}
+    )
+    operation = started.data["bulkOperationRunQuery"]["bulkOperation"]["id"]
+    # As the killed task left it: "running" since it started the operation.
+    CatalogSync.objects.update_or_create(store=store, defaults={
+        "state": CatalogSync.State.RUNNING, "mode": "bulk" if id_kept else "",
+        "bulk_operation_id": operation if id_kept else "", "generation": 1,
+        "started_at": timezone.now() - timedelta(minutes=31),
+    })  # fmt: skip
+    requests = simulator.shop("alpha").graphql_requests
+    syncing = sync_in_thread(store)  # the task queued again
+    wait_for_requests(simulator, "alpha", requests + 4, syncing)  # polling, not refused
+
+    simulator.control("alpha", "bulk", running=False)  # the export completes
+    syncing.join(timeout=30)
+
+    sync = CatalogSync.objects.get(store=store)
+    assert sync.state == CatalogSync.State.DONE, sync.last_error
+    assert sync.bulk_operation_id == operation
+    assert [op["id"] for op in simulator.shop("alpha").bulk_operations] == [operation]
+    assert Product.objects.filter(store=store).count() == 32
+
+
+def test_a_finished_bulk_read_is_not_followed_by_the_next_sync(simulator, install, settings):
+    """Its file is a snapshot of back then: the next sync (the weekly re-read, the merchant's
+    "Sync now") and one queued afresh (a reinstall) start an export of their own."""
+    settings.RECOMMENDER_BULK_THRESHOLD = 1
+    store = install("alpha")
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
+    add_products(simulator, "alpha", 3)
+    catalog_sync.request_sync(store)
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
+    assert Product.objects.filter(store=store).count() == 5
+
+    add_products(simulator, "alpha", 2)
+    simulator.fault("alpha", "bulk", "reset")  # this read's download breaks off
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.FAILED
+    catalog_sync.request_sync(store, afresh=True)
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
+
+    assert Product.objects.filter(store=store).count() == 7
+    assert len(simulator.shop("alpha").bulk_operations) == 4
 
 
 @pytest.mark.django_db(transaction=True)
