@@ -353,8 +353,13 @@ HANDLERS: dict[str, Handler] = {
 
 
 # Topic -> the only payload fields stored, for topics whose payloads carry personal data
-# the handler does not read (an order's customer, email and addresses).
-KEPT_FIELDS: dict[str, tuple[str, ...]] = {}
+# the handler does not read (an order's customer, email and addresses; the shop owner's
+# name, email, phone and address in app/uninstalled, which carries the whole shop).
+KEPT_FIELDS: dict[str, tuple[str, ...]] = {
+    "app/uninstalled": ("id",),
+    "app/scopes_update": ("id", "previous", "current", "updated_at", "shop_id"),
+    "shop/redact": ("shop_id", "shop_domain"),
+}
 
 
 def register_handler(topic: str, handler: Handler, *, keep: tuple[str, ...] = ()) -> None:

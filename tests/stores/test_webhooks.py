@@ -374,6 +374,22 @@ def test_customer_compliance_requests_are_answered_without_keeping_personal_data
     assert "207119551" not in json.dumps(delivery.payload)  # nor the customer's id
 
 
+@pytest.mark.django_db
+def test_an_uninstall_is_recorded_without_the_shop_owners_personal_data(client):
+    """app/uninstalled carries the whole shop: the owner's name, email, phone and address.
+    The privacy page says the app reads a store's name, domains, currency and plan; the
+    handler reads none of the payload, so none of that is stored, even for the days a
+    delivery is kept."""
+    response = post_webhook(client, "app/uninstalled", captured("app_uninstalled"))
+
+    assert response.status_code == 200
+    stored = json.dumps(WebhookDelivery.objects.get().payload)
+    for personal in ("owner@alpha.example", "Alpha Owner", "555-555-5555", "1 Main St",
+                     "customers@alpha.example", "45.42"):  # fmt: skip
+        assert personal not in stored
+    assert WebhookDelivery.objects.get().payload == {"id": 548380009}
+
+
 @pytest.fixture
 def failing_delivery(client, monkeypatch) -> WebhookDelivery:
     """A recorded customers/redact delivery whose handler fails every time it runs."""
