@@ -133,12 +133,14 @@ def redact_customer_orders(
     customer: Shopify's order id, their time of day and the click that brought them. That
     click keeps what its partners' ledgers need, stripped of anything about the shopper
     (as on shop/redact) and of the view it came from, whose hashes go too. Unconfirmed
-    orders among them, in no figure yet, are deleted. Returns the records changed.
+    orders among them, in no figure yet, are deleted, and their clicks stripped the same
+    way. Returns the records changed.
     https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance#customers-redact"""
     listed = AttributedOrder.objects.filter(store=store, order_id__in=order_ids)
+    click_ids = set(listed.exclude(click=None).values_list("click_id", flat=True))
     unconfirmed, _ = listed.filter(verified_at__isnull=True).delete()
     orders = list(listed)
-    clicks = list(Click.objects.filter(pk__in={o.click_id for o in orders if o.click_id}))
+    clicks = list(Click.objects.filter(pk__in=click_ids))
     for order in orders:
         day = order.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
         AttributedOrder.objects.filter(pk=order.pk).update(
@@ -160,11 +162,21 @@ def customer_order_data(
 ) -> list[dict[str, Any]]:
     """customer_data_requested: what is held of the store's orders among ``order_ids``:
     each attributed order as its pixel reported it, the partner store whose widget sent
-    the shopper, and the click (its time and the browser's user agent; the visitor and
-    address only as salted hashes, which are not given: they identify no one)."""
+    the shopper, and the click (its time, the product it led to, the landing, whether it
+    was billed, the browser's user agent, and when the widget it came from was viewed; the
+    visitor and address only as salted hashes, which are not given: they identify no one)."""
     orders = AttributedOrder.objects.filter(store=store, order_id__in=order_ids).select_related(
         "source_store", "click"
     )
+    views = dict(
+        Impression.objects.filter(
+            impression_id__in=[o.click.impression_id for o in orders if o.click is not None]
+        ).values_list("impression_id", "created_at")
+    )
+
+    def _time(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
     return [
         {
             "order_id": order.order_id,
@@ -183,6 +195,16 @@ def customer_order_data(
             "referred_by": order.source_store.name or order.source_store.shop_domain,
             "clicked_at": order.clicked_at.isoformat(),
             "browser": order.click.user_agent if order.click is not None else "",
+            **(
+                {
+                    "clicked_product_id": str(order.click.target_product_id),
+                    "landed_at": _time(order.click.landed_at),
+                    "click_billed": order.click.reason,
+                    "widget_viewed_at": _time(views.get(order.click.impression_id)),
+                }
+                if order.click is not None
+                else {}
+            ),
         }
         for order in orders.order_by("created_at", "pk")
     ]

@@ -90,6 +90,12 @@ def test_an_unconfirmed_order_of_the_customer_is_deleted_not_kept(client, orders
     deliver(client, "customers/redact", captured("customers_redact"))
 
     assert list(AttributedOrder.objects.values_list("order_id", flat=True)) == ["555"]
+    # The click behind it loses the shopper as a confirmed order's does, and so does its view.
+    stripped = Click.objects.get(token_id="t299938")
+    assert (stripped.user_agent, stripped.visitor_hash, stripped.ip_hash) == ("", "", "")
+    assert stripped.billable  # the partners' ledgers keep it
+    assert Impression.objects.get(impression_id="view-299938").visitor_hash == ""
+    assert Click.objects.get(token_id="t555").user_agent == "Mozilla/5.0 (Shopper's phone)"
 
 
 def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchant(client, orders):
@@ -106,6 +112,14 @@ def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchan
     assert (record["referred_by"], record["browser"]) == (
         "Bravo Books", "Mozilla/5.0 (Shopper's phone)"
     )  # fmt: skip
+    # Everything held of the click behind it: the product it led to, the landing, whether
+    # it was billed, and the widget's view it came from.
+    click = Click.objects.get(token_id="t299938")
+    view = Impression.objects.get(impression_id="view-299938")
+    assert record["clicked_product_id"] == "1"
+    assert record["landed_at"] == click.landed_at.isoformat()
+    assert record["click_billed"] == "billable"
+    assert record["widget_viewed_at"] == view.created_at.isoformat()
     assert "shopper@example.net" not in json.dumps(delivery.payload)
     assert "555-625-1199" not in json.dumps(delivery.payload)
 
