@@ -70,6 +70,7 @@ from django.conf import settings
 from recommender import runtime
 from recommender.exchange import rules
 from recommender.models import CLICK_PENDING, Click
+from stores.models import Store
 
 log = logging.getLogger(__name__)
 
@@ -308,16 +309,58 @@ def recover_orphans(directory: Path | None = None) -> int:
 
 def _forget_old_set_aside(directory: Path) -> None:
     """Set-aside lines hold shoppers' agents and hashes, which the clicks' rows forget after
-    rules.SHOPPER_DATA_RETENTION: a set-aside file nothing was added to for that long goes."""
+    rules.SHOPPER_DATA_RETENTION: a set-aside file nothing was added to for that long goes.
+    So do the lines of clicks to or from a redacted store (shop/redact), whose shoppers'
+    data is erased everywhere else (the worker's redaction cannot reach these disks)."""
     before = time.time() - rules.SHOPPER_DATA_RETENTION.total_seconds()
+    kept = []
     for path in directory.glob("rejected-*"):
         try:
             if path.stat().st_mtime < before:
                 path.unlink()
                 log.warning("deleted set-aside click journal lines past the shopper data "
                             "retention path=%s", path.name)  # fmt: skip
+            else:
+                kept.append(path)
         except FileNotFoundError:
             continue  # deleted by another process's sweep meanwhile
+    if not kept:
+        return
+    redacted = set(Store.objects.filter(status=Store.Status.REDACTED).values_list("pk", flat=True))
+    for path in kept if redacted else []:
+        _drop_lines_of(path, redacted)
+
+
+def _drop_lines_of(path: Path, stores: set[int]) -> None:
+    """Rewrite a set-aside file without the lines of clicks to or from ``stores``, under the
+    lock _set_aside appends under; a line that cannot be read stays (it goes with its file)."""
+    try:
+        handle = open(path, "r+b")  # noqa: SIM115 -- closed below, after the lock
+    except FileNotFoundError:
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        lines = handle.read().splitlines(keepends=True)
+        left = [line for line in lines if not _of_stores(line, stores)]
+        if len(left) == len(lines):
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.writelines(left)
+        handle.flush()
+        os.fsync(handle.fileno())
+    log.warning("dropped set-aside click journal lines of redacted stores path=%s count=%s",
+                path.name, len(lines) - len(left))  # fmt: skip
+
+
+def _of_stores(line: bytes, stores: set[int]) -> bool:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    return data.get("source_store_id") in stores or data.get("target_store_id") in stores
 
 
 def _remove_if_abandoned(path: Path) -> None:
@@ -428,6 +471,7 @@ def _set_aside(lines: list[bytes], *, source: str) -> None:
     the retention (_forget_old_set_aside goes by the time a file was last written)."""
     day = time.strftime("%Y%m%d", time.gmtime())
     with open(_directory() / f"rejected-{day}-{source}", "ab") as rejected:
+        fcntl.flock(rejected, fcntl.LOCK_EX)  # not while a sweep rewrites it
         rejected.writelines(lines)
 
 

@@ -24,7 +24,9 @@ from recommender import runtime, tasks
 from recommender.exchange import attribution, click_journal, clicks, ledger, rules, tokens
 from recommender.models import CLICK_PENDING, Click
 from recommender.web import storefront
+from stores.models import Store
 from tests.conftest import wait_until_clicks_settled
+from tests.factories import make_store
 from tests.recommender.test_click_settlement import (
     BROWSER,
     record_viewed_clicks,
@@ -410,6 +412,32 @@ def test_set_aside_lines_are_kept_no_longer_than_the_shopper_data_they_hold(
     assert young.read_bytes() == lines[1]  # for an operator to look at while it may be kept
     assert "deleted set-aside click journal lines past the shopper data retention" in caplog.text
     assert Click.objects.count() == 0  # deleted, not replayed
+
+
+def test_set_aside_lines_of_a_redacted_store_go_with_its_other_data(pair, journal_dir):
+    """shop/redact erases what is held of a store's shoppers; set-aside lines of clicks to
+    or from it hold their agents and hashes, on the web machines' disks where the worker's
+    redaction cannot reach. The journal sweep each machine runs drops them (lines of other
+    stores' clicks stay, and so does a line nobody can read, until the retention)."""
+    host, partner, _ = pair
+    _, (line, other) = journaled(pair, 2)
+    elsewhere = json.loads(other)
+    elsewhere.update(
+        source_store_id=make_store("third").pk, target_store_id=make_store("fourth").pk
+    )
+    unreadable = b'{"id": 7, "user_agent": "cut sh'
+    kept = journal_dir / "rejected-20261101-clicks-dead.jsonl"
+    kept.write_bytes(line + (json.dumps(elsewhere) + "\n").encode() + unreadable + b"\n")
+    Store.objects.filter(pk=partner.pk).update(status=Store.Status.REDACTED)
+
+    click_journal.recover_orphans()
+
+    left = kept.read_bytes().splitlines()
+    assert [json.loads(left[0]), left[1]] == [elsewhere, unreadable]
+
+    Store.objects.exclude(pk__in=[host.pk, partner.pk]).update(status=Store.Status.REDACTED)
+    click_journal.recover_orphans()
+    assert kept.read_bytes() == unreadable + b"\n"
 
 
 def test_a_journaled_click_whose_id_the_database_handed_out_again_is_set_aside(
