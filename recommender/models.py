@@ -391,10 +391,11 @@ class AttributedOrder(models.Model):
     total = models.DecimalField(max_digits=14, decimal_places=2)  # in the order's currency
     currency = models.CharField(max_length=3)
     # The same total in the receiving store's currency and in the reference currency (for
-    # figures across stores), at the reference rates of the day it was recorded.
+    # figures across stores), at the reference rates of the day it was recorded; no
+    # reference total for a currency without a reference rate (counted, not priced).
     total_store_currency = models.DecimalField(max_digits=14, decimal_places=2)
     store_currency = models.CharField(max_length=3)
-    total_reference = models.DecimalField(max_digits=14, decimal_places=2)
+    total_reference = models.DecimalField(max_digits=14, decimal_places=2, null=True)
     line_count = models.PositiveIntegerField(default=0)
     clicked_at = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)

@@ -248,9 +248,11 @@
   $("#sync-now").addEventListener("click", () => syncNow($("#sync-now")));
 
   // --- stats and the chart -------------------------------------------------------------
-  // Amounts are in the store's currency (partners' sales converted at reference rates);
-  // a partner product's price in its own.
+  // Amounts are in the store's currency; partners' sales converted at reference rates, in
+  // the reference currency where the store's own has none (sentCurrency); a partner
+  // product's price in its own.
   let currency = "USD";
+  let sentCurrency = "USD";
   const money = (amount, code = currency) => {
     try {
       return new Intl.NumberFormat(undefined, { style: "currency", currency: code }).format(Number(amount));
@@ -326,7 +328,7 @@
       tr.appendChild(el("td", null, String(row.clicks_received)));
       tr.appendChild(el("td", null, Number(row.net).toFixed(2)));
       tr.appendChild(el("td", { "data-orders": "received" }, `${row.orders_received} (${money(row.revenue_received)})`));
-      tr.appendChild(el("td", { "data-orders": "sent" }, `${row.orders_sent} (${money(row.revenue_sent)})`));
+      tr.appendChild(el("td", { "data-orders": "sent" }, `${row.orders_sent} (${money(row.revenue_sent, sentCurrency)})`));
       body.appendChild(tr);
     }
   };
@@ -352,11 +354,14 @@
     box.appendChild(metric("Credits earned", t.earned.toFixed(2)));
     box.appendChild(metric("Credits spent", t.spent.toFixed(2)));
     currency = r.body.currency;
+    sentCurrency = r.body.sent_currency || currency;
+    const unpriced = r.body.orders_sent_unpriced || 0;
     box.appendChild(metric("Orders the network brought you", String(t.orders_received)));
     box.appendChild(metric("Revenue the network brought you", money(t.revenue_received)));
     box.appendChild(metric("Orders you brought partners", String(t.orders_sent)));
-    box.appendChild(metric("Revenue you brought partners", money(t.revenue_sent)));
-    box.appendChild(metric("Partner revenue per 1,000 impressions", t.revenue_sent_per_1000_impressions == null ? "—" : money(t.revenue_sent_per_1000_impressions)));
+    box.appendChild(metric("Revenue you brought partners", money(t.revenue_sent, sentCurrency)
+      + (unpriced ? ` (${unpriced === 1 ? "1 order" : `${unpriced} orders`} in a currency without a reference rate not included)` : "")));
+    box.appendChild(metric("Partner revenue per 1,000 impressions", t.revenue_sent_per_1000_impressions == null ? "—" : money(t.revenue_sent_per_1000_impressions, sentCurrency)));
     $("#chart-days").textContent = `Days run midnight to midnight in your store's time zone (${r.body.time_zone}).`;
     drawChart(r.body.days);
     fillPartners(r.body.partners);

@@ -48,16 +48,44 @@ from stores.models import Store
 ATTRIBUTION_WINDOW = timedelta(days=7)
 # Figures across stores (a partner's sales in its currency, the network's totals) are
 # converted at these reference rates: units of REFERENCE_CURRENCY per unit of each currency.
-# They are for comparison, not accounting, and are updated with releases.
+# They are for comparison, not accounting, and are updated with releases. A store's own
+# sales need none (Shopify gives an order's total in the shop's currency). A currency
+# without one is still taken: its orders count everywhere, and are left out of the
+# amounts that would need its rate (each figure says how many were).
 REFERENCE_CURRENCY = "USD"
-REFERENCE_RATES = {
-    "USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"),
-    "CAD": Decimal("0.73"), "AUD": Decimal("0.66"), "NZD": Decimal("0.60"),
-    "JPY": Decimal("0.0067"), "CHF": Decimal("1.12"), "SEK": Decimal("0.095"),
-    "NOK": Decimal("0.093"), "DKK": Decimal("0.145"), "PLN": Decimal("0.25"),
-    "CZK": Decimal("0.043"), "MXN": Decimal("0.055"), "BRL": Decimal("0.18"),
-    "INR": Decimal("0.012"), "SGD": Decimal("0.74"), "HKD": Decimal("0.128"),
+REFERENCE_RATES_AS_OF = "2026-10-30"
+_ECB_PER_EUR = {  # the European Central Bank's euro reference rates of that day
+    "USD": "1.1172", "JPY": "175.68", "CZK": "24.353", "DKK": "7.4735", "GBP": "0.8338",
+    "HUF": "366.33", "PLN": "4.4038", "RON": "5.3447", "SEK": "10.978", "CHF": "0.9194",
+    "ISK": "136", "NOK": "10.312", "TRY": "55.8015", "AUD": "1.5904", "BRL": "6.0692",
+    "CAD": "1.5606", "CNY": "7.4326", "HKD": "8.7652", "IDR": "20275.17", "ILS": "3.495",
+    "INR": "106.084", "KRW": "1491.76", "MXN": "21.1237", "MYR": "4.5325", "NZD": "1.9823",
+    "PHP": "71.143", "SGD": "1.4282", "THB": "37.683", "ZAR": "18.6455", "EUR": "1",
+    # Fixed to the euro by their central banks.
+    "XOF": "655.957", "XAF": "655.957", "KMF": "491.96775", "BAM": "1.95583",
+    "CVE": "110.265", "XPF": "119.331742",
 }  # fmt: skip
+_PER_USD = {  # fixed to the US dollar by their central banks
+    "AED": "3.6725", "SAR": "3.75", "QAR": "3.64", "BHD": "0.376", "OMR": "0.3845",
+    "JOD": "0.709", "BSD": "1", "BMD": "1", "PAB": "1", "BBD": "2", "BZD": "2", "XCD": "2.7",
+    "AWG": "1.79", "ANG": "1.79", "KYD": "0.8333", "DJF": "177.721", "ERN": "15",
+}  # fmt: skip
+_AT_PAR = {  # at par with another currency (the Nepalese rupee at 1.6 Indian rupees)
+    "LSL": ("ZAR", "1"), "NAD": ("ZAR", "1"), "SZL": ("ZAR", "1"), "BTN": ("INR", "1"),
+    "FKP": ("GBP", "1"), "GIP": ("GBP", "1"), "SHP": ("GBP", "1"), "NPR": ("INR", "1.6"),
+}  # fmt: skip
+
+
+def _reference_rates() -> dict[str, Decimal]:
+    usd_per_eur = Decimal(_ECB_PER_EUR["USD"])
+    rates = {code: usd_per_eur / Decimal(per) for code, per in _ECB_PER_EUR.items()}
+    rates.update({code: 1 / Decimal(per) for code, per in _PER_USD.items()})
+    rates.update({code: rates[base] / Decimal(per) for code, (base, per) in _AT_PAR.items()})
+    rates[REFERENCE_CURRENCY] = Decimal("1")
+    return rates
+
+
+REFERENCE_RATES = _reference_rates()
 # An order total above this is not a shopper's order; refused rather than recorded.
 MAX_ORDER_TOTAL = Decimal("1000000")
 # Orders one click can bring, reported, confirmed or rejected alike: a shopper buys once or
@@ -84,7 +112,7 @@ RULES_IN_WORDS = [
     "once, however often it is reported.",
     "Amounts are in your store's currency. Figures across stores (what you brought partners, "
     f"network totals) use published reference rates to {REFERENCE_CURRENCY}, for comparison, "
-    "not accounting.",
+    "not accounting; an order in a currency without one is counted but left out of them.",
     "A refunded order (any refund) or a cancelled one leaves every figure, for you and for the "
     "partner.",
     "Orders are reported by Interlayer's web pixel, only when the shopper allows analytics and "
@@ -231,18 +259,30 @@ def reported_order(
     if not amount.is_finite() or not Decimal("0") <= amount <= MAX_ORDER_TOTAL:
         raise AttributionRefused("total is out of range", status=400)
     code = str(currency or "")
-    if not _CURRENCY.match(code) or code not in REFERENCE_RATES:
-        raise AttributionRefused("currency is not supported", status=400)
+    if not _CURRENCY.match(code):
+        raise AttributionRefused("currency must be a three-letter currency code", status=400)
     if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 10_000:
         raise AttributionRefused("lines must be a count", status=400)
     return ReportedOrder(match.group(1), amount, code, lines)
 
 
 def convert(amount: Decimal, *, from_currency: str, to_currency: str) -> Decimal:
-    """``amount`` at the reference rates (a currency without one counts as the reference)."""
-    rate_from = REFERENCE_RATES.get(from_currency, Decimal("1"))
-    rate_to = REFERENCE_RATES.get(to_currency, Decimal("1"))
-    return (amount * rate_from / rate_to).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    """``amount`` at the reference rates; both currencies must have one (has_rate), unless
+    they are the same."""
+    if from_currency == to_currency:
+        return amount.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    rate = REFERENCE_RATES[from_currency] / REFERENCE_RATES[to_currency]
+    return (amount * rate).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def has_rate(currency: str) -> bool:
+    return currency in REFERENCE_RATES
+
+
+def figures_currency(currency: str) -> str:
+    """The currency a store's figures across stores (what it brought partners) are shown in:
+    its own, or the reference currency where its own has no reference rate."""
+    return currency if has_rate(currency) else REFERENCE_CURRENCY
 
 
 def record_order(
@@ -280,13 +320,21 @@ def record_order(
 
 
 def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
+    """Shopify's total (in the shop's currency) in the store's currency, and in the reference
+    currency for figures across stores (None: no reference rate for it)."""
     store_currency = store.currency or currency
+    if not (has_rate(currency) and has_rate(store_currency)):
+        store_currency = currency  # the shop's own money, as Shopify gave it
     return {
         "total": total,
         "currency": currency,
         "total_store_currency": convert(total, from_currency=currency, to_currency=store_currency),
         "store_currency": store_currency,
-        "total_reference": convert(total, from_currency=currency, to_currency=REFERENCE_CURRENCY),
+        "total_reference": (
+            convert(total, from_currency=currency, to_currency=REFERENCE_CURRENCY)
+            if has_rate(currency)
+            else None
+        ),
     }
 
 
@@ -376,7 +424,7 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     except (InvalidOperation, ValueError):
         raise shopify.ShopifyError("order total is not a decimal", status=200) from None
     currency = str(money["currencyCode"])
-    if currency not in REFERENCE_RATES or not Decimal("0") <= total <= MAX_ORDER_TOTAL:
+    if not _CURRENCY.match(currency) or not Decimal("0") <= total <= MAX_ORDER_TOTAL:
         return _reject(order, "a currency or total the figures cannot take", now)
     amounts = _amounts(order.store, total, currency)
     lines = int(found.get("subtotalLineItemsQuantity") or 0)
@@ -449,8 +497,10 @@ class StoreSales(TypedDict):
     orders_received: int
     revenue_received: float  # in the store's currency
     orders_sent: int
-    revenue_sent: float  # partners' revenue, in the store's currency at reference rates
+    revenue_sent: float  # partners' revenue, in sent_currency at reference rates
+    orders_sent_unpriced: int  # of orders_sent, those in a currency without a reference rate
     currency: str
+    sent_currency: str  # figures_currency(currency)
     impressions: int
     revenue_sent_per_1000_impressions: float | None
 
@@ -479,7 +529,11 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
         row["source_store_id"]: row
         for row in orders.filter(source_store_id__in=currencies)
         .values("source_store_id")
-        .annotate(n=Count("id"), revenue=Sum("total_reference"))
+        .annotate(
+            n=Count("id"),
+            revenue=Sum("total_reference"),
+            unpriced=Count("id", filter=Q(total_reference__isnull=True)),
+        )
     }
     impressions = dict(
         views.values("store_id").annotate(n=Count("id")).values_list("store_id", "n")
@@ -488,11 +542,12 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
     for store_id, currency in currencies.items():
         currency = currency or REFERENCE_CURRENCY
         got, gave = received.get(store_id) or {}, sent.get(store_id) or {}
+        sent_currency = figures_currency(currency)
         revenue_sent = float(
             convert(
                 gave.get("revenue") or Decimal("0"),
                 from_currency=REFERENCE_CURRENCY,
-                to_currency=currency,
+                to_currency=sent_currency,
             )
         )
         views_n = impressions.get(store_id, 0)
@@ -501,7 +556,9 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
             "revenue_received": float(got.get("revenue") or 0),
             "orders_sent": gave.get("n", 0),
             "revenue_sent": revenue_sent,
+            "orders_sent_unpriced": gave.get("unpriced", 0),
             "currency": currency,
+            "sent_currency": sent_currency,
             "impressions": views_n,
             "revenue_sent_per_1000_impressions": per_1000(revenue_sent, views_n),
         }

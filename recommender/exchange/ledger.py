@@ -118,6 +118,12 @@ def can_pay_a_click(store_id: int) -> bool:
     return balances([store_id])[store_id] >= SPEND_PER_CLICK
 
 
+def still_held(click_id) -> Exists:
+    """Whether the click (an OuterRef to it) is held for review, neither released nor
+    voided: its partner has not paid for it (yet)."""
+    return Exists(_unresolved_held().filter(click_id=click_id))
+
+
 def _unresolved_held():
     resolved = LedgerEntry.objects.filter(
         resolves=OuterRef("pk"), kind__in=[LedgerEntry.Kind.RELEASE, LedgerEntry.Kind.VOID]

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, OuterRef, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from recommender import runtime
@@ -67,6 +67,10 @@ class StoreStats(TypedDict):
     partners: list[PartnerRow]
     balance: float
     currency: str
+    # What the store brought partners is in this currency: its own, or the reference
+    # currency where its own has no reference rate (attribution.figures_currency).
+    sent_currency: str
+    orders_sent_unpriced: int  # orders sent in a currency without a reference rate
     time_zone: str  # the shop's, whose days the series counts
 
 
@@ -138,8 +142,12 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     sent = Click.objects.filter(source_store=store, created_at__gte=since)
     for row in by_day(sent, n=Count("id"), b=Count("id", filter=Q(billable=True))):
         series[_key(row["day"])].update(sent=row["n"], sent_billable=row["b"])
-    received = Click.objects.filter(target_store=store, created_at__gte=since)
-    for row in by_day(received, n=Count("id"), b=Count("id", filter=Q(billable=True))):
+    # Billable clicks received: those the store pays for, not those held for review (their
+    # partner earned nothing yet, and the store is charged only if they are released).
+    received = Click.objects.filter(target_store=store, created_at__gte=since).annotate(
+        held=ledger.still_held(OuterRef("pk"))
+    )
+    for row in by_day(received, n=Count("id"), b=Count("id", filter=Q(billable=True, held=False))):
         series[_key(row["day"])].update(received=row["n"], received_billable=row["b"])
     entries = LedgerEntry.objects.filter(store=store, created_at__gte=since)
     for row in by_day(
@@ -152,13 +160,15 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
             earned=float(row["earned"] or 0), spent=float(-(row["spent"] or 0))
         )
     currency = store.currency or attribution.REFERENCE_CURRENCY
-    orders, sent_reference = _attributed_orders(store, since, series, currency, zone)
+    sent_currency = attribution.figures_currency(currency)
+    orders, sent_reference, unpriced = _attributed_orders(store, since, series, sent_currency,
+                                                          zone)  # fmt: skip
     summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
     # Totals of money are summed before rounding or converting, as network_status sums them.
     summed["revenue_received"] = float(sum(o["received"] for o in orders.values()))
     summed["revenue_sent"] = float(
         attribution.convert(
-            sent_reference, from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
+            sent_reference, from_currency=attribution.REFERENCE_CURRENCY, to_currency=sent_currency
         )
     )
     # Billable clicks sent (held ones included) over viewable impressions: raw clicks count
@@ -170,20 +180,24 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     return {
         "days": [DatedDayStats(date=day, **values) for day, values in series.items()],
         "totals": TotalStats(**summed, ctr=ctr, revenue_sent_per_1000_impressions=per_1000),
-        "partners": _with_orders(ledger.partner_ledger(store, since=since), orders, currency),
+        "partners": _with_orders(ledger.partner_ledger(store, since=since), orders, sent_currency),
         "balance": float(ledger.balance(store)),
         "currency": currency,
+        "sent_currency": sent_currency,
+        "orders_sent_unpriced": unpriced,
         "time_zone": zone.key,
     }
 
 
 def _attributed_orders(
     store: Store, since: datetime, series: dict[str, DayStats], currency: str, zone: tzinfo
-) -> tuple[dict[int, dict[str, Any]], Decimal]:
-    """Fill the series with attributed orders received and sent (two queries); return them
-    per partner, and the total sent in the reference currency."""
+) -> tuple[dict[int, dict[str, Any]], Decimal, int]:
+    """Fill the series with attributed orders received and sent (two queries; revenue sent in
+    ``currency``); return them per partner, the total sent in the reference currency, and
+    how many orders sent had no reference total."""
     partners: dict[int, dict[str, Any]] = {}
     sent_reference = Decimal("0")
+    unpriced = 0
 
     def partner(store_id: int) -> dict[str, Any]:
         zero = {"orders_received": 0, "received": Decimal("0"), "orders_sent": 0,
@@ -207,19 +221,24 @@ def _attributed_orders(
         counted.filter(source_store=store)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "store_id")
-        .annotate(n=Count("id"), revenue=Sum("total_reference"))
+        .annotate(
+            n=Count("id"),
+            revenue=Coalesce(Sum("total_reference"), Decimal("0")),
+            unpriced=Count("id", filter=Q(total_reference__isnull=True)),
+        )
     )
     for row in sent:
         day, theirs = series[_key(row["day"])], partner(row["store_id"])
         in_mine = attribution.convert(
             row["revenue"], from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
         )
+        unpriced += row["unpriced"]
         day["orders_sent"] += row["n"]
         day["revenue_sent"] = round(day["revenue_sent"] + float(in_mine), 2)
         theirs["orders_sent"] += row["n"]
         theirs["sent"] += row["revenue"]
         sent_reference += row["revenue"]
-    return partners, sent_reference
+    return partners, sent_reference, unpriced
 
 
 def _with_orders(

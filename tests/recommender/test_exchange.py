@@ -399,6 +399,22 @@ def test_a_held_click_whose_partner_is_out_for_a_while_stays_held(pair, out):
     assert ledger.balance(sender) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
 
 
+def test_a_click_still_held_for_review_is_not_among_the_partners_billable_clicks(pair):
+    """A held click charges the partner nothing until an operator releases it: the
+    partner's page counted it among its billable clicks received all the same, beside
+    credits spent and a partner row that did not, so its figures disagreed."""
+    sender, receiver = pair
+    held = held_click(sender, receiver, 1)
+    received = stats.store_stats(receiver, days=1)["totals"]
+    assert (received["received"], received["received_billable"], received["spent"]) == (1, 0, 0)
+
+    assert ledger.resolve_held(sender, release=True) == (1, 0)
+
+    received = stats.store_stats(receiver, days=1)["totals"]
+    assert (received["received_billable"], received["spent"]) == (1, float(rules.SPEND_PER_CLICK))
+    assert Click.objects.get(pk=held.pk).billable
+
+
 def test_voided_clicks_leave_the_billable_figures_of_both_stores(pair):
     """A click an operator voided was never billable: neither store's page counts it (both
     used to show it among billable clicks sent and received, with nothing paid for it)."""

@@ -247,13 +247,41 @@ def test_a_real_order_after_a_click_that_billed_nothing_still_counts(bought, sho
     assert sales(shop) == (1, 20.0)
 
 
-def test_an_order_in_a_currency_without_a_reference_rate_is_rejected(bought, shop, task_queue):
-    bought(shopify_says={"currency": "KRW", "total": "27000"})  # whatever was reported
+def test_an_order_in_a_currency_without_a_reference_rate_counts_in_that_stores_figures(
+    bought, shop, task_queue
+):
+    """A store selling in a currency no reference rate is published for (the naira here)
+    had every order refused when its pixel reported it: "Orders the network brought you"
+    stayed at 0. Its own figures need no rate (Shopify gives the order in the shop's
+    currency); the partner that sent the shopper counts the order, but cannot price it in
+    its own currency, and is told so rather than shown a figure converted at 1:1."""
+    Store.objects.filter(pk=shop["receiver"].pk).update(currency="NGN")
+    bought(currency="NGN", total="27000", shopify_says={"currency": "NGN", "total": "27000"})
 
     confirm(task_queue)
 
-    assert AttributedOrder.objects.get().rejected_at is not None
-    assert sales(shop) == (0, 0.0)
+    saved = AttributedOrder.objects.get()
+    assert saved.verified_at is not None and saved.rejected_at is None
+    assert (saved.total_store_currency, saved.store_currency) == (Decimal("27000.00"), "NGN")
+    assert saved.total_reference is None
+    figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))
+    received, sent = figures[shop["receiver"].pk], figures[shop["sender"].pk]
+    assert (received["orders_received"], received["revenue_received"]) == (1, 27000.0)
+    assert received["currency"] == "NGN"
+    assert (sent["orders_sent"], sent["revenue_sent"], sent["orders_sent_unpriced"]) == (1, 0.0, 1)
+
+
+def test_a_store_in_a_currency_without_a_reference_rate_sees_partners_sales_in_the_reference(
+    bought, shop, task_queue
+):
+    Store.objects.filter(pk=shop["sender"].pk).update(currency="NGN")
+    bought(shopify_says={"currency": "USD", "total": "20.00"})
+
+    confirm(task_queue)
+
+    sent = attribution.store_sales(since=timezone.now() - timedelta(days=1))[shop["sender"].pk]
+    assert (sent["orders_sent"], sent["revenue_sent"], sent["sent_currency"]) == (1, 20.0, "USD")
+    assert sent["currency"] == "NGN"
 
 
 def test_a_cancelled_order_leaves_the_figures_and_its_customer_is_never_stored(

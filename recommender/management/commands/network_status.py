@@ -27,11 +27,17 @@ def attributed_sales(days: int = SALES_DAYS) -> dict:
     per_store = attribution.store_sales(since=since)
     domains = dict(Store.objects.filter(pk__in=per_store).values_list("pk", "shop_domain"))
     network = AttributedOrder.objects.filter(attribution.counted(), created_at__gte=since)
-    totals = network.aggregate(n=Count("id"), revenue=Sum("total_reference"))
+    totals = network.aggregate(
+        n=Count("id"),
+        revenue=Sum("total_reference"),
+        unpriced=Count("id", filter=Q(total_reference__isnull=True)),
+    )
     return {
         "days": days,
         "orders": totals["n"],
         "revenue": float(totals["revenue"] or 0),
+        # In the orders, not in the revenue: a currency without a reference rate.
+        "orders_unpriced": totals["unpriced"],
         "currency": attribution.REFERENCE_CURRENCY,
         "stores": {
             domains[pk]: figures
@@ -111,7 +117,8 @@ class Command(BaseCommand):
             *(
                 f"  {shop}: {f['orders_received']} orders received ({f['revenue_received']:.2f} "
                 f"{f['currency']}), {f['orders_sent']} sent ({f['revenue_sent']:.2f} "
-                f"{f['currency']}"
+                f"{f['sent_currency']}"
+                + (f", {f['orders_sent_unpriced']} not priced" if f["orders_sent_unpriced"] else "")
                 + (
                     f", {f['revenue_sent_per_1000_impressions']:.2f} per 1,000 impressions)"
                     if f["revenue_sent_per_1000_impressions"] is not None
@@ -126,5 +133,11 @@ class Command(BaseCommand):
 def _sales_line(sales: dict) -> str:
     return (
         f"attributed:    {sales['orders']} orders, {sales['revenue']:.2f} {sales['currency']} "
-        f"in the last {sales['days']} days (refunded orders left out)"
+        f"in the last {sales['days']} days (refunded orders left out"
+        + (
+            f"; {sales['orders_unpriced']} in currencies without a reference rate, not in the "
+            "amount)"
+            if sales["orders_unpriced"]
+            else ")"
+        )
     )
