@@ -153,8 +153,16 @@ class WidgetSettings(models.Model):
 
     def own_slots(self, items: int | None = None) -> int:
         """How many of ``items`` slots (the widget's own count by default) show the host's
-        products; the rest are partner slots."""
-        return round((self.items if items is None else items) * self.own_share / 100)
+        products; the rest are partner slots. The share, halves rounded up; but a share
+        below 100 % always leaves a partner slot, and one above 0 % gives an own slot where
+        there are two or more."""
+        items = self.items if items is None else items
+        if self.own_share >= 100:
+            return items
+        if self.own_share <= 0 or items < 2:
+            return 0
+        wanted = (items * self.own_share * 2 + 100) // 200
+        return min(max(wanted, 1), items - 1)
 
 
 class LedgerEntry(models.Model):

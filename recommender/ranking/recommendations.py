@@ -181,7 +181,8 @@ def recommendations_for(
             index=index, state=state, host=host, widget=widget, query=query, viewed=viewed,
             exclude=exclude, slots=limit - own_slots,
         )  # fmt: skip
-        own = _own_items(index=index, host=host, query=query, viewed=viewed, slots=own_slots)
+        own = _own_items(index=index, host=host, query=query, viewed=viewed, slots=own_slots,
+                         excluded=set(widget.excluded_categories or []))  # fmt: skip
         shown = _loaded([*partners, *own])
         gone = {pick.pk for pick in partners} - {item.product.pk for item in shown}
         if not gone:
@@ -369,8 +370,16 @@ def _inferred_topic(index: VectorIndex, pk: int, store_id: int) -> _Topic:
 
 
 def _own_items(
-    *, index: VectorIndex, host: Store, query: np.ndarray, viewed: Product | None, slots: int
+    *,
+    index: VectorIndex,
+    host: Store,
+    query: np.ndarray,
+    viewed: Product | None,
+    slots: int,
+    excluded: set[str] | None = None,
 ) -> list[_Pick]:
+    """The host's own products nearest the page, above their floor, none of a category the
+    merchant never shows (read for the few nearest, in one query, only when some are)."""
     if slots <= 0:
         return []
     product_ids, vectors = index.store_vectors(host.pk)
@@ -378,15 +387,29 @@ def _own_items(
         return []
     scores = vectors @ query
     order = np.lexsort((np.asarray(product_ids), -scores))
-    chosen = []
+    nearest = []
+    wanted = slots + OWN_SPARE if excluded else slots
     for i in order:
         if viewed is not None and product_ids[i] == viewed.pk:
             continue
         if scores[i] < max(settings.RECOMMENDER_RELEVANCE_FLOOR, OWN_MIN_COSINE):
             break
-        chosen.append((product_ids[i], float(scores[i])))
-        if len(chosen) == slots:
+        nearest.append((product_ids[i], float(scores[i])))
+        if len(nearest) == wanted:
             break
+    chosen = nearest
+    if excluded and nearest:
+        categories = dict(
+            Product.objects.filter(pk__in=[pk for pk, _ in nearest]).values_list(
+                "pk", "category_id"
+            )
+        )
+        chosen = [
+            (pk, score)
+            for pk, score in nearest
+            if not in_categories(Product(category_id=categories.get(pk) or ""), excluded)
+        ]
+    chosen = chosen[:slots]
     return [
         _Pick(pk, host.pk, "own", score, score, f"your product, similarity {score:.2f}")
         for pk, score in chosen
@@ -498,6 +521,11 @@ def _raw_ranking(hits: list[Hit], viewed: Product | None) -> list[Recommendation
         reason = "nearest partner product (raw)" + _model_numbers(same_ids)
         ranked.append(Recommendation(product, "partner", score, hit.cosine, reason))
     return sorted(ranked, key=lambda r: (-r.score, r.product.pk))
+
+
+# Own products read beyond the slots where the merchant excludes categories: the nearest
+# may be of one of them.
+OWN_SPARE = 20
 
 
 def in_categories(product: Product | Candidate, categories: set[str]) -> bool:

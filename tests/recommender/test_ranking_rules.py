@@ -89,8 +89,15 @@ def test_own_products_stop_at_the_floor_and_never_repeat_the_viewed_one(host, qu
 
 @pytest.mark.parametrize(
     ("items", "own_share", "own_slots"),
-    [(4, 25, 1), (4, 50, 2), (4, 0, 0), (3, 100, 3), (10, 15, 2)],
-)
+    [
+        (4, 25, 1), (4, 50, 2), (4, 0, 0), (3, 100, 3), (10, 15, 2),
+        # A share below 100 % leaves a partner slot, one above 0 % an own slot where two or
+        # more items leave room for both; halves round up (Python's round() made 2 items at
+        # 25 % no own slot, 2 at 75 % and 4 at 90 % no partner slot).
+        (2, 75, 1), (4, 90, 3), (1, 60, 0), (2, 25, 1), (3, 50, 2), (5, 50, 3), (2, 99, 1),
+        (3, 1, 1),
+    ],
+)  # fmt: skip
 def test_the_own_products_share_sets_how_many_slots_are_the_hosts(
     host, query, settings, items, own_share, own_slots
 ):
@@ -104,6 +111,21 @@ def test_the_own_products_share_sets_how_many_slots_are_the_hosts(
 
     assert sum(i.slot == "own" for i in shown) == own_slots
     assert sum(i.slot == "partner" for i in shown) == items - own_slots
+
+
+def test_an_excluded_category_is_never_shown_among_the_hosts_own_products_either(host, query):
+    """"Product categories you never show": the merchant's own products of such a category
+    were still shown in the widget's own slots; the next nearest take their place."""
+    viewed, vector = query
+    other = topic_vector("tea", seed=5)
+    excluded = "gid://shopify/TaxonomyCategory/fb-1-14"
+    nearest = make_product(host, "Nearest", toward(vector, other, 0.95))
+    Product.objects.filter(pk=nearest.pk).update(category_id=excluded + "-2")  # a subcategory
+    next_nearest = make_product(host, "Next", toward(vector, other, 0.85))
+
+    items = show(host, viewed, own_share=100, items=1, excluded_categories=[excluded])
+
+    assert [i.product.pk for i in items] == [next_nearest.pk]
 
 
 @pytest.mark.parametrize(
