@@ -197,6 +197,11 @@
     box.appendChild(metric("Embedded", String(c.embedded)));
     box.appendChild(metric("Last sync", when(c.last_finished)));
     box.appendChild(metric("Credit balance", r.body.balance.toFixed(2)));
+    const parts = r.body.balance_parts;
+    if (parts) {
+      notices.appendChild(el("s-paragraph", { tone: "subdued", id: "balance-parts" },
+        `Since you joined: ${parts.given.toFixed(2)} given (starter grant and credits from the Interlayer team), ${parts.earned.toFixed(2)} earned, ${Math.abs(parts.spent).toFixed(2)} spent.`));
+    }
     if (r.body.balance_exhausted) {
       notices.appendChild(el("s-banner", { tone: "warning", id: "balance-notice", heading: "Partner stores are not showing your products" },
         `Your balance is below the ${r.body.spend_per_click.toFixed(2)} credit a click on one of your products costs, so the network shows them on no partner store for now. Your widget, while it is on, keeps showing partners' products and earning credits for the clicks it sends them; your products come back as soon as your balance can pay for a click.`));

@@ -57,6 +57,24 @@ def balance(store: Store) -> Decimal:
     return _cents(total)
 
 
+class BalanceParts(TypedDict):
+    given: float  # the starter grant and credits from the Interlayer team
+    earned: float  # clicks sent, held ones once released
+    spent: float  # clicks received (negative)
+
+
+def balance_parts(store: Store) -> BalanceParts:
+    """The balance as its merchant can check it: what was given, earned and spent, ever
+    (the three add up to ``balance``; VOID entries are 0.00)."""
+    kinds = LedgerEntry.Kind
+    parts = LedgerEntry.objects.filter(_IN_BALANCE, store=store).aggregate(
+        given=Sum("amount", filter=Q(kind__in=[kinds.GRANT, kinds.OPERATOR])),
+        earned=Sum("amount", filter=Q(kind__in=[kinds.EARN, kinds.RELEASE])),
+        spent=Sum("amount", filter=Q(kind=kinds.SPEND)),
+    )
+    return {name: float(_cents(value)) for name, value in parts.items()}  # type: ignore[return-value]
+
+
 def balances(store_ids: list[int]) -> dict[int, Decimal]:
     rows = (
         LedgerEntry.objects.filter(_IN_BALANCE, store_id__in=store_ids)

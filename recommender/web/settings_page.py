@@ -38,6 +38,7 @@ class OverviewPayload(TypedDict):
     app_embed: dict[str, Any]
     widget_enabled: bool
     balance: float
+    balance_parts: ledger.BalanceParts
     # Too low to pay for one click: the store's products are shown on no partner store
     # until it earns again (its widget keeps showing partners and earning).
     balance_exhausted: bool
@@ -116,6 +117,7 @@ def overview(request: EmbeddedRequest) -> JsonResponse:
         # The theme can load the widget while the merchant has it switched off here.
         "widget_enabled": controls.widget_settings_for(store).enabled,
         "balance": float(balance),
+        "balance_parts": ledger.balance_parts(store),
         "balance_exhausted": bool(
             ledger.exhausted_store_ids([store.pk], known={store.pk: balance})
         ),

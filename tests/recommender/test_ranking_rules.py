@@ -114,7 +114,7 @@ def test_the_own_products_share_sets_how_many_slots_are_the_hosts(
 
 
 def test_an_excluded_category_is_never_shown_among_the_hosts_own_products_either(host, query):
-    """"Product categories you never show": the merchant's own products of such a category
+    """ "Product categories you never show": the merchant's own products of such a category
     were still shown in the widget's own slots; the next nearest take their place."""
     viewed, vector = query
     other = topic_vector("tea", seed=5)

@@ -106,7 +106,9 @@ def test_the_settings_overview_shows_held_earnings_to_the_merchant(
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     store = install("alpha")
     store_tasks.after_install(store.pk)  # shop details (a paying plan), then the grant
-    hold_earnings(store, make_store("partner"), 2)
+    partner = make_store("partner")
+    ledger.grant_starter_credits(partner)
+    hold_earnings(store, partner, 2)
 
     response = client.get(
         "/api/overview", HTTP_AUTHORIZATION=f"Bearer {simulator.id_token('alpha')}"
@@ -116,6 +118,20 @@ def test_the_settings_overview_shows_held_earnings_to_the_merchant(
     body = response.json()
     assert body["held_for_review"] == 1.6
     assert body["balance"] == float(rules.STARTER_GRANT)
+    # The balance as the merchant can check it: given, earned and spent add up to it.
+    assert body["balance_parts"] == {"given": float(rules.STARTER_GRANT), "earned": 0.0,
+                                     "spent": 0.0}  # fmt: skip
+    call_command(
+        "grant_credits", store.shop_domain, "10", reason="a fair start", stdout=io.StringIO()
+    )
+    assert ledger.resolve_held(store, release=True) == (2, 0)
+    body = client.get(
+        "/api/overview", HTTP_AUTHORIZATION=f"Bearer {simulator.id_token('alpha')}"
+    ).json()
+    parts = body["balance_parts"]
+    assert parts["given"] == float(rules.STARTER_GRANT) + 10
+    assert parts["earned"] == 1.6 and parts["spent"] == 0.0
+    assert round(parts["given"] + parts["earned"] + parts["spent"], 2) == body["balance"]
 
 
 def test_network_status_reports_a_published_index_with_nothing_in_it(private_index):
