@@ -218,7 +218,8 @@
       notices.appendChild(el("s-banner", { tone: "critical", id: "sync-failed", heading: "Your last catalog sync did not finish" },
         `It stopped ${when(c.last_error_at)}. ${c.last_error} Interlayer tries again on its own within about half an hour, from where it stopped; “Sync catalog now” tries at once. Your products already synced stay in the network meanwhile.`));
     }
-    $("#product-summary").textContent = `${c.eligible - c.opted_out} of your ${c.eligible} eligible products are in the network; ${c.opted_out} kept off.`;
+    const shared = c.eligible - c.opted_out;
+    $("#product-summary").textContent = `${shared} of your ${c.eligible} eligible ${c.eligible === 1 ? "product" : "products"} ${shared === 1 ? "is" : "are"} shared with the network; ${c.opted_out} kept off.`;
     const embed = r.body.app_embed;
     if (alreadyDrawn("embed", [embed, r.body.widget_enabled])) return;
     const status = $("#embed-status");

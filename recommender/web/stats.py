@@ -416,7 +416,7 @@ def change_in_words(changes: dict[str, Any]) -> list[str]:
         if field == "enabled":
             words.append("Widget switched on" if new else "Widget switched off")
         elif field == "avoid_competitors":
-            words.append(f"Same-item avoidance {'on' if new else 'off'}")
+            words.append(f"Avoid direct competitors {'on' if new else 'off'}")
         elif field == "title":
             words.append(f"Heading {_heading(old)} → {_heading(new)}")
         elif field == "own_share":

@@ -323,7 +323,7 @@ def test_the_product_summary_counts_only_eligible_products_kept_off(
     frame = open_settings(admin, simulator, "grinders")
 
     assert frame.locator("#product-summary").inner_text() == (
-        "1 of your 2 eligible products are in the network; 1 kept off."
+        "1 of your 2 eligible products is shared with the network; 1 kept off."
     )
 
 

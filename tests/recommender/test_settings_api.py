@@ -237,7 +237,7 @@ def test_each_kind_of_change_has_its_words():
         "opted_in": [1, 2], "opted_out_once_synced": [3],
         "no_longer_opted_out_once_synced": [4, 5, 6],
     }) == [
-        "Widget switched on", "Accent colour #005bd3 → #1a1a1a", "Same-item avoidance off",
+        "Widget switched on", "Accent colour #005bd3 → #1a1a1a", "Avoid direct competitors off",
         "No longer excluded: gid://shopify/TaxonomyCategory/gone (no longer in the network)",
         "Unblocked a.myshopify.com",
         "2 products put back in the network",
