@@ -473,7 +473,7 @@ def _settle(batch: list[Click]) -> None:
     for click in batch:
         reason = book.not_billable_because(click)
         held = not reason and review.held_at(
-            click.source_store_id, click.created_at, address=click.ip_hash
+            click.source_store_id, click.created_at, address=review.address_of(click)
         )
         click.billable = not reason
         click.billed_impression = None if reason else click.impression_id

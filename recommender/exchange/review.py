@@ -24,11 +24,16 @@ import statistics
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.db.models import Count
+from django.db.models import Case, Count, F, When
 from django.utils import timezone
 
 from recommender import runtime
-from recommender.exchange.rules import HELD_FOR_REVIEW, JUDGED_BILLABLE, PAYING_PLANS
+from recommender.exchange.rules import (
+    HELD_FOR_REVIEW,
+    JUDGED_BILLABLE,
+    PAYING_PLANS,
+    salt_period_start,
+)
 from recommender.models import Click, Impression
 
 WINDOW = timedelta(hours=24)
@@ -91,14 +96,23 @@ def held_at(store_id: int, at: datetime, *, address: str | None = None) -> bool:
     since = at - WINDOW
     views = _views().filter(store_id=store_id, created_at__gte=since, created_at__lte=at).count()
     day = Click.objects.filter(source_store_id=store_id, created_at__gte=since, created_at__lte=at)
+    # An address, as one across the window: the salt changes within any day's window, so
+    # a click made under the new salt is grouped by its hash under the one before, which
+    # is the hash the clicks before the change have (address_of).
+    change = salt_period_start(at)
+    grouped = Case(
+        When(created_at__gte=change, previous_ip_hash__gt="", then=F("previous_ip_hash")),
+        default=F("ip_hash"),
+    )
     # The clicks the rules judged billable, voided ones among them: voiding a script's
     # clicks must not clear its rate.
     per_address: Counter[str] = Counter()
     for judged in JUDGED_BILLABLE:
-        counts = day.filter(judged).values("ip_hash").annotate(n=Count("id"))
-        per_address.update(dict(counts.values_list("ip_hash", "n")))
+        counts = day.filter(judged).annotate(address=grouped).values("address")
+        per_address.update(dict(counts.annotate(n=Count("id")).values_list("address", "n")))
     clicks = sum(per_address.values())
-    heavy = sum(n for n in per_address.values() if n >= HEAVY_ADDRESS_CLICKS)
+    # Clicks whose address was erased (a customer's redaction) are no one address.
+    heavy = sum(n for a, n in per_address.items() if a and n >= HEAVY_ADDRESS_CLICKS)
     pattern = clicks >= PATTERN_MIN_CLICKS and heavy * 2 > clicks
     # While the pattern holds the heavy addresses' clicks, they are left out of the rate:
     # one address clicking a small store's widget must not hold its shoppers' clicks too.
@@ -109,6 +123,13 @@ def held_at(store_id: int, at: datetime, *, address: str | None = None) -> bool:
     if address is None:
         return pattern
     return pattern and per_address.get(address, 0) >= HEAVY_ADDRESS_CLICKS
+
+
+def address_of(click: Click) -> str:
+    """The address of a click as held_at groups it, judged at the click's own time: its hash
+    under the salt before its own (the clicks before the salt's change in the window have
+    that hash as theirs); its own hash for a click that kept no earlier one."""
+    return click.previous_ip_hash or click.ip_hash
 
 
 def _clicks_before_a_hold(network: float = FALLBACK_NETWORK_CTR) -> int:

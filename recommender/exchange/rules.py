@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -206,6 +206,12 @@ def forget_old_salts(*, now: datetime | None = None) -> int:
 def _period(now: datetime | None) -> int:
     now = now or timezone.now()
     return int(now.timestamp() // VISITOR_SALT_PERIOD.total_seconds())
+
+
+def salt_period_start(at: datetime) -> datetime:
+    """When the salt period holding ``at`` began: hashes made from then on are under a new
+    salt (and, as ``previous``, under the one before)."""
+    return datetime.fromtimestamp(_period(at) * VISITOR_SALT_PERIOD.total_seconds(), tz=UTC)
 
 
 @dataclass(frozen=True)

@@ -679,6 +679,41 @@ def test_one_address_clicking_a_store_heavily_holds_its_own_clicks_not_the_store
     assert (sixth.billable, sixth.reason) == (True, rules.HELD_FOR_REVIEW)
 
 
+def test_an_address_clicking_across_the_daily_salt_change_is_one_address_to_review(pair, settings):
+    """Addresses are hashed with a salt that changes every day, and review grouped a day's
+    clicks by the hash alone: a script clicking from one address around the change was two
+    addresses, neither heavy, for the day after it (3 clicks before, 3 after). Each click
+    also keeps its address under the day before's salt: review groups by that."""
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    sender, receiver = pair
+    now = timezone.now()
+    change = rules.salt_period_start(now)
+    traffic(sender, receiver, views=500, clicks_by_address={})  # an ordinary rate
+    Impression.objects.update(created_at=change - timedelta(hours=1))
+    address = "192.0.2.77"
+
+    def clicked(when, n: int) -> Click:
+        current, previous = rules.ip_hashes(address, now=when)
+        return Click.objects.create(
+            source_store=sender, target_store=receiver, target_product_id=n,
+            impression_id=f"s{n}", token_id=f"s{n}", visitor_hash=f"v{n}", ip_hash=current,
+            previous_ip_hash=previous, billable=True, reason="billable", created_at=when,
+        )  # fmt: skip
+
+    for n in range(3):
+        clicked(change - timedelta(minutes=30 - n), n)
+    soon = min(now - change, timedelta(minutes=1))  # within the window of the clicks before
+    after = [clicked(change + soon * k / 4, 3 + k) for k in (1, 2, 3)]
+    assert after[0].ip_hash != Click.objects.get(token_id="s0").ip_hash  # two salts
+
+    last = after[-1]
+    assert review.held_at(sender.pk, last.created_at)  # the address pattern holds
+    assert review.held_at(sender.pk, last.created_at, address=review.address_of(last))
+    # Another address's click that day is not held.
+    other = rules.ip_hashes("198.51.100.20", now=last.created_at)
+    assert not review.held_at(sender.pk, last.created_at, address=other[1])
+
+
 @pytest.mark.parametrize(
     ("stores", "views", "median"), [(3, 50, 0.04), (2, 50, 0.02), (3, 49, 0.02)]
 )
