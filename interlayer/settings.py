@@ -275,6 +275,8 @@ RECOMMENDER_PAGE_SIZE = envint("RECOMMENDER_PAGE_SIZE", "100")
 # Where the published index versions live (shared by every web process on a machine).
 RECOMMENDER_INDEX_DIR = Path(os.getenv("RECOMMENDER_INDEX_DIR", str(BASE_DIR / "var" / "index")))
 RECOMMENDER_INDEX_POLL_SECONDS = envfloat("RECOMMENDER_INDEX_POLL_SECONDS", "2")
+# A published index version a process could not read is tried again after this long.
+RECOMMENDER_INDEX_RETRY_SECONDS = envfloat("RECOMMENDER_INDEX_RETRY_SECONDS", "300")
 RECOMMENDER_EXACT_INDEX_LIMIT = envint("RECOMMENDER_EXACT_INDEX_LIMIT", str(EXACT_LIMIT))
 # How long a process reuses the network's state (blocks, credits, enabled widgets):
 # merchants' changes reach the storefront within this many seconds.

@@ -54,6 +54,7 @@ class _Holder:
         self.thread: threading.Thread | None = None
         self.stopped = threading.Event()
         self.unreadable: str | None = None  # the published version last found damaged
+        self.unreadable_at = 0.0  # when (monotonic): tried again RECOMMENDER_INDEX_RETRY_SECONDS on
 
     def _load(self, version: str) -> None:
         """The published version; or, when its files cannot be read (a crash just after it
@@ -61,13 +62,20 @@ class _Holder:
         older version it can read. Events are applied on top of whichever, and the next
         rebuild's version is loaded when it is published."""
         if self._took(version):
+            self.unreadable = None
             return
-        self.unreadable = version
+        self.unreadable, self.unreadable_at = version, time.monotonic()
         if self.index is not None:
             return
         for older in versions_newest_first(self.root):
             if saved_at(older) < saved_at(version) and self._took(older):
                 return
+
+    def _passed_over(self, version: str) -> bool:
+        """A version found unreadable is not tried on every poll (each try reads its files
+        and logs), but again after a while: the cause may have passed."""
+        retry_after = settings.RECOMMENDER_INDEX_RETRY_SECONDS
+        return version == self.unreadable and time.monotonic() - self.unreadable_at < retry_after
 
     def _took(self, version: str) -> bool:
         started = time.monotonic()
@@ -88,7 +96,7 @@ class _Holder:
     def refresh(self) -> None:
         with self.lock:
             version = current_version(self.root)
-            if version and version not in (self.version, self.unreadable):
+            if version and version != self.version and not self._passed_over(version):
                 self._load(version)
             if self.index is None:
                 self.index = VectorIndex.empty()

@@ -99,6 +99,32 @@ def test_a_published_version_that_cannot_be_read_is_passed_over_and_events_still
     assert f"index version could not be loaded version={damaged}" in caplog.text
 
 
+def test_a_version_that_could_not_be_read_is_tried_again_later(private_index, settings):
+    """A version can fail to load for a passing cause (memory, file handles, a disk slow to
+    come back): a process passed over it until the next rebuild, a day later, however soon
+    the cause passed. It tries again after RECOMMENDER_INDEX_RETRY_SECONDS."""
+    store = make_store("alpha")
+    make_product(store, "Burr Grinder", topic_vector("coffee", seed=1))
+    index_events.rebuild_index()
+    live_index.current(refresh=True)
+    index_events.rebuild_index()
+    published = (private_index / "CURRENT").read_text().strip()
+    whole = (private_index / published / "index.faiss").read_bytes()
+    (private_index / published / "index.faiss").write_bytes(b"")  # unreadable, for now
+    live_index.current(refresh=True)
+    assert live_index.status()["version"] != published
+    (private_index / published / "index.faiss").write_bytes(whole)  # the cause passed
+
+    settings.RECOMMENDER_INDEX_RETRY_SECONDS = 3600
+    live_index.current(refresh=True)
+    before_the_retry = live_index.status()["version"]
+    settings.RECOMMENDER_INDEX_RETRY_SECONDS = 0
+    live_index.current(refresh=True)
+
+    assert before_the_retry != published  # not tried again on every poll
+    assert live_index.status()["version"] == published
+
+
 def test_a_process_whose_clock_is_ahead_does_not_skip_an_event_still_committing(private_index):
     """Whether an event is old enough for the watermark to pass it was judged by the polling
     process's clock against the time the writing process's clock gave the event: a web
