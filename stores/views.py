@@ -120,8 +120,9 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
 def session_token_bounce(request: HttpRequest) -> HttpResponse:
     """The bounce page: App Bridge fetches a fresh ID token and reloads the original URL."""
     shop = auth.valid_shop_domain(request.GET.get("shop"))
-    reload_path = request.GET.get("shopify-reload", "")
-    if shop is None or not _is_local_path(reload_path):
+    # Exactly one: the check would read the last of several, App Bridge reloads the first.
+    reloads = request.GET.getlist("shopify-reload")
+    if shop is None or len(reloads) != 1 or not _is_local_path(reloads[0]):
         return HttpResponse("Bad request.", status=400)
     response = render(request, "stores/session_token.html")
     response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)

@@ -94,11 +94,13 @@ def test_settings_api_with_a_malformed_bearer_token_is_401(client, bad):
 TOO_DEEP = "[" * 3000
 
 
-def test_an_unsigned_webhook_body_nested_too_deep_is_401(client):
+# ... and a number longer than Python's 4,300 digits with a plain ValueError.
+@pytest.mark.parametrize("body", [TOO_DEEP, "1" * 5000], ids=["nested", "long-number"])
+def test_an_unsigned_webhook_body_the_verifier_cannot_parse_is_401(client, body):
     wrong = sign_body(b"another body", settings.SHOPIFY_API_SECRET)
 
     response = client.post(
-        "/webhooks", data=TOO_DEEP, content_type="application/json",
+        "/webhooks", data=body, content_type="application/json",
         HTTP_X_SHOPIFY_TOPIC="app/uninstalled", HTTP_X_SHOPIFY_HMAC_SHA256=wrong,
         HTTP_X_SHOPIFY_SHOP_DOMAIN="alpha.myshopify.com", HTTP_X_SHOPIFY_EVENT_ID="e-deep",
     )  # fmt: skip

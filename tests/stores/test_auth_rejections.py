@@ -238,6 +238,19 @@ def test_bounce_page_rejects_a_reload_path_a_browser_reads_as_another_host(clien
     assert b"app-bridge" not in response.content
 
 
+def test_bounce_page_rejects_a_reload_path_given_twice(client):
+    """The check read the last shopify-reload, App Bridge (URLSearchParams.get) the first:
+    a hostile path first and "/" last passed the check, and the reload carried a fresh ID
+    token to the hostile host. A path given more than once is refused."""
+    response = client.get(
+        "/auth/session-token?shop=alpha.myshopify.com"
+        "&shopify-reload=%2F%5Cevil.com%2Fx&shopify-reload=%2F"
+    )
+
+    assert response.status_code == 400
+    assert b"app-bridge" not in response.content
+
+
 def test_bounce_page_accepts_the_apps_own_reload_path(client):
     reload_path = "/?embedded=1&shop=alpha.myshopify.com&host=YWRtaW4"
     response = client.get(
