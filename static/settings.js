@@ -51,7 +51,17 @@
     box.appendChild(el("strong", { class: "metric-value" }, value));
     return box;
   };
-  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
+  // Times in the shop's time zone, as its figures are counted (and named, as the page's
+  // other times are): not the browser's.
+  const shopZone = $("#install-state")?.dataset.timeZone || undefined;
+  const when = (iso) => {
+    if (!iso) return "never";
+    try {
+      return new Date(iso).toLocaleString(undefined, { timeZone: shopZone, timeZoneName: "short" });
+    } catch {
+      return new Date(iso).toLocaleString();
+    }
+  };
   // What a part of the page was last drawn from: an answer like it is not drawn again (the
   // page looks again every few seconds while the catalog syncs). A failure forgets it.
   const drawn = {};

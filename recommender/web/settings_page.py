@@ -54,6 +54,8 @@ def settings_page(request: HttpRequest, store: Store) -> HttpResponse:
         "recommender/settings.html",
         {
             "store": store,
+            # Every time on the page is the shop's, as its figures are counted.
+            "time_zone": store.zone.key,
             "widget": widget,
             "blocked": list(widget.blocked_stores.values_list("shop_domain", flat=True)),
             "excluded": stats.excluded_category_chips(widget.excluded_categories),

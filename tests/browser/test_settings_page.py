@@ -4,7 +4,7 @@ authenticated by App Bridge ID tokens, changing what shoppers see."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -774,6 +774,21 @@ def test_the_period_chosen_last_is_the_one_shown_when_an_earlier_answer_comes_la
     assert frame.locator("#chart-days").inner_text() == (
         "Days run midnight to midnight in your store's time zone (Etc/UTC)."
     )
+
+
+def test_the_pages_times_are_the_shops_not_the_browsers(admin, simulator, live_exchange):
+    """The chart counts the shop's days and recent changes show the shop's time, but the
+    last sync showed the browser's: a merchant travelling saw one page in two zones."""
+    grinders = live_exchange["grinders"]
+    Store.objects.filter(pk=grinders.pk).update(time_zone="Asia/Tokyo")
+    finished = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # 08:30 on the 21st in Tokyo
+    CatalogSync.objects.filter(store=grinders).update(finished_at=finished)
+
+    frame = open_settings(admin, simulator, "grinders")
+    last_sync = frame.locator(".metric", has_text="Last sync").locator(".metric-value")
+
+    assert "8:30" in last_sync.inner_text() and "21" in last_sync.inner_text()
+    assert "GMT+9" in last_sync.inner_text() or "JST" in last_sync.inner_text()
 
 
 def test_the_charts_lowest_value_and_first_day_are_both_legible(admin, simulator, live_exchange):
