@@ -363,6 +363,8 @@ def _liquid_globals(
         },
         "product": {"id": product["id"]} if product else None,
         "routes": {"root_url": root_url},
+        # The shopper's currency: the shop's own here (no Markets in the stand-in).
+        "cart": {"currency": {"iso_code": shop.currency}},
     }
 
 

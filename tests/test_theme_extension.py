@@ -135,7 +135,7 @@ def test_the_proxy_path_is_right_under_any_storefront_root(root_url, proxy):
     shop = world.add_shop("alpha", {"shop": {"name": "Alpha"}, "products": []})
     world.install(shop)
 
-    html = Storefront(world).render_embed(shop, "index", None, root_url=root_url)
+    html = Storefront(world).render_embed(shop, "product", {"id": 1}, root_url=root_url)
 
     assert f'data-proxy="{proxy}"' in html
 

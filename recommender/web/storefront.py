@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # The shopper's language as the theme gives it (request.locale.iso_code: "fr", "pt-BR").
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def warm_up() -> None:
@@ -99,7 +100,10 @@ def recommendations(request: ProxyRequest) -> JsonResponse:
     visitor = rules.visitor(**_shopper(request))
     locale = request.query.get("locale", "")
     locale = locale if _LOCALE.match(locale) else "en"
-    payload = widget_payload(request.store, product_id=product_id, visitor=visitor, locale=locale)
+    currency = request.query.get("currency", "")  # the storefront's (Shopify Markets)
+    currency = currency if _CURRENCY.match(currency) else ""
+    payload = widget_payload(request.store, product_id=product_id, visitor=visitor,
+                             locale=locale, shopper_currency=currency)  # fmt: skip
     response = JsonResponse(payload)
     # Per shopper (click tokens inside): the browser may reuse it briefly, shared caches not.
     response["Cache-Control"] = "private, max-age=60"

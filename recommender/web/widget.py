@@ -81,7 +81,12 @@ def active_store(shop_domain: str) -> Store | None:
 
 
 def widget_payload(
-    host: Store, *, product_id: int | None, visitor: Visitor, locale: str = "en"
+    host: Store,
+    *,
+    product_id: int | None,
+    visitor: Visitor,
+    locale: str = "en",
+    shopper_currency: str = "",
 ) -> WidgetPayload:
     """The JSON the widget renders for ``visitor``.
 
@@ -98,7 +103,9 @@ def widget_payload(
     impression_id = secrets.token_hex(12)
     rendered: list[WidgetItem] = []
     for entry in shown["items"]:
-        item = WidgetItem(**entry["item"], price=format_price(*entry["price"], locale=locale))
+        amount, currency = entry["price"]
+        price = format_price(amount, currency, locale=locale, shopper_currency=shopper_currency)
+        item = WidgetItem(**entry["item"], price=price)
         if entry["target"] is not None:
             store_id, shopify_id = entry["target"]
             item["token"] = tokens.issue_click_token(
@@ -166,13 +173,24 @@ def known_locale(locale: str) -> str:
 
 # Prices and image URLs are kept per value: the same partner items fill page after page.
 @lru_cache(maxsize=16_384)
-def format_price(amount: Decimal, currency: str, *, locale: str = "en") -> str:
-    """The price in the partner's currency, written the way the shopper's language writes
-    money (CLDR data through Babel: "¥1,200", "12,99 €", "CA$12.99")."""
+def format_price(
+    amount: Decimal, currency: str, *, locale: str = "en", shopper_currency: str = ""
+) -> str:
+    """The price in the product's store's currency, written the way the shopper's language
+    writes money (CLDR data through Babel: "¥1,200", "12,99 €", "CA$12.99"). Where the
+    shopper shops in another currency (``shopper_currency``, the storefront's: Shopify
+    Markets), with the currency's code ("USD 25.00"): English writes US dollars "$25.00",
+    which a Canadian or Australian shopper reads as their own dollars."""
+    currency = currency or "USD"
+    code_first = bool(shopper_currency) and shopper_currency != currency
+    pattern = {"format": _CODE_FIRST} if code_first else {}
     try:
-        return format_currency(amount, currency or "USD", locale=locale.replace("-", "_"))
+        return format_currency(amount, currency, locale=locale.replace("-", "_"), **pattern)
     except (UnknownLocaleError, ValueError):
-        return format_currency(amount, currency or "USD", locale="en")
+        return format_currency(amount, currency, locale="en", **pattern)
+
+
+_CODE_FIRST = "\u00a4\u00a4\u00a0#,##0.00"  # the ISO code, a no-break space, the amount
 
 
 @lru_cache(maxsize=16_384)

@@ -542,6 +542,31 @@ def test_partner_prices_are_written_in_the_shoppers_language(
     assert partner["price"] == shown
 
 
+@pytest.mark.parametrize(
+    ("shopper_currency", "locale", "shown"),
+    [
+        ("CAD", "en", "USD\xa012.99"),  # "$12.99" reads as Canadian dollars to this shopper
+        ("AUD", "fr", "USD\xa012,99"),
+        ("USD", "en", "$12.99"),  # the shopper's own currency: written as before
+        ("", "en", "$12.99"),  # the theme did not say
+        ("cad; drop", "en", "$12.99"),  # not a currency code: ignored
+    ],
+)
+def test_a_price_in_another_currency_than_the_shoppers_names_its_currency(
+    client, shops, shopper_currency, locale, shown
+):
+    """The storefront shows a shopper of another market prices in their own currency
+    (Shopify Markets); the widget's prices are in each store's currency, and English writes
+    US dollars "$12.99", which a Canadian or Australian shopper takes for their own."""
+    _, _, viewed, target = shops
+    type(target).objects.filter(pk=target.pk).update(price_min="12.99", currency="USD")
+
+    payload = widget(client, viewed, locale=locale, currency=shopper_currency).json()
+
+    (partner,) = [item for item in payload["items"] if item["slot"] == "partner"]
+    assert partner["price"] == shown
+
+
 def test_partner_images_are_asked_for_at_the_widgets_display_size(client, shops):
     _, _, viewed, target = shops
     original = "https://cdn.shopify.com/s/files/1/0001/products/book.jpg?v=17&width=4000"

@@ -33,6 +33,8 @@
   const query = new URLSearchParams({ page_type: data.pageType || "" });
   if (data.productId) query.set("product_id", data.productId);
   if (data.locale) query.set("locale", data.locale);  // prices formatted for the shopper
+  // The shopper's currency (Shopify Markets): a price in another is written with its code.
+  if (data.currency) query.set("currency", data.currency);
   let HEIGHT = 330;
   let slot = null;
   let run = 0;  // an answer for an earlier row is dropped
@@ -54,6 +56,28 @@
   document.addEventListener("shopify:section:unload", function (event) {
     if (slot && event.target.contains(slot)) stop();
   });
+  // A block's markup added after the page loaded, by the theme's own scripts (a product
+  // section rendered again for a variant, a quick view): the row moves there if its slot
+  // was replaced; otherwise the page has its row, and the newcomer goes rather than stay
+  // a blank box (it appears with the shopper's click that opened it: nothing shifts
+  // under them).
+  if (!design && "MutationObserver" in window) {
+    const added = new MutationObserver(function (records) {
+      records.forEach(function (record) {
+        record.addedNodes.forEach(function (node) {
+          if (node.nodeType !== 1) return;
+          const found = node.matches("[data-interlayer-slot]")
+            ? [node] : node.querySelectorAll("[data-interlayer-slot]");
+          found.forEach(function (next) {
+            if (next === slot) return;
+            if (slot && slot.isConnected) next.remove();
+            else show(next);
+          });
+        });
+      });
+    });
+    added.observe(document.body, { childList: true, subtree: true });
+  }
 
   function embedSlot() {
     // Reserved by the app embed's markup as the page was read (app-embed.liquid); made here
@@ -61,10 +85,15 @@
     const reserved = document.querySelector("[data-interlayer-embed]");
     if (reserved) {
       reserved.setAttribute("data-interlayer-claimed", "");
+      // Hidden by the embed's timer (this script came after 10 s): its space is still kept,
+      // so the row shows in it (and only a row shown counts a view), nothing moving.
+      reserved.style.visibility = "";
       return reserved;
     }
     const anchor = find(data.anchor) || document.querySelector("main");
     if (!anchor || !anchor.parentNode) return null;
+    // A new row moves what follows the anchor: only where the shopper cannot see it yet.
+    if (anchor.getBoundingClientRect().bottom < window.innerHeight) return null;
     const node = document.createElement("div");
     // display:block inline, as the block's slot: themes hide empty divs (Dawn's div:empty).
     node.style.cssText = "display:block;min-height:" + HEIGHT + "px";
@@ -140,10 +169,12 @@
     const IMAGE = Math.max(60, Math.min(170, HEIGHT - 140));
     const style = el("style");
     style.textContent =
-      ":host{display:block;height:" + HEIGHT + "px;overflow:hidden;contain:layout paint;" +
+      // The reserved height, at least: text a shopper made larger (200 %, WCAG 1.4.4) grows
+      // the row rather than being cut off.
+      ":host{display:block;min-height:" + HEIGHT + "px;contain:layout paint;" +
       "--fg:" + colour(body.text_color, "#1a1a1a") + ";--bg:" + colour(body.background_color, "#fff") +
       ";--ac:" + colour(body.accent_color, "#1a1a1a") + "}" +
-      "section{box-sizing:border-box;height:100%;padding:12px 16px;background:var(--bg);color:var(--fg);font:inherit}" +
+      "section{box-sizing:border-box;min-height:" + HEIGHT + "px;padding:12px 16px;background:var(--bg);color:var(--fg);font:inherit}" +
       ".top{display:flex;align-items:center;justify-content:space-between;height:32px}" +
       // On a narrow screen the heading gives way (an ellipsis); the partner label and the
       // arrows keep their size.
@@ -258,7 +289,9 @@
     }
     if (!reported && "IntersectionObserver" in window) {
       observer = new IntersectionObserver(function (entries) {
-        const visible = entries[0].intersectionRatio >= 0.5;
+        // The newest entry (several can arrive at once); a row hidden is not seen.
+        const visible = entries[entries.length - 1].intersectionRatio >= 0.5 &&
+          getComputedStyle(slot).visibility !== "hidden";
         if (visible && !timer) {
           timer = setTimeout(report, 1000);
         } else if (!visible && timer) {
