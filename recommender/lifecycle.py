@@ -177,6 +177,13 @@ def customer_order_data(
     def _time(value: Any) -> str | None:
         return value.isoformat() if value else None
 
+    held = ledger.held_click_ids(o.click_id for o in orders if o.click_id)
+
+    def _billed(click: Click) -> str:
+        if click.billable:
+            return "held for review" if click.pk in held else "billed"
+        return f"not billed ({click.reason})"
+
     return [
         {
             "order_id": order.order_id,
@@ -199,7 +206,7 @@ def customer_order_data(
                 {
                     "clicked_product_id": str(order.click.target_product_id),
                     "landed_at": _time(order.click.landed_at),
-                    "click_billed": order.click.reason,
+                    "click_billed": _billed(order.click),
                     "widget_viewed_at": _time(views.get(order.click.impression_id)),
                 }
                 if order.click is not None

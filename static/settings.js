@@ -373,7 +373,9 @@
     sentCurrency = r.body.sent_currency || currency;
     const unpriced = r.body.orders_sent_unpriced || 0;
     box.appendChild(metric("Orders the network brought you", String(t.orders_received)));
-    box.appendChild(metric("Revenue the network brought you", money(t.revenue_received)));
+    const formerCurrency = r.body.orders_received_unpriced || 0;
+    box.appendChild(metric("Revenue the network brought you", money(t.revenue_received)
+      + (formerCurrency ? ` (${formerCurrency === 1 ? "1 order" : `${formerCurrency} orders`} in your store's former currency not included)` : "")));
     box.appendChild(metric("Orders you brought partners", String(t.orders_sent)));
     box.appendChild(metric("Revenue you brought partners", money(t.revenue_sent, sentCurrency)
       + (unpriced ? ` (${unpriced === 1 ? "1 order" : `${unpriced} orders`} in a currency without a reference rate not included)` : "")));

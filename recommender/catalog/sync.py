@@ -225,7 +225,7 @@ def sync_catalog(store: Store) -> CatalogSync:
         CatalogSync.State.FAILED,
         CatalogSync.State.QUEUED,
     )
-    following = _unfinished_bulk_operation(sync)
+    following = "" if resuming else _unfinished_bulk_operation(sync)
     if not resuming:
         # In the database: a sync started beside this one gets a generation of its own,
         # and neither writes its own back over the other's.
@@ -355,7 +355,7 @@ def _unfinished_bulk_operation(sync: CatalogSync) -> str:
     unfinished = sync.state in (
         CatalogSync.State.QUEUED, CatalogSync.State.RUNNING, CatalogSync.State.FAILED
     )  # fmt: skip
-    if not (unfinished and sync.bulk_operation_id and sync.started_at):
+    if not (unfinished and sync.mode == "bulk" and sync.bulk_operation_id and sync.started_at):
         return ""
     if sync.finished_at and sync.finished_at >= sync.started_at:
         return ""
@@ -376,6 +376,7 @@ def _sync_bulk(
         else:
             operation = None
     if operation is None:
+        sync.started_at = timezone.now()  # a snapshot of now: not the earlier attempt's
         operation = _start_bulk(store, sync, pacer)
     operation_id = operation["id"]
     # Products stored before the operation's snapshot but not in it are not deleted.
@@ -383,7 +384,7 @@ def _sync_bulk(
     if created and created < sync.started_at:
         sync.started_at = created
     sync.bulk_operation_id = operation_id
-    sync.save(update_fields=["bulk_operation_id", "started_at", "updated_at"])
+    sync.save(update_fields=["bulk_operation_id", "mode", "started_at", "updated_at"])
     delay = 0.2
     while True:
         _ensure_installed(store)

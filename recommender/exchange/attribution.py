@@ -279,6 +279,14 @@ def has_rate(currency: str) -> bool:
     return currency in REFERENCE_RATES
 
 
+def in_currency(amount: Decimal, *, from_currency: str, to_currency: str) -> Decimal | None:
+    """``amount`` in ``to_currency``, or None where a currency without a reference rate
+    stands in the way (the amount is then counted, not priced)."""
+    if from_currency != to_currency and not (has_rate(from_currency) and has_rate(to_currency)):
+        return None
+    return convert(amount, from_currency=from_currency, to_currency=to_currency)
+
+
 def figures_currency(currency: str) -> str:
     """The currency a store's figures across stores (what it brought partners) are shown in:
     its own, or the reference currency where its own has no reference rate."""
@@ -496,6 +504,8 @@ class StoreSales(TypedDict):
 
     orders_received: int
     revenue_received: float  # in the store's currency
+    # of orders_received, those in a currency the store no longer uses, without a rate
+    orders_received_unpriced: int
     orders_sent: int
     revenue_sent: float  # partners' revenue, in sent_currency at reference rates
     orders_sent_unpriced: int  # of orders_sent, those in a currency without a reference rate
@@ -519,12 +529,25 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
     views = Impression.objects.filter(created_at__gte=since)
     if store_ids is not None:
         views = views.filter(store_id__in=store_ids)
-    received = {
-        row["store_id"]: row
-        for row in orders.filter(store_id__in=currencies)
-        .values("store_id")
+    # Each order's total is in its store's currency of the day it came (a store can change
+    # its currency): summed per currency, converted where it has changed.
+    received: dict[int, dict] = {}
+    for row in (
+        orders.filter(store_id__in=currencies)
+        .values("store_id", "store_currency")
         .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
-    }
+    ):
+        got = received.setdefault(row["store_id"], {"n": 0, "revenue": Decimal("0"), "unpriced": 0})
+        amount = in_currency(
+            row["revenue"],
+            from_currency=row["store_currency"],
+            to_currency=currencies[row["store_id"]] or REFERENCE_CURRENCY,
+        )
+        got["n"] += row["n"]
+        if amount is None:
+            got["unpriced"] += row["n"]
+        else:
+            got["revenue"] += amount
     sent = {
         row["source_store_id"]: row
         for row in orders.filter(source_store_id__in=currencies)
@@ -554,6 +577,7 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
         figures[store_id] = {
             "orders_received": got.get("n", 0),
             "revenue_received": float(got.get("revenue") or 0),
+            "orders_received_unpriced": got.get("unpriced", 0),
             "orders_sent": gave.get("n", 0),
             "revenue_sent": revenue_sent,
             "orders_sent_unpriced": gave.get("unpriced", 0),

@@ -344,11 +344,14 @@ def _drop_lines_of(path: Path, stores: set[int]) -> None:
         left = [line for line in lines if not _of_stores(line, stores)]
         if len(left) == len(lines):
             return
+        # The file's age is what its retention goes by: taking lines out adds none.
+        before = os.fstat(handle.fileno())
         handle.seek(0)
         handle.truncate()
         handle.writelines(left)
         handle.flush()
         os.fsync(handle.fileno())
+        os.utime(handle.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
     log.warning("dropped set-aside click journal lines of redacted stores path=%s count=%s",
                 path.name, len(lines) - len(left))  # fmt: skip
 

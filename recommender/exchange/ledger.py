@@ -136,6 +136,12 @@ def can_pay_a_click(store_id: int) -> bool:
     return balances([store_id])[store_id] >= SPEND_PER_CLICK
 
 
+def held_click_ids(click_ids: Iterable[int]) -> set[int]:
+    """Those of ``click_ids`` held for review, neither released nor voided yet."""
+    held = _unresolved_held().filter(click_id__in=list(click_ids))
+    return set(held.values_list("click_id", flat=True))
+
+
 def still_held(click_id) -> Exists:
     """Whether the click (an OuterRef to it) is held for review, neither released nor
     voided: its partner has not paid for it (yet)."""
@@ -167,6 +173,12 @@ class HeldSummary(NamedTuple):
     amount: Decimal
     clicks: int
     through: int  # the newest held entry: what an operator who looked at these has seen
+
+
+def is_held_entry_of(store: Store, entry_id: int) -> bool:
+    """Whether ``entry_id`` names a click of ``store`` held for review (resolved since or
+    not): the last one an operator's listing showed for it."""
+    return LedgerEntry.objects.filter(pk=entry_id, store=store, kind=LedgerEntry.Kind.HELD).exists()
 
 
 def held_for_review() -> dict[int, HeldSummary]:

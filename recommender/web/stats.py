@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
@@ -71,6 +72,7 @@ class StoreStats(TypedDict):
     # currency where its own has no reference rate (attribution.figures_currency).
     sent_currency: str
     orders_sent_unpriced: int  # orders sent in a currency without a reference rate
+    orders_received_unpriced: int  # orders received in a former currency without a rate
     time_zone: str  # the shop's, whose days the series counts
 
 
@@ -161,8 +163,8 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
         )
     currency = store.currency or attribution.REFERENCE_CURRENCY
     sent_currency = attribution.figures_currency(currency)
-    orders, sent_reference, unpriced = _attributed_orders(store, since, series, sent_currency,
-                                                          zone)  # fmt: skip
+    found = _attributed_orders(store, since, series, currency, sent_currency, zone)
+    orders, sent_reference = found.partners, found.sent_reference
     summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
     # Totals of money are summed before rounding or converting, as network_status sums them.
     summed["revenue_received"] = float(sum(o["received"] for o in orders.values()))
@@ -184,20 +186,29 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
         "balance": float(ledger.balance(store)),
         "currency": currency,
         "sent_currency": sent_currency,
-        "orders_sent_unpriced": unpriced,
+        "orders_sent_unpriced": found.sent_unpriced,
+        "orders_received_unpriced": found.received_unpriced,
         "time_zone": zone.key,
     }
 
 
+@dataclasses.dataclass
+class _Orders:
+    partners: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    sent_reference: Decimal = Decimal("0")  # the total sent, in the reference currency
+    sent_unpriced: int = 0  # orders sent in a currency without a reference rate
+    received_unpriced: int = 0  # orders received in a currency the store no longer uses
+
+
 def _attributed_orders(
-    store: Store, since: datetime, series: dict[str, DayStats], currency: str, zone: tzinfo
-) -> tuple[dict[int, dict[str, Any]], Decimal, int]:
-    """Fill the series with attributed orders received and sent (two queries; revenue sent in
-    ``currency``); return them per partner, the total sent in the reference currency, and
-    how many orders sent had no reference total."""
-    partners: dict[int, dict[str, Any]] = {}
-    sent_reference = Decimal("0")
-    unpriced = 0
+    store: Store, since: datetime, series: dict[str, DayStats], currency: str,
+    sent_currency: str, zone: tzinfo,
+) -> _Orders:  # fmt: skip
+    """Fill the series with attributed orders received (revenue in ``currency``, the store's)
+    and sent (in ``sent_currency``), in two queries; return them per partner, with what
+    could not be priced."""
+    found = _Orders()
+    partners = found.partners
 
     def partner(store_id: int) -> dict[str, Any]:
         zero = {"orders_received": 0, "received": Decimal("0"), "orders_sent": 0,
@@ -208,15 +219,23 @@ def _attributed_orders(
     received = (
         counted.filter(store=store)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day", "source_store_id")
+        .values("day", "source_store_id", "store_currency")
         .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
     )
     for row in received:
         day, mine = series[_key(row["day"])], partner(row["source_store_id"])
         day["orders_received"] += row["n"]
-        day["revenue_received"] = round(day["revenue_received"] + float(row["revenue"]), 2)
         mine["orders_received"] += row["n"]
-        mine["received"] += row["revenue"]
+        # In the store's currency of the day it came: converted where the store has changed
+        # its currency since, counted without a price where no rate allows it.
+        amount = attribution.in_currency(
+            row["revenue"], from_currency=row["store_currency"], to_currency=currency
+        )
+        if amount is None:
+            found.received_unpriced += row["n"]
+            continue
+        day["revenue_received"] = round(day["revenue_received"] + float(amount), 2)
+        mine["received"] += amount
     sent = (
         counted.filter(source_store=store)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
@@ -230,15 +249,15 @@ def _attributed_orders(
     for row in sent:
         day, theirs = series[_key(row["day"])], partner(row["store_id"])
         in_mine = attribution.convert(
-            row["revenue"], from_currency=attribution.REFERENCE_CURRENCY, to_currency=currency
+            row["revenue"], from_currency=attribution.REFERENCE_CURRENCY, to_currency=sent_currency
         )
-        unpriced += row["unpriced"]
+        found.sent_unpriced += row["unpriced"]
         day["orders_sent"] += row["n"]
         day["revenue_sent"] = round(day["revenue_sent"] + float(in_mine), 2)
         theirs["orders_sent"] += row["n"]
         theirs["sent"] += row["revenue"]
-        sent_reference += row["revenue"]
-    return partners, sent_reference, unpriced
+        found.sent_reference += row["revenue"]
+    return found
 
 
 def _with_orders(

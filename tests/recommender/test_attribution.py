@@ -16,6 +16,7 @@ from recommender.exchange import attribution, tokens
 from recommender.management.commands import network_status
 from recommender.models import AttributedOrder, Click, Impression
 from recommender.web import stats
+from stores.models import Store
 from tests.factories import make_store
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,32 @@ def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency
     sales = attribution.store_sales(since=since)
     assert sales[sender.pk]["revenue_sent"] == 108.0
     assert sales[receiver.pk]["revenue_received"] == float(saved.total_store_currency)
+
+
+def test_a_store_that_changed_its_currency_sums_no_two_currencies(stores):
+    """Each order's total is kept in its store's currency of that day. A store that moved
+    from euros to naira had its euro orders summed with its naira ones under "NGN" (and,
+    until its details were read again, naira ones under "EUR"): the total a merchant saw
+    was neither. Where a rate allows, the old orders are converted; where none does, they
+    are counted and the page says they are not in the amount."""
+    sender, receiver = stores["sender"], stores["receiver"]  # receiver sells in EUR
+    record_confirmed(store=receiver, reference=attribution.click_reference(click(sender, receiver)),
+                     order=order(order_id="1", total="40.00", currency="EUR"))  # fmt: skip
+    Store.objects.filter(pk=receiver.pk).update(currency="NGN")
+    receiver.refresh_from_db()
+    Click.objects.update(impression_id="j", token_id="u")  # a second click, as the first
+    record_confirmed(store=receiver, reference=attribution.click_reference(click(sender, receiver)),
+                     order=order(order_id="2", total="27000.00", currency="NGN"))  # fmt: skip
+    since = timezone.now() - timedelta(days=1)
+
+    sales = attribution.store_sales(since=since)[receiver.pk]
+    page = stats.store_stats(receiver, days=1)
+
+    assert (sales["orders_received"], sales["revenue_received"]) == (2, 27000.0)
+    assert sales["orders_received_unpriced"] == 1  # the euro order: no naira rate
+    assert (page["totals"]["orders_received"], page["totals"]["revenue_received"]) == (2, 27000.0)
+    assert page["orders_received_unpriced"] == 1
+    assert page["currency"] == "NGN"
 
 
 def test_refund_removes_the_order_for_both_stores_and_is_safe_to_repeat(stores):

@@ -715,6 +715,34 @@ def test_a_bulk_read_longer_than_its_task_is_followed_on_the_next_run_not_starte
     assert Product.objects.filter(store=store).count() == 32
 
 
+def test_a_failed_page_read_resumes_its_pages_not_an_earlier_bulk_export(
+    simulator, install, settings, monkeypatch
+):
+    """A store read in bulk once, then in pages (its catalog now small enough), whose page
+    read failed: its next run goes on from its cursor. The earlier export's id, left on the
+    row by the release before this one (which never cleared it), is no unfinished read of
+    this attempt's."""
+    settings.RECOMMENDER_BULK_THRESHOLD = 1
+    store = install("alpha")
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.DONE
+    earlier_export = CatalogSync.objects.get(store=store).bulk_operation_id
+    settings.RECOMMENDER_BULK_THRESHOLD = 10_000
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 25)
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    simulator.fault("alpha", "graphql", "500", after=3)  # the third page
+    assert catalog_sync.sync_catalog(store).state == CatalogSync.State.FAILED
+    assert CatalogSync.objects.get(store=store).cursor  # a place to go on from
+    CatalogSync.objects.filter(store=store).update(bulk_operation_id=earlier_export)
+
+    catalog_sync.request_sync(store)
+    sync = catalog_sync.sync_catalog(store)
+
+    assert (sync.state, sync.mode) == (CatalogSync.State.DONE, "pages")
+    assert Product.objects.filter(store=store).count() == 27
+    assert len(simulator.shop("alpha").bulk_operations) == 1  # the first sync's alone
+
+
 def test_a_finished_bulk_read_is_not_followed_by_the_next_sync(simulator, install, settings):
     """Its file is a snapshot of back then: the next sync (the weekly re-read, the merchant's
     "Sync now") and one queued afresh (a reinstall) start an export of their own."""

@@ -428,12 +428,16 @@ def test_set_aside_lines_of_a_redacted_store_go_with_its_other_data(pair, journa
     unreadable = b'{"id": 7, "user_agent": "cut sh'
     kept = journal_dir / "rejected-20261101-clicks-dead.jsonl"
     kept.write_bytes(line + (json.dumps(elsewhere) + "\n").encode() + unreadable + b"\n")
+    written = time.time() - 20 * 86400  # 20 days ago: 10 days of its retention left
+    os.utime(kept, (written, written))
     Store.objects.filter(pk=partner.pk).update(status=Store.Status.REDACTED)
 
     click_journal.recover_orphans()
 
     left = kept.read_bytes().splitlines()
     assert [json.loads(left[0]), left[1]] == [elsewhere, unreadable]
+    # Taking lines out is no new line: the others keep their 10 days, not 30 more.
+    assert kept.stat().st_mtime == pytest.approx(written, abs=1)
 
     Store.objects.exclude(pk__in=[host.pk, partner.pk]).update(status=Store.Status.REDACTED)
     click_journal.recover_orphans()

@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from recommender.exchange import attribution
+from recommender import lifecycle
+from recommender.exchange import attribution, ledger
 from recommender.models import AttributedOrder, Click, Impression
 from stores import services, webhooks
 from stores.models import CustomerDataRequest, WebhookDelivery
@@ -118,10 +119,19 @@ def test_customers_data_request_lists_what_is_held_of_the_orders_for_the_merchan
     view = Impression.objects.get(impression_id="view-299938")
     assert record["clicked_product_id"] == "1"
     assert record["landed_at"] == click.landed_at.isoformat()
-    assert record["click_billed"] == "billable"
+    assert record["click_billed"] == "billed"
     assert record["widget_viewed_at"] == view.created_at.isoformat()
     assert "shopper@example.net" not in json.dumps(delivery.payload)
     assert "555-625-1199" not in json.dumps(delivery.payload)
+
+
+def test_a_data_request_says_a_click_held_for_review_was_not_billed_yet(orders):
+    click = Click.objects.get(token_id="t299938")
+    ledger.credit_click(click, held=True)  # its source store was under review
+
+    (record,) = lifecycle.customer_order_data(None, store=orders, order_ids=["299938"])
+
+    assert record["click_billed"] == "held for review"
 
 
 def test_the_merchant_sees_the_answer_on_the_settings_page(client, simulator, install):

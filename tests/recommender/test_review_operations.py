@@ -93,9 +93,19 @@ def test_an_operator_resolves_only_the_held_clicks_they_looked_at(action):
 def test_an_operator_cannot_resolve_held_clicks_without_naming_the_last_one_looked_at():
     source, target = make_store("source"), make_store("target")
     hold_earnings(source, target, 1)
+    other = make_store("other")
+    hold_earnings(other, target, 1)
+    others_entry = LedgerEntry.objects.filter(store=other, kind=LedgerEntry.Kind.HELD).get().pk
     for action in ("--release", "--void"):
         with pytest.raises(CommandError, match="--through"):
             call_command("review_earnings", action, "source.myshopify.com")
+        # A number from another store's line (a copy-paste slip) names no click seen here.
+        with pytest.raises(CommandError, match=r"no held click of source\.myshopify\.com"):
+            call_command("review_earnings", action, "source.myshopify.com", "--through",
+                         str(others_entry + 1000))  # fmt: skip
+        with pytest.raises(CommandError, match=r"no held click of source\.myshopify\.com"):
+            call_command("review_earnings", action, "source.myshopify.com", "--through",
+                         str(others_entry))  # fmt: skip
     assert ledger.held_earnings(source) == rules.EARN_PER_CLICK
 
 

@@ -116,7 +116,13 @@ class Command(BaseCommand):
             _sales_line(state["attributed_sales"]),
             *(
                 f"  {shop}: {f['orders_received']} orders received ({f['revenue_received']:.2f} "
-                f"{f['currency']}), {f['orders_sent']} sent ({f['revenue_sent']:.2f} "
+                f"{f['currency']}"
+                + (
+                    f", {f['orders_received_unpriced']} in a former currency not priced"
+                    if f["orders_received_unpriced"]
+                    else ""
+                )
+                + f"), {f['orders_sent']} sent ({f['revenue_sent']:.2f} "
                 f"{f['sent_currency']}"
                 + (f", {f['orders_sent_unpriced']} not priced" if f["orders_sent_unpriced"] else "")
                 + (

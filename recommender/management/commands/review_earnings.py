@@ -38,6 +38,11 @@ class Command(BaseCommand):
         store = Store.objects.filter(shop_domain=valid_shop_domain(shop)).first()
         if store is None:
             raise CommandError(f"unknown store {shop!r}")
+        if not ledger.is_held_entry_of(store, through):
+            raise CommandError(
+                f"entry {through} is no held click of {store.shop_domain}: list them again "
+                "(manage.py review_earnings) and take the number on its line"
+            )
         released, voided = ledger.resolve_held(store, release=bool(release), through=through)
         notes = []
         if waiting := ledger.held_earnings(store, through=through):
