@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q
 from django.utils import timezone
 
 from recommender.catalog import index_events, sync
@@ -165,8 +165,11 @@ def customer_order_data(
     the shopper, and the click (its time, the product it led to, the landing, whether it
     was billed, the browser's user agent, and when the widget it came from was viewed; the
     visitor and address only as salted hashes, which are not given: they identify no one)."""
-    orders = AttributedOrder.objects.filter(store=store, order_id__in=order_ids).select_related(
-        "source_store", "click"
+    orders = list(
+        AttributedOrder.objects.filter(store=store, order_id__in=order_ids)
+        .select_related("source_store", "click")
+        .annotate(click_held=ledger.still_held(OuterRef("click_id")))
+        .order_by("created_at", "pk")
     )
     views = dict(
         Impression.objects.filter(
@@ -177,12 +180,10 @@ def customer_order_data(
     def _time(value: Any) -> str | None:
         return value.isoformat() if value else None
 
-    held = ledger.held_click_ids(o.click_id for o in orders if o.click_id)
-
-    def _billed(click: Click) -> str:
-        if click.billable:
-            return "held for review" if click.pk in held else "billed"
-        return f"not billed ({click.reason})"
+    def _billed(order: AttributedOrder) -> str:
+        if order.click.billable:
+            return "held for review" if order.click_held else "billed"
+        return f"not billed ({order.click.reason})"
 
     return [
         {
@@ -206,14 +207,14 @@ def customer_order_data(
                 {
                     "clicked_product_id": str(order.click.target_product_id),
                     "landed_at": _time(order.click.landed_at),
-                    "click_billed": _billed(order.click),
+                    "click_billed": _billed(order),
                     "widget_viewed_at": _time(views.get(order.click.impression_id)),
                 }
                 if order.click is not None
                 else {}
             ),
         }
-        for order in orders.order_by("created_at", "pk")
+        for order in orders
     ]
 
 

@@ -276,6 +276,8 @@
       return `${Number(amount).toFixed(2)} ${code}`.trim();
     }
   };
+  // Orders counted but not in an amount beside them (no rate to convert them with).
+  const leftOut = (n, why) => (n ? ` (${n === 1 ? "1 order" : `${n} orders`} ${why} not included)` : "");
   const drawChart = (days) => {
     const svg = $("#chart");
     const NS = "http://www.w3.org/2000/svg";
@@ -375,10 +377,10 @@
     box.appendChild(metric("Orders the network brought you", String(t.orders_received)));
     const formerCurrency = r.body.orders_received_unpriced || 0;
     box.appendChild(metric("Revenue the network brought you", money(t.revenue_received)
-      + (formerCurrency ? ` (${formerCurrency === 1 ? "1 order" : `${formerCurrency} orders`} in your store's former currency not included)` : "")));
+      + leftOut(formerCurrency, "in your store's former currency")));
     box.appendChild(metric("Orders you brought partners", String(t.orders_sent)));
     box.appendChild(metric("Revenue you brought partners", money(t.revenue_sent, sentCurrency)
-      + (unpriced ? ` (${unpriced === 1 ? "1 order" : `${unpriced} orders`} in a currency without a reference rate not included)` : "")));
+      + leftOut(unpriced, "in a currency without a reference rate")));
     box.appendChild(metric("Partner revenue per 1,000 impressions", t.revenue_sent_per_1000_impressions == null ? "—" : money(t.revenue_sent_per_1000_impressions, sentCurrency)));
     $("#chart-days").textContent = `Days run midnight to midnight in your store's time zone (${r.body.time_zone}).`;
     drawChart(r.body.days);

@@ -331,19 +331,24 @@ def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
     """Shopify's total (in the shop's currency) in the store's currency, and in the reference
     currency for figures across stores (None: no reference rate for it)."""
     store_currency = store.currency or currency
-    if not (has_rate(currency) and has_rate(store_currency)):
-        store_currency = currency  # the shop's own money, as Shopify gave it
+    in_store = in_currency(total, from_currency=currency, to_currency=store_currency)
+    if in_store is None:  # the shop's own money, as Shopify gave it
+        store_currency, in_store = currency, total
     return {
         "total": total,
         "currency": currency,
-        "total_store_currency": convert(total, from_currency=currency, to_currency=store_currency),
+        "total_store_currency": in_store,
         "store_currency": store_currency,
-        "total_reference": (
-            convert(total, from_currency=currency, to_currency=REFERENCE_CURRENCY)
-            if has_rate(currency)
-            else None
+        "total_reference": in_currency(
+            total, from_currency=currency, to_currency=REFERENCE_CURRENCY
         ),
     }
+
+
+def unpriced_orders() -> Count:
+    """How many orders (of a grouped query) have no reference total: their currency has
+    no reference rate; counted, not in the amounts."""
+    return Count("id", filter=Q(total_reference__isnull=True))
 
 
 # Reported, neither confirmed nor rejected yet.
@@ -555,7 +560,7 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
         .annotate(
             n=Count("id"),
             revenue=Sum("total_reference"),
-            unpriced=Count("id", filter=Q(total_reference__isnull=True)),
+            unpriced=unpriced_orders(),
         )
     }
     impressions = dict(

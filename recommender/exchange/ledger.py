@@ -136,12 +136,6 @@ def can_pay_a_click(store_id: int) -> bool:
     return balances([store_id])[store_id] >= SPEND_PER_CLICK
 
 
-def held_click_ids(click_ids: Iterable[int]) -> set[int]:
-    """Those of ``click_ids`` held for review, neither released nor voided yet."""
-    held = _unresolved_held().filter(click_id__in=list(click_ids))
-    return set(held.values_list("click_id", flat=True))
-
-
 def still_held(click_id) -> Exists:
     """Whether the click (an OuterRef to it) is held for review, neither released nor
     voided: its partner has not paid for it (yet)."""
@@ -155,18 +149,17 @@ def _unresolved_held():
     return LedgerEntry.objects.filter(kind=LedgerEntry.Kind.HELD).exclude(Exists(resolved))
 
 
+def _held_of(store: Store, through: int | None):
+    """``store``'s clicks held for review; with ``through``, those held by that entry and
+    before it (the ones an operator listed)."""
+    held = _unresolved_held().filter(store=store)
+    return held if through is None else held.filter(pk__lte=through)
+
+
 def held_earnings(store: Store, *, through: int | None = None) -> Decimal:
     """Earnings waiting for review: shown to the merchant, not yet in the balance (with
     ``through``, only those held by that entry and before it)."""
-    held = _unresolved_held().filter(store=store)
-    if through is not None:
-        held = held.filter(pk__lte=through)
-    return _cents(held.aggregate(t=Sum("amount"))["t"])
-
-
-def held_by_store() -> dict[int, Decimal]:
-    rows = _unresolved_held().values("store_id").annotate(t=Sum("amount"))
-    return {row["store_id"]: _cents(row["t"]) for row in rows}
+    return _cents(_held_of(store, through).aggregate(t=Sum("amount"))["t"])
 
 
 class HeldSummary(NamedTuple):
@@ -268,10 +261,7 @@ def resolve_held(store: Store, *, release: bool, through: int | None = None) -> 
     voided click is no longer billable in anyone's figures. Safe to run twice: each is
     resolved once."""
     released = voided = 0
-    listed = _unresolved_held().filter(store=store)
-    if through is not None:
-        listed = listed.filter(pk__lte=through)
-    for held in listed.order_by("pk"):
+    for held in _held_of(store, through).order_by("pk"):
         try:
             with transaction.atomic():
                 lock_for_transaction(BILLING)  # charges serialised with settling clicks

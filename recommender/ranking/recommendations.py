@@ -407,7 +407,7 @@ def _own_items(
         chosen = [
             (pk, score)
             for pk, score in nearest
-            if not in_categories(Product(category_id=categories.get(pk) or ""), excluded)
+            if not category_in(categories.get(pk) or "", excluded)
         ]
     chosen = chosen[:slots]
     return [
@@ -530,9 +530,14 @@ OWN_SPARE = 20
 
 def in_categories(product: Product | Candidate, categories: set[str]) -> bool:
     """A product is in an excluded category or any of its subcategories."""
-    if not categories or not product.category_id:
+    return category_in(product.category_id, categories)
+
+
+def category_in(category_id: str, categories: set[str]) -> bool:
+    """``category_id`` is one of ``categories`` or a subcategory of one."""
+    if not categories or not category_id:
         return False
-    own = product.category_id.rsplit("/", 1)[-1]
+    own = category_id.rsplit("/", 1)[-1]
     return any(
         own == c or own.startswith(c + "-") for c in (c.rsplit("/", 1)[-1] for c in categories)
     )

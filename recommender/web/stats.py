@@ -243,7 +243,7 @@ def _attributed_orders(
         .annotate(
             n=Count("id"),
             revenue=Coalesce(Sum("total_reference"), Decimal("0")),
-            unpriced=Count("id", filter=Q(total_reference__isnull=True)),
+            unpriced=attribution.unpriced_orders(),
         )
     )
     for row in sent:

@@ -49,7 +49,9 @@ def _committing_late(product):
         slow.join()
 
 
-def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(private_index):
+def _built_index_and_two_new_products():
+    """A store, the index a process loaded, and two products added since (their events
+    not emitted yet): the early one's event is to commit after the late one's."""
     if connection.vendor != "postgresql":
         pytest.skip("out-of-order commits need PostgreSQL's sequences")
     store = make_store("alpha")
@@ -57,6 +59,11 @@ def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(p
     index = live_index.current(refresh=True)
     early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
     late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
+    return store, index, early, late
+
+
+def test_an_event_that_commits_after_a_higher_one_was_applied_is_still_applied(private_index):
+    store, index, early, late = _built_index_and_two_new_products()
     with _committing_late(early):
         index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
         live_index.apply_events(index)
@@ -131,13 +138,7 @@ def test_a_process_whose_clock_is_ahead_does_not_skip_an_event_still_committing(
     machine six minutes ahead (its NTP lost) took a fresh event for settled, moved its
     watermark past it, and skipped for good a lower id still committing. Both times are the
     database's now."""
-    if connection.vendor != "postgresql":
-        pytest.skip("out-of-order commits need PostgreSQL's sequences")
-    store = make_store("alpha")
-    index_events.rebuild_index()
-    index = live_index.current(refresh=True)
-    early = make_product(store, "Early Grinder", topic_vector("coffee", seed=1))
-    late = make_product(store, "Late Kettle", topic_vector("coffee", seed=2))
+    store, index, early, late = _built_index_and_two_new_products()
     with _committing_late(early):
         index_events.emit_index_events(IndexEvent.Kind.UPSERT, [(late.pk, store.pk)])  # commits
         ahead = timezone.now() + live_index.SETTLED_AFTER + timedelta(minutes=1)

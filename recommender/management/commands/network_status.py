@@ -30,7 +30,7 @@ def attributed_sales(days: int = SALES_DAYS) -> dict:
     totals = network.aggregate(
         n=Count("id"),
         revenue=Sum("total_reference"),
-        unpriced=Count("id", filter=Q(total_reference__isnull=True)),
+        unpriced=attribution.unpriced_orders(),
     )
     return {
         "days": days,
@@ -57,7 +57,7 @@ def network_status() -> dict:
     products = {name.removeprefix("n_"): value for name, value in counts.items()}
     syncs = CatalogSync.objects.values("state").annotate(n=Count("id")).order_by("state")
     index = live_index.status()
-    held = ledger.held_by_store()
+    held = ledger.held_for_review()
     domains = dict(Store.objects.filter(pk__in=held).values_list("pk", "shop_domain"))
     return {
         "stores": {row["status"]: row["n"] for row in stores},
@@ -71,7 +71,7 @@ def network_status() -> dict:
         },
         "queue_depth": get_broker().queue_size(),
         "failed_tasks": Failure.objects.count(),
-        "held_for_review": {domains[pk]: float(amount) for pk, amount in sorted(held.items())},
+        "held_for_review": {domains[pk]: float(it.amount) for pk, it in sorted(held.items())},
         "failed_webhooks": WebhookDelivery.objects.filter(
             status__in=[WebhookDelivery.Status.FAILED, WebhookDelivery.Status.DEAD]
         ).count(),
