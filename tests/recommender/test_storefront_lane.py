@@ -1,0 +1,266 @@
+"""The web processes' handler (interlayer.handler): the storefront's two hottest requests
+take a short lane past Django's general request cycle, and must be answered exactly as
+that cycle answers them. Each case is sent, as the same WSGI request, to Django's own
+handler and to the lane."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+
+import pytest
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
+from django.http import HttpRequest
+from django.views.defaults import server_error
+
+from interlayer.handler import Handler
+from recommender.catalog import index_events
+from recommender.exchange import ledger
+from recommender.models import Click
+from tests.factories import make_product, make_store, mixed_vector, topic_vector
+from tests.recommender.test_storefront_endpoints import BROWSER, proxied
+
+# Not inside a test's transaction: a request starts, as in Django's cycle, by closing a
+# connection left outside autocommit, which a test's transaction is.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def index(private_index, settings):
+    settings.RECOMMENDER_STATE_TTL_SECONDS = 0
+    settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
+
+
+@pytest.fixture
+def viewed():
+    host, partner = make_store("host"), make_store("partner")
+    for store in (host, partner):
+        ledger.grant_starter_credits(store)
+    product = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
+    make_product(partner, "Coffee Book", mixed_vector(("coffee", 0.8), ("books", 0.6), seed=2))
+    index_events.rebuild_index()
+    return product
+
+
+@dataclass
+class Served:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    logged: list[tuple[str, int, str]]  # (logger, level, message) of Django's request logs
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def served(app, url: str, *, method: str = "GET", **meta) -> Served:
+    """``url`` asked of the WSGI application ``app`` as a server asks: the response's body
+    read, then the response closed."""
+    path, _, query = url.partition("?")
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+        "SCRIPT_NAME": "", "SERVER_NAME": "testserver", "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "testserver", "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_USER_AGENT": BROWSER, "HTTP_X_FORWARDED_FOR": "203.0.113.5",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": io.StringIO(),
+        **meta,
+    }  # fmt: skip
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started.update(status=status, headers=headers)
+
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("django.request", "django.security")]
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
+        result = app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            result.close()
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+    headers = dict(started["headers"])
+    assert len(headers) == len(started["headers"])  # no header given twice
+    return Served(int(started["status"].split()[0]), headers, body, records.seen)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.seen = []
+
+    def emit(self, record):
+        self.seen.append((record.name, record.levelno, record.getMessage()))
+
+
+def both(url: str, **kwargs) -> tuple[Served, Served]:
+    return served(WSGIHandler(), url, **kwargs), served(Handler(), url, **kwargs)
+
+
+def test_the_lane_takes_the_widget_and_the_click_only():
+    assert set(Handler().lane) == {"/proxy/recommendations", "/proxy/click"}
+
+
+def test_a_widget_is_answered_as_djangos_cycle_answers_it(viewed):
+    url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
+
+    django, lane = both(url)
+
+    assert django.status == lane.status == 200
+    assert django.headers == lane.headers | {"Content-Length": django.headers["Content-Length"]}
+    assert lane.headers["X-Content-Type-Options"] == "nosniff"
+    assert int(lane.headers["Content-Length"]) == len(lane.body)
+    # The tokens and the impression are minted for each response; all else is the same.
+    payloads = django.json(), lane.json()
+    for payload in payloads:
+        for item in payload["items"]:
+            assert item.pop("token")
+        assert payload.pop("impression")
+    assert payloads[0] == payloads[1]
+    assert [item["title"] for item in payloads[1]["items"]] == ["Coffee Book"]
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("forged signature", 401),
+        ("stale signature", 401),
+        ("unknown shop", 404),
+        ("malformed product id", 400),
+        ("tampered click token", 400),
+        ("host not allowed", 400),
+        ("POST", 405),
+    ],
+)
+def test_refusals_are_answered_and_logged_as_djangos_cycle_does(viewed, settings, case, status):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
+    meta = {}
+    if case == "forged signature":
+        url = url.replace("product_id=", "product_id=1")
+    elif case == "stale signature":
+        url = proxied("recommendations", product_id=viewed.shopify_id, age=120)
+    elif case == "unknown shop":
+        url = proxied("recommendations", shop="nobody.myshopify.com")
+    elif case == "malformed product id":
+        url = proxied("recommendations", product_id="1;DROP")
+    elif case == "tampered click token":
+        url = proxied("click", t="eyJ0IjoxfQ.forged")
+    elif case == "host not allowed":
+        meta["HTTP_HOST"] = "attacker.example"
+
+    django, lane = both(url, method="POST" if case == "POST" else "GET", **meta)
+
+    assert django.status == lane.status == status
+    assert django.body == lane.body
+    assert django.headers == lane.headers
+    assert django.logged == lane.logged
+    assert lane.logged  # a refusal is logged (django.request, or django.security for a host)
+
+
+def test_a_click_is_recorded_and_redirected_as_djangos_cycle_does(viewed, client):
+    url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
+    first, second = (
+        next(i["token"] for i in served(WSGIHandler(), url).json()["items"] if i.get("token"))
+        for _ in range(2)
+    )
+
+    django = served(WSGIHandler(), proxied("click", t=first))
+    lane = served(Handler(), proxied("click", t=second))
+
+    assert django.status == lane.status == 302
+    # The same product page; only the sealed order reference is minted for each click.
+    assert (
+        django.headers["Location"].split("il_ref=")[0]
+        == lane.headers["Location"].split("il_ref=")[0]
+    )
+    assert "il_ref=" in lane.headers["Location"]
+    assert django.headers.keys() == lane.headers.keys()
+    assert lane.headers["Cache-Control"] == "no-store"
+    # Each followed link is one click, judged alike.
+    clicks = list(Click.objects.order_by("pk").values_list("reason", flat=True))
+    assert len(clicks) == 2
+    assert clicks[0] == clicks[1] != "pending"
+
+
+@pytest.mark.parametrize("forwarded_https", [False, True])
+def test_https_is_required_and_announced_as_djangos_cycle_does(viewed, settings, forwarded_https):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
+    meta = {"HTTP_X_FORWARDED_PROTO": "https"} if forwarded_https else {}
+
+    django, lane = both(url, **meta)
+
+    if forwarded_https:
+        assert django.status == lane.status == 200
+        assert django.headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains"
+    else:
+        assert django.status == lane.status == 301
+        assert lane.headers["Location"].startswith("https://testserver/proxy/recommendations?")
+    assert django.headers.keys() == lane.headers.keys()
+    assert django.headers.get("Strict-Transport-Security") == lane.headers.get(
+        "Strict-Transport-Security"
+    )
+
+
+def test_an_exception_is_answered_500_and_logged_with_its_traceback(viewed):
+    handler = Handler()
+
+    def failing(request):
+        raise RuntimeError("the database went away")
+
+    handler.lane["/proxy/recommendations"] = failing
+
+    lane = served(handler, proxied("recommendations", product_id=viewed.shopify_id))
+
+    assert lane.status == 500
+    assert lane.body == server_error(HttpRequest()).content  # no detail of the fault
+    assert b"database" not in lane.body
+    assert lane.headers["X-Content-Type-Options"] == "nosniff"
+    assert ("django.request", logging.ERROR, "Internal Server Error: /proxy/recommendations") in (
+        lane.logged
+    )
+
+
+def test_a_lane_response_ends_its_request_when_closed(viewed):
+    finished = []
+
+    def on_finished(sender, **kwargs):
+        finished.append(sender)
+
+    signals.request_finished.connect(on_finished)
+    try:
+        served(Handler(), proxied("recommendations", product_id=viewed.shopify_id))
+    finally:
+        signals.request_finished.disconnect(on_finished)
+
+    # Django's request_finished: the database connections checked and the URL
+    # configuration reset, as after any other request.
+    assert finished == [Handler]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"MIDDLEWARE": ["django.middleware.common.CommonMiddleware"]},
+        {"DEBUG": True},
+        {"DISALLOWED_USER_AGENTS": ["curl"]},
+        {"FORCE_SCRIPT_NAME": "/app"},
+    ],
+)
+def test_settings_the_lane_does_not_mirror_send_every_request_through_djangos_cycle(
+    settings, change
+):
+    for name, value in change.items():
+        setattr(settings, name, value)
+
+    assert Handler().lane == {}
