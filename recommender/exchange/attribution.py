@@ -212,7 +212,7 @@ def _click_for(store: Store, reference: str) -> Click:
 
 
 # A click is inserted a moment after its redirect (exchange.click_journal: within about
-# 0.05 s, unless the database is away); a pixel reporting the landing at once may come
+# 0.2 s, unless the database is away); a pixel reporting the landing at once may come
 # first, and is answered once the click is there. Only a reference made in the last few
 # seconds waits: an old one replayed cannot hold a web process.
 CLICK_INSERT_WAIT_SECONDS = 1.0
