@@ -2,18 +2,18 @@
 storefront's two hottest requests.
 
 GET /proxy/recommendations and GET /proxy/click are asked for on every product page and
-every partner click of every participating store. Django's general request cycle (the
-request signals, five middleware in turn, resolving the path) is about a fifth of what
+every partner click of every participating store. Django's general request cycle (five
+middleware in turn, resolving the path, checking the response) is about a fifth of what
 answering one costs here. The lane does for them what that cycle would, in one place:
-the database connections checked as a request starts, the host checked against
-ALLOWED_HOSTS, the HTTPS redirect and the security headers of SecurityMiddleware, no shop
-bound to the log until the signature names one, an exception answered and logged as
-Django answers it, a 4xx or 5xx logged as Django logs it; the response's close still
-ends the request (Django's request_finished). Anything else (another path or method, a
-script name, DEBUG, a middleware list other than the one the lane mirrors) takes
-Django's cycle.
+the request signals sent (the database connections checked as a request starts and as
+its response closes), the host checked against ALLOWED_HOSTS, the HTTPS redirect and the
+security headers of SecurityMiddleware, no shop bound to the log until the signature
+names one, an exception answered and logged as Django answers it, a 4xx or 5xx logged as
+Django logs it. Any other path or method takes Django's cycle, and every request does
+where the settings are not the ones the lane mirrors (DEBUG, another middleware list,
+ATOMIC_REQUESTS, another Django release).
 
-tests/test_storefront_lane.py holds the lane to the same answers as Django's cycle."""
+tests/recommender/test_storefront_lane.py holds the lane to Django's answers."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import django
 from django.conf import settings
+from django.core import signals
 from django.core.handlers.exception import response_for_exception
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections
+from django.core.handlers.wsgi import WSGIHandler, get_script_name
 from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
-from django.urls import resolve, reverse
+from django.urls import get_script_prefix, resolve, reverse, set_script_prefix
 from django.utils.log import log_response
 
 from interlayer.logs import bind_shop
@@ -44,6 +45,10 @@ MIRRORED_MIDDLEWARE = (
     "django.middleware.common.CommonMiddleware",
 )
 
+# The Django whose request cycle the lane mirrors (requirements.txt pins it): another
+# release sends every request through its own cycle until the lane is checked against it.
+MIRRORED_DJANGO = (5, 2)
+
 LANE_ROUTES = ("recommender:recommendations", "recommender:click")
 
 
@@ -55,12 +60,15 @@ class Handler(WSGIHandler):
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         view = self.lane.get(environ.get("PATH_INFO", "")) if self.lane else None
-        if view is None or environ.get("REQUEST_METHOD") != "GET" or environ.get("SCRIPT_NAME"):
+        if view is None or environ.get("REQUEST_METHOD") != "GET":
             return super().__call__(environ, start_response)
-        # What request_started does (its other receiver resets the query log: DEBUG only).
-        close_old_connections()
+        set_script_prefix(get_script_name(environ))
+        signals.request_started.send(sender=self.__class__, environ=environ)
         request = self.request_class(environ)
-        response = self._answer(request, view)
+        try:
+            response = self._answer(request, view)
+        except Exception as exc:  # from the security headers: answered as Django does
+            response = response_for_exception(request, exc)
         response._resource_closers.append(request.close)
         if response.status_code >= 400:
             log_response(
@@ -78,11 +86,15 @@ class Handler(WSGIHandler):
         bind_shop(None)  # RequestShopMiddleware
         try:
             response = self._security.process_request(request)  # the HTTPS redirect
-            if response is None:
+        except Exception as exc:  # a host refused as the redirect was built
+            return response_for_exception(request, exc)
+        if response is None:
+            try:
                 request.get_host()  # ALLOWED_HOSTS, which CommonMiddleware checks
+            except Exception as exc:  # a host refused: 400
+                response = response_for_exception(request, exc)
+            else:
                 response = self._view_response(request, view)
-        except Exception as exc:  # a host refused: answered as Django answers it (400)
-            response = response_for_exception(request, exc)
         return self._security.process_response(request, response)
 
     def _view_response(
@@ -90,6 +102,9 @@ class Handler(WSGIHandler):
     ) -> HttpResponse:
         try:
             response = view(request)
+            self.check_response(response, view)
+            if callable(getattr(response, "render", None)):  # a TemplateResponse
+                response = response.render()
         except Exception as exc:  # answered as Django answers it: 400, 403, 404 or 500
             response = response_for_exception(request, exc)
         if not response.streaming and not response.has_header("Content-Length"):
@@ -101,14 +116,18 @@ def _lane_views() -> dict[str, Callable[..., HttpResponse]]:
     """The lane's paths and views, or none when this process's settings are not the
     ones it mirrors."""
     if (
-        settings.DEBUG
+        django.VERSION[:2] != MIRRORED_DJANGO
+        or settings.DEBUG
         or tuple(settings.MIDDLEWARE) != MIRRORED_MIDDLEWARE
         or settings.DISALLOWED_USER_AGENTS
         or settings.PREPEND_WWW
-        or settings.FORCE_SCRIPT_NAME
+        or any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values())
     ):
+        log.info("the storefront lane is off: the settings are not the ones it mirrors")
         return {}
-    return {reverse(name): resolve(reverse(name)).func for name in LANE_ROUTES}
+    # Paths as PATH_INFO has them: below the script name a request of this thread set.
+    paths = ["/" + reverse(name).removeprefix(get_script_prefix()) for name in LANE_ROUTES]
+    return {path: resolve(path).func for path in paths}
 
 
 def _never_called(request: HttpRequest) -> HttpResponse:

@@ -14,9 +14,11 @@ import pytest
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest
+from django.urls import get_script_prefix, set_script_prefix
 from django.views.defaults import server_error
 
 from interlayer.handler import Handler
+from interlayer.logs import ShopFilter, bind_shop
 from recommender.catalog import index_events
 from recommender.exchange import ledger
 from recommender.models import Click
@@ -32,6 +34,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def index(private_index, settings):
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
+
+
+@pytest.fixture(autouse=True)
+def thread_state():
+    """What a request leaves on the thread (the script prefix links are built under, the
+    shop logs name), put back for the tests after these."""
+    yield
+    set_script_prefix("/")
+    bind_shop(None)
 
 
 @pytest.fixture
@@ -50,7 +61,8 @@ class Served:
     status: int
     headers: dict[str, str]
     body: bytes
-    logged: list[tuple[str, int, str]]  # (logger, level, message) of Django's request logs
+    # (logger, level, message, shop) of Django's request logs
+    logged: list[tuple[str, int, str, str]]
 
     def json(self):
         return json.loads(self.body)
@@ -97,7 +109,8 @@ class _Records(logging.Handler):
         self.seen = []
 
     def emit(self, record):
-        self.seen.append((record.name, record.levelno, record.getMessage()))
+        ShopFilter().filter(record)
+        self.seen.append((record.name, record.levelno, record.getMessage(), record.shop))
 
 
 def both(url: str, **kwargs) -> tuple[Served, Served]:
@@ -108,10 +121,20 @@ def test_the_lane_takes_the_widget_and_the_click_only():
     assert set(Handler().lane) == {"/proxy/recommendations", "/proxy/click"}
 
 
-def test_a_widget_is_answered_as_djangos_cycle_answers_it(viewed):
+@pytest.mark.parametrize("script_name", ["", "/app"])
+def test_a_widget_is_answered_as_djangos_cycle_answers_it(viewed, script_name):
     url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
+    prefixes = []
 
-    django, lane = both(url)
+    def served_by(app):
+        set_script_prefix("/elsewhere/")  # what an earlier request of the thread left
+        answer = served(app, url, SCRIPT_NAME=script_name)
+        prefixes.append(get_script_prefix())  # links the view would build
+        return answer
+
+    django, lane = served_by(WSGIHandler()), served_by(Handler())
+
+    assert prefixes == [script_name + "/"] * 2
 
     assert django.status == lane.status == 200
     assert django.headers == lane.headers | {"Content-Length": django.headers["Content-Length"]}
@@ -156,13 +179,18 @@ def test_refusals_are_answered_and_logged_as_djangos_cycle_does(viewed, settings
     elif case == "host not allowed":
         meta["HTTP_HOST"] = "attacker.example"
 
-    django, lane = both(url, method="POST" if case == "POST" else "GET", **meta)
+    def served_by(app):
+        bind_shop("earlier.myshopify.com")  # the thread's request before
+        return served(app, url, method="POST" if case == "POST" else "GET", **meta)
+
+    django, lane = served_by(WSGIHandler()), served_by(Handler())
 
     assert django.status == lane.status == status
     assert django.body == lane.body
     assert django.headers == lane.headers
     assert django.logged == lane.logged
     assert lane.logged  # a refusal is logged (django.request, or django.security for a host)
+    assert "earlier.myshopify.com" not in {shop for *_, shop in lane.logged}
 
 
 def test_a_click_is_recorded_and_redirected_as_djangos_cycle_does(viewed, client):
@@ -182,7 +210,7 @@ def test_a_click_is_recorded_and_redirected_as_djangos_cycle_does(viewed, client
         == lane.headers["Location"].split("il_ref=")[0]
     )
     assert "il_ref=" in lane.headers["Location"]
-    assert django.headers.keys() == lane.headers.keys()
+    assert {**django.headers, "Location": ""} == {**lane.headers, "Location": ""}
     assert lane.headers["Cache-Control"] == "no-store"
     # Each followed link is one click, judged alike.
     clicks = list(Click.objects.order_by("pk").values_list("reason", flat=True))
@@ -190,16 +218,27 @@ def test_a_click_is_recorded_and_redirected_as_djangos_cycle_does(viewed, client
     assert clicks[0] == clicks[1] != "pending"
 
 
-@pytest.mark.parametrize("forwarded_https", [False, True])
-def test_https_is_required_and_announced_as_djangos_cycle_does(viewed, settings, forwarded_https):
+@pytest.mark.parametrize("request_", ["http", "https", "http to a host not allowed"])
+def test_https_is_required_and_announced_as_djangos_cycle_does(viewed, settings, request_):
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     settings.SECURE_HSTS_SECONDS = 3600
+    settings.ALLOWED_HOSTS = ["testserver"]
     url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
-    meta = {"HTTP_X_FORWARDED_PROTO": "https"} if forwarded_https else {}
+    meta = {
+        "http": {},
+        "https": {"HTTP_X_FORWARDED_PROTO": "https"},
+        "http to a host not allowed": {"HTTP_HOST": "attacker.example"},
+    }[request_]
 
     django, lane = both(url, **meta)
 
+    if request_ == "http to a host not allowed":  # refused as the redirect is built
+        assert django.status == lane.status == 400
+        assert django.headers == lane.headers
+        assert django.body == lane.body
+        return
+    forwarded_https = request_ == "https"
     if forwarded_https:
         assert django.status == lane.status == 200
         assert django.headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains"
@@ -226,41 +265,53 @@ def test_an_exception_is_answered_500_and_logged_with_its_traceback(viewed):
     assert lane.body == server_error(HttpRequest()).content  # no detail of the fault
     assert b"database" not in lane.body
     assert lane.headers["X-Content-Type-Options"] == "nosniff"
-    assert ("django.request", logging.ERROR, "Internal Server Error: /proxy/recommendations") in (
-        lane.logged
-    )
+    assert lane.logged == [
+        ("django.request", logging.ERROR, "Internal Server Error: /proxy/recommendations", "-")
+    ]
 
 
-def test_a_lane_response_ends_its_request_when_closed(viewed):
-    finished = []
+def test_a_lane_request_starts_and_ends_with_djangos_request_signals(viewed):
+    seen = []
+
+    def on_started(sender, environ, **kwargs):
+        seen.append(("started", environ["PATH_INFO"]))
 
     def on_finished(sender, **kwargs):
-        finished.append(sender)
+        seen.append(("finished", sender))
 
+    signals.request_started.connect(on_started)
     signals.request_finished.connect(on_finished)
     try:
         served(Handler(), proxied("recommendations", product_id=viewed.shopify_id))
     finally:
+        signals.request_started.disconnect(on_started)
         signals.request_finished.disconnect(on_finished)
 
-    # Django's request_finished: the database connections checked and the URL
-    # configuration reset, as after any other request.
-    assert finished == [Handler]
+    # The database connections are checked as it starts and once its response is closed,
+    # and what listens to every request (an error tracker's instrumentation) hears it.
+    assert seen == [("started", "/proxy/recommendations"), ("finished", Handler)]
 
 
+# The lane only reads it: no connection is set up again.
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 @pytest.mark.parametrize(
     "change",
     [
         {"MIDDLEWARE": ["django.middleware.common.CommonMiddleware"]},
         {"DEBUG": True},
         {"DISALLOWED_USER_AGENTS": ["curl"]},
-        {"FORCE_SCRIPT_NAME": "/app"},
+        {"ATOMIC_REQUESTS": True},
     ],
 )
 def test_settings_the_lane_does_not_mirror_send_every_request_through_djangos_cycle(
     settings, change
 ):
     for name, value in change.items():
-        setattr(settings, name, value)
+        if name == "ATOMIC_REQUESTS":  # a database's
+            settings.DATABASES = {
+                alias: {**database, name: value} for alias, database in settings.DATABASES.items()
+            }
+        else:
+            setattr(settings, name, value)
 
     assert Handler().lane == {}
