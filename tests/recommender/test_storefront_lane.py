@@ -8,11 +8,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from dataclasses import dataclass
 
+import httpx
 import pytest
+from django.conf import settings as django_settings
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
 from django.http import HttpRequest
 from django.urls import get_script_prefix, set_script_prefix
 from django.views.defaults import server_error
@@ -20,10 +25,14 @@ from django.views.defaults import server_error
 from interlayer.handler import Handler
 from interlayer.logs import ShopFilter, bind_shop
 from recommender.catalog import index_events
-from recommender.exchange import ledger
-from recommender.models import Click
+from recommender.exchange import ledger, rules
+from recommender.models import Click, Product
+from stores.models import Store
+from tests.conftest import ROOT
 from tests.factories import make_product, make_store, mixed_vector, topic_vector
+from tests.recommender.test_click_journal import production_env
 from tests.recommender.test_storefront_endpoints import BROWSER, proxied
+from tests.test_operations import free_port, wait_until
 
 # Not inside a test's transaction: a request starts, as in Django's cycle, by closing a
 # connection left outside autocommit, which a test's transaction is.
@@ -315,3 +324,55 @@ def test_settings_the_lane_does_not_mirror_send_every_request_through_djangos_cy
             setattr(settings, name, value)
 
     assert Handler().lane == {}
+
+
+def test_a_web_process_serves_the_widget_and_the_click_through_the_lane(viewed, tmp_path):
+    """gunicorn as deployed (DEBUG off, clicks journaled and settled behind): a shopper's
+    widget, its view and its click, over HTTP."""
+    if connection.vendor != "postgresql":
+        pytest.fail("clicks are journaled on PostgreSQL only (scripts/pg.sh)")
+    host, partner = viewed.store, Store.objects.get(shop_domain="partner.myshopify.com")
+    port = free_port()
+    env = {**production_env(tmp_path / "journal"), "DEBUG": "false", "LOG_LEVEL": "INFO",
+           "RECOMMENDER_INDEX_DIR": str(django_settings.RECOMMENDER_INDEX_DIR)}  # fmt: skip
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "interlayer.wsgi", "--workers", "1",
+             "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        app = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"User-Agent": BROWSER, "X-Forwarded-For": "203.0.113.5"},
+        )
+        wait_until(lambda: _up(app), timeout=60, what="gunicorn to start")
+        widget = app.get(proxied("recommendations", product_id=viewed.shopify_id)).json()
+        seen = app.post(proxied("impression"), content=widget["impression"])
+        assert seen.json() == {"result": "counted"}
+        (token,) = [item["token"] for item in widget["items"] if item.get("token")]
+
+        clicked = app.get(proxied("click", t=token))
+
+        assert clicked.status_code == 302
+        assert clicked.headers["Location"].startswith(Product.objects.get(store=partner).url)
+        wait_until(
+            lambda: Click.objects.filter(reason="billable").exists(),
+            timeout=30,
+            what="the click to be inserted and settled behind its redirect",
+        )
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
+    (click,) = Click.objects.all()
+    assert (click.source_store_id, click.target_store_id) == (host.pk, partner.pk)
+    assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
+    assert "storefront lane is off" not in log.read_text()
+
+
+def _up(app: httpx.Client) -> bool:
+    try:
+        return app.get("/health").status_code == 200
+    except httpx.HTTPError:
+        return False
