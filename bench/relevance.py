@@ -12,8 +12,8 @@ products as queries, then the "b" shops'):
 - the same recalls for three baselines computed outside the product in the same run, on
   the same stored vectors and texts: exact dense search, character 3-5-gram TF-IDF, and a
   50/50 blend of the two;
-- with competitor avoidance on (the merchant default): the same-item leak rate (a linked
-  offer shown in the widget), widget items below the relevance floor, invariant violations
+- with competitor avoidance on (the merchant default): the same-item leak rate (an offer
+  the known pairs connect to the page shown in the widget), widget items below the relevance floor, invariant violations
   (the host in partner slots, a blocked store shown), and how full the widgets are.
 
     DATABASE_URL=postgres://.../empty_db .venv/bin/python bench/relevance.py

@@ -1,13 +1,15 @@
 """The production URLconf plus routes only tests and benchmarks use: a trivial JSON
 endpoint (the storefront benchmark's baseline), the same behind the app-proxy check alone
-(what any storefront endpoint pays before its own work), the embedded session echo, and
-what a front proxy forwarded (tests/test_front.py).
+(what any storefront endpoint pays before its own work), both again served past Django's
+general request cycle as the storefront's endpoints are (interlayer.handler), the embedded
+session echo, and what a front proxy forwarded (tests/test_front.py).
 Selected with INTERLAYER_URLCONF=interlayer.diagnostics_urls; never in production."""
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from interlayer.urls import LANE_ROUTES as production_lane_routes
 from interlayer.urls import urlpatterns as production_urlpatterns
 from stores import auth
 from stores import views as store_views
@@ -35,9 +37,15 @@ def echo_forwarded(request: HttpRequest) -> JsonResponse:
     })  # fmt: skip
 
 
+# The same two served past Django's general request cycle, as the storefront's endpoints
+# are (interlayer.handler): the benchmark gives its ratios against both.
+LANE_ROUTES = (*production_lane_routes, "lane-ping", "lane-proxy-checked")
+
 urlpatterns = [
     path("ping", ping, name="ping"),
     path("proxy/checked", proxy_checked, name="proxy-checked"),
+    path("lane/ping", ping, name="lane-ping"),
+    path("proxy/lane-checked", proxy_checked, name="lane-proxy-checked"),
     path("echo-forwarded", echo_forwarded, name="echo-forwarded"),
     path("api/session", store_views.session_state, name="session-state"),
     *production_urlpatterns,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any
 
 import django
@@ -48,8 +49,6 @@ MIRRORED_MIDDLEWARE = (
 # The Django whose request cycle the lane mirrors (requirements.txt pins it): another
 # release sends every request through its own cycle until the lane is checked against it.
 MIRRORED_DJANGO = (5, 2)
-
-LANE_ROUTES = ("recommender:recommendations", "recommender:click")
 
 
 class Handler(WSGIHandler):
@@ -123,10 +122,14 @@ def _lane_views() -> dict[str, Callable[..., HttpResponse]]:
         or settings.PREPEND_WWW
         or any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values())
     ):
-        log.info("the storefront lane is off: the settings are not the ones it mirrors")
+        # Said where an operator sees it: in production this costs every storefront request.
+        (log.info if settings.DEBUG else log.warning)(
+            "the storefront lane is off: the settings are not the ones it mirrors"
+        )
         return {}
     # Paths as PATH_INFO has them: below the script name a request of this thread set.
-    paths = ["/" + reverse(name).removeprefix(get_script_prefix()) for name in LANE_ROUTES]
+    names = getattr(import_module(settings.ROOT_URLCONF), "LANE_ROUTES", ())  # interlayer.urls
+    paths = ["/" + reverse(name).removeprefix(get_script_prefix()) for name in names]
     return {path: resolve(path).func for path in paths}
 
 

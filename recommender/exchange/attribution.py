@@ -211,11 +211,13 @@ def _click_for(store: Store, reference: str) -> Click:
     return click
 
 
-# A click is inserted a moment after its redirect (exchange.click_journal: within about
-# 0.2 s, unless the database is away); a pixel reporting the landing at once may come
-# first, and is answered once the click is there. Only a reference made in the last few
-# seconds waits: an old one replayed cannot hold a web process.
-CLICK_INSERT_WAIT_SECONDS = 1.0
+# A click is inserted a moment after its redirect (exchange.click_journal: the settling
+# thread's gather of 0.2 s after the round it is in, unless the database is away); a
+# pixel reporting the landing at once may come first, and is answered once the click is
+# there. The pixel reports a landing once, so the wait leaves a round that settles a
+# backlog time to end. Only a reference made in the last few seconds waits: an old one
+# replayed cannot hold a web process.
+CLICK_INSERT_WAIT_SECONDS = 2.0
 FRESH_REFERENCE_SECONDS = 10
 
 

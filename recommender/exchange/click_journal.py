@@ -36,7 +36,7 @@ What makes that safe:
   as without a journal); replayed lines are checked as the rows they claim to be, and come
   back pending, whatever they say.
 - **What it does not cover:** a power loss or a kernel crash of the web machine within the
-  moment between a click and its insert (the settling thread's gather, a fifth of a second),
+  moment between a click and its insert (the settling thread's gather, a fifth of a second after its round),
   unless ``RECOMMENDER_CLICK_JOURNAL_SYNC`` makes each line wait for the disk (fdatasync;
   measured: about a third of the click redirect's throughput). The directory must be on
   the web machine's own disk: ``flock`` is not reliable over network file systems.

@@ -386,7 +386,7 @@ def test_held_clicks_of_a_round_charge_nobody_and_leave_the_partners_credit_to_l
 def test_the_settling_thread_stops_when_asked_while_it_lets_clicks_gather(settings):
     settings.RECOMMENDER_SETTLE_CLICKS_BEHIND = True
     clicks.settle_after_response()  # this process's settling thread starts and is woken
-    time.sleep(clicks.SETTLE_GATHER_SECONDS / 3)  # it lets the clicks of the moment gather
+    time.sleep(clicks.JOURNAL_GATHER_SECONDS / 2)  # it lets the clicks of the moment gather
 
     asked = time.monotonic()
     runtime.reset()  # stops it (a test's fresh start, a forked worker's)

@@ -130,6 +130,16 @@ def test_the_lane_takes_the_widget_and_the_click_only():
     assert set(Handler().lane) == {"/proxy/recommendations", "/proxy/click"}
 
 
+@pytest.mark.urls("interlayer.diagnostics_urls")
+def test_the_benchmarks_trivial_endpoint_through_the_lane_answers_as_through_djangos_cycle():
+    # bench/storefront_load.py gives its ratios against both.
+    assert {"/lane/ping", "/proxy/lane-checked"} <= set(Handler().lane)
+    through_django = served(WSGIHandler(), "/ping")
+    through_lane = served(Handler(), "/lane/ping")
+    assert (through_django.status, through_django.body, through_django.headers) == (
+        through_lane.status, through_lane.body, through_lane.headers)  # fmt: skip
+
+
 @pytest.mark.parametrize("script_name", ["", "/app"])
 def test_a_widget_is_answered_as_djangos_cycle_answers_it(viewed, script_name):
     url = proxied("recommendations", product_id=viewed.shopify_id, page_type="product")
@@ -309,6 +319,7 @@ def test_a_lane_request_starts_and_ends_with_djangos_request_signals(viewed):
         {"MIDDLEWARE": ["django.middleware.common.CommonMiddleware"]},
         {"DEBUG": True},
         {"DISALLOWED_USER_AGENTS": ["curl"]},
+        {"PREPEND_WWW": True},
         {"ATOMIC_REQUESTS": True},
     ],
 )
