@@ -58,7 +58,7 @@ class Handler(WSGIHandler):
         self._security = SecurityMiddleware(_never_called)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        view = self.lane.get(environ.get("PATH_INFO", "")) if self.lane else None
+        view = self.lane.get(environ.get("PATH_INFO", ""))
         if view is None or environ.get("REQUEST_METHOD") != "GET":
             return super().__call__(environ, start_response)
         set_script_prefix(get_script_name(environ))

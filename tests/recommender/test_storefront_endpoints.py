@@ -18,7 +18,7 @@ from recommender.web import stats
 from simulator.server import sign_proxy_query
 from simulator.storefront import Storefront
 from stores.models import Store
-from tests.factories import make_product, make_store, mixed_vector, topic_vector
+from tests.factories import make_product, topic_vector
 
 pytestmark = pytest.mark.django_db
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36"
@@ -28,22 +28,6 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safar
 def index(private_index, settings):
     settings.RECOMMENDER_STATE_TTL_SECONDS = 0
     settings.RECOMMENDER_RELEVANCE_FLOOR = 0.3
-
-
-@pytest.fixture
-def shops():
-    host, partner = make_store("host"), make_store("partner")
-    for store in (host, partner):
-        ledger.grant_starter_credits(store)
-    viewed = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
-    target = make_product(
-        partner,
-        '<img src=x onerror="alert(1)">Coffee Book',
-        mixed_vector(("coffee", 0.8), ("books", 0.6), seed=2),
-        url="https://partner.example/products/coffee-book?variant=7",
-    )
-    index_events.rebuild_index()
-    return host, partner, viewed, target
 
 
 def proxied(path: str, shop: str = "host.myshopify.com", *, age: int = 0, secret=None, **params):

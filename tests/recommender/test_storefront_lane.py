@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -24,14 +23,12 @@ from django.views.defaults import server_error
 
 from interlayer.handler import Handler
 from interlayer.logs import ShopFilter, bind_shop
-from recommender.catalog import index_events
 from recommender.exchange import ledger, rules
 from recommender.models import Click, Product
 from stores.models import Store
-from tests.conftest import ROOT
-from tests.factories import make_product, make_store, mixed_vector, topic_vector
 from tests.recommender.test_click_journal import production_env
 from tests.recommender.test_storefront_endpoints import BROWSER, proxied
+from tests.test_front import _process
 from tests.test_operations import free_port, wait_until
 
 # Not inside a test's transaction: a request starts, as in Django's cycle, by closing a
@@ -55,14 +52,9 @@ def thread_state():
 
 
 @pytest.fixture
-def viewed():
-    host, partner = make_store("host"), make_store("partner")
-    for store in (host, partner):
-        ledger.grant_starter_credits(store)
-    product = make_product(host, "Hand Burr Grinder", topic_vector("coffee", seed=1))
-    make_product(partner, "Coffee Book", mixed_vector(("coffee", 0.8), ("books", 0.6), seed=2))
-    index_events.rebuild_index()
-    return product
+def viewed(shops):
+    """The host's product page, whose widget shows the partner's one product."""
+    return shops[2]
 
 
 @dataclass
@@ -166,7 +158,9 @@ def test_a_widget_is_answered_as_djangos_cycle_answers_it(viewed, script_name):
             assert item.pop("token")
         assert payload.pop("impression")
     assert payloads[0] == payloads[1]
-    assert [item["title"] for item in payloads[1]["items"]] == ["Coffee Book"]
+    assert [item["title"] for item in payloads[1]["items"]] == [
+        '<img src=x onerror="alert(1)">Coffee Book'
+    ]
 
 
 @pytest.mark.parametrize(
@@ -347,13 +341,9 @@ def test_a_web_process_serves_the_widget_and_the_click_through_the_lane(viewed, 
     env = {**production_env(tmp_path / "journal"), "DEBUG": "false", "LOG_LEVEL": "INFO",
            "RECOMMENDER_INDEX_DIR": str(django_settings.RECOMMENDER_INDEX_DIR)}  # fmt: skip
     log = tmp_path / "gunicorn.log"
-    with open(log, "wb") as out:
-        web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "interlayer.wsgi", "--workers", "1",
-             "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
+    gunicorn = [sys.executable, "-m", "gunicorn", "interlayer.wsgi", "--workers", "1",
+                "--bind", f"127.0.0.1:{port}"]  # fmt: skip
+    with _process(gunicorn, log, env):
         app = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"User-Agent": BROWSER, "X-Forwarded-For": "203.0.113.5"},
@@ -373,9 +363,6 @@ def test_a_web_process_serves_the_widget_and_the_click_through_the_lane(viewed, 
             timeout=30,
             what="the click to be inserted and settled behind its redirect",
         )
-    finally:
-        web.terminate()
-        web.wait(timeout=20)
     (click,) = Click.objects.all()
     assert (click.source_store_id, click.target_store_id) == (host.pk, partner.pk)
     assert ledger.balance(host) == rules.STARTER_GRANT + rules.EARN_PER_CLICK
