@@ -12,6 +12,9 @@ products as queries, then the "b" shops'):
 - the same recalls for three baselines computed outside the product in the same run, on
   the same stored vectors and texts: exact dense search, character 3-5-gram TF-IDF, and a
   50/50 blend of the two;
+- what recall@1 cannot judge (queries whose title an unlinked offer repeats), and whether
+  weights fitted to the set's pairs, cross-validated by niche, would rank better than the
+  product's own;
 - with competitor avoidance on (the merchant default): the same-item leak rate (an offer
   the known pairs connect to the page shown in the widget), widget items below the relevance floor, invariant violations
   (the host in partner slots, a blocked store shown), and how full the widgets are.
@@ -197,7 +200,9 @@ def measure_recall(dataset: Path, stores: dict) -> None:
         print(f"gain over the best baseline (R@1, R@10), a hit {title}:",
               *(f"{ours[s][0] - best[s][0]:+.3f}, {ours[s][1] - best[s][1]:+.3f}" for s in (0, 1)))  # fmt: skip
     title_of = {key_of[pk]: title for pk, _, _, title, *_ in rows}
-    unjudged(links, title_of, product_rankings, baselines)
+    repeated = repeated_titles(links, title_of)
+    unjudged(links, title_of, repeated, product_rankings, baselines)
+    fitted_weights(stores, links, title_of, repeated)
     widget_checks(stores, links)
 
 
@@ -228,19 +233,23 @@ def _words(title: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", title.lower()))
 
 
-def unjudged(links, title_of, product_rankings, baselines) -> None:
-    """What recall@1 cannot judge: a query whose title another shop's offer repeats word for
-    word (case and punctuation aside), without the known pairs linking the two. Printed:
-    how many of the product's misses at 1 put such an offer first, and recall@1 through
-    the product and for the best baseline on those queries and on the rest (the same
-    queries for every method)."""
+def repeated_titles(links, title_of) -> set:
+    """The queries whose title another shop's offer repeats word for word (case and
+    punctuation aside), without the known pairs linking the two."""
     by_title: dict[str, set] = {}
     for key, title in title_of.items():
         by_title.setdefault(_words(title), set()).add(key)
-    repeated = {
+    return {
         q for q in links
         if any(other[0] != q[0] and other not in links[q] for other in by_title[_words(title_of[q])])
     }  # fmt: skip
+
+
+def unjudged(links, title_of, repeated, product_rankings, baselines) -> None:
+    """What recall@1 cannot judge: a query whose title an unlinked offer of another shop
+    repeats (``repeated``). Printed: how many of the product's misses at 1 put such an
+    offer first, and recall@1 through the product and for the best baseline on those
+    queries and on the rest (the same queries for every method)."""
     print("\nqueries whose title an unlinked offer of another shop repeats word for word")
     for side in ("-a", "-b"):
         queries = [q for q in links if q[0].endswith(side)]
@@ -265,6 +274,94 @@ def unjudged(links, title_of, product_rankings, baselines) -> None:
                            f"baseline's {best:.3f} ({ours - best:+.3f})")  # fmt: skip
         print(f"  {side[1]} → others: {first_repeats} of the product's {len(misses)} misses at 1 "
               f"put such an offer first; repeated: {figures[0]}; the rest: {figures[1]}")  # fmt: skip
+
+
+# Candidates the raw ranking of 10 items weighs per query (recommendations.RAW_POOL x 10).
+FITTED_POOL = 20
+
+
+def fitted_weights(stores, links, title_of, repeated) -> None:
+    """Whether other weights of the same signals would find the same product first more
+    often. Each query's candidates as the product's search returns them (FITTED_POOL) are
+    ranked by a logistic regression fitted to the known pairs on three niches' queries and
+    scored on the fourth's (each niche in turn), against the product's own weights on the
+    same candidates. First on the signals the raw ranking reads (cosine, lexical score,
+    identifier agreement), then with one more: the share of words the two titles have in
+    common (Jaccard). Printed: recall@1's change from the product's weights, per direction,
+    on all queries, on the repeated ones and on the rest, with the fitted weights."""
+    from sklearn.linear_model import LogisticRegression
+
+    from recommender.models import Product
+    from recommender.ranking import live_index
+    from recommender.ranking.index import LEXICAL_WEIGHT
+    from recommender.ranking.lexical import identifier_agreement
+    from recommender.ranking.network import network_state
+    from recommender.ranking.recommendations import IDENTIFIER_WEIGHT
+
+    index, state = live_index.current(), network_state()
+    key_of = {
+        pk: (domain.split(".")[0], sid)
+        for pk, domain, sid in Product.objects.values_list("pk", "store__shop_domain", "shopify_id")
+    }  # fmt: skip
+    features, labels = {}, {}
+    for shop, product_id in links:
+        host, query = stores[shop], (shop, product_id)
+        viewed = Product.objects.get(store=host, shopify_id=product_id)
+        text = live_index.lexical_text_of(*(getattr(viewed, f) for f in live_index.LEXICAL_FIELDS))
+        hits = index.search(
+            np.frombuffer(viewed.vector, dtype=np.float32), FITTED_POOL, text=text,
+            exclude_stores=index.store_ids() - state.partners_of(host.pk), text_store=host.pk,
+        )  # fmt: skip
+        ours = set(_words(viewed.title).split())
+        rows = []
+        for hit in hits:
+            title = title_of[key_of[hit.product_id]]
+            theirs = set(_words(title).split())
+            overlap = len(ours & theirs) / max(len(ours | theirs), 1)
+            rows.append(
+                [hit.cosine, hit.lexical, identifier_agreement(viewed.title, title), overlap]
+            )
+        features[query] = np.array(rows).reshape(-1, 4)
+        labels[query] = [key_of[hit.product_id] in links[query] for hit in hits]
+    product = np.array([1.0, LEXICAL_WEIGHT, IDENTIFIER_WEIGHT, 0.0])
+
+    def at1(queries, score, signals=4) -> float:
+        firsts = [
+            labels[q][int(np.argmax(score(features[q][:, :signals])))] for q in queries if labels[q]
+        ]
+        return sum(firsts) / len(queries)
+
+    niche = {q: q[0].rsplit("-", 1)[0] for q in links}
+    ours = [
+        at1([q for q in links if q[0].endswith(side)], lambda f: f @ product)
+        for side in ("-a", "-b")
+    ]
+    print("\nweights fitted to this set, cross-validated by niche: recall@1 against the "
+          f"product's weights on the same candidates ({ours[0]:.3f} / {ours[1]:.3f}), "
+          "a / b queries: all; repeated titles; the rest")  # fmt: skip
+    for signals, name in [(3, "cosine, lexical, identifiers"), (4, "the same and word overlap")]:
+        changes: dict[str, list] = {}
+        weights = []
+        for held in sorted(set(niche.values())):
+            train = [q for q in links if niche[q] != held and labels[q]]
+            model = LogisticRegression(max_iter=2000).fit(
+                np.vstack([features[q][:, :signals] for q in train]),
+                [label for q in train for label in labels[q]],
+            )
+            weights.append(model.coef_[0])
+            for side in ("-a", "-b"):
+                for part, keep in (("all", None), ("repeated", True), ("rest", False)):
+                    queries = [q for q in links if niche[q] == held and q[0].endswith(side)
+                               and (keep is None or (q in repeated) == keep)]  # fmt: skip
+                    fitted = at1(queries, model.decision_function, signals)
+                    change = (fitted - at1(queries, lambda f: f @ product)) * len(queries)
+                    changes.setdefault((side, part), []).append((change, len(queries)))
+        shown = {
+            key: sum(c for c, _ in parts) / sum(n for _, n in parts) for key, parts in changes.items()
+        }  # fmt: skip
+        print(f"  {name}: weights {np.round(np.mean(weights, axis=0), 1).tolist()};",
+              *(f"{side[1]} {shown[side, 'all']:+.3f}; {shown[side, 'repeated']:+.3f}; "
+                f"{shown[side, 'rest']:+.3f}" for side in ("-a", "-b")))  # fmt: skip
 
 
 def baseline_rankings(rows, row_of):
