@@ -82,6 +82,15 @@ def _session_class(secret: str) -> type[shopify.Session]:
     return type("InterlayerSession", (shopify.Session,), {"secret": secret})
 
 
+def signed_query(request: HttpRequest) -> dict[str, str]:
+    """The query of a request Shopify signed with ``hmac`` (install link, OAuth callback),
+    each name once: Shopify signs every parameter once, so a query that names one twice is
+    not what it signed, and is refused (401) before anyone picks one of the copies."""
+    if any(len(values) > 1 for _, values in request.GET.lists()):
+        raise AuthError("Repeated query parameters.", status=401)
+    return request.GET.dict()
+
+
 def verify_signed_query(params: dict[str, str]) -> str:
     """Verify a query Shopify signed with ``hmac`` (install link, OAuth callback).
 

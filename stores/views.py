@@ -91,7 +91,7 @@ def _public_page(request: HttpRequest, template: str) -> HttpResponse:
 
 def _install_link(request: HttpRequest) -> HttpResponse:
     try:
-        shop = auth.verify_signed_query(request.GET.dict())
+        shop = auth.verify_signed_query(auth.signed_query(request))
     except auth.AuthError as error:
         return _error_page(request, error.message, error.status)
     store = Store.objects.filter(shop_domain=shop, status=Store.Status.ACTIVE).first()
@@ -103,7 +103,7 @@ def _install_link(request: HttpRequest) -> HttpResponse:
 @require_GET
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     try:
-        store = services.complete_authorization(params=request.GET.dict())
+        store = services.complete_authorization(params=auth.signed_query(request))
     except auth.AuthError as error:
         return _error_page(request, error.message, error.status)
     except shopify.ShopifyThrottled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,17 @@ def test_development_with_the_simulator_loads_its_offline_stand_ins():
         "http://127.0.0.1:8001/cdn/app-bridge.js",
         "http://127.0.0.1:8001/cdn/polaris.js",
     ]
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    # The README sends operators to .env.example for every variable and its default.
+    read = set(
+        re.findall(
+            r'(?:env\w*|os\.getenv|os\.environ\.get)\(\s*"([A-Z][A-Z0-9_]+)"',
+            (ROOT / "interlayer" / "settings.py").read_text(),
+        )
+    )
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+
+    assert len(read) > 40  # the pattern still finds how settings.py reads the environment
+    assert read - listed == set()

@@ -64,6 +64,22 @@ def test_install_link_with_forged_hmac_is_401(client, simulator):
     assert OAuthState.objects.count() == 0
 
 
+@pytest.mark.parametrize("name", ["hmac", "shop", "timestamp"])
+def test_install_link_with_a_repeated_parameter_is_401(client, simulator, name):
+    # A genuine link with one of its signed parameters given again, the same value: the
+    # signature covers each name once, so a query that names one twice is not what Shopify
+    # signed, whichever copy a reader takes.
+    link = simulator.install_link("alpha")
+    value = parse_qs(urlparse(link).query)[name][0]
+
+    response = client.get(f"{link}&{urlencode({name: value})}")
+
+    assert response.status_code == 401
+    assert b"Repeated" in response.content
+    assert "Location" not in response
+    assert OAuthState.objects.count() == 0
+
+
 def test_install_link_signed_with_another_secret_is_401(client, simulator):
     response = client.get(simulator.install_link("alpha", secret="someone-elses-secret"))
 
@@ -148,6 +164,19 @@ def test_callback_with_forged_hmac_is_401(client, simulator):
 
     assert response.status_code == 401
     assert not Store.objects.exists()
+
+
+def test_callback_with_a_repeated_hmac_is_401_and_installs_nothing(client, simulator):
+    callback = start_oauth(client, simulator).removeprefix("http://testserver")
+    signature = parse_qs(urlparse(callback).query)["hmac"][0]
+
+    response = client.get(f"{callback}&hmac={signature}")
+
+    assert response.status_code == 401
+    assert not Store.objects.exists()
+    # The state was not spent: the genuine callback still completes the install.
+    assert client.get(callback).status_code == 302
+    assert Store.objects.get().status == Store.Status.ACTIVE
 
 
 @pytest.mark.parametrize(
