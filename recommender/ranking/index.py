@@ -12,7 +12,7 @@ Exact search (``IndexFlatIP``) while the network is small; an inverted-file inde
 ``EXACT_LIMIT`` vectors. IVF rather than HNSW because of what the exclusion does here: the
 host store's products are the query's nearest neighbours, and HNSW's bounded candidate list
 fills with those excluded nodes (measured: recall@10 0.78 at 100k with efSearch 64, 0.87
-at 400), while IVF scans whole lists and skips excluded ids without losing the rest (0.975
+at 400), while IVF scans whole lists and skips excluded ids without losing the rest (0.968
 at nprobe 32).
 
 Beside the vectors, with the same labels, a lexical index (``lexical.LexicalIndex``) scores
