@@ -140,22 +140,33 @@ def _order_ids(value: object) -> list[str]:
     return ids
 
 
+# The years a time Shopify sends can be in (parse_time); no event of an app is older.
+EARLIEST_TIME, LATEST_TIME = 2000, 9998
+
+
 def _not_after_now(moment: datetime | None) -> datetime | None:
     return None if moment is None else min(moment, timezone.now())
 
 
 def parse_time(value: Any) -> datetime | None:
     """A time as Shopify writes it (ISO 8601; UTC when it names no zone), None when it is
-    missing or not a time."""
+    missing or not a time, or one no database column holds: a header the signature does
+    not cover can say year 1 at +01:00, which is year 0 in UTC."""
     if not value or not isinstance(value, str):
         return None
     try:
         parsed = parse_datetime(value)
     except ValueError:
         return None
-    if parsed is not None and timezone.is_naive(parsed):
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    return in_utc if EARLIEST_TIME <= in_utc.year <= LATEST_TIME else None
 
 
 def _record(**fields: Any) -> Received:

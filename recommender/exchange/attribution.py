@@ -133,8 +133,8 @@ _PIXEL_KEY_SALT = "interlayer.pixel-key"
 # as the number they make, so one order could be reported under several ids here and
 # attributed once for each. ASCII digits only, without leading zeros. Checkout surfaces
 # may write it as an OrderIdentity gid, whose number is the order's id in the Admin API.
-_ORDER_ID = re.compile(r"^(?:gid://shopify/Order(?:Identity)?/)?0*([1-9][0-9]{0,19})$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_ORDER_ID = re.compile(r"\A(?:gid://shopify/Order(?:Identity)?/)?0*([1-9][0-9]{0,19})\Z")
+_CURRENCY = re.compile(r"\A[A-Z]{3}\Z")
 
 
 class AttributionRefused(Exception):

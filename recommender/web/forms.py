@@ -12,7 +12,7 @@ from interlayer.text import storable
 from recommender.models import WidgetSettings
 from stores.models import Store
 
-COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOUR = re.compile(r"\A#[0-9a-fA-F]{6}\Z")
 # The least contrast with the background (WCAG's ratio, level AA) the widget's colours may
 # have: its text, product titles and prices at the size of body text (4.5:1), and its
 # accent, which draws the arrows and the keyboard focus ring (3:1, for what is not text).
@@ -47,10 +47,20 @@ class ListField(forms.Field):
         return list(dict.fromkeys(v.strip() for v in value if v.strip()))
 
 
+class TextField(forms.CharField):
+    """A JSON string: a list, an object or a number is refused, not saved as Python's
+    spelling of it (CharField would make "['a', 'b']" of a list)."""
+
+    def to_python(self, value):
+        if value not in self.empty_values and not isinstance(value, str):
+            raise forms.ValidationError("Expected text.")
+        return super().to_python(value)
+
+
 class WidgetSettingsForm(forms.Form):
     enabled = forms.BooleanField(required=False)
     # Empty: the heading in each shopper's language (the widget's locale files).
-    title = forms.CharField(required=False, max_length=80, strip=True, validators=[_storable])
+    title = TextField(required=False, max_length=80, strip=True, validators=[_storable])
     items = forms.IntegerField(min_value=1, max_value=12)
     own_share = forms.IntegerField(min_value=0, max_value=100)
     accent_color = forms.RegexField(

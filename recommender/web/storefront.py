@@ -30,8 +30,8 @@ from stores.models import Store
 log = logging.getLogger(__name__)
 
 # The shopper's language as the theme gives it (request.locale.iso_code: "fr", "pt-BR").
-_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_LOCALE = re.compile(r"\A[a-z]{2,3}(-[A-Za-z]{2,4})?\Z")
+_CURRENCY = re.compile(r"\A[A-Z]{3}\Z")
 
 
 def warm_up() -> None:

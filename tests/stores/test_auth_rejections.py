@@ -80,6 +80,19 @@ def test_install_link_with_a_repeated_parameter_is_401(client, simulator, name):
     assert OAuthState.objects.count() == 0
 
 
+def test_install_link_with_a_timestamp_no_clock_reaches_is_400(client, simulator):
+    # Signed, so only a holder of the secret could send it; still a clear answer, not the
+    # OverflowError of subtracting a 400-digit number from the time.
+    params = {"shop": "alpha.myshopify.com", "timestamp": "9" * 400}
+    params["hmac"] = sign_query(params, simulator.world.app.api_secret)
+
+    response = client.get("/?" + urlencode(params))
+
+    assert response.status_code == 400
+    assert b"timestamp" in response.content
+    assert OAuthState.objects.count() == 0
+
+
 def test_install_link_signed_with_another_secret_is_401(client, simulator):
     response = client.get(simulator.install_link("alpha", secret="someone-elses-secret"))
 

@@ -590,3 +590,46 @@ def test_every_handled_topic_is_subscribed_in_shopify_app_toml(settings):
 
     assert "app/scopes_update" in subscribed
     assert set(webhooks.HANDLERS) <= subscribed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "triggered_at",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-13-45T99:00:00Z"],
+)
+def test_a_trigger_time_no_database_can_hold_is_taken_as_none(client, triggered_at):
+    # The HMAC covers the body, not this header. Year 1 at +01:00 is year 0 in UTC, which
+    # PostgreSQL's timestamptz refuses to read back (SQLite refused to write it): the
+    # delivery failed in the worker's claim, outside its failure handling, and was re-queued
+    # forever; Shopify's redelivery of the event then got a 500.
+    response = post_webhook(client, "app/uninstalled", {}, triggered_at=triggered_at)
+
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.triggered_at is None
+    assert post_webhook(client, "app/uninstalled", {}, triggered_at=triggered_at).json() == {
+        "ok": True,
+        "duplicate": True,
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("length", ["abc", "1e3"])
+def test_a_content_length_that_is_no_count_is_not_a_server_error(client, length):
+    # gunicorn and the nginx front refuse such a header before Django sees it; a server
+    # that passes it on (the development server) must not turn it into a 500.
+    raw = json.dumps({}).encode()
+    response = client.post(
+        "/webhooks",
+        data=raw,
+        content_type="application/json",
+        CONTENT_LENGTH=length,
+        HTTP_X_SHOPIFY_TOPIC="app/uninstalled",
+        HTTP_X_SHOPIFY_HMAC_SHA256=sign_body(raw, settings.SHOPIFY_API_SECRET),
+        HTTP_X_SHOPIFY_SHOP_DOMAIN="alpha.myshopify.com",
+        HTTP_X_SHOPIFY_EVENT_ID="evt-1",
+    )
+
+    # Read as Django reads it (no length: no body), so the signature is of nothing: 401.
+    assert response.status_code == 401
+    assert not WebhookDelivery.objects.exists()
