@@ -474,6 +474,11 @@ class Handler(BaseHTTPRequestHandler):
             self._cut_short(body or b'{"data": {"products": {"nodes": []}}}' + b" " * 1000)
         elif mode == "malformed":
             self._send(200, b'{"data": {"products": ', {"Content-Type": "application/json"})
+        elif mode == "error-text":  # a query error whose message no text column holds
+            self._json(200, {"errors": [{"message": "Internal error\u0000 in \ud800 field"}]})
+        elif mode == "stuck-page":  # a products page that says more follow, with no cursor
+            page = {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": None}}
+            self._json(200, {"data": {"products": page}})
         elif mode.isdigit():
             self._json(int(mode), {"errors": "Internal Server Error", "error": "server_error"})
         else:

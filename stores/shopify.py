@@ -23,6 +23,8 @@ import shopify
 import shopify_app
 from django.conf import settings
 
+from interlayer.text import made_storable
+
 log = logging.getLogger(__name__)
 
 
@@ -328,7 +330,8 @@ def _raise_for_graphql_errors(body: str) -> GraphQLResponse:
         str(error.get("message", error)) if isinstance(error, dict) else str(error)
         for error in (errors if isinstance(errors, list) else [errors])
     )
-    raise ShopifyError(f"Admin API query failed: {messages[:300]}", status=200)
+    # Shown and stored (a sync's last error): a NUL or a lone surrogate as U+FFFD.
+    raise ShopifyError(f"Admin API query failed: {made_storable(messages[:300])}", status=200)
 
 
 def download_lines(url: str):

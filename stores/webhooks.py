@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,9 @@ def receive(*, method: str, headers: dict[str, str], url: str, body: bytes) -> R
         raise WebhookRejected("Missing or invalid Shopify headers", 400)
     bind_shop(shop)
     try:
-        payload = json.loads(text)
+        # NaN, Infinity and a number past a double's range (1e400) parse, and no JSON
+        # column stores them: refused here rather than failing at the insert.
+        payload = json.loads(text, parse_constant=_no_number, parse_float=_finite)
     except ValueError:
         raise WebhookRejected("Body is not JSON", 400) from None
     if not isinstance(payload, dict):
@@ -146,6 +149,17 @@ EARLIEST_TIME, LATEST_TIME = 2000, 9998
 
 def _not_after_now(moment: datetime | None) -> datetime | None:
     return None if moment is None else min(moment, timezone.now())
+
+
+def _no_number(word: str) -> float:
+    raise ValueError(f"{word} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is past a JSON column's range")
+    return number
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -269,7 +283,7 @@ def _fail(delivery: WebhookDelivery, error: Exception) -> None:
     dead = delivery.attempts >= MAX_ATTEMPTS
     delay = min(timedelta(minutes=2**delivery.attempts), timedelta(hours=6))
     delivery.status = WebhookDelivery.Status.DEAD if dead else WebhookDelivery.Status.FAILED
-    delivery.last_error = f"{type(error).__name__}: {error}"[:2000]
+    delivery.last_error = made_storable(f"{type(error).__name__}: {error}"[:2000])
     delivery.next_attempt_at = None if dead else timezone.now() + delay
     delivery.lease_expires_at = None
     _owned(delivery).update(

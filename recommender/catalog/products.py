@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from interlayer.text import made_storable
 from recommender.catalog.index_events import emit_index_events
@@ -17,6 +16,7 @@ from recommender.exchange.locks import lock_for_transaction
 from recommender.models import CatalogSync, IndexEvent, PendingOptOut, Product
 from recommender.ranking import embedding
 from stores.models import Store
+from stores.webhooks import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,23 @@ PRODUCT_QUERY = "query OneProduct($id: ID!) { product(id: $id) {" + PRODUCT_FIEL
 NODE_COST = 8
 
 
+# The price columns hold up to this (numeric(12, 2)).
+MAX_PRICE = Decimal("9999999999.99")
+# A price that is not one (NaN, infinite, negative) or more than the columns hold, as it is
+# stored: the product is kept, out of the exchange ("price out of range").
+NO_PRICE = Decimal("-1")
+
+
 def _decimal(value: Any) -> Decimal:
+    """An amount as Shopify writes it: 0 when missing or unreadable ("free"), NO_PRICE
+    when it is no amount the columns hold."""
     try:
-        return Decimal(str(value)).quantize(Decimal("0.01"))
+        amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return Decimal("0")
+    if not amount.is_finite() or not Decimal("0") <= amount <= MAX_PRICE:
+        return NO_PRICE
+    return amount.quantize(Decimal("0.01"))
 
 
 def ineligibility(fields: dict[str, Any]) -> str:
@@ -50,6 +62,8 @@ def ineligibility(fields: dict[str, Any]) -> str:
         return "unpublished"
     if fields["is_gift_card"]:
         return "gift card"
+    if NO_PRICE in (fields["price_min"], fields["price_max"]):
+        return "price out of range"
     if fields["price_max"] <= 0:
         return "free"
     if not fields["available"]:
@@ -68,7 +82,7 @@ def product_fields(node: dict[str, Any]) -> dict[str, Any]:
     high = (prices.get("maxVariantPrice") or {}).get("amount")
     media = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
     tags = [str(tag)[:100] for tag in (node.get("tags") or []) if str(tag).strip()][:50]
-    updated = parse_datetime(node["updatedAt"]) if node.get("updatedAt") else None
+    updated = parse_time(node.get("updatedAt"))  # None where no column holds it
     fields = {
         "handle": str(node.get("handle") or "")[:255],
         "title": str(node.get("title") or "").strip()[:500],
@@ -110,7 +124,12 @@ def embedding_text(fields: dict[str, Any]) -> str:
 
 
 def shopify_id(gid: str) -> int:
-    return int(str(gid).rsplit("/", 1)[-1])
+    """The number at the end of a global id; ValueError when it is no id (a bigint column
+    holds 1 to 2**63 - 1)."""
+    number = int(str(gid).rsplit("/", 1)[-1])
+    if not 0 < number < 2**63:
+        raise ValueError(f"product id out of range: {number}")
+    return number
 
 
 def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]) -> int:
@@ -119,9 +138,11 @@ def upsert_products(store: Store, sync: CatalogSync, nodes: list[dict[str, Any]]
         return 0
     incoming = {}
     for node in nodes:
+        # One odd node is skipped, not the batch: a batch that fails fails every sync of
+        # the store at the same place.
         try:
             incoming[shopify_id(node["id"])] = product_fields(node)
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, ArithmeticError, AttributeError):
             log.warning("skipped malformed product node shop=%s", store.shop_domain)
     existing = {
         p.shopify_id: p for p in Product.objects.filter(store=store, shopify_id__in=list(incoming))

@@ -27,6 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from interlayer.queue import enqueue
+from interlayer.text import made_storable
 from recommender.catalog.embedding_pass import EmbeddingAlongside, embed_store, request_embedding
 from recommender.catalog.index_events import delete_products
 from recommender.catalog.pacer import Pacer
@@ -253,7 +254,7 @@ def sync_catalog(store: Store) -> CatalogSync:
     except (shopify.ShopifyError, SyncAborted, ValueError) as error:
         detail = getattr(error, "detail", None) or str(error)
         sync.state = CatalogSync.State.FAILED
-        sync.last_error = detail[:2000]
+        sync.last_error = made_storable(detail[:2000])
         sync.last_error_at = timezone.now()
         sync.failure = failure_of(error)
         _save(sync, [*_PROGRESS_FIELDS, "state", "mode", "last_error", "last_error_at", "failure"])
@@ -284,7 +285,8 @@ def sync_catalog(store: Store) -> CatalogSync:
 def _record_unexpected_failure(sync: CatalogSync, error: Exception) -> None:
     try:
         CatalogSync.objects.filter(pk=sync.pk, generation=sync.generation).update(
-            state=CatalogSync.State.FAILED, last_error=f"{type(error).__name__}: {error}"[:2000],
+            state=CatalogSync.State.FAILED,
+            last_error=made_storable(f"{type(error).__name__}: {error}"[:2000]),
             last_error_at=timezone.now(), failure="", updated_at=timezone.now(),
         )  # fmt: skip
     except Exception:  # the database itself is away: reconciliation finds it running
@@ -339,13 +341,18 @@ def _sync_pages(
         nodes = connection.get("nodes") or []
         upsert_products(store, sync, nodes)
         page = connection.get("pageInfo") or {}
+        more = page.get("hasNextPage")
+        if more and (not page.get("endCursor") or page.get("endCursor") == sync.cursor):
+            # Asking again would get the same page, spending the shop's API budget until
+            # the task's timeout, and the next attempt would do the same.
+            raise ValueError("Shopify said more products follow but gave no next page")
         with transaction.atomic():
             sync.products_seen += len(nodes)
             sync.cursor = page.get("endCursor") or sync.cursor
             _save(sync, ["products_seen", "cursor", "updated_at"])
         if on_stored:
             on_stored()
-        if not page.get("hasNextPage"):
+        if not more:
             return
 
 

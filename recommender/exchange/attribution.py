@@ -24,6 +24,7 @@ Admin API, never taken from the report.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ from interlayer.queue import enqueue
 from recommender.exchange import rules, tokens
 from recommender.models import CLICK_PENDING, AttributedOrder, Click, Impression
 from stores import services as store_services
-from stores import shopify
 from stores.models import Store
+from stores.webhooks import parse_time
+
+log = logging.getLogger(__name__)
 
 # --- the rules ------------------------------------------------------------------------------
 ATTRIBUTION_WINDOW = timedelta(days=7)
@@ -134,6 +137,8 @@ _PIXEL_KEY_SALT = "interlayer.pixel-key"
 # attributed once for each. ASCII digits only, without leading zeros. Checkout surfaces
 # may write it as an OrderIdentity gid, whose number is the order's id in the Admin API.
 _ORDER_ID = re.compile(r"\A(?:gid://shopify/Order(?:Identity)?/)?0*([1-9][0-9]{0,19})\Z")
+# The most items an order's count may say (a report, or Shopify's answer).
+MAX_ORDER_LINES = 10_000
 _CURRENCY = re.compile(r"\A[A-Z]{3}\Z")
 
 
@@ -263,7 +268,7 @@ def reported_order(
     code = str(currency or "")
     if not _CURRENCY.match(code):
         raise AttributionRefused("currency must be a three-letter currency code", status=400)
-    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 10_000:
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= MAX_ORDER_LINES:
         raise AttributionRefused("lines must be a count", status=400)
     return ReportedOrder(match.group(1), amount, code, lines)
 
@@ -430,19 +435,17 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
         return _reject(order, "not an order of this shop", now)
     if found.get("cancelledAt") or found.get("test"):
         return _reject(order, "cancelled or a test order", now)
-    placed = datetime.fromisoformat(str(found["createdAt"]).replace("Z", "+00:00"))
+    try:
+        placed, total, currency, lines = _order_answer(found)
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError):
+        # Asked again it would answer the same: neither counted nor asked about for 14 days.
+        log.warning("Shopify's answer about an order could not be read order=%s", order.pk)
+        return _reject(order, "Shopify's answer could not be read", now)
     if not order.clicked_at - CLOCK_SKEW <= placed <= order.clicked_at + ATTRIBUTION_WINDOW:
         return _reject(order, "placed outside the click's window", now)
-    money = found["totalPriceSet"]["shopMoney"]
-    try:
-        total = Decimal(str(money["amount"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
-    except (InvalidOperation, ValueError):
-        raise shopify.ShopifyError("order total is not a decimal", status=200) from None
-    currency = str(money["currencyCode"])
     if not _CURRENCY.match(currency) or not Decimal("0") <= total <= MAX_ORDER_TOTAL:
         return _reject(order, "a currency or total the figures cannot take", now)
     amounts = _amounts(order.store, total, currency)
-    lines = int(found.get("subtotalLineItemsQuantity") or 0)
     # A refund made before the order was reported found nothing to remove (refunds/create
     # is not replayed): Shopify's answer is what says so.
     refunded = {"refunded_at": now} if found.get("refunds") else {}
@@ -450,6 +453,22 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
         **amounts, line_count=lines, verified_at=now, **refunded
     )
     return "confirmed, refunded" if refunded else "confirmed"
+
+
+def _order_answer(found: dict) -> tuple[datetime, Decimal, str, int]:
+    """When the order was placed, its total, currency and number of items, as Shopify's
+    answer gives them; ValueError (or another reading error) when they are not."""
+    placed = parse_time(found["createdAt"])
+    if placed is None:
+        raise ValueError("no time the order was placed")
+    money = found["totalPriceSet"]["shopMoney"]
+    total = Decimal(str(money["amount"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    if not total.is_finite():
+        raise ValueError("order total is not an amount")
+    lines = found.get("subtotalLineItemsQuantity") or 0
+    if not isinstance(lines, int) or not 0 <= lines <= MAX_ORDER_LINES:
+        raise ValueError("number of items out of range")
+    return placed, total, str(money["currencyCode"]), lines
 
 
 def confirm_pending_orders(*, now: datetime | None = None) -> int:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from recommender import controls, tasks
 from recommender.catalog import embedding_pass, index_events, pacer
 from recommender.catalog import sync as catalog_sync
-from recommender.catalog.products import embedding_text
+from recommender.catalog.products import embedding_text, upsert_products
 from recommender.models import CatalogSync, IndexEvent, PendingOptOut, Product
 from recommender.ranking import embedding, live_index
 from simulator.webhooks import product_payload
@@ -207,6 +207,103 @@ def test_a_product_with_text_no_column_can_hold_is_stored_with_it_replaced(simul
     )
     assert mug.description == "Glazed\ufffd \ufffd"
     assert mug.eligible
+
+
+def test_a_product_no_column_can_hold_does_not_stop_the_stores_sync(simulator, install):
+    # One product priced past what the price columns hold (a placeholder price, or an
+    # item in a currency of large numbers), one priced "NaN", one whose id is past 64 bits:
+    # each failed the batch it was in, so every sync of the store failed there, and was
+    # retried every half hour without getting past it.
+    normal = add_products(simulator, "alpha", 3)
+    world = simulator.world
+    for handle, price in (("placeholder", "100000000000.00"), ("nan", "NaN")):
+        world.upsert_product(
+            "alpha", {"title": f"Odd {handle}", "handle": handle, "variants": [{"price": price}]}
+        )
+    world.upsert_product(
+        "alpha",
+        {"id": 2**63, "title": "Far id", "handle": "far", "variants": [{"price": "5.00"}]},
+    )
+    store = install("alpha")
+
+    sync = catalog_sync.sync_catalog(store)
+
+    assert sync.state == CatalogSync.State.DONE
+    stored = {p.handle: p for p in Product.objects.filter(store=store)}
+    assert {p["handle"] for p in normal} <= set(stored)
+    assert all(stored[p["handle"]].eligible for p in normal)
+    for handle in ("placeholder", "nan"):
+        assert (stored[handle].eligible, stored[handle].ineligible_reason) == (
+            False,
+            "price out of range",
+        )
+    assert "far" not in stored
+
+
+@pytest.mark.parametrize(
+    "node",
+    [None, [], "gid://shopify/Product/1", 7,
+     {"id": "gid://shopify/Product/2", "title": "Stock", "totalInventory": 1e400,
+      "tracksInventory": True, "status": "ACTIVE"},
+     {"id": "gid://shopify/Product/3", "title": "Year 0", "status": "ACTIVE",
+      "updatedAt": "0001-01-01T00:30:00+01:00"},
+     {"id": "gid://shopify/Product/-4", "title": "Negative id", "status": "ACTIVE"}],
+)  # fmt: skip
+def test_an_odd_node_in_a_batch_is_skipped_and_the_rest_stored(simulator, install, node):
+    store = install("alpha")
+    sync = CatalogSync.objects.create(store=store, state=CatalogSync.State.RUNNING)
+    good = {"id": "gid://shopify/Product/10", "title": "Good", "status": "ACTIVE",
+            "onlineStoreUrl": "https://alpha.example/products/good",
+            "priceRangeV2": {"minVariantPrice": {"amount": "5.00", "currencyCode": "USD"},
+                             "maxVariantPrice": {"amount": "5.00", "currencyCode": "USD"}}}  # fmt: skip
+
+    upsert_products(store, sync, [node, good])
+
+    assert Product.objects.get(store=store, shopify_id=10).eligible
+    kept = Product.objects.filter(store=store).exclude(shopify_id=10)
+    # Whatever of the odd node was kept holds what the database can read back.
+    assert all(p.shopify_updated_at is None or p.shopify_updated_at.year >= 2000 for p in kept)
+    assert not kept.filter(shopify_id__lte=0).exists()
+
+
+def test_a_page_that_gives_no_next_cursor_fails_the_sync_rather_than_loop(
+    simulator, install, settings
+):
+    # "More follow" with no cursor: the sync asked for the same page again and again,
+    # spending the shop's API budget until the task's timeout, and every retry did the same.
+    settings.RECOMMENDER_PAGE_SIZE = 10
+    add_products(simulator, "alpha", 25)
+    store = install("alpha")
+    simulator.fault("alpha", "graphql", "stuck-page", after=2)  # the count, one page, then
+
+    failed = catalog_sync.sync_catalog(store)
+
+    assert failed.state == CatalogSync.State.FAILED
+    assert "no next page" in failed.last_error
+    assert failed.products_seen == 10
+    resumed = catalog_sync.sync_catalog(store)
+    assert resumed.state == CatalogSync.State.DONE
+    assert Product.objects.filter(store=store).count() == len(
+        simulator.world.shops["alpha"].products
+    )
+
+
+def test_a_query_error_with_text_no_column_holds_is_recorded_as_the_syncs_failure(
+    simulator, install, monkeypatch
+):
+    # Shopify's error message went into last_error as it was: PostgreSQL refused the NUL
+    # inside the failure handling, and the sync was left "running" with no error shown.
+    monkeypatch.setattr(pacer, "MAX_SHOPIFY_RETRIES", 0)
+    add_products(simulator, "alpha", 5)
+    store = install("alpha")
+    simulator.fault("alpha", "graphql", "error-text")
+
+    failed = catalog_sync.sync_catalog(store)
+
+    assert failed.state == CatalogSync.State.FAILED
+    stored = CatalogSync.objects.get(pk=failed.pk)
+    assert stored.state == CatalogSync.State.FAILED
+    assert "Internal error\ufffd in \ufffd field" in stored.last_error
 
 
 def test_malformed_json_fails_the_sync_and_the_next_run_resumes_from_the_cursor(

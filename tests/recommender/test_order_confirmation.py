@@ -438,3 +438,32 @@ def test_an_uninstalled_stores_pixel_is_refused(client, shop):
     response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
 
     assert (response.status_code, response.json()) == (404, {"error": "unknown shop"})
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"total": "NaN"}, {"created_at": "not a time"},
+     {"line_items": [{"product_id": 1000, "quantity": -3, "price": "20.00"}]}],
+)  # fmt: skip
+def test_an_answer_from_shopify_that_cannot_be_read_rejects_the_order(
+    bought, shop, task_queue, odd
+):
+    # Each raised in the confirmation task (a NaN compared, a time that is none, a negative
+    # count the column refuses): the order stayed unconfirmed and was asked about every
+    # half hour for 14 days, spending the store's hourly questions.
+    bought(shopify_says=odd)
+
+    confirm(task_queue)
+
+    order = AttributedOrder.objects.get()
+    assert (order.verified_at, order.rejected_at is not None) == (None, True)
+    assert sales(shop) == (0, 0.0)
+
+
+def test_an_order_time_without_a_zone_is_read_as_utc(bought, shop, task_queue):
+    # fromisoformat gave a time without a zone, which cannot be compared with the click's.
+    bought(shopify_says={"created_at": timezone.now().strftime("%Y-%m-%dT%H:%M:%S")})
+
+    confirm(task_queue)
+
+    assert AttributedOrder.objects.get().verified_at is not None
