@@ -329,7 +329,7 @@ def fitted_weights(stores, links, title_of, repeated) -> None:
         firsts = [
             labels[q][int(np.argmax(score(features[q][:, :signals])))] for q in queries if labels[q]
         ]
-        return sum(firsts) / len(queries)
+        return sum(firsts) / len(queries) if queries else 0.0
 
     niche = {q: q[0].rsplit("-", 1)[0] for q in links}
     ours = [

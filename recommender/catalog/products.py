@@ -62,7 +62,7 @@ def ineligibility(fields: dict[str, Any]) -> str:
         return "unpublished"
     if fields["is_gift_card"]:
         return "gift card"
-    if NO_PRICE in (fields["price_min"], fields["price_max"]):
+    if fields["price_min"] == NO_PRICE:
         return "price out of range"
     if fields["price_max"] <= 0:
         return "free"
@@ -100,7 +100,9 @@ def product_fields(node: dict[str, Any]) -> dict[str, Any]:
         "available": not node.get("tracksInventory") or int(node.get("totalInventory") or 0) > 0,
         "is_gift_card": bool(node.get("isGiftCard")),
         "price_min": _decimal(low),
-        "price_max": _decimal(high),
+        # A variant past what the columns hold (a placeholder) leaves the product its lowest
+        # price, the one shown.
+        "price_max": min(_decimal(high), MAX_PRICE) if _decimal(high) != NO_PRICE else MAX_PRICE,
         "currency": str((prices.get("minVariantPrice") or {}).get("currencyCode") or "")[:3],
         "image_url": str(media.get("url") or "")[:1000],
         "url": str(node.get("onlineStoreUrl") or "")[:1000],

@@ -441,7 +441,8 @@ def _jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     for line in lines:
         if line.strip():
             node = json.loads(line)
-            if "__parentId" not in node:  # nested connection rows; we select none
+            # Not an object: upsert_products skips it as it skips such a page node.
+            if not isinstance(node, dict) or "__parentId" not in node:  # nested rows: none
                 yield node
 
 

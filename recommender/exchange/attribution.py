@@ -137,7 +137,7 @@ _PIXEL_KEY_SALT = "interlayer.pixel-key"
 # attributed once for each. ASCII digits only, without leading zeros. Checkout surfaces
 # may write it as an OrderIdentity gid, whose number is the order's id in the Admin API.
 _ORDER_ID = re.compile(r"\A(?:gid://shopify/Order(?:Identity)?/)?0*([1-9][0-9]{0,19})\Z")
-# The most items an order's count may say (a report, or Shopify's answer).
+# The most lines an order's report may say it has (the pixel counts lines, not units).
 MAX_ORDER_LINES = 10_000
 _CURRENCY = re.compile(r"\A[A-Z]{3}\Z")
 
@@ -445,6 +445,7 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
         return _reject(order, "placed outside the click's window", now)
     if not _CURRENCY.match(currency) or not Decimal("0") <= total <= MAX_ORDER_TOTAL:
         return _reject(order, "a currency or total the figures cannot take", now)
+    total = total.quantize(Decimal("0.01"), ROUND_HALF_UP)
     amounts = _amounts(order.store, total, currency)
     # A refund made before the order was reported found nothing to remove (refunds/create
     # is not replayed): Shopify's answer is what says so.
@@ -462,11 +463,12 @@ def _order_answer(found: dict) -> tuple[datetime, Decimal, str, int]:
     if placed is None:
         raise ValueError("no time the order was placed")
     money = found["totalPriceSet"]["shopMoney"]
-    total = Decimal(str(money["amount"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    total = Decimal(str(money["amount"]))
     if not total.is_finite():
         raise ValueError("order total is not an amount")
+    # Units, not lines: a wholesale order can hold many; bounded by the column.
     lines = found.get("subtotalLineItemsQuantity") or 0
-    if not isinstance(lines, int) or not 0 <= lines <= MAX_ORDER_LINES:
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines < 2**31:
         raise ValueError("number of items out of range")
     return placed, total, str(money["currencyCode"]), lines
 

@@ -52,7 +52,7 @@ class TextField(forms.CharField):
     spelling of it (CharField would make "['a', 'b']" of a list)."""
 
     def to_python(self, value):
-        if value not in self.empty_values and not isinstance(value, str):
+        if value is not None and value != "" and not isinstance(value, str):
             raise forms.ValidationError("Expected text.")
         return super().to_python(value)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -220,6 +221,12 @@ def test_a_product_no_column_can_hold_does_not_stop_the_stores_sync(simulator, i
         world.upsert_product(
             "alpha", {"title": f"Odd {handle}", "handle": handle, "variants": [{"price": price}]}
         )
+    # One variant at a placeholder price: the product is still sold at its lowest.
+    world.upsert_product(
+        "alpha",
+        {"title": "Mixed", "handle": "mixed",
+         "variants": [{"price": "5.00"}, {"price": "100000000000.00"}]},
+    )  # fmt: skip
     world.upsert_product(
         "alpha",
         {"id": 2**63, "title": "Far id", "handle": "far", "variants": [{"price": "5.00"}]},
@@ -238,18 +245,26 @@ def test_a_product_no_column_can_hold_does_not_stop_the_stores_sync(simulator, i
             "price out of range",
         )
     assert "far" not in stored
+    assert (stored["mixed"].eligible, stored["mixed"].price_min) == (True, Decimal("5.00"))
 
 
 @pytest.mark.parametrize(
-    "node",
-    [None, [], "gid://shopify/Product/1", 7,
-     {"id": "gid://shopify/Product/2", "title": "Stock", "totalInventory": 1e400,
-      "tracksInventory": True, "status": "ACTIVE"},
-     {"id": "gid://shopify/Product/3", "title": "Year 0", "status": "ACTIVE",
-      "updatedAt": "0001-01-01T00:30:00+01:00"},
-     {"id": "gid://shopify/Product/-4", "title": "Negative id", "status": "ACTIVE"}],
+    ("node", "kept"),
+    [(None, False), ([], False), ("gid://shopify/Product/1", False), (7, False),
+     ({"id": "gid://shopify/Product/2", "title": "Stock", "totalInventory": 1e400,
+       "tracksInventory": True, "status": "ACTIVE"}, False),
+     ({"id": "gid://shopify/Product/-4", "title": "Negative id", "status": "ACTIVE"}, False),
+     ({"id": "gid://shopify/Product/9223372036854775808", "title": "Far", "status": "ACTIVE"},
+      False),
+     # Kept, without the time no column holds.
+     ({"id": "gid://shopify/Product/3", "title": "Year 0", "status": "ACTIVE",
+       "updatedAt": "0001-01-01T00:30:00+01:00"}, True)],
 )  # fmt: skip
-def test_an_odd_node_in_a_batch_is_skipped_and_the_rest_stored(simulator, install, node):
+def test_an_odd_node_in_a_batch_is_skipped_or_kept_and_the_rest_stored(
+    simulator, install, node, kept
+):
+    # Before, each of these failed the whole batch (a KeyError, an OverflowError, a value
+    # the database refused) or, for the ids, was stored as no product of Shopify's is.
     store = install("alpha")
     sync = CatalogSync.objects.create(store=store, state=CatalogSync.State.RUNNING)
     good = {"id": "gid://shopify/Product/10", "title": "Good", "status": "ACTIVE",
@@ -260,10 +275,9 @@ def test_an_odd_node_in_a_batch_is_skipped_and_the_rest_stored(simulator, instal
     upsert_products(store, sync, [node, good])
 
     assert Product.objects.get(store=store, shopify_id=10).eligible
-    kept = Product.objects.filter(store=store).exclude(shopify_id=10)
-    # Whatever of the odd node was kept holds what the database can read back.
-    assert all(p.shopify_updated_at is None or p.shopify_updated_at.year >= 2000 for p in kept)
-    assert not kept.filter(shopify_id__lte=0).exists()
+    others = list(Product.objects.filter(store=store).exclude(shopify_id=10))
+    assert len(others) == (1 if kept else 0)
+    assert all(p.shopify_updated_at is None for p in others)
 
 
 def test_a_page_that_gives_no_next_cursor_fails_the_sync_rather_than_loop(

@@ -467,3 +467,14 @@ def test_an_order_time_without_a_zone_is_read_as_utc(bought, shop, task_queue):
     confirm(task_queue)
 
     assert AttributedOrder.objects.get().verified_at is not None
+
+
+def test_a_wholesale_order_of_many_units_counts_them(bought, shop, task_queue):
+    # Shopify's count is of units (the report's is of lines): 20,000 is an order, not an
+    # answer that cannot be read.
+    bought(shopify_says={"line_items": [{"product_id": 1000, "quantity": 20_000, "price": "1.00"}]})
+
+    confirm(task_queue)
+
+    order = AttributedOrder.objects.get()
+    assert (order.verified_at is not None, order.line_count) == (True, 20_000)

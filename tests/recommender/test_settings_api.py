@@ -367,7 +367,7 @@ def test_an_empty_title_is_saved_as_the_heading_in_each_shoppers_language(mercha
      # column on PostgreSQL (a 500).
      ("background_color", "#ffffff\n"), ("accent_color", "#005bd3\n"), ("text_color", "\n#1a1a1a"),
      # Not text: a list or a number was saved as Python's spelling of it ("['a', 'b']").
-     ("title", ["a", "b"]), ("title", {"a": 1}), ("title", 5)],
+     ("title", ["a", "b"]), ("title", {"a": 1}), ("title", 5), ("title", []), ("title", {})],
 )  # fmt: skip
 def test_out_of_range_values_are_400_with_the_field_named_and_nothing_saved(merchant, field, value):
     response = merchant("post", "/api/settings", settings_body(**{field: value}))
