@@ -83,6 +83,10 @@ def product_fields(node: dict[str, Any]) -> dict[str, Any]:
     media = ((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}
     tags = [str(tag)[:100] for tag in (node.get("tags") or []) if str(tag).strip()][:50]
     updated = parse_time(node.get("updatedAt"))  # None where no column holds it
+    # A variant past what the columns hold (a placeholder) leaves the product its lowest
+    # price, the one shown.
+    highest = _decimal(high)
+    highest = MAX_PRICE if highest == NO_PRICE else highest
     fields = {
         "handle": str(node.get("handle") or "")[:255],
         "title": str(node.get("title") or "").strip()[:500],
@@ -100,9 +104,7 @@ def product_fields(node: dict[str, Any]) -> dict[str, Any]:
         "available": not node.get("tracksInventory") or int(node.get("totalInventory") or 0) > 0,
         "is_gift_card": bool(node.get("isGiftCard")),
         "price_min": _decimal(low),
-        # A variant past what the columns hold (a placeholder) leaves the product its lowest
-        # price, the one shown.
-        "price_max": min(_decimal(high), MAX_PRICE) if _decimal(high) != NO_PRICE else MAX_PRICE,
+        "price_max": highest,
         "currency": str((prices.get("minVariantPrice") or {}).get("currencyCode") or "")[:3],
         "image_url": str(media.get("url") or "")[:1000],
         "url": str(node.get("onlineStoreUrl") or "")[:1000],
