@@ -610,7 +610,7 @@ def measure_fill(stores: dict, *, show: list[str]) -> None:
     for page, (partners, _, _) in chosen:
         print(f"- {page.title} ({page.store.name}):")
         for item in partners:
-            print(f"    {item.product.title} — {item.product.store.name} ({item.reason})")
+            print(f"    {item.product.title} — {item.product.store.name} ({item.explanation})")
         if not partners:
             print("    (no partner item)")
 

@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple, NotRequired, TypedDict
 
 import numpy as np
 from django.conf import settings
@@ -79,10 +79,11 @@ class RecommendationDict(TypedDict):
     image_url: str
     price: str
     currency: str
-    score: float
     similarity: float
     relevance: float | None
     reason: str
+    score: NotRequired[float]  # operators only, as fairness
+    fairness: NotRequired[float | None]
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,23 @@ class Recommendation:
     slot: str  # "partner" or "own"
     score: float  # what it was ranked by
     similarity: float
-    reason: str
+    reason: str  # what a merchant may read: nothing of the partner's standing
     relevance: float | None = None  # calibrated (relevance.py), for partner items
+    # The partner's standing in the exchange (network.fairness_of, from its credit balance):
+    # for operators only. A merchant who read it could work a partner's balance out.
+    fairness: float | None = None
 
-    def as_dict(self) -> RecommendationDict:
-        return {
+    @property
+    def explanation(self) -> str:
+        """The reason with the partner's fairness, for operators (recommend --explain)."""
+        if self.fairness is None:
+            return self.reason
+        return f"{self.reason}, partner fairness {self.fairness:+.2f}"
+
+    def as_dict(self, *, operator: bool = False) -> RecommendationDict:
+        """The item as JSON: for a merchant's page, or (``operator``) with its score and
+        the partner's fairness, which the score includes."""
+        shown: RecommendationDict = {
             "slot": self.slot,
             "shop": self.product.store.shop_domain,
             "store_name": self.product.store.name,
@@ -105,11 +118,14 @@ class Recommendation:
             "image_url": self.product.image_url,
             "price": str(self.product.price_min),
             "currency": self.product.currency,
-            "score": round(self.score, 4),
             "similarity": round(self.similarity, 4),
             "relevance": None if self.relevance is None else round(self.relevance, 4),
             "reason": self.reason,
         }
+        if operator:
+            shown.update(score=round(self.score, 4), fairness=self.fairness,
+                         reason=self.explanation)  # fmt: skip
+        return shown
 
 
 class Candidate(NamedTuple):
@@ -134,6 +150,7 @@ class _Pick:
     similarity: float
     reason: str
     relevance: float | None = None
+    fairness: float | None = None
 
 
 def recommendations_for(
@@ -284,11 +301,13 @@ def _partner_items(
         )
         lift = learned.lift(cluster, product.pk) if learned is not None else 0.0
         score = content + lift
-        reason = _reason(hit, related, taxonomy, fairness, same_ids, basis=basis)
+        reason = _reason(hit, related, taxonomy, same_ids, basis=basis)
         if learned is not None and learned.history(cluster, product.pk)[0]:
             shown, clicked = learned.history(cluster, product.pk)
             reason += f", clicked {clicked} of {shown} times on such pages: {lift:+.3f}"
-        rec = _Pick(product.pk, hit.store_id, "partner", score, hit.cosine, reason, related)
+        rec = _Pick(
+            product.pk, hit.store_id, "partner", score, hit.cosine, reason, related, fairness
+        )
         current = best.get(hit.store_id)
         if current is None or (score, -product.pk) > (current.score, -current.pk):
             best[hit.store_id] = rec
@@ -420,7 +439,6 @@ def _reason(
     hit: Hit,
     related: float,
     taxonomy: float | None,
-    fairness: float,
     same_ids: float,
     *,
     basis: str = "",
@@ -435,10 +453,7 @@ def _reason(
         kind = f", related categories {taxonomy:.1f}"
     if taxonomy is not None and basis:
         kind += f" by {basis}"
-    return (
-        f"relevance {related:.3f} (similarity {hit.cosine:.2f}{words}{kind}), "
-        f"partner fairness {fairness:+.2f}"
-    )
+    return f"relevance {related:.3f} (similarity {hit.cosine:.2f}{words}{kind})"
 
 
 def _text(viewed: Product | None) -> str | None:
@@ -479,7 +494,7 @@ def _loaded(picks: list[_Pick]) -> list[Recommendation]:
     return [
         Recommendation(
             products[pick.pk], pick.slot, pick.score, pick.similarity, pick.reason,
-            relevance=pick.relevance,
+            relevance=pick.relevance, fairness=pick.fairness,
         )
         for pick in picks
         if pick.pk in products

@@ -312,7 +312,11 @@ def test_recommend_command_prints_json(network):
     )
 
     items = json.loads(out.getvalue())
-    assert items and {"shop", "product_id", "title", "score", "slot", "reason"} <= set(items[0])
+    # Operators see the score and the partner's fairness; a merchant's preview does not.
+    assert items and {"shop", "product_id", "title", "score", "fairness", "slot", "reason"} <= set(
+        items[0]
+    )
+    assert "partner fairness" in items[0]["reason"]
     assert items[0]["shop"] == "roastery.myshopify.com"
 
 

@@ -9,11 +9,13 @@ import time
 from datetime import datetime, timedelta
 from datetime import time as clock
 from decimal import Decimal
+from io import StringIO
 from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.html import escape
@@ -956,8 +958,30 @@ def test_preview_explains_each_item(merchant, simulator, install):
     items = response.json()["items"]
     assert {item["slot"] for item in items} == {"partner", "own"}
     assert {item["shop"] for item in items if item["slot"] == "partner"} == {"beta.myshopify.com"}
-    assert all({"slot", "reason", "score", "title"} <= set(item) for item in items)
+    assert all({"slot", "reason", "title"} <= set(item) for item in items)
     assert all(item["reason"] for item in items)
+
+
+def test_the_preview_tells_a_merchant_nothing_of_a_partners_credit_balance(
+    merchant, simulator, install
+):
+    # Each partner item's reason said "partner fairness +0.68", and its score held 0.05 x
+    # that: fairness is a known blend of the partner's balance and catalog size, so a
+    # merchant polling the preview read a partner's balance to about a credit.
+    other = install("beta")
+    tasks.after_install(other.pk)
+    catalog_sync.sync_catalog(other)
+    index_events.rebuild_index()
+    runtime.reset()
+    before = merchant("get", "/api/preview").json()["items"]
+
+    call_command("grant_credits", "beta.myshopify.com", "27.50", reason="test", stdout=StringIO())
+    runtime.reset()
+    after = merchant("get", "/api/preview").json()["items"]
+
+    assert any(item["slot"] == "partner" for item in before)
+    assert after == before
+    assert not any("fairness" in item["reason"] or "score" in item for item in after)
 
 
 def test_partner_and_category_search(merchant, install):

@@ -32,10 +32,10 @@ class Command(BaseCommand):
         live_index.current(refresh=True)
         items = recommendations_for(store, product_id=product, limit=limit, raw=raw)
         if options["json"]:
-            self.stdout.write(json.dumps([item.as_dict() for item in items], indent=2))
+            self.stdout.write(json.dumps([item.as_dict(operator=True) for item in items], indent=2))
             return
         if not items:
             self.stdout.write("nothing relevant to show")
         for number, item in enumerate(items, 1):
             line = f"{number:>2}. [{item.slot}] {item.product.title} — {item.product.store.shop_domain} ({item.score:.3f})"
-            self.stdout.write(line + (f"\n      {item.reason}" if explain else ""))
+            self.stdout.write(line + (f"\n      {item.explanation}" if explain else ""))
