@@ -331,19 +331,25 @@ def test_a_pixel_field_no_text_column_can_hold_is_400_not_a_server_error(client,
     assert not AttributedOrder.objects.exists()
 
 
+def checkout(stores, **order) -> dict:
+    """The receiving store's pixel reporting an order after a genuine click from the
+    sender; ``order`` overrides what it says of the order."""
+    sender, receiver = stores["sender"], stores["receiver"]
+    return {
+        "key": attribution.pixel_key(receiver.shop_domain),
+        "shop": receiver.shop_domain,
+        "event": "checkout_completed",
+        "ref": attribution.click_reference(click(sender, receiver)),
+        "order": {"id": "9", "total": "30.00", "currency": "USD", "lines": 1, **order},
+    }
+
+
 @pytest.mark.parametrize("currency", ["USD\n", "usd", "US", "USDX", "\nUSD"])
 def test_a_currency_code_with_anything_around_it_is_400(client, stores, currency):
     # "USD\n" passed a "^[A-Z]{3}$" check ($ matches before a final newline) and then did
     # not fit the three-character column on PostgreSQL: a 500 for anyone holding a pixel
     # key and a reference, which every shopper's browser does.
-    sender, receiver = stores["sender"], stores["receiver"]
-    body = {
-        "key": attribution.pixel_key(receiver.shop_domain),
-        "shop": receiver.shop_domain,
-        "event": "checkout_completed",
-        "ref": attribution.click_reference(click(sender, receiver)),
-        "order": {"id": "9", "total": "30.00", "currency": currency, "lines": 1},
-    }
+    body = checkout(stores, currency=currency)
 
     response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
 
@@ -356,14 +362,7 @@ def test_a_currency_code_with_anything_around_it_is_400(client, stores, currency
 
 @pytest.mark.parametrize("order_id", ["9\n", "gid://shopify/Order/9\n"])
 def test_an_order_id_with_a_line_break_after_it_is_400(client, stores, order_id):
-    sender, receiver = stores["sender"], stores["receiver"]
-    body = {
-        "key": attribution.pixel_key(receiver.shop_domain),
-        "shop": receiver.shop_domain,
-        "event": "checkout_completed",
-        "ref": attribution.click_reference(click(sender, receiver)),
-        "order": {"id": order_id, "total": "30.00", "currency": "USD", "lines": 1},
-    }
+    body = checkout(stores, id=order_id)
 
     response = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
 
