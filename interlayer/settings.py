@@ -123,7 +123,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # No cookie sessions exist to protect: embedded API calls carry a verified ID token each,
 # webhooks and app-proxy requests an HMAC signature, so Django's CSRF middleware (a cookie
 # defence) is not installed. The embedded admin frames our pages, and the per-shop CSP
-# frame-ancestors (stores.auth.frame_ancestors_csp) is the framing control, not
+# frame-ancestors (stores.auth.page_csp) is the framing control, not
 # X-Frame-Options (which cannot name a shop). HSTS preload is the domain owner's decision.
 SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003", "security.W021"]
 

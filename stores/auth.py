@@ -70,10 +70,25 @@ def require_shop_domain(value: Any) -> str:
     return shop
 
 
-def frame_ancestors_csp(shop_domain: str) -> str:
-    """The per-shop CSP every embedded HTML response carries."""
-    origins = " ".join([f"https://{shop_domain}", *settings.SHOPIFY_ADMIN_ORIGINS])
-    return f"frame-ancestors {origins};"
+def page_csp(shop_domain: str | None) -> str:
+    """The Content-Security-Policy every HTML page carries.
+
+    Framing: by the shop's admin alone (``shop_domain``, an embedded page), else by no one.
+    Scripts: from this app and the hosts App Bridge and Polaris load from alone; no inline
+    script, handler or eval (the pages have none). The pages write other merchants' names
+    and titles as text, never as markup; were markup ever to get onto one, it could not run.
+    """
+    if shop_domain:
+        framers = " ".join([f"https://{shop_domain}", *settings.SHOPIFY_ADMIN_ORIGINS])
+    else:
+        framers = "'none'"
+    loaded = (settings.SHOPIFY_APP_BRIDGE_URL, settings.SHOPIFY_POLARIS_URL, settings.STATIC_URL)
+    hosts = dict.fromkeys(f"{url.scheme}://{url.netloc}" for url in map(urlparse, loaded)
+                          if url.netloc)  # fmt: skip
+    scripts = " ".join(["'self'", *hosts])
+    return (
+        f"frame-ancestors {framers}; script-src {scripts}; object-src 'none'; base-uri 'none';"
+    )
 
 
 def _session_class(secret: str) -> type[shopify.Session]:

@@ -24,8 +24,7 @@ def embedded_app_url(shop_domain: str) -> str:
 
 def _error_page(request: HttpRequest, message: str, status: int, shop: str | None = None):
     response = render(request, "stores/error.html", {"message": message}, status=status)
-    if shop:
-        response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
+    response["Content-Security-Policy"] = auth.page_csp(shop)
     return response
 
 
@@ -42,7 +41,9 @@ def app_home(request: HttpRequest) -> HttpResponse:
     if "hmac" in request.GET and "id_token" not in request.GET:
         return _install_link(request)
     if not request.GET:
-        return render(request, "stores/landing.html")
+        response = render(request, "stores/landing.html")
+        response["Content-Security-Policy"] = auth.page_csp(None)
+        return response
     verified = auth.verify_embedded_request(request, patch_path=reverse("stores:session-token"))
     if isinstance(verified, auth.Rejection):
         return _rejection_response(verified)
@@ -59,7 +60,7 @@ def app_home(request: HttpRequest) -> HttpResponse:
             log.warning("token exchange failed shop=%s detail=%s", shop, error.detail)
             return _error_page(request, "Shopify is not reachable right now.", 503, shop)
     response = hooks.home_page()(request, store)
-    response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
+    response["Content-Security-Policy"] = auth.page_csp(shop)
     return response
 
 
@@ -83,9 +84,7 @@ def _public_page(request: HttpRequest, template: str) -> HttpResponse:
     embedded = shop is not None and request.GET.get("embedded") == "1"
     context = {"embedded": embedded, "support_email": settings.INTERLAYER_SUPPORT_EMAIL}
     response = render(request, template, context)
-    response["Content-Security-Policy"] = (
-        auth.frame_ancestors_csp(shop) if embedded and shop else "frame-ancestors 'none';"
-    )
+    response["Content-Security-Policy"] = auth.page_csp(shop if embedded else None)
     return response
 
 
@@ -125,7 +124,7 @@ def session_token_bounce(request: HttpRequest) -> HttpResponse:
     if shop is None or len(reloads) != 1 or not _is_local_path(reloads[0]):
         return HttpResponse("Bad request.", status=400)
     response = render(request, "stores/session_token.html")
-    response["Content-Security-Policy"] = auth.frame_ancestors_csp(shop)
+    response["Content-Security-Policy"] = auth.page_csp(shop)
     return response
 
 

@@ -115,6 +115,22 @@ def bot_rotating_real_addresses(url: str, handle: str, product: int, *, rounds: 
     return statuses
 
 
+def few_clicks_from_each_of_many_addresses(
+    url: str, handle: str, products: list[int], *, addresses: int, per_address: int
+) -> list[int]:
+    """From each of many real (loopback) addresses in turn, a few rounds of view, see and
+    click, a new agent each round (each a new visitor to the per-shopper limits): as many
+    clicks from each address as it takes to be a heavy one, and no more."""
+    statuses = []
+    for a in range(addresses):
+        for n in range(per_address):
+            bot = Shopper(url, handle, ip=f"127.0.8.{a + 1}", ua=browser_ua(a * per_address + n))
+            payload = bot.widget(products[(a * per_address + n) % len(products)])
+            bot.see(payload)
+            statuses.append(bot.click(partner_tokens(payload)[0]).status_code)
+    return statuses
+
+
 def pad_views_from_one_address(
     url: str, handle: str, products: list[int], *, views: int, clicks: int
 ) -> list[int]:

@@ -14,8 +14,8 @@ Two signals, over the last 24 hours:
 - **Pattern**: once a store has ``PATTERN_MIN_CLICKS`` billable clicks, more than half of
   them coming from addresses that each made ``HEAVY_ADDRESS_CLICKS`` or more. Padding the
   views (reporting many, clicking a few) hides a rate, not this. It holds the clicks of
-  those heavy addresses only: anyone can click a small store's widget from one address, and
-  that must not hold the clicks of the store's shoppers.
+  those heavy addresses only (from each one's fifth on): anyone can click a small store's
+  widget from one address, and that must not hold the clicks of the store's shoppers.
 """
 
 from __future__ import annotations
@@ -114,9 +114,14 @@ def held_at(store_id: int, at: datetime, *, address: str | None = None) -> bool:
     # Clicks whose address was erased (a customer's redaction) are no one address.
     heavy = sum(n for a, n in per_address.items() if a and n >= HEAVY_ADDRESS_CLICKS)
     pattern = clicks >= PATTERN_MIN_CLICKS and heavy * 2 > clicks
-    # While the pattern holds the heavy addresses' clicks, they are left out of the rate:
-    # one address clicking a small store's widget must not hold its shoppers' clicks too.
-    rated = clicks - heavy if pattern else clicks
+    # While the pattern holds, the clicks it holds (a heavy address's after its first
+    # HEAVY_ADDRESS_CLICKS) are left out of the rate: one address clicking a small store's
+    # widget must not hold its shoppers' clicks too. The ones before stay in it, paid as
+    # they were: a script that stops each address there is still judged by its rate.
+    held_by_pattern = sum(
+        n - HEAVY_ADDRESS_CLICKS for a, n in per_address.items() if a and n > HEAVY_ADDRESS_CLICKS
+    )
+    rated = clicks - held_by_pattern if pattern else clicks
     network = network_ctr()
     if smoothed_ctr(clicks=rated, views=views, network_ctr=network) > CTR_MULTIPLE * network:
         return True

@@ -87,6 +87,32 @@ def test_page_loads_in_the_admin_frame_with_an_id_token(
     screenshot(admin, "settings-page")
 
 
+# Markup with an inline handler, as script injection would put it on the page: Chromium
+# either runs the handler (it marks the page) or reports the policy that refused it.
+INJECTED_HANDLER = """() => new Promise((done) => {
+  document.addEventListener("securitypolicyviolation",
+    (event) => done({ran: false, refused: event.effectiveDirective}), {once: true});
+  window.__ran = () => done({ran: true, refused: null});
+  document.body.insertAdjacentHTML("beforeend",
+    '<img alt="" src="/no-such-image.png" onerror="window.__ran()">');
+})"""
+
+
+def test_an_injected_inline_handler_does_not_run_on_the_settings_page(
+    admin, simulator, live_exchange
+):
+    """The page renders other merchants' names and titles as text; should markup ever get
+    through, the page's Content-Security-Policy is a second line: no inline script runs,
+    while the page's own scripts (App Bridge, Polaris, settings.js) do."""
+    frame = open_settings(admin, simulator, "grinders")  # settings.js and App Bridge ran
+    app = admin.locator("#app-frame").element_handle().content_frame()
+
+    outcome = app.evaluate(INJECTED_HANDLER)
+
+    assert outcome == {"ran": False, "refused": "script-src-attr"}
+    assert frame.locator("#overview .metric").count() > 0
+
+
 def test_a_saved_setting_shows_on_the_storefront_widget(admin, browser, simulator, live_exchange):
     frame = open_settings(admin, simulator, "grinders")
     save_bar = admin.locator("#sim-save-bar")

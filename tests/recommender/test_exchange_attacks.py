@@ -158,6 +158,28 @@ def test_padding_views_to_hide_the_rate_is_caught_by_the_address_pattern(simulat
     assert charged == (earned / rules.EARN_PER_CLICK) * rules.SPEND_PER_CLICK
 
 
+def test_a_bot_stopping_each_address_where_it_turns_heavy_is_held_by_its_rate(
+    simulator, exchange
+):
+    """The address pattern holds an address's clicks from its fifth on; a bot making just
+    four from each address, every view clicked, must still be held by its rate."""
+    before = balances(exchange)
+
+    statuses = shoppers.few_clicks_from_each_of_many_addresses(
+        simulator.url, "alpha", exchange["products"], addresses=8,
+        per_address=review.HEAVY_ADDRESS_CLICKS,
+    )  # fmt: skip
+    wait_until_clicks_settled()
+
+    assert set(statuses) == {302}
+    billable = Click.objects.filter(billable=True).count()
+    assert billable > 2 * review.CLICKS_BEFORE_A_HOLD  # the limits let them by
+    earned = ledger.balance(exchange["alpha"]) - before["alpha"]
+    assert earned <= review.CLICKS_BEFORE_A_HOLD * rules.EARN_PER_CLICK
+    assert ledger.held_earnings(exchange["alpha"]) == billable * rules.EARN_PER_CLICK - earned
+    assert review.under_review(exchange["alpha"].pk)
+
+
 def test_views_reported_here_and_clicked_from_elsewhere_earn_nothing(simulator, exchange):
     before = balances(exchange)
 

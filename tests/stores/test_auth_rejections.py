@@ -370,7 +370,8 @@ def test_embedded_page_sends_per_shop_csp_and_no_cookies(client, simulator, inst
 
     assert response.status_code == 200
     assert response["Content-Security-Policy"] == (
-        f"frame-ancestors https://alpha.myshopify.com https://admin.shopify.com {simulator.url};"
+        f"frame-ancestors https://alpha.myshopify.com https://admin.shopify.com {simulator.url}; "
+        f"script-src 'self' {simulator.url}; object-src 'none'; base-uri 'none';"
     )
     assert not response.cookies
     assert b'<meta name="shopify-api-key"' in response.content
