@@ -82,6 +82,15 @@ def _production_problems() -> list[str]:
             problems.append(f"INTERLAYER_ENCRYPTION_KEYS (key {number} is not a Fernet key)")
     if os.getenv("SHOPIFY_APP_URL", "").startswith("http://"):
         problems.append("SHOPIFY_APP_URL (must be https)")
+    # The simulator would be sent the API secret and every store's token, and would serve
+    # the scripts of the merchants' admin page: development and tests only.
+    if os.getenv("SHOPIFY_SIMULATOR_URL", "").strip():
+        problems.append("SHOPIFY_SIMULATOR_URL (development and tests only)")
+    for name in ("SHOPIFY_APP_BRIDGE_URL", "SHOPIFY_POLARIS_URL"):
+        if not os.getenv(name, "https://").startswith("https://"):
+            problems.append(f"{name} (must be https)")
+    if any(not origin.startswith("https://") for origin in envlist("SHOPIFY_ADMIN_ORIGINS")):
+        problems.append("SHOPIFY_ADMIN_ORIGINS (each must be https)")
     if os.getenv("DEBUG", "false").strip().lower() in {"true", "1", "yes"}:
         problems.append("DEBUG (must be off: its error pages show secrets)")
     # Merchants write here from the support page and the privacy policy the listing links.

@@ -3,7 +3,8 @@
 # right shape (none of them real): any warning fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-env -u DEBUG -u SECURE_SSL_REDIRECT -u SECURE_HSTS_SECONDS \
+env -u DEBUG -u SECURE_SSL_REDIRECT -u SECURE_HSTS_SECONDS -u SHOPIFY_SIMULATOR_URL \
+  -u SHOPIFY_APP_BRIDGE_URL -u SHOPIFY_POLARIS_URL -u SHOPIFY_ADMIN_ORIGINS \
   INTERLAYER_ENV=production \
   SECRET_KEY="$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
   SHOPIFY_API_KEY=ci-check-key \
