@@ -86,9 +86,7 @@ def page_csp(shop_domain: str | None) -> str:
     hosts = dict.fromkeys(f"{url.scheme}://{url.netloc}" for url in map(urlparse, loaded)
                           if url.netloc)  # fmt: skip
     scripts = " ".join(["'self'", *hosts])
-    return (
-        f"frame-ancestors {framers}; script-src {scripts}; object-src 'none'; base-uri 'none';"
-    )
+    return f"frame-ancestors {framers}; script-src {scripts}; object-src 'none'; base-uri 'none';"
 
 
 def _session_class(secret: str) -> type[shopify.Session]:

@@ -84,11 +84,15 @@ def test_an_unset_environment_runs_the_production_profile_and_refuses_to_start()
         # The simulator gets the API secret and every store's token, and serves the admin
         # page's scripts: a development variable left in a production environment.
         ({"SHOPIFY_SIMULATOR_URL": "http://127.0.0.1:8001"}, "SHOPIFY_SIMULATOR_URL"),
-        ({"SHOPIFY_APP_BRIDGE_URL": "http://cdn.example.com/app-bridge.js"},
-         "SHOPIFY_APP_BRIDGE_URL"),
+        (
+            {"SHOPIFY_APP_BRIDGE_URL": "http://cdn.example.com/app-bridge.js"},
+            "SHOPIFY_APP_BRIDGE_URL",
+        ),
         ({"SHOPIFY_POLARIS_URL": "http://cdn.example.com/polaris.js"}, "SHOPIFY_POLARIS_URL"),
-        ({"SHOPIFY_ADMIN_ORIGINS": "https://admin.shopify.com,http://admin.example.com"},
-         "SHOPIFY_ADMIN_ORIGINS"),
+        (
+            {"SHOPIFY_ADMIN_ORIGINS": "https://admin.shopify.com,http://admin.example.com"},
+            "SHOPIFY_ADMIN_ORIGINS",
+        ),
     ],
 )
 def test_production_refuses_a_weak_or_malformed_secret_and_names_it(override, named):

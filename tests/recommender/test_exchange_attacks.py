@@ -158,9 +158,7 @@ def test_padding_views_to_hide_the_rate_is_caught_by_the_address_pattern(simulat
     assert charged == (earned / rules.EARN_PER_CLICK) * rules.SPEND_PER_CLICK
 
 
-def test_a_bot_stopping_each_address_where_it_turns_heavy_is_held_by_its_rate(
-    simulator, exchange
-):
+def test_a_bot_stopping_each_address_where_it_turns_heavy_is_held_by_its_rate(simulator, exchange):
     """The address pattern holds an address's clicks from its fifth on; a bot making just
     four from each address, every view clicked, must still be held by its rate."""
     before = balances(exchange)
