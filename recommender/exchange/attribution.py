@@ -89,8 +89,13 @@ def _reference_rates() -> dict[str, Decimal]:
 
 
 REFERENCE_RATES = _reference_rates()
-# An order total above this is not a shopper's order; refused rather than recorded.
-MAX_ORDER_TOTAL = Decimal("1000000")
+# An order worth more than this in the reference currency is not a shopper's order;
+# refused rather than recorded. Judged by its worth, not its number: a million rupiah is
+# about 55 US dollars, a million pounds more than a million dollars.
+MAX_ORDER_REFERENCE_TOTAL = Decimal("1000000")
+# The most the figures' columns hold (DecimalField(max_digits=14, decimal_places=2)): the
+# bound of an order in a currency without a reference rate, and of every conversion.
+MAX_AMOUNT = Decimal("999999999999.99")
 # Orders one click can bring, reported, confirmed or rejected alike: a shopper buys once or
 # twice after a click.
 MAX_ORDERS_PER_CLICK = 5
@@ -263,11 +268,14 @@ def reported_order(
         amount = Decimal(str(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         raise AttributionRefused("total must be a decimal amount", status=400) from None
-    if not amount.is_finite() or not Decimal("0") <= amount <= MAX_ORDER_TOTAL:
+    if not amount.is_finite() or not Decimal("0") <= amount <= MAX_AMOUNT:
         raise AttributionRefused("total is out of range", status=400)
     code = str(currency or "")
     if not _CURRENCY.match(code):
         raise AttributionRefused("currency must be a three-letter currency code", status=400)
+    reference = in_currency(amount, from_currency=code, to_currency=REFERENCE_CURRENCY)
+    if reference is not None and reference > MAX_ORDER_REFERENCE_TOTAL:
+        raise AttributionRefused("total is out of range", status=400)
     if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= MAX_ORDER_LINES:
         raise AttributionRefused("lines must be a count", status=400)
     return ReportedOrder(match.group(1), amount, code, lines)
@@ -316,6 +324,9 @@ def record_order(
         return "too many unconfirmed orders from this address"
     if waiting.count() >= MAX_UNCONFIRMED_PER_STORE:
         return "too many unconfirmed orders"
+    amounts = _amounts(store, order.total, order.currency)
+    if not _storable(amounts):  # in the store's currency, past what its column holds
+        raise AttributionRefused("total is out of range", status=400)
     try:
         with transaction.atomic():
             # One report of this click at a time, so the cap below holds under concurrency.
@@ -325,7 +336,7 @@ def record_order(
             recorded = AttributedOrder.objects.create(
                 store=store, source_store_id=click.source_store_id, click=click,
                 clicked_at=click.created_at, created_at=now,
-                **_amounts(store, order.total, order.currency), line_count=order.line_count,
+                **amounts, line_count=order.line_count,
                 order_id=order.order_id,
             )  # fmt: skip
             transaction.on_commit(lambda: _confirm_later(store.pk, [recorded.pk]))
@@ -350,6 +361,15 @@ def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:
             total, from_currency=currency, to_currency=REFERENCE_CURRENCY
         ),
     }
+
+
+def _storable(amounts: dict[str, object]) -> bool:
+    """Whether an order's amounts (_amounts) are a shopper's order's, and each fits its
+    column: worth at most MAX_ORDER_REFERENCE_TOTAL where a reference rate prices it."""
+    reference = amounts["total_reference"]
+    return amounts["total_store_currency"] <= MAX_AMOUNT and (
+        reference is None or reference <= MAX_ORDER_REFERENCE_TOTAL
+    )
 
 
 def unpriced_orders() -> Count:
@@ -443,10 +463,12 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
         return _reject(order, "Shopify's answer could not be read", now)
     if not order.clicked_at - CLOCK_SKEW <= placed <= order.clicked_at + ATTRIBUTION_WINDOW:
         return _reject(order, "placed outside the click's window", now)
-    if not _CURRENCY.match(currency) or not Decimal("0") <= total <= MAX_ORDER_TOTAL:
+    if not _CURRENCY.match(currency) or not Decimal("0") <= total <= MAX_AMOUNT:
         return _reject(order, "a currency or total the figures cannot take", now)
     total = total.quantize(Decimal("0.01"), ROUND_HALF_UP)
     amounts = _amounts(order.store, total, currency)
+    if not _storable(amounts):
+        return _reject(order, "a currency or total the figures cannot take", now)
     # A refund made before the order was reported found nothing to remove (refunds/create
     # is not replayed): Shopify's answer is what says so.
     refunded = {"refunded_at": now} if found.get("refunds") else {}

@@ -84,7 +84,7 @@ def test_a_forged_order_counts_for_nothing_and_is_dropped(
     client, shop, task_queue, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = report(client, shop, order_id=10**12 + 5, total="1000000", currency="CHF")
+        outcome = report(client, shop, order_id=10**12 + 5, total="800000", currency="CHF")
 
     assert outcome == "attributed"  # taken in, as any report is...
     assert sales(shop) == (0, 0.0)  # ...but in no figure before Shopify confirms it
@@ -269,6 +269,44 @@ def test_an_order_in_a_currency_without_a_reference_rate_counts_in_that_stores_f
     assert (received["orders_received"], received["revenue_received"]) == (1, 27000.0)
     assert received["currency"] == "NGN"
     assert (sent["orders_sent"], sent["revenue_sent"], sent["orders_sent_unpriced"]) == (1, 0.0, 1)
+
+
+def test_an_order_in_a_currency_of_large_numbers_counts_at_what_it_is_worth(
+    client, bought, shop, task_queue
+):
+    """Rp 2,500,000 is about 140 US dollars: an everyday order of a store selling in
+    rupiah, which a bound of a million in any currency refused at the pixel and again
+    when Shopify confirmed it."""
+    Store.objects.filter(pk=shop["receiver"].pk).update(currency="IDR")
+    bought(currency="IDR", total="2500000", shopify_says={"currency": "IDR", "total": "2500000"})
+
+    confirm(task_queue)
+
+    saved = AttributedOrder.objects.get()
+    assert saved.verified_at is not None and saved.rejected_at is None
+    assert (saved.total_store_currency, saved.store_currency) == (Decimal("2500000.00"), "IDR")
+    assert Decimal("100") < saved.total_reference < Decimal("200")
+    figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))
+    assert figures[shop["receiver"].pk]["revenue_received"] == 2500000.0
+    assert 100 < figures[shop["sender"].pk]["revenue_sent"] < 200
+
+
+def test_an_order_worth_more_than_a_million_dollars_is_no_shoppers_and_never_counts(
+    client, bought, shop, task_queue
+):
+    body = {"key": attribution.pixel_key(shop["receiver"].shop_domain),
+            "shop": shop["receiver"].shop_domain, "event": "checkout_completed",
+            "ref": shop["ref"], "order": {"id": "77", "total": "900000", "currency": "GBP",
+                                          "lines": 1}}  # fmt: skip
+    refused = client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
+    assert (refused.status_code, refused.json()) == (400, {"error": "total is out of range"})
+
+    bought(shopify_says={"currency": "USD", "total": "1500000.00"})  # reported as 20.00
+    confirm(task_queue)
+
+    saved = AttributedOrder.objects.get()
+    assert saved.rejected_at is not None and saved.verified_at is None
+    assert sales(shop) == (0, 0.0)
 
 
 def test_a_store_in_a_currency_without_a_reference_rate_sees_partners_sales_in_the_reference(
