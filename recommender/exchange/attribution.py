@@ -209,11 +209,12 @@ def pixel_store(*, key: str, shop: str) -> Store:
     return store
 
 
-def _click_for(store: Store, reference: str) -> Click:
+def _click_for(store: Store, reference: str, *, wait: bool = True) -> Click:
     click_id, target_store_id = _read_click_reference(reference)
     if target_store_id != store.pk:
         raise AttributionRefused("click reference is for another store", status=403)
-    deadline = time.monotonic() + (CLICK_INSERT_WAIT_SECONDS if _fresh(reference) else 0)
+    waits = wait and _fresh(reference)
+    deadline = time.monotonic() + (CLICK_INSERT_WAIT_SECONDS if waits else 0)
     while (click := Click.objects.filter(pk=click_id, target_store=store).first()) is None:
         if time.monotonic() >= deadline:
             raise AttributionRefused("click reference is not valid", status=401)
@@ -241,11 +242,13 @@ def _fresh(reference: str) -> bool:
 
 # --- what the pixel reports -------------------------------------------------------------------
 def record_landing(*, store: Store, reference: str, now: datetime | None = None) -> str:
-    """page_viewed with a click reference: the shopper arrived (first landing kept)."""
+    """page_viewed with a click reference: the shopper arrived (first landing kept). A link
+    opened after the click's window (shared, bookmarked) is no landing of that click."""
     click = _click_for(store, reference)
-    Click.objects.filter(pk=click.pk, landed_at__isnull=True).update(
-        landed_at=now or timezone.now()
-    )
+    now = now or timezone.now()
+    if now - click.created_at > ATTRIBUTION_WINDOW:
+        return "click older than the attribution window"
+    Click.objects.filter(pk=click.pk, landed_at__isnull=True).update(landed_at=now)
     return "landed"
 
 
@@ -308,13 +311,25 @@ def figures_currency(currency: str) -> str:
     return currency if has_rate(currency) else REFERENCE_CURRENCY
 
 
+# The references a pixel keeps and reports with an order (the last landings, newest first).
+MAX_REFERENCES = 5
+
+
 def record_order(
-    *, store: Store, reference: str, order: ReportedOrder, now: datetime | None = None
+    *,
+    store: Store,
+    reference: str,
+    order: ReportedOrder,
+    now: datetime | None = None,
+    earlier: list[str] | tuple[str, ...] = (),
 ) -> str:
-    """checkout_completed with the browser's last click reference: attribute the order to
-    the click's source store if the click was within the window; once per order."""
-    click = _click_for(store, reference)
+    """checkout_completed with the browser's click references: attribute the order to the
+    source store of the last click within the window; once per order. ``reference`` is the
+    latest landing's, ``earlier`` the ones the browser landed with before it: the order is
+    the latest click's among them that is still within its window, whichever link the
+    shopper happened to open last (an old shared link does not take it)."""
     now = now or timezone.now()
+    click = _last_click(store, [reference, *earlier][:MAX_REFERENCES], now)
     if now - click.created_at > ATTRIBUTION_WINDOW:
         return "click older than the attribution window"
     if click.source_store_id == store.pk:
@@ -343,6 +358,23 @@ def record_order(
     except IntegrityError:  # the pixel reported this order before
         return "already attributed"
     return "attributed"
+
+
+def _last_click(store: Store, references: list[str], now: datetime) -> Click:
+    """The latest click within the window among the references' (AttributionRefused as the
+    first reference's when none is a click of this store); the latest of all when none is
+    within it."""
+    clicks, refused = [], None
+    for n, reference in enumerate(dict.fromkeys(references)):
+        try:
+            # Only the latest landing's click may be a moment from its insert.
+            clicks.append(_click_for(store, reference, wait=n == 0))
+        except AttributionRefused as error:
+            refused = refused or error
+    if not clicks:
+        raise refused or AttributionRefused("click reference is not valid", status=401)
+    within = [click for click in clicks if now - click.created_at <= ATTRIBUTION_WINDOW]
+    return max(within or clicks, key=lambda click: (click.created_at, click.pk))
 
 
 def _amounts(store: Store, total: Decimal, currency: str) -> dict[str, object]:

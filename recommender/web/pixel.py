@@ -20,7 +20,20 @@ from interlayer.text import storable
 from recommender.exchange import attribution
 
 MAX_PIXEL_BYTES = 4 * 1024
+MAX_REFERENCE_CHARS = 300  # the pixel keeps no longer reference (extensions/interlayer-pixel)
 _CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "Content-Type"}
+
+
+def _earlier(body: dict[str, Any]) -> list[str]:
+    """The references the browser landed with before its latest (``earlier``, newest
+    first); what is not a list of strings a column holds is left out."""
+    earlier = body.get("earlier")
+    if not isinstance(earlier, list):
+        return []
+    return [
+        ref for ref in earlier[: attribution.MAX_REFERENCES - 1]
+        if isinstance(ref, str) and storable(ref) and len(ref) <= MAX_REFERENCE_CHARS
+    ]  # fmt: skip
 
 
 def _answer(payload: dict[str, Any], status: int) -> JsonResponse:
@@ -55,7 +68,9 @@ def pixel_events(request: HttpRequest) -> HttpResponse:
                 order_id=order.get("id"), total=order.get("total"),
                 currency=order.get("currency"), lines=order.get("lines"),
             )  # fmt: skip
-            result = attribution.record_order(store=store, reference=body["ref"], order=reported)
+            result = attribution.record_order(
+                store=store, reference=body["ref"], order=reported, earlier=_earlier(body)
+            )
         else:
             return _answer({"error": "unknown event"}, 400)
     except attribution.AttributionRefused as refused:

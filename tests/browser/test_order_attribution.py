@@ -97,7 +97,8 @@ def test_an_order_after_a_widget_click_is_attributed_once_and_a_refund_removes_i
     assert answers == [{"result": "attributed"}, {"result": "already attributed"}]
     assert sent[0]["order"] == {"id": order_id, "total": 20, "currency": "USD", "lines": 1}
     # Nothing about the customer leaves the pixel, though the event carries it.
-    assert set(sent[0]) == {"event", "ref", "order", "key", "shop"}
+    assert set(sent[0]) == {"event", "ref", "earlier", "order", "key", "shop"}
+    assert sent[0]["earlier"] == []  # one landing: no reference before it
     assert "shopper@example.com" not in str(sent)
     saved = AttributedOrder.objects.get()
     assert (saved.store, saved.source_store, saved.order_id) == (brewers, grinders, order_id)
@@ -145,6 +146,32 @@ def test_an_order_after_a_widget_click_is_attributed_once_and_a_refund_removes_i
 
     assert stats(client, simulator, "brewers")["totals"]["orders_received"] == 0
     assert stats(client, simulator, "grinders")["totals"]["orders_sent"] == 0
+
+
+def test_an_old_link_opened_after_a_click_does_not_take_its_order(
+    shopper, simulator, live_exchange
+):
+    """A product link carrying an old click's reference (shared, bookmarked, an earlier
+    tab restored) opened after the click that brought the shopper: the order is the recent
+    click's, not lost to the old one's expired window."""
+    click_to_partner(shopper, simulator)
+    wait_until(shopper, lambda: posted(shopper, "landing"))
+    old_link = shopper.url
+    click_to_partner(shopper, simulator)
+    wait_until(shopper, lambda: len(posted(shopper, "landing")) == 2)
+    old, recent = Click.objects.order_by("pk")
+    Click.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
+
+    shopper.goto(old_link)
+    wait_until(shopper, lambda: len(posted(shopper, "landing")) == 3)
+    shopper.locator("button.buy-now").click()
+    shopper.wait_for_url(re.compile(r"/thank-you"))
+    wait_until(shopper, lambda: posted(shopper, "checkout_completed"))
+
+    assert posted(shopper, "landing")[2][2] == {"result": "click older than the attribution window"}
+    [(_, status, answer)] = posted(shopper, "checkout_completed")
+    assert (status, answer) == (202, {"result": "attributed"})
+    assert AttributedOrder.objects.get().click_id == recent.pk
 
 
 def test_nothing_is_sent_without_the_shoppers_consent(shopper, simulator, live_exchange):
@@ -198,7 +225,7 @@ def test_a_reference_kept_longer_than_the_attribution_window_is_forgotten_unsent
     days_ago = (attribution.ATTRIBUTION_WINDOW + timedelta(days=1)).total_seconds() * 1000
     shopper.evaluate(
         f"""(() => {{ const kept = JSON.parse(localStorage.getItem({key!r}));
-            kept.at -= {days_ago};
+            kept.refs[0].at -= {days_ago};
             localStorage.setItem({key!r}, JSON.stringify(kept)); }})()"""
     )
     shopper.goto(storefront(simulator, "brewers", "/products/brewers-0"))  # no il_ref here
@@ -219,7 +246,7 @@ def test_a_reference_an_earlier_pixel_kept_ages_from_now_on(shopper, simulator, 
     click_to_partner(shopper, simulator)
     wait_until(shopper, lambda: posted(shopper, "landing"))
     key = "interlayer_click_reference"
-    reference = shopper.evaluate(f"JSON.parse(localStorage.getItem({key!r})).ref")
+    reference = shopper.evaluate(f"JSON.parse(localStorage.getItem({key!r})).refs[0].ref")
     shopper.evaluate(f"localStorage.setItem({key!r}, {reference!r})")  # as the release before
     shopper.goto(storefront(simulator, "brewers", "/products/brewers-0"))
 
@@ -230,5 +257,5 @@ def test_a_reference_an_earlier_pixel_kept_ages_from_now_on(shopper, simulator, 
 
     [(sent, status, _)] = posted(shopper, "checkout_completed")
     assert (sent["ref"], status) == (reference, 202)
-    kept = shopper.evaluate(f"JSON.parse(localStorage.getItem({key!r}))")
+    [kept] = shopper.evaluate(f"JSON.parse(localStorage.getItem({key!r})).refs")
     assert kept["ref"] == reference and isinstance(kept["at"], int | float)

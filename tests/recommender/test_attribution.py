@@ -84,6 +84,50 @@ def test_order_after_the_window_is_not_attributed(stores):
     assert not AttributedOrder.objects.exists()
 
 
+def test_the_order_is_the_last_clicks_within_the_window_whichever_link_was_opened_last(
+    client, stores
+):
+    """The browser reports the references it landed with, newest landing first: an old
+    link opened last (a shared or bookmarked one), a forged reference and another store's
+    reference take nothing from the last click that is still within its window."""
+    sender, receiver, other = stores["sender"], stores["receiver"], stores["other"]
+    stale = attribution.click_reference(click(other, receiver, ago=timedelta(days=30)))
+    earlier = attribution.click_reference(click(other, receiver, ago=timedelta(days=2)))
+    last = click(sender, receiver, ago=timedelta(hours=1))
+    elsewhere = attribution.click_reference(click(sender, other))
+
+    response = pixel_post(client, receiver, event="checkout_completed", ref=stale,
+                          earlier=["forged", elsewhere, attribution.click_reference(last), earlier],
+                          order={"id": "1001", "total": "40.00", "currency": "USD", "lines": 2})  # fmt: skip
+
+    assert (response.status_code, response.json()) == (202, {"result": "attributed"})
+    assert AttributedOrder.objects.get().click == last
+
+
+def test_with_no_reference_within_the_window_the_order_is_not_attributed(client, stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    old = [attribution.click_reference(click(sender, receiver, ago=timedelta(days=d)))
+           for d in (9, 30)]  # fmt: skip
+
+    response = pixel_post(client, receiver, event="checkout_completed", ref=old[0],
+                          earlier=[old[1], 7, None, ["x"]],
+                          order={"id": "1001", "total": "40.00", "currency": "USD", "lines": 2})  # fmt: skip
+
+    assert response.json() == {"result": "click older than the attribution window"}
+    assert not AttributedOrder.objects.exists()
+
+
+def test_a_link_opened_after_its_clicks_window_is_no_landing(stores):
+    sender, receiver = stores["sender"], stores["receiver"]
+    old = click(sender, receiver, ago=attribution.ATTRIBUTION_WINDOW + timedelta(minutes=1))
+
+    outcome = attribution.record_landing(store=receiver, reference=attribution.click_reference(old))
+
+    assert outcome == "click older than the attribution window"
+    old.refresh_from_db()
+    assert old.landed_at is None
+
+
 def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency(stores):
     sender, receiver = stores["sender"], stores["receiver"]  # receiver sells in EUR
     ref = attribution.click_reference(click(sender, receiver))

@@ -3,12 +3,14 @@
    https://shopify.dev/docs/api/web-pixels-api
 
    When a shopper lands from a partner's Interlayer widget, the URL carries the click's
-   sealed reference (il_ref): it is kept in this store's browser storage for 7 days (the
-   last click wins) and reported as a landing. When that browser completes a checkout, the order's id,
-   total, currency and line count go to Interlayer with the reference; the app decides
-   whether the order counts (the attribution rules live there, in one place). Nothing is
-   sent or kept without the shopper's consent to analytics and marketing, and nothing that
-   identifies the customer is ever sent. */
+   sealed reference (il_ref): it is kept in this store's browser storage for 7 days with
+   the few landed with before it, and reported as a landing. When that browser completes a
+   checkout, the order's id, total, currency and line count go to Interlayer with the kept
+   references, newest first; the app gives the order to the last click among them still
+   within its window (the attribution rules live there, in one place), so a link with an
+   old click's reference opened later takes nothing from the click that brought the
+   shopper. Nothing is sent or kept without the shopper's consent to analytics and
+   marketing, and nothing that identifies the customer is ever sent. */
 import { register } from "@shopify/web-pixels-extension";
 
 const REFERENCE_PARAMETER = "il_ref";
@@ -16,24 +18,35 @@ const STORAGE_KEY = "interlayer_click_reference";
 // Kept no longer than an order can be attributed to the click (the app's
 // attribution.ATTRIBUTION_WINDOW): after that the browser forgets it, unsent.
 const KEPT_FOR_MS = 7 * 24 * 60 * 60 * 1000;
+// References kept at most (the app's attribution.MAX_REFERENCES), the latest landings.
+const KEPT_AT_MOST = 5;
+const LONGEST_REFERENCE = 300; // the app's pixel.MAX_REFERENCE_CHARS
 
-// The kept reference while it may still attribute an order, else null (and forgotten).
-// Kept as {ref, at}; a bare string is a reference kept by an earlier release of this
-// pixel, sent for the app to judge by its click's time and kept 7 days from now on.
-async function keptReference(browser) {
+// The kept references still young enough to attribute an order, newest landing first, as
+// [{ref, at}]; older ones are forgotten. Kept as {refs: [...]}. An earlier release of this
+// pixel kept one, as {ref, at} or a bare string: read as the only one (a bare string aging
+// from now, sent for the app to judge by its click's time).
+async function keptReferences(browser) {
   const raw = await browser.localStorage.getItem(STORAGE_KEY);
-  if (!raw) return null;
+  if (!raw) return [];
   let kept;
   try {
     kept = JSON.parse(raw);
   } catch {
-    // From today it ages like the others.
-    await browser.localStorage.setItem(STORAGE_KEY, JSON.stringify({ ref: raw, at: Date.now() }));
-    return raw;
+    kept = { ref: raw, at: Date.now() };
   }
-  if (kept && typeof kept.ref === "string" && Date.now() - kept.at <= KEPT_FOR_MS) return kept.ref;
-  await browser.localStorage.removeItem(STORAGE_KEY);
-  return null;
+  const all = Array.isArray(kept && kept.refs) ? kept.refs : [kept];
+  const young = all
+    .filter((entry) => entry && typeof entry.ref === "string" && typeof entry.at === "number")
+    .filter((entry) => Date.now() - entry.at <= KEPT_FOR_MS)
+    .slice(0, KEPT_AT_MOST);
+  if (JSON.stringify({ refs: young }) !== raw) await keep(browser, young);
+  return young;
+}
+
+async function keep(browser, entries) {
+  if (entries.length) await browser.localStorage.setItem(STORAGE_KEY, JSON.stringify({ refs: entries }));
+  else await browser.localStorage.removeItem(STORAGE_KEY);
 }
 
 register(({ analytics, browser, init, settings, customerPrivacy }) => {
@@ -64,23 +77,25 @@ register(({ analytics, browser, init, settings, customerPrivacy }) => {
     } catch {
       return;
     }
-    if (!reference || reference.length > 300) {
-      await keptReference(browser); // forgets one kept too long
-      return;
-    }
-    await browser.localStorage.setItem(STORAGE_KEY, JSON.stringify({ ref: reference, at: Date.now() }));
+    const kept = await keptReferences(browser); // forgets those kept too long
+    if (!reference || reference.length > LONGEST_REFERENCE) return;
+    // A link landed with again keeps the time it was first kept: it ages all the same.
+    const landed = kept.find((entry) => entry.ref === reference) || { ref: reference, at: Date.now() };
+    const others = kept.filter((entry) => entry.ref !== reference);
+    await keep(browser, [landed, ...others].slice(0, KEPT_AT_MOST));
     send({ event: "landing", ref: reference });
   });
 
   analytics.subscribe("checkout_completed", async (event) => {
     if (!allowed()) return;
-    const reference = await keptReference(browser);
-    if (!reference) return;
+    const kept = await keptReferences(browser);
+    if (!kept.length) return;
     const checkout = event.data.checkout || {};
     const total = checkout.totalPrice || {};
     send({
       event: "checkout_completed",
-      ref: reference,
+      ref: kept[0].ref,
+      earlier: kept.slice(1).map((entry) => entry.ref),
       order: {
         id: String((checkout.order && checkout.order.id) || ""),
         total: total.amount,
