@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -130,7 +130,8 @@ def redact_customer_orders(
 ) -> int:
     """customer_redacted: the store's confirmed attributed orders among ``order_ids`` stay in
     its figures, as a sale of that total on that day, but lose what ties them to the
-    customer: Shopify's order id, their time of day and the click that brought them. That
+    customer: Shopify's order id, their time of day (each is put at noon of its day in the
+    shop's time zone) and the click that brought them. That
     click keeps what its partners' ledgers need, stripped of anything about the shopper
     (as on shop/redact) and of the view it came from, whose hashes go too. Unconfirmed
     orders among them, in no figure yet, are deleted, and their clicks stripped the same
@@ -142,7 +143,9 @@ def redact_customer_orders(
     orders = list(listed)
     clicks = list(Click.objects.filter(pk__in=click_ids))
     for order in orders:
-        day = order.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+        # Noon of its day where the shop is: the day its figures count it on, and no hour.
+        local = order.created_at.astimezone(store.zone)
+        day = datetime.combine(local.date(), time(12), tzinfo=store.zone).astimezone(UTC)
         AttributedOrder.objects.filter(pk=order.pk).update(
             order_id=f"redacted-{order.pk}", click=None, created_at=day, clicked_at=day,
             verified_at=day, asked_at=None,

@@ -5,7 +5,8 @@ handed to the merchant, and that nothing of the customer is kept on the way."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -67,8 +68,9 @@ def test_customers_redact_erases_what_ties_the_customers_orders_to_them(client, 
     assert kept.click.user_agent == "Mozilla/5.0 (Shopper's phone)"  # someone else's: kept
     redacted = AttributedOrder.objects.exclude(pk=kept.pk).get()
     assert "299938" not in redacted.order_id and redacted.click is None
-    # Its day stays (for the figures), not its time, nor the click's.
-    assert (redacted.created_at.hour, redacted.created_at.minute) == (0, 0)
+    # Its day stays (for the figures), not its time, nor the click's: noon of its day
+    # where the shop is (UTC here).
+    assert (redacted.created_at.hour, redacted.created_at.minute) == (12, 0)
     assert redacted.clicked_at == redacted.created_at
     # The click that brought it keeps what the partners' ledgers need, nothing of the shopper
     # nor the view it came from, whose hashes go too.
@@ -83,6 +85,22 @@ def test_customers_redact_erases_what_ties_the_customers_orders_to_them(client, 
     assert attribution.store_sales(since=since)[orders.pk] == before
     assert before["orders_received"] == 2
     assert "shopper@example.net" not in json.dumps(delivery.payload)
+
+
+def test_a_redacted_order_keeps_its_day_in_the_shops_time_zone(client, orders):
+    """Its time of day goes; its day, as the shop's figures count days, stays: an order at
+    10:00 in Los Angeles was moved to midnight UTC, 16:00 the day before there."""
+    los_angeles = ZoneInfo("America/Los_Angeles")
+    orders.__class__.objects.filter(pk=orders.pk).update(time_zone="America/Los_Angeles")
+    placed = datetime(2026, 11, 24, 10, 0, tzinfo=los_angeles)
+    AttributedOrder.objects.filter(order_id="299938").update(created_at=placed, clicked_at=placed)
+
+    deliver(client, "customers/redact", captured("customers_redact"))
+
+    redacted = AttributedOrder.objects.exclude(order_id="555").get()
+    local = redacted.created_at.astimezone(los_angeles)
+    assert (local.date(), local.hour, local.minute) == (placed.date(), 12, 0)
+    assert redacted.clicked_at == redacted.created_at
 
 
 def test_an_unconfirmed_order_of_the_customer_is_deleted_not_kept(client, orders):
