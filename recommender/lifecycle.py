@@ -7,7 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import OuterRef, Q
+from django.db.models import CharField, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from recommender.catalog import index_events, sync
@@ -156,6 +157,10 @@ def redact_customer_orders(
         ).update(visitor_hash="", ip_hash="")
     Click.objects.filter(pk__in=[c.pk for c in clicks]).update(
         **_NO_SHOPPER, impression_id="", landed_at=None
+    )
+    # The view it billed is named apart from the view's id, which would lead back to it.
+    Click.objects.filter(pk__in=[c.pk for c in clicks], billed_impression__isnull=False).update(
+        billed_impression=Concat(Value("redacted-"), Cast("pk", CharField()))
     )
     return unconfirmed + len(orders) + len(clicks)
 

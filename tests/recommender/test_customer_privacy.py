@@ -33,7 +33,8 @@ def orders():
                                   visitor_hash="visitor", ip_hash="address")  # fmt: skip
         click = Click.objects.create(
             source_store=bravo, target_store=alpha, target_product_id=1,
-            impression_id=f"view-{order_id}", token_id=f"t{order_id}", visitor_hash="visitor",
+            impression_id=f"view-{order_id}", billed_impression=f"view-{order_id}",
+            token_id=f"t{order_id}", visitor_hash="visitor",
             ip_hash="address", user_agent="Mozilla/5.0 (Shopper's phone)", billable=True,
             reason="billable", created_at=timezone.now() - timedelta(minutes=30),
             landed_at=timezone.now() - timedelta(minutes=29),
@@ -79,6 +80,7 @@ def test_customers_redact_erases_what_ties_the_customers_orders_to_them(client, 
         True, "", "", ""
     )  # fmt: skip
     assert (stripped.impression_id, stripped.landed_at) == ("", None)
+    assert stripped.billed_impression == f"redacted-{stripped.pk}"  # not the view's id
     assert Impression.objects.get(impression_id="view-299938").visitor_hash == ""
     assert Impression.objects.get(impression_id="view-555").visitor_hash == "visitor"
     # The store's figures keep the sale.
