@@ -630,16 +630,28 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
             got["unpriced"] += row["n"]
         else:
             got["revenue"] += amount
-    sent = {
-        row["source_store_id"]: row
-        for row in orders.filter(source_store_id__in=currencies)
-        .values("source_store_id")
-        .annotate(
-            n=Count("id"),
-            revenue=Sum("total_reference"),
-            unpriced=unpriced_orders(),
+    # Summed in each receiving store's currency and converted once (two stores of one
+    # currency see the same amount on both sides), counted without a price where no rate
+    # allows it.
+    sent: dict[int, dict] = {}
+    for row in (
+        orders.filter(source_store_id__in=currencies)
+        .values("source_store_id", "store_currency")
+        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
+    ):
+        gave = sent.setdefault(
+            row["source_store_id"], {"n": 0, "revenue": Decimal("0"), "unpriced": 0}
         )
-    }
+        amount = in_currency(
+            row["revenue"],
+            from_currency=row["store_currency"],
+            to_currency=figures_currency(currencies[row["source_store_id"]] or REFERENCE_CURRENCY),
+        )
+        gave["n"] += row["n"]
+        if amount is None:
+            gave["unpriced"] += row["n"]
+        else:
+            gave["revenue"] += amount
     impressions = dict(
         views.values("store_id").annotate(n=Count("id")).values_list("store_id", "n")
     )
@@ -648,13 +660,7 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
         currency = currency or REFERENCE_CURRENCY
         got, gave = received.get(store_id) or {}, sent.get(store_id) or {}
         sent_currency = figures_currency(currency)
-        revenue_sent = float(
-            convert(
-                gave.get("revenue") or Decimal("0"),
-                from_currency=REFERENCE_CURRENCY,
-                to_currency=sent_currency,
-            )
-        )
+        revenue_sent = float(gave.get("revenue") or 0)
         views_n = impressions.get(store_id, 0)
         figures[store_id] = {
             "orders_received": got.get("n", 0),

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 from django.db.models import Count, OuterRef, Q, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from recommender import runtime
@@ -164,15 +164,11 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     currency = store.currency or attribution.REFERENCE_CURRENCY
     sent_currency = attribution.figures_currency(currency)
     found = _attributed_orders(store, since, series, currency, sent_currency, zone)
-    orders, sent_reference = found.partners, found.sent_reference
+    orders = found.partners
     summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
-    # Totals of money are summed before rounding or converting, as network_status sums them.
+    # Totals of money are summed before rounding, as network_status sums them.
     summed["revenue_received"] = float(sum(o["received"] for o in orders.values()))
-    summed["revenue_sent"] = float(
-        attribution.convert(
-            sent_reference, from_currency=attribution.REFERENCE_CURRENCY, to_currency=sent_currency
-        )
-    )
+    summed["revenue_sent"] = float(found.sent)
     # Billable clicks sent (held ones included) over viewable impressions: raw clicks count
     # bots and rows never seen, and can outnumber views. (Review judges a store by the same
     # clicks over the views that showed partner items, smoothed: exchange.review.)
@@ -195,7 +191,7 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
 @dataclasses.dataclass
 class _Orders:
     partners: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    sent_reference: Decimal = Decimal("0")  # the total sent, in the reference currency
+    sent: Decimal = Decimal("0")  # the total sent, in the store's figures currency
     sent_unpriced: int = 0  # orders sent in a currency without a reference rate
     received_unpriced: int = 0  # orders received in a currency the store no longer uses
 
@@ -239,24 +235,24 @@ def _attributed_orders(
     sent = (
         counted.filter(source_store=store)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day", "store_id")
-        .annotate(
-            n=Count("id"),
-            revenue=Coalesce(Sum("total_reference"), Decimal("0")),
-            unpriced=attribution.unpriced_orders(),
-        )
+        .values("day", "store_id", "store_currency")
+        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
     )
     for row in sent:
         day, theirs = series[_key(row["day"])], partner(row["store_id"])
-        in_mine = attribution.convert(
-            row["revenue"], from_currency=attribution.REFERENCE_CURRENCY, to_currency=sent_currency
-        )
-        found.sent_unpriced += row["unpriced"]
         day["orders_sent"] += row["n"]
-        day["revenue_sent"] = round(day["revenue_sent"] + float(in_mine), 2)
         theirs["orders_sent"] += row["n"]
-        theirs["sent"] += row["revenue"]
-        found.sent_reference += row["revenue"]
+        # Summed in the partner's currency, converted once: two stores of one currency see
+        # the same amount on both sides.
+        amount = attribution.in_currency(
+            row["revenue"], from_currency=row["store_currency"], to_currency=sent_currency
+        )
+        if amount is None:
+            found.sent_unpriced += row["n"]
+            continue
+        day["revenue_sent"] = round(day["revenue_sent"] + float(amount), 2)
+        theirs["sent"] += amount
+        found.sent += amount
     return found
 
 
@@ -273,11 +269,7 @@ def _with_orders(
     result: list[PartnerRow] = []
     for row in sorted(rows, key=lambda r: r["shop_domain"]):
         found = orders.get(row["store_id"]) or {}
-        sent = attribution.convert(
-            found.get("sent", Decimal("0")),
-            from_currency=attribution.REFERENCE_CURRENCY,
-            to_currency=currency,
-        )
+        sent = found.get("sent", Decimal("0"))
         result.append(
             PartnerRow(
                 **row,

@@ -128,6 +128,31 @@ def test_a_link_opened_after_its_clicks_window_is_no_landing(stores):
     assert old.landed_at is None
 
 
+def test_two_stores_of_one_currency_see_the_same_amount_sent_and_received():
+    """Ten orders of 10.00 EUR between two euro stores: 100.00 EUR received on one page and
+    sent on the other (each order rounded in dollars, then summed and converted back, gave
+    99.98)."""
+    sender, receiver = (
+        make_store("eu-sender", currency="EUR"),
+        make_store("eu-receiver", currency="EUR"),
+    )
+    for n in range(10):
+        ref = attribution.click_reference(click(sender, receiver))
+        record_confirmed(store=receiver, reference=ref,
+                         order=order(order_id=str(2000 + n), total="10.00", currency="EUR"))  # fmt: skip
+
+    since = timezone.now() - timedelta(days=1)
+    figures = attribution.store_sales(since=since)
+    page = {s.pk: stats.store_stats(s, days=7) for s in (sender, receiver)}
+
+    assert figures[receiver.pk]["revenue_received"] == figures[sender.pk]["revenue_sent"] == 100.0
+    assert page[receiver.pk]["totals"]["revenue_received"] == 100.0
+    assert page[sender.pk]["totals"]["revenue_sent"] == 100.0
+    [row] = [p for p in page[sender.pk]["partners"] if p["store_id"] == receiver.pk]
+    assert row["revenue_sent"] == 100.0
+    assert sum(day["revenue_sent"] for day in page[sender.pk]["days"]) == 100.0
+
+
 def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency(stores):
     sender, receiver = stores["sender"], stores["receiver"]  # receiver sells in EUR
     ref = attribution.click_reference(click(sender, receiver))
