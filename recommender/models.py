@@ -396,7 +396,9 @@ class AttributedOrder(models.Model):
     source_store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders_sent")
     click = models.ForeignKey(Click, on_delete=models.SET_NULL, null=True, blank=True)
     order_id = models.CharField(max_length=64)  # Shopify's order id
-    total = models.DecimalField(max_digits=14, decimal_places=2)  # in the order's currency
+    # In the order's currency: as reported, then what it counts for once Shopify confirmed
+    # it (its total less its refunds).
+    total = models.DecimalField(max_digits=14, decimal_places=2)
     currency = models.CharField(max_length=3)
     # The same total in the receiving store's currency and in the reference currency (for
     # figures across stores), at the reference rates of the day it was recorded; no

@@ -74,6 +74,7 @@ type Order {
   currencyCode: CurrencyCode!
   totalPriceSet: MoneyBag!
   subtotalLineItemsQuantity: Int!
+  totalRefundedSet: MoneyBag!
   refunds(first: Int): [Refund!]!
 }
 type Refund { id: ID! }
@@ -338,8 +339,11 @@ def _resolve_order(root, info, id: str):  # noqa: A002 - the GraphQL argument na
         "currencyCode": order["currency"],
         "totalPriceSet": {"shopMoney": money},
         "subtotalLineItemsQuantity": sum(line["quantity"] for line in order["line_items"]),
+        "totalRefundedSet": {"shopMoney": {
+            "amount": str(sum((Decimal(str(r["amount"])) for r in order["refunds"]), Decimal(0))),
+            "currencyCode": order["currency"]}},
         "refunds": [{"id": f"gid://shopify/Refund/{r['id']}"} for r in order["refunds"]],
-    }
+    }  # fmt: skip
 
 
 def _resolve_shop(root, info):

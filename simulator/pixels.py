@@ -173,11 +173,11 @@ def checkout_completed(shop: Shop, order: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def refund_order(world: World, shop: Shop, order_id: int) -> str | None:
-    """The merchant refunds the order in full: refunds/create is sent."""
+def refund_order(world: World, shop: Shop, order_id: int, amount: str | None = None) -> str | None:
+    """The merchant refunds the order, in full or ``amount`` of it: refunds/create is sent."""
     with world.lock:
         order = shop.orders[int(order_id)]
-        refund = {"id": world.new_id(), "amount": order["total"]}
+        refund = {"id": world.new_id(), "amount": str(amount or order["total"])}
         order["refunds"].append(refund)
     payload = {
         "id": refund["id"],
@@ -189,7 +189,7 @@ def refund_order(world: World, shop: Shop, order_id: int) -> str | None:
             {"line_item_id": n, "quantity": line["quantity"],
              "subtotal": line["price"]} for n, line in enumerate(order["line_items"])
         ],
-        "transactions": [{"kind": "refund", "status": "success", "amount": order["total"],
+        "transactions": [{"kind": "refund", "status": "success", "amount": refund["amount"],
                           "currency": order["currency"]}],
     }  # fmt: skip
     return world.webhooks.deliver(shop, "refunds/create", payload)

@@ -281,10 +281,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(
                 200, {**pixels.DEFAULT_CONSENT, **self.world.visitor_consent[shop.handle]}
             )
-        if action == "refund":  # the merchant refunds an order in full: refunds/create
-            return self._json(
-                200, {"event_id": pixels.refund_order(self.world, shop, int(data["order_id"]))}
+        if action == "refund":  # the merchant refunds an order (in full, or "amount" of it)
+            refunded = pixels.refund_order(
+                self.world, shop, int(data["order_id"]), amount=data.get("amount")
             )
+            return self._json(200, {"event_id": refunded})
         if action == "scopes":
             return self._json(200, {"event_id": self.world.update_scopes(shop, data["scopes"])})
         if action == "id-token":

@@ -4,7 +4,8 @@ The rules merchants are promised (published in the README and on the settings pa
 ``RULES_IN_WORDS``): an order a store receives is attributed to the partner whose widget
 sent the shopper, when the last exchange click of that browser was at most
 ``ATTRIBUTION_WINDOW`` before the order; once per order; in the receiving store's currency,
-with a reference rate for figures across stores; a refunded order leaves every figure.
+with a reference rate for figures across stores; an order counts for its total less its
+refunds, and one refunded in full or cancelled leaves every figure.
 
 How it is known: the click redirect adds an encrypted click reference (``il_ref``) to the
 partner's product URL; the receiving store's web pixel keeps it in that store's browser
@@ -13,7 +14,7 @@ id, total, currency and line count: nothing about the customer). The pixel authe
 with a key bound to its shop (set through ``webPixelCreate``); the reference is bound to the
 click and to the store it sent the shopper to, so one shop can neither report another's
 orders nor claim another store's clicks. Refunds arrive through the ``refunds/create``
-webhook.
+webhook, which has the order read again from Shopify (its total less every refund).
 
 The pixel's report is a claim, not a fact: its key and the reference travel through the
 shopper's browser, so anyone can send one. An order counts only once Shopify confirms it
@@ -42,6 +43,7 @@ from interlayer.queue import enqueue
 from recommender.exchange import rules, tokens
 from recommender.models import CLICK_PENDING, AttributedOrder, Click, Impression
 from stores import services as store_services
+from stores import shopify
 from stores.models import Store
 from stores.webhooks import parse_time
 
@@ -121,8 +123,8 @@ RULES_IN_WORDS = [
     "Amounts are in your store's currency. Figures across stores (what you brought partners, "
     f"network totals) use published reference rates to {REFERENCE_CURRENCY}, for comparison, "
     "not accounting; an order in a currency without one is counted but left out of them.",
-    "A refunded order (any refund) or a cancelled one leaves every figure, for you and for the "
-    "partner.",
+    "An order counts for its total less what was refunded of it; one refunded in full or "
+    "cancelled leaves every figure, for you and for the partner.",
     "Orders are reported by Interlayer's web pixel, only when the shopper allows analytics and "
     "marketing under your store's privacy settings. Only the order's number, total, currency "
     "and number of lines are sent; nothing that identifies the customer is sent or stored.",
@@ -440,7 +442,7 @@ query AttributedOrder($id: ID!) {
     test
     totalPriceSet { shopMoney { amount currencyCode } }
     subtotalLineItemsQuantity
-    refunds(first: 1) { id }
+    totalRefundedSet { shopMoney { amount } }
   }
 }
 """
@@ -488,8 +490,8 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     if found.get("cancelledAt") or found.get("test"):
         return _reject(order, "cancelled or a test order", now)
     try:
-        placed, total, currency, lines = _order_answer(found)
-    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError):
+        placed, total, currency, lines, refunded = _order_answer(found)
+    except _UNREADABLE:
         # Asked again it would answer the same: neither counted nor asked about for 14 days.
         log.warning("Shopify's answer about an order could not be read order=%s", order.pk)
         return _reject(order, "Shopify's answer could not be read", now)
@@ -497,22 +499,34 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
         return _reject(order, "placed outside the click's window", now)
     if not _CURRENCY.match(currency) or not Decimal("0") <= total <= MAX_AMOUNT:
         return _reject(order, "a currency or total the figures cannot take", now)
-    total = total.quantize(Decimal("0.01"), ROUND_HALF_UP)
-    amounts = _amounts(order.store, total, currency)
+    # Refunds made before the order was reported, or before it was confirmed (their
+    # refunds/create found nothing to count again): Shopify's answer is what says so.
+    kept = _kept(total, refunded)
+    amounts = _amounts(order.store, kept, currency)
     if not _storable(amounts):
         return _reject(order, "a currency or total the figures cannot take", now)
-    # A refund made before the order was reported found nothing to remove (refunds/create
-    # is not replayed): Shopify's answer is what says so.
-    refunded = {"refunded_at": now} if found.get("refunds") else {}
+    gone = {"refunded_at": now} if kept <= 0 else {}
     AttributedOrder.objects.filter(pk=order.pk).update(
-        **amounts, line_count=lines, verified_at=now, **refunded
+        **amounts, line_count=lines, verified_at=now, **gone
     )
-    return "confirmed, refunded" if refunded else "confirmed"
+    if gone:
+        return "confirmed, refunded"
+    return "confirmed, partly refunded" if refunded > 0 else "confirmed"
 
 
-def _order_answer(found: dict) -> tuple[datetime, Decimal, str, int]:
-    """When the order was placed, its total, currency and number of items, as Shopify's
-    answer gives them; ValueError (or another reading error) when they are not."""
+# What reading Shopify's answer about an order can raise when the answer is not one.
+_UNREADABLE = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
+
+
+def _kept(total: Decimal, refunded: Decimal) -> Decimal:
+    """What an order counts for: its total less what was refunded of it, never below 0."""
+    return max(total - refunded, Decimal("0")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _order_answer(found: dict) -> tuple[datetime, Decimal, str, int, Decimal]:
+    """When the order was placed, its total, currency, number of items and how much of it
+    was refunded, as Shopify's answer gives them; ValueError (or another reading error)
+    when they are not."""
     placed = parse_time(found["createdAt"])
     if placed is None:
         raise ValueError("no time the order was placed")
@@ -524,7 +538,11 @@ def _order_answer(found: dict) -> tuple[datetime, Decimal, str, int]:
     lines = found.get("subtotalLineItemsQuantity") or 0
     if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines < 2**31:
         raise ValueError("number of items out of range")
-    return placed, total, str(money["currencyCode"]), lines
+    refunded = Decimal(str(((found.get("totalRefundedSet") or {}).get("shopMoney") or {}).get(
+        "amount") or "0"))  # fmt: skip
+    if not refunded.is_finite() or refunded < 0:
+        raise ValueError("refunded amount is not an amount")
+    return placed, total, str(money["currencyCode"]), lines, refunded
 
 
 def confirm_pending_orders(*, now: datetime | None = None) -> int:
@@ -546,7 +564,8 @@ def confirm_pending_orders(*, now: datetime | None = None) -> int:
 
 
 def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
-    """A refund (refunds/create): the order leaves every figure. Safe to repeat."""
+    """A cancellation (orders/cancelled), or a refund of all of it: the order leaves every
+    figure. Safe to repeat."""
     match = _ORDER_ID.match(str(order_id or ""))
     if match is None:
         return "payload without an order id"
@@ -557,9 +576,46 @@ def remove_refunded(*, store: Store, order_id: object, now: datetime | None = No
     return "refunded order removed"
 
 
+def recount_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
+    """A refund (refunds/create): a confirmed order counts for what is left of it, as
+    Shopify's answer gives it now (its total less every refund of it); refunded in full,
+    it leaves every figure. Safe to repeat. An order not confirmed yet is read with its
+    refunds when it is. Shopify unreachable raises (the delivery is tried again); a store
+    Shopify will not answer for (its token refused, the shop frozen), or an answer that
+    cannot be read, takes the order out of the figures: a refund that cannot be sized."""
+    match = _ORDER_ID.match(str(order_id or ""))
+    if match is None:
+        return "payload without an order id"
+    orders = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
+    if not orders.exists():
+        return "order not attributed"
+    counting = orders.filter(counted())
+    if not counting.exists():
+        return "order not counted: read with its refunds when Shopify confirms it"
+    try:
+        response = store_services.admin_graphql(
+            store, ORDER_QUERY, {"id": f"gid://shopify/Order/{match.group(1)}"}
+        )
+        found = (response.data or {}).get("order")
+        _, total, currency, _, refunded = _order_answer(found)
+    except (shopify.ShopifyAuthError, shopify.ShopUnavailable, *_UNREADABLE):
+        return remove_refunded(store=store, order_id=order_id, now=now)
+    kept = _kept(total, refunded)
+    if kept <= 0:
+        return remove_refunded(store=store, order_id=order_id, now=now)
+    amounts = _amounts(store, kept, currency)
+    if not _storable(amounts):
+        return remove_refunded(store=store, order_id=order_id, now=now)
+    counting.update(**amounts)
+    return "partly refunded: counts for what is left"
+
+
 def handle_refund_webhook(delivery) -> str:
     """The handler registered for refunds/create (a stores.models.WebhookDelivery)."""
-    return _remove_on_webhook(delivery, order_id_key="order_id")
+    store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
+    if store is None:
+        return "unknown shop"
+    return recount_refunded(store=store, order_id=delivery.payload.get("order_id"))
 
 
 def handle_cancel_webhook(delivery) -> str:

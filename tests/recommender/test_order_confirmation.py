@@ -345,10 +345,11 @@ def test_a_cancelled_order_leaves_the_figures_and_its_customer_is_never_stored(
 
 
 def test_a_refund_leaves_the_figures_and_nothing_of_it_but_the_order_is_stored(
-    bought, client, shop, task_queue
+    bought, client, simulator, shop, task_queue
 ):
     placed = bought()
     confirm(task_queue)
+    pixels.refund_order(simulator.world, simulator.shop("alpha"), placed["id"])
     # A refund as Shopify sends it: its note, lines and transactions can name the customer
     # and the card (the cardholder's name in payment_details).
     payload = {"id": 890088186, "order_id": placed["id"], "note": "Returned: wrong size",
@@ -365,6 +366,58 @@ def test_a_refund_leaves_the_figures_and_nothing_of_it_but_the_order_is_stored(
     delivery = WebhookDelivery.objects.get(event_id="evt-refund")
     assert delivery.payload == {"order_id": placed["id"]}
     assert delivery.outcome == "refunded order removed"
+    assert sales(shop) == (0, 0.0)
+
+
+def refund(client, simulator, placed, amount: str | None = None, event_id: str = "evt-r"):
+    """The merchant refunds ``amount`` of the order (all of it by default); Shopify sends
+    refunds/create, and the worker takes it."""
+    pixels.refund_order(simulator.world, simulator.shop("alpha"), placed["id"], amount=amount)
+    post_webhook(client, "refunds/create", {"order_id": placed["id"]}, event_id=event_id)
+    webhooks.process_pending()
+    return WebhookDelivery.objects.get(event_id=event_id).outcome
+
+
+def test_a_partial_refund_leaves_what_is_left_of_the_order_in_the_figures(
+    bought, client, simulator, shop, task_queue
+):
+    """A 5.00 refund of a 20.00 order took the whole order out of both stores' figures."""
+    placed = bought()
+    confirm(task_queue)
+
+    assert refund(client, simulator, placed, "5.00") == "partly refunded: counts for what is left"
+    assert sales(shop) == (1, 15.0)
+    assert refund(client, simulator, placed, "0.00", event_id="evt-r2").startswith("partly")
+    assert sales(shop) == (1, 15.0)  # a refund of nothing (a restock alone) takes nothing
+    assert refund(client, simulator, placed, "15.00", event_id="evt-r3") == (
+        "refunded order removed"
+    )
+    assert sales(shop) == (0, 0.0)
+
+
+def test_an_order_partly_refunded_before_it_is_confirmed_counts_for_the_rest(
+    bought, client, simulator, shop, task_queue
+):
+    placed = bought()  # reported; Shopify not asked yet
+    assert refund(client, simulator, placed, "8.00").startswith("order not counted")
+
+    confirm(task_queue)
+
+    assert AttributedOrder.objects.get().verified_at is not None
+    assert sales(shop) == (1, 12.0)
+
+
+def test_a_refund_shopify_cannot_be_asked_about_takes_the_order_out(
+    bought, client, simulator, shop, task_queue
+):
+    """The store's token refused by the time the refund comes: the refund cannot be sized,
+    and the order leaves the figures rather than count in full."""
+    placed = bought()
+    confirm(task_queue)
+    simulator.shop("alpha").access_tokens.clear()  # Shopify refuses the store's token
+    simulator.shop("alpha").refresh_tokens.clear()  # and its refresh
+
+    assert refund(client, simulator, placed, "5.00") == "refunded order removed"
     assert sales(shop) == (0, 0.0)
 
 
@@ -408,7 +461,8 @@ NOT_AN_ID = {"error": "order id must be Shopify's order id"}
     ids=["leading zeros", "gid with a leading zero", "order identity gid", "arabic-indic digits"],
 )  # fmt: skip
 def test_one_order_reported_again_with_its_id_written_differently_counts_once(
-    bought, client, shop, task_queue, django_capture_on_commit_callbacks, written, answer
+    bought, client, simulator, shop, task_queue, django_capture_on_commit_callbacks, written,
+    answer,
 ):
     """Shopify reads an order id as the number it writes, so "0123" is order 123 to it:
     reported again with leading zeros, the same order was a second attribution, confirmed
@@ -426,6 +480,7 @@ def test_one_order_reported_again_with_its_id_written_differently_counts_once(
 
     assert again.json() == answer
     assert sales(shop) == (1, 20.0)
+    pixels.refund_order(simulator.world, simulator.shop("alpha"), placed["id"])
     post_webhook(client, "refunds/create", {"order_id": placed["id"]}, event_id="evt-refund-0")
     webhooks.process_pending()
     assert sales(shop) == (0, 0.0)
