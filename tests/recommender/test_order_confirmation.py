@@ -461,7 +461,13 @@ NOT_AN_ID = {"error": "order id must be Shopify's order id"}
     ids=["leading zeros", "gid with a leading zero", "order identity gid", "arabic-indic digits"],
 )  # fmt: skip
 def test_one_order_reported_again_with_its_id_written_differently_counts_once(
-    bought, client, simulator, shop, task_queue, django_capture_on_commit_callbacks, written,
+    bought,
+    client,
+    simulator,
+    shop,
+    task_queue,
+    django_capture_on_commit_callbacks,
+    written,
     answer,
 ):
     """Shopify reads an order id as the number it writes, so "0123" is order 123 to it:
