@@ -336,7 +336,9 @@ def _on_app_uninstalled(delivery: WebhookDelivery) -> str:
 def _on_shop_redact(delivery: WebhookDelivery) -> str:
     return services.redact_shop(
         shop_domain=delivery.shop_domain,
-        triggered_at=delivery.triggered_at,
+        # Without Shopify's time of the event, when it arrived (as late as it can be): a
+        # redaction must not go without the checks that keep a reinstalled store.
+        triggered_at=delivery.triggered_at or delivery.received_at,
         keep_delivery_id=delivery.pk,
     )
 
