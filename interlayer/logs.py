@@ -2,7 +2,8 @@
 
 ``bind_shop`` sets the shop for the current request or task (a context variable, so
 threads and async code keep theirs apart); ``ShopFilter`` puts it on every record, and
-``JsonFormatter`` writes one JSON object per line when LOG_FORMAT=json.
+``JsonFormatter`` writes one JSON object per line when LOG_FORMAT=json. ``ReportFilter``
+keeps passwords out of error reports.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
+from typing import Any
+
+from django.views.debug import SafeExceptionReporterFilter
 
 _shop: contextvars.ContextVar[str] = contextvars.ContextVar("shop", default="-")
 
@@ -47,3 +52,19 @@ class RequestShopMiddleware:
     def __call__(self, request):
         bind_shop(None)
         return self.get_response(request)
+
+
+# A password inside a URL ("redis://:password@host", "postgres://user:password@host").
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+
+
+class ReportFilter(SafeExceptionReporterFilter):
+    """Django's filter for error reports (the debug page's settings and frames), which hides
+    settings named like a secret, also hiding a password written into any URL: REDIS_URL,
+    and Q_CLUSTER's broker that repeats it, are named like no secret."""
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        value = super().cleanse_setting(key, value)
+        if isinstance(value, str):
+            return _URL_PASSWORD.sub(rf"\g<1>{self.cleansed_substitute}@", value)
+        return value

@@ -134,6 +134,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # defence) is not installed. The embedded admin frames our pages, and the per-shop CSP
 # frame-ancestors (stores.auth.page_csp) is the framing control, not
 # X-Frame-Options (which cannot name a shop). HSTS preload is the domain owner's decision.
+# Error reports (the debug page of development) hide passwords written into URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "interlayer.logs.ReportFilter"
 SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003", "security.W021"]
 
 INSTALLED_APPS = [

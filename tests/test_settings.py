@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.views.debug import get_exception_reporter_filter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,3 +150,21 @@ def test_env_example_lists_every_variable_the_settings_read():
 
     assert len(read) > 40  # the pattern still finds how settings.py reads the environment
     assert read - listed == set()
+
+
+def test_error_reports_hide_a_password_written_into_a_url(rf, settings):
+    """Django's debug page (development) lists the settings, hiding those named like a
+    secret; a broker's password inside REDIS_URL, and the Q_CLUSTER that repeats it, were
+    shown as they are."""
+    settings.REDIS_URL = "redis://:s3cret-broker@redis.internal:6379/0"
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": settings.REDIS_URL}
+    settings.SHOPIFY_SIMULATOR_URL = "http://127.0.0.1:8001"
+
+    shown = get_exception_reporter_filter(rf.get("/")).get_safe_settings()
+
+    assert "s3cret-broker" not in repr(shown)
+    assert (
+        shown["REDIS_URL"].startswith("redis://:")
+        and "@redis.internal:6379/0" in shown["REDIS_URL"]
+    )
+    assert shown["SHOPIFY_SIMULATOR_URL"] == "http://127.0.0.1:8001"  # no password: as it is
