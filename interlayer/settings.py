@@ -87,7 +87,7 @@ def _production_problems() -> list[str]:
     if os.getenv("SHOPIFY_SIMULATOR_URL", "").strip():
         problems.append("SHOPIFY_SIMULATOR_URL (development and tests only)")
     for name in ("SHOPIFY_APP_BRIDGE_URL", "SHOPIFY_POLARIS_URL"):
-        if not os.getenv(name, "https://").startswith("https://"):
+        if not (os.getenv(name, "").strip() or "https://").startswith("https://"):
             problems.append(f"{name} (must be https)")
     if any(not origin.startswith("https://") for origin in envlist("SHOPIFY_ADMIN_ORIGINS")):
         problems.append("SHOPIFY_ADMIN_ORIGINS (each must be https)")
@@ -230,27 +230,26 @@ SHOPIFY_APP_HANDLE = os.getenv("SHOPIFY_APP_HANDLE", "interlayer")
 # code path (shopifyapp / ShopifyAPI over httpx) is unchanged.
 SHOPIFY_SIMULATOR_URL = os.getenv("SHOPIFY_SIMULATOR_URL", "").rstrip("/")
 # Where the embedded pages load App Bridge from, and which origins may frame them.
-SHOPIFY_APP_BRIDGE_URL = os.getenv(
-    "SHOPIFY_APP_BRIDGE_URL",
+# (Set but empty, as an env file copied from .env.example leaves them: the default.)
+SHOPIFY_APP_BRIDGE_URL = os.getenv("SHOPIFY_APP_BRIDGE_URL", "").strip() or (
     f"{SHOPIFY_SIMULATOR_URL}/cdn/app-bridge.js"
     if SHOPIFY_SIMULATOR_URL
-    else "https://cdn.shopify.com/shopifycloud/app-bridge.js",
+    else "https://cdn.shopify.com/shopifycloud/app-bridge.js"
 )
 # Polaris web components (<s-page>, <s-section>, <s-button>…) for the embedded pages: from
 # Shopify's CDN in production, from the simulator's stand-in when developing offline.
-SHOPIFY_POLARIS_URL = os.getenv(
-    "SHOPIFY_POLARIS_URL",
+SHOPIFY_POLARIS_URL = os.getenv("SHOPIFY_POLARIS_URL", "").strip() or (
     f"{SHOPIFY_SIMULATOR_URL}/cdn/polaris.js"
     if SHOPIFY_SIMULATOR_URL
-    else "https://cdn.shopify.com/shopifycloud/polaris.js",
+    else "https://cdn.shopify.com/shopifycloud/polaris.js"
 )
 # How long the live theme's state (app embed on, app block on the product template) read
 # through GraphQL is reused: one read serves the whole settings page load.
 SHOPIFY_THEME_STATE_TTL_SECONDS = envint("SHOPIFY_THEME_STATE_TTL_SECONDS", "30")
-SHOPIFY_ADMIN_ORIGINS = envlist(
-    "SHOPIFY_ADMIN_ORIGINS",
-    "https://admin.shopify.com" + (f",{SHOPIFY_SIMULATOR_URL}" if SHOPIFY_SIMULATOR_URL else ""),
-)
+SHOPIFY_ADMIN_ORIGINS = envlist("SHOPIFY_ADMIN_ORIGINS") or [
+    "https://admin.shopify.com",
+    *([SHOPIFY_SIMULATOR_URL] if SHOPIFY_SIMULATOR_URL else []),
+]
 SHOPIFY_HTTP_TIMEOUT = envfloat("SHOPIFY_HTTP_TIMEOUT", "10")
 # How far a signed install link's timestamp may be from now (seconds).
 SHOPIFY_HMAC_TIMESTAMP_TOLERANCE = envint("SHOPIFY_HMAC_TIMESTAMP_TOLERANCE", "90")

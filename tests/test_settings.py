@@ -108,7 +108,8 @@ def shopify_script_urls(env: dict[str, str]) -> list[str]:
     base.pop("DJANGO_SETTINGS_MODULE", None)
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.SHOPIFY_APP_BRIDGE_URL); print(s.SHOPIFY_POLARIS_URL)"
+        "print(s.SHOPIFY_APP_BRIDGE_URL); print(s.SHOPIFY_POLARIS_URL); "
+        "print(*s.SHOPIFY_ADMIN_ORIGINS)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -122,11 +123,23 @@ def shopify_script_urls(env: dict[str, str]) -> list[str]:
     return result.stdout.split()
 
 
+SHOPIFYS_OWN = [
+    "https://cdn.shopify.com/shopifycloud/app-bridge.js",
+    "https://cdn.shopify.com/shopifycloud/polaris.js",
+    "https://admin.shopify.com",
+]
+
+
 def test_production_loads_app_bridge_and_polaris_from_shopify():
-    assert shopify_script_urls(PRODUCTION_ENV) == [
-        "https://cdn.shopify.com/shopifycloud/app-bridge.js",
-        "https://cdn.shopify.com/shopifycloud/polaris.js",
-    ]
+    assert shopify_script_urls(PRODUCTION_ENV) == SHOPIFYS_OWN
+
+
+def test_variables_left_empty_as_the_example_file_has_them_take_their_defaults():
+    """An env file copied from .env.example sets them empty: the pages loaded no App Bridge
+    (an empty script address), and no admin could frame them."""
+    empty = {"SHOPIFY_APP_BRIDGE_URL": "", "SHOPIFY_POLARIS_URL": "", "SHOPIFY_ADMIN_ORIGINS": ""}
+
+    assert shopify_script_urls({**PRODUCTION_ENV, **empty}) == SHOPIFYS_OWN
 
 
 def test_development_with_the_simulator_loads_its_offline_stand_ins():
@@ -135,6 +148,8 @@ def test_development_with_the_simulator_loads_its_offline_stand_ins():
     assert shopify_script_urls(env) == [
         "http://127.0.0.1:8001/cdn/app-bridge.js",
         "http://127.0.0.1:8001/cdn/polaris.js",
+        "https://admin.shopify.com",
+        "http://127.0.0.1:8001",
     ]
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -35,15 +36,15 @@ from typing import TypedDict
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from interlayer.queue import enqueue
-from recommender.exchange import rules, tokens
+from recommender.exchange import locks, rules, tokens
 from recommender.models import CLICK_PENDING, AttributedOrder, Click, Impression
 from stores import services as store_services
-from stores import shopify
+from stores import shopify, webhooks
 from stores.models import Store
 from stores.webhooks import parse_time
 
@@ -505,7 +506,7 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     amounts = _amounts(order.store, kept, currency)
     if not _storable(amounts):
         return _reject(order, "a currency or total the figures cannot take", now)
-    gone = {"refunded_at": now} if kept <= 0 else {}
+    gone = {"refunded_at": now} if _gone(total, refunded) else {}
     AttributedOrder.objects.filter(pk=order.pk).update(
         **amounts, line_count=lines, verified_at=now, **gone
     )
@@ -516,6 +517,12 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
 
 # What reading Shopify's answer about an order can raise when the answer is not one.
 _UNREADABLE = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
+
+
+def _gone(total: Decimal, refunded: Decimal) -> bool:
+    """Refunded in full: something was refunded, and nothing of the order is left (a free
+    order, of nothing refunded, still counts as an order)."""
+    return refunded > 0 and total - refunded <= 0
 
 
 def _kept(total: Decimal, refunded: Decimal) -> Decimal:
@@ -576,38 +583,82 @@ def remove_refunded(*, store: Store, order_id: object, now: datetime | None = No
     return "refunded order removed"
 
 
-def recount_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
+class OrderBeingConfirmed(Exception):
+    """A refund of an order whose confirmation may be under way: tried again once it is."""
+
+
+def recount_refunded(
+    *, store: Store, order_id: object, now: datetime | None = None, last_try: bool = False
+) -> str:
     """A refund (refunds/create): a confirmed order counts for what is left of it, as
     Shopify's answer gives it now (its total less every refund of it); refunded in full,
-    it leaves every figure. Safe to repeat. An order not confirmed yet is read with its
-    refunds when it is. Shopify unreachable raises (the delivery is tried again); a store
-    Shopify will not answer for (its token refused, the shop frozen), or an answer that
-    cannot be read, takes the order out of the figures: a refund that cannot be sized."""
+    it leaves every figure. Safe to repeat; two refunds of one order are counted one after
+    the other. An order not confirmed yet is read with its refunds when it is, or, asked
+    about a moment ago (the answer may predate this refund), this raises
+    OrderBeingConfirmed to be tried again. Shopify away raises too, but on the ``last_try``;
+    a store Shopify will not answer for (its token refused, the shop frozen, a scope gone),
+    or an answer that cannot be read, takes the order out of the figures: a refund that
+    cannot be sized."""
+    now = now or timezone.now()
     match = _ORDER_ID.match(str(order_id or ""))
     if match is None:
         return "payload without an order id"
     orders = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
     if not orders.exists():
         return "order not attributed"
-    counting = orders.filter(counted())
-    if not counting.exists():
-        return "order not counted: read with its refunds when Shopify confirms it"
-    try:
-        response = store_services.admin_graphql(
-            store, ORDER_QUERY, {"id": f"gid://shopify/Order/{match.group(1)}"}
-        )
-        found = (response.data or {}).get("order")
-        _, total, currency, _, refunded = _order_answer(found)
-    except (shopify.ShopifyAuthError, shopify.ShopUnavailable, *_UNREADABLE):
-        return remove_refunded(store=store, order_id=order_id, now=now)
-    kept = _kept(total, refunded)
-    if kept <= 0:
-        return remove_refunded(store=store, order_id=order_id, now=now)
-    amounts = _amounts(store, kept, currency)
-    if not _storable(amounts):
-        return remove_refunded(store=store, order_id=order_id, now=now)
-    counting.update(**amounts)
-    return "partly refunded: counts for what is left"
+    failure = None
+    with _one_at_a_time(f"attributed-order:{store.pk}:{match.group(1)}"):
+        counting = orders.filter(counted())
+        if not counting.exists():
+            in_flight = orders.filter(_PENDING, asked_at__gte=now - ASK_AGAIN_AFTER)
+            if not last_try and in_flight.exists():
+                raise OrderBeingConfirmed("the order is being confirmed: its refund comes after")
+            return "order not counted: read with its refunds when Shopify confirms it"
+        answer = None  # Shopify's (total, currency, refunded), when it gave one
+        try:
+            response = store_services.admin_graphql(
+                store, ORDER_QUERY, {"id": f"gid://shopify/Order/{match.group(1)}"}
+            )
+            _, total, currency, _, refunded = _order_answer((response.data or {}).get("order"))
+            if not Decimal("0") <= total <= MAX_AMOUNT or refunded > MAX_AMOUNT:
+                raise ValueError("an amount the figures cannot take")
+            answer = (total, currency, refunded)
+        except (shopify.ShopifyThrottled, shopify.ShopifyUnavailable) as away:
+            if not last_try:  # raised below, once what the call wrote (a token) is kept
+                failure = away
+        except (shopify.ShopifyError, *_UNREADABLE):
+            pass  # Shopify will not say: a refund that cannot be sized
+        if failure is None:
+            outcome = _recounted(store, counting, answer, now)
+    if failure is not None:
+        raise failure
+    return outcome
+
+
+def _recounted(store: Store, counting, answer: tuple | None, now: datetime) -> str:
+    """What a recount writes: the order's amounts for what is left of it, or the order out
+    of the figures (refunded in full, or a refund that cannot be sized: no ``answer``)."""
+    if answer is not None:
+        total, currency, refunded = answer
+        amounts = _amounts(store, _kept(total, refunded), currency)
+        if not _gone(total, refunded) and _storable(amounts):
+            counting.update(**amounts)
+            return "partly refunded: counts for what is left" if refunded else "nothing refunded"
+    counting.update(refunded_at=now)
+    return "refunded order removed"
+
+
+@contextmanager
+def _one_at_a_time(key: str):
+    """A transaction holding ``key`` (PostgreSQL's advisory lock), so that work on one order
+    in two workers does not interleave; SQLite (one writer, development) runs it as it is,
+    with no transaction held across the call to Shopify."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic():
+        locks.lock_for_transaction(key)
+        yield
 
 
 def handle_refund_webhook(delivery) -> str:
@@ -615,7 +666,10 @@ def handle_refund_webhook(delivery) -> str:
     store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
     if store is None:
         return "unknown shop"
-    return recount_refunded(store=store, order_id=delivery.payload.get("order_id"))
+    return recount_refunded(
+        store=store, order_id=delivery.payload.get("order_id"),
+        last_try=delivery.attempts >= webhooks.MAX_ATTEMPTS,
+    )  # fmt: skip
 
 
 def handle_cancel_webhook(delivery) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
@@ -238,12 +239,15 @@ def _attributed_orders(
         .values("day", "store_id", "store_currency")
         .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
     )
+    # Summed in each partner's currency and converted once per sum (the day's, the
+    # partner's, the total's), as network_status does: two stores of one currency see the
+    # same amount on both sides.
+    by_partner: dict[int, Counter[str]] = {}
+    by_currency: Counter[str] = Counter()
     for row in sent:
         day, theirs = series[_key(row["day"])], partner(row["store_id"])
         day["orders_sent"] += row["n"]
         theirs["orders_sent"] += row["n"]
-        # Summed in the partner's currency, converted once: two stores of one currency see
-        # the same amount on both sides.
         amount = attribution.in_currency(
             row["revenue"], from_currency=row["store_currency"], to_currency=sent_currency
         )
@@ -251,8 +255,17 @@ def _attributed_orders(
             found.sent_unpriced += row["n"]
             continue
         day["revenue_sent"] = round(day["revenue_sent"] + float(amount), 2)
-        theirs["sent"] += amount
-        found.sent += amount
+        by_partner.setdefault(row["store_id"], Counter())[row["store_currency"]] += row["revenue"]
+        by_currency[row["store_currency"]] += row["revenue"]
+
+    def in_mine(sums: Counter[str]) -> Decimal:
+        return sum((attribution.in_currency(amount, from_currency=currency,
+                                            to_currency=sent_currency)
+                    for currency, amount in sums.items()), Decimal("0"))  # fmt: skip
+
+    for store_id, sums in by_partner.items():
+        partner(store_id)["sent"] = in_mine(sums)
+    found.sent = in_mine(by_currency)
     return found
 
 

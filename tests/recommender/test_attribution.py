@@ -153,6 +153,31 @@ def test_two_stores_of_one_currency_see_the_same_amount_sent_and_received():
     assert sum(day["revenue_sent"] for day in page[sender.pk]["days"]) == 100.0
 
 
+def test_the_settings_page_and_network_status_give_one_total_sent_across_currencies():
+    """Orders of a euro store on several days, sent by a dollar store: the settings page
+    converted each day's sum and added the rounded results, a cent or more away from the
+    total network_status gives, which converts the sum once."""
+    sender, receiver = (
+        make_store("us-sender", currency="USD"),
+        make_store("eu-shop", currency="EUR"),
+    )
+    for n in range(12):
+        ref = attribution.click_reference(click(sender, receiver))
+        record_confirmed(store=receiver, reference=ref,
+                         order=order(order_id=str(3000 + n), total="10.03", currency="EUR"))  # fmt: skip
+        AttributedOrder.objects.filter(order_id=str(3000 + n)).update(
+            created_at=timezone.now() - timedelta(days=n % 6, hours=1)
+        )
+
+    page = stats.store_stats(sender, days=7)["totals"]["revenue_sent"]
+    network = attribution.store_sales(since=timezone.now() - timedelta(days=7))[sender.pk]
+
+    assert page == network["revenue_sent"]
+    assert page == float(
+        attribution.convert(Decimal("120.36"), from_currency="EUR", to_currency="USD")
+    )
+
+
 def test_amounts_are_in_the_receiving_stores_currency_and_the_reference_currency(stores):
     sender, receiver = stores["sender"], stores["receiver"]  # receiver sells in EUR
     ref = attribution.click_reference(click(sender, receiver))

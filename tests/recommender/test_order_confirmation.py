@@ -395,16 +395,47 @@ def test_a_partial_refund_leaves_what_is_left_of_the_order_in_the_figures(
     assert sales(shop) == (0, 0.0)
 
 
-def test_an_order_partly_refunded_before_it_is_confirmed_counts_for_the_rest(
+def test_an_order_partly_refunded_while_it_is_being_confirmed_counts_for_the_rest(
     bought, client, simulator, shop, task_queue
 ):
-    placed = bought()  # reported; Shopify not asked yet
-    assert refund(client, simulator, placed, "8.00").startswith("order not counted")
+    """The refund comes while Shopify is being asked about the order, whose answer may be
+    from before it: the refund is tried again once the order is confirmed."""
+    placed = bought()  # reported; its question to Shopify queued a moment ago
+    refund(client, simulator, placed, "8.00")
+    delivery = WebhookDelivery.objects.get(event_id="evt-r")
+    assert delivery.status == WebhookDelivery.Status.FAILED
+    assert "being confirmed" in delivery.last_error and delivery.next_attempt_at is not None
 
     confirm(task_queue)
+    assert sales(shop) == (1, 12.0)  # Shopify's answer has the refund
+    webhooks.process(delivery.pk)  # tried again
 
-    assert AttributedOrder.objects.get().verified_at is not None
+    delivery.refresh_from_db()
+    assert delivery.outcome == "partly refunded: counts for what is left"
     assert sales(shop) == (1, 12.0)
+
+
+def test_a_refund_of_an_order_shopify_was_asked_about_long_ago_waits_for_its_answer(
+    bought, client, simulator, shop, task_queue
+):
+    placed = bought()
+    AttributedOrder.objects.update(asked_at=timezone.now() - attribution.ASK_AGAIN_AFTER * 2)
+
+    assert refund(client, simulator, placed, "8.00").startswith("order not counted")
+    attribution.confirm_pending_orders()  # reconciliation asks again
+    confirm(task_queue)
+    assert sales(shop) == (1, 12.0)
+
+
+def test_a_free_order_counts_as_an_order_of_nothing(bought, client, simulator, shop, task_queue):
+    """Confirmed with a total of 0.00 and nothing refunded, an order was taken for one
+    refunded in full and left every figure."""
+    placed = bought(shopify_says={"total": "0.00"})
+    confirm(task_queue)
+    assert sales(shop) == (1, 0.0)
+
+    assert refund(client, simulator, placed, "0.00") == "nothing refunded"  # a restock
+    assert sales(shop) == (1, 0.0)
 
 
 def test_a_refund_shopify_cannot_be_asked_about_takes_the_order_out(
