@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -36,12 +35,12 @@ from typing import TypedDict
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from interlayer.queue import enqueue
-from recommender.exchange import locks, rules, tokens
+from recommender.exchange import rules, tokens
 from recommender.models import CLICK_PENDING, AttributedOrder, Click, Impression
 from stores import services as store_services
 from stores import shopify, webhooks
@@ -592,13 +591,13 @@ def recount_refunded(
 ) -> str:
     """A refund (refunds/create): a confirmed order counts for what is left of it, as
     Shopify's answer gives it now (its total less every refund of it); refunded in full,
-    it leaves every figure. Safe to repeat; two refunds of one order are counted one after
-    the other. An order not confirmed yet is read with its refunds when it is, or, asked
-    about a moment ago (the answer may predate this refund), this raises
-    OrderBeingConfirmed to be tried again. Shopify away raises too, but on the ``last_try``;
-    a store Shopify will not answer for (its token refused, the shop frozen, a scope gone),
-    or an answer that cannot be read, takes the order out of the figures: a refund that
-    cannot be sized."""
+    it leaves every figure. Safe to repeat, and to run twice at once: refunds only ever
+    lower what is left, so of two answers the lower one stays. An order not confirmed yet
+    is read with its refunds when it is, or, asked about a moment ago (the answer may
+    predate this refund), this raises OrderBeingConfirmed to be tried again. Shopify away
+    raises too, but on the ``last_try``; a store Shopify will not answer for (its token
+    refused, the shop frozen, a scope gone), or an answer that cannot be read, takes the
+    order out of the figures: a refund that cannot be sized."""
     now = now or timezone.now()
     match = _ORDER_ID.match(str(order_id or ""))
     if match is None:
@@ -606,33 +605,27 @@ def recount_refunded(
     orders = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
     if not orders.exists():
         return "order not attributed"
-    failure = None
-    with _one_at_a_time(f"attributed-order:{store.pk}:{match.group(1)}"):
-        counting = orders.filter(counted())
-        if not counting.exists():
-            in_flight = orders.filter(_PENDING, asked_at__gte=now - ASK_AGAIN_AFTER)
-            if not last_try and in_flight.exists():
-                raise OrderBeingConfirmed("the order is being confirmed: its refund comes after")
-            return "order not counted: read with its refunds when Shopify confirms it"
-        answer = None  # Shopify's (total, currency, refunded), when it gave one
-        try:
-            response = store_services.admin_graphql(
-                store, ORDER_QUERY, {"id": f"gid://shopify/Order/{match.group(1)}"}
-            )
-            _, total, currency, _, refunded = _order_answer((response.data or {}).get("order"))
-            if not Decimal("0") <= total <= MAX_AMOUNT or refunded > MAX_AMOUNT:
-                raise ValueError("an amount the figures cannot take")
-            answer = (total, currency, refunded)
-        except (shopify.ShopifyThrottled, shopify.ShopifyUnavailable) as away:
-            if not last_try:  # raised below, once what the call wrote (a token) is kept
-                failure = away
-        except (shopify.ShopifyError, *_UNREADABLE):
-            pass  # Shopify will not say: a refund that cannot be sized
-        if failure is None:
-            outcome = _recounted(store, counting, answer, now)
-    if failure is not None:
-        raise failure
-    return outcome
+    counting = orders.filter(counted())
+    if not counting.exists():
+        in_flight = orders.filter(_PENDING, asked_at__gte=now - ASK_AGAIN_AFTER)
+        if not last_try and in_flight.exists():
+            raise OrderBeingConfirmed("the order is being confirmed: its refund comes after")
+        return "order not counted: read with its refunds when Shopify confirms it"
+    answer = None  # Shopify's (total, currency, refunded), when it gave one
+    try:
+        response = store_services.admin_graphql(
+            store, ORDER_QUERY, {"id": f"gid://shopify/Order/{match.group(1)}"}
+        )
+        _, total, currency, _, refunded = _order_answer((response.data or {}).get("order"))
+        if not Decimal("0") <= total <= MAX_AMOUNT or refunded > MAX_AMOUNT:
+            raise ValueError("an amount the figures cannot take")
+        answer = (total, currency, refunded)
+    except (shopify.ShopifyThrottled, shopify.ShopifyUnavailable):
+        if not last_try:
+            raise
+    except (shopify.ShopifyError, *_UNREADABLE):
+        pass  # Shopify will not say: a refund that cannot be sized
+    return _recounted(store, counting, answer, now)
 
 
 def _recounted(store: Store, counting, answer: tuple | None, now: datetime) -> str:
@@ -640,25 +633,14 @@ def _recounted(store: Store, counting, answer: tuple | None, now: datetime) -> s
     of the figures (refunded in full, or a refund that cannot be sized: no ``answer``)."""
     if answer is not None:
         total, currency, refunded = answer
-        amounts = _amounts(store, _kept(total, refunded), currency)
+        kept = _kept(total, refunded)
+        amounts = _amounts(store, kept, currency)
         if not _gone(total, refunded) and _storable(amounts):
-            counting.update(**amounts)
+            # Not above what an answer written meanwhile left (refunds only lower it).
+            counting.exclude(currency=currency, total__lt=kept).update(**amounts)
             return "partly refunded: counts for what is left" if refunded else "nothing refunded"
     counting.update(refunded_at=now)
     return "refunded order removed"
-
-
-@contextmanager
-def _one_at_a_time(key: str):
-    """A transaction holding ``key`` (PostgreSQL's advisory lock), so that work on one order
-    in two workers does not interleave; SQLite (one writer, development) runs it as it is,
-    with no transaction held across the call to Shopify."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with transaction.atomic():
-        locks.lock_for_transaction(key)
-        yield
 
 
 def handle_refund_webhook(delivery) -> str:

@@ -395,6 +395,24 @@ def test_a_partial_refund_leaves_what_is_left_of_the_order_in_the_figures(
     assert sales(shop) == (0, 0.0)
 
 
+def test_of_two_refunds_counted_at_once_the_later_answer_stays(
+    bought, client, simulator, shop, task_queue
+):
+    """Two workers count two refunds of one order at once; the one that read Shopify first
+    writes last. What it read (less refunded) must not put back what the other took off."""
+    placed = bought()
+    confirm(task_queue)
+    refund(client, simulator, placed, "5.00")
+    refund(client, simulator, placed, "5.00", event_id="evt-r2")
+    assert sales(shop) == (1, 10.0)
+
+    simulator.shop("alpha").orders[placed["id"]]["refunds"].pop()  # Shopify as read before
+    outcome = attribution.recount_refunded(store=shop["receiver"], order_id=placed["id"])
+
+    assert outcome == "partly refunded: counts for what is left"
+    assert sales(shop) == (1, 10.0)
+
+
 def test_an_order_partly_refunded_while_it_is_being_confirmed_counts_for_the_rest(
     bought, client, simulator, shop, task_queue
 ):
