@@ -506,9 +506,13 @@ def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     if not _storable(amounts):
         return _reject(order, "a currency or total the figures cannot take", now)
     gone = {"refunded_at": now} if _gone(total, refunded) else {}
-    AttributedOrder.objects.filter(pk=order.pk).update(
-        **amounts, line_count=lines, verified_at=now, **gone
-    )
+    # Not over another answer, nor with one a refund since asked for again (it moves
+    # asked_at, recount_refunded): that newer question's answer counts.
+    written = AttributedOrder.objects.filter(
+        pk=order.pk, verified_at__isnull=True, rejected_at__isnull=True, asked_at=order.asked_at
+    ).update(**amounts, line_count=lines, verified_at=now, **gone)
+    if not written:
+        return "asked again meanwhile: the newer answer counts"
     if gone:
         return "confirmed, refunded"
     return "confirmed, partly refunded" if refunded > 0 else "confirmed"
@@ -582,10 +586,6 @@ def remove_refunded(*, store: Store, order_id: object, now: datetime | None = No
     return "refunded order removed"
 
 
-class OrderBeingConfirmed(Exception):
-    """A refund of an order whose confirmation may be under way: tried again once it is."""
-
-
 def recount_refunded(
     *, store: Store, order_id: object, now: datetime | None = None, last_try: bool = False
 ) -> str:
@@ -593,11 +593,10 @@ def recount_refunded(
     Shopify's answer gives it now (its total less every refund of it); refunded in full,
     it leaves every figure. Safe to repeat, and to run twice at once: refunds only ever
     lower what is left, so of two answers the lower one stays. An order not confirmed yet
-    is read with its refunds when it is, or, asked about a moment ago (the answer may
-    predate this refund), this raises OrderBeingConfirmed to be tried again. Shopify away
-    raises too, but on the ``last_try``; a store Shopify will not answer for (its token
-    refused, the shop frozen, a scope gone), or an answer that cannot be read, takes the
-    order out of the figures: a refund that cannot be sized."""
+    is asked about again, its refunds in the answer. Any other error of Shopify's raises
+    (tried again), but on the ``last_try``; then, or with a store Shopify will not answer
+    for (its token refused, the shop frozen) or an answer that cannot be read, the order
+    leaves the figures: a refund that cannot be sized."""
     now = now or timezone.now()
     match = _ORDER_ID.match(str(order_id or ""))
     if match is None:
@@ -607,10 +606,15 @@ def recount_refunded(
         return "order not attributed"
     counting = orders.filter(counted())
     if not counting.exists():
-        in_flight = orders.filter(_PENDING, asked_at__gte=now - ASK_AGAIN_AFTER)
-        if not last_try and in_flight.exists():
-            raise OrderBeingConfirmed("the order is being confirmed: its refund comes after")
-        return "order not counted: read with its refunds when Shopify confirms it"
+        pending = list(orders.filter(_PENDING).values_list("pk", flat=True))
+        if not pending:
+            return "order not counted"
+        # An answer about it may be on its way from before this refund: asked again, and
+        # that answer is no longer taken (verify_order writes only for the latest question).
+        AttributedOrder.objects.filter(pk__in=pending).update(asked_at=now)
+        for pk in pending:
+            enqueue("recommender.tasks.verify_order", pk, task_name=f"verify-order:{pk}")
+        return "order not confirmed yet: asked again, with its refund"
     answer = None  # Shopify's (total, currency, refunded), when it gave one
     try:
         response = store_services.admin_graphql(
@@ -620,11 +624,11 @@ def recount_refunded(
         if not Decimal("0") <= total <= MAX_AMOUNT or refunded > MAX_AMOUNT:
             raise ValueError("an amount the figures cannot take")
         answer = (total, currency, refunded)
-    except (shopify.ShopifyThrottled, shopify.ShopifyUnavailable):
-        if not last_try:
+    except (shopify.ShopifyAuthError, shopify.ShopUnavailable, *_UNREADABLE):
+        pass  # Shopify will not answer for the store, or not readably: cannot be sized
+    except shopify.ShopifyError:
+        if not last_try:  # away, throttled, or an error it may not make again
             raise
-    except (shopify.ShopifyError, *_UNREADABLE):
-        pass  # Shopify will not say: a refund that cannot be sized
     return _recounted(store, counting, answer, now)
 
 
