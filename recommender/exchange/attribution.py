@@ -468,9 +468,11 @@ def _reject(order: AttributedOrder, why: str, now: datetime) -> str:
 def verify_order(order: AttributedOrder, *, now: datetime | None = None) -> str:
     """Ask Shopify about a reported order: it counts (with Shopify's total, currency and
     number of items) only if the receiving shop has it, placed within the window after a
-    shopper's click, neither cancelled nor a test order; otherwise it is rejected. One
-    refunded already is confirmed as refunded, in no figure. Shopify
-    being unreachable raises; reconciliation asks again."""
+    shopper's click, neither cancelled nor a test order; otherwise it is rejected. It
+    counts for its total less what was refunded of it by then; refunded in full, it is
+    confirmed in no figure. The answer is not taken when the order was asked about again
+    meanwhile (a refund came: recount_refunded). Shopify being unreachable raises;
+    reconciliation asks again."""
     now = now or timezone.now()
     if order.verified_at is not None or order.rejected_at is not None:
         return "already answered"
