@@ -54,6 +54,14 @@ def record_confirmed(**report) -> str:
     return outcome
 
 
+def confirmed_orders(sender, receiver, count: int, *, total: str, currency: str) -> None:
+    """``count`` orders of ``total`` each, after clicks from ``sender``'s widget, confirmed."""
+    for n in range(count):
+        ref = attribution.click_reference(click(sender, receiver))
+        record_confirmed(store=receiver, reference=ref,
+                         order=order(order_id=str(2000 + n), total=total, currency=currency))  # fmt: skip
+
+
 def pixel_post(client, store, **fields):
     body = {"key": attribution.pixel_key(store.shop_domain), "shop": store.shop_domain, **fields}
     return client.post("/pixel/events", data=json.dumps(body), content_type="text/plain")
@@ -134,12 +142,9 @@ def test_two_stores_of_one_currency_see_the_same_amount_sent_and_received():
     99.98)."""
     sender, receiver = (
         make_store("eu-sender", currency="EUR"),
-        make_store("eu-receiver", currency="EUR"),
+        make_store("eu-shop", currency="EUR"),
     )
-    for n in range(10):
-        ref = attribution.click_reference(click(sender, receiver))
-        record_confirmed(store=receiver, reference=ref,
-                         order=order(order_id=str(2000 + n), total="10.00", currency="EUR"))  # fmt: skip
+    confirmed_orders(sender, receiver, 10, total="10.00", currency="EUR")
 
     since = timezone.now() - timedelta(days=1)
     figures = attribution.store_sales(since=since)
@@ -161,13 +166,10 @@ def test_the_settings_page_and_network_status_give_one_total_sent_across_currenc
         make_store("us-sender", currency="USD"),
         make_store("eu-shop", currency="EUR"),
     )
-    for n in range(12):
-        ref = attribution.click_reference(click(sender, receiver))
-        record_confirmed(store=receiver, reference=ref,
-                         order=order(order_id=str(3000 + n), total="10.03", currency="EUR"))  # fmt: skip
-        AttributedOrder.objects.filter(order_id=str(3000 + n)).update(
-            created_at=timezone.now() - timedelta(days=n % 6, hours=1)
-        )
+    confirmed_orders(sender, receiver, 12, total="10.03", currency="EUR")
+    for n, saved in enumerate(AttributedOrder.objects.order_by("pk")):  # over six days
+        saved.created_at = timezone.now() - timedelta(days=n % 6, hours=1)
+        saved.save(update_fields=["created_at"])
 
     page = stats.store_stats(sender, days=7)["totals"]["revenue_sent"]
     network = attribution.store_sales(since=timezone.now() - timedelta(days=7))[sender.pk]

@@ -247,6 +247,19 @@ def test_a_real_order_after_a_click_that_billed_nothing_still_counts(bought, sho
     assert sales(shop) == (1, 20.0)
 
 
+def sold_in(currency: str, total: str, bought, shop, task_queue):
+    """The receiving store sells in ``currency``: one order of ``total`` reported and
+    confirmed in it, counted in the store's own currency. Returns the order and the
+    network's figures."""
+    Store.objects.filter(pk=shop["receiver"].pk).update(currency=currency)
+    bought(currency=currency, total=total, shopify_says={"currency": currency, "total": total})
+    confirm(task_queue)
+    saved = AttributedOrder.objects.get()
+    assert saved.verified_at is not None and saved.rejected_at is None
+    assert (saved.total_store_currency, saved.store_currency) == (Decimal(total), currency)
+    return saved, attribution.store_sales(since=timezone.now() - timedelta(days=1))
+
+
 def test_an_order_in_a_currency_without_a_reference_rate_counts_in_that_stores_figures(
     bought, shop, task_queue
 ):
@@ -255,16 +268,9 @@ def test_an_order_in_a_currency_without_a_reference_rate_counts_in_that_stores_f
     stayed at 0. Its own figures need no rate (Shopify gives the order in the shop's
     currency); the partner that sent the shopper counts the order, but cannot price it in
     its own currency, and is told so rather than shown a figure converted at 1:1."""
-    Store.objects.filter(pk=shop["receiver"].pk).update(currency="NGN")
-    bought(currency="NGN", total="27000", shopify_says={"currency": "NGN", "total": "27000"})
+    saved, figures = sold_in("NGN", "27000", bought, shop, task_queue)
 
-    confirm(task_queue)
-
-    saved = AttributedOrder.objects.get()
-    assert saved.verified_at is not None and saved.rejected_at is None
-    assert (saved.total_store_currency, saved.store_currency) == (Decimal("27000.00"), "NGN")
     assert saved.total_reference is None
-    figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))
     received, sent = figures[shop["receiver"].pk], figures[shop["sender"].pk]
     assert (received["orders_received"], received["revenue_received"]) == (1, 27000.0)
     assert received["currency"] == "NGN"
@@ -277,16 +283,9 @@ def test_an_order_in_a_currency_of_large_numbers_counts_at_what_it_is_worth(
     """Rp 2,500,000 is about 140 US dollars: an everyday order of a store selling in
     rupiah, which a bound of a million in any currency refused at the pixel and again
     when Shopify confirmed it."""
-    Store.objects.filter(pk=shop["receiver"].pk).update(currency="IDR")
-    bought(currency="IDR", total="2500000", shopify_says={"currency": "IDR", "total": "2500000"})
+    saved, figures = sold_in("IDR", "2500000", bought, shop, task_queue)
 
-    confirm(task_queue)
-
-    saved = AttributedOrder.objects.get()
-    assert saved.verified_at is not None and saved.rejected_at is None
-    assert (saved.total_store_currency, saved.store_currency) == (Decimal("2500000.00"), "IDR")
     assert Decimal("100") < saved.total_reference < Decimal("200")
-    figures = attribution.store_sales(since=timezone.now() - timedelta(days=1))
     assert figures[shop["receiver"].pk]["revenue_received"] == 2500000.0
     assert 100 < figures[shop["sender"].pk]["revenue_sent"] < 200
 
