@@ -168,7 +168,7 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
     orders = found.partners
     summed = {key: sum(day[key] for day in series.values()) for key in DayStats.__annotations__}
     # Totals of money are summed before rounding, as network_status sums them.
-    summed["revenue_received"] = float(sum(o["received"] for o in orders.values()))
+    summed["revenue_received"] = float(found.received)
     summed["revenue_sent"] = float(found.sent)
     # Billable clicks sent (held ones included) over viewable impressions: raw clicks count
     # bots and rows never seen, and can outnumber views. (Review judges a store by the same
@@ -192,6 +192,7 @@ def store_stats(store: Store, *, days: int) -> StoreStats:
 @dataclasses.dataclass
 class _Orders:
     partners: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    received: Decimal = Decimal("0")  # the total received, in the store's currency
     sent: Decimal = Decimal("0")  # the total sent, in the store's figures currency
     sent_unpriced: int = 0  # orders sent in a currency without a reference rate
     received_unpriced: int = 0  # orders received in a currency the store no longer uses
@@ -213,60 +214,61 @@ def _attributed_orders(
         return partners.setdefault(store_id, zero)
 
     counted = AttributedOrder.objects.filter(attribution.counted(), created_at__gte=since)
-    received = (
-        counted.filter(store=store)
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day", "source_store_id", "store_currency")
-        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
+    by_day = counted.annotate(day=TruncDate("created_at", tzinfo=zone))
+    # Both sides grouped by the receiving store's currency of the day an order came (a
+    # store can change its currency): received orders in the store's own currency, sent
+    # ones in its figures currency.
+    found.received, found.received_unpriced = _tally(
+        by_day.filter(store=store), "received", "source_store_id", currency, series, partner
     )
-    for row in received:
-        day, mine = series[_key(row["day"])], partner(row["source_store_id"])
-        day["orders_received"] += row["n"]
-        mine["orders_received"] += row["n"]
-        # In the store's currency of the day it came: converted where the store has changed
-        # its currency since, counted without a price where no rate allows it.
-        amount = attribution.in_currency(
-            row["revenue"], from_currency=row["store_currency"], to_currency=currency
-        )
-        if amount is None:
-            found.received_unpriced += row["n"]
-            continue
-        day["revenue_received"] = round(day["revenue_received"] + float(amount), 2)
-        mine["received"] += amount
-    sent = (
-        counted.filter(source_store=store)
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
-        .values("day", "store_id", "store_currency")
-        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
+    found.sent, found.sent_unpriced = _tally(
+        by_day.filter(source_store=store), "sent", "store_id", sent_currency, series, partner
     )
-    # Summed in each partner's currency and converted once per sum (the day's, the
-    # partner's, the total's), as network_status does: two stores of one currency see the
-    # same amount on both sides.
+    return found
+
+
+def _tally(
+    orders, side: str, partner_field: str, to_currency: str, series: dict[str, DayStats], partner
+) -> tuple[Decimal, int]:
+    """One side of a store's attributed orders (``side``: "received" or "sent"; ``orders``
+    annotated with their ``day``), per day, partner and currency, counted into the days
+    and the partners. Amounts are summed per currency and converted once per sum (the
+    day's, the partner's, the total's), as network_status does: two stores of one
+    currency see the same amount on both sides. Returns the total, and how many orders no
+    rate could price."""
     by_partner: dict[int, Counter[str]] = {}
     by_currency: Counter[str] = Counter()
-    for row in sent:
-        day, theirs = series[_key(row["day"])], partner(row["store_id"])
-        day["orders_sent"] += row["n"]
-        theirs["orders_sent"] += row["n"]
+    unpriced = 0
+    rows = orders.values("day", partner_field, "store_currency").annotate(
+        n=Count("id"), revenue=Sum("total_store_currency")
+    )
+    for row in rows:
+        day, theirs = series[_key(row["day"])], partner(row[partner_field])
+        day[f"orders_{side}"] += row["n"]
+        theirs[f"orders_{side}"] += row["n"]
         amount = attribution.in_currency(
-            row["revenue"], from_currency=row["store_currency"], to_currency=sent_currency
+            row["revenue"], from_currency=row["store_currency"], to_currency=to_currency
         )
         if amount is None:
-            found.sent_unpriced += row["n"]
+            unpriced += row["n"]
             continue
-        day["revenue_sent"] = round(day["revenue_sent"] + float(amount), 2)
-        by_partner.setdefault(row["store_id"], Counter())[row["store_currency"]] += row["revenue"]
+        day[f"revenue_{side}"] = round(day[f"revenue_{side}"] + float(amount), 2)
+        by_partner.setdefault(row[partner_field], Counter())[row["store_currency"]] += row[
+            "revenue"
+        ]
         by_currency[row["store_currency"]] += row["revenue"]
-
-    def in_mine(sums: Counter[str]) -> Decimal:
-        return sum((attribution.in_currency(amount, from_currency=currency,
-                                            to_currency=sent_currency)
-                    for currency, amount in sums.items()), Decimal("0"))  # fmt: skip
-
     for store_id, sums in by_partner.items():
-        partner(store_id)["sent"] = in_mine(sums)
-    found.sent = in_mine(by_currency)
-    return found
+        partner(store_id)[side] = _converted(sums, to_currency)
+    return _converted(by_currency, to_currency), unpriced
+
+
+def _converted(sums: Counter[str], to_currency: str) -> Decimal:
+    """Amounts summed per currency, each sum converted (all have a rate: _tally)."""
+    return sum(
+        (attribution.convert(amount, from_currency=code, to_currency=to_currency)
+         for code, amount in sums.items()),
+        Decimal("0"),
+    )  # fmt: skip
 
 
 def _with_orders(
