@@ -71,7 +71,7 @@ def require_shop_domain(value: Any) -> str:
 
 
 def page_csp(shop_domain: str | None) -> str:
-    """The Content-Security-Policy every HTML page carries.
+    """The Content-Security-Policy every page the app renders from its templates carries.
 
     Framing: by the shop's admin alone (``shop_domain``, an embedded page), else by no one.
     Scripts: from this app and the hosts App Bridge and Polaris load from alone; no inline
