@@ -679,6 +679,27 @@ def counted() -> Q:
     return Q(refunded_at__isnull=True, verified_at__isnull=False)
 
 
+def _summed(orders, store_field: str, currency_of) -> dict[int, dict]:
+    """Per store (``store_field``: the receiving or the sending one): how many ``orders``,
+    their revenue in ``currency_of(store)`` (summed per currency, each sum converted once),
+    and how many no rate could price."""
+    summed: dict[int, dict] = {}
+    for row in orders.values(store_field, "store_currency").annotate(
+        n=Count("id"), revenue=Sum("total_store_currency")
+    ):
+        store_id = row[store_field]
+        these = summed.setdefault(store_id, {"n": 0, "revenue": Decimal("0"), "unpriced": 0})
+        amount = in_currency(
+            row["revenue"], from_currency=row["store_currency"], to_currency=currency_of(store_id)
+        )
+        these["n"] += row["n"]
+        if amount is None:
+            these["unpriced"] += row["n"]
+        else:
+            these["revenue"] += amount
+    return summed
+
+
 class StoreSales(TypedDict):
     """What the network brought a store, and what the store brought its partners."""
 
@@ -709,47 +730,13 @@ def store_sales(*, since: datetime, store_ids: list[int] | None = None) -> dict[
     views = Impression.objects.filter(created_at__gte=since)
     if store_ids is not None:
         views = views.filter(store_id__in=store_ids)
-    # Each order's total is in its store's currency of the day it came (a store can change
-    # its currency): summed per currency, converted where it has changed.
-    received: dict[int, dict] = {}
-    for row in (
-        orders.filter(store_id__in=currencies)
-        .values("store_id", "store_currency")
-        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
-    ):
-        got = received.setdefault(row["store_id"], {"n": 0, "revenue": Decimal("0"), "unpriced": 0})
-        amount = in_currency(
-            row["revenue"],
-            from_currency=row["store_currency"],
-            to_currency=currencies[row["store_id"]] or REFERENCE_CURRENCY,
-        )
-        got["n"] += row["n"]
-        if amount is None:
-            got["unpriced"] += row["n"]
-        else:
-            got["revenue"] += amount
-    # Summed in each receiving store's currency and converted once (two stores of one
-    # currency see the same amount on both sides), counted without a price where no rate
-    # allows it.
-    sent: dict[int, dict] = {}
-    for row in (
-        orders.filter(source_store_id__in=currencies)
-        .values("source_store_id", "store_currency")
-        .annotate(n=Count("id"), revenue=Sum("total_store_currency"))
-    ):
-        gave = sent.setdefault(
-            row["source_store_id"], {"n": 0, "revenue": Decimal("0"), "unpriced": 0}
-        )
-        amount = in_currency(
-            row["revenue"],
-            from_currency=row["store_currency"],
-            to_currency=figures_currency(currencies[row["source_store_id"]] or REFERENCE_CURRENCY),
-        )
-        gave["n"] += row["n"]
-        if amount is None:
-            gave["unpriced"] += row["n"]
-        else:
-            gave["revenue"] += amount
+    # Each order's total is in the receiving store's currency of the day it came (a store
+    # can change its currency): summed per currency and converted once, so two stores of
+    # one currency see the same amount on both sides.
+    received = _summed(orders.filter(store_id__in=currencies), "store_id",
+                       lambda pk: currencies[pk] or REFERENCE_CURRENCY)  # fmt: skip
+    sent = _summed(orders.filter(source_store_id__in=currencies), "source_store_id",
+                   lambda pk: figures_currency(currencies[pk] or REFERENCE_CURRENCY))  # fmt: skip
     impressions = dict(
         views.values("store_id").annotate(n=Count("id")).values_list("store_id", "n")
     )
