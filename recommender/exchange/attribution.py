@@ -430,8 +430,13 @@ def _confirm_later(store_id: int, order_pks: list[int]) -> int:
     queued = order_pks[: max(CONFIRMATIONS_PER_STORE_PER_HOUR - asked, 0)]
     AttributedOrder.objects.filter(pk__in=queued).update(asked_at=now)
     for pk in queued:
-        enqueue("recommender.tasks.verify_order", pk, task_name=f"verify-order:{pk}")
+        _ask(pk)
     return len(queued)
+
+
+def _ask(order_pk: int) -> None:
+    """Queue the question to Shopify about one reported order (verify_order, in the worker)."""
+    enqueue("recommender.tasks.verify_order", order_pk, task_name=f"verify-order:{order_pk}")
 
 
 ORDER_QUERY = """
@@ -575,15 +580,22 @@ def confirm_pending_orders(*, now: datetime | None = None) -> int:
     return sum(_confirm_later(store_id, pks) for store_id, pks in by_store.items())
 
 
-def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
-    """A cancellation (orders/cancelled), or a refund of all of it: the order leaves every
-    figure. Safe to repeat."""
+def _orders_named(store: Store, order_id: object):
+    """The store's attributed orders a webhook's order id names, or why there are none (the
+    outcome to record)."""
     match = _ORDER_ID.match(str(order_id or ""))
     if match is None:
         return "payload without an order id"
-    found = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
-    if not found.exists():
-        return "order not attributed"
+    orders = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
+    return orders if orders.exists() else "order not attributed"
+
+
+def remove_refunded(*, store: Store, order_id: object, now: datetime | None = None) -> str:
+    """A cancellation (orders/cancelled), or a refund of all of it: the order leaves every
+    figure. Safe to repeat."""
+    found = _orders_named(store, order_id)
+    if isinstance(found, str):
+        return found
     found.filter(refunded_at__isnull=True).update(refunded_at=now or timezone.now())
     return "refunded order removed"
 
@@ -600,14 +612,12 @@ def recount_refunded(
     for (its token refused, the shop frozen) or an answer that cannot be read, the order
     leaves the figures: a refund that cannot be sized."""
     now = now or timezone.now()
-    match = _ORDER_ID.match(str(order_id or ""))
-    if match is None:
-        return "payload without an order id"
-    orders = AttributedOrder.objects.filter(store=store, order_id=match.group(1))
-    if not orders.exists():
-        return "order not attributed"
+    orders = _orders_named(store, order_id)
+    if isinstance(orders, str):
+        return orders
     counting = orders.filter(counted())
-    if not counting.exists():
+    counted_order = counting.first()
+    if counted_order is None:
         pending = list(orders.filter(_PENDING).values_list("pk", flat=True))
         if not pending:
             return "order not counted"
@@ -615,12 +625,12 @@ def recount_refunded(
         # that answer is no longer taken (verify_order writes only for the latest question).
         AttributedOrder.objects.filter(pk__in=pending).update(asked_at=now)
         for pk in pending:
-            enqueue("recommender.tasks.verify_order", pk, task_name=f"verify-order:{pk}")
+            _ask(pk)
         return "order not confirmed yet: asked again, with its refund"
     answer = None  # Shopify's (total, currency, refunded), when it gave one
     try:
         response = store_services.admin_graphql(
-            store, ORDER_QUERY, {"id": f"gid://shopify/Order/{match.group(1)}"}
+            store, ORDER_QUERY, {"id": f"gid://shopify/Order/{counted_order.order_id}"}
         )
         _, total, currency, _, refunded = _order_answer((response.data or {}).get("order"))
         if not Decimal("0") <= total <= MAX_AMOUNT or refunded > MAX_AMOUNT:
@@ -651,26 +661,21 @@ def _recounted(store: Store, counting, answer: tuple | None, now: datetime) -> s
 
 def handle_refund_webhook(delivery) -> str:
     """The handler registered for refunds/create (a stores.models.WebhookDelivery)."""
-    store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
-    if store is None:
-        return "unknown shop"
-    return recount_refunded(
-        store=store, order_id=delivery.payload.get("order_id"),
-        last_try=delivery.attempts >= webhooks.MAX_ATTEMPTS,
-    )  # fmt: skip
+    last_try = delivery.attempts >= webhooks.MAX_ATTEMPTS
+    return _on_webhook(delivery, "order_id", recount_refunded, last_try=last_try)
 
 
 def handle_cancel_webhook(delivery) -> str:
     """The handler registered for orders/cancelled: a cancelled order leaves every figure as
     a refunded one does (an unpaid order cancelled brings no refund)."""
-    return _remove_on_webhook(delivery, order_id_key="id")
+    return _on_webhook(delivery, "id", remove_refunded)
 
 
-def _remove_on_webhook(delivery, *, order_id_key: str) -> str:
+def _on_webhook(delivery, order_id_key: str, act, **options) -> str:
     store = Store.objects.filter(shop_domain=delivery.shop_domain).first()
     if store is None:
         return "unknown shop"
-    return remove_refunded(store=store, order_id=delivery.payload.get(order_id_key))
+    return act(store=store, order_id=delivery.payload.get(order_id_key), **options)
 
 
 # --- figures ------------------------------------------------------------------------------------
